@@ -1,0 +1,183 @@
+/* bench.c: the helpers every workload shares (see bench.h). */
+#define _GNU_SOURCE
+#include "bench.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *malloc_from = "unknown";
+
+static void usage(const char *prog) {
+  fprintf(stderr, "usage: %s [-s SCALE] [-t THREADS] [-m MODE]\n", prog);
+  exit(BENCH_EXIT_USAGE);
+}
+
+void bench_init(int argc, char **argv, bench_args *args) {
+  args->scale = 1.0;
+  args->threads = 2;
+  args->mode = NULL;
+  int opt;
+  while ((opt = getopt(argc, argv, "s:t:m:")) != -1) {
+    if (opt == 's')
+      args->scale = atof(optarg);
+    else if (opt == 't')
+      args->threads = atoi(optarg);
+    else if (opt == 'm')
+      args->mode = optarg;
+    else
+      usage(argv[0]);
+  }
+  if (optind != argc || !(args->scale > 0) || args->threads < 1 || args->threads > 1024)
+    usage(argv[0]);
+  bench_check_preload();
+}
+
+/* Reads all of /proc/self/maps with plain read(2), so the check does not depend on stdio. */
+static int maps_contains(const char *needle) {
+  static char buf[1 << 20];
+  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  size_t len = 0;
+  ssize_t n;
+  while (len < sizeof buf - 1 && (n = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+    len += (size_t)n;
+  close(fd);
+  buf[len] = '\0';
+  return strstr(buf, needle) != NULL;
+}
+
+/* The path of the object that defines the function the program actually calls. */
+static const char *defining_object(void *fn) {
+  Dl_info info;
+  if (fn == NULL || dladdr(fn, &info) == 0 || info.dli_fname == NULL)
+    return "unknown";
+  return info.dli_fname;
+}
+
+void bench_check_preload(void) {
+  void *fns[] = {(void *)malloc, (void *)free, (void *)calloc, (void *)realloc};
+  const char *names[] = {"malloc", "free", "calloc", "realloc"};
+  malloc_from = defining_object(fns[0]);
+  const char *want = getenv("BENCH_EXPECT_LIB");
+  if (want == NULL || *want == '\0')
+    return;
+  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+    const char *from = defining_object(fns[i]);
+    if (strstr(from, want) == NULL) {
+      fprintf(stderr, "bench: %s comes from %s, not from %s: the preload did not take effect\n",
+              names[i], from, want);
+      exit(BENCH_EXIT_PRELOAD);
+    }
+  }
+  if (!maps_contains(want)) {
+    fprintf(stderr, "bench: %s is not mapped in /proc/self/maps\n", want);
+    exit(BENCH_EXIT_PRELOAD);
+  }
+}
+
+size_t bench_scaled(const bench_args *args, double full, size_t min) {
+  double v = full * args->scale;
+  return v < (double)min ? min : (size_t)v;
+}
+
+size_t bench_log_range(bench_rng *rng, size_t lo, size_t hi) {
+  double u = (double)(bench_rand(rng) >> 11) * (1.0 / 9007199254740992.0);
+  size_t v = (size_t)exp(log((double)lo) + u * (log((double)hi + 1) - log((double)lo)));
+  return v < lo ? lo : v > hi ? hi : v;
+}
+
+static void write_word(void *p, size_t off, uint64_t tag) {
+  uint64_t v = tag ^ off;
+  memcpy((char *)p + off, &v, sizeof v);
+}
+
+static void check_word(const void *p, size_t off, uint64_t tag) {
+  uint64_t v;
+  memcpy(&v, (const char *)p + off, sizeof v);
+  if (v != (tag ^ off))
+    bench_fail("block %p: the word at offset %zu is %016llx, expected %016llx", p, off,
+               (unsigned long long)v, (unsigned long long)(tag ^ off));
+}
+
+/* Stride words stop 16 bytes short of the end so that none overlaps the last word. */
+void bench_write(void *p, size_t from, size_t size, uint64_t tag, size_t stride) {
+  if (size < 8)
+    bench_fail("blocks under test need at least 8 bytes, got %zu", size);
+  size_t first = from < 16 ? 0 : (from - 16 + stride) / stride * stride;
+  for (size_t off = first; off + 16 <= size; off += stride)
+    write_word(p, off, tag);
+  write_word(p, size - 8, tag);
+}
+
+void bench_check(const void *p, size_t size, uint64_t tag, size_t stride) {
+  for (size_t off = 0; off + 16 <= size; off += stride)
+    check_word(p, off, tag);
+  check_word(p, size - 8, tag);
+}
+
+void *bench_malloc(size_t size) {
+  void *p = malloc(size);
+  if (p == NULL)
+    bench_fail("malloc(%zu) returned NULL", size);
+  return p;
+}
+
+void bench_fail(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("bench: FAILED: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  exit(BENCH_EXIT_CORRUPT);
+}
+
+double bench_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+long bench_status_kb(const char *field) {
+  char buf[8192];
+  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return -1;
+  buf[n] = '\0';
+  size_t flen = strlen(field);
+  for (char *line = buf; line != NULL && *line; line = strchr(line, '\n')) {
+    if (*line == '\n')
+      line++;
+    if (strncmp(line, field, flen) == 0 && line[flen] == ':')
+      return strtol(line + flen + 1, NULL, 10);
+  }
+  return -1;
+}
+
+static const char *basename_of(const char *path) {
+  const char *slash = strrchr(path, '/');
+  return slash ? slash + 1 : path;
+}
+
+void bench_result_rss(const char *name, double seconds, long final_rss_kb, const char *extra) {
+  printf("RESULT name=%s seconds=%.6f peak_rss_kb=%ld final_rss_kb=%ld malloc_from=%s%s%s\n",
+         name, seconds, bench_status_kb("VmHWM"), final_rss_kb, basename_of(malloc_from),
+         extra ? " " : "", extra ? extra : "");
+  fflush(stdout);
+}
+
+void bench_result(const char *name, double seconds, const char *extra) {
+  bench_result_rss(name, seconds, bench_status_kb("VmRSS"), extra);
+}

@@ -1,0 +1,93 @@
+/* bench.h: what every workload program shares: arguments, a seeded random generator, block
+ * patterns that are written after malloc and verified before free, the preload check, resident
+ * memory from /proc/self/status, and the one RESULT line.
+ *
+ * The workloads use only the plain malloc family: scripts/bench runs them under LD_PRELOAD of
+ * each allocator. A workload that finds a damaged block exits with status 1, so a broken
+ * allocator fails instead of looking fast. */
+#ifndef BENCH_H
+#define BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Exit statuses the runner tells apart. */
+#define BENCH_EXIT_CORRUPT 1 /* a block's contents were wrong, or malloc returned NULL */
+#define BENCH_EXIT_USAGE 2
+#define BENCH_EXIT_PRELOAD 3 /* BENCH_EXPECT_LIB is set but that library does not serve malloc */
+
+typedef struct bench_args {
+  double scale;   /* -s: multiplies every size or iteration count; 1.0 is the full run */
+  int threads;    /* -t: worker threads (default 2, the judged machine's cores) */
+  const char *mode; /* -m: a workload-specific variant, or NULL */
+} bench_args;
+
+/* Parses "-s SCALE -t THREADS -m MODE", then checks the preload (see bench_check_preload).
+ * Exits on bad arguments. */
+void bench_init(int argc, char **argv, bench_args *args);
+
+/* When BENCH_EXPECT_LIB is set, malloc, free, calloc and realloc must all resolve to a library
+ * whose path contains it, and that library must appear in /proc/self/maps; otherwise the
+ * program exits with BENCH_EXIT_PRELOAD. Called by bench_init. */
+void bench_check_preload(void);
+
+/* Scales a count, never below `min`. */
+size_t bench_scaled(const bench_args *args, double full, size_t min);
+
+/* splitmix64: small, fast, and the same sequence on every run for a seed. */
+typedef struct bench_rng {
+  uint64_t state;
+} bench_rng;
+
+static inline uint64_t bench_rand(bench_rng *rng) {
+  uint64_t z = (rng->state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+/* Uniform in [lo, hi]. */
+static inline size_t bench_range(bench_rng *rng, size_t lo, size_t hi) {
+  return lo + (size_t)(bench_rand(rng) % (hi - lo + 1));
+}
+
+/* Log-uniform in [lo, hi]: as many blocks between 16 and 32 bytes as between 1 and 2 KiB. */
+size_t bench_log_range(bench_rng *rng, size_t lo, size_t hi);
+
+/* A tag that differs for every (block, generation); never zero. */
+static inline uint64_t bench_tag(uint64_t a, uint64_t b) {
+  bench_rng r = {a * 0x100000001b3ull ^ b};
+  return bench_rand(&r) | 1;
+}
+
+/* Block contents. A word every `stride` bytes and the last 8 bytes hold tag ^ offset, so every
+ * cache line (stride BENCH_LINE) or every page (stride BENCH_PAGE) is written, and words written
+ * before and after a realloc follow one rule. Writing every byte would measure memset, not the
+ * allocator; one word per line still catches two live blocks that overlap. Blocks are at least
+ * 8 bytes. bench_write covers [from, size): the part a realloc added to a block written up to
+ * `from` (0 for a new block). */
+#define BENCH_LINE 64
+#define BENCH_PAGE 4096
+void bench_write(void *p, size_t from, size_t size, uint64_t tag, size_t stride);
+void bench_check(const void *p, size_t size, uint64_t tag, size_t stride);
+
+/* malloc that treats NULL as failure. */
+void *bench_malloc(size_t size);
+
+/* Reports a damaged block or other failure on stderr and exits BENCH_EXIT_CORRUPT. */
+void bench_fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+/* Seconds on the monotonic clock. */
+double bench_now(void);
+
+/* A field of /proc/self/status in KiB ("VmHWM", "VmRSS"), or -1. */
+long bench_status_kb(const char *field);
+
+/* Prints "RESULT name=NAME seconds=S peak_rss_kb=P final_rss_kb=F malloc_from=LIB EXTRA" with
+ * the resident sizes read now. `extra` is more key=value pairs, or NULL. */
+void bench_result(const char *name, double seconds, const char *extra);
+
+/* The same with the final resident size given (a workload that measured it earlier). */
+void bench_result_rss(const char *name, double seconds, long final_rss_kb, const char *extra);
+
+#endif
