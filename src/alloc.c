@@ -1,0 +1,258 @@
+/* alloc.c: the malloc family. The fast path pops the calling thread's current page for the
+ * size: one load of the thread's heap, one of the page, one of its free list, one unlikely
+ * branch, about a dozen instructions. Everything else tail-calls the slow path in heap.c.
+ * Large blocks are spans from the node's arena; huge ones get a segment each. */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define NA_SIZE_MAX ((size_t)PTRDIFF_MAX)
+
+static inline void *pop_block(na_page_t *page) {
+  na_block_t *block = page->free;
+  page->free = na_block_next(page, block);
+  page->used++;
+  return block;
+}
+
+void *numalloc_malloc(size_t size) {
+  na_heap_t *heap = na_tls_heap;
+  if (na_likely(size <= NA_DIRECT_MAX)) {
+    na_page_t *page = heap->direct[(size + 15) >> 4];
+    if (na_likely(page->free != NULL)) return pop_block(page);
+  } else if (size <= NA_SMALL_MAX) {
+    na_page_t *page = heap->current[na_size_class(size)];
+    if (na_likely(page->free != NULL)) return pop_block(page);
+  }
+  return na_heap_alloc_slow(heap, size);
+}
+
+static void *alloc_system(size_t size, size_t alignment, bool zero) {
+  if (na_system.malloc == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (alignment <= 16) return zero ? na_system.calloc(1, size) : na_system.malloc(size);
+  void *p = NULL;
+  int rc = na_system.posix_memalign(&p, alignment, size);
+  if (rc != 0) {
+    errno = rc;
+    return NULL;
+  }
+  if (zero) memset(p, 0, size);
+  return p;
+}
+
+void *na_alloc_large(int arena_index, size_t size, size_t alignment, bool zero) {
+  if (size > NA_SIZE_MAX) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t extra = alignment > NA_SLICE_SIZE ? alignment : 0;
+  if (size + extra > NA_LARGE_MAX) {
+    bool is_zero = false;
+    void *p = na_arena_alloc_huge(arena_index, size, alignment, &is_zero);
+    if (p == NULL) errno = ENOMEM;
+    else if (zero && !is_zero) memset(p, 0, size);
+    return p;
+  }
+  size_t slices = na_align_up(size + extra, NA_SLICE_SIZE) >> NA_SLICE_SHIFT;
+  int actual = arena_index;
+  na_page_t *span = na_arena_alloc_span(arena_index, slices, &actual);
+  if (span == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  char *start = na_page_start(span);
+  char *p = (char *)na_align_up((uintptr_t)start, alignment > 16 ? alignment : 16);
+  span->kind = NA_SPAN_LARGE;
+  span->owner = 0;
+  span->flags.value = 0;
+  span->flags.bits.has_aligned = p != start;
+  if (zero && !span->is_zero) memset(p, 0, size);
+  span->is_zero = false;
+  return p;
+}
+
+/* The smallest class that fits `size` and whose blocks all fall on `alignment` (pages
+ * start on a slice boundary, so a class that is a multiple of the alignment is aligned). */
+static int aligned_class(size_t size, size_t alignment) {
+  size_t need = size > alignment ? size : alignment;
+  if (need > NA_SMALL_MAX || alignment > NA_SLICE_SIZE) return -1;
+  for (int c = na_size_class(need); c < NA_CLASS_COUNT; c++)
+    if (na_class_size(c) % alignment == 0) return c;
+  return -1;
+}
+
+/* Allocation on an explicit arena (node, or interleave), small or large; -1: the system. */
+void *na_alloc_on_arena(int arena_index, size_t size, size_t alignment, bool zero) {
+  if (arena_index < 0) return alloc_system(size, alignment, zero);
+  int size_class = alignment <= 16 ? (size <= NA_SMALL_MAX ? na_size_class(size) : -1)
+                                   : aligned_class(size, alignment);
+  if (size_class < 0) return na_alloc_large(arena_index, size, alignment, zero);
+  na_tld_t *tld = na_tld_get();
+  na_heap_t *heap = tld ? na_tld_heap_for_arena(tld, arena_index) : NULL;
+  if (heap == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  na_page_t *page = heap->current[size_class];
+  bool fresh = page->free != NULL && page->is_zero;
+  void *p = na_heap_alloc_small(heap, na_class_size(size_class));
+  if (p != NULL && zero) {
+    if (fresh) ((na_block_t *)p)->next_encoded = 0; /* the rest was never touched */
+    else memset(p, 0, size);
+  }
+  return p;
+}
+
+/* Any allocation off the fast path: initialisation, policy, then the arena it picks. */
+static void *alloc_with_policy(size_t size, size_t alignment, bool zero) {
+  if (!na_ensure_init()) {
+    void *p = na_bootstrap_alloc(size, alignment);
+    if (p != NULL && zero) memset(p, 0, size);
+    return p;
+  }
+  na_tld_t *tld = na_tld_get();
+  if (tld == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  na_heap_t *heap = na_tld_pick_heap(tld);
+  return na_alloc_on_arena(heap ? heap->arena_index : -1, size, alignment, zero);
+}
+
+void *numalloc_calloc(size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return alloc_with_policy(total, 16, true);
+}
+
+void *na_alloc_aligned(size_t size, size_t alignment, bool zero) {
+  if (alignment <= 16 && !zero) return numalloc_malloc(size);
+  return alloc_with_policy(size, alignment, zero);
+}
+
+int numalloc_posix_memalign(void **out, size_t alignment, size_t size) {
+  if (alignment < sizeof(void *) || !na_is_power_of_two(alignment)) return EINVAL;
+  int saved = errno;
+  void *p = na_alloc_aligned(size, alignment, false);
+  if (p == NULL) {
+    int rc = errno;
+    errno = saved;
+    return rc == 0 ? ENOMEM : rc;
+  }
+  *out = p;
+  return 0;
+}
+
+void *numalloc_aligned_alloc(size_t alignment, size_t size) {
+  if (!na_is_power_of_two(alignment)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return na_alloc_aligned(size, alignment, false);
+}
+
+/* Like glibc: a non-power-of-two alignment is rounded up rather than refused. */
+void *numalloc_memalign(size_t alignment, size_t size) {
+  if (alignment > NA_SIZE_MAX / 2) {
+    errno = EINVAL;
+    return NULL;
+  }
+  size_t a = 1;
+  while (a < alignment) a <<= 1;
+  return na_alloc_aligned(size, a, false);
+}
+
+void *numalloc_valloc(size_t size) { return na_alloc_aligned(size, NA_PAGE_SIZE, false); }
+
+void *numalloc_pvalloc(size_t size) {
+  if (size > NA_SIZE_MAX) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t rounded = na_align_up(size == 0 ? 1 : size, NA_PAGE_SIZE);
+  return na_alloc_aligned(rounded, NA_PAGE_SIZE, false);
+}
+
+/* ---- realloc ------------------------------------------------------------------------ */
+
+static void *realloc_copy(void *p, size_t old_usable, size_t size) {
+  void *q = numalloc_malloc(size);
+  if (q == NULL) return NULL; /* the old block stays as it was */
+  memcpy(q, p, old_usable < size ? old_usable : size);
+  numalloc_free(p);
+  return q;
+}
+
+static void *realloc_unowned(void *p, size_t size) {
+  if (na_bootstrap_owns(p)) return realloc_copy(p, na_bootstrap_usable(p), size);
+  if (na_system.realloc != NULL) return na_system.realloc(p, size);
+  na_fatal("realloc of %p, which numalloc did not allocate (invalid pointer)", p);
+}
+
+void *numalloc_realloc(void *p, size_t size) {
+  if (p == NULL) return numalloc_malloc(size);
+  if (size > NA_SIZE_MAX) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  na_segment_t *segment = na_segment_lookup(p);
+  if (segment == NULL) return realloc_unowned(p, size);
+  na_page_t *page = na_page_of(segment, p);
+  size_t usable = na_usable_size_of(p);
+  if (page->kind == NA_SPAN_HUGE && size > NA_LARGE_MAX) {
+    void *q = na_arena_realloc_huge(segment, p, size);
+    if (q != NULL) return q;
+  }
+  /* Keep the block when the new size fits and would not waste more than half of it. */
+  if (size <= usable && size >= usable / 2 && page->kind != NA_SPAN_HUGE) return p;
+  if (size <= usable && page->kind == NA_SPAN_HUGE && size > NA_LARGE_MAX) return p;
+  return realloc_copy(p, usable, size);
+}
+
+void *numalloc_reallocarray(void *p, size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return numalloc_realloc(p, total);
+}
+
+/* ---- explicit placement ------------------------------------------------------------- */
+
+static bool node_usable(int node) {
+  if (!na_ensure_init()) return false;
+  return node >= 0 && node < NA_MAX_NODES && na_node_bit(na_topology.usable, node);
+}
+
+void *numalloc_aligned_alloc_onnode(size_t alignment, size_t size, int node) {
+  if (!node_usable(node) || !na_is_power_of_two(alignment)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return na_alloc_on_arena(node, size, alignment, false);
+}
+
+void *numalloc_malloc_onnode(size_t size, int node) {
+  return numalloc_aligned_alloc_onnode(16, size, node);
+}
+
+void *numalloc_calloc_onnode(size_t count, size_t size, int node) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (!node_usable(node)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return na_alloc_on_arena(node, total, 16, true);
+}

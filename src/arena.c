@@ -1,0 +1,468 @@
+/* arena.c: one arena per NUMA node (and one for page-interleaved memory). An arena owns the
+ * segments bound to its node, hands out spans of slices to heaps and large blocks, takes
+ * them back and coalesces them, keeps the pages of exited threads until another thread
+ * adopts them, and gives idle memory back to the OS after the purge delay. The arena lock is
+ * never held across a system call: mapping, purging and unmapping happen unlocked. */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define BIN_COUNT 32
+#define PURGE_BATCH 64
+
+typedef struct na_arena_s {
+  pthread_mutex_t lock;
+  na_segment_t *segments;
+  na_page_queue_t bins[BIN_COUNT]; /* free spans by size */
+  na_page_t *abandoned[NA_CLASS_COUNT];
+  size_t abandoned_count;
+  size_t segment_count;
+  size_t empty_segments;
+  size_t dirty_slices;
+  _Atomic size_t mapped_bytes;
+  uint32_t last_purge_ms;
+  bool bind_warned;
+} na_arena_t;
+
+static na_arena_t arenas[NA_ARENA_COUNT];
+static pthread_once_t arenas_once = PTHREAD_ONCE_INIT;
+
+static void arenas_init(void) {
+  for (int i = 0; i < NA_ARENA_COUNT; i++) pthread_mutex_init(&arenas[i].lock, NULL);
+}
+
+static na_arena_t *arena_at(int index) {
+  pthread_once(&arenas_once, arenas_init);
+  return &arenas[index];
+}
+
+int na_arena_for_node(int node) {
+  if (node < 0 || node >= NA_MAX_NODES) return na_topology.usable_list[0];
+  return node;
+}
+
+size_t na_arena_mapped_bytes(int arena_index) {
+  return atomic_load_explicit(&arena_at(arena_index)->mapped_bytes, memory_order_relaxed);
+}
+
+/* ---- binding ---------------------------------------------------------------------------- */
+
+bool na_arena_bind(int arena_index, void *addr, size_t size) {
+  uint64_t mask[1];
+  na_bind_mode_t mode;
+  if (arena_index == NA_INTERLEAVE_ARENA) {
+    mask[0] = na_topology.usable[0];
+    mode = NA_BIND_INTERLEAVE;
+  } else {
+    mask[0] = (uint64_t)1 << arena_index;
+    mode = na_options.fallback == NA_FALLBACK_NONE ? NA_BIND_STRICT : NA_BIND_PREFERRED;
+  }
+  if (na_os_bind(addr, size, mode, mask, NA_MAX_NODES - 1)) return true;
+  na_arena_t *arena = arena_at(arena_index);
+  if (!arena->bind_warned) {
+    arena->bind_warned = true;
+    if (na_topology.node_count > 1)
+      na_warning("mbind to node %d refused; its memory follows the kernel's default policy",
+                 arena_index);
+  }
+  return mode != NA_BIND_STRICT;
+}
+
+/* ---- free spans ------------------------------------------------------------------------- */
+
+static int bin_of(size_t slices) { return na_size_class(slices * 16); }
+
+static void queue_push(na_page_queue_t *q, na_page_t *page) {
+  page->prev = NULL;
+  page->next = q->first;
+  if (q->first) q->first->prev = page;
+  else q->last = page;
+  q->first = page;
+}
+
+static void queue_remove(na_page_queue_t *q, na_page_t *page) {
+  if (page->prev) page->prev->next = page->next;
+  else q->first = page->next;
+  if (page->next) page->next->prev = page->prev;
+  else q->last = page->prev;
+  page->next = page->prev = NULL;
+}
+
+static bool is_free_head(const na_page_t *slice) {
+  return slice->kind == NA_SPAN_FREE && slice->slice_count > 0 && slice->slice_offset == 0;
+}
+
+static void bin_remove(na_arena_t *arena, na_page_t *span) {
+  queue_remove(&arena->bins[bin_of(span->slice_count)], span);
+  if (span->is_dirty) arena->dirty_slices -= span->slice_count;
+}
+
+/* Inserts a free span, merging it with free neighbours in its segment. */
+static void span_insert(na_arena_t *arena, na_segment_t *segment, size_t first, size_t count,
+                        bool dirty, bool zero, uint32_t stamp) {
+  size_t end = first + count;
+  if (end < NA_SLICES_PER_SEGMENT && is_free_head(&segment->slices[end])) {
+    na_page_t *right = &segment->slices[end];
+    bin_remove(arena, right);
+    dirty |= right->is_dirty;
+    zero &= right->is_zero;
+    count += right->slice_count;
+  }
+  if (first > 1) {
+    na_page_t *before = &segment->slices[first - 1];
+    na_page_t *left = (na_page_t *)((char *)before - before->slice_offset);
+    if (is_free_head(left)) {
+      bin_remove(arena, left);
+      dirty |= left->is_dirty;
+      zero &= left->is_zero;
+      size_t left_first = (size_t)(left - segment->slices);
+      count += first - left_first;
+      first = left_first;
+    }
+  }
+  na_segment_set_span(segment, first, count, NA_SPAN_FREE);
+  na_page_t *span = &segment->slices[first];
+  span->is_dirty = dirty;
+  span->is_zero = zero;
+  span->free_stamp = stamp;
+  span->owner = 0;
+  span->heap = NULL;
+  queue_push(&arena->bins[bin_of(count)], span);
+  if (dirty) arena->dirty_slices += count;
+}
+
+static na_page_t *span_find(na_arena_t *arena, size_t slices) {
+  for (int bin = bin_of(slices); bin < BIN_COUNT; bin++) {
+    for (na_page_t *span = arena->bins[bin].first; span != NULL; span = span->next)
+      if (span->slice_count >= slices) return span;
+  }
+  return NULL;
+}
+
+/* Takes `slices` from a free span, returning the rest to the bins. */
+static na_page_t *span_take(na_arena_t *arena, na_page_t *span, size_t slices) {
+  na_segment_t *segment = na_segment_of_aligned(span);
+  size_t first = (size_t)(span - segment->slices);
+  size_t total = span->slice_count;
+  bool dirty = span->is_dirty, zero = span->is_zero;
+  uint32_t stamp = span->free_stamp;
+  bin_remove(arena, span);
+  na_segment_set_span(segment, first, slices, NA_SPAN_LARGE); /* before the rest merges */
+  if (total > slices)
+    span_insert(arena, segment, first + slices, total - slices, dirty, zero, stamp);
+  span->is_zero = zero;
+  span->is_dirty = false;
+  segment->free_slices -= (uint32_t)slices;
+  return span;
+}
+
+static bool segment_is_empty(const na_segment_t *segment) {
+  return segment->free_slices == NA_SLICES_PER_SEGMENT - 1;
+}
+
+static void segment_link(na_arena_t *arena, na_segment_t *segment) {
+  segment->prev = NULL;
+  segment->next = arena->segments;
+  if (arena->segments) arena->segments->prev = segment;
+  arena->segments = segment;
+  arena->segment_count++;
+}
+
+static void segment_unlink(na_arena_t *arena, na_segment_t *segment) {
+  if (segment->prev) segment->prev->next = segment->next;
+  else arena->segments = segment->next;
+  if (segment->next) segment->next->prev = segment->prev;
+  arena->segment_count--;
+}
+
+/* Maps a new segment for the arena (unlocked: the caller holds no lock). */
+static na_segment_t *segment_grow(int arena_index) {
+  bool zero;
+  na_segment_t *segment = na_segment_create(arena_index, NA_SEGMENT_SIZE, &zero);
+  if (segment == NULL) return NULL;
+  na_arena_t *arena = arena_at(arena_index);
+  atomic_fetch_add_explicit(&arena->mapped_bytes, NA_SEGMENT_SIZE, memory_order_relaxed);
+  pthread_mutex_lock(&arena->lock);
+  segment->free_slices = NA_SLICES_PER_SEGMENT - 1;
+  segment_link(arena, segment);
+  arena->empty_segments++;
+  span_insert(arena, segment, 1, NA_SLICES_PER_SEGMENT - 1, false, zero, 0);
+  pthread_mutex_unlock(&arena->lock);
+  return segment;
+}
+
+static na_page_t *alloc_span_on(int arena_index, size_t slices) {
+  na_arena_t *arena = arena_at(arena_index);
+  for (int attempt = 0; attempt < 4; attempt++) {
+    pthread_mutex_lock(&arena->lock);
+    na_page_t *span = span_find(arena, slices);
+    if (span != NULL) {
+      na_segment_t *segment = na_segment_of_aligned(span);
+      if (segment_is_empty(segment)) arena->empty_segments--;
+      span = span_take(arena, span, slices);
+      pthread_mutex_unlock(&arena->lock);
+      return span;
+    }
+    pthread_mutex_unlock(&arena->lock);
+    if (segment_grow(arena_index) == NULL) return NULL;
+  }
+  return NULL;
+}
+
+/* Under a strict binding a full node must fail here, not kill the process at first touch. */
+static bool span_commit(int arena_index, na_page_t *span) {
+  if (na_options.fallback != NA_FALLBACK_NONE || arena_index == NA_INTERLEAVE_ARENA) return true;
+  if (span->is_zero == 0) return true; /* touched before: already resident */
+  return na_os_populate(na_page_start(span), span->slice_count * NA_SLICE_SIZE);
+}
+
+na_page_t *na_arena_alloc_span(int arena_index, size_t slices, int *actual_arena) {
+  na_page_t *span = alloc_span_on(arena_index, slices);
+  if (span != NULL && !span_commit(arena_index, span)) {
+    na_arena_free_span(span);
+    span = NULL;
+  }
+  if (span != NULL || arena_index == NA_INTERLEAVE_ARENA ||
+      na_options.fallback == NA_FALLBACK_NONE) {
+    *actual_arena = arena_index;
+    return span;
+  }
+  const int8_t *order = na_topology.fallback_order[arena_index];
+  for (int i = 0; i < NA_MAX_NODES && order[i] >= 0; i++) {
+    if (order[i] == arena_index) continue;
+    span = alloc_span_on(order[i], slices);
+    if (span != NULL) {
+      *actual_arena = order[i];
+      return span;
+    }
+  }
+  return NULL;
+}
+
+/* ---- purging ---------------------------------------------------------------------------- */
+
+typedef struct purge_batch_s {
+  na_page_t *spans[PURGE_BATCH];
+  size_t count;
+  na_segment_t *unmap[PURGE_BATCH];
+  size_t unmap_count;
+} purge_batch_t;
+
+static void collect_abandoned_locked(na_arena_t *arena, purge_batch_t *batch);
+
+/* Picks, under the lock, what to give back: free spans idle longer than the delay, and
+ * empty segments beyond the cache. */
+static void purge_select(na_arena_t *arena, bool force, uint32_t now, purge_batch_t *batch) {
+  for (na_segment_t *s = arena->segments, *next; s != NULL; s = next) {
+    next = s->next;
+    if (!segment_is_empty(s) || s->slices[1].kind != NA_SPAN_FREE ||
+        batch->unmap_count == PURGE_BATCH)
+      continue;
+    if (!force && arena->empty_segments <= (size_t)na_options.segment_cache) break;
+    bin_remove(arena, &s->slices[1]);
+    segment_unlink(arena, s);
+    arena->empty_segments--;
+    batch->unmap[batch->unmap_count++] = s;
+  }
+  for (int bin = 0; bin < BIN_COUNT; bin++) {
+    for (na_page_t *span = arena->bins[bin].first, *next; span != NULL; span = next) {
+      next = span->next;
+      if (!span->is_dirty || batch->count == PURGE_BATCH) continue;
+      if (!force && (uint32_t)(now - span->free_stamp) < (uint32_t)na_options.purge_delay_ms)
+        continue;
+      bin_remove(arena, span);
+      span->kind = NA_SPAN_PURGING;
+      batch->spans[batch->count++] = span;
+    }
+  }
+}
+
+static void purge_arena(int arena_index, bool force) {
+  na_arena_t *arena = arena_at(arena_index);
+  purge_batch_t batch;
+  do {
+    batch.count = batch.unmap_count = 0;
+    uint32_t now = na_os_clock_ms();
+    pthread_mutex_lock(&arena->lock);
+    arena->last_purge_ms = now;
+    collect_abandoned_locked(arena, &batch);
+    purge_select(arena, force, now, &batch);
+    pthread_mutex_unlock(&arena->lock);
+    for (size_t i = 0; i < batch.count; i++)
+      na_os_purge(na_page_start(batch.spans[i]), batch.spans[i]->slice_count * NA_SLICE_SIZE);
+    for (size_t i = 0; i < batch.unmap_count; i++) {
+      atomic_fetch_sub_explicit(&arena->mapped_bytes, batch.unmap[i]->size,
+                                memory_order_relaxed);
+      na_segment_destroy(batch.unmap[i]);
+    }
+    pthread_mutex_lock(&arena->lock);
+    for (size_t i = 0; i < batch.count; i++) {
+      na_page_t *span = batch.spans[i];
+      na_segment_t *segment = na_segment_of_aligned(span);
+      span->kind = NA_SPAN_FREE;
+      span_insert(arena, segment, (size_t)(span - segment->slices), span->slice_count, false,
+                  true, now);
+    }
+    pthread_mutex_unlock(&arena->lock);
+  } while (batch.count == PURGE_BATCH || batch.unmap_count == PURGE_BATCH);
+}
+
+static void maybe_purge(int arena_index) {
+  na_arena_t *arena = arena_at(arena_index);
+  uint32_t now = na_os_clock_ms();
+  uint32_t last = __atomic_load_n(&arena->last_purge_ms, __ATOMIC_RELAXED);
+  bool too_many_empty = __atomic_load_n(&arena->empty_segments, __ATOMIC_RELAXED) >
+                        (size_t)na_options.segment_cache;
+  if (too_many_empty || (uint32_t)(now - last) >= (uint32_t)na_options.purge_delay_ms)
+    purge_arena(arena_index, false);
+}
+
+void na_arena_collect(bool force) {
+  for (int i = 0; i < NA_ARENA_COUNT; i++)
+    if (arena_at(i)->segments != NULL || arena_at(i)->abandoned_count != 0)
+      purge_arena(i, force);
+}
+
+/* ---- giving spans back ------------------------------------------------------------------ */
+
+static void free_span_locked(na_arena_t *arena, na_page_t *span, uint32_t now) {
+  na_segment_t *segment = na_segment_of_aligned(span);
+  size_t first = (size_t)(span - segment->slices);
+  size_t count = span->slice_count;
+  segment->free_slices += (uint32_t)count;
+  span_insert(arena, segment, first, count, true, false, now);
+  if (segment_is_empty(segment)) arena->empty_segments++;
+}
+
+void na_arena_free_span(na_page_t *span) {
+  int arena_index = na_segment_of_aligned(span)->arena_index;
+  na_arena_t *arena = arena_at(arena_index);
+  pthread_mutex_lock(&arena->lock);
+  free_span_locked(arena, span, na_os_clock_ms());
+  pthread_mutex_unlock(&arena->lock);
+  maybe_purge(arena_index);
+}
+
+/* ---- abandoned pages ---------------------------------------------------------------------- */
+
+void na_arena_abandon_page(na_page_t *page) {
+  na_arena_t *arena = arena_at(na_segment_of_aligned(page)->arena_index);
+  pthread_mutex_lock(&arena->lock);
+  page->owner = 0;
+  page->heap = NULL;
+  page->prev = NULL;
+  page->next = arena->abandoned[page->size_class];
+  arena->abandoned[page->size_class] = page;
+  arena->abandoned_count++;
+  pthread_mutex_unlock(&arena->lock);
+}
+
+na_page_t *na_arena_adopt_page(int arena_index, int size_class) {
+  na_arena_t *arena = arena_at(arena_index);
+  if (__atomic_load_n(&arena->abandoned[size_class], __ATOMIC_RELAXED) == NULL) return NULL;
+  pthread_mutex_lock(&arena->lock);
+  na_page_t *page = arena->abandoned[size_class];
+  if (page != NULL) {
+    arena->abandoned[size_class] = page->next;
+    arena->abandoned_count--;
+    page->next = NULL;
+  }
+  pthread_mutex_unlock(&arena->lock);
+  return page;
+}
+
+/* Abandoned pages whose blocks were all freed by other threads go back as free spans. */
+static void collect_abandoned_locked(na_arena_t *arena, purge_batch_t *batch) {
+  (void)batch;
+  uint32_t now = na_os_clock_ms();
+  for (int c = 0; c < NA_CLASS_COUNT; c++) {
+    na_page_t **link = &arena->abandoned[c];
+    while (*link != NULL) {
+      na_page_t *page = *link;
+      na_page_collect_remote(page);
+      if (page->used == 0) {
+        *link = page->next;
+        arena->abandoned_count--;
+        page->kind = NA_SPAN_LARGE;
+        free_span_locked(arena, page, now);
+      } else {
+        link = &page->next;
+      }
+    }
+  }
+}
+
+/* ---- huge blocks: a segment each -------------------------------------------------------- */
+
+static size_t huge_offset(size_t alignment) {
+  return alignment > NA_SLICE_SIZE ? alignment : NA_SLICE_SIZE;
+}
+
+void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool *is_zero) {
+  size_t offset = huge_offset(alignment);
+  if (size > ((size_t)1 << 46) - offset) return NULL;
+  size_t total = na_align_up(offset + size, NA_SEGMENT_SIZE);
+  na_segment_t *segment = na_segment_create(arena_index, total, is_zero);
+  if (segment == NULL) return NULL;
+  na_page_t *page = &segment->slices[1];
+  na_segment_set_span(segment, 1, NA_SLICES_PER_SEGMENT - 1, NA_SPAN_HUGE);
+  page->block_size = (uint32_t)(offset >> NA_SLICE_SHIFT);
+  if (na_options.hugepages) na_os_advise_huge((char *)segment + offset, total - offset);
+  atomic_fetch_add_explicit(&arena_at(arena_index)->mapped_bytes, total, memory_order_relaxed);
+  return (char *)segment + offset;
+}
+
+void na_arena_free_huge(na_segment_t *segment) {
+  atomic_fetch_sub_explicit(&arena_at(segment->arena_index)->mapped_bytes, segment->size,
+                            memory_order_relaxed);
+  na_segment_destroy(segment);
+}
+
+size_t na_huge_usable(const na_segment_t *segment, const void *p) {
+  return segment->size - (size_t)((const char *)p - (const char *)segment);
+}
+
+/* Grows or shrinks without copying: in place when the address space after it is free,
+ * else by moving the pages to a new aligned range (the binding moves with them). */
+void *na_arena_realloc_huge(na_segment_t *segment, void *p, size_t new_size) {
+  size_t offset = (size_t)((char *)p - (char *)segment);
+  if (new_size > ((size_t)1 << 46) - offset) return NULL;
+  size_t old_total = segment->size;
+  size_t total = na_align_up(offset + new_size, NA_SEGMENT_SIZE);
+  if (total == old_total) return p;
+  na_segment_t *moved = NULL;
+  if (total < old_total) {
+    na_os_unmap((char *)segment + total, old_total - total);
+    moved = segment;
+  } else if (na_os_remap(segment, old_total, total, NULL) != NULL) {
+    moved = segment;
+  } else {
+    void *target = na_os_map_aligned(total, NA_SEGMENT_SIZE);
+    if (target == NULL) return NULL;
+    moved = na_os_remap(segment, old_total, total, target);
+    if (moved == NULL) {
+      na_os_unmap(target, total);
+      return NULL;
+    }
+  }
+  moved->size = total;
+  na_segment_remapped(segment, old_total, moved);
+  na_arena_t *arena = arena_at(moved->arena_index);
+  atomic_fetch_add_explicit(&arena->mapped_bytes, total - old_total, memory_order_relaxed);
+  return (char *)moved + offset;
+}
+
+/* ---- fork ------------------------------------------------------------------------------- */
+
+void na_arena_lock_all(void) {
+  for (int i = 0; i < NA_ARENA_COUNT; i++) pthread_mutex_lock(&arena_at(i)->lock);
+}
+
+void na_arena_unlock_all(void) {
+  for (int i = NA_ARENA_COUNT - 1; i >= 0; i--) pthread_mutex_unlock(&arena_at(i)->lock);
+}
+
+void na_arena_reinit_after_fork(void) {
+  for (int i = 0; i < NA_ARENA_COUNT; i++) pthread_mutex_init(&arenas[i].lock, NULL);
+}

@@ -1,0 +1,143 @@
+/* free.c: giving blocks back. The owner of a page frees into it without atomics; any other
+ * thread pushes onto the page's atomic list, or, when the page is full and off its heap's
+ * queue, hands the block to that heap so it can bring the page back. Pointers the library
+ * does not own go to the next allocator when there is one, and otherwise end the program
+ * with a clear message, as do frees of freed or interior pointers. */
+#include "internal.h"
+
+static void free_local(na_page_t *page, na_block_t *block) {
+  if (na_unlikely(block == page->local_free || block == page->free))
+    na_fatal("double free of %p (size class %u)", (void *)block, page->block_size);
+  na_block_set_next(page, block, page->local_free);
+  page->local_free = block;
+  page->used--;
+  if (page->flags.bits.in_full) na_heap_page_unfull(page->heap, page);
+  if (page->used == 0) na_heap_page_retire(page->heap, page);
+}
+
+static void hand_to_heap(na_page_t *page, na_block_t *block) {
+  na_heap_t *heap = page->heap; /* stays valid: the owner waits while we are BUSY */
+  na_block_t *head = atomic_load_explicit(&heap->delayed_free, memory_order_relaxed);
+  do {
+    block->next_encoded = (uintptr_t)head ^ na_secret;
+  } while (!atomic_compare_exchange_weak_explicit(&heap->delayed_free, &head, block,
+                                                  memory_order_release, memory_order_relaxed));
+  uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
+  while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &tf,
+                                                (tf & ~(uintptr_t)3) | NA_DELAY_NONE,
+                                                memory_order_release, memory_order_relaxed)) {
+  }
+}
+
+void na_free_remote(na_page_t *page, na_block_t *block) {
+  uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
+  uintptr_t desired;
+  bool notify;
+  do {
+    notify = (tf & 3) == NA_DELAY_NOTIFY;
+    if (notify) {
+      desired = (tf & ~(uintptr_t)3) | NA_DELAY_BUSY;
+    } else if ((tf & 3) == NA_DELAY_BUSY) {
+      na_os_yield(); /* another thread is notifying the heap; push after it */
+      tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
+      continue;
+    } else {
+      na_block_set_next(page, block, (na_block_t *)(tf & ~(uintptr_t)3));
+      desired = (uintptr_t)block | (tf & 3);
+    }
+    if (atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, desired,
+                                              memory_order_acq_rel, memory_order_relaxed))
+      break;
+  } while (true);
+  if (notify) hand_to_heap(page, block);
+}
+
+static void free_small(na_page_t *page, void *p) {
+  char *start = na_page_start(page);
+  size_t offset = (size_t)((char *)p - start);
+  if (na_unlikely(offset % page->block_size != 0 || offset / page->block_size >= page->capacity))
+    na_fatal("free of %p, which is inside a block of size class %u, not its start", p,
+             page->block_size);
+  if (page->owner == na_thread_id()) free_local(page, p);
+  else na_free_remote(page, p);
+}
+
+void na_free_generic(na_segment_t *segment, na_page_t *page, void *p) {
+  switch (page->kind) {
+  case NA_SPAN_SMALL: free_small(page, p); return;
+  case NA_SPAN_LARGE:
+    if (p != na_page_start(page) && !page->flags.bits.has_aligned) break;
+    page->flags.value = 0;
+    na_arena_free_span(page);
+    return;
+  case NA_SPAN_HUGE:
+    if (na_page_of(segment, p) != page) break;
+    na_arena_free_huge(segment);
+    return;
+  default: break;
+  }
+  na_fatal("free of %p, which is not an allocated block (double free or invalid pointer)", p);
+}
+
+static na_noinline void free_unowned(void *p) {
+  if (p == NULL) return;
+  na_segment_t *segment = na_segment_lookup(p);
+  if (segment != NULL) {
+    na_free_generic(segment, na_page_of(segment, p), p);
+    return;
+  }
+  if (na_bootstrap_owns(p)) return; /* start-up blocks are never reused */
+  if (na_system.free != NULL) {
+    na_system.free(p);
+    return;
+  }
+  na_fatal("free of %p, which numalloc did not allocate (invalid pointer)", p);
+}
+
+/* Fast path: one map lookup, then for the owner a push on its page's list. */
+void numalloc_free(void *p) {
+  uint8_t tag = na_segmap_tag(p);
+  if (na_unlikely(tag == 0 || tag == NA_SEGMAP_CONT)) {
+    free_unowned(p);
+    return;
+  }
+  na_segment_t *segment = na_segment_of_aligned(p);
+  na_page_t *page = na_page_of(segment, p);
+  if (na_likely(page->owner == na_thread_id() && page->flags.value == 0)) {
+    na_block_t *block = p;
+    if (na_unlikely(block == page->local_free)) goto generic;
+    na_block_set_next(page, block, page->local_free);
+    page->local_free = block;
+    if (na_unlikely(--page->used == 0)) na_heap_page_retire(page->heap, page);
+    return;
+  }
+generic:
+  na_free_generic(segment, page, p);
+}
+
+size_t na_usable_size_of(const void *p) {
+  na_segment_t *segment = na_segment_lookup(p);
+  if (segment == NULL) {
+    if (p != NULL && na_bootstrap_owns(p)) return na_bootstrap_usable(p);
+    if (p != NULL && na_system.usable_size != NULL) return na_system.usable_size((void *)p);
+    return 0;
+  }
+  na_page_t *page = na_page_of(segment, p);
+  char *start = na_page_start(page);
+  size_t offset = (size_t)((const char *)p - start);
+  switch (page->kind) {
+  case NA_SPAN_SMALL: return page->block_size - offset % page->block_size;
+  case NA_SPAN_LARGE: return ((size_t)page->slice_count << NA_SLICE_SHIFT) - offset;
+  case NA_SPAN_HUGE: return na_huge_usable(segment, p);
+  default: return 0;
+  }
+}
+
+size_t numalloc_usable_size(const void *p) { return p == NULL ? 0 : na_usable_size_of(p); }
+
+int numalloc_node_of(const void *p) {
+  na_segment_t *segment = p == NULL ? NULL : na_segment_lookup(p);
+  if (segment == NULL) return -1;
+  return segment->arena_index == NA_INTERLEAVE_ARENA ? NA_NODE_INTERLEAVED
+                                                     : segment->arena_index;
+}

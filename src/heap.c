@@ -1,0 +1,218 @@
+/* heap.c: a thread's pages for one node, queued per size class, and the slow path of small
+ * allocation: refill the current page, move exhausted pages aside, adopt a page an exited
+ * thread left, or take a new span from the node's arena. A heap is touched only by its
+ * thread, except `delayed_free`, where other threads hand back blocks of full pages. */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+na_heap_t na_heap_empty = {
+    .direct = {[0 ... NA_DIRECT_COUNT - 1] = &na_page_empty},
+    .current = {[0 ... NA_CLASS_COUNT - 1] = &na_page_empty},
+    .arena_index = -1,
+};
+__thread na_heap_t *na_tls_heap __attribute__((tls_model("initial-exec"))) = &na_heap_empty;
+
+void na_heap_init(na_heap_t *heap, struct na_tld_s *tld, int arena_index) {
+  memset(heap, 0, sizeof *heap);
+  for (int i = 0; i < NA_DIRECT_COUNT; i++) heap->direct[i] = &na_page_empty;
+  for (int c = 0; c < NA_CLASS_COUNT; c++) heap->current[c] = &na_page_empty;
+  heap->tld = tld;
+  heap->arena_index = arena_index;
+}
+
+/* The direct-table slots that map to `size_class`: sizes (prev class, this class]. */
+static void update_direct(na_heap_t *heap, int size_class) {
+  size_t size = na_class_size(size_class);
+  if (size > NA_DIRECT_MAX) return;
+  size_t lo = size_class == 0 ? 0 : na_class_size(size_class - 1) / 16 + 1;
+  for (size_t i = lo; i <= size / 16; i++) heap->direct[i] = heap->current[size_class];
+}
+
+static void set_current(na_heap_t *heap, int size_class) {
+  na_page_t *first = heap->queues[size_class].first;
+  heap->current[size_class] = first ? first : &na_page_empty;
+  update_direct(heap, size_class);
+}
+
+static void queue_push_back(na_page_queue_t *q, na_page_t *page) {
+  page->next = NULL;
+  page->prev = q->last;
+  if (q->last) q->last->next = page;
+  else q->first = page;
+  q->last = page;
+}
+
+static void queue_push_front(na_page_queue_t *q, na_page_t *page) {
+  page->prev = NULL;
+  page->next = q->first;
+  if (q->first) q->first->prev = page;
+  else q->last = page;
+  q->first = page;
+}
+
+static void queue_unlink(na_page_queue_t *q, na_page_t *page) {
+  if (page->prev) page->prev->next = page->next;
+  else q->first = page->next;
+  if (page->next) page->next->prev = page->prev;
+  else q->last = page->prev;
+  page->next = page->prev = NULL;
+}
+
+static na_page_queue_t *queue_of(na_heap_t *heap, na_page_t *page) {
+  return page->flags.bits.in_full ? &heap->full : &heap->queues[page->size_class];
+}
+
+void na_heap_page_queue_remove(na_heap_t *heap, na_page_t *page) {
+  queue_unlink(queue_of(heap, page), page);
+  if (!page->flags.bits.in_full) set_current(heap, page->size_class);
+}
+
+/* An exhausted page leaves its queue; remote frees will notify the heap to bring it back.
+ * False when a remote free raced in, so the page still has blocks. */
+static bool page_to_full(na_heap_t *heap, na_page_t *page) {
+  if (!na_page_set_delay(page, NA_DELAY_NOTIFY, true)) return false;
+  queue_unlink(&heap->queues[page->size_class], page);
+  page->flags.bits.in_full = 1;
+  queue_push_back(&heap->full, page);
+  set_current(heap, page->size_class);
+  return true;
+}
+
+void na_heap_page_unfull(na_heap_t *heap, na_page_t *page) {
+  na_page_set_delay(page, NA_DELAY_NONE, false);
+  queue_unlink(&heap->full, page);
+  page->flags.bits.in_full = 0;
+  queue_push_back(&heap->queues[page->size_class], page);
+  set_current(heap, page->size_class);
+}
+
+/* A page with no block in use goes back to the arena, unless it is the only page its class
+ * has: keeping that one saves a trip to the arena in alloc/free loops. */
+void na_heap_page_retire(na_heap_t *heap, na_page_t *page) {
+  na_page_queue_t *q = queue_of(heap, page);
+  if (!page->flags.bits.in_full && q->first == page && page->next == NULL) return;
+  na_heap_page_queue_remove(heap, page);
+  page->flags.value = 0;
+  na_arena_free_span(page);
+}
+
+static void free_delayed_block(na_block_t *block) {
+  na_segment_t *segment = na_segment_of_aligned(block);
+  na_free_generic(segment, na_page_of(segment, block), block);
+}
+
+void na_heap_free_delayed(na_heap_t *heap) {
+  na_block_t *block = atomic_exchange_explicit(&heap->delayed_free, NULL, memory_order_acquire);
+  while (block != NULL) {
+    na_block_t *next = (na_block_t *)(block->next_encoded ^ na_secret);
+    free_delayed_block(block);
+    block = next;
+  }
+}
+
+static int span_node_for(na_heap_t *heap) {
+  if (heap->arena_index != NA_INTERLEAVE_ARENA) return heap->arena_index;
+  return na_policy_interleave_next(&heap->span_turn);
+}
+
+static na_page_t *page_adopt(na_heap_t *heap, int arena_index, int size_class) {
+  na_page_t *page = na_arena_adopt_page(arena_index, size_class);
+  if (page == NULL) return NULL;
+  page->heap = heap;
+  page->owner = na_thread_id();
+  page->flags.value = 0;
+  na_page_set_delay(page, NA_DELAY_NONE, false);
+  na_page_collect_remote(page);
+  return page;
+}
+
+static na_page_t *page_fresh(na_heap_t *heap, int size_class) {
+  int arena_index = span_node_for(heap);
+  na_page_t *page = page_adopt(heap, arena_index, size_class);
+  if (page == NULL) {
+    int actual = arena_index;
+    page = na_arena_alloc_span(arena_index, na_class_page_slices(size_class), &actual);
+    if (page == NULL) return NULL;
+    if (actual != arena_index && heap->tld) heap->tld->stats[arena_index].fallback_count++;
+    na_page_init(page, heap, size_class, page->is_zero);
+  }
+  na_page_refill(page);
+  queue_push_front(&heap->queues[size_class], page);
+  set_current(heap, size_class);
+  return page;
+}
+
+/* A page of the class with a free block, or NULL when no memory is left. */
+static na_page_t *find_page(na_heap_t *heap, int size_class) {
+  na_page_t *page = heap->queues[size_class].first;
+  while (page != NULL) {
+    na_page_refill(page);
+    if (page->free != NULL) break;
+    na_page_t *next = page->next;
+    if (!page_to_full(heap, page)) continue; /* a remote free arrived: refill again */
+    page = next;
+  }
+  if (page == NULL) return page_fresh(heap, size_class);
+  if (heap->current[size_class] != page) {
+    queue_unlink(&heap->queues[size_class], page);
+    queue_push_front(&heap->queues[size_class], page);
+    set_current(heap, size_class);
+  }
+  return page;
+}
+
+void *na_heap_alloc_small(na_heap_t *heap, size_t size) {
+  if (na_unlikely(atomic_load_explicit(&heap->delayed_free, memory_order_relaxed) != NULL))
+    na_heap_free_delayed(heap);
+  int size_class = na_size_class(size);
+  na_page_t *page = heap->current[size_class];
+  if (page == &na_page_empty || page->free == NULL) page = find_page(heap, size_class);
+  if (page == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  na_block_t *block = page->free;
+  page->free = na_block_next(page, block);
+  page->used++;
+  return block;
+}
+
+/* Every allocation that misses the fast path comes here: the first one of a thread, a page
+ * out of blocks, a policy other than local, a size above the small classes. */
+void *na_heap_alloc_slow(na_heap_t *heap, size_t size) {
+  struct na_tld_s *tld = heap->tld;
+  if (tld == NULL) {
+    if (!na_ensure_init()) return na_bootstrap_alloc(size, 16);
+    tld = na_tld_get();
+    if (tld == NULL) return na_bootstrap_alloc(size, 16);
+  }
+  heap = na_tld_pick_heap(tld);
+  if (heap == NULL) return na_alloc_on_arena(-1, size, 16, false);
+  if (size > NA_SMALL_MAX) return na_alloc_large(heap->arena_index, size, 16, false);
+  return na_heap_alloc_small(heap, size);
+}
+
+/* The thread is exiting: every page goes back to the arena, or is left there for another
+ * thread to adopt when blocks of it are still in use. */
+void na_heap_abandon(na_heap_t *heap) {
+  na_page_queue_t *lists[NA_CLASS_COUNT + 1];
+  for (int c = 0; c < NA_CLASS_COUNT; c++) lists[c] = &heap->queues[c];
+  lists[NA_CLASS_COUNT] = &heap->full;
+  for (int i = 0; i <= NA_CLASS_COUNT; i++)
+    for (na_page_t *page = lists[i]->first; page != NULL; page = page->next)
+      na_page_set_delay(page, NA_DELAY_NEVER, false); /* no more notifications to this heap */
+  na_heap_free_delayed(heap);
+  for (int i = 0; i <= NA_CLASS_COUNT; i++) {
+    na_page_t *page;
+    while ((page = lists[i]->first) != NULL) {
+      queue_unlink(lists[i], page);
+      page->flags.value = 0;
+      na_page_collect_remote(page);
+      if (page->used == 0) na_arena_free_span(page);
+      else na_arena_abandon_page(page);
+    }
+  }
+  for (int c = 0; c < NA_CLASS_COUNT; c++) set_current(heap, c);
+}

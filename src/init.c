@@ -1,0 +1,71 @@
+/* init.c: starting the allocator once per process (pthread_once): secret, options, topology,
+ * thread-exit hook, fork handlers. Until the library's constructor has run (libnuma, a
+ * dependency, starts first and calls malloc) and while the starting thread is inside the
+ * start-up itself, requests are served by the bootstrap buffer, so start-up never recurses
+ * into itself. */
+#include "internal.h"
+
+#include <stdlib.h>
+
+_Atomic int na_init_state;
+na_system_allocator_t na_system;
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static _Atomic bool constructor_ran;
+static __thread bool tls_initializing __attribute__((tls_model("initial-exec")));
+
+void na_set_system_allocator(const na_system_allocator_t *system) { na_system = *system; }
+
+static void before_fork(void) {
+  na_thread_lock_all();
+  na_arena_lock_all();
+}
+
+static void after_fork_parent(void) {
+  na_arena_unlock_all();
+  na_thread_unlock_all();
+}
+
+static void after_fork_child(void) {
+  na_arena_reinit_after_fork();
+  na_thread_after_fork_child();
+}
+
+static void print_topology(void) {
+  const na_topology_t *t = &na_topology;
+  na_info("topology: %d node(s), %d cpu(s), usable nodes %d", t->node_count, t->cpu_count,
+          t->usable_count);
+  for (int n = 0; n < t->node_count; n++)
+    na_info("node %d: %zu MiB, %s, %s%s", n, t->memory_bytes[n] / NA_MiB,
+            na_node_bit(t->has_cpus, n) ? "cpus" : "no cpus",
+            na_node_bit(t->allowed, n) ? "allowed" : "not allowed",
+            na_node_bit(t->usable, n) ? ", used" : "");
+}
+
+static void start(void) {
+  tls_initializing = true;
+  na_secret = na_os_random();
+  na_options_init();
+  na_topology_init();
+  na_thread_init();
+  pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+  if (na_options.verbose) {
+    na_options_print();
+    print_topology();
+  }
+  if (na_options.stats != 0) atexit(na_stats_at_exit);
+  atomic_store(&na_init_state, 2);
+  tls_initializing = false;
+}
+
+bool na_ensure_init(void) {
+  if (na_likely(atomic_load_explicit(&na_init_state, memory_order_acquire) == 2)) return true;
+  if (tls_initializing || !atomic_load(&constructor_ran)) return false;
+  pthread_once(&init_once, start);
+  return atomic_load(&na_init_state) == 2;
+}
+
+__attribute__((constructor(101))) static void numalloc_constructor(void) {
+  atomic_store(&constructor_ran, true);
+  na_ensure_init();
+}

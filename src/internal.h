@@ -1,0 +1,237 @@
+/* internal.h: what the allocator's files share: the inline address arithmetic used on the fast
+ * paths, the process-wide state, and each file's internal functions under a banner naming it. */
+#ifndef NUMALLOC_INTERNAL_H
+#define NUMALLOC_INTERNAL_H
+
+#include "numalloc.h"
+#include "platform.h"
+#include "types.h"
+
+#define na_likely(x) __builtin_expect(!!(x), 1)
+#define na_unlikely(x) __builtin_expect(!!(x), 0)
+#define na_noinline __attribute__((noinline))
+#define na_internal __attribute__((visibility("hidden")))
+
+static inline size_t na_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
+static inline bool na_is_power_of_two(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
+
+/* ---- options.c ---------------------------------------------------------------------- */
+typedef enum na_fallback_e {
+  NA_FALLBACK_NEAREST = 0,
+  NA_FALLBACK_ANY,
+  NA_FALLBACK_NONE,
+} na_fallback_t;
+
+typedef struct na_options_s {
+  int policy; /* numalloc_policy_t */
+  na_fallback_t fallback;
+  uint64_t nodes_mask[1]; /* NUMALLOC_NODES; all ones when unset */
+  bool nodes_set;
+  long purge_delay_ms;   /* free spans older than this go back to the OS */
+  long segment_cache;    /* empty segments kept per node */
+  bool verbose;
+  int stats;             /* 0 off, 1 text, 2 json */
+  const char *stats_file;
+  bool hugepages;
+} na_options_t;
+
+extern na_options_t na_options;
+void na_options_init(void);
+void na_options_print(void);
+/* Parsers, exposed for tests and fuzzing: true when `text` is valid. */
+bool na_parse_policy(const char *text, int *out);
+bool na_parse_fallback(const char *text, na_fallback_t *out);
+bool na_parse_node_list(const char *text, uint64_t *mask, int max_node);
+bool na_parse_long(const char *text, long min, long max, long *out);
+bool na_parse_bool(const char *text, bool *out);
+
+/* ---- message.c ---------------------------------------------------------------------- */
+/* One line on stderr, built without allocating: printf-like with %s %d %u %zu %p %x. */
+void na_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void na_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+__attribute__((noreturn)) void na_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+size_t na_format(char *buf, size_t size, const char *fmt, __builtin_va_list args);
+
+/* ---- topology.c --------------------------------------------------------------------- */
+typedef struct na_topology_s {
+  int node_count;                    /* highest node id + 1 */
+  int cpu_count;
+  uint64_t has_memory[1];            /* bit per node */
+  uint64_t has_cpus[1];
+  uint64_t allowed[1];               /* nodes this process may allocate on */
+  uint64_t usable[1];                /* allowed, with memory, and in NUMALLOC_NODES */
+  size_t memory_bytes[NA_MAX_NODES];
+  uint8_t distance[NA_MAX_NODES][NA_MAX_NODES];
+  int16_t cpu_node[1024];            /* cpu -> node; -1 unknown */
+  int8_t nearest_usable[NA_MAX_NODES]; /* node -> the usable node to allocate for it */
+  int8_t fallback_order[NA_MAX_NODES][NA_MAX_NODES]; /* by distance, -1 terminated */
+  int usable_list[NA_MAX_NODES];
+  int usable_count;
+} na_topology_t;
+
+extern na_topology_t na_topology;
+void na_topology_init(void);
+/* Derives nearest_usable and fallback_order from the rest (pure; unit-tested). */
+void na_topology_derive(na_topology_t *t);
+static inline bool na_node_bit(const uint64_t *mask, int node) {
+  return node >= 0 && node < NA_MAX_NODES && (mask[0] >> node) & 1;
+}
+int na_topology_cpu_node(int cpu);
+
+/* ---- segment.c ---------------------------------------------------------------------- */
+extern uint8_t na_segmap[];
+#define NA_SEGMAP_SIZE ((size_t)1 << (47 - NA_SEGMENT_SHIFT))
+extern uintptr_t na_secret;
+
+static inline uint8_t na_segmap_tag(const void *p) {
+  return na_segmap[((uintptr_t)p >> NA_SEGMENT_SHIFT) & (NA_SEGMAP_SIZE - 1)];
+}
+static inline na_segment_t *na_segment_of_aligned(const void *p) {
+  return (na_segment_t *)((uintptr_t)p & ~(uintptr_t)NA_SEGMENT_MASK);
+}
+/* The descriptor of the span holding `p`, given its segment. */
+static inline na_page_t *na_page_of(na_segment_t *segment, const void *p) {
+  size_t index = ((uintptr_t)p - (uintptr_t)segment) >> NA_SLICE_SHIFT;
+  if (na_unlikely(index >= NA_SLICES_PER_SEGMENT)) index = NA_SLICES_PER_SEGMENT - 1;
+  na_page_t *slice = &segment->slices[index];
+  return (na_page_t *)((char *)slice - slice->slice_offset);
+}
+static inline void *na_page_start(const na_page_t *page) {
+  na_segment_t *segment = na_segment_of_aligned(page);
+  size_t index = (size_t)(page - segment->slices);
+  return (char *)segment + (index << NA_SLICE_SHIFT);
+}
+/* The segment that holds `p`, or NULL when the library does not own it. */
+na_segment_t *na_segment_lookup(const void *p);
+na_segment_t *na_segment_create(int arena_index, size_t size, bool *is_zero);
+void na_segment_destroy(na_segment_t *segment);
+/* Records that a huge segment was grown or moved by the kernel (mremap). */
+void na_segment_remapped(na_segment_t *old_segment, size_t old_size, na_segment_t *segment);
+void na_segment_set_span(na_segment_t *segment, size_t first, size_t count, na_span_kind_t kind);
+
+/* ---- arena.c ------------------------------------------------------------------------ */
+/* Binds fresh memory to the arena's node(s) per the policy and fallback settings. */
+bool na_arena_bind(int arena_index, void *addr, size_t size);
+/* A span of `slices` slices on the arena's node; NULL when the node (and, by the fallback
+ * setting, every other) is out of memory. */
+na_page_t *na_arena_alloc_span(int arena_index, size_t slices, int *actual_arena);
+void na_arena_free_span(na_page_t *span);
+void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool *is_zero);
+void na_arena_free_huge(na_segment_t *segment);
+void *na_arena_realloc_huge(na_segment_t *segment, void *p, size_t new_size);
+size_t na_huge_usable(const na_segment_t *segment, const void *p);
+/* Pages whose thread exited: put aside, and taken back by a thread that needs that class. */
+void na_arena_abandon_page(na_page_t *page);
+na_page_t *na_arena_adopt_page(int arena_index, int size_class);
+void na_arena_collect(bool force);
+void na_arena_lock_all(void);
+void na_arena_unlock_all(void);
+void na_arena_reinit_after_fork(void);
+size_t na_arena_mapped_bytes(int arena_index);
+int na_arena_for_node(int node);
+
+/* ---- size_class.c ------------------------------------------------------------------- */
+static inline int na_size_class(size_t size) {
+  if (size <= NA_SMALL_STEP_MAX) return size == 0 ? 0 : (int)((size - 1) >> 4);
+  size_t w = size - 1;
+  int b = 63 - __builtin_clzl(w);
+  return 8 + (b - 7) * 4 + (int)((w >> (b - 2)) & 3);
+}
+static inline size_t na_class_size(int size_class) {
+  if (size_class < 8) return (size_t)(size_class + 1) * 16;
+  int b = 7 + (size_class - 8) / 4;
+  int k = (size_class - 8) % 4;
+  return ((size_t)1 << b) + (size_t)(k + 1) * ((size_t)1 << (b - 2));
+}
+/* Slices for a page of this class: enough for several blocks, at least one slice. */
+size_t na_class_page_slices(int size_class);
+
+/* ---- page.c ------------------------------------------------------------------------- */
+static inline na_block_t *na_block_next(const na_page_t *page, const na_block_t *block) {
+  return (na_block_t *)(block->next_encoded ^ page->key);
+}
+static inline void na_block_set_next(const na_page_t *page, na_block_t *block,
+                                     na_block_t *next) {
+  block->next_encoded = (uintptr_t)next ^ page->key;
+}
+void na_page_init(na_page_t *page, struct na_heap_s *heap, int size_class, bool is_zero);
+/* Refills page->free from local and remote frees, then by carving new blocks. */
+void na_page_refill(na_page_t *page);
+/* Moves the blocks other threads freed into local_free; returns how many. */
+size_t na_page_collect_remote(na_page_t *page);
+bool na_page_set_delay(na_page_t *page, na_delay_t delay, bool only_if_empty);
+void *na_page_block_start(const na_page_t *page, const void *p);
+bool na_page_block_is_free(const na_page_t *page, const na_block_t *block);
+extern na_page_t na_page_empty;
+
+/* ---- heap.c ------------------------------------------------------------------------- */
+extern __thread na_heap_t *na_tls_heap __attribute__((tls_model("initial-exec")));
+extern na_heap_t na_heap_empty;
+static inline uintptr_t na_thread_id(void) { return (uintptr_t)__builtin_thread_pointer(); }
+void na_heap_init(na_heap_t *heap, struct na_tld_s *tld, int arena_index);
+void *na_heap_alloc_slow(na_heap_t *heap, size_t size);
+void na_heap_page_queue_remove(na_heap_t *heap, na_page_t *page);
+void na_heap_page_unfull(na_heap_t *heap, na_page_t *page);
+void na_heap_page_retire(na_heap_t *heap, na_page_t *page);
+void na_heap_free_delayed(na_heap_t *heap);
+void na_heap_abandon(na_heap_t *heap);
+void *na_heap_alloc_small(na_heap_t *heap, size_t size);
+
+/* ---- thread.c ----------------------------------------------------------------------- */
+/* The calling thread's record, created on first use; NULL while the process is starting. */
+struct na_tld_s *na_tld_get(void);
+/* The heap the calling thread allocates from next, after checking its node (off the fast
+ * path); NULL when the heap for `node` could not be made. */
+na_heap_t *na_tld_heap_for_arena(struct na_tld_s *tld, int arena_index);
+na_heap_t *na_tld_pick_heap(struct na_tld_s *tld);
+void na_thread_init(void);
+void na_thread_after_fork_child(void);
+void na_thread_lock_all(void);
+void na_thread_unlock_all(void);
+/* Visits every live thread's record (statistics on read), with the registry locked. */
+void na_thread_foreach(void (*visit)(struct na_tld_s *, void *), void *arg);
+
+/* ---- policy.c ----------------------------------------------------------------------- */
+/* The arena the next allocation of `tld` goes to, or -1 when the policy is SYSTEM. */
+int na_policy_arena(struct na_tld_s *tld);
+int na_policy_current_node(void);
+int na_policy_interleave_next(uint32_t *turn);
+
+/* ---- free.c ------------------------------------------------------------------------- */
+void na_free_generic(na_segment_t *segment, na_page_t *page, void *p);
+void na_free_remote(na_page_t *page, na_block_t *block);
+size_t na_usable_size_of(const void *p);
+
+/* ---- alloc.c ------------------------------------------------------------------------ */
+void *na_alloc_on_arena(int arena_index, size_t size, size_t alignment, bool zero);
+void *na_alloc_large(int arena_index, size_t size, size_t alignment, bool zero);
+void *na_alloc_aligned(size_t size, size_t alignment, bool zero);
+
+/* ---- bootstrap.c -------------------------------------------------------------------- */
+/* Serves the few requests made while the allocator itself is starting (libnuma and dlsym
+ * call malloc). Such blocks are never reused. */
+void *na_bootstrap_alloc(size_t size, size_t alignment);
+bool na_bootstrap_owns(const void *p);
+size_t na_bootstrap_usable(const void *p);
+
+/* ---- init.c ------------------------------------------------------------------------- */
+extern _Atomic int na_init_state; /* 0 not started, 1 running, 2 done */
+/* True when the allocator can serve requests; false while it starts (use the bootstrap). */
+bool na_ensure_init(void);
+/* The next allocator in the chain (glibc), set by the preload; NULL in a static link. */
+typedef struct na_system_allocator_s {
+  void *(*malloc)(size_t);
+  void (*free)(void *);
+  void *(*calloc)(size_t, size_t);
+  void *(*realloc)(void *, size_t);
+  int (*posix_memalign)(void **, size_t, size_t);
+  size_t (*usable_size)(void *);
+} na_system_allocator_t;
+extern na_system_allocator_t na_system;
+void na_set_system_allocator(const na_system_allocator_t *system);
+
+/* ---- stats.c ------------------------------------------------------------------------ */
+void na_stats_merge_thread(struct na_tld_s *tld);
+void na_stats_at_exit(void);
+
+#endif /* NUMALLOC_INTERNAL_H */

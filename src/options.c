@@ -1,0 +1,162 @@
+/* options.c: every NUMALLOC_* setting, in one table. Each is read once at start from the
+ * environment; a bad value gets one warning line naming the variable, the value and the
+ * default kept. */
+#include "internal.h"
+
+#include <string.h>
+
+na_options_t na_options = {
+    .policy = NUMALLOC_POLICY_LOCAL,
+    .fallback = NA_FALLBACK_NEAREST,
+    .nodes_mask = {~(uint64_t)0},
+    .purge_delay_ms = 50,
+    .segment_cache = 2,
+};
+
+bool na_parse_policy(const char *text, int *out) {
+  static const char *const names[] = {"local", "interleave", "rr", "bind", "system"};
+  for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++) {
+    if (i != NUMALLOC_POLICY_BIND && strcmp(text, names[i]) == 0) {
+      *out = i;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool na_parse_fallback(const char *text, na_fallback_t *out) {
+  if (strcmp(text, "nearest") == 0) *out = NA_FALLBACK_NEAREST;
+  else if (strcmp(text, "any") == 0) *out = NA_FALLBACK_ANY;
+  else if (strcmp(text, "none") == 0) *out = NA_FALLBACK_NONE;
+  else return false;
+  return true;
+}
+
+bool na_parse_long(const char *text, long min, long max, long *out) {
+  long value = 0;
+  const char *p = text;
+  if (*p == '\0') return false;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    if (value > (max - (*p - '0')) / 10) return false;
+    value = value * 10 + (*p - '0');
+  }
+  if (*p != '\0' || value < min) return false;
+  *out = value;
+  return true;
+}
+
+bool na_parse_bool(const char *text, bool *out) {
+  if (strcmp(text, "1") == 0 || strcmp(text, "yes") == 0 || strcmp(text, "on") == 0 ||
+      strcmp(text, "true") == 0)
+    *out = true;
+  else if (strcmp(text, "0") == 0 || strcmp(text, "no") == 0 || strcmp(text, "off") == 0 ||
+           strcmp(text, "false") == 0)
+    *out = false;
+  else
+    return false;
+  return true;
+}
+
+/* "0,2-3": a comma-separated list of nodes and inclusive ranges. */
+bool na_parse_node_list(const char *text, uint64_t *mask, int max_node) {
+  uint64_t result = 0;
+  const char *p = text;
+  if (*p == '\0') return false;
+  while (*p) {
+    long first = 0, last = 0;
+    if (*p < '0' || *p > '9') return false;
+    while (*p >= '0' && *p <= '9' && first <= max_node) first = first * 10 + (*p++ - '0');
+    last = first;
+    if (*p == '-') {
+      p++;
+      if (*p < '0' || *p > '9') return false;
+      last = 0;
+      while (*p >= '0' && *p <= '9' && last <= max_node) last = last * 10 + (*p++ - '0');
+    }
+    if (first > last || last > max_node) return false;
+    for (long n = first; n <= last; n++) result |= (uint64_t)1 << n;
+    if (*p == ',') {
+      p++;
+      if (*p == '\0') return false;
+    } else if (*p != '\0') {
+      return false;
+    }
+  }
+  *mask = result;
+  return true;
+}
+
+static bool parse_stats(const char *text, int *out) {
+  bool on;
+  if (strcmp(text, "json") == 0) *out = 2;
+  else if (strcmp(text, "text") == 0) *out = 1;
+  else if (na_parse_bool(text, &on)) *out = on ? 1 : 0;
+  else return false;
+  return true;
+}
+
+typedef struct option_s {
+  const char *name; /* NUMALLOC_<name> */
+  const char *default_text;
+  const char *description;
+  bool (*apply)(const char *text); /* false: keep the default */
+} option_t;
+
+static bool apply_policy(const char *t) { return na_parse_policy(t, &na_options.policy); }
+static bool apply_fallback(const char *t) { return na_parse_fallback(t, &na_options.fallback); }
+static bool apply_nodes(const char *t) {
+  na_options.nodes_set = na_parse_node_list(t, na_options.nodes_mask, NA_MAX_NODES - 1);
+  return na_options.nodes_set;
+}
+static bool apply_purge_delay(const char *t) {
+  return na_parse_long(t, 0, 3600000, &na_options.purge_delay_ms);
+}
+static bool apply_segment_cache(const char *t) {
+  return na_parse_long(t, 0, 1024, &na_options.segment_cache);
+}
+static bool apply_verbose(const char *t) { return na_parse_bool(t, &na_options.verbose); }
+static bool apply_stats(const char *t) { return parse_stats(t, &na_options.stats); }
+static bool apply_stats_file(const char *t) {
+  na_options.stats_file = t;
+  return *t != '\0';
+}
+static bool apply_hugepages(const char *t) { return na_parse_bool(t, &na_options.hugepages); }
+
+static const option_t option_table[] = {
+    {"POLICY", "local", "where memory goes: local, interleave, rr or system", apply_policy},
+    {"FALLBACK", "nearest", "when a node is full: nearest, any or none (fail)", apply_fallback},
+    {"NODES", "all", "the nodes any policy may use, e.g. 0,2-3", apply_nodes},
+    {"PURGE_DELAY", "50", "milliseconds before free memory goes back to the OS",
+     apply_purge_delay},
+    {"SEGMENT_CACHE", "2", "empty 32 MiB segments kept mapped per node", apply_segment_cache},
+    {"VERBOSE", "0", "print the options and the topology at start", apply_verbose},
+    {"STATS", "0", "print statistics at exit: 1 (text) or json", apply_stats},
+    {"STATS_FILE", "stderr", "write statistics there instead (%p: the pid)", apply_stats_file},
+    {"HUGEPAGES", "0", "ask for transparent huge pages for large spans", apply_hugepages},
+};
+
+void na_options_init(void) {
+  char name[64];
+  for (size_t i = 0; i < sizeof option_table / sizeof option_table[0]; i++) {
+    const option_t *o = &option_table[i];
+    memcpy(name, "NUMALLOC_", 9);
+    strncpy(name + 9, o->name, sizeof name - 10);
+    name[sizeof name - 1] = '\0';
+    const char *value = na_os_getenv(name);
+    if (value != NULL && !o->apply(value))
+      na_warning("%s=\"%s\" is not valid (%s); using the default, %s", name, value,
+                 o->description, o->default_text);
+  }
+}
+
+void na_options_print(void) {
+  char name[64];
+  for (size_t i = 0; i < sizeof option_table / sizeof option_table[0]; i++) {
+    const option_t *o = &option_table[i];
+    memcpy(name, "NUMALLOC_", 9);
+    strncpy(name + 9, o->name, sizeof name - 10);
+    name[sizeof name - 1] = '\0';
+    const char *value = na_os_getenv(name);
+    na_info("option %s=%s (%s)", name, value ? value : o->default_text, o->description);
+  }
+}

@@ -1,0 +1,114 @@
+/* page.c: a page is a span of equal blocks owned by one heap. Blocks are carved lazily (so
+ * untouched memory stays untouched) and kept on three lists: `free` to allocate from,
+ * `local_free` for the owner's frees, and the atomic `thread_free` for other threads'. */
+#include "internal.h"
+
+/* The page every empty heap slot points at: it never has a free block, so the fast path
+ * falls through to the slow path without a separate check. */
+na_page_t na_page_empty;
+
+#define EXTEND_BYTES (4 * NA_KiB) /* carve about a page at a time */
+
+void na_page_init(na_page_t *page, na_heap_t *heap, int size_class, bool is_zero) {
+  size_t bytes = (size_t)page->slice_count << NA_SLICE_SHIFT;
+  page->kind = NA_SPAN_SMALL;
+  page->size_class = (uint8_t)size_class;
+  page->block_size = (uint32_t)na_class_size(size_class);
+  page->reserved = (uint32_t)(bytes / page->block_size);
+  page->capacity = 0;
+  page->used = 0;
+  page->free = page->local_free = NULL;
+  page->key = (na_secret ^ ((uintptr_t)page * 0x9e3779b97f4a7c15u)) | 1;
+  page->is_zero = is_zero;
+  page->flags.value = 0;
+  page->owner = heap->tld ? na_thread_id() : 0;
+  page->heap = heap;
+  page->next = page->prev = NULL;
+  atomic_store_explicit(&page->thread_free, NA_DELAY_NONE, memory_order_relaxed);
+}
+
+static void page_extend(na_page_t *page) {
+  size_t count = EXTEND_BYTES / page->block_size;
+  if (count < 4) count = 4;
+  if (count > page->reserved - page->capacity) count = page->reserved - page->capacity;
+  char *start = (char *)na_page_start(page) + (size_t)page->capacity * page->block_size;
+  na_block_t *first = (na_block_t *)start;
+  na_block_t *block = first;
+  for (size_t i = 1; i < count; i++) {
+    na_block_t *next = (na_block_t *)(start + i * page->block_size);
+    na_block_set_next(page, block, next);
+    block = next;
+  }
+  na_block_set_next(page, block, page->free);
+  page->free = first;
+  page->capacity += (uint32_t)count;
+}
+
+size_t na_page_collect_remote(na_page_t *page) {
+  uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
+  if ((tf & ~(uintptr_t)3) == 0) return 0;
+  while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, tf & 3,
+                                                memory_order_acq_rel, memory_order_relaxed)) {
+  }
+  na_block_t *head = (na_block_t *)(tf & ~(uintptr_t)3);
+  size_t count = 1;
+  na_block_t *tail = head;
+  for (na_block_t *next; (next = na_block_next(page, tail)) != NULL; tail = next) {
+    count++;
+    if (na_unlikely(count > page->reserved))
+      na_fatal("corrupted free list in page of %u-byte blocks at %p", page->block_size,
+               na_page_start(page));
+  }
+  na_block_set_next(page, tail, page->local_free);
+  page->local_free = head;
+  page->used -= (uint32_t)count;
+  return count;
+}
+
+void na_page_refill(na_page_t *page) {
+  if (page->local_free == NULL) na_page_collect_remote(page);
+  if (page->local_free != NULL) {
+    page->free = page->local_free;
+    page->local_free = NULL;
+    page->is_zero = false;
+    return;
+  }
+  if (page->capacity < page->reserved) page_extend(page);
+}
+
+/* Sets the page's delay state; with only_if_empty, only while no remote free is pending
+ * (so a block pushed just before cannot be stranded on a page that leaves its queue). */
+bool na_page_set_delay(na_page_t *page, na_delay_t delay, bool only_if_empty) {
+  uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
+  for (;;) {
+    if ((tf & 3) == NA_DELAY_BUSY) { /* a remote free is talking to the heap: let it finish */
+      na_os_yield();
+      tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
+      continue;
+    }
+    if (only_if_empty && (tf & ~(uintptr_t)3) != 0) return false;
+    uintptr_t desired = (tf & ~(uintptr_t)3) | (uintptr_t)delay;
+    if (atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, desired,
+                                              memory_order_acq_rel, memory_order_relaxed))
+      return true;
+  }
+}
+
+void *na_page_block_start(const na_page_t *page, const void *p) {
+  char *start = na_page_start(page);
+  size_t offset = (size_t)((const char *)p - start);
+  return start + offset - offset % page->block_size;
+}
+
+static bool list_contains(const na_page_t *page, const na_block_t *list,
+                          const na_block_t *block) {
+  for (size_t n = 0; list != NULL && n <= page->reserved; list = na_block_next(page, list), n++)
+    if (list == block) return true;
+  return false;
+}
+
+bool na_page_block_is_free(const na_page_t *page, const na_block_t *block) {
+  const na_block_t *remote = (const na_block_t *)(atomic_load(&page->thread_free) & ~(uintptr_t)3);
+  return list_contains(page, page->free, block) || list_contains(page, page->local_free, block) ||
+         list_contains(page, remote, block);
+}

@@ -1,0 +1,56 @@
+/* platform.h: the contract between the allocator and the kernel. platform_linux.c is the only
+ * file that makes system calls; everything above it can be tested on any machine. Each call
+ * preserves errno, so the allocator never disturbs the caller's errno except where the C
+ * standard says it must (ENOMEM, EINVAL). */
+#ifndef NUMALLOC_PLATFORM_H
+#define NUMALLOC_PLATFORM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Memory policy modes for na_os_bind, as the kernel numbers them. */
+typedef enum na_bind_mode_e {
+  NA_BIND_PREFERRED = 1, /* the node first, the nearest others when it is full */
+  NA_BIND_STRICT = 2,    /* the node only */
+  NA_BIND_INTERLEAVE = 3 /* page by page over a node set */
+} na_bind_mode_t;
+
+/* Maps `size` bytes aligned to `alignment` (a power of two, at least a page), read-write,
+ * not yet touched. NULL when the kernel refuses. */
+void *na_os_map_aligned(size_t size, size_t alignment);
+void na_os_unmap(void *addr, size_t size);
+/* Reserves address space only: no memory, no access. */
+void *na_os_reserve(size_t size);
+/* Gives the pages back; they read as zero on next touch and keep their binding. */
+bool na_os_purge(void *addr, size_t size);
+/* Binds a range that has not been touched; `nodes` is a bit mask of node ids. */
+bool na_os_bind(void *addr, size_t size, na_bind_mode_t mode, const uint64_t *nodes,
+                int max_node);
+/* Faults a range in now, so a strict binding fails here with false instead of killing the
+ * process at first touch when the node is full. */
+bool na_os_populate(void *addr, size_t size);
+/* Grows or moves a mapping without copying: to `new_addr` (a reserved range) when not NULL. */
+void *na_os_remap(void *addr, size_t old_size, size_t new_size, void *new_addr);
+bool na_os_advise_huge(void *addr, size_t size);
+/* The node of each page, or a negative errno value per page (move_pages query mode). */
+bool na_os_page_nodes(void *const *pages, int *nodes, size_t count);
+
+/* The CPU the calling thread runs on: from the rseq area when glibc registered one (no
+ * system call), else getcpu. */
+int na_os_current_cpu(void);
+/* Milliseconds on a monotonic coarse clock (a vDSO read). */
+uint32_t na_os_clock_ms(void);
+/* Randomness for secrets, from getrandom, falling back to clock and address bits. */
+uint64_t na_os_random(void);
+/* Reads a small file into `buf` (NUL-terminated) without allocating; -1 on failure. */
+long na_os_read_file(const char *path, char *buf, size_t size);
+/* Writes to standard error without allocating or locking stdio. */
+void na_os_write_stderr(const char *text, size_t len);
+const char *na_os_getenv(const char *name);
+void na_os_yield(void);
+
+/* Test hook: the next `count` mappings fail as if the kernel had no memory (0: none). */
+void na_os_inject_map_failures(int count);
+
+#endif /* NUMALLOC_PLATFORM_H */

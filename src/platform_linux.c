@@ -1,0 +1,181 @@
+/* platform_linux.c: every system call the allocator makes (see platform.h for the contract).
+ * Calls here never allocate and always leave errno as they found it. */
+#include "platform.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/rseq.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+static _Atomic int injected_map_failures;
+
+void na_os_inject_map_failures(int count) { atomic_store(&injected_map_failures, count); }
+
+static bool map_failure_injected(void) {
+  int left = atomic_load_explicit(&injected_map_failures, memory_order_relaxed);
+  while (left > 0) {
+    if (atomic_compare_exchange_weak(&injected_map_failures, &left, left - 1)) return true;
+  }
+  return false;
+}
+
+static void *map_anonymous(void *hint, size_t size, int prot, int extra_flags) {
+  if (map_failure_injected()) return NULL;
+  void *p = mmap(hint, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | extra_flags,
+                 -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+void *na_os_map_aligned(size_t size, size_t alignment) {
+  int saved = errno;
+  void *result = NULL;
+  size_t padded = size + alignment;
+  if (padded < size) goto out;
+  char *raw = map_anonymous(NULL, padded, PROT_READ | PROT_WRITE, 0);
+  if (raw == NULL) goto out;
+  char *aligned = (char *)(((uintptr_t)raw + alignment - 1) & ~(uintptr_t)(alignment - 1));
+  if (aligned > raw) munmap(raw, (size_t)(aligned - raw));
+  size_t tail = (size_t)((raw + padded) - (aligned + size));
+  if (tail > 0) munmap(aligned + size, tail);
+  result = aligned;
+out:
+  errno = saved;
+  return result;
+}
+
+void na_os_unmap(void *addr, size_t size) {
+  int saved = errno;
+  munmap(addr, size);
+  errno = saved;
+}
+
+void *na_os_reserve(size_t size) {
+  int saved = errno;
+  void *p = map_anonymous(NULL, size, PROT_NONE, 0);
+  errno = saved;
+  return p;
+}
+
+bool na_os_purge(void *addr, size_t size) {
+  int saved = errno;
+  bool ok = madvise(addr, size, MADV_DONTNEED) == 0;
+  errno = saved;
+  return ok;
+}
+
+bool na_os_bind(void *addr, size_t size, na_bind_mode_t mode, const uint64_t *nodes,
+                int max_node) {
+  int saved = errno;
+  long rc = syscall(SYS_mbind, addr, size, (int)mode, nodes, (unsigned long)max_node + 2, 0UL);
+  errno = saved;
+  return rc == 0;
+}
+
+bool na_os_populate(void *addr, size_t size) {
+  int saved = errno;
+  bool ok = madvise(addr, size, MADV_POPULATE_WRITE) == 0;
+  errno = saved;
+  return ok;
+}
+
+void *na_os_remap(void *addr, size_t old_size, size_t new_size, void *new_addr) {
+  int saved = errno;
+  void *p = new_addr == NULL
+                ? mremap(addr, old_size, new_size, 0)
+                : mremap(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, new_addr);
+  errno = saved;
+  return p == MAP_FAILED ? NULL : p;
+}
+
+bool na_os_advise_huge(void *addr, size_t size) {
+  int saved = errno;
+  bool ok = madvise(addr, size, MADV_HUGEPAGE) == 0;
+  errno = saved;
+  return ok;
+}
+
+bool na_os_page_nodes(void *const *pages, int *nodes, size_t count) {
+  int saved = errno;
+  long rc = syscall(SYS_move_pages, 0, (unsigned long)count, pages, NULL, nodes, 0);
+  errno = saved;
+  return rc == 0;
+}
+
+int na_os_current_cpu(void) {
+  if (__rseq_size > 0) {
+    const struct rseq *area = (const struct rseq *)((char *)__builtin_thread_pointer() +
+                                                    __rseq_offset);
+    int cpu = (int)__atomic_load_n(&area->cpu_id, __ATOMIC_RELAXED);
+    if (cpu >= 0) return cpu;
+  }
+  int saved = errno;
+  unsigned cpu = 0;
+  if (syscall(SYS_getcpu, &cpu, NULL, NULL) != 0) cpu = 0;
+  errno = saved;
+  return (int)cpu;
+}
+
+uint32_t na_os_clock_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+}
+
+uint64_t na_os_random(void) {
+  int saved = errno;
+  uint64_t value = 0;
+  if (getrandom(&value, sizeof value, GRND_NONBLOCK) != (ssize_t)sizeof value) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    value = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ (uintptr_t)&value;
+  }
+  errno = saved;
+  return value | 1;
+}
+
+long na_os_read_file(const char *path, char *buf, size_t size) {
+  int saved = errno;
+  long total = -1;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    total = 0;
+    while ((size_t)total + 1 < size) {
+      ssize_t n = read(fd, buf + total, size - 1 - (size_t)total);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      total += n;
+    }
+    buf[total] = '\0';
+    close(fd);
+  }
+  errno = saved;
+  return total;
+}
+
+void na_os_write_stderr(const char *text, size_t len) {
+  int saved = errno;
+  while (len > 0) {
+    ssize_t n = write(STDERR_FILENO, text, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text += n;
+    len -= (size_t)n;
+  }
+  errno = saved;
+}
+
+const char *na_os_getenv(const char *name) { return getenv(name); }
+
+void na_os_yield(void) { sched_yield(); }

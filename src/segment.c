@@ -1,0 +1,82 @@
+/* segment.c: segments, the SEGMENT_SIZE-aligned units of memory bound to one node, and the
+ * segment map that tells, from an address alone, whether the library owns it and on which
+ * arena. The map covers the 47-bit user address space at one byte per segment; it lives in
+ * .bss, so only the parts that describe real segments are ever touched. */
+#include "internal.h"
+
+#include <string.h>
+
+uint8_t na_segmap[NA_SEGMAP_SIZE];
+uintptr_t na_secret = 0x9e3779b97f4a7c15u;
+
+static size_t segmap_index(const void *p) {
+  return ((uintptr_t)p >> NA_SEGMENT_SHIFT) & (NA_SEGMAP_SIZE - 1);
+}
+
+static void segmap_mark(na_segment_t *segment, uint8_t first_tag) {
+  size_t first = segmap_index(segment);
+  size_t count = segment->size >> NA_SEGMENT_SHIFT;
+  for (size_t i = 1; i < count; i++)
+    __atomic_store_n(&na_segmap[first + i], first_tag ? NA_SEGMAP_CONT : 0, __ATOMIC_RELEASE);
+  __atomic_store_n(&na_segmap[first], first_tag, __ATOMIC_RELEASE);
+}
+
+na_segment_t *na_segment_lookup(const void *p) {
+  if ((uintptr_t)p >> 47) return NULL;
+  size_t index = segmap_index(p);
+  uint8_t tag = __atomic_load_n(&na_segmap[index], __ATOMIC_ACQUIRE);
+  while (tag == NA_SEGMAP_CONT && index > 0) /* inside a huge segment: walk to its start */
+    tag = __atomic_load_n(&na_segmap[--index], __ATOMIC_ACQUIRE);
+  if (tag == 0 || tag == NA_SEGMAP_CONT) return NULL;
+  na_segment_t *segment = (na_segment_t *)(index << NA_SEGMENT_SHIFT);
+  if (segment->cookie != ((uintptr_t)segment ^ na_secret))
+    na_fatal("corrupted segment header at %p (owner of %p)", (void *)segment, p);
+  if ((uintptr_t)p - (uintptr_t)segment >= segment->size) return NULL;
+  return segment;
+}
+
+void na_segment_set_span(na_segment_t *segment, size_t first, size_t count,
+                         na_span_kind_t kind) {
+  na_page_t *head = &segment->slices[first];
+  head->kind = (uint8_t)kind;
+  head->slice_count = (uint32_t)count;
+  head->slice_offset = 0;
+  size_t end = first + count < NA_SLICES_PER_SEGMENT ? first + count : NA_SLICES_PER_SEGMENT;
+  for (size_t i = first + 1; i < end; i++) {
+    segment->slices[i].slice_offset = (uint32_t)((i - first) * sizeof(na_page_t));
+    segment->slices[i].kind = NA_SPAN_FREE;
+    segment->slices[i].slice_count = 0;
+  }
+}
+
+/* Maps, binds and formats a segment. The binding happens before anything touches the
+ * memory, the header included, so even the header lands on the segment's node. */
+na_segment_t *na_segment_create(int arena_index, size_t size, bool *is_zero) {
+  na_segment_t *segment = na_os_map_aligned(size, NA_SEGMENT_SIZE);
+  if (segment == NULL) return NULL;
+  if (!na_arena_bind(arena_index, segment, size)) {
+    na_os_unmap(segment, size);
+    return NULL;
+  }
+  segment->cookie = (uintptr_t)segment ^ na_secret;
+  segment->size = size;
+  segment->arena_index = arena_index;
+  na_segment_set_span(segment, 0, 1, NA_SPAN_META);
+  segmap_mark(segment, (uint8_t)(arena_index + 1));
+  *is_zero = true;
+  return segment;
+}
+
+void na_segment_destroy(na_segment_t *segment) {
+  segmap_mark(segment, 0);
+  segment->cookie = 0;
+  na_os_unmap(segment, segment->size);
+}
+
+void na_segment_remapped(na_segment_t *old_segment, size_t old_size, na_segment_t *segment) {
+  size_t first = segmap_index(old_segment);
+  size_t count = old_size >> NA_SEGMENT_SHIFT;
+  for (size_t i = 0; i < count; i++) __atomic_store_n(&na_segmap[first + i], 0, __ATOMIC_RELEASE);
+  segment->cookie = (uintptr_t)segment ^ na_secret;
+  segmap_mark(segment, (uint8_t)(segment->arena_index + 1));
+}

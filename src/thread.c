@@ -1,0 +1,135 @@
+/* thread.c: each thread's record (its heaps, policy and statistics): made on the thread's
+ * first allocation, and at thread exit its pages are handed back (or left for adoption) and
+ * its statistics merged, and the record is kept for the next thread. Records and heaps come
+ * from a small internal pool and are never freed, so a remote free can always reach a heap
+ * it read a moment ago. */
+#include "internal.h"
+
+#include <string.h>
+
+#define META_CHUNK (1 * NA_MiB)
+
+static __thread struct na_tld_s *tls_tld __attribute__((tls_model("initial-exec")));
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static na_tld_t *free_tlds;
+static na_tld_t *live_tlds;
+static char *meta_cursor, *meta_end;
+static pthread_key_t exit_key;
+
+/* Internal metadata: bump-allocated, page-aligned chunks; never returned. */
+static void *meta_alloc(size_t size) {
+  size = na_align_up(size, 64);
+  pthread_mutex_lock(&registry_lock);
+  if (meta_cursor == NULL || (size_t)(meta_end - meta_cursor) < size) {
+    pthread_mutex_unlock(&registry_lock);
+    size_t chunk = size > META_CHUNK ? na_align_up(size, NA_PAGE_SIZE) : META_CHUNK;
+    char *fresh = na_os_map_aligned(chunk, NA_PAGE_SIZE);
+    if (fresh == NULL) return NULL;
+    pthread_mutex_lock(&registry_lock);
+    meta_cursor = fresh; /* the rest of an old chunk is dropped: a few KiB at most */
+    meta_end = fresh + chunk;
+  }
+  void *p = meta_cursor;
+  meta_cursor += size;
+  pthread_mutex_unlock(&registry_lock);
+  return p;
+}
+
+static void live_link(na_tld_t *tld) {
+  tld->prev_live = NULL;
+  tld->next_live = live_tlds;
+  if (live_tlds) live_tlds->prev_live = tld;
+  live_tlds = tld;
+}
+
+static void live_unlink(na_tld_t *tld) {
+  if (tld->prev_live) tld->prev_live->next_live = tld->next_live;
+  else live_tlds = tld->next_live;
+  if (tld->next_live) tld->next_live->prev_live = tld->prev_live;
+}
+
+static na_tld_t *tld_new(void) {
+  pthread_mutex_lock(&registry_lock);
+  na_tld_t *tld = free_tlds;
+  if (tld != NULL) free_tlds = tld->next_free;
+  pthread_mutex_unlock(&registry_lock);
+  if (tld == NULL) {
+    tld = meta_alloc(sizeof *tld);
+    if (tld == NULL) return NULL;
+    memset(tld, 0, sizeof *tld);
+  }
+  memset(tld->stats, 0, sizeof tld->stats);
+  tld->policy = na_options.policy;
+  tld->bound_node = na_topology.usable_list[0];
+  tld->last_cpu = -1;
+  pthread_mutex_lock(&registry_lock);
+  live_link(tld);
+  pthread_mutex_unlock(&registry_lock);
+  return tld;
+}
+
+struct na_tld_s *na_tld_get(void) {
+  na_tld_t *tld = tls_tld;
+  if (na_likely(tld != NULL)) return tld;
+  tld = tld_new();
+  if (tld == NULL) return NULL;
+  tls_tld = tld;
+  pthread_setspecific(exit_key, tld);
+  return tld;
+}
+
+na_heap_t *na_tld_heap_for_arena(struct na_tld_s *tld, int arena_index) {
+  na_heap_t *heap = tld->heaps[arena_index];
+  if (na_likely(heap != NULL)) return heap;
+  heap = meta_alloc(sizeof *heap);
+  if (heap == NULL) return NULL;
+  na_heap_init(heap, tld, arena_index);
+  tld->heaps[arena_index] = heap;
+  return heap;
+}
+
+na_heap_t *na_tld_pick_heap(struct na_tld_s *tld) {
+  int arena_index = na_policy_arena(tld);
+  if (arena_index < 0) return NULL;
+  na_heap_t *heap = na_tld_heap_for_arena(tld, arena_index);
+  /* rr must see every allocation, so its threads keep the empty heap on the fast path */
+  na_tls_heap = (heap == NULL || tld->policy == NUMALLOC_POLICY_RR) ? &na_heap_empty : heap;
+  return heap;
+}
+
+static void thread_exit(void *arg) {
+  na_tld_t *tld = arg;
+  na_tls_heap = &na_heap_empty;
+  tls_tld = NULL;
+  for (int i = 0; i < NA_ARENA_COUNT; i++)
+    if (tld->heaps[i] != NULL) na_heap_abandon(tld->heaps[i]);
+  pthread_mutex_lock(&registry_lock);
+  live_unlink(tld);
+  pthread_mutex_unlock(&registry_lock);
+  na_stats_merge_thread(tld);
+  pthread_mutex_lock(&registry_lock);
+  tld->next_free = free_tlds;
+  free_tlds = tld;
+  pthread_mutex_unlock(&registry_lock);
+}
+
+void na_thread_init(void) { pthread_key_create(&exit_key, thread_exit); }
+
+void na_thread_foreach(void (*visit)(struct na_tld_s *, void *), void *arg) {
+  pthread_mutex_lock(&registry_lock);
+  for (na_tld_t *tld = live_tlds; tld != NULL; tld = tld->next_live) visit(tld, arg);
+  pthread_mutex_unlock(&registry_lock);
+}
+
+void na_thread_lock_all(void) { pthread_mutex_lock(&registry_lock); }
+void na_thread_unlock_all(void) { pthread_mutex_unlock(&registry_lock); }
+
+/* In a forked child only the forking thread lives: the others' records are dropped from
+ * the live list (their pages stay owned by no one that can free into them, as with any
+ * allocator after fork). */
+void na_thread_after_fork_child(void) {
+  pthread_mutex_init(&registry_lock, NULL);
+  na_tld_t *self = tls_tld;
+  live_tlds = NULL;
+  if (self != NULL) live_link(self);
+}

@@ -1,0 +1,164 @@
+/* types.h: the allocator's data structures and the constants that shape memory.
+ *
+ * Memory layout, from the top down:
+ *   arena    one per NUMA node (plus one interleaved), owns segments; locked, off the fast path
+ *   segment  SEGMENT_SIZE-aligned run of SEGMENT_SIZE bytes bound to one node with mbind before
+ *            any page is touched; its first slice holds the header and one descriptor per slice
+ *   span     a run of slices inside a segment, described by the descriptor of its first slice
+ *            (page_t): a small page of equal blocks, a large block, or free
+ *   heap     one per (thread, node): per size class a queue of pages the thread owns
+ * The home node of any pointer is one byte in the segment map, indexed by address. */
+#ifndef NUMALLOC_TYPES_H
+#define NUMALLOC_TYPES_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NA_KiB ((size_t)1024)
+#define NA_MiB (NA_KiB * NA_KiB)
+
+#define NA_SEGMENT_SHIFT 25 /* 32 MiB */
+#define NA_SEGMENT_SIZE ((size_t)1 << NA_SEGMENT_SHIFT)
+#define NA_SEGMENT_MASK (NA_SEGMENT_SIZE - 1)
+#define NA_SLICE_SHIFT 16 /* 64 KiB */
+#define NA_SLICE_SIZE ((size_t)1 << NA_SLICE_SHIFT)
+#define NA_SLICES_PER_SEGMENT (NA_SEGMENT_SIZE / NA_SLICE_SIZE)
+#define NA_PAGE_SIZE ((size_t)4096)
+
+/* Small blocks: 16-byte steps to 128, then four classes per doubling (waste < 25%). */
+#define NA_SMALL_STEP_MAX 128
+#define NA_SMALL_MAX ((size_t)256 * NA_KiB)
+#define NA_CLASS_COUNT 52
+#define NA_DIRECT_MAX 1024 /* sizes served by the direct table in the heap */
+#define NA_DIRECT_COUNT (NA_DIRECT_MAX / 16 + 1)
+/* Large blocks are slice spans inside a segment; above this they get a segment of their own. */
+#define NA_LARGE_MAX ((size_t)16 * NA_MiB)
+#define NA_ALIGN_MAX_IN_PAGE NA_SLICE_SIZE
+
+#define NA_MAX_NODES 64
+#define NA_INTERLEAVE_ARENA NA_MAX_NODES /* arena index of page-interleaved memory */
+#define NA_ARENA_COUNT (NA_MAX_NODES + 1)
+#define NA_NODE_INTERLEAVED (-2)
+
+/* Segment map byte: 0 not ours, 1..NA_ARENA_COUNT the owning arena index + 1, or a
+ * continuation of a huge segment that began at a lower address. */
+#define NA_SEGMAP_CONT 0xFF
+
+typedef struct na_block_s {
+  uintptr_t next_encoded;
+} na_block_t;
+
+typedef enum na_span_kind_e {
+  NA_SPAN_FREE = 0,
+  NA_SPAN_SMALL, /* a page of equal blocks owned by one heap */
+  NA_SPAN_LARGE, /* one block, owned by the arena */
+  NA_SPAN_HUGE,  /* one block in a segment of its own */
+  NA_SPAN_META,  /* the segment header slice */
+  NA_SPAN_PURGING, /* free, but out of the free lists while its pages go back to the OS */
+} na_span_kind_t;
+
+/* Low two bits of page.thread_free: what a remote free must do besides pushing. */
+typedef enum na_delay_e {
+  NA_DELAY_NONE = 0,   /* push on the page */
+  NA_DELAY_NOTIFY = 1, /* page is full and off its queue: hand the block to the heap */
+  NA_DELAY_BUSY = 2,   /* a remote thread is handing a block to the heap right now */
+  NA_DELAY_NEVER = 3,  /* page has no heap (abandoned): push on the page */
+} na_delay_t;
+
+struct na_heap_s;
+struct na_segment_s;
+
+/* Descriptor of a span (valid in the span's first slice; the other slices of a span only
+ * carry slice_offset back to it). */
+typedef struct na_page_s {
+  na_block_t *free;       /* next blocks to hand out (owner only) */
+  na_block_t *local_free; /* blocks the owner freed */
+  uintptr_t key;          /* free-list pointer encoding */
+  uint32_t used;          /* blocks handed out and not freed to a list the owner has seen */
+  uint32_t capacity;      /* blocks carved from the page so far */
+  uint32_t reserved;      /* blocks that fit in the page */
+  uint32_t block_size;
+  uint32_t slice_count;
+  uint32_t slice_offset; /* bytes back to the span's descriptor */
+  uint8_t kind;
+  uint8_t size_class;
+  uint8_t is_zero;      /* the span's memory is known to be zero (fresh or purged) */
+  uint8_t is_dirty;     /* free span whose pages may be resident */
+  union {
+    struct {
+      uint8_t in_full;     /* off the heap's queue because it had no free block */
+      uint8_t has_aligned; /* some block was handed out at an interior aligned address */
+    } bits;
+    uint16_t value; /* zero on the fast free path */
+  } flags;
+  uint32_t free_stamp; /* coarse time when a free span was freed, for the purge delay */
+  uintptr_t owner;     /* owning thread's identity, 0 when no thread owns it */
+  struct na_heap_s *heap;
+  _Atomic(uintptr_t) thread_free; /* blocks freed by other threads | na_delay_t */
+  struct na_page_s *next;
+  struct na_page_s *prev;
+} na_page_t;
+
+typedef struct na_segment_s {
+  uintptr_t cookie; /* address ^ process secret: a corrupted header is caught, not trusted */
+  size_t size;      /* bytes mapped (NA_SEGMENT_SIZE, or more for a huge segment) */
+  int arena_index;
+  uint32_t free_slices;
+  struct na_segment_s *next;
+  struct na_segment_s *prev;
+  na_page_t slices[NA_SLICES_PER_SEGMENT];
+} na_segment_t;
+
+typedef struct na_page_queue_s {
+  na_page_t *first;
+  na_page_t *last;
+} na_page_queue_t;
+
+/* A thread's allocation state for one node (or for interleaved spans). */
+typedef struct na_heap_s {
+  na_page_t *direct[NA_DIRECT_COUNT]; /* (size+15)/16 -> page for that size's class */
+  na_page_t *current[NA_CLASS_COUNT]; /* class -> page to allocate from */
+  na_page_queue_t queues[NA_CLASS_COUNT];
+  na_page_queue_t full;
+  _Atomic(na_block_t *) delayed_free; /* blocks of full pages freed by other threads */
+  struct na_tld_s *tld;
+  int arena_index; /* node, or NA_INTERLEAVE_ARENA for spans spread over nodes */
+  uint32_t span_turn; /* interleave: which node the next span goes to */
+} na_heap_t;
+
+/* Per-thread statistics: plain counters, merged on read and at thread exit. The field list
+ * exists once (NA_STAT_FIELDS) so the printer and the merge cannot drift apart. */
+#define NA_STAT_FIELDS(X)                                                                     \
+  X(alloc_count, "allocations")                                                               \
+  X(alloc_bytes, "bytes allocated")                                                           \
+  X(local_count, "allocations on the node of the CPU the thread ran on")                      \
+  X(remote_count, "allocations on another node")                                              \
+  X(free_count, "frees")                                                                      \
+  X(remote_free_count, "frees of blocks from another thread")                                 \
+  X(cross_node_free_count, "frees of blocks from another node")                               \
+  X(fallback_count, "allocations that fell back to another node")                             \
+  X(live_bytes, "bytes live")                                                                 \
+  X(peak_bytes, "peak bytes live")
+
+typedef struct na_node_stats_s {
+#define NA_STAT_DECLARE(name, text) int64_t name;
+  NA_STAT_FIELDS(NA_STAT_DECLARE)
+#undef NA_STAT_DECLARE
+} na_node_stats_t;
+
+typedef struct na_tld_s {
+  na_heap_t *heaps[NA_ARENA_COUNT]; /* created on first use */
+  na_heap_t *heap;                  /* where the next allocation goes */
+  int policy;                       /* numalloc_policy_t for this thread */
+  int bound_node;
+  uint32_t rr_turn;
+  int last_cpu;
+  struct na_tld_s *next_free; /* pool of exited threads' records */
+  na_node_stats_t stats[NA_ARENA_COUNT];
+  struct na_tld_s *next_live, *prev_live; /* all live threads, for statistics on read */
+} na_tld_t;
+
+#endif /* NUMALLOC_TYPES_H */
