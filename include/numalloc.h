@@ -18,7 +18,7 @@ extern "C" {
 #define NUMALLOC_VERSION_MINOR 1
 
 #if defined(__GNUC__)
-#define NUMALLOC_EXPORT __attribute__((visibility("default")))
+#define NUMALLOC_EXPORT      __attribute__((visibility("default")))
 #define NUMALLOC_MALLOC_ATTR __attribute__((malloc, warn_unused_result))
 #else
 #define NUMALLOC_EXPORT
@@ -72,9 +72,9 @@ NUMALLOC_EXPORT int numalloc_thread_set_policy(numalloc_policy_t policy);
 NUMALLOC_EXPORT int numalloc_thread_bind(int node);
 
 /* Topology as the allocator sees it (read once, at start). */
-NUMALLOC_EXPORT int numalloc_node_count(void);           /* highest node id + 1 */
-NUMALLOC_EXPORT int numalloc_node_allowed(int node);     /* 1 if this process may use it */
-NUMALLOC_EXPORT int numalloc_node_has_memory(int node);  /* 1 if the node has memory */
+NUMALLOC_EXPORT int numalloc_node_count(void);            /* highest node id + 1 */
+NUMALLOC_EXPORT int numalloc_node_allowed(int node);      /* 1 if this process may use it */
+NUMALLOC_EXPORT int numalloc_node_has_memory(int node);   /* 1 if the node has memory */
 NUMALLOC_EXPORT int numalloc_node_distance(int a, int b); /* SLIT distance, -1 if unknown */
 NUMALLOC_EXPORT int numalloc_current_node(void); /* node of the CPU the caller runs on now */
 

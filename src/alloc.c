@@ -53,8 +53,10 @@ void *na_alloc_large(int arena_index, size_t size, size_t alignment, bool zero) 
   if (size + extra > NA_LARGE_MAX) {
     bool is_zero = false;
     void *p = na_arena_alloc_huge(arena_index, size, alignment, &is_zero);
-    if (p == NULL) errno = ENOMEM;
-    else if (zero && !is_zero) memset(p, 0, size);
+    if (p == NULL)
+      errno = ENOMEM;
+    else if (zero && !is_zero)
+      memset(p, 0, size);
     return p;
   }
   size_t slices = na_align_up(size + extra, NA_SLICE_SIZE) >> NA_SLICE_SHIFT;
@@ -101,8 +103,10 @@ void *na_alloc_on_arena(int arena_index, size_t size, size_t alignment, bool zer
   bool fresh = page->free != NULL && page->is_zero;
   void *p = na_heap_alloc_small(heap, na_class_size(size_class));
   if (p != NULL && zero) {
-    if (fresh) ((na_block_t *)p)->next_encoded = 0; /* the rest was never touched */
-    else memset(p, 0, size);
+    if (fresh)
+      ((na_block_t *)p)->next_encoded = 0; /* the rest was never touched */
+    else
+      memset(p, 0, size);
   }
   return p;
 }

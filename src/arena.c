@@ -8,7 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
-#define BIN_COUNT 32
+#define BIN_COUNT   32
 #define PURGE_BATCH 64
 
 typedef struct na_arena_s {
@@ -76,16 +76,22 @@ static int bin_of(size_t slices) { return na_size_class(slices * 16); }
 static void queue_push(na_page_queue_t *q, na_page_t *page) {
   page->prev = NULL;
   page->next = q->first;
-  if (q->first) q->first->prev = page;
-  else q->last = page;
+  if (q->first)
+    q->first->prev = page;
+  else
+    q->last = page;
   q->first = page;
 }
 
 static void queue_remove(na_page_queue_t *q, na_page_t *page) {
-  if (page->prev) page->prev->next = page->next;
-  else q->first = page->next;
-  if (page->next) page->next->prev = page->prev;
-  else q->last = page->prev;
+  if (page->prev)
+    page->prev->next = page->next;
+  else
+    q->first = page->next;
+  if (page->next)
+    page->next->prev = page->prev;
+  else
+    q->last = page->prev;
   page->next = page->prev = NULL;
 }
 
@@ -170,8 +176,10 @@ static void segment_link(na_arena_t *arena, na_segment_t *segment) {
 }
 
 static void segment_unlink(na_arena_t *arena, na_segment_t *segment) {
-  if (segment->prev) segment->prev->next = segment->next;
-  else arena->segments = segment->next;
+  if (segment->prev)
+    segment->prev->next = segment->next;
+  else
+    arena->segments = segment->next;
   if (segment->next) segment->next->prev = segment->prev;
   arena->segment_count--;
 }
@@ -292,8 +300,7 @@ static void purge_arena(int arena_index, bool force) {
     for (size_t i = 0; i < batch.count; i++)
       na_os_purge(na_page_start(batch.spans[i]), batch.spans[i]->slice_count * NA_SLICE_SIZE);
     for (size_t i = 0; i < batch.unmap_count; i++) {
-      atomic_fetch_sub_explicit(&arena->mapped_bytes, batch.unmap[i]->size,
-                                memory_order_relaxed);
+      atomic_fetch_sub_explicit(&arena->mapped_bytes, batch.unmap[i]->size, memory_order_relaxed);
       na_segment_destroy(batch.unmap[i]);
     }
     pthread_mutex_lock(&arena->lock);
@@ -301,8 +308,8 @@ static void purge_arena(int arena_index, bool force) {
       na_page_t *span = batch.spans[i];
       na_segment_t *segment = na_segment_of_aligned(span);
       span->kind = NA_SPAN_FREE;
-      span_insert(arena, segment, (size_t)(span - segment->slices), span->slice_count, false,
-                  true, now);
+      span_insert(arena, segment, (size_t)(span - segment->slices), span->slice_count, false, true,
+                  now);
     }
     pthread_mutex_unlock(&arena->lock);
   } while (batch.count == PURGE_BATCH || batch.unmap_count == PURGE_BATCH);
@@ -312,16 +319,15 @@ static void maybe_purge(int arena_index) {
   na_arena_t *arena = arena_at(arena_index);
   uint32_t now = na_os_clock_ms();
   uint32_t last = __atomic_load_n(&arena->last_purge_ms, __ATOMIC_RELAXED);
-  bool too_many_empty = __atomic_load_n(&arena->empty_segments, __ATOMIC_RELAXED) >
-                        (size_t)na_options.segment_cache;
+  bool too_many_empty =
+      __atomic_load_n(&arena->empty_segments, __ATOMIC_RELAXED) > (size_t)na_options.segment_cache;
   if (too_many_empty || (uint32_t)(now - last) >= (uint32_t)na_options.purge_delay_ms)
     purge_arena(arena_index, false);
 }
 
 void na_arena_collect(bool force) {
   for (int i = 0; i < NA_ARENA_COUNT; i++)
-    if (arena_at(i)->segments != NULL || arena_at(i)->abandoned_count != 0)
-      purge_arena(i, force);
+    if (arena_at(i)->segments != NULL || arena_at(i)->abandoned_count != 0) purge_arena(i, force);
 }
 
 /* ---- giving spans back ------------------------------------------------------------------ */

@@ -7,7 +7,7 @@
 #include <errno.h>
 
 #define BOOTSTRAP_SIZE (1 * NA_MiB)
-#define HEADER 16
+#define HEADER         16
 
 static _Alignas(4096) char buffer[BOOTSTRAP_SIZE];
 static _Atomic size_t used;

@@ -58,8 +58,10 @@ static void free_small(na_page_t *page, void *p) {
   if (na_unlikely(offset % page->block_size != 0 || offset / page->block_size >= page->capacity))
     na_fatal("free of %p, which is inside a block of size class %u, not its start", p,
              page->block_size);
-  if (page->owner == na_thread_id()) free_local(page, p);
-  else na_free_remote(page, p);
+  if (page->owner == na_thread_id())
+    free_local(page, p);
+  else
+    na_free_remote(page, p);
 }
 
 void na_free_generic(na_segment_t *segment, na_page_t *page, void *p) {
@@ -138,6 +140,5 @@ size_t numalloc_usable_size(const void *p) { return p == NULL ? 0 : na_usable_si
 int numalloc_node_of(const void *p) {
   na_segment_t *segment = p == NULL ? NULL : na_segment_lookup(p);
   if (segment == NULL) return -1;
-  return segment->arena_index == NA_INTERLEAVE_ARENA ? NA_NODE_INTERLEAVED
-                                                     : segment->arena_index;
+  return segment->arena_index == NA_INTERLEAVE_ARENA ? NA_NODE_INTERLEAVED : segment->arena_index;
 }

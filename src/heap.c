@@ -39,24 +39,32 @@ static void set_current(na_heap_t *heap, int size_class) {
 static void queue_push_back(na_page_queue_t *q, na_page_t *page) {
   page->next = NULL;
   page->prev = q->last;
-  if (q->last) q->last->next = page;
-  else q->first = page;
+  if (q->last)
+    q->last->next = page;
+  else
+    q->first = page;
   q->last = page;
 }
 
 static void queue_push_front(na_page_queue_t *q, na_page_t *page) {
   page->prev = NULL;
   page->next = q->first;
-  if (q->first) q->first->prev = page;
-  else q->last = page;
+  if (q->first)
+    q->first->prev = page;
+  else
+    q->last = page;
   q->first = page;
 }
 
 static void queue_unlink(na_page_queue_t *q, na_page_t *page) {
-  if (page->prev) page->prev->next = page->next;
-  else q->first = page->next;
-  if (page->next) page->next->prev = page->prev;
-  else q->last = page->prev;
+  if (page->prev)
+    page->prev->next = page->next;
+  else
+    q->first = page->next;
+  if (page->next)
+    page->next->prev = page->prev;
+  else
+    q->last = page->prev;
   page->next = page->prev = NULL;
 }
 
@@ -128,39 +136,43 @@ static na_page_t *page_adopt(na_heap_t *heap, int arena_index, int size_class) {
   return page;
 }
 
-static na_page_t *page_fresh(na_heap_t *heap, int size_class) {
-  int arena_index = span_node_for(heap);
-  na_page_t *page = page_adopt(heap, arena_index, size_class);
-  if (page == NULL) {
-    int actual = arena_index;
-    page = na_arena_alloc_span(arena_index, na_class_page_slices(size_class), &actual);
-    if (page == NULL) return NULL;
-    if (actual != arena_index && heap->tld) heap->tld->stats[arena_index].fallback_count++;
-    na_page_init(page, heap, size_class, page->is_zero);
-  }
-  na_page_refill(page);
-  queue_push_front(&heap->queues[size_class], page);
-  set_current(heap, size_class);
+static na_page_t *page_fresh(na_heap_t *heap, int size_class, int arena_index) {
+  int actual = arena_index;
+  na_page_t *page = na_arena_alloc_span(arena_index, na_class_page_slices(size_class), &actual);
+  if (page == NULL) return NULL;
+  if (actual != arena_index && heap->tld) heap->tld->stats[arena_index].fallback_count++;
+  na_page_init(page, heap, size_class, page->is_zero);
   return page;
 }
 
-/* A page of the class with a free block, or NULL when no memory is left. */
+/* A page of the class with a free block, or NULL when no memory is left. Pages that turn
+ * out to be exhausted move to the full list; an adopted page joins the queue and is tried
+ * like the others. */
 static na_page_t *find_page(na_heap_t *heap, int size_class) {
-  na_page_t *page = heap->queues[size_class].first;
-  while (page != NULL) {
-    na_page_refill(page);
-    if (page->free != NULL) break;
-    na_page_t *next = page->next;
-    if (!page_to_full(heap, page)) continue; /* a remote free arrived: refill again */
-    page = next;
+  na_page_queue_t *q = &heap->queues[size_class];
+  for (;;) {
+    na_page_t *page = q->first;
+    while (page != NULL) {
+      na_page_refill(page);
+      if (page->free != NULL) break;
+      na_page_t *next = page->next;
+      if (!page_to_full(heap, page)) continue; /* a remote free arrived: refill again */
+      page = next;
+    }
+    if (page != NULL) {
+      if (q->first != page) {
+        queue_unlink(q, page);
+        queue_push_front(q, page);
+      }
+      set_current(heap, size_class);
+      return page;
+    }
+    int arena_index = span_node_for(heap);
+    page = page_adopt(heap, arena_index, size_class);
+    if (page == NULL) page = page_fresh(heap, size_class, arena_index);
+    if (page == NULL) return NULL;
+    queue_push_front(q, page);
   }
-  if (page == NULL) return page_fresh(heap, size_class);
-  if (heap->current[size_class] != page) {
-    queue_unlink(&heap->queues[size_class], page);
-    queue_push_front(&heap->queues[size_class], page);
-    set_current(heap, size_class);
-  }
-  return page;
 }
 
 void *na_heap_alloc_small(na_heap_t *heap, size_t size) {
@@ -168,7 +180,7 @@ void *na_heap_alloc_small(na_heap_t *heap, size_t size) {
     na_heap_free_delayed(heap);
   int size_class = na_size_class(size);
   na_page_t *page = heap->current[size_class];
-  if (page == &na_page_empty || page->free == NULL) page = find_page(heap, size_class);
+  if (page->free == NULL) page = find_page(heap, size_class);
   if (page == NULL) {
     errno = ENOMEM;
     return NULL;
@@ -210,8 +222,10 @@ void na_heap_abandon(na_heap_t *heap) {
       queue_unlink(lists[i], page);
       page->flags.value = 0;
       na_page_collect_remote(page);
-      if (page->used == 0) na_arena_free_span(page);
-      else na_arena_abandon_page(page);
+      if (page->used == 0)
+        na_arena_free_span(page);
+      else
+        na_arena_abandon_page(page);
     }
   }
   for (int c = 0; c < NA_CLASS_COUNT; c++) set_current(heap, c);

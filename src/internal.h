@@ -7,10 +7,10 @@
 #include "platform.h"
 #include "types.h"
 
-#define na_likely(x) __builtin_expect(!!(x), 1)
+#define na_likely(x)   __builtin_expect(!!(x), 1)
 #define na_unlikely(x) __builtin_expect(!!(x), 0)
-#define na_noinline __attribute__((noinline))
-#define na_internal __attribute__((visibility("hidden")))
+#define na_noinline    __attribute__((noinline))
+#define na_internal    __attribute__((visibility("hidden")))
 
 static inline size_t na_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 static inline bool na_is_power_of_two(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
@@ -27,10 +27,10 @@ typedef struct na_options_s {
   na_fallback_t fallback;
   uint64_t nodes_mask[1]; /* NUMALLOC_NODES; all ones when unset */
   bool nodes_set;
-  long purge_delay_ms;   /* free spans older than this go back to the OS */
-  long segment_cache;    /* empty segments kept per node */
+  long purge_delay_ms; /* free spans older than this go back to the OS */
+  long segment_cache;  /* empty segments kept per node */
   bool verbose;
-  int stats;             /* 0 off, 1 text, 2 json */
+  int stats; /* 0 off, 1 text, 2 json */
   const char *stats_file;
   bool hugepages;
 } na_options_t;
@@ -54,15 +54,15 @@ size_t na_format(char *buf, size_t size, const char *fmt, __builtin_va_list args
 
 /* ---- topology.c --------------------------------------------------------------------- */
 typedef struct na_topology_s {
-  int node_count;                    /* highest node id + 1 */
+  int node_count; /* highest node id + 1 */
   int cpu_count;
-  uint64_t has_memory[1];            /* bit per node */
+  uint64_t has_memory[1]; /* bit per node */
   uint64_t has_cpus[1];
-  uint64_t allowed[1];               /* nodes this process may allocate on */
-  uint64_t usable[1];                /* allowed, with memory, and in NUMALLOC_NODES */
+  uint64_t allowed[1]; /* nodes this process may allocate on */
+  uint64_t usable[1];  /* allowed, with memory, and in NUMALLOC_NODES */
   size_t memory_bytes[NA_MAX_NODES];
   uint8_t distance[NA_MAX_NODES][NA_MAX_NODES];
-  int16_t cpu_node[1024];            /* cpu -> node; -1 unknown */
+  int16_t cpu_node[1024];              /* cpu -> node; -1 unknown */
   int8_t nearest_usable[NA_MAX_NODES]; /* node -> the usable node to allocate for it */
   int8_t fallback_order[NA_MAX_NODES][NA_MAX_NODES]; /* by distance, -1 terminated */
   int usable_list[NA_MAX_NODES];
@@ -150,8 +150,7 @@ size_t na_class_page_slices(int size_class);
 static inline na_block_t *na_block_next(const na_page_t *page, const na_block_t *block) {
   return (na_block_t *)(block->next_encoded ^ page->key);
 }
-static inline void na_block_set_next(const na_page_t *page, na_block_t *block,
-                                     na_block_t *next) {
+static inline void na_block_set_next(const na_page_t *page, na_block_t *block, na_block_t *next) {
   block->next_encoded = (uintptr_t)next ^ page->key;
 }
 void na_page_init(na_page_t *page, struct na_heap_s *heap, int size_class, bool is_zero);

@@ -38,18 +38,25 @@ static size_t put_signed(char *buf, size_t size, size_t at, long long v) {
 size_t na_format(char *buf, size_t size, const char *fmt, va_list args) {
   size_t at = 0;
   for (const char *f = fmt; *f; f++) {
-    if (*f != '%') { at = put_char(buf, size, at, *f); continue; }
+    if (*f != '%') {
+      at = put_char(buf, size, at, *f);
+      continue;
+    }
     f++;
     int longs = 0;
     bool size_t_arg = false;
-    while (*f == 'l') { longs++; f++; }
-    if (*f == 'z') { size_t_arg = true; f++; }
+    while (*f == 'l') {
+      longs++;
+      f++;
+    }
+    if (*f == 'z') {
+      size_t_arg = true;
+      f++;
+    }
     switch (*f) {
     case 's': at = put_text(buf, size, at, va_arg(args, const char *)); break;
     case 'c': at = put_char(buf, size, at, (char)va_arg(args, int)); break;
-    case 'd':
-      at = put_signed(buf, size, at, longs ? va_arg(args, long) : va_arg(args, int));
-      break;
+    case 'd': at = put_signed(buf, size, at, longs ? va_arg(args, long) : va_arg(args, int)); break;
     case 'u':
       at = put_unsigned(buf, size, at,
                         size_t_arg ? va_arg(args, size_t)

@@ -25,10 +25,14 @@ bool na_parse_policy(const char *text, int *out) {
 }
 
 bool na_parse_fallback(const char *text, na_fallback_t *out) {
-  if (strcmp(text, "nearest") == 0) *out = NA_FALLBACK_NEAREST;
-  else if (strcmp(text, "any") == 0) *out = NA_FALLBACK_ANY;
-  else if (strcmp(text, "none") == 0) *out = NA_FALLBACK_NONE;
-  else return false;
+  if (strcmp(text, "nearest") == 0)
+    *out = NA_FALLBACK_NEAREST;
+  else if (strcmp(text, "any") == 0)
+    *out = NA_FALLBACK_ANY;
+  else if (strcmp(text, "none") == 0)
+    *out = NA_FALLBACK_NONE;
+  else
+    return false;
   return true;
 }
 
@@ -88,10 +92,14 @@ bool na_parse_node_list(const char *text, uint64_t *mask, int max_node) {
 
 static bool parse_stats(const char *text, int *out) {
   bool on;
-  if (strcmp(text, "json") == 0) *out = 2;
-  else if (strcmp(text, "text") == 0) *out = 1;
-  else if (na_parse_bool(text, &on)) *out = on ? 1 : 0;
-  else return false;
+  if (strcmp(text, "json") == 0)
+    *out = 2;
+  else if (strcmp(text, "text") == 0)
+    *out = 1;
+  else if (na_parse_bool(text, &on))
+    *out = on ? 1 : 0;
+  else
+    return false;
   return true;
 }
 
@@ -126,8 +134,7 @@ static const option_t option_table[] = {
     {"POLICY", "local", "where memory goes: local, interleave, rr or system", apply_policy},
     {"FALLBACK", "nearest", "when a node is full: nearest, any or none (fail)", apply_fallback},
     {"NODES", "all", "the nodes any policy may use, e.g. 0,2-3", apply_nodes},
-    {"PURGE_DELAY", "50", "milliseconds before free memory goes back to the OS",
-     apply_purge_delay},
+    {"PURGE_DELAY", "50", "milliseconds before free memory goes back to the OS", apply_purge_delay},
     {"SEGMENT_CACHE", "2", "empty 32 MiB segments kept mapped per node", apply_segment_cache},
     {"VERBOSE", "0", "print the options and the topology at start", apply_verbose},
     {"STATS", "0", "print statistics at exit: 1 (text) or json", apply_stats},
@@ -144,8 +151,8 @@ void na_options_init(void) {
     name[sizeof name - 1] = '\0';
     const char *value = na_os_getenv(name);
     if (value != NULL && !o->apply(value))
-      na_warning("%s=\"%s\" is not valid (%s); using the default, %s", name, value,
-                 o->description, o->default_text);
+      na_warning("%s=\"%s\" is not valid (%s); using the default, %s", name, value, o->description,
+                 o->default_text);
   }
 }
 

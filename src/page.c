@@ -100,8 +100,7 @@ void *na_page_block_start(const na_page_t *page, const void *p) {
   return start + offset - offset % page->block_size;
 }
 
-static bool list_contains(const na_page_t *page, const na_block_t *list,
-                          const na_block_t *block) {
+static bool list_contains(const na_page_t *page, const na_block_t *list, const na_block_t *block) {
   for (size_t n = 0; list != NULL && n <= page->reserved; list = na_block_next(page, list), n++)
     if (list == block) return true;
   return false;

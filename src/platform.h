@@ -25,8 +25,7 @@ void *na_os_reserve(size_t size);
 /* Gives the pages back; they read as zero on next touch and keep their binding. */
 bool na_os_purge(void *addr, size_t size);
 /* Binds a range that has not been touched; `nodes` is a bit mask of node ids. */
-bool na_os_bind(void *addr, size_t size, na_bind_mode_t mode, const uint64_t *nodes,
-                int max_node);
+bool na_os_bind(void *addr, size_t size, na_bind_mode_t mode, const uint64_t *nodes, int max_node);
 /* Faults a range in now, so a strict binding fails here with false instead of killing the
  * process at first touch when the node is full. */
 bool na_os_populate(void *addr, size_t size);

@@ -33,8 +33,8 @@ static bool map_failure_injected(void) {
 
 static void *map_anonymous(void *hint, size_t size, int prot, int extra_flags) {
   if (map_failure_injected()) return NULL;
-  void *p = mmap(hint, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | extra_flags,
-                 -1, 0);
+  void *p =
+      mmap(hint, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | extra_flags, -1, 0);
   return p == MAP_FAILED ? NULL : p;
 }
 
@@ -75,8 +75,7 @@ bool na_os_purge(void *addr, size_t size) {
   return ok;
 }
 
-bool na_os_bind(void *addr, size_t size, na_bind_mode_t mode, const uint64_t *nodes,
-                int max_node) {
+bool na_os_bind(void *addr, size_t size, na_bind_mode_t mode, const uint64_t *nodes, int max_node) {
   int saved = errno;
   long rc = syscall(SYS_mbind, addr, size, (int)mode, nodes, (unsigned long)max_node + 2, 0UL);
   errno = saved;
@@ -115,8 +114,8 @@ bool na_os_page_nodes(void *const *pages, int *nodes, size_t count) {
 
 int na_os_current_cpu(void) {
   if (__rseq_size > 0) {
-    const struct rseq *area = (const struct rseq *)((char *)__builtin_thread_pointer() +
-                                                    __rseq_offset);
+    const struct rseq *area =
+        (const struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
     int cpu = (int)__atomic_load_n(&area->cpu_id, __ATOMIC_RELAXED);
     if (cpu >= 0) return cpu;
   }

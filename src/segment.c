@@ -35,8 +35,7 @@ na_segment_t *na_segment_lookup(const void *p) {
   return segment;
 }
 
-void na_segment_set_span(na_segment_t *segment, size_t first, size_t count,
-                         na_span_kind_t kind) {
+void na_segment_set_span(na_segment_t *segment, size_t first, size_t count, na_span_kind_t kind) {
   na_page_t *head = &segment->slices[first];
   head->kind = (uint8_t)kind;
   head->slice_count = (uint32_t)count;

@@ -70,8 +70,10 @@ int numalloc_stats_print(FILE *out, const char *format) {
   if (!na_ensure_init()) return -1;
   static na_node_stats_t total[NA_ARENA_COUNT];
   snapshot(total);
-  if (json) print_json(out, total);
-  else print_text(out, total);
+  if (json)
+    print_json(out, total);
+  else
+    print_text(out, total);
   return 0;
 }
 

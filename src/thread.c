@@ -43,8 +43,10 @@ static void live_link(na_tld_t *tld) {
 }
 
 static void live_unlink(na_tld_t *tld) {
-  if (tld->prev_live) tld->prev_live->next_live = tld->next_live;
-  else live_tlds = tld->next_live;
+  if (tld->prev_live)
+    tld->prev_live->next_live = tld->next_live;
+  else
+    live_tlds = tld->next_live;
   if (tld->next_live) tld->next_live->prev_live = tld->prev_live;
 }
 

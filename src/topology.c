@@ -61,15 +61,16 @@ void na_topology_init(void) {
   na_topology_t *t = &na_topology;
   memset(t, 0, sizeof *t);
   for (size_t c = 0; c < sizeof t->cpu_node / sizeof t->cpu_node[0]; c++) t->cpu_node[c] = -1;
-  if (numa_available() < 0) read_single_node(t);
-  else read_libnuma(t);
+  if (numa_available() < 0)
+    read_single_node(t);
+  else
+    read_libnuma(t);
   if (t->allowed[0] == 0) t->allowed[0] = t->has_memory[0];
   na_topology_derive(t);
 }
 
 /* Nodes in order of distance from `node` (ties by id), among `candidates`. */
-static int order_by_distance(const na_topology_t *t, int node, uint64_t candidates,
-                             int8_t *out) {
+static int order_by_distance(const na_topology_t *t, int node, uint64_t candidates, int8_t *out) {
   int count = 0;
   uint64_t left = candidates;
   while (left != 0) {
@@ -92,8 +93,10 @@ void na_topology_derive(na_topology_t *t) {
     uint64_t restricted = usable & na_options.nodes_mask[0];
     if (restricted != na_options.nodes_mask[0])
       na_warning("NUMALLOC_NODES names nodes this process cannot use; they are ignored");
-    if (restricted != 0) usable = restricted;
-    else na_warning("NUMALLOC_NODES leaves no usable node; using every allowed node");
+    if (restricted != 0)
+      usable = restricted;
+    else
+      na_warning("NUMALLOC_NODES leaves no usable node; using every allowed node");
   }
   if (usable == 0) usable = 1; /* nothing known: node 0, as the kernel would */
   t->usable[0] = usable;

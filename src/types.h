@@ -20,27 +20,27 @@
 #define NA_KiB ((size_t)1024)
 #define NA_MiB (NA_KiB * NA_KiB)
 
-#define NA_SEGMENT_SHIFT 25 /* 32 MiB */
-#define NA_SEGMENT_SIZE ((size_t)1 << NA_SEGMENT_SHIFT)
-#define NA_SEGMENT_MASK (NA_SEGMENT_SIZE - 1)
-#define NA_SLICE_SHIFT 16 /* 64 KiB */
-#define NA_SLICE_SIZE ((size_t)1 << NA_SLICE_SHIFT)
+#define NA_SEGMENT_SHIFT      25 /* 32 MiB */
+#define NA_SEGMENT_SIZE       ((size_t)1 << NA_SEGMENT_SHIFT)
+#define NA_SEGMENT_MASK       (NA_SEGMENT_SIZE - 1)
+#define NA_SLICE_SHIFT        16 /* 64 KiB */
+#define NA_SLICE_SIZE         ((size_t)1 << NA_SLICE_SHIFT)
 #define NA_SLICES_PER_SEGMENT (NA_SEGMENT_SIZE / NA_SLICE_SIZE)
-#define NA_PAGE_SIZE ((size_t)4096)
+#define NA_PAGE_SIZE          ((size_t)4096)
 
 /* Small blocks: 16-byte steps to 128, then four classes per doubling (waste < 25%). */
 #define NA_SMALL_STEP_MAX 128
-#define NA_SMALL_MAX ((size_t)256 * NA_KiB)
-#define NA_CLASS_COUNT 52
-#define NA_DIRECT_MAX 1024 /* sizes served by the direct table in the heap */
-#define NA_DIRECT_COUNT (NA_DIRECT_MAX / 16 + 1)
+#define NA_SMALL_MAX      ((size_t)256 * NA_KiB)
+#define NA_CLASS_COUNT    52
+#define NA_DIRECT_MAX     1024 /* sizes served by the direct table in the heap */
+#define NA_DIRECT_COUNT   (NA_DIRECT_MAX / 16 + 1)
 /* Large blocks are slice spans inside a segment; above this they get a segment of their own. */
-#define NA_LARGE_MAX ((size_t)16 * NA_MiB)
+#define NA_LARGE_MAX         ((size_t)16 * NA_MiB)
 #define NA_ALIGN_MAX_IN_PAGE NA_SLICE_SIZE
 
-#define NA_MAX_NODES 64
+#define NA_MAX_NODES        64
 #define NA_INTERLEAVE_ARENA NA_MAX_NODES /* arena index of page-interleaved memory */
-#define NA_ARENA_COUNT (NA_MAX_NODES + 1)
+#define NA_ARENA_COUNT      (NA_MAX_NODES + 1)
 #define NA_NODE_INTERLEAVED (-2)
 
 /* Segment map byte: 0 not ours, 1..NA_ARENA_COUNT the owning arena index + 1, or a
@@ -53,10 +53,10 @@ typedef struct na_block_s {
 
 typedef enum na_span_kind_e {
   NA_SPAN_FREE = 0,
-  NA_SPAN_SMALL, /* a page of equal blocks owned by one heap */
-  NA_SPAN_LARGE, /* one block, owned by the arena */
-  NA_SPAN_HUGE,  /* one block in a segment of its own */
-  NA_SPAN_META,  /* the segment header slice */
+  NA_SPAN_SMALL,   /* a page of equal blocks owned by one heap */
+  NA_SPAN_LARGE,   /* one block, owned by the arena */
+  NA_SPAN_HUGE,    /* one block in a segment of its own */
+  NA_SPAN_META,    /* the segment header slice */
   NA_SPAN_PURGING, /* free, but out of the free lists while its pages go back to the OS */
 } na_span_kind_t;
 
@@ -85,8 +85,8 @@ typedef struct na_page_s {
   uint32_t slice_offset; /* bytes back to the span's descriptor */
   uint8_t kind;
   uint8_t size_class;
-  uint8_t is_zero;      /* the span's memory is known to be zero (fresh or purged) */
-  uint8_t is_dirty;     /* free span whose pages may be resident */
+  uint8_t is_zero;  /* the span's memory is known to be zero (fresh or purged) */
+  uint8_t is_dirty; /* free span whose pages may be resident */
   union {
     struct {
       uint8_t in_full;     /* off the heap's queue because it had no free block */
@@ -125,22 +125,22 @@ typedef struct na_heap_s {
   na_page_queue_t full;
   _Atomic(na_block_t *) delayed_free; /* blocks of full pages freed by other threads */
   struct na_tld_s *tld;
-  int arena_index; /* node, or NA_INTERLEAVE_ARENA for spans spread over nodes */
+  int arena_index;    /* node, or NA_INTERLEAVE_ARENA for spans spread over nodes */
   uint32_t span_turn; /* interleave: which node the next span goes to */
 } na_heap_t;
 
 /* Per-thread statistics: plain counters, merged on read and at thread exit. The field list
  * exists once (NA_STAT_FIELDS) so the printer and the merge cannot drift apart. */
-#define NA_STAT_FIELDS(X)                                                                     \
-  X(alloc_count, "allocations")                                                               \
-  X(alloc_bytes, "bytes allocated")                                                           \
-  X(local_count, "allocations on the node of the CPU the thread ran on")                      \
-  X(remote_count, "allocations on another node")                                              \
-  X(free_count, "frees")                                                                      \
-  X(remote_free_count, "frees of blocks from another thread")                                 \
-  X(cross_node_free_count, "frees of blocks from another node")                               \
-  X(fallback_count, "allocations that fell back to another node")                             \
-  X(live_bytes, "bytes live")                                                                 \
+#define NA_STAT_FIELDS(X)                                                                          \
+  X(alloc_count, "allocations")                                                                    \
+  X(alloc_bytes, "bytes allocated")                                                                \
+  X(local_count, "allocations on the node of the CPU the thread ran on")                           \
+  X(remote_count, "allocations on another node")                                                   \
+  X(free_count, "frees")                                                                           \
+  X(remote_free_count, "frees of blocks from another thread")                                      \
+  X(cross_node_free_count, "frees of blocks from another node")                                    \
+  X(fallback_count, "allocations that fell back to another node")                                  \
+  X(live_bytes, "bytes live")                                                                      \
   X(peak_bytes, "peak bytes live")
 
 typedef struct na_node_stats_s {
