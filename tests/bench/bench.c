@@ -9,10 +9,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 static const char *malloc_from = "unknown";
+static double cpu_at_start;
+
+/* User plus system seconds of the whole process so far. */
+static double cpu_seconds(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
 
 static void usage(const char *prog) {
   fprintf(stderr, "usage: %s [-s SCALE] [-t THREADS] [-m MODE]\n", prog);
@@ -37,6 +47,7 @@ void bench_init(int argc, char **argv, bench_args *args) {
   if (optind != argc || !(args->scale > 0) || args->threads < 1 || args->threads > 1024)
     usage(argv[0]);
   bench_check_preload();
+  cpu_at_start = cpu_seconds();
 }
 
 /* Reads all of /proc/self/maps with plain read(2), so the check does not depend on stdio. */
@@ -172,9 +183,10 @@ static const char *basename_of(const char *path) {
 }
 
 void bench_result_rss(const char *name, double seconds, long final_rss_kb, const char *extra) {
-  printf("RESULT name=%s seconds=%.6f peak_rss_kb=%ld final_rss_kb=%ld malloc_from=%s%s%s\n",
-         name, seconds, bench_status_kb("VmHWM"), final_rss_kb, basename_of(malloc_from),
-         extra ? " " : "", extra ? extra : "");
+  printf("RESULT name=%s seconds=%.6f cpu_seconds=%.6f peak_rss_kb=%ld final_rss_kb=%ld "
+         "malloc_from=%s%s%s\n",
+         name, seconds, cpu_seconds() - cpu_at_start, bench_status_kb("VmHWM"), final_rss_kb,
+         basename_of(malloc_from), extra ? " " : "", extra ? extra : "");
   fflush(stdout);
 }
 

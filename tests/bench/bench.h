@@ -83,8 +83,9 @@ double bench_now(void);
 /* A field of /proc/self/status in KiB ("VmHWM", "VmRSS"), or -1. */
 long bench_status_kb(const char *field);
 
-/* Prints "RESULT name=NAME seconds=S peak_rss_kb=P final_rss_kb=F malloc_from=LIB EXTRA" with
- * the resident sizes read now. `extra` is more key=value pairs, or NULL. */
+/* Prints "RESULT name=NAME seconds=S cpu_seconds=C peak_rss_kb=P final_rss_kb=F malloc_from=LIB
+ * EXTRA": S is the measured section's wall time, C the process's user+system time since
+ * bench_init, the resident sizes are read now. `extra` is more key=value pairs, or NULL. */
 void bench_result(const char *name, double seconds, const char *extra);
 
 /* The same with the final resident size given (a workload that measured it earlier). */

@@ -11,7 +11,7 @@
 
 #define OBJECT_SIZE 8
 #define WRITES 1000
-#define FULL_ROUNDS 100000
+#define FULL_ROUNDS 500000
 
 static size_t rounds;
 static pthread_barrier_t start_line; /* the threads write at the same time */

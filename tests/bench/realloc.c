@@ -16,8 +16,8 @@ typedef struct growth {
   double full_rounds;
 } growth;
 
-static const growth geometric = {"realloc_geo", 16, 2u << 20, 0, 300};
-static const growth linear = {"realloc_lin", 256, 256u << 10, 256, 100};
+static const growth geometric = {"realloc_geo", 16, 2u << 20, 0, 100};
+static const growth linear = {"realloc_lin", 256, 256u << 10, 256, 300};
 
 typedef struct buffer {
   char *p;
