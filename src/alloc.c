@@ -44,6 +44,20 @@ static void *alloc_system(size_t size, size_t alignment, bool zero) {
   return p;
 }
 
+static void *account_large(void *p, int arena_index, int actual, size_t size) {
+  na_tld_t *tld = na_tld_peek();
+  if (p == NULL || tld == NULL) return p;
+  na_node_stats_t *stats = &tld->stats[actual];
+  stats->alloc_count++;
+  stats->alloc_bytes += (int64_t)size;
+  if (actual == na_policy_current_node())
+    stats->local_count++;
+  else
+    stats->remote_count++;
+  if (actual != arena_index) tld->stats[arena_index].fallback_count++;
+  return p;
+}
+
 void *na_alloc_large(int arena_index, size_t size, size_t alignment, bool zero) {
   if (size > NA_SIZE_MAX) {
     errno = ENOMEM;
@@ -74,7 +88,7 @@ void *na_alloc_large(int arena_index, size_t size, size_t alignment, bool zero) 
   span->flags.bits.has_aligned = p != start;
   if (zero && !span->is_zero) memset(p, 0, size);
   span->is_zero = false;
-  return p;
+  return account_large(p, arena_index, actual, size);
 }
 
 /* The smallest class that fits `size` and whose blocks all fall on `alignment` (pages

@@ -21,6 +21,8 @@ typedef struct na_arena_s {
   size_t empty_segments;
   size_t dirty_slices;
   _Atomic size_t mapped_bytes;
+  _Atomic size_t peak_mapped_bytes;
+  _Atomic int64_t huge_bytes;
   uint32_t last_purge_ms;
   bool bind_warned;
 } na_arena_t;
@@ -44,6 +46,48 @@ int na_arena_for_node(int node) {
 
 size_t na_arena_mapped_bytes(int arena_index) {
   return atomic_load_explicit(&arena_at(arena_index)->mapped_bytes, memory_order_relaxed);
+}
+
+size_t na_arena_peak_mapped_bytes(int arena_index) {
+  return atomic_load_explicit(&arena_at(arena_index)->peak_mapped_bytes, memory_order_relaxed);
+}
+
+static void add_mapped(na_arena_t *arena, int64_t bytes) {
+  size_t now =
+      atomic_fetch_add_explicit(&arena->mapped_bytes, (size_t)bytes, memory_order_relaxed) +
+      (size_t)bytes;
+  size_t peak = atomic_load_explicit(&arena->peak_mapped_bytes, memory_order_relaxed);
+  while (bytes > 0 && now > peak &&
+         !atomic_compare_exchange_weak(&arena->peak_mapped_bytes, &peak, now)) {
+  }
+}
+
+void na_arena_account_huge(int arena_index, int64_t bytes) {
+  atomic_fetch_add_explicit(&arena_at(arena_index)->huge_bytes, bytes, memory_order_relaxed);
+}
+
+static size_t segment_live_bytes(const na_segment_t *segment) {
+  size_t live = 0;
+  for (size_t i = 1; i < NA_SLICES_PER_SEGMENT;) {
+    const na_page_t *span = &segment->slices[i];
+    if (span->slice_count == 0) break;
+    if (span->kind == NA_SPAN_SMALL)
+      live += (size_t)span->used * span->block_size;
+    else if (span->kind == NA_SPAN_LARGE)
+      live += (size_t)span->slice_count << NA_SLICE_SHIFT;
+    i += span->slice_count;
+  }
+  return live;
+}
+
+size_t na_arena_live_bytes(int arena_index) {
+  na_arena_t *arena = arena_at(arena_index);
+  pthread_mutex_lock(&arena->lock);
+  size_t live = 0;
+  for (na_segment_t *s = arena->segments; s != NULL; s = s->next) live += segment_live_bytes(s);
+  pthread_mutex_unlock(&arena->lock);
+  int64_t huge = atomic_load_explicit(&arena->huge_bytes, memory_order_relaxed);
+  return live + (huge > 0 ? (size_t)huge : 0);
 }
 
 /* ---- binding ---------------------------------------------------------------------------- */
@@ -190,7 +234,7 @@ static na_segment_t *segment_grow(int arena_index) {
   na_segment_t *segment = na_segment_create(arena_index, NA_SEGMENT_SIZE, &zero);
   if (segment == NULL) return NULL;
   na_arena_t *arena = arena_at(arena_index);
-  atomic_fetch_add_explicit(&arena->mapped_bytes, NA_SEGMENT_SIZE, memory_order_relaxed);
+  add_mapped(arena, (int64_t)NA_SEGMENT_SIZE);
   pthread_mutex_lock(&arena->lock);
   segment->free_slices = NA_SLICES_PER_SEGMENT - 1;
   segment_link(arena, segment);
@@ -415,13 +459,17 @@ void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool *
   na_segment_set_span(segment, 1, NA_SLICES_PER_SEGMENT - 1, NA_SPAN_HUGE);
   page->block_size = (uint32_t)(offset >> NA_SLICE_SHIFT);
   if (na_options.hugepages) na_os_advise_huge((char *)segment + offset, total - offset);
-  atomic_fetch_add_explicit(&arena_at(arena_index)->mapped_bytes, total, memory_order_relaxed);
+  add_mapped(arena_at(arena_index), (int64_t)total);
+  na_arena_account_huge(arena_index, (int64_t)(total - offset));
   return (char *)segment + offset;
 }
 
 void na_arena_free_huge(na_segment_t *segment) {
-  atomic_fetch_sub_explicit(&arena_at(segment->arena_index)->mapped_bytes, segment->size,
-                            memory_order_relaxed);
+  na_arena_t *arena = arena_at(segment->arena_index);
+  atomic_fetch_sub_explicit(&arena->mapped_bytes, segment->size, memory_order_relaxed);
+  na_arena_account_huge(
+      segment->arena_index,
+      -(int64_t)(segment->size - (size_t)segment->slices[1].block_size * NA_SLICE_SIZE));
   na_segment_destroy(segment);
 }
 
@@ -455,7 +503,8 @@ void *na_arena_realloc_huge(na_segment_t *segment, void *p, size_t new_size) {
   moved->size = total;
   na_segment_remapped(segment, old_total, moved);
   na_arena_t *arena = arena_at(moved->arena_index);
-  atomic_fetch_add_explicit(&arena->mapped_bytes, total - old_total, memory_order_relaxed);
+  add_mapped(arena, (int64_t)total - (int64_t)old_total);
+  na_arena_account_huge(moved->arena_index, (int64_t)total - (int64_t)old_total);
   return (char *)moved + offset;
 }
 

@@ -29,7 +29,16 @@ static void hand_to_heap(na_page_t *page, na_block_t *block) {
   }
 }
 
+static void account_remote_free(na_page_t *page) {
+  na_tld_t *tld = na_tld_peek();
+  if (tld == NULL) return;
+  int arena_index = na_segment_of_aligned(page)->arena_index;
+  tld->stats[arena_index].remote_free_count++;
+  if (arena_index != na_policy_current_node()) tld->stats[arena_index].cross_node_free_count++;
+}
+
 void na_free_remote(na_page_t *page, na_block_t *block) {
+  account_remote_free(page);
   uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
   uintptr_t desired;
   bool notify;

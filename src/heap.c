@@ -102,6 +102,7 @@ void na_heap_page_retire(na_heap_t *heap, na_page_t *page) {
   na_page_queue_t *q = queue_of(heap, page);
   if (!page->flags.bits.in_full && q->first == page && page->next == NULL) return;
   na_heap_page_queue_remove(heap, page);
+  na_page_account_partial(page);
   page->flags.value = 0;
   na_arena_free_span(page);
 }
@@ -221,6 +222,7 @@ void na_heap_abandon(na_heap_t *heap) {
     while ((page = lists[i]->first) != NULL) {
       queue_unlink(lists[i], page);
       page->flags.value = 0;
+      na_page_account_partial(page);
       na_page_collect_remote(page);
       if (page->used == 0)
         na_arena_free_span(page);
@@ -229,4 +231,11 @@ void na_heap_abandon(na_heap_t *heap) {
     }
   }
   for (int c = 0; c < NA_CLASS_COUNT; c++) set_current(heap, c);
+}
+
+/* Brings the thread's own counters up to date before a report. */
+void na_heap_account(na_heap_t *heap) {
+  for (int c = 0; c < NA_CLASS_COUNT; c++)
+    for (na_page_t *page = heap->queues[c].first; page != NULL; page = page->next)
+      na_page_account_partial(page);
 }

@@ -53,7 +53,10 @@ static void start(void) {
     na_options_print();
     print_topology();
   }
-  if (na_options.stats != 0) atexit(na_stats_at_exit);
+  if (na_options.stats != 0) {
+    na_stats_init();
+    atexit(na_stats_at_exit);
+  }
   atomic_store(&na_init_state, 2);
   tls_initializing = false;
 }

@@ -128,6 +128,10 @@ void na_arena_lock_all(void);
 void na_arena_unlock_all(void);
 void na_arena_reinit_after_fork(void);
 size_t na_arena_mapped_bytes(int arena_index);
+size_t na_arena_peak_mapped_bytes(int arena_index);
+/* Bytes in blocks handed out and not freed, from the pages' own counts. */
+size_t na_arena_live_bytes(int arena_index);
+void na_arena_account_huge(int arena_index, int64_t bytes);
 int na_arena_for_node(int node);
 
 /* ---- size_class.c ------------------------------------------------------------------- */
@@ -156,6 +160,7 @@ static inline void na_block_set_next(const na_page_t *page, na_block_t *block, n
 void na_page_init(na_page_t *page, struct na_heap_s *heap, int size_class, bool is_zero);
 /* Refills page->free from local and remote frees, then by carving new blocks. */
 void na_page_refill(na_page_t *page);
+void na_page_account_partial(na_page_t *page);
 /* Moves the blocks other threads freed into local_free; returns how many. */
 size_t na_page_collect_remote(na_page_t *page);
 bool na_page_set_delay(na_page_t *page, na_delay_t delay, bool only_if_empty);
@@ -174,11 +179,14 @@ void na_heap_page_unfull(na_heap_t *heap, na_page_t *page);
 void na_heap_page_retire(na_heap_t *heap, na_page_t *page);
 void na_heap_free_delayed(na_heap_t *heap);
 void na_heap_abandon(na_heap_t *heap);
+void na_heap_account(na_heap_t *heap);
 void *na_heap_alloc_small(na_heap_t *heap, size_t size);
 
 /* ---- thread.c ----------------------------------------------------------------------- */
 /* The calling thread's record, created on first use; NULL while the process is starting. */
 struct na_tld_s *na_tld_get(void);
+/* The calling thread's record if it has one (never creates it). */
+struct na_tld_s *na_tld_peek(void);
 /* The heap the calling thread allocates from next, after checking its node (off the fast
  * path); NULL when the heap for `node` could not be made. */
 na_heap_t *na_tld_heap_for_arena(struct na_tld_s *tld, int arena_index);
@@ -231,6 +239,7 @@ void na_set_system_allocator(const na_system_allocator_t *system);
 
 /* ---- stats.c ------------------------------------------------------------------------ */
 void na_stats_merge_thread(struct na_tld_s *tld);
+void na_stats_init(void);
 void na_stats_at_exit(void);
 
 #endif /* NUMALLOC_INTERNAL_H */

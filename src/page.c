@@ -17,6 +17,7 @@ void na_page_init(na_page_t *page, na_heap_t *heap, int size_class, bool is_zero
   page->reserved = (uint32_t)(bytes / page->block_size);
   page->capacity = 0;
   page->used = 0;
+  page->installed = 0;
   page->free = page->local_free = NULL;
   page->key = (na_secret ^ ((uintptr_t)page * 0x9e3779b97f4a7c15u)) | 1;
   page->is_zero = is_zero;
@@ -65,15 +66,48 @@ size_t na_page_collect_remote(na_page_t *page) {
   return count;
 }
 
+/* Statistics without a cost on the fast path: when a page's free list runs dry, every block
+ * the last refill put there has been handed out. */
+static void account_handed(na_page_t *page, uint32_t handed) {
+  na_tld_t *tld = page->heap != NULL ? page->heap->tld : NULL;
+  if (tld == NULL || handed == 0) return;
+  int arena_index = na_segment_of_aligned(page)->arena_index;
+  na_node_stats_t *stats = &tld->stats[arena_index];
+  stats->alloc_count += handed;
+  stats->alloc_bytes += (int64_t)handed * page->block_size;
+  if (arena_index == na_policy_current_node())
+    stats->local_count += handed;
+  else
+    stats->remote_count += handed;
+}
+
+/* Counts what was handed out of `free` so far (a page leaving its heap, or a report). */
+void na_page_account_partial(na_page_t *page) {
+  uint32_t left = 0;
+  for (na_block_t *b = page->free; b != NULL && left <= page->reserved; b = na_block_next(page, b))
+    left++;
+  account_handed(page, page->installed > left ? page->installed - left : 0);
+  page->installed = left;
+}
+
 void na_page_refill(na_page_t *page) {
+  if (page->free != NULL) return;
+  account_handed(page, page->installed);
+  page->installed = 0;
   if (page->local_free == NULL) na_page_collect_remote(page);
   if (page->local_free != NULL) {
+    /* with `free` empty and remote frees collected, every free block is on local_free */
+    page->installed = page->capacity - page->used;
     page->free = page->local_free;
     page->local_free = NULL;
     page->is_zero = false;
     return;
   }
-  if (page->capacity < page->reserved) page_extend(page);
+  if (page->capacity < page->reserved) {
+    uint32_t before = page->capacity;
+    page_extend(page);
+    page->installed = page->capacity - before;
+  }
 }
 
 /* Sets the page's delay state; with only_if_empty, only while no remote free is pending

@@ -46,6 +46,9 @@ uint64_t na_os_random(void);
 long na_os_read_file(const char *path, char *buf, size_t size);
 /* Writes to standard error without allocating or locking stdio. */
 void na_os_write_stderr(const char *text, size_t len);
+/* A private copy of standard error, for reports written at exit: programs (coreutils) may
+ * close fd 2 in their own exit handlers before ours run. -1 on failure. */
+int na_os_dup_stderr(void);
 const char *na_os_getenv(const char *name);
 void na_os_yield(void);
 

@@ -175,6 +175,13 @@ void na_os_write_stderr(const char *text, size_t len) {
   errno = saved;
 }
 
+int na_os_dup_stderr(void) {
+  int saved = errno;
+  int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+  errno = saved;
+  return fd;
+}
+
 const char *na_os_getenv(const char *name) { return getenv(name); }
 
 void na_os_yield(void) { sched_yield(); }

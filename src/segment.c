@@ -6,6 +6,8 @@
 
 #include <string.h>
 
+_Static_assert(sizeof(na_segment_t) <= NA_SLICE_SIZE, "the segment header fits its slice");
+
 uint8_t na_segmap[NA_SEGMAP_SIZE];
 uintptr_t na_secret = 0x9e3779b97f4a7c15u;
 

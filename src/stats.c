@@ -30,35 +30,92 @@ static void add_live(struct na_tld_s *tld, void *arg) {
 }
 
 static void snapshot(na_node_stats_t *total) {
+  na_tld_t *self = na_tld_peek();
+  for (int i = 0; self != NULL && i < NA_ARENA_COUNT; i++)
+    if (self->heaps[i] != NULL) na_heap_account(self->heaps[i]);
   pthread_mutex_lock(&merged_lock);
   memcpy(total, merged, sizeof merged);
   pthread_mutex_unlock(&merged_lock);
   na_thread_foreach(add_live, total);
 }
 
-static double mib(size_t bytes) { return (double)bytes / (double)NA_MiB; }
+static double mib(double bytes) { return bytes / (double)NA_MiB; }
+
+static double percent(int64_t part, int64_t whole) {
+  return whole > 0 ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
+static double remote_pct(const na_node_stats_t *total) {
+  int64_t local = 0, remote = 0;
+  for (int i = 0; i < NA_ARENA_COUNT; i++) {
+    local += total[i].local_count;
+    remote += total[i].remote_count;
+  }
+  return percent(remote, local + remote);
+}
+
+static void json_node(FILE *out, const char *name, int arena, const na_node_stats_t *s) {
+  fprintf(out,
+          "  \"%s\": {\"allocated_mb\": %.1f, \"local_pct\": %.1f, \"live_mb\": %.1f, "
+          "\"mapped_mb\": %.1f, \"peak_mapped_mb\": %.1f",
+          name, mib((double)s->alloc_bytes),
+          percent(s->local_count, s->local_count + s->remote_count),
+          mib((double)na_arena_live_bytes(arena)), mib((double)na_arena_mapped_bytes(arena)),
+          mib((double)na_arena_peak_mapped_bytes(arena)));
+#define NA_STAT_JSON(field, text) fprintf(out, ", \"" #field "\": %lld", (long long)s->field);
+  NA_STAT_FIELDS(NA_STAT_JSON)
+#undef NA_STAT_JSON
+  fprintf(out, "},\n");
+}
+
+static void json_topology(FILE *out) {
+  const na_topology_t *t = &na_topology;
+  fprintf(out, "  \"topology\": {\"nodes\": %d, \"usable\": [", t->node_count);
+  for (int i = 0; i < t->usable_count; i++) fprintf(out, "%s%d", i ? ", " : "", t->usable_list[i]);
+  fprintf(out, "], \"distances\": [");
+  for (int a = 0; a < t->node_count; a++) {
+    fprintf(out, "%s[", a ? ", " : "");
+    for (int b = 0; b < t->node_count; b++) fprintf(out, "%s%d", b ? ", " : "", t->distance[a][b]);
+    fprintf(out, "]");
+  }
+  fprintf(out, "]},\n");
+}
 
 static void print_json(FILE *out, const na_node_stats_t *total) {
-  fprintf(out, "{\"policy\": \"%s\", \"nodes\": %d", numalloc_policy_name(numalloc_policy()),
-          na_topology.node_count);
+  char name[32];
+  fprintf(out, "{\n  \"policy\": \"%s\",\n", numalloc_policy_name(numalloc_policy()));
+  json_topology(out);
   for (int n = 0; n < na_topology.node_count; n++) {
-    fprintf(out, ", \"node%d\": {\"mapped_mb\": %.1f", n, mib(na_arena_mapped_bytes(n)));
-#define NA_STAT_JSON(name, text) fprintf(out, ", \"" #name "\": %lld", (long long)total[n].name);
-    NA_STAT_FIELDS(NA_STAT_JSON)
-#undef NA_STAT_JSON
-    fprintf(out, "}");
+    snprintf(name, sizeof name, "node%d", n);
+    json_node(out, name, n, &total[n]);
   }
-  fprintf(out, ", \"interleaved\": {\"mapped_mb\": %.1f}}\n",
-          mib(na_arena_mapped_bytes(NA_INTERLEAVE_ARENA)));
+  if (na_arena_peak_mapped_bytes(NA_INTERLEAVE_ARENA) > 0)
+    json_node(out, "interleaved", NA_INTERLEAVE_ARENA, &total[NA_INTERLEAVE_ARENA]);
+  fprintf(out, "  \"remote_pct\": %.1f\n}\n", remote_pct(total));
 }
 
 static void print_text(FILE *out, const na_node_stats_t *total) {
   fprintf(out, "numalloc: policy %s, %d node(s)\n", numalloc_policy_name(numalloc_policy()),
           na_topology.node_count);
-  for (int n = 0; n < na_topology.node_count; n++)
-    fprintf(out, "numalloc: node %d: %.1f MiB mapped, %lld allocations, %lld fallbacks\n", n,
-            mib(na_arena_mapped_bytes(n)), (long long)total[n].alloc_count,
-            (long long)total[n].fallback_count);
+  fprintf(out, "numalloc: node  allocated MiB  allocations  local %%  live MiB  mapped MiB  "
+               "peak MiB  fallbacks  remote frees\n");
+  for (int n = 0; n <= na_topology.node_count; n++) {
+    int arena = n < na_topology.node_count ? n : NA_INTERLEAVE_ARENA;
+    if (arena == NA_INTERLEAVE_ARENA && na_arena_peak_mapped_bytes(arena) == 0) break;
+    const na_node_stats_t *s = &total[arena];
+    char label[16];
+    if (arena == NA_INTERLEAVE_ARENA)
+      snprintf(label, sizeof label, "il");
+    else
+      snprintf(label, sizeof label, "%d", n);
+    fprintf(out, "numalloc: %4s  %13.1f  %11lld  %7.1f  %8.1f  %10.1f  %8.1f  %9lld  %12lld\n",
+            label, mib((double)s->alloc_bytes), (long long)s->alloc_count,
+            percent(s->local_count, s->local_count + s->remote_count),
+            mib((double)na_arena_live_bytes(arena)), mib((double)na_arena_mapped_bytes(arena)),
+            mib((double)na_arena_peak_mapped_bytes(arena)), (long long)s->fallback_count,
+            (long long)s->remote_free_count);
+  }
+  fprintf(out, "numalloc: remote allocations: %.1f%%\n", remote_pct(total));
 }
 
 int numalloc_stats_print(FILE *out, const char *format) {
@@ -77,8 +134,13 @@ int numalloc_stats_print(FILE *out, const char *format) {
   return 0;
 }
 
+static int report_fd = -1;
+
+void na_stats_init(void) { report_fd = na_os_dup_stderr(); }
+
 void na_stats_at_exit(void) {
-  FILE *out = stderr;
+  FILE *out = report_fd >= 0 ? fdopen(report_fd, "w") : stderr;
+  if (out == NULL) return;
   if (na_options.stats_file != NULL) {
     char path[512];
     size_t at = 0;
@@ -91,6 +153,7 @@ void na_stats_at_exit(void) {
       }
     }
     path[at] = '\0';
+    if (out != stderr) fclose(out);
     out = fopen(path, "w");
     if (out == NULL) {
       na_warning("cannot write statistics to %s", path);

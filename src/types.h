@@ -81,6 +81,7 @@ typedef struct na_page_s {
   uint32_t capacity;      /* blocks carved from the page so far */
   uint32_t reserved;      /* blocks that fit in the page */
   uint32_t block_size;
+  uint32_t installed; /* blocks put on `free` by the last refill (statistics) */
   uint32_t slice_count;
   uint32_t slice_offset; /* bytes back to the span's descriptor */
   uint8_t kind;
@@ -136,12 +137,9 @@ typedef struct na_heap_s {
   X(alloc_bytes, "bytes allocated")                                                                \
   X(local_count, "allocations on the node of the CPU the thread ran on")                           \
   X(remote_count, "allocations on another node")                                                   \
-  X(free_count, "frees")                                                                           \
-  X(remote_free_count, "frees of blocks from another thread")                                      \
-  X(cross_node_free_count, "frees of blocks from another node")                                    \
-  X(fallback_count, "allocations that fell back to another node")                                  \
-  X(live_bytes, "bytes live")                                                                      \
-  X(peak_bytes, "peak bytes live")
+  X(remote_free_count, "frees of blocks another thread owns")                                      \
+  X(cross_node_free_count, "frees by a thread running on another node")                            \
+  X(fallback_count, "allocations that fell back to another node")
 
 typedef struct na_node_stats_s {
 #define NA_STAT_DECLARE(name, text) int64_t name;
