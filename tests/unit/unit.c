@@ -1,0 +1,200 @@
+/* unit.c: the helpers every unit test shares (see unit.h). They use glibc's malloc, never
+ * numalloc's, so they cannot disturb the state a test looks at. */
+#include "unit.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static bool drop_numalloc_environment(void) {
+  bool dropped = false;
+  for (char **e = environ; *e != NULL;) {
+    if (strncmp(*e, "NUMALLOC_", 9) != 0) {
+      e++;
+      continue;
+    }
+    char name[128];
+    size_t n = strcspn(*e, "=");
+    if (n >= sizeof name) n = sizeof name - 1;
+    memcpy(name, *e, n);
+    name[n] = '\0';
+    unsetenv(name);
+    dropped = true;
+    e = environ; /* unsetenv moved the entries */
+  }
+  return dropped;
+}
+
+int unit_run(Suite *suite, char **argv) {
+  if (drop_numalloc_environment()) {
+    fprintf(stderr, "unit: NUMALLOC_* variables dropped; the tests expect the defaults\n");
+    execv("/proc/self/exe", argv);
+    perror("unit: execv");
+    return 2;
+  }
+  SRunner *runner = srunner_create(suite);
+  srunner_run_all(runner, CK_NORMAL);
+  int failed = srunner_ntests_failed(runner);
+  srunner_free(runner);
+  return failed == 0 ? 0 : 1;
+}
+
+TCase *unit_tcase(Suite *suite, const char *name, double timeout) {
+  TCase *tc = tcase_create(name);
+  tcase_set_timeout(tc, timeout);
+  suite_add_tcase(suite, tc);
+  return tc;
+}
+
+void unit_quiet_purge(void) {
+  na_options.purge_delay_ms = 3600000;
+  na_options.segment_cache = 2;
+}
+
+/* ---- patterns ------------------------------------------------------------------------- */
+
+static inline uint64_t pattern_word(uint64_t seed, size_t index) {
+  uint64_t x = seed + (uint64_t)index * 0x9e3779b97f4a7c15u;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
+  return x ^ (x >> 31);
+}
+
+void unit_fill(void *p, size_t size, uint64_t seed) {
+  unsigned char *bytes = p;
+  size_t words = size / 8;
+  for (size_t i = 0; i < words; i++) {
+    uint64_t w = pattern_word(seed, i);
+    memcpy(bytes + i * 8, &w, 8);
+  }
+  if (size % 8 != 0) {
+    uint64_t w = pattern_word(seed, words);
+    memcpy(bytes + words * 8, &w, size % 8);
+  }
+}
+
+size_t unit_mismatch(const void *p, size_t size, uint64_t seed) {
+  const unsigned char *bytes = p;
+  size_t words = size / 8;
+  for (size_t i = 0; i <= words; i++) {
+    uint64_t w = pattern_word(seed, i);
+    size_t n = i < words ? 8 : size % 8;
+    if (n != 0 && memcmp(bytes + i * 8, &w, n) != 0) {
+      const unsigned char *expect = (const unsigned char *)&w;
+      for (size_t b = 0; b < n; b++)
+        if (bytes[i * 8 + b] != expect[b]) return i * 8 + b;
+    }
+  }
+  return SIZE_MAX;
+}
+
+size_t unit_nonzero(const void *p, size_t size) {
+  const unsigned char *bytes = p;
+  for (size_t i = 0; i < size; i++)
+    if (bytes[i] != 0) return i;
+  return SIZE_MAX;
+}
+
+/* ---- memory probes -------------------------------------------------------------------- */
+
+long unit_resident_pages(const void *p, size_t size) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  uintptr_t start = (uintptr_t)p & ~(uintptr_t)(page - 1);
+  uintptr_t end = ((uintptr_t)p + size + page - 1) & ~(uintptr_t)(page - 1);
+  size_t count = (end - start) / page;
+  unsigned char *vec = malloc(count);
+  if (vec == NULL) return -1;
+  long resident = -1;
+  if (mincore((void *)start, end - start, vec) == 0) {
+    resident = 0;
+    for (size_t i = 0; i < count; i++) resident += vec[i] & 1;
+  }
+  free(vec);
+  return resident;
+}
+
+bool unit_is_mapped(const void *p, size_t size) { return unit_resident_pages(p, size) >= 0; }
+
+size_t unit_rss_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f == NULL) return 0;
+  unsigned long total = 0, resident = 0;
+  int n = fscanf(f, "%lu %lu", &total, &resident);
+  fclose(f);
+  return n == 2 ? resident * (size_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+/* ---- stderr --------------------------------------------------------------------------- */
+
+static int saved_stderr = -1;
+static FILE *capture_file;
+static char capture_text[65536];
+
+void unit_capture_start(void) {
+  fflush(stderr);
+  capture_file = tmpfile();
+  ck_assert_ptr_nonnull(capture_file);
+  saved_stderr = dup(STDERR_FILENO);
+  dup2(fileno(capture_file), STDERR_FILENO);
+}
+
+const char *unit_capture_stop(void) {
+  fflush(stderr);
+  dup2(saved_stderr, STDERR_FILENO);
+  close(saved_stderr);
+  saved_stderr = -1;
+  rewind(capture_file);
+  size_t n = fread(capture_text, 1, sizeof capture_text - 1, capture_file);
+  capture_text[n] = '\0';
+  fclose(capture_file);
+  capture_file = NULL;
+  return capture_text;
+}
+
+void unit_silence_stderr(void) {
+  int fd = open("/dev/null", O_WRONLY);
+  if (fd >= 0) {
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+  }
+}
+
+int unit_count_lines_with(const char *text, const char *needle) {
+  int count = 0;
+  while (*text != '\0') {
+    const char *end = strchr(text, '\n');
+    size_t len = end ? (size_t)(end - text) : strlen(text);
+    char line[1024];
+    size_t n = len < sizeof line - 1 ? len : sizeof line - 1;
+    memcpy(line, text, n);
+    line[n] = '\0';
+    if (strstr(line, needle) != NULL) count++;
+    text += len + (end ? 1 : 0);
+  }
+  return count;
+}
+
+/* ---- misc ----------------------------------------------------------------------------- */
+
+uint64_t unit_rand(uint64_t *state) {
+  uint64_t z = (*state += 0x9e3779b97f4a7c15u);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+  return z ^ (z >> 31);
+}
+
+void unit_run_threads(int count, void *(*fn)(void *), void *base, size_t stride) {
+  pthread_t *threads = calloc((size_t)count, sizeof *threads);
+  ck_assert_ptr_nonnull(threads);
+  for (int i = 0; i < count; i++)
+    ck_assert_int_eq(pthread_create(&threads[i], NULL, fn, (char *)base + (size_t)i * stride), 0);
+  for (int i = 0; i < count; i++) pthread_join(threads[i], NULL);
+  free(threads);
+}
+
+int unit_home_node(void) { return na_policy_current_node(); }

@@ -1,0 +1,71 @@
+/* unit.h: what the Check unit tests share. Each check_<module>.c links the static core
+ * directly (no preload: Check's own runner keeps glibc's malloc) and may use the internal
+ * headers, so it can look at the state a public call leaves behind. Here: the runner, block
+ * patterns for content checks, resident-page and RSS probes, stderr capture, a PRNG.
+ *
+ * Every test runs in a child forked from the runner (Check's default CK_FORK), and the
+ * runner never allocates from numalloc, so a test starts with no segment mapped and no
+ * thread record: tests rely on that to predict addresses and mapped bytes exactly. */
+#ifndef NUMALLOC_UNIT_H
+#define NUMALLOC_UNIT_H
+
+#include <check.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* A check for tight loops: ck_assert records its location on every success (a write per
+ * assertion), this only reports the failure. */
+#define UNIT_REQUIRE(cond, fmt, ...)                                                          \
+  do {                                                                                        \
+    if (!(cond)) ck_abort_msg("'%s' failed: " fmt, #cond, ##__VA_ARGS__);                     \
+  } while (0)
+
+/* Runs the suite (fork mode unless CK_FORK says otherwise) and returns the exit status. A
+ * NUMALLOC_* variable in the environment would change the defaults the tests expect: the
+ * program then drops those variables and starts itself again. */
+int unit_run(Suite *suite, char **argv);
+/* A test case with a timeout in seconds (scaled by CK_TIMEOUT_MULTIPLIER as usual). */
+TCase *unit_tcase(Suite *suite, const char *name, double timeout);
+
+/* Options the arena tests depend on, set so that a purge happens only when a test asks. */
+void unit_quiet_purge(void);
+
+/* Patterns: the bytes of a block depend on `seed` and their offset, so any prefix of a
+ * filled block can be checked after it moved. unit_mismatch returns the offset of the first
+ * wrong byte, or SIZE_MAX when all `size` bytes are right. */
+void unit_fill(void *p, size_t size, uint64_t seed);
+size_t unit_mismatch(const void *p, size_t size, uint64_t seed);
+/* Offset of the first non-zero byte, or SIZE_MAX. */
+size_t unit_nonzero(const void *p, size_t size);
+
+/* Resident pages of [p, p+size) from mincore, or -1 when part of it is not mapped. */
+long unit_resident_pages(const void *p, size_t size);
+/* Bytes that are part of some mapping: false when any page of [p, p+size) is unmapped. */
+bool unit_is_mapped(const void *p, size_t size);
+/* Resident set size of the process from /proc/self/statm. */
+size_t unit_rss_bytes(void);
+
+/* Captures what is written to file descriptor 2 between start and stop; stop returns it
+ * (a static buffer, NUL-terminated). unit_silence_stderr sends it to /dev/null for good (a
+ * test that expects an abort uses it to keep the log readable). */
+void unit_capture_start(void);
+const char *unit_capture_stop(void);
+void unit_silence_stderr(void);
+/* Lines in `text` that contain `needle`. */
+int unit_count_lines_with(const char *text, const char *needle);
+
+/* splitmix64. */
+uint64_t unit_rand(uint64_t *state);
+
+/* Runs `fn(arg_i)` on `count` threads (arg_i = base + i * stride bytes) and joins them. */
+void unit_run_threads(int count, void *(*fn)(void *), void *base, size_t stride);
+
+/* The node numalloc allocates on for the calling thread by default. */
+int unit_home_node(void);
+
+#endif /* NUMALLOC_UNIT_H */
