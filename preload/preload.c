@@ -10,9 +10,9 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
-EXPORT void *malloc(size_t size) { return numalloc_malloc(size); }
-EXPORT void free(void *p) { numalloc_free(p); }
-EXPORT void cfree(void *p) { numalloc_free(p); }
+EXPORT void *malloc(size_t size) { return na_malloc_fast(size); }
+EXPORT void free(void *p) { na_free_fast(p); }
+EXPORT void cfree(void *p) { na_free_fast(p); }
 EXPORT void *calloc(size_t count, size_t size) { return numalloc_calloc(count, size); }
 EXPORT void *realloc(void *p, size_t size) { return numalloc_realloc(p, size); }
 EXPORT void *reallocarray(void *p, size_t count, size_t size) {

@@ -9,24 +9,7 @@
 
 #define NA_SIZE_MAX ((size_t)PTRDIFF_MAX)
 
-static inline void *pop_block(na_page_t *page) {
-  na_block_t *block = page->free;
-  page->free = na_block_next(page, block);
-  page->used++;
-  return block;
-}
-
-void *numalloc_malloc(size_t size) {
-  na_heap_t *heap = na_tls_heap;
-  if (na_likely(size <= NA_DIRECT_MAX)) {
-    na_page_t *page = heap->direct[(size + 15) >> 4];
-    if (na_likely(page->free != NULL)) return pop_block(page);
-  } else if (size <= NA_SMALL_MAX) {
-    na_page_t *page = heap->current[na_size_class(size)];
-    if (na_likely(page->free != NULL)) return pop_block(page);
-  }
-  return na_heap_alloc_slow(heap, size);
-}
+void *numalloc_malloc(size_t size) { return na_malloc_fast(size); }
 
 static void *alloc_system(size_t size, size_t alignment, bool zero) {
   if (na_system.malloc == NULL) {

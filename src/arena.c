@@ -68,7 +68,7 @@ void na_arena_account_huge(int arena_index, int64_t bytes) {
 
 static size_t segment_live_bytes(const na_segment_t *segment) {
   size_t live = 0;
-  for (size_t i = 1; i < NA_SLICES_PER_SEGMENT;) {
+  for (size_t i = NA_META_SLICES; i < NA_SLICES_PER_SEGMENT;) {
     const na_page_t *span = &segment->slices[i];
     if (span->slice_count == 0) break;
     if (span->kind == NA_SPAN_SMALL)
@@ -159,7 +159,7 @@ static void span_insert(na_arena_t *arena, na_segment_t *segment, size_t first, 
     zero &= right->is_zero;
     count += right->slice_count;
   }
-  if (first > 1) {
+  if (first > NA_META_SLICES) {
     na_page_t *before = &segment->slices[first - 1];
     na_page_t *left = (na_page_t *)((char *)before - before->slice_offset);
     if (is_free_head(left)) {
@@ -208,7 +208,7 @@ static na_page_t *span_take(na_arena_t *arena, na_page_t *span, size_t slices) {
 }
 
 static bool segment_is_empty(const na_segment_t *segment) {
-  return segment->free_slices == NA_SLICES_PER_SEGMENT - 1;
+  return segment->free_slices == NA_SLICES_PER_SEGMENT - NA_META_SLICES;
 }
 
 static void segment_link(na_arena_t *arena, na_segment_t *segment) {
@@ -236,10 +236,11 @@ static na_segment_t *segment_grow(int arena_index) {
   na_arena_t *arena = arena_at(arena_index);
   add_mapped(arena, (int64_t)NA_SEGMENT_SIZE);
   pthread_mutex_lock(&arena->lock);
-  segment->free_slices = NA_SLICES_PER_SEGMENT - 1;
+  segment->free_slices = NA_SLICES_PER_SEGMENT - NA_META_SLICES;
   segment_link(arena, segment);
   arena->empty_segments++;
-  span_insert(arena, segment, 1, NA_SLICES_PER_SEGMENT - 1, false, zero, 0);
+  span_insert(arena, segment, NA_META_SLICES, NA_SLICES_PER_SEGMENT - NA_META_SLICES, false, zero,
+              0);
   pthread_mutex_unlock(&arena->lock);
   return segment;
 }
@@ -308,11 +309,11 @@ static void collect_abandoned_locked(na_arena_t *arena, purge_batch_t *batch);
 static void purge_select(na_arena_t *arena, bool force, uint32_t now, purge_batch_t *batch) {
   for (na_segment_t *s = arena->segments, *next; s != NULL; s = next) {
     next = s->next;
-    if (!segment_is_empty(s) || s->slices[1].kind != NA_SPAN_FREE ||
+    if (!segment_is_empty(s) || s->slices[NA_META_SLICES].kind != NA_SPAN_FREE ||
         batch->unmap_count == PURGE_BATCH)
       continue;
     if (!force && arena->empty_segments <= (size_t)na_options.segment_cache) break;
-    bin_remove(arena, &s->slices[1]);
+    bin_remove(arena, &s->slices[NA_META_SLICES]);
     segment_unlink(arena, s);
     arena->empty_segments--;
     batch->unmap[batch->unmap_count++] = s;
@@ -446,7 +447,8 @@ static void collect_abandoned_locked(na_arena_t *arena, purge_batch_t *batch) {
 /* ---- huge blocks: a segment each -------------------------------------------------------- */
 
 static size_t huge_offset(size_t alignment) {
-  return alignment > NA_SLICE_SIZE ? alignment : NA_SLICE_SIZE;
+  size_t header = NA_META_SLICES * NA_SLICE_SIZE;
+  return alignment > header ? alignment : header;
 }
 
 void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool *is_zero) {
@@ -455,8 +457,9 @@ void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool *
   size_t total = na_align_up(offset + size, NA_SEGMENT_SIZE);
   na_segment_t *segment = na_segment_create(arena_index, total, is_zero);
   if (segment == NULL) return NULL;
-  na_page_t *page = &segment->slices[1];
-  na_segment_set_span(segment, 1, NA_SLICES_PER_SEGMENT - 1, NA_SPAN_HUGE);
+  na_page_t *page = &segment->slices[NA_META_SLICES];
+  na_segment_set_span(segment, NA_META_SLICES, NA_SLICES_PER_SEGMENT - NA_META_SLICES,
+                      NA_SPAN_HUGE);
   page->block_size = (uint32_t)(offset >> NA_SLICE_SHIFT);
   if (na_options.hugepages) na_os_advise_huge((char *)segment + offset, total - offset);
   add_mapped(arena_at(arena_index), (int64_t)total);
@@ -469,7 +472,8 @@ void na_arena_free_huge(na_segment_t *segment) {
   atomic_fetch_sub_explicit(&arena->mapped_bytes, segment->size, memory_order_relaxed);
   na_arena_account_huge(
       segment->arena_index,
-      -(int64_t)(segment->size - (size_t)segment->slices[1].block_size * NA_SLICE_SIZE));
+      -(int64_t)(segment->size -
+                 (size_t)segment->slices[NA_META_SLICES].block_size * NA_SLICE_SIZE));
   na_segment_destroy(segment);
 }
 

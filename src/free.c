@@ -90,7 +90,7 @@ void na_free_generic(na_segment_t *segment, na_page_t *page, void *p) {
   na_fatal("free of %p, which is not an allocated block (double free or invalid pointer)", p);
 }
 
-static na_noinline void free_unowned(void *p) {
+na_noinline void na_free_unowned(void *p) {
   if (p == NULL) return;
   na_segment_t *segment = na_segment_lookup(p);
   if (segment != NULL) {
@@ -105,26 +105,7 @@ static na_noinline void free_unowned(void *p) {
   na_fatal("free of %p, which numalloc did not allocate (invalid pointer)", p);
 }
 
-/* Fast path: one map lookup, then for the owner a push on its page's list. */
-void numalloc_free(void *p) {
-  uint8_t tag = na_segmap_tag(p);
-  if (na_unlikely(tag == 0 || tag == NA_SEGMAP_CONT)) {
-    free_unowned(p);
-    return;
-  }
-  na_segment_t *segment = na_segment_of_aligned(p);
-  na_page_t *page = na_page_of(segment, p);
-  if (na_likely(page->owner == na_thread_id() && page->flags.value == 0)) {
-    na_block_t *block = p;
-    if (na_unlikely(block == page->local_free)) goto generic;
-    na_block_set_next(page, block, page->local_free);
-    page->local_free = block;
-    if (na_unlikely(--page->used == 0)) na_heap_page_retire(page->heap, page);
-    return;
-  }
-generic:
-  na_free_generic(segment, page, p);
-}
+void numalloc_free(void *p) { na_free_fast(p); }
 
 size_t na_usable_size_of(const void *p) {
   na_segment_t *segment = na_segment_lookup(p);

@@ -99,6 +99,7 @@ void na_heap_page_unfull(na_heap_t *heap, na_page_t *page) {
 /* A page with no block in use goes back to the arena, unless it is the only page its class
  * has: keeping that one saves a trip to the arena in alloc/free loops. */
 void na_heap_page_retire(na_heap_t *heap, na_page_t *page) {
+  if (page == heap->current[page->size_class]) return;
   na_page_queue_t *q = queue_of(heap, page);
   if (!page->flags.bits.in_full && q->first == page && page->next == NULL) return;
   na_heap_page_queue_remove(heap, page);

@@ -89,7 +89,12 @@ static inline uint8_t na_segmap_tag(const void *p) {
 static inline na_segment_t *na_segment_of_aligned(const void *p) {
   return (na_segment_t *)((uintptr_t)p & ~(uintptr_t)NA_SEGMENT_MASK);
 }
-/* The descriptor of the span holding `p`, given its segment. */
+/* The descriptor of the span holding `p`, which lies in the first SEGMENT_SIZE bytes of
+ * `segment` (always true but for huge segments, whose later parts use na_page_of). */
+static inline na_page_t *na_page_of_near(na_segment_t *segment, const void *p) {
+  na_page_t *slice = &segment->slices[((uintptr_t)p & NA_SEGMENT_MASK) >> NA_SLICE_SHIFT];
+  return (na_page_t *)((char *)slice - slice->slice_offset);
+}
 static inline na_page_t *na_page_of(na_segment_t *segment, const void *p) {
   size_t index = ((uintptr_t)p - (uintptr_t)segment) >> NA_SLICE_SHIFT;
   if (na_unlikely(index >= NA_SLICES_PER_SEGMENT)) index = NA_SLICES_PER_SEGMENT - 1;
@@ -206,6 +211,7 @@ int na_policy_interleave_next(uint32_t *turn);
 
 /* ---- free.c ------------------------------------------------------------------------- */
 void na_free_generic(na_segment_t *segment, na_page_t *page, void *p);
+void na_free_unowned(void *p);
 void na_free_remote(na_page_t *page, na_block_t *block);
 size_t na_usable_size_of(const void *p);
 
@@ -241,5 +247,49 @@ void na_set_system_allocator(const na_system_allocator_t *system);
 void na_stats_merge_thread(struct na_tld_s *tld);
 void na_stats_init(void);
 void na_stats_at_exit(void);
+
+/* ---- the fast paths (alloc.c, free.c; inlined into the preload's entry points) ----- */
+
+static inline void *na_page_pop(na_page_t *page) {
+  na_block_t *block = page->free;
+  page->free = na_block_next(page, block);
+  page->used++;
+  return block;
+}
+
+/* About a dozen instructions: the thread's heap, the page for the size, pop its list. The
+ * empty heap and empty page make a thread's first call fall through to the slow path. */
+static inline void *na_malloc_fast(size_t size) {
+  na_heap_t *heap = na_tls_heap;
+  if (na_likely(size <= NA_DIRECT_MAX)) {
+    na_page_t *page = heap->direct[(size + 15) >> 4];
+    if (na_likely(page->free != NULL)) return na_page_pop(page);
+  } else if (size <= NA_SMALL_MAX) {
+    na_page_t *page = heap->current[na_size_class(size)];
+    if (na_likely(page->free != NULL)) return na_page_pop(page);
+  }
+  return na_heap_alloc_slow(heap, size);
+}
+
+/* One map lookup, then for the owning thread a push on its page's list; an immediate
+ * double free is caught here, other cases in na_free_generic. */
+static inline void na_free_fast(void *p) {
+  uint8_t tag = na_segmap_tag(p);
+  if (na_unlikely((uint8_t)(tag - 1) >= NA_SEGMAP_CONT - 1)) { /* 0 or a huge tail */
+    na_free_unowned(p);
+    return;
+  }
+  na_segment_t *segment = na_segment_of_aligned(p);
+  na_page_t *page = na_page_of_near(segment, p);
+  na_block_t *block = p;
+  if (na_likely(page->owner == na_thread_id() && page->flags.value == 0 &&
+                block != page->local_free)) {
+    na_block_set_next(page, block, page->local_free);
+    page->local_free = block;
+    if (na_unlikely(--page->used == 0)) na_heap_page_retire(page->heap, page);
+    return;
+  }
+  na_free_generic(segment, page, p);
+}
 
 #endif /* NUMALLOC_INTERNAL_H */

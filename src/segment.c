@@ -6,7 +6,9 @@
 
 #include <string.h>
 
-_Static_assert(sizeof(na_segment_t) <= NA_SLICE_SIZE, "the segment header fits its slice");
+_Static_assert(sizeof(na_segment_t) <= NA_META_SLICES * NA_SLICE_SIZE,
+               "the segment header fits its slices");
+_Static_assert(sizeof(na_page_t) == 128, "page descriptors are two cache lines");
 
 uint8_t na_segmap[NA_SEGMAP_SIZE];
 uintptr_t na_secret = 0x9e3779b97f4a7c15u;
@@ -62,7 +64,7 @@ na_segment_t *na_segment_create(int arena_index, size_t size, bool *is_zero) {
   segment->cookie = (uintptr_t)segment ^ na_secret;
   segment->size = size;
   segment->arena_index = arena_index;
-  na_segment_set_span(segment, 0, 1, NA_SPAN_META);
+  na_segment_set_span(segment, 0, NA_META_SLICES, NA_SPAN_META);
   segmap_mark(segment, (uint8_t)(arena_index + 1));
   *is_zero = true;
   return segment;

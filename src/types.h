@@ -26,6 +26,7 @@
 #define NA_SLICE_SHIFT        16 /* 64 KiB */
 #define NA_SLICE_SIZE         ((size_t)1 << NA_SLICE_SHIFT)
 #define NA_SLICES_PER_SEGMENT (NA_SEGMENT_SIZE / NA_SLICE_SIZE)
+#define NA_META_SLICES        2 /* the header: one 128-byte descriptor per slice */
 #define NA_PAGE_SIZE          ((size_t)4096)
 
 /* Small blocks: 16-byte steps to 128, then four classes per doubling (waste < 25%). */
@@ -72,8 +73,9 @@ struct na_heap_s;
 struct na_segment_s;
 
 /* Descriptor of a span (valid in the span's first slice; the other slices of a span only
- * carry slice_offset back to it). */
-typedef struct na_page_s {
+ * carry slice_offset back to it). 128 bytes: finding it from an address is a shift, and
+ * pages of different threads never share a cache line. */
+typedef struct __attribute__((aligned(128))) na_page_s {
   na_block_t *free;       /* next blocks to hand out (owner only) */
   na_block_t *local_free; /* blocks the owner freed */
   uintptr_t key;          /* free-list pointer encoding */
