@@ -125,8 +125,9 @@ static bool apply_segment_cache(const char *t) {
 static bool apply_verbose(const char *t) { return na_parse_bool(t, &na_options.verbose); }
 static bool apply_stats(const char *t) { return parse_stats(t, &na_options.stats); }
 static bool apply_stats_file(const char *t) {
+  if (*t == '\0') return false;
   na_options.stats_file = t;
-  return *t != '\0';
+  return true;
 }
 static bool apply_hugepages(const char *t) { return na_parse_bool(t, &na_options.hugepages); }
 
