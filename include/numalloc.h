@@ -49,8 +49,10 @@ NUMALLOC_EXPORT NUMALLOC_MALLOC_ATTR void *numalloc_calloc_onnode(size_t count, 
 NUMALLOC_EXPORT NUMALLOC_MALLOC_ATTR void *numalloc_aligned_alloc_onnode(size_t alignment,
                                                                          size_t size, int node);
 
-/* The home node of a block from this library, or -1 when the library does not own `ptr`.
+/* The home node of a block from this library, or -1 when the library does not own `ptr`,
+ * or NUMALLOC_NODE_INTERLEAVED for memory whose pages are spread over several nodes.
  * Works for interior pointers of small and large blocks. */
+#define NUMALLOC_NODE_INTERLEAVED (-2)
 NUMALLOC_EXPORT int numalloc_node_of(const void *ptr);
 
 /* Policies. NUMALLOC_POLICY sets the process default at start; a thread may override it for
@@ -60,6 +62,7 @@ typedef enum numalloc_policy_e {
   NUMALLOC_POLICY_INTERLEAVE, /* spans spread evenly over the allowed nodes */
   NUMALLOC_POLICY_RR,         /* each allocation on the next allowed node in turn */
   NUMALLOC_POLICY_BIND,       /* always the thread's bound node (numalloc_thread_bind) */
+  NUMALLOC_POLICY_WEIGHTED,   /* spans spread over nodes in proportion to weights */
   NUMALLOC_POLICY_SYSTEM,     /* pass everything to the next allocator (glibc) */
 } numalloc_policy_t;
 

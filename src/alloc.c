@@ -57,6 +57,8 @@ void *na_alloc_large(int arena_index, size_t size, size_t alignment, bool zero) 
     return p;
   }
   size_t slices = na_align_up(size + extra, NA_SLICE_SIZE) >> NA_SLICE_SHIFT;
+  if (arena_index == NA_INTERLEAVE_ARENA && na_policy_is_weighted())
+    arena_index = na_policy_spread_next_shared(); /* weighted: whole spans by the schedule */
   int actual = arena_index;
   na_page_t *span = na_arena_alloc_span(arena_index, slices, &actual);
   if (span == NULL) {

@@ -451,6 +451,17 @@ static size_t huge_offset(size_t alignment) {
   return alignment > header ? alignment : header;
 }
 
+/* Weighted placement of one huge block, done by the allocator so that it works on kernels
+ * without weighted interleave: 2 MiB stripes bound to the nodes of the schedule, before
+ * anything touches them. */
+static void stripe_weighted(na_segment_t *segment, size_t offset, size_t total) {
+  const size_t stripe = 2 * NA_MiB;
+  for (size_t at = na_align_up(offset, stripe); at < total; at += stripe) {
+    uint64_t mask[1] = {(uint64_t)1 << na_policy_spread_next_shared()};
+    na_os_bind((char *)segment + at, stripe, NA_BIND_PREFERRED, mask, NA_MAX_NODES - 1);
+  }
+}
+
 void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool *is_zero) {
   size_t offset = huge_offset(alignment);
   if (size > ((size_t)1 << 46) - offset) return NULL;
@@ -461,6 +472,8 @@ void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool *
   na_segment_set_span(segment, NA_META_SLICES, NA_SLICES_PER_SEGMENT - NA_META_SLICES,
                       NA_SPAN_HUGE);
   page->block_size = (uint32_t)(offset >> NA_SLICE_SHIFT);
+  if (arena_index == NA_INTERLEAVE_ARENA && na_policy_is_weighted())
+    stripe_weighted(segment, offset, total);
   if (na_options.hugepages) na_os_advise_huge((char *)segment + offset, total - offset);
   add_mapped(arena_at(arena_index), (int64_t)total);
   na_arena_account_huge(arena_index, (int64_t)(total - offset));

@@ -124,7 +124,7 @@ void na_heap_free_delayed(na_heap_t *heap) {
 
 static int span_node_for(na_heap_t *heap) {
   if (heap->arena_index != NA_INTERLEAVE_ARENA) return heap->arena_index;
-  return na_policy_interleave_next(&heap->span_turn);
+  return na_policy_spread_next(&heap->span_turn);
 }
 
 static na_page_t *page_adopt(na_heap_t *heap, int arena_index, int size_class) {
@@ -204,7 +204,8 @@ void *na_heap_alloc_slow(na_heap_t *heap, size_t size) {
   }
   heap = na_tld_pick_heap(tld);
   if (heap == NULL) return na_alloc_on_arena(-1, size, 16, false);
-  if (size > NA_SMALL_MAX) return na_alloc_large(heap->arena_index, size, 16, false);
+  if (size > NA_SMALL_MAX)
+    return na_alloc_large(na_policy_large_arena(tld, size, heap->arena_index), size, 16, false);
   return na_heap_alloc_small(heap, size);
 }
 

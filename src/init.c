@@ -47,6 +47,7 @@ static void start(void) {
   na_secret = na_os_random();
   na_options_init();
   na_topology_init();
+  na_policy_init();
   na_thread_init();
   pthread_atfork(before_fork, after_fork_parent, after_fork_child);
   if (na_options.verbose) {

@@ -33,6 +33,9 @@ typedef struct na_options_s {
   int stats; /* 0 off, 1 text, 2 json */
   const char *stats_file;
   bool hugepages;
+  uint8_t weights[NA_MAX_NODES]; /* NUMALLOC_POLICY=weighted:0=3,1=1 */
+  int large_policy;              /* -1: as NUMALLOC_POLICY */
+  long large_threshold;          /* bytes; NUMALLOC_LARGE_POLICY applies from here */
 } na_options_t;
 
 extern na_options_t na_options;
@@ -44,6 +47,8 @@ bool na_parse_fallback(const char *text, na_fallback_t *out);
 bool na_parse_node_list(const char *text, uint64_t *mask, int max_node);
 bool na_parse_long(const char *text, long min, long max, long *out);
 bool na_parse_bool(const char *text, bool *out);
+bool na_parse_size(const char *text, long *out);
+bool na_parse_weights(const char *text, uint8_t *weights, int max_node);
 
 /* ---- message.c ---------------------------------------------------------------------- */
 /* One line on stderr, built without allocating: printf-like with %s %d %u %zu %p %x. */
@@ -207,7 +212,15 @@ void na_thread_foreach(void (*visit)(struct na_tld_s *, void *), void *arg);
 /* The arena the next allocation of `tld` goes to, or -1 when the policy is SYSTEM. */
 int na_policy_arena(struct na_tld_s *tld);
 int na_policy_current_node(void);
-int na_policy_interleave_next(uint32_t *turn);
+/* The next node of the spread schedule (interleave: every usable node in turn; weighted:
+ * each node as often as its weight). */
+int na_policy_spread_next(uint32_t *turn);
+void na_policy_init(void);
+/* The same, with one turn shared by all threads (large spans, huge stripes). */
+int na_policy_spread_next_shared(void);
+bool na_policy_is_weighted(void);
+/* The arena for a block above the small classes (NUMALLOC_LARGE_POLICY may differ). */
+int na_policy_large_arena(struct na_tld_s *tld, size_t size, int arena_index);
 
 /* ---- free.c ------------------------------------------------------------------------- */
 void na_free_generic(na_segment_t *segment, na_page_t *page, void *p);

@@ -11,12 +11,41 @@ na_options_t na_options = {
     .nodes_mask = {~(uint64_t)0},
     .purge_delay_ms = 50,
     .segment_cache = 2,
+    .large_policy = -1,
+    .large_threshold = 1024 * 1024,
 };
 
+/* "0=3,1=1": a weight from 1 to 100 for each listed node; the others get none. */
+bool na_parse_weights(const char *text, uint8_t *weights, int max_node) {
+  uint8_t result[NA_MAX_NODES] = {0};
+  const char *p = text;
+  while (*p) {
+    long node = 0, weight = 0;
+    if (*p < '0' || *p > '9') return false;
+    while (*p >= '0' && *p <= '9' && node <= max_node) node = node * 10 + (*p++ - '0');
+    if (*p++ != '=' || node > max_node || *p < '0' || *p > '9') return false;
+    while (*p >= '0' && *p <= '9' && weight <= 100) weight = weight * 10 + (*p++ - '0');
+    if (weight < 1 || weight > 100 || result[node] != 0) return false;
+    result[node] = (uint8_t)weight;
+    if (*p == ',' && p[1] != '\0')
+      p++;
+    else if (*p != '\0')
+      return false;
+  }
+  if (p == text) return false;
+  memcpy(weights, result, sizeof result);
+  return true;
+}
+
 bool na_parse_policy(const char *text, int *out) {
-  static const char *const names[] = {"local", "interleave", "rr", "bind", "system"};
+  static const char *const names[] = {"local", "interleave", "rr", "bind", "weighted", "system"};
+  if (strncmp(text, "weighted:", 9) == 0) {
+    if (!na_parse_weights(text + 9, na_options.weights, NA_MAX_NODES - 1)) return false;
+    *out = NUMALLOC_POLICY_WEIGHTED;
+    return true;
+  }
   for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++) {
-    if (i != NUMALLOC_POLICY_BIND && strcmp(text, names[i]) == 0) {
+    if (i != NUMALLOC_POLICY_BIND && i != NUMALLOC_POLICY_WEIGHTED && strcmp(text, names[i]) == 0) {
       *out = i;
       return true;
     }
@@ -90,6 +119,29 @@ bool na_parse_node_list(const char *text, uint64_t *mask, int max_node) {
   return true;
 }
 
+/* A byte count with an optional K, M or G suffix (powers of 1024). */
+bool na_parse_size(const char *text, long *out) {
+  char digits[24];
+  size_t n = strlen(text);
+  if (n == 0 || n >= sizeof digits) return false;
+  long shift = 0;
+  switch (text[n - 1]) {
+  case 'k':
+  case 'K': shift = 10; break;
+  case 'm':
+  case 'M': shift = 20; break;
+  case 'g':
+  case 'G': shift = 30; break;
+  default: break;
+  }
+  memcpy(digits, text, n + 1);
+  if (shift != 0) digits[n - 1] = '\0';
+  long value;
+  if (!na_parse_long(digits, 0, (long)1 << (62 - shift), &value)) return false;
+  *out = value << shift;
+  return true;
+}
+
 static bool parse_stats(const char *text, int *out) {
   bool on;
   if (strcmp(text, "json") == 0)
@@ -130,9 +182,26 @@ static bool apply_stats_file(const char *t) {
   return true;
 }
 static bool apply_hugepages(const char *t) { return na_parse_bool(t, &na_options.hugepages); }
+static bool apply_large_policy(const char *t) {
+  int policy;
+  if (strncmp(t, "weighted", 8) == 0 || !na_parse_policy(t, &policy) ||
+      policy == NUMALLOC_POLICY_SYSTEM)
+    return false;
+  na_options.large_policy = policy;
+  return true;
+}
+static bool apply_large_threshold(const char *t) {
+  return na_parse_size(t, &na_options.large_threshold);
+}
 
 static const option_t option_table[] = {
-    {"POLICY", "local", "where memory goes: local, interleave, rr or system", apply_policy},
+    {"POLICY", "local", "where memory goes: local, interleave, rr, weighted:N=W,... or system",
+     apply_policy},
+    {"LARGE_POLICY", "as NUMALLOC_POLICY",
+     "policy for blocks from NUMALLOC_LARGE_THRESHOLD up: local, interleave or rr",
+     apply_large_policy},
+    {"LARGE_THRESHOLD", "1M", "size from which NUMALLOC_LARGE_POLICY applies (256K at least)",
+     apply_large_threshold},
     {"FALLBACK", "nearest", "when a node is full: nearest, any or none (fail)", apply_fallback},
     {"NODES", "all", "the nodes any policy may use, e.g. 0,2-3", apply_nodes},
     {"PURGE_DELAY", "50", "milliseconds before free memory goes back to the OS", apply_purge_delay},

@@ -11,16 +11,68 @@ int na_policy_current_node(void) {
   return na_topology.nearest_usable[node];
 }
 
-int na_policy_interleave_next(uint32_t *turn) {
-  int count = na_topology.usable_count > 0 ? na_topology.usable_count : 1;
-  return na_topology.usable_list[(*turn)++ % (uint32_t)count];
+#define SCHEDULE_MAX 256
+static int8_t spread_schedule[SCHEDULE_MAX];
+static uint32_t spread_length;
+
+/* Weighted: node n appears weight[n] times, the turns mixed (0,1,0,0 rather than 0,0,0,1)
+ * so that consecutive spans already come close to the proportions. */
+static void build_weighted_schedule(void) {
+  int credit[NA_MAX_NODES] = {0}, total = 0;
+  for (int i = 0; i < na_topology.usable_count; i++)
+    total += na_options.weights[na_topology.usable_list[i]];
+  if (total == 0) {
+    na_warning("NUMALLOC_POLICY=weighted gives no usable node a weight; spreading evenly");
+    return;
+  }
+  for (spread_length = 0; spread_length < (uint32_t)total && spread_length < SCHEDULE_MAX;
+       spread_length++) {
+    int best = -1;
+    for (int i = 0; i < na_topology.usable_count; i++) {
+      int n = na_topology.usable_list[i];
+      credit[n] += na_options.weights[n];
+      if (best < 0 || credit[n] > credit[best]) best = n;
+    }
+    credit[best] -= total;
+    spread_schedule[spread_length] = (int8_t)best;
+  }
+}
+
+void na_policy_init(void) {
+  spread_length = 0;
+  if (na_options.policy == NUMALLOC_POLICY_WEIGHTED) build_weighted_schedule();
+  if (spread_length == 0) {
+    for (int i = 0; i < na_topology.usable_count; i++)
+      spread_schedule[i] = (int8_t)na_topology.usable_list[i];
+    spread_length = na_topology.usable_count > 0 ? (uint32_t)na_topology.usable_count : 1;
+  }
+}
+
+int na_policy_spread_next(uint32_t *turn) { return spread_schedule[(*turn)++ % spread_length]; }
+
+int na_policy_spread_next_shared(void) {
+  static _Atomic uint32_t turn;
+  return spread_schedule[atomic_fetch_add_explicit(&turn, 1, memory_order_relaxed) % spread_length];
+}
+
+bool na_policy_is_weighted(void) { return na_options.policy == NUMALLOC_POLICY_WEIGHTED; }
+
+int na_policy_large_arena(struct na_tld_s *tld, size_t size, int arena_index) {
+  if (na_options.large_policy < 0 || size < (size_t)na_options.large_threshold) return arena_index;
+  int saved = tld->policy;
+  tld->policy = na_options.large_policy;
+  int arena = na_policy_arena(tld);
+  tld->policy = saved;
+  return arena;
 }
 
 int na_policy_arena(struct na_tld_s *tld) {
   switch (tld->policy) {
   case NUMALLOC_POLICY_INTERLEAVE:
+  case NUMALLOC_POLICY_WEIGHTED:
     return na_topology.usable_count > 1 ? NA_INTERLEAVE_ARENA : na_topology.usable_list[0];
-  case NUMALLOC_POLICY_RR: return na_policy_interleave_next(&tld->rr_turn);
+  case NUMALLOC_POLICY_RR:
+    return na_topology.usable_list[tld->rr_turn++ % (uint32_t)na_topology.usable_count];
   case NUMALLOC_POLICY_BIND: return tld->bound_node;
   case NUMALLOC_POLICY_SYSTEM: return -1;
   default: return na_policy_current_node();
@@ -38,6 +90,7 @@ const char *numalloc_policy_name(numalloc_policy_t policy) {
   case NUMALLOC_POLICY_INTERLEAVE: return "interleave";
   case NUMALLOC_POLICY_RR: return "rr";
   case NUMALLOC_POLICY_BIND: return "bind";
+  case NUMALLOC_POLICY_WEIGHTED: return "weighted";
   case NUMALLOC_POLICY_SYSTEM: return "system";
   }
   return "unknown";

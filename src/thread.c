@@ -13,24 +13,27 @@ static __thread struct na_tld_s *tls_tld __attribute__((tls_model("initial-exec"
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static na_tld_t *free_tlds;
 static na_tld_t *live_tlds;
-static char *meta_cursor, *meta_end;
+static char *meta_cursor[NA_ARENA_COUNT], *meta_end[NA_ARENA_COUNT];
 static pthread_key_t exit_key;
 
-/* Internal metadata: bump-allocated, page-aligned chunks; never returned. */
-static void *meta_alloc(size_t size) {
+/* Internal metadata, bump-allocated from page-aligned chunks bound to the node whose memory
+ * it describes (a heap for node 1 lives on node 1); never returned. */
+static void *meta_alloc(size_t size, int arena_index) {
   size = na_align_up(size, 64);
   pthread_mutex_lock(&registry_lock);
-  if (meta_cursor == NULL || (size_t)(meta_end - meta_cursor) < size) {
+  if (meta_cursor[arena_index] == NULL ||
+      (size_t)(meta_end[arena_index] - meta_cursor[arena_index]) < size) {
     pthread_mutex_unlock(&registry_lock);
     size_t chunk = size > META_CHUNK ? na_align_up(size, NA_PAGE_SIZE) : META_CHUNK;
     char *fresh = na_os_map_aligned(chunk, NA_PAGE_SIZE);
     if (fresh == NULL) return NULL;
+    na_arena_bind(arena_index, fresh, chunk);
     pthread_mutex_lock(&registry_lock);
-    meta_cursor = fresh; /* the rest of an old chunk is dropped: a few KiB at most */
-    meta_end = fresh + chunk;
+    meta_cursor[arena_index] = fresh; /* the rest of an old chunk is dropped: a few KiB */
+    meta_end[arena_index] = fresh + chunk;
   }
-  void *p = meta_cursor;
-  meta_cursor += size;
+  void *p = meta_cursor[arena_index];
+  meta_cursor[arena_index] += size;
   pthread_mutex_unlock(&registry_lock);
   return p;
 }
@@ -56,7 +59,7 @@ static na_tld_t *tld_new(void) {
   if (tld != NULL) free_tlds = tld->next_free;
   pthread_mutex_unlock(&registry_lock);
   if (tld == NULL) {
-    tld = meta_alloc(sizeof *tld);
+    tld = meta_alloc(sizeof *tld, na_policy_current_node());
     if (tld == NULL) return NULL;
     memset(tld, 0, sizeof *tld);
   }
@@ -87,7 +90,7 @@ struct na_tld_s *na_tld_peek(void) {
 na_heap_t *na_tld_heap_for_arena(struct na_tld_s *tld, int arena_index) {
   na_heap_t *heap = tld->heaps[arena_index];
   if (na_likely(heap != NULL)) return heap;
-  heap = meta_alloc(sizeof *heap);
+  heap = meta_alloc(sizeof *heap, arena_index);
   if (heap == NULL) return NULL;
   na_heap_init(heap, tld, arena_index);
   tld->heaps[arena_index] = heap;
