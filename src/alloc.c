@@ -199,6 +199,16 @@ static void *realloc_unowned(void *p, size_t size) {
   na_fatal("realloc of %p, which numalloc did not allocate (invalid pointer)", p);
 }
 
+/* A large block grows into the free slices after it, or gives back its tail. */
+static bool resize_large(na_page_t *span, void *p, size_t size) {
+  size_t offset = (size_t)((char *)p - (char *)na_page_start(span));
+  if (offset + size > NA_LARGE_MAX) return false;
+  size_t slices = na_align_up(offset + size, NA_SLICE_SIZE) >> NA_SLICE_SHIFT;
+  if (slices > span->slice_count) return na_arena_grow_span(span, slices);
+  if (slices < span->slice_count) na_arena_shrink_span(span, slices);
+  return true;
+}
+
 void *numalloc_realloc(void *p, size_t size) {
   if (p == NULL) return numalloc_malloc(size);
   if (size > NA_SIZE_MAX) {
@@ -213,6 +223,7 @@ void *numalloc_realloc(void *p, size_t size) {
     void *q = na_arena_realloc_huge(segment, p, size);
     if (q != NULL) return q;
   }
+  if (page->kind == NA_SPAN_LARGE && size > NA_SMALL_MAX && resize_large(page, p, size)) return p;
   /* Keep the block when the new size fits and would not waste more than half of it. */
   if (size <= usable && size >= usable / 2 && page->kind != NA_SPAN_HUGE) return p;
   if (size <= usable && page->kind == NA_SPAN_HUGE && size > NA_LARGE_MAX) return p;

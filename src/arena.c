@@ -395,6 +395,44 @@ void na_arena_free_span(na_page_t *span) {
   maybe_purge(arena_index);
 }
 
+/* ---- large blocks resized in place ----------------------------------------------------- */
+
+/* Grows a large span into the free slices right after it; false when they are not free. */
+bool na_arena_grow_span(na_page_t *span, size_t slices) {
+  na_segment_t *segment = na_segment_of_aligned(span);
+  na_arena_t *arena = arena_at(segment->arena_index);
+  size_t first = (size_t)(span - segment->slices), end = first + span->slice_count;
+  size_t need = slices - span->slice_count;
+  bool grown = false;
+  pthread_mutex_lock(&arena->lock);
+  na_page_t *right = end < NA_SLICES_PER_SEGMENT ? &segment->slices[end] : NULL;
+  if (right != NULL && is_free_head(right) && right->slice_count >= need) {
+    size_t right_count = right->slice_count;
+    bool dirty = right->is_dirty, zero = right->is_zero;
+    uint32_t stamp = right->free_stamp;
+    bin_remove(arena, right);
+    na_segment_set_span(segment, first, slices, NA_SPAN_LARGE);
+    if (right_count > need)
+      span_insert(arena, segment, first + slices, right_count - need, dirty, zero, stamp);
+    segment->free_slices -= (uint32_t)need;
+    grown = true;
+  }
+  pthread_mutex_unlock(&arena->lock);
+  return grown;
+}
+
+/* Gives the slices of a large span beyond `slices` back to the arena. */
+void na_arena_shrink_span(na_page_t *span, size_t slices) {
+  na_segment_t *segment = na_segment_of_aligned(span);
+  na_arena_t *arena = arena_at(segment->arena_index);
+  size_t first = (size_t)(span - segment->slices), count = span->slice_count;
+  pthread_mutex_lock(&arena->lock);
+  na_segment_set_span(segment, first, slices, NA_SPAN_LARGE);
+  na_segment_set_span(segment, first + slices, count - slices, NA_SPAN_LARGE);
+  free_span_locked(arena, &segment->slices[first + slices], na_os_clock_ms());
+  pthread_mutex_unlock(&arena->lock);
+}
+
 /* ---- abandoned pages ---------------------------------------------------------------------- */
 
 void na_arena_abandon_page(na_page_t *page) {

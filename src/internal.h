@@ -126,6 +126,8 @@ bool na_arena_bind(int arena_index, void *addr, size_t size);
  * setting, every other) is out of memory. */
 na_page_t *na_arena_alloc_span(int arena_index, size_t slices, int *actual_arena);
 void na_arena_free_span(na_page_t *span);
+bool na_arena_grow_span(na_page_t *span, size_t slices);
+void na_arena_shrink_span(na_page_t *span, size_t slices);
 void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool *is_zero);
 void na_arena_free_huge(na_segment_t *segment);
 void *na_arena_realloc_huge(na_segment_t *segment, void *p, size_t new_size);
