@@ -512,7 +512,6 @@ void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool *
   page->block_size = (uint32_t)(offset >> NA_SLICE_SHIFT);
   if (arena_index == NA_INTERLEAVE_ARENA && na_policy_is_weighted())
     stripe_weighted(segment, offset, total);
-  if (na_options.hugepages) na_os_advise_huge((char *)segment + offset, total - offset);
   add_mapped(arena_at(arena_index), (int64_t)total);
   na_arena_account_huge(arena_index, (int64_t)(total - offset));
   return (char *)segment + offset;

@@ -61,6 +61,7 @@ na_segment_t *na_segment_create(int arena_index, size_t size, bool *is_zero) {
     na_os_unmap(segment, size);
     return NULL;
   }
+  if (na_options.hugepages) na_os_advise_huge(segment, size); /* placement holds for THP too */
   segment->cookie = (uintptr_t)segment ^ na_secret;
   segment->size = size;
   segment->arena_index = arena_index;
