@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 static const char *malloc_from = "unknown";
+static const char *preload_state = "unchecked"; /* "verified" once BENCH_EXPECT_LIB matched */
 static double cpu_at_start;
 
 /* User plus system seconds of the whole process so far. */
@@ -92,6 +93,7 @@ void bench_check_preload(void) {
     fprintf(stderr, "bench: %s is not mapped in /proc/self/maps\n", want);
     exit(BENCH_EXIT_PRELOAD);
   }
+  preload_state = "verified";
 }
 
 size_t bench_scaled(const bench_args *args, double full, size_t min) {
@@ -184,9 +186,9 @@ static const char *basename_of(const char *path) {
 
 void bench_result_rss(const char *name, double seconds, long final_rss_kb, const char *extra) {
   printf("RESULT name=%s seconds=%.6f cpu_seconds=%.6f peak_rss_kb=%ld final_rss_kb=%ld "
-         "malloc_from=%s%s%s\n",
+         "malloc_from=%s preload=%s%s%s\n",
          name, seconds, cpu_seconds() - cpu_at_start, bench_status_kb("VmHWM"), final_rss_kb,
-         basename_of(malloc_from), extra ? " " : "", extra ? extra : "");
+         basename_of(malloc_from), preload_state, extra ? " " : "", extra ? extra : "");
   fflush(stdout);
 }
 

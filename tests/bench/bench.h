@@ -84,7 +84,7 @@ double bench_now(void);
 long bench_status_kb(const char *field);
 
 /* Prints "RESULT name=NAME seconds=S cpu_seconds=C peak_rss_kb=P final_rss_kb=F malloc_from=LIB
- * EXTRA": S is the measured section's wall time, C the process's user+system time since
+ * preload=verified|unchecked EXTRA": S is the measured section's wall time, C the process's user+system time since
  * bench_init, the resident sizes are read now. `extra` is more key=value pairs, or NULL. */
 void bench_result(const char *name, double seconds, const char *extra);
 
