@@ -53,8 +53,10 @@ static size_t count_by_node(char *p, size_t pages, size_t page, size_t *per_node
     for (size_t i = 0; i < n; i++) addrs[i] = p + (done + i) * page;
     if (move_pages(0, n, addrs, NULL, status, 0) != 0) return pages;
     for (size_t i = 0; i < n; i++) {
-      if (status[i] >= 0 && status[i] < NUMA_MAPS_MAX_NODES) per_node[status[i]]++;
-      else absent++;
+      if (status[i] >= 0 && status[i] < NUMA_MAPS_MAX_NODES)
+        per_node[status[i]]++;
+      else
+        absent++;
     }
   }
   return absent;
@@ -71,8 +73,8 @@ static void check_preferred_spills(int node, long node_mib) {
   }
   for (size_t i = 0; i < pages; i++) p[i * page] = 1;
   size_t absent = count_by_node(p, pages, page, per_node), elsewhere = pages - per_node[node];
-  printf("  %zu MiB on node %d, %zu MiB elsewhere, %zu pages absent\n",
-         per_node[node] * page >> 20, node, elsewhere * page >> 20, absent);
+  printf("  %zu MiB on node %d, %zu MiB elsewhere, %zu pages absent\n", per_node[node] * page >> 20,
+         node, elsewhere * page >> 20, absent);
   if (absent != 0) fail("preferred: some touched pages have no node");
   if (per_node[node] * page < (size_t)node_mib << 19) fail("preferred: under half on the node");
   if (elsewhere == 0) fail("preferred: nothing spilled though the range exceeds the node");

@@ -60,8 +60,8 @@ static void check_numa_maps(char *p, size_t len, int node) {
     fail("cannot read /proc/self/numa_maps", node);
     return;
   }
-  printf("  numa_maps: %d VMA(s), policy %s, N%d=%lu KiB of %lu KiB\n", sum.vmas, sum.policy,
-         node, sum.kib[node], sum.total_kib);
+  printf("  numa_maps: %d VMA(s), policy %s, N%d=%lu KiB of %lu KiB\n", sum.vmas, sum.policy, node,
+         sum.kib[node], sum.total_kib);
   if (!sum.exact) fail("numa_maps: the range is not whole VMAs", node);
   if (strcmp(sum.policy, bound) != 0) fail("numa_maps: policy is not bind to this node", node);
   if (sum.kib[node] != len / 1024 || sum.total_kib != len / 1024)

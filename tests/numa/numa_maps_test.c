@@ -9,20 +9,20 @@
 
 static int failures, checks;
 
-#define CHECK(cond)                                                         \
-  do {                                                                      \
-    checks++;                                                               \
-    if (!(cond)) {                                                          \
-      failures++;                                                           \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-    }                                                                       \
+#define CHECK(cond)                                                                                \
+  do {                                                                                             \
+    checks++;                                                                                      \
+    if (!(cond)) {                                                                                 \
+      failures++;                                                                                  \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                     \
+    }                                                                                              \
   } while (0)
 
 static void test_anonymous_bound(void) {
   numa_maps_vma_t v;
   CHECK(numa_maps_parse_line(
-            "7f2b1c000000 bind:1 anon=256 dirty=256 active=0 N1=256 kernelpagesize_kB=4\n",
-            &v) == 0);
+            "7f2b1c000000 bind:1 anon=256 dirty=256 active=0 N1=256 kernelpagesize_kB=4\n", &v) ==
+        0);
   CHECK(v.start == 0x7f2b1c000000UL);
   CHECK(strcmp(v.policy, "bind:1") == 0);
   CHECK(v.pages[1] == 256 && v.pages[0] == 0);
@@ -62,8 +62,7 @@ static void test_huge_and_empty(void) {
   CHECK(v.page_kib == 2048 && v.pages[0] == 1 && v.has_file);
   CHECK(numa_maps_parse_line("7f0000600000 default", &v) == 0);
   CHECK(strcmp(v.policy, "default") == 0 && v.pages[0] == 0 && v.page_kib == 4);
-  CHECK(numa_maps_parse_line("7f0000600000 default N64=3 N9999999999999999999999=1 Nx=2", &v) ==
-        0);
+  CHECK(numa_maps_parse_line("7f0000600000 default N64=3 N9999999999999999999999=1 Nx=2", &v) == 0);
   for (int node = 0; node < NUMA_MAPS_MAX_NODES; node++) CHECK(v.pages[node] == 0);
 }
 

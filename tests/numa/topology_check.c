@@ -16,12 +16,11 @@
 #include <unistd.h>
 
 #define MAX_NODES 64
-#define MAX_CPUS 64
 
 typedef struct topology {
   int nodes;
-  int cpus[MAX_NODES];         /* CPUs per node */
-  long mem_mib[MAX_NODES];     /* memory per node */
+  int cpus[MAX_NODES];     /* CPUs per node */
+  long mem_mib[MAX_NODES]; /* memory per node */
   int dist[MAX_NODES][MAX_NODES];
 } topology_t;
 
@@ -77,11 +76,16 @@ static void parse_expectation(int argc, char **argv, topology_t *t) {
   long values[MAX_NODES];
   t->nodes = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (strcmp(argv[i], "--expect-nodes") == 0) t->nodes = atoi(argv[i + 1]);
-    else if (strcmp(argv[i], "--expect-cpus") == 0) cpus = argv[i + 1];
-    else if (strcmp(argv[i], "--expect-mem") == 0) mem = argv[i + 1];
-    else if (strcmp(argv[i], "--expect-dist") == 0) dist = argv[i + 1];
-    else usage_error("unknown option (see the usage at the top of topology_check.c)");
+    if (strcmp(argv[i], "--expect-nodes") == 0)
+      t->nodes = atoi(argv[i + 1]);
+    else if (strcmp(argv[i], "--expect-cpus") == 0)
+      cpus = argv[i + 1];
+    else if (strcmp(argv[i], "--expect-mem") == 0)
+      mem = argv[i + 1];
+    else if (strcmp(argv[i], "--expect-dist") == 0)
+      dist = argv[i + 1];
+    else
+      usage_error("unknown option (see the usage at the top of topology_check.c)");
   }
   if (argc % 2 == 0 || t->nodes < 1 || t->nodes > MAX_NODES) usage_error("need --expect-nodes N");
   for (int i = 0; i < t->nodes; i++) {
