@@ -11,11 +11,11 @@ START_TEST(every_size_gets_the_smallest_class_that_fits) {
   for (size_t size = 0; size <= NA_SMALL_MAX; size++) {
     int c = na_size_class(size);
     UNIT_REQUIRE(c >= 0 && c < NA_CLASS_COUNT, "size %zu -> class %d", size, c);
-    UNIT_REQUIRE(na_class_size(c) >= size, "size %zu does not fit class %d (%zu bytes)", size,
-                 c, na_class_size(c));
+    UNIT_REQUIRE(na_class_size(c) >= size, "size %zu does not fit class %d (%zu bytes)", size, c,
+                 na_class_size(c));
     if (c > 0)
-      UNIT_REQUIRE(na_class_size(c - 1) < size, "size %zu fits class %d, below its class %d",
-                   size, c - 1, c);
+      UNIT_REQUIRE(na_class_size(c - 1) < size, "size %zu fits class %d, below its class %d", size,
+                   c - 1, c);
   }
 }
 END_TEST
@@ -39,8 +39,10 @@ END_TEST
 START_TEST(waste_is_below_a_quarter_above_64_bytes) {
   for (size_t size = 1; size <= NA_SMALL_MAX; size++) {
     size_t waste = na_class_size(na_size_class(size)) - size;
-    if (size > 64) UNIT_REQUIRE(waste * 4 < size, "size %zu wastes %zu bytes", size, waste);
-    else UNIT_REQUIRE(waste < 16, "size %zu wastes %zu bytes", size, waste);
+    if (size > 64)
+      UNIT_REQUIRE(waste * 4 < size, "size %zu wastes %zu bytes", size, waste);
+    else
+      UNIT_REQUIRE(waste < 16, "size %zu wastes %zu bytes", size, waste);
   }
 }
 END_TEST
@@ -76,15 +78,16 @@ START_TEST(malloc_blocks_have_their_class_size) {
   static void *blocks[4096 + 64];
   size_t n = 0;
   for (size_t size = 0; size <= 4096; size++) blocks[n++] = numalloc_malloc(size);
-  for (size_t size = 8192; size <= NA_SMALL_MAX; size += size / 4) blocks[n++] = numalloc_malloc(size);
+  for (size_t size = 8192; size <= NA_SMALL_MAX; size += size / 4)
+    blocks[n++] = numalloc_malloc(size);
   n = 0;
   for (size_t size = 0; size <= 4096; size++) {
     void *p = blocks[n++];
     UNIT_REQUIRE(p != NULL, "malloc(%zu)", size);
     UNIT_REQUIRE((uintptr_t)p % 16 == 0, "malloc(%zu) = %p", size, p);
     size_t expect = na_class_size(na_size_class(size));
-    UNIT_REQUIRE(numalloc_usable_size(p) == expect, "usable(malloc(%zu)) = %zu, class %zu",
-                 size, numalloc_usable_size(p), expect);
+    UNIT_REQUIRE(numalloc_usable_size(p) == expect, "usable(malloc(%zu)) = %zu, class %zu", size,
+                 numalloc_usable_size(p), expect);
     na_segment_t *segment = na_segment_lookup(p);
     UNIT_REQUIRE(segment != NULL, "malloc(%zu) not owned", size);
     na_page_t *page = na_page_of(segment, p);

@@ -20,9 +20,9 @@
 
 /* A check for tight loops: ck_assert records its location on every success (a write per
  * assertion), this only reports the failure. */
-#define UNIT_REQUIRE(cond, fmt, ...)                                                          \
-  do {                                                                                        \
-    if (!(cond)) ck_abort_msg("'%s' failed: " fmt, #cond, ##__VA_ARGS__);                     \
+#define UNIT_REQUIRE(cond, fmt, ...)                                                               \
+  do {                                                                                             \
+    if (!(cond)) ck_abort_msg("'%s' failed: " fmt, #cond, ##__VA_ARGS__);                          \
   } while (0)
 
 /* Runs the suite (fork mode unless CK_FORK says otherwise) and returns the exit status. A

@@ -1,0 +1,512 @@
+/* check_arena.c: node arenas (arena.c). Spans are carved from segments, split, reused and
+ * coalesced with their free neighbours, with the slice descriptors consistent throughout;
+ * large blocks are reused; idle memory goes back to the OS on numalloc_collect or after the
+ * purge delay, and empty segments beyond the cache are unmapped; huge blocks grow and shrink
+ * in place when they can, move when they must, and keep their contents; a node that cannot
+ * give memory falls back per NUMALLOC_FALLBACK; purging never races with freeing. */
+#include "unit.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static int node;
+
+static void setup(void) {
+  unit_quiet_purge();
+  node = unit_home_node();
+}
+
+static size_t slice_index(const na_page_t *span) {
+  return (size_t)(span - na_segment_of_aligned(span)->slices);
+}
+
+static na_page_t *span_alloc(size_t slices) {
+  int actual = -1;
+  na_page_t *span = na_arena_alloc_span(node, slices, &actual);
+  ck_assert_ptr_nonnull(span);
+  ck_assert_int_eq(actual, node);
+  ck_assert_uint_eq(span->slice_count, slices);
+  return span;
+}
+
+/* Walks a segment's descriptors: spans tile it, interior slices point back to their head,
+ * no two free spans touch (coalescing is complete), and free_slices adds up. */
+static void check_segment(const na_segment_t *seg) {
+  UNIT_REQUIRE(seg->slices[0].kind == NA_SPAN_META && seg->slices[0].slice_count == NA_META_SLICES,
+               "segment %p header", (void *)seg);
+  size_t i = NA_META_SLICES, free_total = 0;
+  bool previous_free = false;
+  while (i < NA_SLICES_PER_SEGMENT) {
+    const na_page_t *head = &seg->slices[i];
+    size_t count = head->slice_count;
+    UNIT_REQUIRE(head->slice_offset == 0 && count >= 1 && i + count <= NA_SLICES_PER_SEGMENT,
+                 "slice %zu: offset %u count %zu", i, head->slice_offset, count);
+    for (size_t j = 1; j < count; j++)
+      UNIT_REQUIRE(seg->slices[i + j].slice_offset == j * sizeof(na_page_t),
+                   "slice %zu of span at %zu points elsewhere", i + j, i);
+    bool is_free = head->kind == NA_SPAN_FREE;
+    UNIT_REQUIRE(!(is_free && previous_free), "free spans touch at slice %zu", i);
+    if (is_free) free_total += count;
+    previous_free = is_free;
+    i += count;
+  }
+  UNIT_REQUIRE(free_total == seg->free_slices, "free slices %zu, header says %u", free_total,
+               seg->free_slices);
+}
+
+START_TEST(spans_split_and_coalesce) {
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 0); /* a fresh process: nothing mapped */
+  na_page_t *a = span_alloc(3), *b = span_alloc(5), *c = span_alloc(7);
+  na_segment_t *seg = na_segment_of_aligned(a);
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), NA_SEGMENT_SIZE);
+  ck_assert_ptr_eq(na_segment_of_aligned(c), seg);
+  const size_t base = NA_META_SLICES; /* the first slice after the header */
+  ck_assert_uint_eq(slice_index(a), base);
+  ck_assert_uint_eq(slice_index(b), base + 3);
+  ck_assert_uint_eq(slice_index(c), base + 8);
+  ck_assert_uint_eq(seg->free_slices, NA_SLICES_PER_SEGMENT - base - 15);
+  check_segment(seg);
+
+  na_arena_free_span(b); /* between two used spans: stays alone */
+  check_segment(seg);
+  ck_assert_int_eq(seg->slices[base + 3].kind, NA_SPAN_FREE);
+  ck_assert_uint_eq(seg->slices[base + 3].slice_count, 5);
+  na_arena_free_span(a); /* merges with b on its right */
+  check_segment(seg);
+  ck_assert_int_eq(seg->slices[base].kind, NA_SPAN_FREE);
+  ck_assert_uint_eq(seg->slices[base].slice_count, 8);
+  na_arena_free_span(c); /* merges both ways: the whole segment is one free span */
+  check_segment(seg);
+  ck_assert_uint_eq(seg->slices[base].slice_count, NA_SLICES_PER_SEGMENT - base);
+  ck_assert_uint_eq(seg->free_slices, NA_SLICES_PER_SEGMENT - base);
+
+  na_page_t *d = span_alloc(8); /* the space comes back from the start */
+  ck_assert_ptr_eq(d, a);
+  na_arena_free_span(d);
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), NA_SEGMENT_SIZE);
+}
+END_TEST
+
+/* A freed hole that fits is used before the big free remainder, and what is left of it stays
+ * a free span of its own. */
+START_TEST(holes_are_filled_first) {
+  na_page_t *a = span_alloc(2), *b = span_alloc(4), *c = span_alloc(2);
+  na_segment_t *seg = na_segment_of_aligned(a);
+  na_arena_free_span(b);
+  na_page_t *d = span_alloc(3);
+  ck_assert_ptr_eq(d, b);
+  size_t rest = slice_index(b) + 3;
+  ck_assert_int_eq(seg->slices[rest].kind, NA_SPAN_FREE);
+  ck_assert_uint_eq(seg->slices[rest].slice_count, 1);
+  check_segment(seg);
+  na_page_t *e = span_alloc(1);
+  ck_assert_uint_eq(slice_index(e), rest);
+  check_segment(seg);
+  na_arena_free_span(a);
+  na_arena_free_span(c);
+  na_arena_free_span(d);
+  na_arena_free_span(e);
+  check_segment(seg);
+  ck_assert_uint_eq(seg->free_slices, NA_SLICES_PER_SEGMENT - NA_META_SLICES);
+}
+END_TEST
+
+/* A span that fills a segment; the next one needs a second segment. */
+START_TEST(full_segment_grows_the_arena) {
+  na_page_t *all = span_alloc(NA_SLICES_PER_SEGMENT - NA_META_SLICES);
+  ck_assert_uint_eq(na_segment_of_aligned(all)->free_slices, 0);
+  na_page_t *next = span_alloc(1);
+  ck_assert_ptr_ne(na_segment_of_aligned(next), na_segment_of_aligned(all));
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 2 * NA_SEGMENT_SIZE);
+  check_segment(na_segment_of_aligned(all));
+  check_segment(na_segment_of_aligned(next));
+  na_arena_free_span(all);
+  na_arena_free_span(next);
+}
+END_TEST
+
+/* Random spans: descriptors stay consistent and live spans never overlap. */
+START_TEST(random_spans_keep_segments_consistent) {
+  enum { LIVE = 48, ROUNDS = 3000 };
+  na_page_t *live[LIVE] = {0};
+  size_t want[LIVE] = {0};
+  uint64_t rng = 42;
+  for (int round = 0; round < ROUNDS; round++) {
+    int slot = (int)(unit_rand(&rng) % LIVE);
+    if (live[slot] != NULL) {
+      UNIT_REQUIRE(live[slot]->kind == NA_SPAN_LARGE && live[slot]->slice_count == want[slot],
+                   "span in slot %d changed", slot);
+      na_arena_free_span(live[slot]);
+      live[slot] = NULL;
+    } else {
+      want[slot] = 1 + unit_rand(&rng) % 40;
+      int actual;
+      live[slot] = na_arena_alloc_span(node, want[slot], &actual);
+      UNIT_REQUIRE(live[slot] != NULL && live[slot]->slice_count == want[slot], "round %d", round);
+      live[slot]->kind = NA_SPAN_LARGE;
+    }
+    for (int i = 0; i < LIVE; i++)
+      if (live[i] != NULL && (round % 16 == 0 || i == slot))
+        check_segment(na_segment_of_aligned(live[i]));
+  }
+  for (int i = 0; i < LIVE; i++)
+    if (live[i] != NULL) na_arena_free_span(live[i]);
+  numalloc_collect();
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 0);
+}
+END_TEST
+
+START_TEST(large_blocks_are_reused) {
+  void *p = numalloc_malloc(NA_MiB);
+  ck_assert_ptr_nonnull(p);
+  numalloc_free(p);
+  void *q = numalloc_malloc(NA_MiB);
+  ck_assert_ptr_eq(q, p);
+  numalloc_free(q);
+  uint64_t rng = 7;
+  for (int i = 0; i < 2000; i++) {
+    size_t size = NA_SMALL_MAX + 1 + unit_rand(&rng) % (8 * NA_MiB);
+    void *r = numalloc_malloc(size);
+    UNIT_REQUIRE(r != NULL, "malloc(%zu)", size);
+    ((char *)r)[size - 1] = 1;
+    numalloc_free(r);
+    UNIT_REQUIRE(na_arena_mapped_bytes(node) <= NA_SEGMENT_SIZE, "round %d: %zu bytes mapped", i,
+                 na_arena_mapped_bytes(node));
+  }
+}
+END_TEST
+
+/* A freed span keeps its pages until the purge: numalloc_collect gives them back at once,
+ * and memory handed out after that reads as zero. */
+START_TEST(collect_returns_freed_spans) {
+  size_t size = 4 * NA_MiB;
+  char *keep = numalloc_malloc(300 * NA_KiB); /* keeps the segment mapped */
+  char *p = numalloc_malloc(size);
+  ck_assert_ptr_nonnull(p);
+  memset(p, 0xab, size);
+  ck_assert_int_eq(unit_resident_pages(p, size), (long)(size / NA_PAGE_SIZE));
+  numalloc_free(p);
+  ck_assert_int_eq(unit_resident_pages(p, size), (long)(size / NA_PAGE_SIZE)); /* delay: 1 h */
+  numalloc_collect();
+  ck_assert_int_eq(unit_resident_pages(p, size), 0);
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), NA_SEGMENT_SIZE);
+  char *z = numalloc_calloc(1, size);
+  ck_assert_ptr_nonnull(z);
+  ck_assert_uint_eq(unit_nonzero(z, size), SIZE_MAX);
+  numalloc_free(z);
+  numalloc_free(keep);
+}
+END_TEST
+
+START_TEST(zero_purge_delay_returns_pages_at_free) {
+  na_options.purge_delay_ms = 0;
+  size_t size = 2 * NA_MiB;
+  char *keep = numalloc_malloc(300 * NA_KiB);
+  char *p = numalloc_malloc(size);
+  memset(p, 1, size);
+  numalloc_free(p);
+  ck_assert_int_eq(unit_resident_pages(p, size), 0);
+  numalloc_free(keep);
+}
+END_TEST
+
+/* Empty segments beyond NUMALLOC_SEGMENT_CACHE are unmapped as they empty; collect unmaps
+ * the rest. Each 16 MiB block fills a segment of its own. */
+START_TEST(segment_cache_bounds_empty_segments) {
+  enum { COUNT = 6 };
+  void *blocks[COUNT];
+  for (int i = 0; i < COUNT; i++) {
+    blocks[i] = numalloc_malloc(NA_LARGE_MAX);
+    ck_assert_ptr_nonnull(blocks[i]);
+    memset(blocks[i], i, NA_PAGE_SIZE);
+  }
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), COUNT * NA_SEGMENT_SIZE);
+  for (int i = 0; i < COUNT; i++) numalloc_free(blocks[i]);
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 2 * NA_SEGMENT_SIZE);
+  numalloc_collect();
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 0);
+  for (int i = 0; i < COUNT; i++) ck_assert_int_eq(numalloc_node_of(blocks[i]), -1);
+
+  na_options.segment_cache = 0;
+  for (int i = 0; i < COUNT; i++) blocks[i] = numalloc_malloc(NA_LARGE_MAX);
+  for (int i = 0; i < COUNT; i++) numalloc_free(blocks[i]);
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 0);
+}
+END_TEST
+
+/* A program that frees everything ends with little resident heap. */
+START_TEST(freeing_everything_returns_resident_memory) {
+  enum { COUNT = 65536, SIZE = 1000 };
+  void **blocks = calloc(COUNT, sizeof *blocks);
+  ck_assert_ptr_nonnull(blocks);
+  size_t before = unit_rss_bytes();
+  for (int i = 0; i < COUNT; i++) {
+    blocks[i] = numalloc_malloc(SIZE);
+    UNIT_REQUIRE(blocks[i] != NULL, "block %d", i);
+    memset(blocks[i], 0x5a, SIZE);
+  }
+  size_t peak = unit_rss_bytes();
+  ck_assert_uint_ge(peak, before + COUNT * (size_t)SIZE * 9 / 10);
+  for (int i = 0; i < COUNT; i++) numalloc_free(blocks[i]);
+  numalloc_collect();
+  size_t after = unit_rss_bytes();
+  ck_assert_msg(after <= before + 2 * NA_MiB, "RSS %zu KiB before, %zu at peak, %zu after",
+                before / 1024, peak / 1024, after / 1024);
+  ck_assert_uint_le(na_arena_mapped_bytes(node), NA_SEGMENT_SIZE);
+  free(blocks);
+}
+END_TEST
+
+START_TEST(huge_blocks_map_and_unmap) {
+  char *p = numalloc_malloc(40 * NA_MiB);
+  ck_assert_ptr_nonnull(p);
+  ck_assert_uint_eq((uintptr_t)p % NA_SLICE_SIZE, 0);
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 64 * NA_MiB);
+  ck_assert_uint_ge(numalloc_usable_size(p), 40 * NA_MiB);
+  p[0] = 1;
+  p[40 * NA_MiB - 1] = 2;
+  char *q = numalloc_aligned_alloc(4 * NA_MiB, 20 * NA_MiB);
+  ck_assert_ptr_nonnull(q);
+  ck_assert_uint_eq((uintptr_t)q % (4 * NA_MiB), 0);
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 64 * NA_MiB + 32 * NA_MiB);
+  numalloc_free(p);
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 32 * NA_MiB);
+  ck_assert(!unit_is_mapped(p, NA_PAGE_SIZE));
+  numalloc_free(q);
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 0);
+}
+END_TEST
+
+/* Shrinking gives the tail back in place; growing into the range just freed stays in place;
+ * the contents survive both. */
+START_TEST(huge_realloc_in_place) {
+  size_t big = 100 * NA_MiB, small = 40 * NA_MiB;
+  char *p = numalloc_malloc(big);
+  ck_assert_ptr_nonnull(p);
+  unit_fill(p, small, 11);
+  p[big - 1] = 7;
+  char *q = numalloc_realloc(p, small);
+  ck_assert_ptr_eq(q, p);
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 64 * NA_MiB);
+  ck_assert(!unit_is_mapped(p + 64 * NA_MiB, NA_PAGE_SIZE));
+  char *r = numalloc_realloc(q, big);
+  ck_assert_ptr_eq(r, p); /* the range after it is free: it was ours a moment ago */
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 128 * NA_MiB);
+  ck_assert_uint_eq(unit_mismatch(r, small, 11), SIZE_MAX);
+  ck_assert_uint_eq(unit_nonzero(r + small, big - small), SIZE_MAX); /* the new part is fresh */
+  numalloc_free(r);
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 0);
+}
+END_TEST
+
+/* With the address range after it taken, a growing huge block moves (mremap, no copy): same
+ * offset in its new segment, contents intact, the old range no longer ours. */
+START_TEST(huge_realloc_moves_when_blocked) {
+  size_t size = 40 * NA_MiB;
+  char *p = numalloc_malloc(size);
+  ck_assert_ptr_nonnull(p);
+  unit_fill(p, size, 12);
+  na_segment_t *seg = na_segment_lookup(p);
+  char *end = (char *)seg + seg->size;
+  void *guard =
+      mmap(end, NA_PAGE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  ck_assert_msg(guard == end || errno == EEXIST, "cannot place the guard page");
+  char *q = numalloc_realloc(p, 3 * size);
+  ck_assert_ptr_nonnull(q);
+  ck_assert_ptr_ne(q, p);
+  na_segment_t *moved = na_segment_lookup(q);
+  ck_assert_ptr_nonnull(moved);
+  ck_assert_uint_eq((uintptr_t)(q - (char *)moved), (uintptr_t)(p - (char *)seg));
+  ck_assert_uint_eq(moved->size, 128 * NA_MiB);
+  ck_assert_uint_eq(unit_mismatch(q, size, 12), SIZE_MAX);
+  q[3 * size - 1] = 1;
+  ck_assert_int_eq(numalloc_node_of(p), -1);
+  ck_assert_int_eq(numalloc_node_of(q + 3 * size - 1), node);
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 128 * NA_MiB);
+  numalloc_free(q);
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 0);
+  if (guard == end) munmap(guard, NA_PAGE_SIZE);
+}
+END_TEST
+
+/* realloc across the large and huge boundaries, both ways, keeps the common prefix. */
+START_TEST(realloc_between_large_and_huge_keeps_contents) {
+  const size_t sizes[] = {1 * NA_MiB, 20 * NA_MiB, 70 * NA_MiB,
+                          8 * NA_MiB, 33 * NA_MiB, 300 * NA_KiB};
+  char *p = numalloc_malloc(sizes[0]);
+  unit_fill(p, sizes[0], 99);
+  size_t valid = sizes[0];
+  for (size_t i = 1; i < sizeof sizes / sizeof sizes[0]; i++) {
+    char *q = numalloc_realloc(p, sizes[i]);
+    ck_assert_ptr_nonnull(q);
+    size_t keep = valid < sizes[i] ? valid : sizes[i];
+    ck_assert_msg(unit_mismatch(q, keep, 99) == SIZE_MAX, "step %zu: %zu -> %zu", i, sizes[i - 1],
+                  sizes[i]);
+    unit_fill(q, sizes[i], 99);
+    valid = sizes[i];
+    p = q;
+  }
+  numalloc_free(p);
+  numalloc_collect();
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 0);
+}
+END_TEST
+
+/* A second node whose memory cannot be had: NUMALLOC_FALLBACK=nearest takes the next node in
+ * its fallback order, none fails. (This machine has one node; the topology is patched and
+ * the failure injected, so only the arena's decision is tested.) */
+START_TEST(fallback_follows_the_order) {
+  if (node != 0) return;
+  na_page_t *first = span_alloc(1); /* arena 0 has room now */
+  na_topology.node_count = 2;
+  na_topology.fallback_order[1][0] = 1;
+  na_topology.fallback_order[1][1] = 0;
+  na_topology.fallback_order[1][2] = -1;
+  na_options.fallback = NA_FALLBACK_NEAREST;
+  na_os_inject_map_failures(4); /* every attempt at a segment for arena 1 */
+  int actual = -1;
+  na_page_t *span = na_arena_alloc_span(1, 2, &actual);
+  ck_assert_ptr_nonnull(span);
+  ck_assert_int_eq(actual, 0);
+  ck_assert_int_eq(na_segment_of_aligned(span)->arena_index, 0);
+  na_arena_free_span(span);
+
+  na_options.fallback = NA_FALLBACK_NONE;
+  na_os_inject_map_failures(4);
+  actual = -1;
+  ck_assert_ptr_null(na_arena_alloc_span(1, 2, &actual));
+  na_os_inject_map_failures(0);
+  ck_assert_uint_eq(na_arena_mapped_bytes(1), 0);
+  na_arena_free_span(first);
+}
+END_TEST
+
+/* madvise, as the core sees it (the test binary's definition wins at link time): a test can
+ * hold the next MADV_DONTNEED so a purge stays in flight while it frees more spans. */
+static pthread_mutex_t hold_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hold_cond = PTHREAD_COND_INITIALIZER;
+static enum { HOLD_OFF, HOLD_ARMED, HOLD_HELD, HOLD_RELEASED } hold_state;
+
+int madvise(void *addr, size_t size, int advice) {
+  if (advice == MADV_DONTNEED) {
+    pthread_mutex_lock(&hold_lock);
+    if (hold_state == HOLD_ARMED) {
+      hold_state = HOLD_HELD;
+      pthread_cond_broadcast(&hold_cond);
+      while (hold_state != HOLD_RELEASED) pthread_cond_wait(&hold_cond, &hold_lock);
+    }
+    pthread_mutex_unlock(&hold_lock);
+  }
+  return (int)syscall(SYS_madvise, addr, size, advice);
+}
+
+static void hold_wait_for(int state) {
+  pthread_mutex_lock(&hold_lock);
+  while ((int)hold_state != state) pthread_cond_wait(&hold_cond, &hold_lock);
+  pthread_mutex_unlock(&hold_lock);
+}
+
+static void hold_set(int state) {
+  pthread_mutex_lock(&hold_lock);
+  hold_state = state;
+  pthread_cond_broadcast(&hold_cond);
+  pthread_mutex_unlock(&hold_lock);
+}
+
+static void *free_in_thread(void *p) {
+  numalloc_free(p);
+  return NULL;
+}
+
+/* BUG (src/arena.c, purge_select): a segment is unmapped when it is "empty" and its first
+ * span is free, but another thread's purge may have a span of it out of the free lists
+ * (NA_SPAN_PURGING) while it runs madvise unlocked; that thread then writes the span back
+ * into the unmapped header (SIGSEGV), and the segment's other free spans are left dangling.
+ * Deterministic: a thread's purge is held inside madvise while the segment empties. */
+START_TEST(bug_segment_unmapped_while_a_span_is_purging) {
+  na_options.purge_delay_ms = 0;
+  na_options.segment_cache = 0;
+  char *a = numalloc_malloc(NA_MiB);
+  char *b = numalloc_malloc(NA_MiB);
+  na_segment_t *seg = na_segment_lookup(a);
+  ck_assert_ptr_eq(na_segment_lookup(b), seg);
+  hold_set(HOLD_ARMED);
+  pthread_t thread;
+  ck_assert_int_eq(pthread_create(&thread, NULL, free_in_thread, b), 0);
+  hold_wait_for(HOLD_HELD); /* b's span, merged with the rest, is being purged */
+  numalloc_free(a);         /* the segment is now empty but for the purging span */
+  ck_assert_msg(unit_is_mapped(seg, NA_PAGE_SIZE),
+                "segment unmapped while one of its spans is being purged");
+  hold_set(HOLD_RELEASED);
+  pthread_join(thread, NULL);
+  hold_set(HOLD_OFF);
+  check_segment(seg);
+  ck_assert_uint_eq(seg->free_slices, NA_SLICES_PER_SEGMENT - NA_META_SLICES);
+  numalloc_collect();
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 0);
+}
+END_TEST
+
+/* Threads free spans while others purge (delay 0, no segment cache): the same race at random,
+ * and whatever else concurrent purging might break. */
+static void *purge_churn(void *arg) {
+  uint64_t rng = (uintptr_t)arg;
+  void *live[8] = {0};
+  for (int i = 0; i < 4000; i++) {
+    int slot = (int)(unit_rand(&rng) % 8);
+    if (live[slot] != NULL) {
+      numalloc_free(live[slot]);
+      live[slot] = NULL;
+    } else {
+      size_t size = NA_SMALL_MAX + 1 + unit_rand(&rng) % (3 * NA_MiB);
+      live[slot] = numalloc_malloc(size);
+      if (live[slot] != NULL) memset(live[slot], 1, 64);
+    }
+  }
+  for (int i = 0; i < 8; i++) numalloc_free(live[i]);
+  return NULL;
+}
+
+START_TEST(purge_races_with_free) {
+  na_options.purge_delay_ms = 0;
+  na_options.segment_cache = 0;
+  uintptr_t seeds[4] = {1, 2, 3, 4};
+  pthread_t threads[4];
+  for (int i = 0; i < 4; i++)
+    ck_assert_int_eq(pthread_create(&threads[i], NULL, purge_churn, (void *)seeds[i]), 0);
+  for (int i = 0; i < 4; i++) pthread_join(threads[i], NULL);
+  numalloc_collect();
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 0);
+}
+END_TEST
+
+int main(int argc, char **argv) {
+  (void)argc;
+  Suite *s = suite_create("arena");
+  TCase *tc = unit_tcase(s, "spans", 10);
+  tcase_add_checked_fixture(tc, setup, NULL);
+  tcase_add_test(tc, spans_split_and_coalesce);
+  tcase_add_test(tc, holes_are_filled_first);
+  tcase_add_test(tc, full_segment_grows_the_arena);
+  tcase_add_test(tc, random_spans_keep_segments_consistent);
+  tcase_add_test(tc, large_blocks_are_reused);
+  tcase_add_test(tc, fallback_follows_the_order);
+  tc = unit_tcase(s, "purge", 20);
+  tcase_add_checked_fixture(tc, setup, NULL);
+  tcase_add_test(tc, collect_returns_freed_spans);
+  tcase_add_test(tc, zero_purge_delay_returns_pages_at_free);
+  tcase_add_test(tc, segment_cache_bounds_empty_segments);
+  tcase_add_test(tc, freeing_everything_returns_resident_memory);
+  tcase_add_test(tc, purge_races_with_free);
+  tcase_add_test(tc, bug_segment_unmapped_while_a_span_is_purging);
+  tc = unit_tcase(s, "huge", 20);
+  tcase_add_checked_fixture(tc, setup, NULL);
+  tcase_add_test(tc, huge_blocks_map_and_unmap);
+  tcase_add_test(tc, huge_realloc_in_place);
+  tcase_add_test(tc, huge_realloc_moves_when_blocked);
+  tcase_add_test(tc, realloc_between_large_and_huge_keeps_contents);
+  return unit_run(s, argv);
+}
