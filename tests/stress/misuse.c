@@ -27,19 +27,32 @@ static __attribute__((noreturn)) void survived(const char *scenario) {
   exit(3);
 }
 
+static int compare_ptr(const void *a, const void *b) {
+  uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+  return x < y ? -1 : x > y;
+}
+
 /* After a misuse that was not caught: allocating `count` blocks of `size` must not hand
- * out any block twice. */
-static void check_no_duplicates(const char *scenario, size_t size, int count) {
-  void **seen = calloc((size_t)count, sizeof *seen);
+ * out any block twice, nor one overlapping the block `live` still in use. */
+static void check_heap(const char *scenario, size_t size, int count, const char *live,
+                       size_t live_size) {
+  uintptr_t *got = calloc((size_t)count, sizeof *got);
   for (int i = 0; i < count; i++) {
-    seen[i] = malloc(size);
-    for (int j = 0; j < i; j++)
-      if (seen[i] == seen[j]) {
-        fprintf(stderr, "misuse: %s: silent heap corruption: malloc(%zu) returned %p twice\n",
-                scenario, size, seen[i]);
-        exit(3);
-      }
+    char *p = malloc(size);
+    got[i] = (uintptr_t)p;
+    if (live != NULL && p < live + live_size && p + size > live) {
+      fprintf(stderr, "misuse: %s: silent heap corruption: malloc(%zu) returned %p, inside "
+              "the live block %p\n", scenario, size, (void *)p, (const void *)live);
+      exit(3);
+    }
   }
+  qsort(got, (size_t)count, sizeof *got, compare_ptr);
+  for (int i = 1; i < count; i++)
+    if (got[i] == got[i - 1]) {
+      fprintf(stderr, "misuse: %s: silent heap corruption: malloc(%zu) returned %p twice\n",
+              scenario, size, (void *)got[i]);
+      exit(3);
+    }
 }
 
 static void double_free_small(void) {
@@ -54,7 +67,7 @@ static void double_free_small_interleaved(void) {
   free(a);
   free(b);
   free(a);
-  check_no_duplicates("double-free-small-interleaved", 32, 8);
+  check_heap("double-free-small-interleaved", 32, 4096, NULL, 0);
 }
 
 static void *free_twice(void *p) {
@@ -71,7 +84,7 @@ static void double_free_remote(void) {
   pthread_create(&t, NULL, free_twice, launder(keep[10]));
   pthread_join(t, NULL);
   for (int i = 0; i < 200000; i++) launder(malloc(48)); /* exhaust the page: collect */
-  check_no_duplicates("double-free-remote", 48, 64);
+  check_heap("double-free-remote", 48, 4096, NULL, 0);
 }
 
 static void double_free_large(void) {
@@ -89,6 +102,7 @@ static void double_free_huge(void) {
 static void free_interior_small(void) {
   char *p = launder(malloc(64));
   free(launder(p + 16));
+  check_heap("free-interior-small", 64, 4096, p, 64);
 }
 
 static void free_interior_large(void) {
