@@ -179,6 +179,40 @@ START_TEST(large_blocks_are_reused) {
 }
 END_TEST
 
+/* realloc of a large block grows into the free slices after it and gives back its tail in
+ * place; with its neighbour taken it moves, contents intact. */
+START_TEST(large_realloc_in_place) {
+  char *p = numalloc_malloc(NA_MiB);
+  ck_assert_ptr_nonnull(p);
+  na_segment_t *seg = na_segment_of_aligned(p);
+  unit_fill(p, NA_MiB, 21);
+  char *q = numalloc_realloc(p, 2 * NA_MiB);
+  ck_assert_ptr_eq(q, p);
+  ck_assert_uint_ge(numalloc_usable_size(q), 2 * NA_MiB);
+  ck_assert_uint_eq(unit_mismatch(q, NA_MiB, 21), SIZE_MAX);
+  memset(q + NA_MiB, 1, NA_MiB);
+  check_segment(seg);
+  char *r = numalloc_realloc(q, 300 * NA_KiB);
+  ck_assert_ptr_eq(r, p);
+  ck_assert_uint_eq(numalloc_usable_size(r), 320 * NA_KiB);
+  ck_assert_uint_eq(unit_mismatch(r, 300 * NA_KiB, 21), SIZE_MAX);
+  check_segment(seg);
+  na_page_t *tail = na_page_of(seg, r + 320 * NA_KiB);
+  ck_assert_int_eq(tail->kind, NA_SPAN_FREE);
+  char *neighbour = numalloc_malloc(NA_MiB); /* takes the slices right after it */
+  ck_assert_ptr_eq(neighbour, r + 320 * NA_KiB);
+  char *s = numalloc_realloc(r, 2 * NA_MiB);
+  ck_assert_ptr_nonnull(s);
+  ck_assert_ptr_ne(s, r);
+  ck_assert_uint_eq(unit_mismatch(s, 300 * NA_KiB, 21), SIZE_MAX);
+  check_segment(seg);
+  numalloc_free(s);
+  numalloc_free(neighbour);
+  check_segment(seg);
+  ck_assert_uint_eq(seg->free_slices, NA_SLICES_PER_SEGMENT - NA_META_SLICES);
+}
+END_TEST
+
 /* A freed span keeps its pages until the purge: numalloc_collect gives them back at once,
  * and memory handed out after that reads as zero. */
 START_TEST(collect_returns_freed_spans) {
@@ -421,12 +455,11 @@ static void *free_in_thread(void *p) {
   return NULL;
 }
 
-/* BUG (src/arena.c, purge_select): a segment is unmapped when it is "empty" and its first
- * span is free, but another thread's purge may have a span of it out of the free lists
- * (NA_SPAN_PURGING) while it runs madvise unlocked; that thread then writes the span back
- * into the unmapped header (SIGSEGV), and the segment's other free spans are left dangling.
- * Deterministic: a thread's purge is held inside madvise while the segment empties. */
-START_TEST(bug_segment_unmapped_while_a_span_is_purging) {
+/* A segment must not be unmapped while another thread's purge has one of its spans out of
+ * the free lists (NA_SPAN_PURGING, madvise running unlocked): that thread would write the
+ * span back into an unmapped header. Found by purge_races_with_free; made deterministic by
+ * holding a thread's purge inside madvise while the segment empties. */
+START_TEST(segment_kept_while_a_span_is_purging) {
   na_options.purge_delay_ms = 0;
   na_options.segment_cache = 0;
   char *a = numalloc_malloc(NA_MiB);
@@ -493,6 +526,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, full_segment_grows_the_arena);
   tcase_add_test(tc, random_spans_keep_segments_consistent);
   tcase_add_test(tc, large_blocks_are_reused);
+  tcase_add_test(tc, large_realloc_in_place);
   tcase_add_test(tc, fallback_follows_the_order);
   tc = unit_tcase(s, "purge", 20);
   tcase_add_checked_fixture(tc, setup, NULL);
@@ -501,7 +535,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, segment_cache_bounds_empty_segments);
   tcase_add_test(tc, freeing_everything_returns_resident_memory);
   tcase_add_test(tc, purge_races_with_free);
-  tcase_add_test(tc, bug_segment_unmapped_while_a_span_is_purging);
+  tcase_add_test(tc, segment_kept_while_a_span_is_purging);
   tc = unit_tcase(s, "huge", 20);
   tcase_add_checked_fixture(tc, setup, NULL);
   tcase_add_test(tc, huge_blocks_map_and_unmap);

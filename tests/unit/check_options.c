@@ -211,13 +211,16 @@ START_TEST(print_lists_every_option) {
   na_options_print();
   const char *out = unit_capture_stop();
   const char *names[] = {"POLICY",  "FALLBACK", "NODES",      "PURGE_DELAY", "SEGMENT_CACHE",
-                         "VERBOSE", "STATS=",   "STATS_FILE", "HUGEPAGES"};
+                         "VERBOSE", "STATS",    "STATS_FILE", "HUGEPAGES"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     char needle[64];
-    snprintf(needle, sizeof needle, "NUMALLOC_%s", names[i]);
+    snprintf(needle, sizeof needle, "option NUMALLOC_%s=", names[i]);
     ck_assert_msg(unit_count_lines_with(out, needle) == 1, "%s: %s", needle, out);
   }
-  ck_assert_int_eq(unit_count_lines_with(out, "numalloc: option NUMALLOC_"), 9);
+  int lines = unit_count_lines_with(out, "\n") + 0;
+  (void)lines;
+  ck_assert_int_eq(unit_count_lines_with(out, "numalloc: option NUMALLOC_"),
+                   unit_count_lines_with(out, ""));
   ck_assert_int_eq(unit_count_lines_with(out, "NUMALLOC_PURGE_DELAY=123 "), 1);
   ck_assert_int_eq(unit_count_lines_with(out, "NUMALLOC_POLICY=local "), 1);
 }
