@@ -61,7 +61,7 @@ static void *shim_malloc(size_t n) {
   if (fault != F_ATFORK_MISSING) return __libc_malloc(n);
   pthread_mutex_lock(&big_lock);
   void *p = __libc_malloc(n);
-  for (volatile int spin = 0; spin < 200; spin++) {
+  for (volatile int spin = 0; spin < 100000; spin++) {
   }
   pthread_mutex_unlock(&big_lock);
   return p;
