@@ -1,0 +1,225 @@
+/* check_heap.c: a thread's heap (heap.c) seen through malloc and free. The first allocation
+ * gives the thread a heap on its node; the direct table always agrees with the current
+ * pages; an exhausted page moves to the full list and comes back when a block of it is
+ * freed, by its owner or (through the heap's delayed list) by another thread; blocks other
+ * threads free are handed out again; an empty page goes back to the arena unless it is the
+ * class's current page. */
+#include "unit.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+enum { SIZE = 48 }; /* one class for most tests */
+
+static void setup(void) { unit_quiet_purge(); }
+
+static na_page_t *page_of(void *p) {
+  na_segment_t *segment = na_segment_lookup(p);
+  UNIT_REQUIRE(segment != NULL, "%p not owned", p);
+  return na_page_of(segment, p);
+}
+
+static bool queue_has(const na_page_queue_t *q, const na_page_t *page) {
+  for (const na_page_t *p = q->first; p != NULL; p = p->next)
+    if (p == page) return true;
+  return false;
+}
+
+/* Allocates SIZE-byte blocks until one comes from a second page; the blocks of the first
+ * page are stored in `first` (its count in *count) and the block from the second returned. */
+static void *fill_first_page(void **first, size_t max, size_t *count) {
+  void *p = numalloc_malloc(SIZE);
+  na_page_t *page = page_of(p);
+  size_t n = 0;
+  while (page_of(p) == page) {
+    UNIT_REQUIRE(n < max, "page of %u blocks", page->reserved);
+    first[n++] = p;
+    p = numalloc_malloc(SIZE);
+  }
+  *count = n;
+  return p;
+}
+
+START_TEST(first_allocation_builds_the_heap) {
+  ck_assert_ptr_eq(na_tls_heap, &na_heap_empty);
+  ck_assert_ptr_null(na_tld_peek());
+  void *p = numalloc_malloc(SIZE);
+  ck_assert_ptr_nonnull(p);
+  na_heap_t *heap = na_tls_heap;
+  ck_assert_ptr_ne(heap, &na_heap_empty);
+  ck_assert_ptr_eq(heap->tld, na_tld_peek());
+  ck_assert_int_eq(heap->arena_index, unit_home_node());
+  na_page_t *page = page_of(p);
+  ck_assert_ptr_eq(page->heap, heap);
+  ck_assert_uint_eq(page->owner, na_thread_id());
+  ck_assert_ptr_eq(heap->current[na_size_class(SIZE)], page);
+  ck_assert_ptr_eq(heap->direct[(SIZE + 15) >> 4], page);
+  ck_assert(queue_has(&heap->queues[na_size_class(SIZE)], page));
+  numalloc_free(p);
+}
+END_TEST
+
+START_TEST(direct_table_follows_current_pages) {
+  void *blocks[NA_DIRECT_COUNT];
+  for (size_t s = 0; s < NA_DIRECT_COUNT; s++) blocks[s] = numalloc_malloc(s * 16);
+  na_heap_t *heap = na_tls_heap;
+  for (size_t s = 0; s <= NA_DIRECT_MAX; s++)
+    UNIT_REQUIRE(heap->direct[(s + 15) >> 4] == heap->current[na_size_class(s)],
+                 "size %zu: direct slot and current page differ", s);
+  for (size_t s = 0; s < NA_DIRECT_COUNT; s++) numalloc_free(blocks[s]);
+  for (size_t s = 0; s <= NA_DIRECT_MAX; s++)
+    UNIT_REQUIRE(heap->direct[(s + 15) >> 4] == heap->current[na_size_class(s)],
+                 "after free, size %zu", s);
+}
+END_TEST
+
+START_TEST(exhausted_page_goes_to_full_and_comes_back) {
+  static void *first[8192];
+  size_t count;
+  void *next = fill_first_page(first, 8192, &count);
+  na_heap_t *heap = na_tls_heap;
+  int c = na_size_class(SIZE);
+  na_page_t *full = page_of(first[0]);
+  ck_assert_uint_eq(count, full->reserved);
+  ck_assert_uint_eq(full->used, full->reserved);
+  ck_assert(full->flags.bits.in_full);
+  ck_assert(queue_has(&heap->full, full));
+  ck_assert(!queue_has(&heap->queues[c], full));
+  ck_assert_ptr_eq(heap->current[c], page_of(next));
+  numalloc_free(first[count / 2]); /* the owner frees: the page is back in its queue */
+  ck_assert(!full->flags.bits.in_full);
+  ck_assert(!queue_has(&heap->full, full));
+  ck_assert(queue_has(&heap->queues[c], full));
+  ck_assert_uint_eq(full->used, full->reserved - 1);
+  for (size_t i = 0; i < count; i++)
+    if (i != count / 2) numalloc_free(first[i]);
+  numalloc_free(next);
+}
+END_TEST
+
+static void *free_one(void *p) {
+  numalloc_free(*(void **)p);
+  return NULL;
+}
+
+/* Another thread frees a block of a full page: the block waits on the heap's delayed list
+ * until the owner's next slow path, which brings the page back; the block is reused. */
+START_TEST(remote_free_of_full_page_is_delayed) {
+  static void *first[8192];
+  size_t count;
+  void *next = fill_first_page(first, 8192, &count);
+  na_heap_t *heap = na_tls_heap;
+  na_page_t *full = page_of(first[0]);
+  void *victim = first[7];
+  unit_run_threads(1, free_one, &victim, 0);
+  ck_assert_ptr_eq(atomic_load(&heap->delayed_free), victim);
+  ck_assert(full->flags.bits.in_full);
+  ck_assert_uint_eq(full->used, full->reserved);
+
+  void *other = numalloc_malloc(5000); /* a class with no page yet: the slow path */
+  ck_assert_ptr_null(atomic_load(&heap->delayed_free));
+  ck_assert(!full->flags.bits.in_full);
+  ck_assert_uint_eq(full->used, full->reserved - 1);
+
+  bool reused = false; /* the current page runs out, then the freed block comes back */
+  static void *more[8192];
+  size_t n = 0;
+  while (!reused && n < 8192) {
+    more[n] = numalloc_malloc(SIZE);
+    reused = more[n++] == victim;
+  }
+  ck_assert_msg(reused, "the block freed by another thread never came back");
+  for (size_t i = 0; i < n; i++) numalloc_free(more[i]);
+  for (size_t i = 0; i < count; i++)
+    if (first[i] != victim) numalloc_free(first[i]);
+  numalloc_free(next);
+  numalloc_free(other);
+}
+END_TEST
+
+static void *free_batch(void *arg) {
+  void **blocks = arg;
+  for (int i = 0; i < 10; i++) numalloc_free(blocks[i]);
+  return NULL;
+}
+
+/* Blocks another thread frees from a page that is not full are collected when the page's
+ * free list runs dry, and handed out again. */
+START_TEST(remote_frees_of_live_page_are_reused) {
+  void *blocks[10];
+  for (int i = 0; i < 10; i++) blocks[i] = numalloc_malloc(SIZE);
+  na_page_t *page = page_of(blocks[0]);
+  unit_run_threads(1, free_batch, blocks, 0);
+  ck_assert_uint_eq(page->used, 10); /* not seen yet */
+  static void *more[8192];
+  int found = 0;
+  size_t n = 0;
+  while (found < 10 && n < page->reserved + 1) {
+    more[n] = numalloc_malloc(SIZE);
+    for (int i = 0; i < 10; i++) found += more[n] == blocks[i];
+    n++;
+  }
+  ck_assert_int_eq(found, 10);
+  for (size_t i = 0; i < n; i++) numalloc_free(more[i]);
+}
+END_TEST
+
+/* Freeing every block of a page returns it to the arena, except the current page. */
+START_TEST(empty_pages_retire_but_current_stays) {
+  static void *first[8192];
+  size_t count;
+  void *next = fill_first_page(first, 8192, &count);
+  na_heap_t *heap = na_tls_heap;
+  int c = na_size_class(SIZE);
+  na_page_t *old = page_of(first[0]), *current = page_of(next);
+  for (size_t i = 0; i < count; i++) numalloc_free(first[i]);
+  ck_assert(!queue_has(&heap->queues[c], old));
+  ck_assert(!queue_has(&heap->full, old));
+  ck_assert_int_ne(na_page_of(na_segment_of_aligned(first[0]), first[0])->kind, NA_SPAN_SMALL);
+  numalloc_free(next);
+  ck_assert_int_eq(current->kind, NA_SPAN_SMALL);
+  ck_assert_uint_eq(current->used, 0);
+  ck_assert_ptr_eq(heap->current[c], current);
+  void *again = numalloc_malloc(SIZE); /* straight from the kept page */
+  ck_assert_ptr_eq(page_of(again), current);
+  numalloc_free(again);
+}
+END_TEST
+
+/* Ten pages' worth of blocks freed in random order: one page of the class is left. */
+START_TEST(random_frees_leave_one_page) {
+  enum { COUNT = 14000 };
+  static void *blocks[COUNT];
+  for (int i = 0; i < COUNT; i++) blocks[i] = numalloc_malloc(SIZE);
+  uint64_t rng = 5;
+  for (int i = COUNT - 1; i > 0; i--) {
+    int j = (int)(unit_rand(&rng) % (uint64_t)(i + 1));
+    void *t = blocks[i];
+    blocks[i] = blocks[j];
+    blocks[j] = t;
+  }
+  for (int i = 0; i < COUNT; i++) numalloc_free(blocks[i]);
+  na_heap_t *heap = na_tls_heap;
+  int c = na_size_class(SIZE);
+  size_t pages = 0;
+  for (na_page_t *p = heap->queues[c].first; p != NULL; p = p->next) pages++;
+  ck_assert_uint_eq(pages, 1);
+  ck_assert_ptr_null(heap->full.first);
+  ck_assert_uint_eq(heap->current[c]->used, 0);
+}
+END_TEST
+
+int main(int argc, char **argv) {
+  (void)argc;
+  Suite *s = suite_create("heap");
+  TCase *tc = unit_tcase(s, "heap", 10);
+  tcase_add_checked_fixture(tc, setup, NULL);
+  tcase_add_test(tc, first_allocation_builds_the_heap);
+  tcase_add_test(tc, direct_table_follows_current_pages);
+  tcase_add_test(tc, exhausted_page_goes_to_full_and_comes_back);
+  tcase_add_test(tc, remote_free_of_full_page_is_delayed);
+  tcase_add_test(tc, remote_frees_of_live_page_are_reused);
+  tcase_add_test(tc, empty_pages_retire_but_current_stays);
+  tcase_add_test(tc, random_frees_leave_one_page);
+  return unit_run(s, argv);
+}

@@ -1,0 +1,243 @@
+/* check_page.c: small pages (page.c), driven directly on a span from the arena and a heap
+ * of the test's own. Blocks are carved lazily, about 4 KiB at a time, inside the page and on
+ * block boundaries; free lists are encoded; the owner's frees and other threads' frees (the
+ * atomic list, pushed concurrently) come back on refill; the delay states route a remote
+ * free to the heap when the page is full; a corrupted remote list stops the program. */
+#include "unit.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+static na_heap_t heap;
+static int node;
+
+static void setup(void) {
+  unit_quiet_purge();
+  node = unit_home_node();
+  na_heap_init(&heap, NULL, node);
+}
+
+static na_page_t *page_make(int size_class) {
+  int actual;
+  na_page_t *page = na_arena_alloc_span(node, na_class_page_slices(size_class), &actual);
+  ck_assert_ptr_nonnull(page);
+  na_page_init(page, &heap, size_class, page->is_zero);
+  return page;
+}
+
+static size_t list_length(const na_page_t *page, const na_block_t *list) {
+  size_t n = 0;
+  for (; list != NULL; list = na_block_next(page, list)) {
+    n++;
+    UNIT_REQUIRE(n <= page->reserved, "list of page %p loops", (void *)page);
+  }
+  return n;
+}
+
+static void *pop(na_page_t *page) {
+  na_block_t *block = page->free;
+  UNIT_REQUIRE(block != NULL, "page %p has no free block", (void *)page);
+  page->free = na_block_next(page, block);
+  page->used++;
+  return block;
+}
+
+static const int classes[] = {0, 1, 7, 8, 15, 23, 27, 33, 40, 47, NA_CLASS_COUNT - 1};
+
+START_TEST(init_describes_the_page) {
+  int c = classes[_i];
+  na_page_t *page = page_make(c);
+  size_t bytes = (size_t)page->slice_count << NA_SLICE_SHIFT;
+  ck_assert_int_eq(page->kind, NA_SPAN_SMALL);
+  ck_assert_int_eq(page->size_class, c);
+  ck_assert_uint_eq(page->block_size, na_class_size(c));
+  ck_assert_uint_eq(page->reserved, bytes / na_class_size(c));
+  ck_assert_uint_eq(page->capacity, 0);
+  ck_assert_uint_eq(page->used, 0);
+  ck_assert_ptr_null(page->free);
+  ck_assert_ptr_null(page->local_free);
+  ck_assert_uint_eq(atomic_load(&page->thread_free), NA_DELAY_NONE);
+  ck_assert_uint_eq(page->key & 1, 1);
+  ck_assert_uint_eq(page->owner, 0); /* a heap without a thread */
+  ck_assert_ptr_eq(page->heap, &heap);
+  ck_assert(page->is_zero); /* a fresh segment */
+  na_arena_free_span(page);
+}
+END_TEST
+
+/* Every block of the page, carved about 4 KiB at a time, in address order, each exactly once. */
+START_TEST(refill_carves_every_block_once) {
+  int c = classes[_i];
+  na_page_t *page = page_make(c);
+  char *start = na_page_start(page);
+  size_t size = page->block_size;
+  size_t step = 4096 / size < 4 ? 4 : 4096 / size;
+  size_t handed = 0;
+  while (page->capacity < page->reserved) {
+    size_t before = page->capacity;
+    na_page_refill(page);
+    size_t carved = page->capacity - before;
+    size_t expect = step < page->reserved - before ? step : page->reserved - before;
+    UNIT_REQUIRE(carved == expect, "class %d: carved %zu, not %zu", c, carved, expect);
+    UNIT_REQUIRE(list_length(page, page->free) == carved, "class %d", c);
+    while (page->free != NULL) {
+      char *block = pop(page);
+      UNIT_REQUIRE(block == start + handed * size, "class %d: block %zu at %p", c, handed,
+                   (void *)block);
+      handed++;
+    }
+  }
+  ck_assert_uint_eq(handed, page->reserved);
+  ck_assert_uint_le(handed * size, (size_t)page->slice_count << NA_SLICE_SHIFT);
+  ck_assert_uint_eq(page->used, page->reserved);
+  na_page_refill(page); /* nothing left to carve, nothing freed */
+  ck_assert_ptr_null(page->free);
+  na_arena_free_span(page);
+}
+END_TEST
+
+/* Links hold the next pointer xor the page's key, never the plain address. */
+START_TEST(free_lists_are_encoded) {
+  na_page_t *page = page_make(3);
+  na_page_refill(page);
+  for (na_block_t *b = page->free; b != NULL; b = na_block_next(page, b)) {
+    na_block_t *next = na_block_next(page, b);
+    ck_assert_uint_eq(b->next_encoded ^ page->key, (uintptr_t)next);
+    ck_assert_uint_ne(b->next_encoded, (uintptr_t)next);
+  }
+  na_arena_free_span(page);
+}
+END_TEST
+
+/* The owner's frees sit on local_free until `free` runs dry, then become `free`; the page
+ * is then no longer known to be zero. */
+START_TEST(local_frees_come_back_on_refill) {
+  na_page_t *page = page_make(2);
+  na_page_refill(page);
+  size_t carved = page->capacity;
+  void *blocks[8];
+  for (int i = 0; i < 8; i++) blocks[i] = pop(page);
+  for (int i = 0; i < 8; i += 2) {
+    na_block_set_next(page, blocks[i], page->local_free);
+    page->local_free = blocks[i];
+    page->used--;
+  }
+  na_page_refill(page); /* `free` still has blocks: nothing moves */
+  ck_assert_uint_eq(list_length(page, page->local_free), 4);
+  while (page->free != NULL) pop(page);
+  ck_assert_uint_eq(page->used, carved - 4);
+  na_page_refill(page);
+  ck_assert_ptr_null(page->local_free);
+  ck_assert_uint_eq(list_length(page, page->free), 4);
+  ck_assert_uint_eq(page->capacity, carved); /* reuse before carving more */
+  ck_assert(!page->is_zero);
+  for (int i = 0; i < 8; i += 2) ck_assert(na_page_block_is_free(page, blocks[i]));
+  for (int i = 1; i < 8; i += 2) ck_assert(!na_page_block_is_free(page, blocks[i]));
+  na_arena_free_span(page);
+}
+END_TEST
+
+/* Threads push the blocks they free onto the page's atomic list at the same time; the owner
+ * collects every one of them, once. */
+enum { REMOTE_THREADS = 4, REMOTE_EACH = 200 };
+static na_page_t *remote_page;
+static void *remote_blocks[REMOTE_THREADS][REMOTE_EACH];
+
+static void *free_remote_batch(void *arg) {
+  void **blocks = arg;
+  for (int i = 0; i < REMOTE_EACH; i++) na_free_remote(remote_page, blocks[i]);
+  return NULL;
+}
+
+START_TEST(remote_frees_are_collected) {
+  remote_page = page_make(0); /* 16-byte blocks: 4096 in a page */
+  na_page_t *page = remote_page;
+  for (int t = 0; t < REMOTE_THREADS; t++)
+    for (int i = 0; i < REMOTE_EACH; i++) {
+      if (page->free == NULL) na_page_refill(page);
+      remote_blocks[t][i] = pop(page);
+    }
+  uint32_t used = page->used;
+  unit_run_threads(REMOTE_THREADS, free_remote_batch, remote_blocks, sizeof remote_blocks[0]);
+  ck_assert_uint_eq(page->used, used); /* not yet seen by the owner */
+  ck_assert_uint_eq(na_page_collect_remote(page), REMOTE_THREADS * REMOTE_EACH);
+  ck_assert_uint_eq(page->used, used - REMOTE_THREADS * REMOTE_EACH);
+  ck_assert_uint_eq(list_length(page, page->local_free), REMOTE_THREADS * REMOTE_EACH);
+  for (int t = 0; t < REMOTE_THREADS; t++)
+    for (int i = 0; i < REMOTE_EACH; i++)
+      UNIT_REQUIRE(na_page_block_is_free(page, remote_blocks[t][i]), "block %d/%d lost", t, i);
+  ck_assert_uint_eq(atomic_load(&page->thread_free), NA_DELAY_NONE);
+  ck_assert_uint_eq(na_page_collect_remote(page), 0);
+  na_arena_free_span(page);
+}
+END_TEST
+
+/* A full page (NOTIFY) sends the first remote free to its heap's delayed list and goes back
+ * to NONE; later ones go on the page. NOTIFY is refused while the page has remote frees. */
+START_TEST(full_page_notifies_its_heap) {
+  na_page_t *page = page_make(4);
+  na_page_refill(page);
+  void *a = pop(page), *b = pop(page), *c = pop(page);
+  ck_assert(na_page_set_delay(page, NA_DELAY_NOTIFY, true));
+  ck_assert_uint_eq(atomic_load(&page->thread_free), NA_DELAY_NOTIFY);
+  na_free_remote(page, a);
+  ck_assert_ptr_eq(atomic_load(&heap.delayed_free), a);
+  ck_assert_uint_eq(((na_block_t *)a)->next_encoded ^ na_secret, 0); /* end of the list */
+  ck_assert_uint_eq(atomic_load(&page->thread_free), NA_DELAY_NONE);
+  na_free_remote(page, b);
+  ck_assert_uint_eq(atomic_load(&page->thread_free), (uintptr_t)b | NA_DELAY_NONE);
+  ck_assert(!na_page_set_delay(page, NA_DELAY_NOTIFY, true));
+  ck_assert(na_page_set_delay(page, NA_DELAY_NEVER, false));
+  ck_assert_uint_eq(atomic_load(&page->thread_free), (uintptr_t)b | NA_DELAY_NEVER);
+  na_free_remote(page, c); /* an abandoned page just collects its frees */
+  ck_assert_uint_eq(atomic_load(&page->thread_free) & 3, NA_DELAY_NEVER);
+  ck_assert_ptr_eq(atomic_load(&heap.delayed_free), a);
+  ck_assert_uint_eq(na_page_collect_remote(page), 2);
+  ck_assert_uint_eq(atomic_load(&page->thread_free), NA_DELAY_NEVER);
+  na_arena_free_span(page);
+}
+END_TEST
+
+START_TEST(interior_pointers_find_their_block) {
+  na_page_t *page = page_make(9); /* 192-byte blocks */
+  char *start = na_page_start(page);
+  na_page_refill(page);
+  for (size_t i = 0; i < 10; i++) {
+    char *block = start + i * page->block_size;
+    ck_assert_ptr_eq(na_page_block_start(page, block), block);
+    ck_assert_ptr_eq(na_page_block_start(page, block + 1), block);
+    ck_assert_ptr_eq(na_page_block_start(page, block + page->block_size - 1), block);
+  }
+  na_arena_free_span(page);
+}
+END_TEST
+
+/* A remote list that loops (a block freed twice by other threads) is caught, not walked
+ * forever. */
+START_TEST(looping_remote_list_aborts) {
+  na_page_t *page = page_make(1);
+  na_page_refill(page);
+  na_block_t *a = pop(page);
+  na_free_remote(page, a);
+  na_free_remote(page, a);
+  unit_silence_stderr();
+  na_page_collect_remote(page);
+}
+END_TEST
+
+int main(int argc, char **argv) {
+  (void)argc;
+  Suite *s = suite_create("page");
+  TCase *tc = unit_tcase(s, "page", 10);
+  tcase_add_checked_fixture(tc, setup, NULL);
+  int n = (int)(sizeof classes / sizeof classes[0]);
+  tcase_add_loop_test(tc, init_describes_the_page, 0, n);
+  tcase_add_loop_test(tc, refill_carves_every_block_once, 0, n);
+  tcase_add_test(tc, free_lists_are_encoded);
+  tcase_add_test(tc, local_frees_come_back_on_refill);
+  tcase_add_test(tc, remote_frees_are_collected);
+  tcase_add_test(tc, full_page_notifies_its_heap);
+  tcase_add_test(tc, interior_pointers_find_their_block);
+  tcase_add_test_raise_signal(tc, looping_remote_list_aborts, SIGABRT);
+  return unit_run(s, argv);
+}
