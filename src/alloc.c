@@ -195,7 +195,8 @@ static void *realloc_copy(void *p, size_t old_usable, size_t size) {
 
 static void *realloc_unowned(void *p, size_t size) {
   if (na_bootstrap_owns(p)) return realloc_copy(p, na_bootstrap_usable(p), size);
-  if (na_system.realloc != NULL) return na_system.realloc(p, size);
+  if (na_options.policy == NUMALLOC_POLICY_SYSTEM && na_system.realloc != NULL)
+    return na_system.realloc(p, size);
   na_fatal("realloc of %p, which numalloc did not allocate (invalid pointer)", p);
 }
 

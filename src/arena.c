@@ -309,7 +309,9 @@ static void collect_abandoned_locked(na_arena_t *arena, purge_batch_t *batch);
 static void purge_select(na_arena_t *arena, bool force, uint32_t now, purge_batch_t *batch) {
   for (na_segment_t *s = arena->segments, *next; s != NULL; s = next) {
     next = s->next;
-    if (!segment_is_empty(s) || s->slices[NA_META_SLICES].kind != NA_SPAN_FREE ||
+    /* empty, and in one piece: no part of it is being purged by another thread */
+    if (!segment_is_empty(s) || !is_free_head(&s->slices[NA_META_SLICES]) ||
+        s->slices[NA_META_SLICES].slice_count != NA_SLICES_PER_SEGMENT - NA_META_SLICES ||
         batch->unmap_count == PURGE_BATCH)
       continue;
     if (!force && arena->empty_segments <= (size_t)na_options.segment_cache) break;

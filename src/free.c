@@ -6,7 +6,7 @@
 #include "internal.h"
 
 static void free_local(na_page_t *page, na_block_t *block) {
-  if (na_unlikely(block == page->local_free || block == page->free))
+  if (na_block_looks_free(page, block) && na_page_block_is_free(page, block))
     na_fatal("double free of %p (size class %u)", (void *)block, page->block_size);
   na_block_set_next(page, block, page->local_free);
   page->local_free = block;
@@ -90,6 +90,8 @@ void na_free_generic(na_segment_t *segment, na_page_t *page, void *p) {
   na_fatal("free of %p, which is not an allocated block (double free or invalid pointer)", p);
 }
 
+/* Under NUMALLOC_POLICY=system every block is the next allocator's; otherwise a pointer
+ * numalloc cannot account for was never allocated (or was a huge block, freed already). */
 na_noinline void na_free_unowned(void *p) {
   if (p == NULL) return;
   na_segment_t *segment = na_segment_lookup(p);
@@ -98,11 +100,13 @@ na_noinline void na_free_unowned(void *p) {
     return;
   }
   if (na_bootstrap_owns(p)) return; /* start-up blocks are never reused */
-  if (na_system.free != NULL) {
+  if (na_options.policy == NUMALLOC_POLICY_SYSTEM && na_system.free != NULL) {
     na_system.free(p);
     return;
   }
-  na_fatal("free of %p, which numalloc did not allocate (invalid pointer)", p);
+  na_fatal("free of %p, which numalloc did not allocate (invalid pointer, or a double free of "
+           "a huge block)",
+           p);
 }
 
 void numalloc_free(void *p) { na_free_fast(p); }
@@ -111,7 +115,8 @@ size_t na_usable_size_of(const void *p) {
   na_segment_t *segment = na_segment_lookup(p);
   if (segment == NULL) {
     if (p != NULL && na_bootstrap_owns(p)) return na_bootstrap_usable(p);
-    if (p != NULL && na_system.usable_size != NULL) return na_system.usable_size((void *)p);
+    if (p != NULL && na_options.policy == NUMALLOC_POLICY_SYSTEM && na_system.usable_size)
+      return na_system.usable_size((void *)p);
     return 0;
   }
   na_page_t *page = na_page_of(segment, p);

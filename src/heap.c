@@ -187,10 +187,7 @@ void *na_heap_alloc_small(na_heap_t *heap, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  na_block_t *block = page->free;
-  page->free = na_block_next(page, block);
-  page->used++;
-  return block;
+  return na_page_pop(page);
 }
 
 /* Every allocation that misses the fast path comes here: the first one of a thread, a page

@@ -27,6 +27,7 @@ typedef struct na_options_s {
   na_fallback_t fallback;
   uint64_t nodes_mask[1]; /* NUMALLOC_NODES; all ones when unset */
   bool nodes_set;
+  const char *nodes_text;
   long purge_delay_ms; /* free spans older than this go back to the OS */
   long segment_cache;  /* empty segments kept per node */
   bool verbose;
@@ -268,6 +269,7 @@ void na_stats_at_exit(void);
 static inline void *na_page_pop(na_page_t *page) {
   na_block_t *block = page->free;
   page->free = na_block_next(page, block);
+  block->next_encoded = 0; /* a live block must not look like a free one (see na_free_fast) */
   page->used++;
   return block;
 }
@@ -286,8 +288,17 @@ static inline void *na_malloc_fast(size_t size) {
   return na_heap_alloc_slow(heap, size);
 }
 
-/* One map lookup, then for the owning thread a push on its page's list; an immediate
- * double free is caught here, other cases in na_free_generic. */
+/* A freed block's first word decodes to a block of the same segment, or to NULL at the end
+ * of a list; a live block's does not (na_page_pop clears it). Only then is a free a
+ * possible double free, worth searching the page's lists for. */
+static inline bool na_block_looks_free(const na_page_t *page, const na_block_t *block) {
+  uintptr_t next = block->next_encoded ^ page->key;
+  return ((next ^ (uintptr_t)block) >> NA_SEGMENT_SHIFT) == 0 || next == 0;
+}
+
+/* One map lookup, then for the owning thread a push on its page's list. A pointer that is
+ * not the start of a block, or a block that looks freed already, goes to na_free_generic,
+ * which names the misuse and aborts. */
 static inline void na_free_fast(void *p) {
   uint8_t tag = na_segmap_tag(p);
   if (na_unlikely((uint8_t)(tag - 1) >= NA_SEGMAP_CONT - 1)) { /* 0 or a huge tail */
@@ -295,10 +306,15 @@ static inline void na_free_fast(void *p) {
     return;
   }
   na_segment_t *segment = na_segment_of_aligned(p);
-  na_page_t *page = na_page_of_near(segment, p);
+  na_page_t *slice = &segment->slices[((uintptr_t)p & NA_SEGMENT_MASK) >> NA_SLICE_SHIFT];
+  uint32_t slice_offset = slice->slice_offset;
+  na_page_t *page = (na_page_t *)((char *)slice - slice_offset);
+  uint64_t in_page = ((uintptr_t)p & (NA_SLICE_SIZE - 1)) +
+                     ((uint64_t)slice_offset << (NA_SLICE_SHIFT - 7)); /* 128-byte slices */
   na_block_t *block = p;
   if (na_likely(page->owner == na_thread_id() && page->flags.value == 0 &&
-                block != page->local_free)) {
+                in_page * page->block_magic < page->block_magic &&
+                !na_block_looks_free(page, block))) {
     na_block_set_next(page, block, page->local_free);
     page->local_free = block;
     if (na_unlikely(--page->used == 0)) na_heap_page_retire(page->heap, page);

@@ -166,6 +166,7 @@ static bool apply_policy(const char *t) { return na_parse_policy(t, &na_options.
 static bool apply_fallback(const char *t) { return na_parse_fallback(t, &na_options.fallback); }
 static bool apply_nodes(const char *t) {
   na_options.nodes_set = na_parse_node_list(t, na_options.nodes_mask, NA_MAX_NODES - 1);
+  na_options.nodes_text = t;
   return na_options.nodes_set;
 }
 static bool apply_purge_delay(const char *t) {

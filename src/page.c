@@ -14,6 +14,7 @@ void na_page_init(na_page_t *page, na_heap_t *heap, int size_class, bool is_zero
   page->kind = NA_SPAN_SMALL;
   page->size_class = (uint8_t)size_class;
   page->block_size = (uint32_t)na_class_size(size_class);
+  page->block_magic = UINT64_MAX / page->block_size + 1;
   page->reserved = (uint32_t)(bytes / page->block_size);
   page->capacity = 0;
   page->used = 0;

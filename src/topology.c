@@ -91,12 +91,14 @@ void na_topology_derive(na_topology_t *t) {
   uint64_t usable = t->allowed[0] & t->has_memory[0];
   if (na_options.nodes_set) {
     uint64_t restricted = usable & na_options.nodes_mask[0];
-    if (restricted != na_options.nodes_mask[0])
-      na_warning("NUMALLOC_NODES names nodes this process cannot use; they are ignored");
-    if (restricted != 0)
-      usable = restricted;
-    else
-      na_warning("NUMALLOC_NODES leaves no usable node; using every allowed node");
+    if (restricted == 0)
+      na_warning("NUMALLOC_NODES=\"%s\" names no node this process can use; using the "
+                 "default, all allowed nodes",
+                 na_options.nodes_text);
+    else if (restricted != na_options.nodes_mask[0])
+      na_warning("NUMALLOC_NODES=\"%s\" names nodes this process cannot use; they are ignored",
+                 na_options.nodes_text);
+    if (restricted != 0) usable = restricted;
   }
   if (usable == 0) usable = 1; /* nothing known: node 0, as the kernel would */
   t->usable[0] = usable;

@@ -79,6 +79,7 @@ typedef struct __attribute__((aligned(128))) na_page_s {
   na_block_t *free;       /* next blocks to hand out (owner only) */
   na_block_t *local_free; /* blocks the owner freed */
   uintptr_t key;          /* free-list pointer encoding */
+  uint64_t block_magic;   /* 2^64 / block_size, rounded up: block starts in one multiply */
   uint32_t used;          /* blocks handed out and not freed to a list the owner has seen */
   uint32_t capacity;      /* blocks carved from the page so far */
   uint32_t reserved;      /* blocks that fit in the page */

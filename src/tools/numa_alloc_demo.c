@@ -9,11 +9,12 @@
  * among classes with budget left, its size uniformly within the class (capped by that budget).
  * The PRNG is splitmix64 seeded by --seed and the thread index, so a run is reproducible.
  *
- * Verification: local and bind expect every page on one node (the thread's node, the bound node)
- * and any other is a failure (exit 3). interleave expects the pages of the run spread over the
- * usable nodes within 5% of even; rr expects every page on the node numalloc_node_of reports for
- * its block and the allocations spread within 5% of even (rr alternates per allocation, so bytes
- * follow the random sizes). "Local" is a page on the node of the CPU of the thread that
+ * Verification (move_pages in query mode, every page of every block): local and bind expect
+ * every page on one node (the thread's node, the bound node) and any other is a failure (exit
+ * 3). For every policy a block that numalloc_node_of places on a node must have all its pages
+ * there. interleave also expects the pages of the run spread over the usable nodes within 5% of
+ * even; rr expects the allocations spread within 5% of even (rr alternates per allocation, so
+ * bytes follow the random sizes). "Local" is a page on the node of the CPU of the thread that
  * allocated it; MB and GB here are 2^20 and 2^30 bytes. */
 #include "numalloc.h"
 
@@ -34,8 +35,7 @@
 
 enum { EXIT_ARGS = 1, EXIT_ALLOC = 2, EXIT_PLACEMENT = 3 };
 enum { MAX_NODES = 64, MAX_THREADS = 1024, MAX_CPUS = 4096, MAX_REPORTED = 10 };
-#define NODE_INTERLEAVED (-2) /* numalloc_node_of for page-interleaved memory */
-#define NODE_ANY         (-1) /* no single expected node: the kernel spreads the pages */
+#define NODE_ANY (-1) /* no single expected node: the kernel spreads the pages */
 #define MiB              ((size_t)1 << 20)
 
 typedef struct size_class_s {
@@ -86,7 +86,7 @@ typedef struct page_s {
 
 typedef struct tally_s {
   long pages[MAX_NODES], local[MAX_NODES], allocs[MAX_NODES];
-  long total, remote, misplaced, absent;
+  long total, remote, misplaced;
 } tally_t;
 
 static options_t opt = {8, NUMALLOC_POLICY_LOCAL, 0, 42, 64, false, false, false};
@@ -391,24 +391,25 @@ static void report_misplaced(const char *what, const void *addr, const worker_t 
           what, addr, w->index, w->cpu, w->node, found, expected);
 }
 
-/* The node numalloc_node_of must report for a block, or NODE_ANY for rr (any node). */
-static int expected_home(const worker_t *w) {
-  if (opt.policy == NUMALLOC_POLICY_RR) return NODE_ANY;
-  if (opt.policy == NUMALLOC_POLICY_INTERLEAVE)
-    return available_count() > 1 ? NODE_INTERLEAVED : NODE_ANY;
-  return w->expected;
+/* The node numalloc_node_of must report for a block: the thread's expected node for local and
+ * bind; for interleave and rr any node (a span or a block placed whole, whose pages must then
+ * be on it), and for interleave also NUMALLOC_NODE_INTERLEAVED (pages spread by the kernel). */
+static bool home_ok(const worker_t *w, int home) {
+  if (w->expected != NODE_ANY) return home == w->expected;
+  if (opt.policy == NUMALLOC_POLICY_INTERLEAVE && home == NUMALLOC_NODE_INTERLEAVED) return true;
+  return home >= 0 && home < MAX_NODES;
 }
 
 /* Checks a block's home node as numalloc reports it; returns the node its pages must be on. */
 static int check_home(const worker_t *w, const block_t *b, tally_t *tally, long *reported) {
-  int home = numalloc_node_of(b->ptr), want = expected_home(w);
-  bool bad = want != NODE_ANY ? home != want : home < 0 || home >= MAX_NODES;
-  if (bad) {
+  int home = numalloc_node_of(b->ptr);
+  if (!home_ok(w, home)) {
     tally->misplaced++;
-    report_misplaced("block (numalloc_node_of)", b->ptr, w, home, want, reported);
+    report_misplaced("block (numalloc_node_of)", b->ptr, w, home, w->expected, reported);
+    return w->expected;
   }
-  if (opt.policy == NUMALLOC_POLICY_RR && !bad) tally->allocs[home]++;
-  return opt.policy == NUMALLOC_POLICY_RR ? home : w->expected;
+  if (home >= 0) tally->allocs[home]++;
+  return home >= 0 ? home : NODE_ANY;
 }
 
 static bool add_page(page_t **pages, size_t *count, size_t *cap, page_t page) {
@@ -458,10 +459,14 @@ static int *query_nodes(const page_t *pages, size_t count, void ***addrs_out) {
   return status;
 }
 
-static void tally_page(tally_t *tally, const page_t *page, int node, bool first, long *reported) {
+/* Checks one entry of a page against the node it is on; the page is counted once, at its first
+ * entry, and a later entry (another block in the same page) only when it expects another node. */
+static void tally_page(tally_t *tally, const page_t *page, const page_t *prev, int node,
+                       long *reported) {
   const worker_t *w = &workers[page->worker];
+  bool first = prev == NULL || prev->addr != page->addr;
+  if (!first && prev->expected == page->expected) return;
   if (node < 0 || node >= MAX_NODES) {
-    tally->absent += first;
     tally->misplaced++;
     report_misplaced("page (not present)", (void *)page->addr, w, node, page->expected, reported);
     return;
@@ -488,8 +493,7 @@ static bool verify_pages(tally_t *tally, long *reported) {
   int *status = query_nodes(pages, count, &addrs);
   if (status == NULL) return free(pages), false;
   for (size_t i = 0; i < count; i++)
-    tally_page(tally, &pages[i], status[i], i == 0 || pages[i].addr != pages[i - 1].addr,
-               reported);
+    tally_page(tally, &pages[i], i > 0 ? &pages[i - 1] : NULL, status[i], reported);
   free(addrs), free(status), free(pages);
   return true;
 }
@@ -584,7 +588,7 @@ static int verify_and_print(void) {
   if (!verify_pages(&tally, &reported)) return EXIT_PLACEMENT;
   bool spread = spread_ok(&tally);
   if (tally.misplaced > 0)
-    fprintf(stderr, "ERROR: placement verification failed: %ld misplaced (pages or blocks)\n",
+    fprintf(stderr, "ERROR: placement verification failed: %ld pages or blocks misplaced\n",
             tally.misplaced);
   bool verified = spread && tally.misplaced == 0;
   if (!opt.json)
