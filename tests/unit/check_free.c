@@ -1,0 +1,454 @@
+/* check_free.c: freeing (free.c) across threads, and what thread exit does with the pages
+ * (thread.c, heap.c, arena.c). Blocks pass between many threads with their contents
+ * checked; an owner gets back what others free; a thread that exits hands back its pages,
+ * empty or not, another thread adopts them, and over many rounds of threads that come and
+ * go the mapped memory stays bounded and ends at zero. Misuse (double, foreign and interior
+ * frees) stops the program; free never changes errno. */
+#include "unit.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+
+static int node;
+
+static void setup(void) {
+  unit_quiet_purge();
+  node = unit_home_node();
+}
+
+/* ---- blocks passed between threads ---------------------------------------------------- */
+
+enum { PASS_THREADS = 6, PASS_ROUNDS = 15000, RING = 4096 };
+
+typedef struct passed_s {
+  void *p;
+  size_t size;
+  uint64_t seed;
+  int owner;
+} passed_t;
+
+static struct {
+  pthread_mutex_t lock;
+  passed_t slots[RING];
+  size_t head, count;
+  _Atomic long corrupt, cross_frees, done;
+} ring = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static bool ring_put(passed_t item) {
+  pthread_mutex_lock(&ring.lock);
+  bool ok = ring.count < RING;
+  if (ok) ring.slots[(ring.head + ring.count++) % RING] = item;
+  pthread_mutex_unlock(&ring.lock);
+  return ok;
+}
+
+static bool ring_take(passed_t *item) {
+  pthread_mutex_lock(&ring.lock);
+  bool ok = ring.count > 0;
+  if (ok) {
+    *item = ring.slots[ring.head];
+    ring.head = (ring.head + 1) % RING;
+    ring.count--;
+  }
+  pthread_mutex_unlock(&ring.lock);
+  return ok;
+}
+
+static size_t random_size(uint64_t *rng) {
+  uint64_t r = unit_rand(rng) % 1000;
+  if (r < 900) return 1 + unit_rand(rng) % 1024;
+  if (r < 990) return 1025 + unit_rand(rng) % (64 * NA_KiB);
+  if (r < 998) return NA_SMALL_MAX + unit_rand(rng) % (2 * NA_MiB);
+  return NA_LARGE_MAX + unit_rand(rng) % (4 * NA_MiB);
+}
+
+/* The whole block when small, else its first and last 8 KiB (whole large blocks would make
+ * the test a memory bandwidth benchmark). */
+enum { EDGE = 8192 };
+
+static void fill_block(const passed_t *item) {
+  if (item->size <= 2 * EDGE) {
+    unit_fill(item->p, item->size, item->seed);
+    return;
+  }
+  unit_fill(item->p, EDGE, item->seed);
+  unit_fill((char *)item->p + item->size - EDGE, EDGE, ~item->seed);
+}
+
+static bool block_intact(const passed_t *item) {
+  if (item->size <= 2 * EDGE) return unit_mismatch(item->p, item->size, item->seed) == SIZE_MAX;
+  return unit_mismatch(item->p, EDGE, item->seed) == SIZE_MAX &&
+         unit_mismatch((char *)item->p + item->size - EDGE, EDGE, ~item->seed) == SIZE_MAX;
+}
+
+static void check_and_free(const passed_t *item, int me) {
+  if (!block_intact(item) || numalloc_usable_size(item->p) < item->size)
+    atomic_fetch_add(&ring.corrupt, 1);
+  if (item->owner != me) atomic_fetch_add(&ring.cross_frees, 1);
+  numalloc_free(item->p);
+}
+
+static void *pass_blocks(void *arg) {
+  int me = *(int *)arg;
+  uint64_t rng = 1000 + (uint64_t)me;
+  for (int i = 0; i < PASS_ROUNDS; i++) {
+    passed_t item;
+    if (unit_rand(&rng) % 2 == 0 && ring_take(&item)) {
+      check_and_free(&item, me);
+      continue;
+    }
+    item.size = random_size(&rng);
+    item.seed = ((uint64_t)me << 32) | (uint64_t)i;
+    item.owner = me;
+    item.p = numalloc_malloc(item.size);
+    if (item.p == NULL) {
+      atomic_fetch_add(&ring.corrupt, 1);
+      continue;
+    }
+    fill_block(&item);
+    if (!ring_put(item)) check_and_free(&item, me);
+  }
+  atomic_fetch_add(&ring.done, 1);
+  return NULL;
+}
+
+START_TEST(blocks_passed_between_threads_keep_their_contents) {
+  int ids[PASS_THREADS];
+  for (int i = 0; i < PASS_THREADS; i++) ids[i] = i;
+  unit_run_threads(PASS_THREADS, pass_blocks, ids, sizeof ids[0]);
+  passed_t item;
+  while (ring_take(&item)) check_and_free(&item, -1);
+  ck_assert_int_eq(atomic_load(&ring.done), PASS_THREADS);
+  ck_assert_int_eq(atomic_load(&ring.corrupt), 0);
+  ck_assert_int_gt(atomic_load(&ring.cross_frees), 1000); /* the test did pass blocks */
+  numalloc_collect();
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 0);
+}
+END_TEST
+
+/* ---- an owner and its remote frees ---------------------------------------------------- */
+
+enum { OWNED = 4000, FREERS = 4 };
+static void *owned[OWNED];
+
+static void *free_share(void *arg) {
+  void **share = arg;
+  for (int i = 0; i < OWNED / FREERS; i++) numalloc_free(share[i]);
+  return NULL;
+}
+
+static bool page_in(na_page_t *page, na_page_t **pages, size_t count) {
+  for (size_t i = 0; i < count; i++)
+    if (pages[i] == page) return true;
+  return false;
+}
+
+/* Four threads free all of the main thread's blocks at once; allocating as many again needs
+ * no new page: every block comes from the pages the first ones lived in. */
+START_TEST(owner_reuses_what_others_free) {
+  static na_page_t *pages[OWNED];
+  size_t page_count = 0;
+  for (int i = 0; i < OWNED; i++) {
+    owned[i] = numalloc_malloc(64);
+    unit_fill(owned[i], 64, (uint64_t)i);
+    na_page_t *page = na_page_of(na_segment_of_aligned(owned[i]), owned[i]);
+    if (!page_in(page, pages, page_count)) pages[page_count++] = page;
+  }
+  size_t mapped = na_arena_mapped_bytes(node);
+  unit_run_threads(FREERS, free_share, owned, sizeof(void *) * (OWNED / FREERS));
+  for (int i = 0; i < OWNED; i++) {
+    owned[i] = numalloc_malloc(64);
+    na_page_t *page = na_page_of(na_segment_of_aligned(owned[i]), owned[i]);
+    UNIT_REQUIRE(page_in(page, pages, page_count), "block %d from a new page", i);
+  }
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), mapped);
+  for (int i = 0; i < OWNED; i++) numalloc_free(owned[i]);
+}
+END_TEST
+
+/* ---- thread exit ---------------------------------------------------------------------- */
+
+typedef struct exit_job_s {
+  int count;
+  size_t size;
+  bool keep; /* leave the blocks live at exit, for the main thread to free */
+  void **blocks;
+  uintptr_t thread_id;
+} exit_job_t;
+
+static void *allocate_and_exit(void *arg) {
+  exit_job_t *job = arg;
+  job->thread_id = na_thread_id();
+  for (int i = 0; i < job->count; i++) {
+    job->blocks[i] = numalloc_malloc(job->size);
+    unit_fill(job->blocks[i], job->size, (uint64_t)i);
+  }
+  if (!job->keep)
+    for (int i = 0; i < job->count; i++) numalloc_free(job->blocks[i]);
+  return NULL;
+}
+
+static void run_job(exit_job_t *job) { unit_run_threads(1, allocate_and_exit, job, 0); }
+
+START_TEST(exiting_thread_returns_its_pages) {
+  static void *blocks[3000];
+  exit_job_t small = {3000, 64, false, blocks, 0}, medium = {300, 5000, false, blocks, 0};
+  run_job(&small);
+  run_job(&medium);
+  numalloc_collect();
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 0);
+}
+END_TEST
+
+/* A thread exits with live blocks: they stay valid, the main thread frees them later, and
+ * then nothing of the thread is left. */
+START_TEST(blocks_of_exited_thread_stay_valid_and_are_freed_later) {
+  static void *blocks[3000];
+  exit_job_t job = {3000, 64, true, blocks, 0};
+  run_job(&job);
+  na_page_t *page = na_page_of(na_segment_of_aligned(blocks[0]), blocks[0]);
+  ck_assert_uint_eq(page->owner, 0); /* abandoned */
+  ck_assert_ptr_null(page->heap);
+  for (int i = 0; i < 3000; i++)
+    UNIT_REQUIRE(unit_mismatch(blocks[i], 64, (uint64_t)i) == SIZE_MAX, "block %d", i);
+  for (int i = 0; i < 3000; i++) numalloc_free(blocks[i]);
+  numalloc_collect();
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 0);
+}
+END_TEST
+
+static void *adopt_one(void *arg) {
+  exit_job_t *job = arg;
+  job->thread_id = na_thread_id();
+  job->blocks[0] = numalloc_malloc(job->size);
+  na_page_t *page = na_page_of(na_segment_of_aligned(job->blocks[0]), job->blocks[0]);
+  job->blocks[1] = (void *)page->owner; /* seen while this thread still owns it */
+  job->blocks[2] = page->heap;
+  job->blocks[3] = na_tls_heap;
+  return NULL;
+}
+
+/* The next thread that needs the class takes the abandoned page over. */
+START_TEST(another_thread_adopts_abandoned_pages) {
+  static void *blocks[100];
+  exit_job_t first = {100, 64, true, blocks, 0};
+  run_job(&first);
+  na_page_t *page = na_page_of(na_segment_of_aligned(blocks[0]), blocks[0]);
+  for (int i = 0; i < 50; i++) numalloc_free(blocks[i]); /* remote frees to the abandoned page */
+
+  void *seen[4];
+  exit_job_t second = {1, 64, true, seen, 0};
+  unit_run_threads(1, adopt_one, &second, 0);
+  ck_assert_ptr_eq(na_page_of(na_segment_of_aligned(seen[0]), seen[0]), page);
+  ck_assert_uint_eq((uintptr_t)seen[1], second.thread_id);
+  ck_assert_ptr_eq(seen[2], seen[3]);
+  for (int i = 50; i < 100; i++) {
+    ck_assert_ptr_ne(seen[0], blocks[i]); /* a live block is never handed out again */
+    ck_assert_uint_eq(unit_mismatch(blocks[i], 64, (uint64_t)i), SIZE_MAX);
+  }
+  for (int i = 50; i < 100; i++) numalloc_free(blocks[i]);
+  numalloc_free(seen[0]);
+  numalloc_collect();
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 0);
+}
+END_TEST
+
+/* Rounds of threads that allocate, free some, hand some to the main thread and exit with the
+ * rest live: the memory mapped after each round stays bounded, and ends at zero. */
+enum { ROUNDS = 24, ROUND_THREADS = 4, PER_THREAD = 3000 };
+
+typedef struct round_job_s {
+  uint64_t seed;
+  void *left[PER_THREAD];
+  size_t left_count;
+} round_job_t;
+
+static void *round_worker(void *arg) {
+  round_job_t *job = arg;
+  uint64_t rng = job->seed;
+  void *mine[PER_THREAD];
+  for (int i = 0; i < PER_THREAD; i++) {
+    size_t size = unit_rand(&rng) % 100 < 98 ? 16 + unit_rand(&rng) % 2048
+                                             : NA_SMALL_MAX + unit_rand(&rng) % NA_MiB;
+    mine[i] = numalloc_malloc(size);
+    memset(mine[i], 0x33, size < 64 ? size : 64);
+  }
+  job->left_count = 0;
+  for (int i = 0; i < PER_THREAD; i++) {
+    if (unit_rand(&rng) % 2 == 0)
+      numalloc_free(mine[i]);
+    else
+      job->left[job->left_count++] = mine[i];
+  }
+  return NULL;
+}
+
+START_TEST(thread_churn_does_not_leak) {
+  static round_job_t jobs[ROUND_THREADS];
+  size_t mapped[ROUNDS];
+  for (int round = 0; round < ROUNDS; round++) {
+    for (int t = 0; t < ROUND_THREADS; t++) jobs[t].seed = (uint64_t)(round * 100 + t);
+    unit_run_threads(ROUND_THREADS, round_worker, jobs, sizeof jobs[0]);
+    for (int t = 0; t < ROUND_THREADS; t++)
+      for (size_t i = 0; i < jobs[t].left_count; i++) numalloc_free(jobs[t].left[i]);
+    mapped[round] = na_arena_mapped_bytes(node);
+  }
+  size_t early = 0;
+  for (int round = 0; round < 4; round++)
+    if (mapped[round] > early) early = mapped[round];
+  for (int round = 4; round < ROUNDS; round++)
+    ck_assert_msg(mapped[round] <= early + NA_SEGMENT_SIZE,
+                  "round %d: %zu MiB mapped, at most %zu MiB in the first rounds", round,
+                  mapped[round] / NA_MiB, early / NA_MiB);
+  numalloc_collect();
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 0);
+}
+END_TEST
+
+/* ---- errno and misuse ----------------------------------------------------------------- */
+
+START_TEST(free_keeps_errno) {
+  na_options.purge_delay_ms = 0; /* frees also purge and unmap */
+  na_options.segment_cache = 0;
+  const size_t sizes[] = {1, 100, 5000, 300 * NA_KiB, 2 * NA_MiB, 40 * NA_MiB};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    void *p = numalloc_malloc(sizes[i]);
+    memset(p, 1, sizes[i]);
+    errno = EDOM;
+    numalloc_free(p);
+    ck_assert_int_eq(errno, EDOM);
+  }
+  errno = ERANGE;
+  numalloc_free(NULL);
+  ck_assert_int_eq(errno, ERANGE);
+  numalloc_collect();
+  ck_assert_int_eq(errno, ERANGE);
+}
+END_TEST
+
+START_TEST(double_free_small_aborts) {
+  void *p = numalloc_malloc(32);
+  numalloc_free(p);
+  unit_silence_stderr();
+  numalloc_free(p);
+}
+END_TEST
+
+/* The block is no longer at the head of the page's list when it is freed again. */
+START_TEST(double_free_after_other_frees_aborts) {
+  void *a = numalloc_malloc(32), *b = numalloc_malloc(32), *c = numalloc_malloc(32);
+  numalloc_free(a);
+  numalloc_free(b);
+  numalloc_free(c);
+  unit_silence_stderr();
+  numalloc_free(b);
+}
+END_TEST
+
+/* A live block whose first word happens to decode like a free-list link is freed normally
+ * (the fast path only sends it to the slow path, which searches the lists). */
+START_TEST(live_block_that_looks_free_is_freed) {
+  uintptr_t *p = numalloc_malloc(64), *q = numalloc_malloc(64);
+  na_page_t *page = na_page_of(na_segment_of_aligned(p), p);
+  p[0] = (uintptr_t)q ^ page->key;
+  q[0] = 0 ^ page->key;
+  uint32_t used = page->used;
+  numalloc_free(p);
+  numalloc_free(q);
+  ck_assert_uint_eq(page->used, used - 2);
+  ck_assert(na_page_block_is_free(page, (na_block_t *)p));
+  ck_assert(na_page_block_is_free(page, (na_block_t *)q));
+}
+END_TEST
+
+START_TEST(double_free_large_aborts) {
+  void *keep = numalloc_malloc(NA_MiB);
+  void *p = numalloc_malloc(NA_MiB);
+  numalloc_free(p);
+  unit_silence_stderr();
+  numalloc_free(p);
+  numalloc_free(keep);
+}
+END_TEST
+
+START_TEST(double_free_huge_aborts) {
+  void *p = numalloc_malloc(40 * NA_MiB);
+  numalloc_free(p);
+  unit_silence_stderr();
+  numalloc_free(p);
+}
+END_TEST
+
+START_TEST(foreign_free_aborts) {
+  void *p = malloc(64); /* glibc's, and no system allocator is set: not ours to free */
+  unit_silence_stderr();
+  numalloc_free(p);
+}
+END_TEST
+
+static void *free_interior(void *p) {
+  numalloc_free((char *)p + 16);
+  return NULL;
+}
+
+START_TEST(interior_free_from_another_thread_aborts) {
+  void *p = numalloc_malloc(64);
+  unit_silence_stderr();
+  unit_run_threads(1, free_interior, p, 0);
+}
+END_TEST
+
+START_TEST(interior_free_of_large_aborts) {
+  char *p = numalloc_malloc(NA_MiB);
+  unit_silence_stderr();
+  numalloc_free(p + 4096);
+}
+END_TEST
+
+/* BUG (src/free.c, na_free_generic, case NA_SPAN_HUGE): the check
+ * `na_page_of(segment, p) != page` is always false (page came from the same call), so free
+ * of any pointer inside a huge block frees the whole block instead of stopping; free.c's
+ * header promises interior frees end the program. */
+START_TEST(bug_interior_free_of_huge_aborts) {
+  char *p = numalloc_malloc(40 * NA_MiB);
+  unit_silence_stderr();
+  numalloc_free(p + 4096);
+}
+END_TEST
+
+/* The owner's fast path must not take p + 16 for a block (a later malloc would return it,
+ * overlapping two blocks). */
+START_TEST(interior_free_by_owner_aborts) {
+  char *p = numalloc_malloc(64);
+  unit_silence_stderr();
+  numalloc_free(p + 16);
+}
+END_TEST
+
+int main(int argc, char **argv) {
+  (void)argc;
+  Suite *s = suite_create("free");
+  TCase *tc = unit_tcase(s, "threads", 30);
+  tcase_add_checked_fixture(tc, setup, NULL);
+  tcase_add_test(tc, blocks_passed_between_threads_keep_their_contents);
+  tcase_add_test(tc, owner_reuses_what_others_free);
+  tcase_add_test(tc, exiting_thread_returns_its_pages);
+  tcase_add_test(tc, blocks_of_exited_thread_stay_valid_and_are_freed_later);
+  tcase_add_test(tc, another_thread_adopts_abandoned_pages);
+  tcase_add_test(tc, thread_churn_does_not_leak);
+  tc = unit_tcase(s, "misuse", 10);
+  tcase_add_checked_fixture(tc, setup, NULL);
+  tcase_add_test(tc, free_keeps_errno);
+  tcase_add_test_raise_signal(tc, double_free_small_aborts, SIGABRT);
+  tcase_add_test_raise_signal(tc, double_free_after_other_frees_aborts, SIGABRT);
+  tcase_add_test(tc, live_block_that_looks_free_is_freed);
+  tcase_add_test_raise_signal(tc, double_free_large_aborts, SIGABRT);
+  tcase_add_test_raise_signal(tc, double_free_huge_aborts, SIGABRT);
+  tcase_add_test_raise_signal(tc, foreign_free_aborts, SIGABRT);
+  tcase_add_test_raise_signal(tc, interior_free_from_another_thread_aborts, SIGABRT);
+  tcase_add_test_raise_signal(tc, interior_free_of_large_aborts, SIGABRT);
+  tcase_add_test_raise_signal(tc, bug_interior_free_of_huge_aborts, SIGABRT);
+  tcase_add_test_raise_signal(tc, interior_free_by_owner_aborts, SIGABRT);
+  return unit_run(s, argv);
+}
