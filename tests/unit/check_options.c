@@ -96,6 +96,52 @@ START_TEST(node_lists) {
 }
 END_TEST
 
+START_TEST(weights) {
+  uint8_t w[NA_MAX_NODES];
+  memset(w, 7, sizeof w);
+  ck_assert(na_parse_weights("0=3,1=1", w, 63));
+  ck_assert_uint_eq(w[0], 3);
+  ck_assert_uint_eq(w[1], 1);
+  for (int n = 2; n < NA_MAX_NODES; n++) ck_assert_uint_eq(w[n], 0);
+  ck_assert(na_parse_weights("63=100", w, 63) && w[63] == 100 && w[0] == 0);
+  memset(w, 7, sizeof w);
+  const char *bad[] = {"",       "0",    "0=",      "=3",        "0=0",  "0=101",
+                       "0=1000", "64=1", "0=1,0=2", "0=1,",      ",0=1", "0=1;1=2",
+                       "a=1",    "0=1x", "0=-1",    "99999999=1"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    ck_assert_msg(!na_parse_weights(bad[i], w, 63), "\"%s\" accepted", bad[i]);
+    ck_assert_uint_eq(w[0], 7);
+  }
+  int p = -1;
+  ck_assert(na_parse_policy("weighted:1=2,2=1", &p) && p == NUMALLOC_POLICY_WEIGHTED);
+  ck_assert_uint_eq(na_options.weights[1], 2);
+  ck_assert_uint_eq(na_options.weights[2], 1);
+  p = -1;
+  ck_assert(!na_parse_policy("weighted", &p));
+  ck_assert(!na_parse_policy("weighted:", &p));
+  ck_assert(!na_parse_policy("weighted:0=0", &p));
+  ck_assert_int_eq(p, -1);
+}
+END_TEST
+
+START_TEST(sizes) {
+  long v = -1;
+  ck_assert(na_parse_size("0", &v) && v == 0);
+  ck_assert(na_parse_size("4096", &v) && v == 4096);
+  ck_assert(na_parse_size("256K", &v) && v == 256 * 1024);
+  ck_assert(na_parse_size("256k", &v) && v == 256 * 1024);
+  ck_assert(na_parse_size("3M", &v) && v == 3 * 1024 * 1024);
+  ck_assert(na_parse_size("2g", &v) && v == 2L * 1024 * 1024 * 1024);
+  v = -1;
+  const char *bad[] = {
+      "", "K", "1KB", "1T", "-1", "1.5M", " 1M", "1M ", "99999999999999999999", "8589934592G"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    ck_assert_msg(!na_parse_size(bad[i], &v), "\"%s\" accepted", bad[i]);
+    ck_assert_int_eq(v, -1);
+  }
+}
+END_TEST
+
 /* The runner dropped every NUMALLOC_* variable, so the constructor saw the defaults. */
 START_TEST(defaults) {
   ck_assert_int_eq(na_options.policy, NUMALLOC_POLICY_LOCAL);
@@ -108,6 +154,8 @@ START_TEST(defaults) {
   ck_assert_int_eq(na_options.stats, 0);
   ck_assert_ptr_null(na_options.stats_file);
   ck_assert(!na_options.hugepages);
+  ck_assert_int_eq(na_options.large_policy, -1);
+  ck_assert_int_eq(na_options.large_threshold, 1024 * 1024);
   ck_assert_int_eq(numalloc_policy(), NUMALLOC_POLICY_LOCAL);
 }
 END_TEST
@@ -122,6 +170,8 @@ START_TEST(environment_is_applied) {
   setenv("NUMALLOC_STATS", "json", 1);
   setenv("NUMALLOC_STATS_FILE", "/tmp/numalloc-%p.json", 1);
   setenv("NUMALLOC_HUGEPAGES", "on", 1);
+  setenv("NUMALLOC_LARGE_POLICY", "rr", 1);
+  setenv("NUMALLOC_LARGE_THRESHOLD", "4M", 1);
   unit_capture_start();
   na_options_init();
   const char *err = unit_capture_stop();
@@ -136,6 +186,8 @@ START_TEST(environment_is_applied) {
   ck_assert_int_eq(na_options.stats, 2);
   ck_assert_str_eq(na_options.stats_file, "/tmp/numalloc-%p.json");
   ck_assert(na_options.hugepages);
+  ck_assert_int_eq(na_options.large_policy, NUMALLOC_POLICY_RR);
+  ck_assert_int_eq(na_options.large_threshold, 4 * 1024 * 1024);
 
   setenv("NUMALLOC_STATS", "1", 1);
   na_options_init();
@@ -190,6 +242,8 @@ START_TEST(bad_value_warns_once_and_keeps_default) {
   ck_assert_int_eq(na_options.verbose, before.verbose);
   ck_assert_int_eq(na_options.stats, before.stats);
   ck_assert_int_eq(na_options.hugepages, before.hugepages);
+  ck_assert_int_eq(na_options.large_policy, before.large_policy);
+  ck_assert_int_eq(na_options.large_threshold, before.large_threshold);
 }
 END_TEST
 
@@ -210,8 +264,9 @@ START_TEST(print_lists_every_option) {
   unit_capture_start();
   na_options_print();
   const char *out = unit_capture_stop();
-  const char *names[] = {"POLICY",  "FALLBACK", "NODES",      "PURGE_DELAY", "SEGMENT_CACHE",
-                         "VERBOSE", "STATS",    "STATS_FILE", "HUGEPAGES"};
+  const char *names[] = {"POLICY", "LARGE_POLICY", "LARGE_THRESHOLD", "FALLBACK",
+                         "NODES",  "PURGE_DELAY",  "SEGMENT_CACHE",   "VERBOSE",
+                         "STATS",  "STATS_FILE",   "HUGEPAGES"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     char needle[64];
     snprintf(needle, sizeof needle, "option NUMALLOC_%s=", names[i]);
@@ -235,6 +290,8 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, long_values);
   tcase_add_test(tc, bool_values);
   tcase_add_test(tc, node_lists);
+  tcase_add_test(tc, weights);
+  tcase_add_test(tc, sizes);
   tc = unit_tcase(s, "environment", 10);
   tcase_add_test(tc, defaults);
   tcase_add_test(tc, environment_is_applied);
