@@ -103,18 +103,23 @@ size_t unit_nonzero(const void *p, size_t size) {
 /* ---- memory probes -------------------------------------------------------------------- */
 
 long unit_resident_pages(const void *p, size_t size) {
+  int saved = errno; /* tests check that the library leaves errno alone: so do probes */
   size_t page = (size_t)sysconf(_SC_PAGESIZE);
   uintptr_t start = (uintptr_t)p & ~(uintptr_t)(page - 1);
   uintptr_t end = ((uintptr_t)p + size + page - 1) & ~(uintptr_t)(page - 1);
   size_t count = (end - start) / page;
   unsigned char *vec = malloc(count);
-  if (vec == NULL) return -1;
+  if (vec == NULL) {
+    errno = saved;
+    return -1;
+  }
   long resident = -1;
   if (mincore((void *)start, end - start, vec) == 0) {
     resident = 0;
     for (size_t i = 0; i < count; i++) resident += vec[i] & 1;
   }
   free(vec);
+  errno = saved;
   return resident;
 }
 

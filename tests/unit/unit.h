@@ -43,7 +43,8 @@ size_t unit_mismatch(const void *p, size_t size, uint64_t seed);
 /* Offset of the first non-zero byte, or SIZE_MAX. */
 size_t unit_nonzero(const void *p, size_t size);
 
-/* Resident pages of [p, p+size) from mincore, or -1 when part of it is not mapped. */
+/* Resident pages of [p, p+size) from mincore, or -1 when part of it is not mapped. The
+ * probes leave errno as they found it. */
 long unit_resident_pages(const void *p, size_t size);
 /* Bytes that are part of some mapping: false when any page of [p, p+size) is unmapped. */
 bool unit_is_mapped(const void *p, size_t size);

@@ -1,0 +1,295 @@
+/* check_platform.c: the kernel interface (platform_linux.c) and its fault injection. Aligned
+ * mappings, purge, populate, remap in place and to a new address, reserve, bind, page node
+ * queries, CPU, clock, randomness, file reads and stderr writes, each leaving errno alone;
+ * and na_os_inject_map_failures, which makes allocations fail with NULL and ENOMEM for
+ * exactly the given number of mappings, after which they succeed again. */
+#include "unit.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+START_TEST(aligned_mappings) {
+  const size_t aligns[] = {NA_PAGE_SIZE, NA_SLICE_SIZE, 2 * NA_MiB, NA_SEGMENT_SIZE, 64 * NA_MiB};
+  for (size_t i = 0; i < sizeof aligns / sizeof aligns[0]; i++) {
+    size_t size = 3 * NA_MiB + NA_PAGE_SIZE;
+    char *p = na_os_map_aligned(size, aligns[i]);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_eq((uintptr_t)p % aligns[i], 0);
+    p[0] = 1;
+    p[size - 1] = 2;
+    ck_assert_int_eq(unit_resident_pages(p, size), 2);
+    na_os_unmap(p, size);
+    ck_assert(!unit_is_mapped(p, NA_PAGE_SIZE));
+  }
+  errno = EDOM;
+  ck_assert_ptr_null(na_os_map_aligned(SIZE_MAX - NA_PAGE_SIZE, NA_SEGMENT_SIZE));
+  ck_assert_ptr_null(na_os_map_aligned((size_t)1 << 62, NA_SEGMENT_SIZE));
+  ck_assert_int_eq(errno, EDOM);
+}
+END_TEST
+
+START_TEST(purge_gives_pages_back) {
+  size_t size = NA_MiB;
+  char *p = na_os_map_aligned(size, NA_PAGE_SIZE);
+  memset(p, 0x77, size);
+  ck_assert_int_eq(unit_resident_pages(p, size), (long)(size / NA_PAGE_SIZE));
+  errno = EDOM;
+  ck_assert(na_os_purge(p, size));
+  ck_assert_int_eq(errno, EDOM);
+  ck_assert_int_eq(unit_resident_pages(p, size), 0);
+  ck_assert_uint_eq(unit_nonzero(p, size), SIZE_MAX);
+  p[5] = 1; /* still mapped and writable */
+  na_os_unmap(p, size);
+  errno = EDOM;
+  ck_assert(!na_os_purge((void *)1, NA_PAGE_SIZE)); /* not page aligned */
+  ck_assert_int_eq(errno, EDOM);
+}
+END_TEST
+
+START_TEST(populate_faults_in) {
+  size_t size = NA_MiB;
+  char *p = na_os_map_aligned(size, NA_PAGE_SIZE);
+  ck_assert_int_eq(unit_resident_pages(p, size), 0);
+  errno = EDOM;
+  bool ok = na_os_populate(p, size);
+  ck_assert_int_eq(errno, EDOM);
+  if (ok) ck_assert_int_eq(unit_resident_pages(p, size), (long)(size / NA_PAGE_SIZE));
+  na_os_unmap(p, size);
+}
+END_TEST
+
+START_TEST(remap_grows_in_place_or_moves) {
+  size_t small = 2 * NA_MiB, big = 4 * NA_MiB;
+  char *p = na_os_map_aligned(big, NA_PAGE_SIZE);
+  na_os_unmap(p + small, big - small); /* room after it */
+  unit_fill(p, small, 4);
+  errno = EDOM;
+  ck_assert_ptr_eq(na_os_remap(p, small, big, NULL), p);
+  ck_assert_uint_eq(unit_mismatch(p, small, 4), SIZE_MAX);
+  p[big - 1] = 1;
+  char *target = na_os_map_aligned(2 * big, NA_SEGMENT_SIZE);
+  char *q = na_os_remap(p, big, 2 * big, target);
+  ck_assert_ptr_eq(q, target);
+  ck_assert_uint_eq(unit_mismatch(q, small, 4), SIZE_MAX);
+  ck_assert_int_eq(q[big - 1], 1);
+  ck_assert(!unit_is_mapped(p, NA_PAGE_SIZE));
+  q[2 * big - 1] = 1;
+  ck_assert_int_eq(errno, EDOM);
+  /* no room and no target: refused, the mapping unchanged */
+  char *guard = mmap(q + 2 * big, NA_PAGE_SIZE, PROT_NONE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (guard == q + 2 * big) {
+    errno = EDOM;
+    ck_assert_ptr_null(na_os_remap(q, 2 * big, 3 * big, NULL));
+    ck_assert_int_eq(errno, EDOM);
+    ck_assert_uint_eq(unit_mismatch(q, small, 4), SIZE_MAX);
+    munmap(guard, NA_PAGE_SIZE);
+  }
+  na_os_unmap(q, 2 * big);
+}
+END_TEST
+
+START_TEST(reserve_is_address_space_only) {
+  char *p = na_os_reserve(NA_SEGMENT_SIZE);
+  ck_assert_ptr_nonnull(p);
+  ck_assert(unit_is_mapped(p, NA_SEGMENT_SIZE));
+  ck_assert_int_eq(unit_resident_pages(p, NA_SEGMENT_SIZE), 0);
+  p[0] = 1; /* no access: SIGSEGV */
+}
+END_TEST
+
+START_TEST(bind_to_this_machines_nodes) {
+  int node = unit_home_node();
+  size_t size = 2 * NA_MiB;
+  char *p = na_os_map_aligned(size, NA_PAGE_SIZE);
+  uint64_t mask[1] = {(uint64_t)1 << node};
+  errno = EDOM;
+  ck_assert(na_os_bind(p, size, NA_BIND_PREFERRED, mask, NA_MAX_NODES - 1));
+  ck_assert(na_os_bind(p, size, NA_BIND_STRICT, mask, NA_MAX_NODES - 1));
+  ck_assert(na_os_bind(p, size, NA_BIND_INTERLEAVE, na_topology.usable, NA_MAX_NODES - 1));
+  if (na_topology.node_count <= 40) {
+    uint64_t missing[1] = {(uint64_t)1 << 40};
+    ck_assert(!na_os_bind(p, size, NA_BIND_STRICT, missing, NA_MAX_NODES - 1));
+  }
+  ck_assert_int_eq(errno, EDOM);
+  memset(p, 1, size);
+  void *pages[2] = {p, p + size - 1};
+  int nodes[2] = {-100, -100};
+  if (na_os_page_nodes(pages, nodes, 2)) { /* move_pages may be denied in a container */
+    ck_assert_int_eq(nodes[0], node);
+    ck_assert_int_eq(nodes[1], node);
+  }
+  na_os_unmap(p, size);
+}
+END_TEST
+
+START_TEST(page_nodes_of_untouched_pages) {
+  char *p = na_os_map_aligned(NA_PAGE_SIZE, NA_PAGE_SIZE);
+  void *pages[1] = {p};
+  int nodes[1] = {-100};
+  errno = EDOM;
+  if (na_os_page_nodes(pages, nodes, 1)) ck_assert_int_lt(nodes[0], 0); /* -ENOENT */
+  ck_assert_int_eq(errno, EDOM);
+  na_os_unmap(p, NA_PAGE_SIZE);
+}
+END_TEST
+
+START_TEST(cpu_clock_and_randomness) {
+  long cpus = sysconf(_SC_NPROCESSORS_CONF);
+  for (int i = 0; i < 100; i++) {
+    int cpu = na_os_current_cpu();
+    ck_assert(cpu >= 0 && cpu < cpus);
+  }
+  uint32_t last = na_os_clock_ms();
+  for (int i = 0; i < 1000; i++) {
+    uint32_t now = na_os_clock_ms();
+    ck_assert((int32_t)(now - last) >= 0);
+    last = now;
+  }
+  uint64_t values[64];
+  for (int i = 0; i < 64; i++) {
+    values[i] = na_os_random();
+    ck_assert_uint_eq(values[i] & 1, 1);
+    for (int j = 0; j < i; j++) ck_assert_uint_ne(values[i], values[j]);
+  }
+  ck_assert_uint_eq(na_secret & 1, 1); /* the process secret came from it */
+}
+END_TEST
+
+START_TEST(read_file_without_allocating) {
+  char buf[4096];
+  errno = EDOM;
+  long n = na_os_read_file("/proc/self/status", buf, sizeof buf);
+  ck_assert_int_gt(n, 0);
+  ck_assert_uint_eq(strlen(buf), (size_t)n);
+  ck_assert_ptr_nonnull(strstr(buf, "Name:"));
+  ck_assert_int_eq(na_os_read_file("/nonexistent/numalloc", buf, sizeof buf), -1);
+  ck_assert_int_eq(na_os_read_file("/proc/self/status", buf, 8), 7);
+  ck_assert_uint_eq(strlen(buf), 7);
+  ck_assert_int_eq(na_os_read_file("/proc/self/status", buf, 1), 0);
+  ck_assert_str_eq(buf, "");
+  ck_assert_int_eq(errno, EDOM);
+}
+END_TEST
+
+START_TEST(stderr_and_environment) {
+  unit_capture_start();
+  errno = EDOM;
+  na_os_write_stderr("one line\n", 9);
+  na_os_write_stderr("xyz", 2);
+  int fd = na_os_dup_stderr();
+  const char *out = unit_capture_stop();
+  ck_assert_int_eq(errno, EDOM);
+  ck_assert_str_eq(out, "one line\nxy");
+  ck_assert_int_ge(fd, 3);
+  close(fd);
+  setenv("NUMALLOC_UNIT_PROBE", "42", 1);
+  ck_assert_str_eq(na_os_getenv("NUMALLOC_UNIT_PROBE"), "42");
+  ck_assert_ptr_null(na_os_getenv("NUMALLOC_UNIT_ABSENT"));
+  na_os_yield();
+}
+END_TEST
+
+/* ---- fault injection ------------------------------------------------------------------ */
+
+START_TEST(injection_counts_down) {
+  na_os_inject_map_failures(3);
+  for (int i = 0; i < 3; i++) ck_assert_ptr_null(na_os_map_aligned(NA_PAGE_SIZE, NA_PAGE_SIZE));
+  void *p = na_os_map_aligned(NA_PAGE_SIZE, NA_PAGE_SIZE);
+  ck_assert_ptr_nonnull(p);
+  na_os_unmap(p, NA_PAGE_SIZE);
+  na_os_inject_map_failures(5);
+  ck_assert_ptr_null(na_os_reserve(NA_PAGE_SIZE)); /* every mapping counts */
+  na_os_inject_map_failures(0);
+  p = na_os_map_aligned(NA_PAGE_SIZE, NA_PAGE_SIZE);
+  ck_assert_ptr_nonnull(p);
+  na_os_unmap(p, NA_PAGE_SIZE);
+}
+END_TEST
+
+/* With mappings failing, every way of asking for new memory fails with NULL and ENOMEM (the
+ * thread's record and heap exist already); when they succeed again, so does allocation. */
+START_TEST(allocation_fails_cleanly_and_recovers) {
+  unit_quiet_purge();
+  numalloc_free(numalloc_malloc(64));          /* the thread's record, heap and first segment */
+  void *first = numalloc_malloc(NA_LARGE_MAX); /* 256 of the segment's free slices */
+  ck_assert_ptr_nonnull(first);
+  na_os_inject_map_failures(1000000);
+  errno = 0;
+  ck_assert_ptr_null(numalloc_malloc(20 * NA_MiB));
+  ck_assert_int_eq(errno, ENOMEM);
+  errno = 0;
+  ck_assert_ptr_null(numalloc_malloc(NA_LARGE_MAX)); /* no segment has room for it */
+  ck_assert_int_eq(errno, ENOMEM);
+  errno = 0;
+  ck_assert_ptr_null(numalloc_calloc(1, 20 * NA_MiB));
+  ck_assert_int_eq(errno, ENOMEM);
+  errno = 0;
+  ck_assert_ptr_null(numalloc_aligned_alloc(4 * NA_MiB, 14 * NA_MiB));
+  ck_assert_int_eq(errno, ENOMEM);
+  void *out = (void *)0x1;
+  errno = EDOM;
+  ck_assert_int_eq(numalloc_posix_memalign(&out, 64, 20 * NA_MiB), ENOMEM);
+  ck_assert_int_eq(errno, EDOM);
+  ck_assert_ptr_eq(out, (void *)0x1);
+  errno = 0;
+  ck_assert_ptr_null(numalloc_malloc_onnode(20 * NA_MiB, unit_home_node()));
+  ck_assert_int_eq(errno, ENOMEM);
+
+  /* small blocks: pages of 256 KiB blocks use up the segment, then fail */
+  enum { MAX = 200 };
+  void *small[MAX];
+  int n = 0;
+  errno = 0;
+  while (n < MAX && (small[n] = numalloc_malloc(NA_SMALL_MAX)) != NULL) n++;
+  ck_assert_int_lt(n, MAX);
+  ck_assert_int_eq(errno, ENOMEM);
+
+  na_os_inject_map_failures(0);
+  void *big = numalloc_malloc(20 * NA_MiB);
+  void *large = numalloc_malloc(NA_LARGE_MAX);
+  void *more = numalloc_malloc(NA_SMALL_MAX);
+  ck_assert(big && large && more);
+  memset(big, 1, 20 * NA_MiB);
+  numalloc_free(big);
+  numalloc_free(large);
+  numalloc_free(more);
+  for (int i = 0; i < n; i++) numalloc_free(small[i]);
+  numalloc_free(first);
+}
+END_TEST
+
+/* Each huge allocation maps once: N injected failures fail exactly N of them. */
+START_TEST(injected_failures_hit_exactly_that_many_allocations) {
+  numalloc_free(numalloc_malloc(64));
+  na_os_inject_map_failures(2);
+  ck_assert_ptr_null(numalloc_malloc(20 * NA_MiB));
+  ck_assert_ptr_null(numalloc_malloc(20 * NA_MiB));
+  void *p = numalloc_malloc(20 * NA_MiB);
+  ck_assert_ptr_nonnull(p);
+  numalloc_free(p);
+}
+END_TEST
+
+int main(int argc, char **argv) {
+  (void)argc;
+  Suite *s = suite_create("platform");
+  TCase *tc = unit_tcase(s, "os", 10);
+  tcase_add_test(tc, aligned_mappings);
+  tcase_add_test(tc, purge_gives_pages_back);
+  tcase_add_test(tc, populate_faults_in);
+  tcase_add_test(tc, remap_grows_in_place_or_moves);
+  tcase_add_test_raise_signal(tc, reserve_is_address_space_only, SIGSEGV);
+  tcase_add_test(tc, bind_to_this_machines_nodes);
+  tcase_add_test(tc, page_nodes_of_untouched_pages);
+  tcase_add_test(tc, cpu_clock_and_randomness);
+  tcase_add_test(tc, read_file_without_allocating);
+  tcase_add_test(tc, stderr_and_environment);
+  tc = unit_tcase(s, "injection", 10);
+  tcase_add_test(tc, injection_counts_down);
+  tcase_add_test(tc, allocation_fails_cleanly_and_recovers);
+  tcase_add_test(tc, injected_failures_hit_exactly_that_many_allocations);
+  return unit_run(s, argv);
+}
