@@ -100,7 +100,7 @@ bool na_arena_bind(int arena_index, void *addr, size_t size) {
     mode = NA_BIND_INTERLEAVE;
   } else {
     mask[0] = (uint64_t)1 << arena_index;
-    mode = na_options.fallback == NA_FALLBACK_NONE ? NA_BIND_STRICT : NA_BIND_PREFERRED;
+    mode = NA_BIND_PREFERRED; /* strict placement is checked instead: see commit_on_node */
   }
   if (na_os_bind(addr, size, mode, mask, NA_MAX_NODES - 1)) return true;
   na_arena_t *arena = arena_at(arena_index);
@@ -110,7 +110,7 @@ bool na_arena_bind(int arena_index, void *addr, size_t size) {
       na_warning("mbind to node %d refused; its memory follows the kernel's default policy",
                  arena_index);
   }
-  return mode != NA_BIND_STRICT;
+  return true;
 }
 
 /* ---- free spans ------------------------------------------------------------------------- */
@@ -264,10 +264,36 @@ static na_page_t *alloc_span_on(int arena_index, size_t slices) {
 }
 
 /* Under a strict binding a full node must fail here, not kill the process at first touch. */
+/* NUMALLOC_FALLBACK=none without the OOM killer: a strict binding would have the kernel kill
+ * the process when the node is full. So memory is bound "preferred" in every mode, and in
+ * strict mode faulted in now and checked page by page: a page the kernel had to put on
+ * another node means this node is full, and the allocation fails with ENOMEM instead. */
+static bool commit_on_node(void *addr, size_t size, int node) {
+  enum { BATCH = 256 };
+  void *pages[BATCH];
+  int nodes[BATCH];
+  if (!na_os_populate(addr, size)) return false;
+  for (size_t at = 0; at < size;) {
+    size_t n = 0;
+    for (; n < BATCH && at < size; n++, at += NA_PAGE_SIZE) pages[n] = (char *)addr + at;
+    if (!na_os_page_nodes(pages, nodes, n)) return false;
+    for (size_t i = 0; i < n; i++)
+      if (nodes[i] != node) return false;
+  }
+  return true;
+}
+
+static bool strict_placement(int arena_index) {
+  return na_options.fallback == NA_FALLBACK_NONE && arena_index != NA_INTERLEAVE_ARENA;
+}
+
 static bool span_commit(int arena_index, na_page_t *span) {
-  if (na_options.fallback != NA_FALLBACK_NONE || arena_index == NA_INTERLEAVE_ARENA) return true;
-  if (span->is_zero == 0) return true; /* touched before: already resident */
-  return na_os_populate(na_page_start(span), span->slice_count * NA_SLICE_SIZE);
+  if (!strict_placement(arena_index)) return true;
+  void *start = na_page_start(span);
+  size_t size = span->slice_count * NA_SLICE_SIZE;
+  if (commit_on_node(start, size, arena_index)) return true;
+  na_os_purge(start, size); /* the misplaced pages go back at once */
+  return false;
 }
 
 na_page_t *na_arena_alloc_span(int arena_index, size_t slices, int *actual_arena) {
@@ -514,6 +540,11 @@ void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool *
   page->block_size = (uint32_t)(offset >> NA_SLICE_SHIFT);
   if (arena_index == NA_INTERLEAVE_ARENA && na_policy_is_weighted())
     stripe_weighted(segment, offset, total);
+  if (strict_placement(arena_index) &&
+      !commit_on_node((char *)segment + offset, na_align_up(size, NA_PAGE_SIZE), arena_index)) {
+    na_segment_destroy(segment);
+    return NULL;
+  }
   add_mapped(arena_at(arena_index), (int64_t)total);
   na_arena_account_huge(arena_index, (int64_t)(total - offset));
   return (char *)segment + offset;
