@@ -1,0 +1,215 @@
+/* check_policy.c: where allocations go (policy.c). Names, per-thread policies and binding
+ * with their EINVAL cases, rr seeing every allocation, policies that stay per thread, the
+ * arena each policy picks on a synthetic topology, and NUMALLOC_POLICY=system passing every
+ * call to the next allocator (here glibc, installed as it would be by the preload). */
+#include "unit.h"
+
+#include <malloc.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+START_TEST(names) {
+  ck_assert_str_eq(numalloc_policy_name(NUMALLOC_POLICY_LOCAL), "local");
+  ck_assert_str_eq(numalloc_policy_name(NUMALLOC_POLICY_INTERLEAVE), "interleave");
+  ck_assert_str_eq(numalloc_policy_name(NUMALLOC_POLICY_RR), "rr");
+  ck_assert_str_eq(numalloc_policy_name(NUMALLOC_POLICY_BIND), "bind");
+  ck_assert_str_eq(numalloc_policy_name(NUMALLOC_POLICY_WEIGHTED), "weighted");
+  ck_assert_str_eq(numalloc_policy_name(NUMALLOC_POLICY_SYSTEM), "system");
+  ck_assert_str_eq(numalloc_policy_name((numalloc_policy_t)99), "unknown");
+  ck_assert_int_eq(numalloc_policy(), NUMALLOC_POLICY_LOCAL);
+}
+END_TEST
+
+static void allocate_some(int expect_node) {
+  const size_t sizes[] = {16, 100, 5000, 300000, 20 * NA_MiB};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    char *p = numalloc_malloc(sizes[i]);
+    ck_assert_ptr_nonnull(p);
+    if (expect_node >= 0) ck_assert_int_eq(numalloc_node_of(p), expect_node);
+    memset(p, 1, sizes[i]);
+    numalloc_free(p);
+  }
+}
+
+START_TEST(thread_policies) {
+  int home = na_topology.usable_list[0];
+  errno = 0;
+  ck_assert_int_eq(numalloc_thread_set_policy(NUMALLOC_POLICY_BIND), -1);
+  ck_assert_int_eq(errno, EINVAL);
+  errno = 0;
+  ck_assert_int_eq(numalloc_thread_set_policy(NUMALLOC_POLICY_SYSTEM), -1);
+  ck_assert_int_eq(errno, EINVAL);
+  ck_assert_int_eq(numalloc_thread_set_policy((numalloc_policy_t)-1), -1);
+  ck_assert_int_eq(numalloc_thread_set_policy((numalloc_policy_t)99), -1);
+
+  ck_assert_int_eq(numalloc_thread_set_policy(NUMALLOC_POLICY_INTERLEAVE), 0);
+  ck_assert_int_eq(na_tld_peek()->policy, NUMALLOC_POLICY_INTERLEAVE);
+  allocate_some(na_topology.usable_count > 1 ? -1 : home);
+
+  ck_assert_int_eq(numalloc_thread_set_policy(NUMALLOC_POLICY_RR), 0);
+  allocate_some(na_topology.usable_count > 1 ? -1 : home);
+  ck_assert_ptr_eq(na_tls_heap, &na_heap_empty); /* rr sees every allocation */
+
+  ck_assert_int_eq(numalloc_thread_set_policy(NUMALLOC_POLICY_LOCAL), 0);
+  allocate_some(-1);
+  ck_assert_ptr_ne(na_tls_heap, &na_heap_empty);
+  ck_assert_int_eq(numalloc_policy(), NUMALLOC_POLICY_LOCAL); /* the process default stays */
+}
+END_TEST
+
+START_TEST(thread_bind) {
+  const int bad[] = {-1, NA_MAX_NODES, 1000, na_topology.node_count};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    if (na_node_bit(na_topology.usable, bad[i])) continue;
+    errno = 0;
+    ck_assert_int_eq(numalloc_thread_bind(bad[i]), -1);
+    ck_assert_int_eq(errno, EINVAL);
+  }
+  for (int i = 0; i < na_topology.usable_count; i++) {
+    int node = na_topology.usable_list[i];
+    ck_assert_int_eq(numalloc_thread_bind(node), 0);
+    ck_assert_int_eq(na_tld_peek()->policy, NUMALLOC_POLICY_BIND);
+    allocate_some(node);
+  }
+}
+END_TEST
+
+static void *report_policy(void *arg) {
+  int *out = arg;
+  numalloc_free(numalloc_malloc(10));
+  *out = na_tld_peek()->policy;
+  return NULL;
+}
+
+START_TEST(policies_are_per_thread) {
+  ck_assert_int_eq(numalloc_thread_set_policy(NUMALLOC_POLICY_RR), 0);
+  int other = -1;
+  unit_run_threads(1, report_policy, &other, 0);
+  ck_assert_int_eq(other, NUMALLOC_POLICY_LOCAL);
+  ck_assert_int_eq(na_tld_peek()->policy, NUMALLOC_POLICY_RR);
+}
+END_TEST
+
+/* On a patched four-node topology with nodes 0, 2 and 3 usable (no allocation follows). */
+START_TEST(arena_per_policy) {
+  na_topology.node_count = 4;
+  na_topology.usable[0] = 0xd;
+  na_topology.usable_count = 3;
+  na_topology.usable_list[0] = 0;
+  na_topology.usable_list[1] = 2;
+  na_topology.usable_list[2] = 3;
+  na_policy_init();
+  na_tld_t tld;
+  memset(&tld, 0, sizeof tld);
+  tld.policy = NUMALLOC_POLICY_RR;
+  int seen[6];
+  for (int i = 0; i < 6; i++) seen[i] = na_policy_arena(&tld);
+  const int rr[6] = {0, 2, 3, 0, 2, 3};
+  for (int i = 0; i < 6; i++) ck_assert_int_eq(seen[i], rr[i]);
+  tld.policy = NUMALLOC_POLICY_INTERLEAVE;
+  ck_assert_int_eq(na_policy_arena(&tld), NA_INTERLEAVE_ARENA);
+  uint32_t turn = 0;
+  for (int i = 0; i < 6; i++) ck_assert_int_eq(na_policy_spread_next(&turn), rr[i]);
+  tld.policy = NUMALLOC_POLICY_BIND;
+  tld.bound_node = 2;
+  ck_assert_int_eq(na_policy_arena(&tld), 2);
+  tld.policy = NUMALLOC_POLICY_SYSTEM;
+  ck_assert_int_eq(na_policy_arena(&tld), -1);
+  tld.policy = NUMALLOC_POLICY_LOCAL;
+  int local = na_policy_arena(&tld);
+  ck_assert(na_node_bit(na_topology.usable, local));
+}
+END_TEST
+
+/* weighted:0=3,2=1: node 0 three times as often as node 2, mixed rather than in runs. */
+START_TEST(weighted_schedule) {
+  na_topology.node_count = 3;
+  na_topology.usable[0] = 0x5;
+  na_topology.usable_count = 2;
+  na_topology.usable_list[0] = 0;
+  na_topology.usable_list[1] = 2;
+  int policy;
+  ck_assert(na_parse_policy("weighted:0=3,2=1", &policy));
+  na_options.policy = policy;
+  na_policy_init();
+  uint32_t turn = 0;
+  int count[3] = {0};
+  int longest = 0, run = 0, last = -1;
+  for (int i = 0; i < 400; i++) {
+    int n = na_policy_spread_next(&turn);
+    ck_assert(n == 0 || n == 2);
+    count[n]++;
+    run = n == last ? run + 1 : 1;
+    last = n;
+    if (run > longest) longest = run;
+  }
+  ck_assert_int_eq(count[0], 300);
+  ck_assert_int_eq(count[2], 100);
+  ck_assert_int_le(longest, 3);
+}
+END_TEST
+
+/* ---- NUMALLOC_POLICY=system ----------------------------------------------------------- */
+
+static void use_glibc(void) {
+  na_system_allocator_t glibc = {malloc, free, calloc, realloc, posix_memalign, malloc_usable_size};
+  na_set_system_allocator(&glibc);
+  na_options.policy = NUMALLOC_POLICY_SYSTEM;
+}
+
+START_TEST(system_policy_passes_everything_through) {
+  use_glibc();
+  const size_t sizes[] = {10, 5000, 300000, 20 * NA_MiB};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    char *p = numalloc_malloc(sizes[i]);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(numalloc_node_of(p), -1);
+    ck_assert_ptr_null(na_segment_lookup(p));
+    ck_assert_uint_eq(numalloc_usable_size(p), malloc_usable_size(p));
+    unit_fill(p, sizes[i], 8);
+    p = numalloc_realloc(p, sizes[i] * 2);
+    ck_assert_int_eq(numalloc_node_of(p), -1);
+    ck_assert_uint_eq(unit_mismatch(p, sizes[i], 8), SIZE_MAX);
+    numalloc_free(p);
+    char *z = numalloc_calloc(1, sizes[i]);
+    ck_assert_int_eq(numalloc_node_of(z), -1);
+    ck_assert_uint_eq(unit_nonzero(z, sizes[i]), SIZE_MAX);
+    numalloc_free(z);
+    void *a = NULL;
+    ck_assert_int_eq(numalloc_posix_memalign(&a, 4096, sizes[i]), 0);
+    ck_assert_uint_eq((uintptr_t)a % 4096, 0);
+    ck_assert_int_eq(numalloc_node_of(a), -1);
+    numalloc_free(a);
+  }
+  ck_assert_uint_eq(na_arena_mapped_bytes(unit_home_node()), 0); /* nothing of ours */
+  errno = 0;
+  ck_assert_int_eq(numalloc_thread_set_policy(NUMALLOC_POLICY_LOCAL), -1);
+  ck_assert_int_eq(errno, EINVAL);
+  errno = 0;
+  ck_assert_int_eq(numalloc_thread_bind(unit_home_node()), -1);
+  ck_assert_int_eq(errno, EINVAL);
+}
+END_TEST
+
+START_TEST(system_policy_without_a_system_allocator_fails) {
+  na_options.policy = NUMALLOC_POLICY_SYSTEM;
+  errno = 0;
+  ck_assert_ptr_null(numalloc_malloc(100));
+  ck_assert_int_eq(errno, ENOMEM);
+}
+END_TEST
+
+int main(int argc, char **argv) {
+  (void)argc;
+  Suite *s = suite_create("policy");
+  TCase *tc = unit_tcase(s, "policy", 10);
+  tcase_add_test(tc, names);
+  tcase_add_test(tc, thread_policies);
+  tcase_add_test(tc, thread_bind);
+  tcase_add_test(tc, policies_are_per_thread);
+  tcase_add_test(tc, arena_per_policy);
+  tcase_add_test(tc, weighted_schedule);
+  tcase_add_test(tc, system_policy_passes_everything_through);
+  tcase_add_test(tc, system_policy_without_a_system_allocator_fails);
+  return unit_run(s, argv);
+}

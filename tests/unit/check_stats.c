@@ -1,0 +1,89 @@
+/* check_stats.c: statistics (stats.c). The report is text or JSON and nothing else; the
+ * counters it shows include live threads and threads that exited; mapped and live bytes
+ * follow the arenas. */
+#include "unit.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* The report as a string (a static buffer). */
+static const char *report(const char *format) {
+  static char text[65536];
+  FILE *f = fmemopen(text, sizeof text, "w");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(numalloc_stats_print(f, format), 0);
+  fclose(f);
+  return text;
+}
+
+/* A numeric field of node `node` in the JSON report. */
+static double json_field(const char *json, int node, const char *field) {
+  char key[32], name[64];
+  snprintf(key, sizeof key, "\"node%d\": {", node);
+  const char *at = strstr(json, key);
+  ck_assert_msg(at != NULL, "no %s in %s", key, json);
+  const char *end = strchr(at, '}');
+  snprintf(name, sizeof name, "\"%s\": ", field);
+  const char *f = strstr(at, name);
+  ck_assert_msg(f != NULL && f < end, "no %s for node %d", field, node);
+  return strtod(f + strlen(name), NULL);
+}
+
+START_TEST(formats) {
+  const char *text = report("text");
+  ck_assert_ptr_nonnull(strstr(text, "numalloc: policy local"));
+  ck_assert_str_eq(report(NULL), text); /* text by default */
+  const char *json = report("json");
+  ck_assert_int_eq(json[0], '{');
+  int depth = 0;
+  for (const char *c = json; *c; c++) {
+    depth += (*c == '{' || *c == '[') - (*c == '}' || *c == ']');
+    ck_assert_int_ge(depth, 0);
+  }
+  ck_assert_int_eq(depth, 0);
+  ck_assert_ptr_nonnull(strstr(json, "\"policy\": \"local\""));
+  errno = 0;
+  ck_assert_int_eq(numalloc_stats_print(stdout, "xml"), -1);
+  ck_assert_int_eq(errno, EINVAL);
+}
+END_TEST
+
+static void *allocate_and_exit(void *arg) {
+  (void)arg;
+  static void *kept[500];
+  for (int i = 0; i < 500; i++) kept[i] = numalloc_malloc(64); /* left live: counted anyway */
+  numalloc_free(numalloc_malloc(2 * NA_MiB));
+  return NULL;
+}
+
+START_TEST(counts_live_and_exited_threads) {
+  int node = unit_home_node();
+  const char *json = report("json");
+  double before = json_field(json, node, "alloc_count");
+  static void *blocks[1000];
+  for (int i = 0; i < 1000; i++) blocks[i] = numalloc_malloc(100);
+  void *large = numalloc_malloc(3 * NA_MiB);
+  json = report("json");
+  ck_assert_double_ge(json_field(json, node, "alloc_count"), before + 1001);
+  ck_assert_double_ge(json_field(json, node, "allocated_mb"), 3.0);
+  ck_assert_double_ge(json_field(json, node, "live_mb"), 3.0);
+  ck_assert_double_eq_tol(json_field(json, node, "mapped_mb"),
+                          (double)na_arena_mapped_bytes(node) / NA_MiB, 0.06);
+  double now = json_field(json, node, "alloc_count");
+  unit_run_threads(1, allocate_and_exit, NULL, 0);
+  json = report("json");
+  ck_assert_double_ge(json_field(json, node, "alloc_count"), now + 501);
+  numalloc_free(large);
+  for (int i = 0; i < 1000; i++) numalloc_free(blocks[i]);
+}
+END_TEST
+
+int main(int argc, char **argv) {
+  (void)argc;
+  Suite *s = suite_create("stats");
+  TCase *tc = unit_tcase(s, "stats", 10);
+  tcase_add_test(tc, formats);
+  tcase_add_test(tc, counts_live_and_exited_threads);
+  return unit_run(s, argv);
+}
