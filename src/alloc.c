@@ -42,7 +42,7 @@ static void *account_large(void *p, int arena_index, int actual, size_t size) {
 }
 
 void *na_alloc_large(int arena_index, size_t size, size_t alignment, bool zero) {
-  if (size > NA_SIZE_MAX) {
+  if (size > NA_SIZE_MAX || alignment > ((size_t)1 << 40) || size + alignment > NA_SIZE_MAX) {
     errno = ENOMEM;
     return NULL;
   }
@@ -71,6 +71,7 @@ void *na_alloc_large(int arena_index, size_t size, size_t alignment, bool zero) 
   span->owner = 0;
   span->flags.value = 0;
   span->flags.bits.has_aligned = p != start;
+  span->block_size = (uint32_t)(p - start); /* where the block starts: frees must match */
   if (zero && !span->is_zero) memset(p, 0, size);
   span->is_zero = false;
   return account_large(p, arena_index, actual, size);

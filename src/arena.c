@@ -532,7 +532,7 @@ void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool *
   size_t offset = huge_offset(alignment);
   if (size > ((size_t)1 << 46) - offset) return NULL;
   size_t total = na_align_up(offset + size, NA_SEGMENT_SIZE);
-  na_segment_t *segment = na_segment_create(arena_index, total, is_zero);
+  na_segment_t *segment = na_segment_create_aligned(arena_index, total, alignment, is_zero);
   if (segment == NULL) return NULL;
   na_page_t *page = &segment->slices[NA_META_SLICES];
   na_segment_set_span(segment, NA_META_SLICES, NA_SLICES_PER_SEGMENT - NA_META_SLICES,
@@ -579,7 +579,8 @@ void *na_arena_realloc_huge(na_segment_t *segment, void *p, size_t new_size) {
   } else if (na_os_remap(segment, old_total, total, NULL) != NULL) {
     moved = segment;
   } else {
-    void *target = na_os_map_aligned(total, NA_SEGMENT_SIZE);
+    size_t align = offset & (~offset + 1); /* the block's own alignment survives the move */
+    void *target = na_os_map_aligned(total, align > NA_SEGMENT_SIZE ? align : NA_SEGMENT_SIZE);
     if (target == NULL) return NULL;
     moved = na_os_remap(segment, old_total, total, target);
     if (moved == NULL) {

@@ -77,12 +77,12 @@ void na_free_generic(na_segment_t *segment, na_page_t *page, void *p) {
   switch (page->kind) {
   case NA_SPAN_SMALL: free_small(page, p); return;
   case NA_SPAN_LARGE:
-    if (p != na_page_start(page) && !page->flags.bits.has_aligned) break;
+    if ((char *)p != (char *)na_page_start(page) + page->block_size) break;
     page->flags.value = 0;
     na_arena_free_span(page);
     return;
   case NA_SPAN_HUGE:
-    if (na_page_of(segment, p) != page) break;
+    if ((char *)p != (char *)segment + ((size_t)page->block_size << NA_SLICE_SHIFT)) break;
     na_arena_free_huge(segment);
     return;
   default: break;

@@ -115,6 +115,9 @@ static inline void *na_page_start(const na_page_t *page) {
 /* The segment that holds `p`, or NULL when the library does not own it. */
 na_segment_t *na_segment_lookup(const void *p);
 na_segment_t *na_segment_create(int arena_index, size_t size, bool *is_zero);
+/* A segment starting on `alignment` (at least SEGMENT_SIZE), for huge aligned blocks. */
+na_segment_t *na_segment_create_aligned(int arena_index, size_t size, size_t alignment,
+                                        bool *is_zero);
 void na_segment_destroy(na_segment_t *segment);
 /* Records that a huge segment was grown or moved by the kernel (mremap). */
 void na_segment_remapped(na_segment_t *old_segment, size_t old_size, na_segment_t *segment);

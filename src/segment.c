@@ -55,7 +55,13 @@ void na_segment_set_span(na_segment_t *segment, size_t first, size_t count, na_s
 /* Maps, binds and formats a segment. The binding happens before anything touches the
  * memory, the header included, so even the header lands on the segment's node. */
 na_segment_t *na_segment_create(int arena_index, size_t size, bool *is_zero) {
-  na_segment_t *segment = na_os_map_aligned(size, NA_SEGMENT_SIZE);
+  return na_segment_create_aligned(arena_index, size, NA_SEGMENT_SIZE, is_zero);
+}
+
+na_segment_t *na_segment_create_aligned(int arena_index, size_t size, size_t alignment,
+                                        bool *is_zero) {
+  if (alignment < NA_SEGMENT_SIZE) alignment = NA_SEGMENT_SIZE;
+  na_segment_t *segment = na_os_map_aligned(size, alignment);
   if (segment == NULL) return NULL;
   if (!na_arena_bind(arena_index, segment, size)) {
     na_os_unmap(segment, size);

@@ -36,7 +36,7 @@
 enum { EXIT_ARGS = 1, EXIT_ALLOC = 2, EXIT_PLACEMENT = 3 };
 enum { MAX_NODES = 64, MAX_THREADS = 1024, MAX_CPUS = 4096, MAX_REPORTED = 10 };
 #define NODE_ANY (-1) /* no single expected node: the kernel spreads the pages */
-#define MiB              ((size_t)1 << 20)
+#define MiB      ((size_t)1 << 20)
 
 typedef struct size_class_s {
   const char *name;
@@ -180,8 +180,10 @@ static int parse_args(int argc, char **argv) {
     int rc = apply_option(key, key == '?' ? argv[optind - 1] : optarg);
     if (rc != 0) return rc;
   }
-  if (optind < argc) return apply_option('?', argv[optind]);
-  return 0;
+  if (optind == argc) return 0;
+  fprintf(stderr, "ERROR: unexpected argument '%s'\n", argv[optind]);
+  usage(stderr);
+  return EXIT_ARGS;
 }
 
 static bool node_available(int node) {
@@ -242,8 +244,7 @@ static int nearest_available(int node) {
   int best = -1;
   for (int n = 0; n < numalloc_node_count() && n < MAX_NODES; n++) {
     if (!node_available(n)) continue;
-    if (best < 0 || numalloc_node_distance(node, n) < numalloc_node_distance(node, best))
-      best = n;
+    if (best < 0 || numalloc_node_distance(node, n) < numalloc_node_distance(node, best)) best = n;
   }
   return node_available(node) ? node : best;
 }
@@ -368,8 +369,8 @@ static int worker_failure(void) {
       fprintf(stderr, "ERROR: thread %d: cannot pin to cpu %d or set policy %s: %s\n", t, w->cpu,
               numalloc_policy_name(opt.policy), strerror(w->error));
     if (w->status == EXIT_ALLOC)
-      fprintf(stderr, "ERROR: thread %d (cpu %d, node %d): allocation of %zu bytes failed: %s\n",
-              t, w->cpu, w->node, w->failed_size, strerror(w->error));
+      fprintf(stderr, "ERROR: thread %d (cpu %d, node %d): allocation of %zu bytes failed: %s\n", t,
+              w->cpu, w->node, w->failed_size, strerror(w->error));
     if (w->status != 0) return w->status;
   }
   return 0;
@@ -507,8 +508,8 @@ static bool spread_even(const long *per_node, const char *what) {
   bool ok = true;
   for (int n = 0; n < numalloc_node_count() && n < MAX_NODES; n++) {
     if (!node_available(n) || (per_node[n] >= 0.95 * even && per_node[n] <= 1.05 * even)) continue;
-    fprintf(stderr, "ERROR: node %d has %ld of %ld %s, expected %.0f within 5%%\n", n,
-            per_node[n], total, what, even);
+    fprintf(stderr, "ERROR: node %d has %ld of %ld %s, expected %.0f within 5%%\n", n, per_node[n],
+            total, what, even);
     ok = false;
   }
   return ok;
@@ -548,11 +549,12 @@ static void print_text(const tally_t *tally) {
 static void print_demo_json(FILE *out, const tally_t *tally, bool verified) {
   size_t blocks = 0;
   for (int t = 0; t < opt.threads; t++) blocks += workers[t].count;
-  fprintf(out, "  \"demo\": {\"policy\": \"%s\", \"threads\": %d, \"seed\": %" PRIu64
-               ", \"scale_mb\": %ld, \"page_size\": %ld, \"blocks\": %zu, \"pages\": %ld",
+  fprintf(out,
+          "  \"demo\": {\"policy\": \"%s\", \"threads\": %d, \"seed\": %" PRIu64
+          ", \"scale_mb\": %ld, \"page_size\": %ld, \"blocks\": %zu, \"pages\": %ld",
           numalloc_policy_name(opt.policy), opt.threads, opt.seed, opt.scale_mb, page_size, blocks,
           tally->total);
-  if (opt.policy == NUMALLOC_POLICY_BIND) fprintf(out, ", \"node\": %d", opt.node);
+  if (opt.policy == NUMALLOC_POLICY_BIND) fprintf(out, ", \"bind_node\": %d", opt.node);
   for (int n = 0; n < numalloc_node_count() && n < MAX_NODES; n++) {
     if (!node_shown(tally, n)) continue;
     fprintf(out, ",\n    \"node%d\": {\"pages\": %ld, \"allocated_mb\": %.1f, \"local_pct\": %.1f}",
