@@ -725,15 +725,16 @@ static size_t max_rss(int from, int to, size_t *live) {
 }
 
 /* The steady state starts after the warm-up (a fifth of the run, at least 2 s); the largest
- * resident size in its last third must not exceed the first third's by more than the slack. */
+ * resident size in its last third must not exceed the first third's by more than the slack.
+ * Shorter than 10 s, the thirds are too short for their maxima to mean anything. */
 static void check_growth(void) {
   int n = atomic_load(&sample_count);
   double warm = cfg.seconds / 5 < 2 ? 2 : cfg.seconds / 5;
   int first = 0;
   while (first < n && samples[first].t < warm) first++;
   int len = n - first;
-  if (len < 6) {
-    note("stress: too few samples (%d) in the steady state to judge growth\n", len);
+  if (len < 6 || cfg.seconds - warm < 10) {
+    note("stress: the steady state is too short to judge growth (10 s at least)\n");
     return;
   }
   size_t live1, live3;
