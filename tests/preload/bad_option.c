@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "numalloc.h"
 #include "preload_test.h"
 
 static void *churn(void *arg) {
@@ -26,8 +27,10 @@ int main(void) {
   pthread_t t[4];
   for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, churn, NULL);
   for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
-  int (*policy)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "numalloc_policy");
-  const char *(*name)(int) = (const char *(*)(int))dlsym(RTLD_DEFAULT, "numalloc_policy_name");
+  numalloc_policy_t (*policy)(void) =
+      (numalloc_policy_t(*)(void))dlsym(RTLD_DEFAULT, "numalloc_policy");
+  const char *(*name)(numalloc_policy_t) =
+      (const char *(*)(numalloc_policy_t))dlsym(RTLD_DEFAULT, "numalloc_policy_name");
   CHECK(policy && name, "numalloc_policy or numalloc_policy_name missing");
   if (policy && name) printf("policy in effect: %s\n", name(policy()));
   return pt_finish();

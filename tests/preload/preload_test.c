@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "numalloc.h"
+
 static const char *const pt_func_names[PT_FUNC_COUNT] = {
     "malloc",  "free",   "calloc",  "realloc",           "reallocarray", "posix_memalign",
     "aligned_alloc", "memalign", "valloc", "pvalloc", "malloc_usable_size", "cfree"};
@@ -71,9 +73,10 @@ void pt_start(const char *test_name) {
     printf("%s: allocator under test: %s (stand-in, not numalloc)\n", pt_name, want);
     return;
   }
-  int (*policy)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "numalloc_policy");
+  numalloc_policy_t (*policy)(void) =
+      (numalloc_policy_t(*)(void))dlsym(RTLD_DEFAULT, "numalloc_policy");
   if (!policy) pt_die("%snumalloc exports numalloc_node_of but not numalloc_policy", "");
-  pt_system = policy() == 4; /* NUMALLOC_POLICY_SYSTEM in numalloc.h */
+  pt_system = policy() == NUMALLOC_POLICY_SYSTEM;
   void *probe = malloc(24);
   int node = pt_node_of_fn(probe);
   free(probe);

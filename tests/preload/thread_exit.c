@@ -16,7 +16,7 @@
 
 #define NONE ((size_t)-1)
 
-enum { GENERATIONS = 200, PER_GEN = 4, BLOCKS = 600, LEFT = BLOCKS / 2 };
+enum { GENERATIONS = 150, PER_GEN = 4, BLOCKS = 400, LEFT = BLOCKS / 2 };
 
 struct block {
   void *p;
