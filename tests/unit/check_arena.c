@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 static int node;
@@ -437,10 +438,18 @@ int madvise(void *addr, size_t size, int advice) {
   return (int)syscall(SYS_madvise, addr, size, advice);
 }
 
+/* Waits for the hold to reach `state`; fails after 10 s (the free never reached a purge). */
 static void hold_wait_for(int state) {
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += 10;
   pthread_mutex_lock(&hold_lock);
-  while ((int)hold_state != state) pthread_cond_wait(&hold_cond, &hold_lock);
+  int rc = 0;
+  while ((int)hold_state != state && rc == 0)
+    rc = pthread_cond_timedwait(&hold_cond, &hold_lock, &deadline);
   pthread_mutex_unlock(&hold_lock);
+  ck_assert_msg(rc == 0, "the purge never reached madvise (state %d, waiting for %d)",
+                (int)hold_state, state);
 }
 
 static void hold_set(int state) {

@@ -49,9 +49,10 @@ START_TEST(formats) {
 }
 END_TEST
 
+static void *kept[500];
+
 static void *allocate_and_exit(void *arg) {
   (void)arg;
-  static void *kept[500];
   for (int i = 0; i < 500; i++) kept[i] = numalloc_malloc(64); /* left live: counted anyway */
   numalloc_free(numalloc_malloc(2 * NA_MiB));
   return NULL;

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -30,6 +31,22 @@ static bool drop_numalloc_environment(void) {
   return dropped;
 }
 
+/* On a machine with several nodes, keeps every thread on the CPUs of one node, so that the
+ * node a test expects its blocks on (the caller's) cannot change while it runs. */
+static void stay_on_one_node(void) {
+  if (na_topology.node_count < 2) return;
+  int node = na_policy_current_node();
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  int count = 0;
+  for (int c = 0; c < na_topology.cpu_count && c < CPU_SETSIZE && c < 1024; c++)
+    if (na_topology.cpu_node[c] == node) {
+      CPU_SET(c, &set);
+      count++;
+    }
+  if (count > 0 && sched_setaffinity(0, sizeof set, &set) != 0) perror("unit: sched_setaffinity");
+}
+
 int unit_run(Suite *suite, char **argv) {
   if (drop_numalloc_environment()) {
     fprintf(stderr, "unit: NUMALLOC_* variables dropped; the tests expect the defaults\n");
@@ -37,6 +54,7 @@ int unit_run(Suite *suite, char **argv) {
     perror("unit: execv");
     return 2;
   }
+  stay_on_one_node();
   SRunner *runner = srunner_create(suite);
   srunner_run_all(runner, CK_NORMAL);
   int failed = srunner_ntests_failed(runner);
