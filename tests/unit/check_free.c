@@ -421,6 +421,13 @@ START_TEST(interior_free_from_another_thread_aborts) {
 }
 END_TEST
 
+START_TEST(interior_free_of_aligned_large_aborts) {
+  char *p = numalloc_aligned_alloc(256 * NA_KiB, NA_MiB); /* may start inside its span */
+  unit_silence_stderr();
+  numalloc_free(p + NA_SLICE_SIZE);
+}
+END_TEST
+
 START_TEST(interior_free_of_large_aborts) {
   char *p = numalloc_malloc(NA_MiB);
   unit_silence_stderr();
@@ -428,11 +435,9 @@ START_TEST(interior_free_of_large_aborts) {
 }
 END_TEST
 
-/* BUG (src/free.c, na_free_generic, case NA_SPAN_HUGE): the check
- * `na_page_of(segment, p) != page` is always false (page came from the same call), so free
- * of any pointer inside a huge block frees the whole block instead of stopping; free.c's
- * header promises interior frees end the program. */
-START_TEST(bug_interior_free_of_huge_aborts) {
+/* Any pointer inside a huge block once freed the whole block (the check compared a page with
+ * itself). */
+START_TEST(interior_free_of_huge_aborts) {
   char *p = numalloc_malloc(40 * NA_MiB);
   unit_silence_stderr();
   numalloc_free(p + 4096);
@@ -471,7 +476,8 @@ int main(int argc, char **argv) {
   tcase_add_test_raise_signal(tc, foreign_free_aborts, SIGABRT);
   tcase_add_test_raise_signal(tc, interior_free_from_another_thread_aborts, SIGABRT);
   tcase_add_test_raise_signal(tc, interior_free_of_large_aborts, SIGABRT);
-  tcase_add_test_raise_signal(tc, bug_interior_free_of_huge_aborts, SIGABRT);
+  tcase_add_test_raise_signal(tc, interior_free_of_huge_aborts, SIGABRT);
+  tcase_add_test_raise_signal(tc, interior_free_of_aligned_large_aborts, SIGABRT);
   tcase_add_test_raise_signal(tc, interior_free_by_owner_aborts, SIGABRT);
   return unit_run(s, argv);
 }
