@@ -254,6 +254,58 @@ START_TEST(another_thread_adopts_abandoned_pages) {
 }
 END_TEST
 
+/* Other threads free an owner's blocks while it exits: some hit full pages (the heap is
+ * notified) just as the owner abandons them. Every block is intact when freed, and nothing
+ * is left once idle memory is collected. */
+enum { RACE_BLOCKS = 6000, RACE_FREERS = 3 };
+
+static struct {
+  void *blocks[RACE_BLOCKS];
+  _Atomic int published;
+  _Atomic long corrupt;
+} race;
+
+static void *race_owner(void *arg) {
+  (void)arg;
+  for (int i = 0; i < RACE_BLOCKS; i++) {
+    size_t size = i % 10 == 0 ? 5000 : 64;
+    race.blocks[i] = numalloc_malloc(size);
+    unit_fill(race.blocks[i], 64, (uint64_t)i);
+  }
+  atomic_store_explicit(&race.published, 1, memory_order_release);
+  return NULL; /* exits while the others free */
+}
+
+static void *race_freer(void *arg) {
+  int id = *(int *)arg;
+  while (!atomic_load_explicit(&race.published, memory_order_acquire)) na_os_yield();
+  for (int i = id; i < RACE_BLOCKS; i += RACE_FREERS) {
+    if (unit_mismatch(race.blocks[i], 64, (uint64_t)i) != SIZE_MAX)
+      atomic_fetch_add(&race.corrupt, 1);
+    numalloc_free(race.blocks[i]);
+  }
+  return NULL;
+}
+
+START_TEST(frees_race_with_the_owner_exiting) {
+  for (int round = 0; round < 20; round++) {
+    atomic_store(&race.published, 0);
+    pthread_t owner, freers[RACE_FREERS];
+    int ids[RACE_FREERS];
+    for (int t = 0; t < RACE_FREERS; t++) {
+      ids[t] = t;
+      ck_assert_int_eq(pthread_create(&freers[t], NULL, race_freer, &ids[t]), 0);
+    }
+    ck_assert_int_eq(pthread_create(&owner, NULL, race_owner, NULL), 0);
+    pthread_join(owner, NULL);
+    for (int t = 0; t < RACE_FREERS; t++) pthread_join(freers[t], NULL);
+  }
+  ck_assert_int_eq(atomic_load(&race.corrupt), 0);
+  numalloc_collect();
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 0);
+}
+END_TEST
+
 /* Rounds of threads that allocate, free some, hand the rest to the main thread and exit:
  * pages left behind are adopted by the next round's threads, so the memory mapped after
  * each round stays at what the first rounds needed (small blocks only: their pages are what
@@ -463,6 +515,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, exiting_thread_returns_its_pages);
   tcase_add_test(tc, blocks_of_exited_thread_stay_valid_and_are_freed_later);
   tcase_add_test(tc, another_thread_adopts_abandoned_pages);
+  tcase_add_test(tc, frees_race_with_the_owner_exiting);
   tcase_add_test(tc, thread_churn_does_not_leak);
   tcase_add_test(tc, thread_churn_with_large_blocks_ends_empty);
   tc = unit_tcase(s, "misuse", 10);

@@ -149,6 +149,27 @@ START_TEST(weighted_schedule) {
 }
 END_TEST
 
+/* The interleave arena: its blocks report node -2 (interleaved), or a usable node where its
+ * small pages are taken from the nodes' arenas in turn (weighted). */
+START_TEST(interleave_arena_blocks) {
+  unit_quiet_purge();
+  char *large = na_alloc_on_arena(NA_INTERLEAVE_ARENA, NA_MiB, 16, false);
+  ck_assert_ptr_nonnull(large);
+  ck_assert_int_eq(numalloc_node_of(large), NA_NODE_INTERLEAVED);
+  ck_assert_uint_eq(na_arena_mapped_bytes(NA_INTERLEAVE_ARENA), NA_SEGMENT_SIZE);
+  memset(large, 1, NA_MiB);
+  char *small = na_alloc_on_arena(NA_INTERLEAVE_ARENA, 64, 16, true);
+  ck_assert_ptr_nonnull(small);
+  int small_node = numalloc_node_of(small);
+  ck_assert(small_node == NA_NODE_INTERLEAVED || na_node_bit(na_topology.usable, small_node));
+  ck_assert_uint_eq(unit_nonzero(small, 64), SIZE_MAX);
+  numalloc_free(large);
+  numalloc_free(small);
+  numalloc_collect();
+  ck_assert_uint_eq(na_arena_mapped_bytes(NA_INTERLEAVE_ARENA), 0);
+}
+END_TEST
+
 /* ---- NUMALLOC_POLICY=system ----------------------------------------------------------- */
 
 static void use_glibc(void) {
@@ -209,6 +230,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, policies_are_per_thread);
   tcase_add_test(tc, arena_per_policy);
   tcase_add_test(tc, weighted_schedule);
+  tcase_add_test(tc, interleave_arena_blocks);
   tcase_add_test(tc, system_policy_passes_everything_through);
   tcase_add_test(tc, system_policy_without_a_system_allocator_fails);
   return unit_run(s, argv);
