@@ -33,7 +33,9 @@ static void *account_large(void *p, int arena_index, int actual, size_t size) {
   na_node_stats_t *stats = &tld->stats[actual];
   stats->alloc_count++;
   stats->alloc_bytes += (int64_t)size;
-  if (actual == na_policy_current_node())
+  if (actual == NA_INTERLEAVE_ARENA) /* spread over nodes: neither local nor remote */
+    ;
+  else if (actual == na_policy_current_node())
     stats->local_count++;
   else
     stats->remote_count++;

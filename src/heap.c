@@ -122,9 +122,12 @@ void na_heap_free_delayed(na_heap_t *heap) {
   }
 }
 
+/* Interleave takes its pages from the page-interleaved arena, so any mix of sizes spreads
+ * evenly; weighted sends whole spans to nodes by its schedule, one turn for all threads. */
 static int span_node_for(na_heap_t *heap) {
-  if (heap->arena_index != NA_INTERLEAVE_ARENA) return heap->arena_index;
-  return na_policy_spread_next(&heap->span_turn);
+  if (heap->arena_index != NA_INTERLEAVE_ARENA || !na_policy_is_weighted())
+    return heap->arena_index;
+  return na_policy_spread_next_shared();
 }
 
 static na_page_t *page_adopt(na_heap_t *heap, int arena_index, int size_class) {

@@ -76,6 +76,7 @@ static void account_handed(na_page_t *page, uint32_t handed) {
   na_node_stats_t *stats = &tld->stats[arena_index];
   stats->alloc_count += handed;
   stats->alloc_bytes += (int64_t)handed * page->block_size;
+  if (arena_index == NA_INTERLEAVE_ARENA) return; /* spread over nodes: neither */
   if (arena_index == na_policy_current_node())
     stats->local_count += handed;
   else

@@ -31,7 +31,8 @@ bool na_os_bind(void *addr, size_t size, na_bind_mode_t mode, const uint64_t *no
 bool na_os_populate(void *addr, size_t size);
 /* Grows or moves a mapping without copying: to `new_addr` (a reserved range) when not NULL. */
 void *na_os_remap(void *addr, size_t old_size, size_t new_size, void *new_addr);
-bool na_os_advise_huge(void *addr, size_t size);
+/* Asks for transparent huge pages (on) or for none (off), whatever the system default. */
+bool na_os_advise_huge(void *addr, size_t size, bool on);
 /* The node of each page, or a negative errno value per page (move_pages query mode). */
 bool na_os_page_nodes(void *const *pages, int *nodes, size_t count);
 

@@ -98,9 +98,9 @@ void *na_os_remap(void *addr, size_t old_size, size_t new_size, void *new_addr) 
   return p == MAP_FAILED ? NULL : p;
 }
 
-bool na_os_advise_huge(void *addr, size_t size) {
+bool na_os_advise_huge(void *addr, size_t size, bool on) {
   int saved = errno;
-  bool ok = madvise(addr, size, MADV_HUGEPAGE) == 0;
+  bool ok = madvise(addr, size, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0;
   errno = saved;
   return ok;
 }

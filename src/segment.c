@@ -67,7 +67,13 @@ na_segment_t *na_segment_create_aligned(int arena_index, size_t size, size_t ali
     na_os_unmap(segment, size);
     return NULL;
   }
-  if (na_options.hugepages) na_os_advise_huge(segment, size); /* placement holds for THP too */
+  /* With THP "always", one touched block would make a whole 2 MiB page resident: a node's
+   * footprint grows until preferred placement spills to another node. Huge pages only when
+   * asked for (NUMALLOC_HUGEPAGES=1), or for huge blocks under the system's default. */
+  if (na_options.hugepages)
+    na_os_advise_huge(segment, size, true);
+  else if (size == NA_SEGMENT_SIZE)
+    na_os_advise_huge(segment, size, false);
   segment->cookie = (uintptr_t)segment ^ na_secret;
   segment->size = size;
   segment->arena_index = arena_index;

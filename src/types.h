@@ -129,8 +129,7 @@ typedef struct na_heap_s {
   na_page_queue_t full;
   _Atomic(na_block_t *) delayed_free; /* blocks of full pages freed by other threads */
   struct na_tld_s *tld;
-  int arena_index;    /* node, or NA_INTERLEAVE_ARENA for spans spread over nodes */
-  uint32_t span_turn; /* interleave: which node the next span goes to */
+  int arena_index; /* node, or NA_INTERLEAVE_ARENA for spans spread over nodes */
 } na_heap_t;
 
 /* Per-thread statistics: plain counters, merged on read and at thread exit. The field list
