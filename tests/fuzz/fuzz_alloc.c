@@ -20,9 +20,9 @@
 #include "internal.h"
 #include "numalloc.h"
 
-#define SLOTS 64
+#define SLOTS      64
 #define CHECK_SPAN 4096 /* bytes checked at each end of a block */
-#define QUEUE 64
+#define QUEUE      64
 
 /* ---- input reading -------------------------------------------------------------------- */
 
@@ -42,7 +42,7 @@ static size_t next_size(input_t *in) {
   case 0: return 0;
   case 1: return low % 16;
   case 11: return 1024 + low * 4;                  /* to 257 KiB */
-  case 12: return (256 << 10) - 64 + (low % 128);   /* around the small/large boundary */
+  case 12: return (256 << 10) - 64 + (low % 128);  /* around the small/large boundary */
   case 13: return ((size_t)1 << 20) + low * 16;    /* 1 to 2 MiB */
   case 14: return ((size_t)16 << 20) - 8192 + low; /* around the large/huge boundary */
   case 15: return (kind & 0x80) ? ((size_t)33 << 20) + low : (size_t)a << 12;
@@ -285,11 +285,23 @@ static void step(input_t *in) {
   block_t *b = &slots[next_byte(in) % SLOTS];
   uint8_t seed = (uint8_t)(in->at * 13);
   switch (op % 16) {
-  case 0: case 1: release(b); op_malloc(in, b, seed); break;
-  case 2: release(b); op_calloc(in, b, seed); break;
-  case 3: case 4: release(b); break;
-  case 5: case 6: op_realloc(in, b, seed); break;
-  case 7: release(b); op_aligned(in, b, seed, op / 16 % 3); break;
+  case 0:
+  case 1:
+    release(b);
+    op_malloc(in, b, seed);
+    break;
+  case 2:
+    release(b);
+    op_calloc(in, b, seed);
+    break;
+  case 3:
+  case 4: release(b); break;
+  case 5:
+  case 6: op_realloc(in, b, seed); break;
+  case 7:
+    release(b);
+    op_aligned(in, b, seed, op / 16 % 3);
+    break;
   case 8: op_usable(b); break;
   case 9: /* the other thread frees it */
     if (b->p != NULL) send((request_t){*b});
@@ -300,10 +312,21 @@ static void step(input_t *in) {
     *b = remote_alloc(next_size(in), seed);
     break;
   case 11: drain(); break;
-  case 12: drain(); worker_restart(); break;
-  case 13: release(b); op_onnode(in, b, seed); break;
-  case 14: release(b); op_fault(in, b, seed); break;
-  case 15: if (op & 0x80) numalloc_collect(); break;
+  case 12:
+    drain();
+    worker_restart();
+    break;
+  case 13:
+    release(b);
+    op_onnode(in, b, seed);
+    break;
+  case 14:
+    release(b);
+    op_fault(in, b, seed);
+    break;
+  case 15:
+    if (op & 0x80) numalloc_collect();
+    break;
   }
 }
 

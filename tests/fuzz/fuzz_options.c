@@ -125,8 +125,8 @@ static void check_policy(const char *text) {
   bool want = false;
   for (size_t i = 0; i < 4; i++) want |= strcmp(text, valid[i]) == 0;
   uint8_t weights[NA_MAX_NODES];
-  bool weighted = strncmp(text, "weighted:", 9) == 0 &&
-                  ref_weights(text + 9, NA_MAX_NODES - 1, weights);
+  bool weighted =
+      strncmp(text, "weighted:", 9) == 0 && ref_weights(text + 9, NA_MAX_NODES - 1, weights);
   if (ok != (want || weighted)) disagree("na_parse_policy", text, ok ? "accepted" : "refused");
   if (!ok) return;
   const char *name = numalloc_policy_name((numalloc_policy_t)out);
@@ -147,7 +147,8 @@ static void check_weights(const char *text, int max_node) {
   char again[1024];
   size_t at = 0;
   for (int n = 0; n < NA_MAX_NODES; n++)
-    if (got[n]) at += (size_t)snprintf(again + at, sizeof again - at, "%s%d=%d", at ? "," : "", n, got[n]);
+    if (got[n])
+      at += (size_t)snprintf(again + at, sizeof again - at, "%s%d=%d", at ? "," : "", n, got[n]);
   uint8_t round[NA_MAX_NODES];
   if (!na_parse_weights(again, round, max_node) || memcmp(round, got, sizeof got) != 0)
     disagree("na_parse_weights", text, "printed weights do not parse back");
@@ -175,7 +176,8 @@ static void check_fallback(const char *text) {
 static void check_bool(const char *text) {
   bool out = false;
   bool ok = na_parse_bool(text, &out);
-  static const char *const yes[] = {"1", "yes", "on", "true"}, *const no[] = {"0", "no", "off", "false"};
+  static const char *const yes[] = {"1", "yes", "on", "true"}, *const no[] = {"0", "no", "off",
+                                                                              "false"};
   int want = -1;
   for (int i = 0; i < 4; i++) {
     if (strcmp(text, yes[i]) == 0) want = 1;
@@ -263,14 +265,16 @@ static void check_format(const uint8_t *p, const char *text) {
   switch (p[5] % 5) {
   case 0: format_both(size, "value \"%s\" for %s", text, "NUMALLOC_X"); break;
   case 1: format_both(size, "%d %u %x %c|", (int)l, u, u, text[0] ? text[0] : '.'); break;
-  case 2: format_both(size, "%ld %lu %lx %zu", l, (unsigned long)l, (unsigned long)l, (size_t)u); break;
+  case 2:
+    format_both(size, "%ld %lu %lx %zu", l, (unsigned long)l, (unsigned long)l, (size_t)u);
+    break;
   case 3: format_both(size, "at %p (class %u) %%", (void *)(uintptr_t)(l | 1), u); break;
   case 4: format_both(size, "%s%s%s", text, text, text); break;
   }
 }
 
-static const char *const checks[] = {"policy", "fallback", "bool", "long", "nodes",
-                                     "nodes", "format", "weights", "size"};
+static const char *const checks[] = {"policy", "fallback", "bool",    "long", "nodes",
+                                     "nodes",  "format",   "weights", "size"};
 
 static bool skipped(int check) {
   const char *skip = getenv("FUZZ_OPTIONS_SKIP");
@@ -289,7 +293,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t len = size - head < sizeof text - 1 ? size - head : sizeof text - 1;
   memcpy(text, data + head, len);
   text[len] = '\0';
-  long min = (long)(p[1] % 16) - 4;                           /* -4 .. 11 */
+  long min = (long)(p[1] % 16) - 4;                                  /* -4 .. 11 */
   long max = p[2] & 1 ? (long)p[3] % 24 : (long)p[3] << (p[4] % 40); /* small, or wide */
   if (max < min) max = min;
   if (skipped(p[0] % 9)) return 0;

@@ -41,8 +41,10 @@ static void check_heap(const char *scenario, size_t size, int count, const char 
     char *p = malloc(size);
     got[i] = (uintptr_t)p;
     if (live != NULL && p < live + live_size && p + size > live) {
-      fprintf(stderr, "misuse: %s: silent heap corruption: malloc(%zu) returned %p, inside "
-              "the live block %p\n", scenario, size, (void *)p, (const void *)live);
+      fprintf(stderr,
+              "misuse: %s: silent heap corruption: malloc(%zu) returned %p, inside "
+              "the live block %p\n",
+              scenario, size, (void *)p, (const void *)live);
       exit(3);
     }
   }

@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_MATCH 8
+#define MAX_MATCH  8
 #define OUTPUT_MAX 8192
 
 typedef struct expect_s {
@@ -45,7 +45,10 @@ static __attribute__((noreturn)) void usage(const char *why) {
 }
 
 static int signal_number(const char *name) {
-  static const struct { const char *name; int number; } known[] = {
+  static const struct {
+    const char *name;
+    int number;
+  } known[] = {
       {"ABRT", SIGABRT}, {"SEGV", SIGSEGV}, {"BUS", SIGBUS}, {"ILL", SIGILL},
       {"TRAP", SIGTRAP}, {"KILL", SIGKILL}, {"FPE", SIGFPE},
   };
@@ -109,23 +112,27 @@ static int count_lines(const char *text) {
 }
 
 static void describe_status(int status, char *buf, size_t size) {
-  if (status == -1) snprintf(buf, size, "hung (killed after the timeout)");
+  if (status == -1)
+    snprintf(buf, size, "hung (killed after the timeout)");
   else if (WIFSIGNALED(status))
     snprintf(buf, size, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
-  else snprintf(buf, size, "exited with %d", WEXITSTATUS(status));
+  else
+    snprintf(buf, size, "exited with %d", WEXITSTATUS(status));
 }
 
 /* Empty string when the run meets the expectation, else why not. */
 static void judge(const expect_t *e, int status, const char *err, char *why, size_t size) {
   why[0] = '\0';
-  bool ended_right = status != -1 && (e->signal ? WIFSIGNALED(status) && WTERMSIG(status) == e->signal
-                                                : WIFEXITED(status) &&
-                                                      WEXITSTATUS(status) == e->exit_code);
+  bool ended_right =
+      status != -1 && (e->signal ? WIFSIGNALED(status) && WTERMSIG(status) == e->signal
+                                 : WIFEXITED(status) && WEXITSTATUS(status) == e->exit_code);
   if (!ended_right) {
     char s[128];
     describe_status(status, s, sizeof s);
-    if (e->signal) snprintf(why, size, "expected death by %s, but it %s", strsignal(e->signal), s);
-    else snprintf(why, size, "expected exit %d, but it %s", e->exit_code, s);
+    if (e->signal)
+      snprintf(why, size, "expected death by %s, but it %s", strsignal(e->signal), s);
+    else
+      snprintf(why, size, "expected exit %d, but it %s", e->exit_code, s);
     return;
   }
   int lines = count_lines(err);
@@ -168,14 +175,22 @@ int main(int argc, char **argv) {
     if (strcmp(a, "--preload") == 0) {
       snprintf(preload, sizeof preload, "LD_PRELOAD=%s", v);
       env[env_count++] = preload;
-    } else if (strcmp(a, "--env") == 0 && env_count < 63) env[env_count++] = v;
-    else if (strcmp(a, "--signal") == 0) e.signal = signal_number(v);
-    else if (strcmp(a, "--exit") == 0) e.signal = 0, e.exit_code = atoi(v);
-    else if (strcmp(a, "--lines") == 0) e.lines = atoi(v);
-    else if (strcmp(a, "--prefix") == 0) e.prefix = v;
-    else if (strcmp(a, "--match") == 0 && e.match_count < MAX_MATCH) e.match[e.match_count++] = v;
-    else if (strcmp(a, "--timeout") == 0) e.timeout_s = atoi(v);
-    else usage("unknown option");
+    } else if (strcmp(a, "--env") == 0 && env_count < 63)
+      env[env_count++] = v;
+    else if (strcmp(a, "--signal") == 0)
+      e.signal = signal_number(v);
+    else if (strcmp(a, "--exit") == 0)
+      e.signal = 0, e.exit_code = atoi(v);
+    else if (strcmp(a, "--lines") == 0)
+      e.lines = atoi(v);
+    else if (strcmp(a, "--prefix") == 0)
+      e.prefix = v;
+    else if (strcmp(a, "--match") == 0 && e.match_count < MAX_MATCH)
+      e.match[e.match_count++] = v;
+    else if (strcmp(a, "--timeout") == 0)
+      e.timeout_s = atoi(v);
+    else
+      usage("unknown option");
   }
   if (i + 1 >= argc) usage("no program given");
   char **prog = argv + i + 1;

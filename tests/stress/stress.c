@@ -31,28 +31,28 @@
 
 #ifdef STRESS_CORE
 #include "numalloc.h"
-#define A_MALLOC numalloc_malloc
-#define A_CALLOC numalloc_calloc
-#define A_REALLOC numalloc_realloc
-#define A_FREE numalloc_free
-#define A_MEMALIGN numalloc_memalign
-#define A_ALIGNED_ALLOC numalloc_aligned_alloc
+#define A_MALLOC         numalloc_malloc
+#define A_CALLOC         numalloc_calloc
+#define A_REALLOC        numalloc_realloc
+#define A_FREE           numalloc_free
+#define A_MEMALIGN       numalloc_memalign
+#define A_ALIGNED_ALLOC  numalloc_aligned_alloc
 #define A_POSIX_MEMALIGN numalloc_posix_memalign
-#define A_USABLE(p) numalloc_usable_size(p)
+#define A_USABLE(p)      numalloc_usable_size(p)
 #else
-#define A_MALLOC malloc
-#define A_CALLOC calloc
-#define A_REALLOC realloc
-#define A_FREE free
-#define A_MEMALIGN memalign
-#define A_ALIGNED_ALLOC aligned_alloc
+#define A_MALLOC         malloc
+#define A_CALLOC         calloc
+#define A_REALLOC        realloc
+#define A_FREE           free
+#define A_MEMALIGN       memalign
+#define A_ALIGNED_ALLOC  aligned_alloc
 #define A_POSIX_MEMALIGN posix_memalign
-#define A_USABLE(p) malloc_usable_size(p)
+#define A_USABLE(p)      malloc_usable_size(p)
 #endif
 
-#define MiB ((size_t)1 << 20)
+#define MiB         ((size_t)1 << 20)
 #define LOCAL_SLOTS 16
-#define BURST_MAX 128
+#define BURST_MAX   128
 #define MAX_WORKERS 1024
 #define MAX_SAMPLES 8192
 
@@ -64,8 +64,8 @@ typedef struct config_s {
   size_t slots;
   uint64_t seed;
   size_t max_size;
-  int fork_ms; /* 0: no fork loop */
-  int fork_threads; /* threads each forked child starts */
+  int fork_ms;         /* 0: no fork loop */
+  int fork_threads;    /* threads each forked child starts */
   double growth_ratio; /* steady state: last third's max RSS <= first third's * this + slack */
   size_t growth_slack;
   size_t final_slack; /* after freeing everything: RSS <= start + this */
@@ -139,13 +139,20 @@ static size_t rnd_range(uint64_t *state, size_t lo, size_t hi) { /* inclusive */
 static size_t rnd_size(uint64_t *state) {
   unsigned r = (unsigned)(rnd(state) % 1000);
   size_t n;
-  if (r < 400) n = rnd_range(state, 0, 64);
-  else if (r < 700) n = rnd_range(state, 65, 256);
-  else if (r < 900) n = rnd_range(state, 257, 4096);
-  else if (r < 975) n = rnd_range(state, 4097, 64 * 1024);
-  else if (r < 995) n = rnd_range(state, 64 * 1024 + 1, 256 * 1024);
-  else if (r < 999 || rnd(state) % 4 != 0) n = rnd_range(state, 256 * 1024 + 1, MiB);
-  else n = rnd_range(state, MiB + 1, 8 * MiB);
+  if (r < 400)
+    n = rnd_range(state, 0, 64);
+  else if (r < 700)
+    n = rnd_range(state, 65, 256);
+  else if (r < 900)
+    n = rnd_range(state, 257, 4096);
+  else if (r < 975)
+    n = rnd_range(state, 4097, 64 * 1024);
+  else if (r < 995)
+    n = rnd_range(state, 64 * 1024 + 1, 256 * 1024);
+  else if (r < 999 || rnd(state) % 4 != 0)
+    n = rnd_range(state, 256 * 1024 + 1, MiB);
+  else
+    n = rnd_range(state, MiB + 1, 8 * MiB);
   return n > cfg.max_size ? cfg.max_size : n;
 }
 
@@ -188,12 +195,12 @@ static void report_mismatch(const char *what, const void *p, size_t n, uintptr_t
   }
   fail("%s: block %p of %zu bytes (pattern of %#lx/%zu) differs at offset %zu: "
        "word 0x%016llx, expected 0x%016llx",
-       what, p, n, (unsigned long)pat_p, pat_n, at, (unsigned long long)got, (unsigned long long)want);
+       what, p, n, (unsigned long)pat_p, pat_n, at, (unsigned long long)got,
+       (unsigned long long)want);
 }
 
 /* Checks that bytes [0, len) of `p` hold the pattern of block (pat_p, pat_n). */
-static void verify_as(const char *what, const void *p, size_t len, uintptr_t pat_p,
-                      size_t pat_n) {
+static void verify_as(const char *what, const void *p, size_t len, uintptr_t pat_p, size_t pat_n) {
   uint64_t seed = pattern_seed(pat_p, pat_n);
   const uint8_t *b = p;
   size_t i = 0;
@@ -206,11 +213,13 @@ static void verify_as(const char *what, const void *p, size_t len, uintptr_t pat
     if (b[i] != pattern_byte(seed, i)) report_mismatch(what, p, len, pat_p, pat_n, i);
 }
 
-static void verify(const char *what, const void *p, size_t n) { verify_as(what, p, n, (uintptr_t)p, n); }
+static void verify(const char *what, const void *p, size_t n) {
+  verify_as(what, p, n, (uintptr_t)p, n);
+}
 
 /* ---- the registry of live blocks: catches an address handed out twice ----------------- */
 
-#define STRIPES 4096
+#define STRIPES        4096
 #define STRIPE_ENTRIES 48
 
 typedef struct stripe_s {
@@ -299,8 +308,10 @@ static void find_hooks(void) {
 }
 
 static void collect_now(void) {
-  if (collect_fn != NULL) collect_fn();
-  else if (trim_fn != NULL) trim_fn(0);
+  if (collect_fn != NULL)
+    collect_fn();
+  else if (trim_fn != NULL)
+    trim_fn(0);
 }
 
 /* ---- blocks: allocation, release, and the packed form kept in slots ------------------- */
@@ -339,7 +350,8 @@ static void check_new(void *p, size_t n, size_t alignment) {
     if (n == 0) return;
     fail("allocation of %zu bytes (alignment %zu) returned NULL, errno %d", n, alignment, errno);
   }
-  if ((uintptr_t)p % alignment != 0) fail("block %p of %zu bytes is not %zu-aligned", p, n, alignment);
+  if ((uintptr_t)p % alignment != 0)
+    fail("block %p of %zu bytes is not %zu-aligned", p, n, alignment);
   size_t usable = A_USABLE(p);
   if (usable < n) fail("block %p of %zu bytes has usable size %zu", p, n, usable);
   if (node_of_fn != NULL && node_of_fn(p) == -1)
@@ -405,7 +417,8 @@ static void *block_realloc(void *p, size_t n, size_t want, size_t *out_n, counte
   registry_remove(p, n);
   uintptr_t old = (uintptr_t)p;
   void *q = A_REALLOC(p, m);
-  if (q == NULL && m != 0) fail("realloc(%#lx, %zu) returned NULL, errno %d", (unsigned long)old, m, errno);
+  if (q == NULL && m != 0)
+    fail("realloc(%#lx, %zu) returned NULL, errno %d", (unsigned long)old, m, errno);
   if (q == NULL) { /* realloc(p, 0) freed p (glibc) */
     *out_n = 0;
     return NULL;
@@ -431,8 +444,7 @@ static void slot_put(uint64_t *rng, void *p, size_t n, counters_t *c) {
 }
 
 static void slots_drain(counters_t *c) {
-  for (size_t i = 0; i < cfg.slots; i++)
-    packed_free("drain", atomic_exchange(&slots[i], 0), c);
+  for (size_t i = 0; i < cfg.slots; i++) packed_free("drain", atomic_exchange(&slots[i], 0), c);
 }
 
 /* ---- worker operations ---------------------------------------------------------------- */
@@ -469,8 +481,10 @@ static void op_storm(uint64_t *rng, local_t *l, counters_t *c) {
   size_t size = l->n[i] > limit ? limit : l->n[i];
   for (int s = 0; s < steps; s++) {
     unsigned f = (unsigned)rnd_range(rng, 1, 4);
-    if (rnd(rng) & 1) size = size * f + rnd_range(rng, 0, 64);
-    else size = size / f;
+    if (rnd(rng) & 1)
+      size = size * f + rnd_range(rng, 0, 64);
+    else
+      size = size / f;
     if (size > limit) size = limit;
     l->p[i] = block_realloc(l->p[i], l->n[i], size, &l->n[i], c);
   }
@@ -518,19 +532,26 @@ static void counters_merge(const counters_t *c) {
 
 static void worker_step(uint64_t *rng, local_t *l, counters_t *c) {
   unsigned r = (unsigned)(rnd(rng) % 10000);
-  if (r < 5500) op_shared(rng, c);
-  else if (r < 8500) op_local(rng, l, c);
-  else if (r < 9700) op_realloc(rng, l, c);
-  else if (r < 9705) op_storm(rng, l, c);
-  else op_burst(rng, c);
+  if (r < 5500)
+    op_shared(rng, c);
+  else if (r < 8500)
+    op_local(rng, l, c);
+  else if (r < 9700)
+    op_realloc(rng, l, c);
+  else if (r < 9705)
+    op_storm(rng, l, c);
+  else
+    op_burst(rng, c);
   c->ops++;
 }
 
 /* On exit a thread leaves about half of its blocks behind in the shared table. */
 static void worker_leave(uint64_t *rng, local_t *l, counters_t *c) {
   for (int i = 0; i < LOCAL_SLOTS; i++) {
-    if (rnd(rng) & 1) slot_put(rng, l->p[i], l->n[i], c);
-    else block_free("local at exit", l->p[i], l->n[i], c);
+    if (rnd(rng) & 1)
+      slot_put(rng, l->p[i], l->n[i], c);
+    else
+      block_free("local at exit", l->p[i], l->n[i], c);
   }
 }
 
@@ -765,23 +786,36 @@ static void parse_args(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (strcmp(a, "--no-rss-check") == 0) { cfg.rss_check = false; continue; }
+    if (strcmp(a, "--no-rss-check") == 0) {
+      cfg.rss_check = false;
+      continue;
+    }
     if (v == NULL) usage();
     i++;
-    if (strcmp(a, "--seconds") == 0) cfg.seconds = atof(v);
-    else if (strcmp(a, "--threads") == 0) cfg.threads = atoi(v);
-    else if (strcmp(a, "--slots") == 0) cfg.slots = strtoul(v, NULL, 0);
-    else if (strcmp(a, "--seed") == 0) cfg.seed = strtoull(v, NULL, 0);
-    else if (strcmp(a, "--max-size") == 0) cfg.max_size = strtoul(v, NULL, 0);
-    else if (strcmp(a, "--fork-ms") == 0) cfg.fork_ms = atoi(v);
-    else if (strcmp(a, "--fork-threads") == 0) cfg.fork_threads = atoi(v);
-    else if (strcmp(a, "--growth-ratio") == 0) cfg.growth_ratio = atof(v);
-    else if (strcmp(a, "--growth-slack-mb") == 0) cfg.growth_slack = strtoul(v, NULL, 0) * MiB;
-    else if (strcmp(a, "--final-slack-mb") == 0) cfg.final_slack = strtoul(v, NULL, 0) * MiB;
-    else usage();
+    if (strcmp(a, "--seconds") == 0)
+      cfg.seconds = atof(v);
+    else if (strcmp(a, "--threads") == 0)
+      cfg.threads = atoi(v);
+    else if (strcmp(a, "--slots") == 0)
+      cfg.slots = strtoul(v, NULL, 0);
+    else if (strcmp(a, "--seed") == 0)
+      cfg.seed = strtoull(v, NULL, 0);
+    else if (strcmp(a, "--max-size") == 0)
+      cfg.max_size = strtoul(v, NULL, 0);
+    else if (strcmp(a, "--fork-ms") == 0)
+      cfg.fork_ms = atoi(v);
+    else if (strcmp(a, "--fork-threads") == 0)
+      cfg.fork_threads = atoi(v);
+    else if (strcmp(a, "--growth-ratio") == 0)
+      cfg.growth_ratio = atof(v);
+    else if (strcmp(a, "--growth-slack-mb") == 0)
+      cfg.growth_slack = strtoul(v, NULL, 0) * MiB;
+    else if (strcmp(a, "--final-slack-mb") == 0)
+      cfg.final_slack = strtoul(v, NULL, 0) * MiB;
+    else
+      usage();
   }
-  if (cfg.threads < 1 || cfg.threads > MAX_WORKERS || cfg.slots < 1 || cfg.seconds <= 0)
-    usage();
+  if (cfg.threads < 1 || cfg.threads > MAX_WORKERS || cfg.slots < 1 || cfg.seconds <= 0) usage();
 }
 
 static void settle(void) { /* past any purge delay, twice */
@@ -815,8 +849,8 @@ int main(int argc, char **argv) {
   parse_args(argc, argv);
   registry_init();
   find_hooks();
-  slots = mmap(NULL, cfg.slots * sizeof *slots, PROT_READ | PROT_WRITE,
-               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  slots = mmap(NULL, cfg.slots * sizeof *slots, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+               -1, 0);
   if (slots == MAP_FAILED) fail("mmap of the slot table: %s", strerror(errno));
   note("stress: %s; %d threads on %ld cpus, %zu slots, sizes 0..%zu, %.0f s, seed %llu, "
        "fork every %d ms\n",
