@@ -78,10 +78,14 @@ void na_free_generic(na_segment_t *segment, na_page_t *page, void *p) {
   case NA_SPAN_SMALL: free_small(page, p); return;
   case NA_SPAN_LARGE:
     if ((char *)p != (char *)na_page_start(page) + page->block_size) break;
+    if (na_unlikely(na_options.verify))
+      na_stats_verify(segment->arena_index, p, (size_t)page->slice_count << NA_SLICE_SHIFT);
     page->flags.value = 0;
     na_arena_free_span(page);
     return;
   case NA_SPAN_HUGE:
+    if (na_unlikely(na_options.verify))
+      na_stats_verify(segment->arena_index, p, na_huge_usable(segment, p));
     if ((char *)p != (char *)segment + ((size_t)page->block_size << NA_SLICE_SHIFT)) break;
     na_arena_free_huge(segment);
     return;

@@ -200,7 +200,10 @@ void *na_heap_alloc_slow(na_heap_t *heap, size_t size) {
   if (tld == NULL) {
     if (!na_ensure_init()) return na_bootstrap_alloc(size, 16);
     tld = na_tld_get();
-    if (tld == NULL) return na_bootstrap_alloc(size, 16);
+    if (tld == NULL) {
+      errno = ENOMEM; /* no memory even for the thread's record */
+      return NULL;
+    }
   }
   heap = na_tld_pick_heap(tld);
   if (heap == NULL) return na_alloc_on_arena(-1, size, 16, false);

@@ -34,6 +34,7 @@ typedef struct na_options_s {
   int stats; /* 0 off, 1 text, 2 json */
   const char *stats_file;
   bool hugepages;
+  bool verify;
   uint8_t weights[NA_MAX_NODES]; /* NUMALLOC_POLICY=weighted:0=3,1=1 */
   int large_policy;              /* -1: as NUMALLOC_POLICY */
   long large_threshold;          /* bytes; NUMALLOC_LARGE_POLICY applies from here */
@@ -263,6 +264,9 @@ extern na_system_allocator_t na_system;
 void na_set_system_allocator(const na_system_allocator_t *system);
 
 /* ---- stats.c ------------------------------------------------------------------------ */
+/* NUMALLOC_VERIFY: asks the kernel where a few pages of [addr, addr+size) are, and counts
+ * those present on another node than the arena promises. */
+void na_stats_verify(int arena_index, const void *addr, size_t size);
 void na_stats_merge_thread(struct na_tld_s *tld);
 void na_stats_init(void);
 void na_stats_at_exit(void);

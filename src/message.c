@@ -36,6 +36,7 @@ static size_t put_signed(char *buf, size_t size, size_t at, long long v) {
 }
 
 size_t na_format(char *buf, size_t size, const char *fmt, va_list args) {
+  if (size == 0) return 0;
   size_t at = 0;
   for (const char *f = fmt; *f; f++) {
     if (*f != '%') {

@@ -183,6 +183,7 @@ static bool apply_stats_file(const char *t) {
   return true;
 }
 static bool apply_hugepages(const char *t) { return na_parse_bool(t, &na_options.hugepages); }
+static bool apply_verify(const char *t) { return na_parse_bool(t, &na_options.verify); }
 static bool apply_large_policy(const char *t) {
   int policy;
   if (strncmp(t, "weighted", 8) == 0 || !na_parse_policy(t, &policy) ||
@@ -210,7 +211,10 @@ static const option_t option_table[] = {
     {"VERBOSE", "0", "print the options and the topology at start", apply_verbose},
     {"STATS", "0", "print statistics at exit: 1 (text) or json", apply_stats},
     {"STATS_FILE", "stderr", "write statistics there instead (%p: the pid)", apply_stats_file},
-    {"HUGEPAGES", "0", "ask for transparent huge pages for large spans", apply_hugepages},
+    {"HUGEPAGES", "0", "1: transparent huge pages for all memory; 0: only for huge blocks",
+     apply_hugepages},
+    {"VERIFY", "0", "check with move_pages where sampled pages really are (statistics)",
+     apply_verify},
 };
 
 void na_options_init(void) {

@@ -94,6 +94,9 @@ void na_page_account_partial(na_page_t *page) {
 
 void na_page_refill(na_page_t *page) {
   if (page->free != NULL) return;
+  if (na_unlikely(na_options.verify) && page->installed != 0)
+    na_stats_verify(na_segment_of_aligned(page)->arena_index, na_page_start(page),
+                    (size_t)page->capacity * page->block_size);
   account_handed(page, page->installed);
   page->installed = 0;
   if (page->local_free == NULL) na_page_collect_remote(page);

@@ -11,6 +11,25 @@
 static pthread_mutex_t merged_lock = PTHREAD_MUTEX_INITIALIZER;
 static na_node_stats_t merged[NA_ARENA_COUNT];
 
+#define VERIFY_SAMPLES 8
+
+void na_stats_verify(int arena_index, const void *addr, size_t size) {
+  na_tld_t *tld = na_tld_peek();
+  if (tld == NULL || arena_index == NA_INTERLEAVE_ARENA) return;
+  void *pages[VERIFY_SAMPLES];
+  int nodes[VERIFY_SAMPLES];
+  size_t count = size / NA_PAGE_SIZE < VERIFY_SAMPLES ? size / NA_PAGE_SIZE : VERIFY_SAMPLES;
+  if (count == 0) count = 1;
+  for (size_t i = 0; i < count; i++)
+    pages[i] = (void *)(((uintptr_t)addr + i * (size / count)) & ~(uintptr_t)(NA_PAGE_SIZE - 1));
+  if (!na_os_page_nodes(pages, nodes, count)) return;
+  for (size_t i = 0; i < count; i++) {
+    if (nodes[i] < 0) continue; /* not touched: nothing placed yet */
+    tld->stats[arena_index].verified_pages++;
+    if (nodes[i] != arena_index) tld->stats[arena_index].misplaced_pages++;
+  }
+}
+
 static void add_stats(na_node_stats_t *into, const na_node_stats_t *from) {
 #define NA_STAT_ADD(name, text) into->name += from->name;
   NA_STAT_FIELDS(NA_STAT_ADD)
@@ -81,6 +100,36 @@ static void json_topology(FILE *out) {
   fprintf(out, "]},\n");
 }
 
+/* Live threads, each with its own totals (exited threads are in the node totals only). */
+typedef struct thread_json {
+  FILE *out;
+  int index;
+} thread_json_t;
+
+static void json_thread(struct na_tld_s *tld, void *arg) {
+  thread_json_t *j = arg;
+  int64_t count = 0, bytes = 0, local = 0, remote = 0;
+  for (int i = 0; i < NA_ARENA_COUNT; i++) {
+    count += tld->stats[i].alloc_count;
+    bytes += tld->stats[i].alloc_bytes;
+    local += tld->stats[i].local_count;
+    remote += tld->stats[i].remote_count;
+  }
+  j->index++;
+  fprintf(j->out,
+          "%s{\"thread\": %d, \"policy\": \"%s\", \"alloc_count\": %lld, \"allocated_mb\": "
+          "%.1f, \"local_pct\": %.1f}",
+          j->index > 1 ? ", " : "", j->index, numalloc_policy_name((numalloc_policy_t)tld->policy),
+          (long long)count, mib((double)bytes), percent(local, local + remote));
+}
+
+static void json_threads(FILE *out) {
+  thread_json_t j = {out, 0};
+  fprintf(out, "  \"threads\": [");
+  na_thread_foreach(json_thread, &j);
+  fprintf(out, "],\n");
+}
+
 static void print_json(FILE *out, const na_node_stats_t *total) {
   char name[32];
   fprintf(out, "{\n  \"policy\": \"%s\",\n", numalloc_policy_name(numalloc_policy()));
@@ -91,6 +140,7 @@ static void print_json(FILE *out, const na_node_stats_t *total) {
   }
   if (na_arena_peak_mapped_bytes(NA_INTERLEAVE_ARENA) > 0)
     json_node(out, "interleaved", NA_INTERLEAVE_ARENA, &total[NA_INTERLEAVE_ARENA]);
+  json_threads(out);
   fprintf(out, "  \"remote_pct\": %.1f\n}\n", remote_pct(total));
 }
 
@@ -116,6 +166,15 @@ static void print_text(FILE *out, const na_node_stats_t *total) {
             (long long)s->remote_free_count);
   }
   fprintf(out, "numalloc: remote allocations: %.1f%%\n", remote_pct(total));
+  if (na_options.verify) {
+    int64_t checked = 0, misplaced = 0;
+    for (int i = 0; i < NA_ARENA_COUNT; i++) {
+      checked += total[i].verified_pages;
+      misplaced += total[i].misplaced_pages;
+    }
+    fprintf(out, "numalloc: placement check: %lld pages sampled, %lld on another node\n",
+            (long long)checked, (long long)misplaced);
+  }
 }
 
 int numalloc_stats_print(FILE *out, const char *format) {

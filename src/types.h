@@ -141,7 +141,9 @@ typedef struct na_heap_s {
   X(remote_count, "allocations on another node")                                                   \
   X(remote_free_count, "frees of blocks another thread owns")                                      \
   X(cross_node_free_count, "frees by a thread running on another node")                            \
-  X(fallback_count, "allocations that fell back to another node")
+  X(fallback_count, "allocations that fell back to another node")                                  \
+  X(verified_pages, "pages whose node was checked (NUMALLOC_VERIFY)")                              \
+  X(misplaced_pages, "checked pages found on another node than promised")
 
 typedef struct na_node_stats_s {
 #define NA_STAT_DECLARE(name, text) int64_t name;
