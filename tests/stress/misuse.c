@@ -89,6 +89,48 @@ static void double_free_remote(void) {
   check_heap("double-free-remote", 48, 4096, NULL, 0);
 }
 
+static void *free_two(void *arg) {
+  void **pair = arg;
+  free(pair[0]);
+  free(pair[1]);
+  return NULL;
+}
+
+static void *free_one(void *arg) {
+  free(arg);
+  return NULL;
+}
+
+/* Another thread frees p and q; the owner takes them back (q first, which leaves p at the head
+ * of its page's free list); then p is freed remotely again, while it sits on that list. */
+static void double_free_remote_delayed(void) {
+  enum { MAX = 200000 };
+  char **live = calloc(MAX, sizeof *live);
+  char *pair[2] = {launder(malloc(48)), launder(malloc(48))};
+  pthread_t t;
+  pthread_create(&t, NULL, free_two, pair);
+  pthread_join(t, NULL);
+  int n = 0;
+  while (n < MAX && (live[n] = malloc(48)) != pair[1]) n++;
+  if (n == MAX) survived("double-free-remote-delayed (setup: q never came back)");
+  pthread_create(&t, NULL, free_one, launder(pair[0]));
+  pthread_join(t, NULL);
+  /* every block live now, old and new, must be distinct */
+  enum { MORE = 4096 };
+  uintptr_t *all = calloc((size_t)n + 1 + MORE, sizeof *all);
+  for (int i = 0; i <= n; i++) all[i] = (uintptr_t)live[i];
+  for (int i = 0; i < MORE; i++) all[n + 1 + i] = (uintptr_t)malloc(48);
+  qsort(all, (size_t)n + 1 + MORE, sizeof *all, compare_ptr);
+  for (int i = 1; i < n + 1 + MORE; i++)
+    if (all[i] == all[i - 1]) {
+      fprintf(stderr,
+              "misuse: double-free-remote-delayed: silent heap corruption: %p handed out "
+              "twice\n",
+              (void *)all[i]);
+      exit(3);
+    }
+}
+
 static void double_free_large(void) {
   char *p = launder(malloc(MiB));
   free(p);
@@ -177,6 +219,7 @@ static const scenario_t scenarios[] = {
     {"double-free-small", double_free_small},
     {"double-free-small-interleaved", double_free_small_interleaved},
     {"double-free-remote", double_free_remote},
+    {"double-free-remote-delayed", double_free_remote_delayed},
     {"double-free-large", double_free_large},
     {"double-free-huge", double_free_huge},
     {"free-interior-small", free_interior_small},
