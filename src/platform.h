@@ -36,8 +36,8 @@ bool na_os_advise_huge(void *addr, size_t size, bool on);
 /* The node of each page, or a negative errno value per page (move_pages query mode). */
 bool na_os_page_nodes(void *const *pages, int *nodes, size_t count);
 
-/* The CPU the calling thread runs on: from the rseq area when glibc registered one (no
- * system call), else getcpu. */
+/* The CPU the calling thread runs on: from the rseq area when glibc registered one, else
+ * sched_getcpu (the vDSO); never a system call on x86-64. */
 int na_os_current_cpu(void);
 /* Milliseconds on a monotonic coarse clock (a vDSO read). */
 uint32_t na_os_clock_ms(void);
