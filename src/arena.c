@@ -117,34 +117,12 @@ bool na_arena_bind(int arena_index, void *addr, size_t size) {
 
 static int bin_of(size_t slices) { return na_size_class(slices * 16); }
 
-static void queue_push(na_page_queue_t *q, na_page_t *page) {
-  page->prev = NULL;
-  page->next = q->first;
-  if (q->first)
-    q->first->prev = page;
-  else
-    q->last = page;
-  q->first = page;
-}
-
-static void queue_remove(na_page_queue_t *q, na_page_t *page) {
-  if (page->prev)
-    page->prev->next = page->next;
-  else
-    q->first = page->next;
-  if (page->next)
-    page->next->prev = page->prev;
-  else
-    q->last = page->prev;
-  page->next = page->prev = NULL;
-}
-
 static bool is_free_head(const na_page_t *slice) {
   return slice->kind == NA_SPAN_FREE && slice->slice_count > 0 && slice->slice_offset == 0;
 }
 
 static void bin_remove(na_arena_t *arena, na_page_t *span) {
-  queue_remove(&arena->bins[bin_of(span->slice_count)], span);
+  na_queue_remove(&arena->bins[bin_of(span->slice_count)], span);
   if (span->is_dirty) arena->dirty_slices -= span->slice_count;
 }
 
@@ -178,7 +156,7 @@ static void span_insert(na_arena_t *arena, na_segment_t *segment, size_t first, 
   span->free_stamp = stamp;
   span->owner = 0;
   span->heap = NULL;
-  queue_push(&arena->bins[bin_of(count)], span);
+  na_queue_push_front(&arena->bins[bin_of(count)], span);
   if (dirty) arena->dirty_slices += count;
 }
 

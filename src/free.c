@@ -67,10 +67,17 @@ static void free_small(na_page_t *page, void *p) {
   if (na_unlikely(offset % page->block_size != 0 || offset / page->block_size >= page->capacity))
     na_fatal("free of %p, which is inside a block of size class %u, not its start", p,
              page->block_size);
-  if (page->owner == na_thread_id())
+  if (page->owner == na_thread_id()) {
     free_local(page, p);
-  else
-    na_free_remote(page, p);
+    return;
+  }
+  /* Another thread's page: its lists cannot be searched safely from here, but a block whose
+   * first word decodes into its own segment was freed already (a live block's never does,
+   * short of a 1 in 2^39 coincidence). */
+  if (na_block_looks_free(page, p))
+    na_fatal("double free of %p (size class %u, freed by a thread that does not own it)", p,
+             page->block_size);
+  na_free_remote(page, p);
 }
 
 void na_free_generic(na_segment_t *segment, na_page_t *page, void *p) {

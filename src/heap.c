@@ -36,44 +36,12 @@ static void set_current(na_heap_t *heap, int size_class) {
   update_direct(heap, size_class);
 }
 
-static void queue_push_back(na_page_queue_t *q, na_page_t *page) {
-  page->next = NULL;
-  page->prev = q->last;
-  if (q->last)
-    q->last->next = page;
-  else
-    q->first = page;
-  q->last = page;
-}
-
-static void queue_push_front(na_page_queue_t *q, na_page_t *page) {
-  page->prev = NULL;
-  page->next = q->first;
-  if (q->first)
-    q->first->prev = page;
-  else
-    q->last = page;
-  q->first = page;
-}
-
-static void queue_unlink(na_page_queue_t *q, na_page_t *page) {
-  if (page->prev)
-    page->prev->next = page->next;
-  else
-    q->first = page->next;
-  if (page->next)
-    page->next->prev = page->prev;
-  else
-    q->last = page->prev;
-  page->next = page->prev = NULL;
-}
-
 static na_page_queue_t *queue_of(na_heap_t *heap, na_page_t *page) {
   return page->flags.bits.in_full ? &heap->full : &heap->queues[page->size_class];
 }
 
 void na_heap_page_queue_remove(na_heap_t *heap, na_page_t *page) {
-  queue_unlink(queue_of(heap, page), page);
+  na_queue_remove(queue_of(heap, page), page);
   if (!page->flags.bits.in_full) set_current(heap, page->size_class);
 }
 
@@ -81,18 +49,18 @@ void na_heap_page_queue_remove(na_heap_t *heap, na_page_t *page) {
  * False when a remote free raced in, so the page still has blocks. */
 static bool page_to_full(na_heap_t *heap, na_page_t *page) {
   if (!na_page_set_delay(page, NA_DELAY_NOTIFY, true)) return false;
-  queue_unlink(&heap->queues[page->size_class], page);
+  na_queue_remove(&heap->queues[page->size_class], page);
   page->flags.bits.in_full = 1;
-  queue_push_back(&heap->full, page);
+  na_queue_push_back(&heap->full, page);
   set_current(heap, page->size_class);
   return true;
 }
 
 void na_heap_page_unfull(na_heap_t *heap, na_page_t *page) {
   na_page_set_delay(page, NA_DELAY_NONE, false);
-  queue_unlink(&heap->full, page);
+  na_queue_remove(&heap->full, page);
   page->flags.bits.in_full = 0;
-  queue_push_back(&heap->queues[page->size_class], page);
+  na_queue_push_back(&heap->queues[page->size_class], page);
   set_current(heap, page->size_class);
 }
 
@@ -166,8 +134,8 @@ static na_page_t *find_page(na_heap_t *heap, int size_class) {
     }
     if (page != NULL) {
       if (q->first != page) {
-        queue_unlink(q, page);
-        queue_push_front(q, page);
+        na_queue_remove(q, page);
+        na_queue_push_front(q, page);
       }
       set_current(heap, size_class);
       return page;
@@ -176,7 +144,7 @@ static na_page_t *find_page(na_heap_t *heap, int size_class) {
     page = page_adopt(heap, arena_index, size_class);
     if (page == NULL) page = page_fresh(heap, size_class, arena_index);
     if (page == NULL) return NULL;
-    queue_push_front(q, page);
+    na_queue_push_front(q, page);
   }
 }
 
@@ -225,7 +193,7 @@ void na_heap_abandon(na_heap_t *heap) {
   for (int i = 0; i <= NA_CLASS_COUNT; i++) {
     na_page_t *page;
     while ((page = lists[i]->first) != NULL) {
-      queue_unlink(lists[i], page);
+      na_queue_remove(lists[i], page);
       page->flags.value = 0;
       na_page_account_partial(page);
       na_page_collect_remote(page);

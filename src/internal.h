@@ -184,6 +184,36 @@ bool na_page_set_delay(na_page_t *page, na_delay_t delay, bool only_if_empty);
 void *na_page_block_start(const na_page_t *page, const void *p);
 bool na_page_block_is_free(const na_page_t *page, const na_block_t *block);
 extern na_page_t na_page_empty;
+/* Doubly linked page queues: heaps' per-class queues and arenas' free-span bins. */
+static inline void na_queue_push_front(na_page_queue_t *q, na_page_t *page) {
+  page->prev = NULL;
+  page->next = q->first;
+  if (q->first)
+    q->first->prev = page;
+  else
+    q->last = page;
+  q->first = page;
+}
+static inline void na_queue_push_back(na_page_queue_t *q, na_page_t *page) {
+  page->next = NULL;
+  page->prev = q->last;
+  if (q->last)
+    q->last->next = page;
+  else
+    q->first = page;
+  q->last = page;
+}
+static inline void na_queue_remove(na_page_queue_t *q, na_page_t *page) {
+  if (page->prev)
+    page->prev->next = page->next;
+  else
+    q->first = page->next;
+  if (page->next)
+    page->next->prev = page->prev;
+  else
+    q->last = page->prev;
+  page->next = page->prev = NULL;
+}
 
 /* ---- heap.c ------------------------------------------------------------------------- */
 extern __thread na_heap_t *na_tls_heap __attribute__((tls_model("initial-exec")));

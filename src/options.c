@@ -3,6 +3,7 @@
  * default kept. */
 #include "internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
 na_options_t na_options = {
@@ -217,14 +218,17 @@ static const option_t option_table[] = {
      apply_verify},
 };
 
+/* "NUMALLOC_" + the option's name. */
+static const char *env_name(const option_t *o, char *buf, size_t size) {
+  snprintf(buf, size, "NUMALLOC_%s", o->name);
+  return buf;
+}
+
 void na_options_init(void) {
   char name[64];
   for (size_t i = 0; i < sizeof option_table / sizeof option_table[0]; i++) {
     const option_t *o = &option_table[i];
-    memcpy(name, "NUMALLOC_", 9);
-    strncpy(name + 9, o->name, sizeof name - 10);
-    name[sizeof name - 1] = '\0';
-    const char *value = na_os_getenv(name);
+    const char *value = na_os_getenv(env_name(o, name, sizeof name));
     if (value != NULL && !o->apply(value))
       na_warning("%s=\"%s\" is not valid (%s); using the default, %s", name, value, o->description,
                  o->default_text);
@@ -235,10 +239,7 @@ void na_options_print(void) {
   char name[64];
   for (size_t i = 0; i < sizeof option_table / sizeof option_table[0]; i++) {
     const option_t *o = &option_table[i];
-    memcpy(name, "NUMALLOC_", 9);
-    strncpy(name + 9, o->name, sizeof name - 10);
-    name[sizeof name - 1] = '\0';
-    const char *value = na_os_getenv(name);
+    const char *value = na_os_getenv(env_name(o, name, sizeof name));
     na_info("option %s=%s (%s)", name, value ? value : o->default_text, o->description);
   }
 }
