@@ -313,6 +313,63 @@ static void test_aligned_alloc_alignments(void) {
 }
 static void test_memalign_alignments(void) { test_alignments("memalign", via_memalign, 1); }
 
+/* Alignments no allocator can honour: NULL (or an aligned block), never a crash. */
+static void test_huge_alignments(void) {
+  const size_t aligns[] = {(size_t)1 << 40, (size_t)1 << 47, (size_t)1 << 62, (size_t)1 << 63};
+  for (size_t i = 0; i < sizeof aligns / sizeof aligns[0]; i++) {
+    size_t a = aligns[i];
+    void *out = (void *)0x1234;
+    int rc = posix_memalign(&out, a, 1);
+    CHECK(rc != 0 || aligned_to(out, a), "posix_memalign(%#zx, 1) = %p", a, out);
+    CHECK(rc == 0 || out == (void *)0x1234, "failed posix_memalign(%#zx) changed *out", a);
+    if (rc == 0) free(out);
+    errno = 0;
+    void *p = aligned_alloc(a, 1);
+    CHECK(p == NULL || aligned_to(p, a), "aligned_alloc(%#zx, 1) = %p", a, p);
+    CHECK(p != NULL || errno == ENOMEM || errno == EINVAL, "aligned_alloc(%#zx): errno %d", a,
+          errno);
+    free(p);
+    errno = 0;
+    p = memalign(a, 100);
+    CHECK(p == NULL || aligned_to(p, a), "memalign(%#zx, 100) = %p", a, p);
+    CHECK(p != NULL || errno == ENOMEM || errno == EINVAL, "memalign(%#zx): errno %d", a, errno);
+    free(p);
+  }
+}
+
+/* realloc of aligned blocks keeps the contents (the alignment need not survive). */
+static void test_realloc_aligned(void) {
+  const size_t aligns[] = {32, 64, 4096, 65536, 2 * MiB};
+  const size_t sizes[] = {10, 5000, 300000, 3 * MiB};
+  for (size_t i = 0; i < sizeof aligns / sizeof aligns[0]; i++) {
+    for (size_t j = 0; j < sizeof sizes / sizeof sizes[0]; j++) {
+      void *p = memalign(aligns[i], sizes[j]);
+      CHECK(p != NULL && aligned_to(p, aligns[i]), "memalign(%zu, %zu) = %p", aligns[i],
+            sizes[j], p);
+      if (!p) continue;
+      pt_fill(p, sizes[j], i * 10 + j);
+      for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t keep = sizes[j] < sizes[k] ? sizes[j] : sizes[k];
+        void *q = realloc(p, sizes[k]);
+        CHECK(q != NULL, "realloc of a %zu-aligned block to %zu returned NULL", aligns[i],
+              sizes[k]);
+        if (!q) break;
+        size_t bad = pt_verify(q, keep, i * 10 + j);
+        CHECK(bad == NONE, "realloc of a %zu-aligned %zu-byte block to %zu: damaged at %zu",
+              aligns[i], sizes[j], sizes[k], bad);
+        CHECK(malloc_usable_size(q) >= sizes[k], "usable %zu < %zu", malloc_usable_size(q),
+              sizes[k]);
+        q = realloc(q, sizes[j]); /* back to the original size, refilled */
+        CHECK(q != NULL, "realloc back to %zu returned NULL", sizes[j]);
+        if (!q) break;
+        pt_fill(q, sizes[j], i * 10 + j);
+        p = q;
+      }
+      free(p);
+    }
+  }
+}
+
 static void test_valloc_pvalloc(void) {
   const size_t sizes[] = {1, 100, 4095, 4096, 4097, 65539, MiB + 1, 8 * MiB};
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
@@ -515,6 +572,8 @@ int main(int argc, char **argv) {
   run("posix_memalign aligned", test_posix_memalign_alignments);
   run("aligned_alloc aligned", test_aligned_alloc_alignments);
   run("memalign aligned", test_memalign_alignments);
+  run("huge alignments", test_huge_alignments);
+  run("realloc aligned", test_realloc_aligned);
   run("valloc/pvalloc", test_valloc_pvalloc);
   run("realloc(NULL, n)", test_realloc_null);
   run("realloc ladder", test_realloc_ladder);
