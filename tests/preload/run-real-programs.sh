@@ -2,7 +2,7 @@
 # run-real-programs.sh [--cxx PROGRAM] PRELOAD_LIB [NAME...]
 # Runs real programs nobody here wrote, each once without and once with LD_PRELOAD=PRELOAD_LIB,
 # in the same fresh directory, and fails unless both runs print the same stdout and exit with
-# the same status (which must be 0). NAMEs: python3 perl sort sqlite3 gcc git cxx (default:
+# the same status (which must be 0). NAMEs: python3 perl sort sqlite3 gcc cmake git cxx (default:
 # all). cxx needs --cxx with the path of the cxx_threads test program. Everything a case
 # runs (bash included) runs under the preload in the second run. A missing program is a
 # failure, never a skip: tests/preload/README.md names the packages.
@@ -18,7 +18,7 @@ shift
 [ -f "$lib" ] || { echo "FAIL: preload library $lib does not exist"; exit 2; }
 lib=$(realpath "$lib")
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(python3 perl sort sqlite3 gcc git cxx)
+[ ${#names[@]} -gt 0 ] || names=(python3 perl sort sqlite3 gcc cmake git cxx)
 
 work=$(mktemp -d /tmp/numalloc-real.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -68,6 +68,19 @@ case_gcc() {
   gcc -O2 -Wall -Wextra -o compile_me "$here/real/compile_me.c" || return 1
   md5sum compile_me.s
   ./compile_me
+}
+
+case_cmake() {
+  need cmake cmake || return 1
+  need make make || return 1
+  mkdir -p src && cp "$here/real/compile_me.c" src/ || return 1
+  printf '%s\n' 'cmake_minimum_required(VERSION 3.18)' 'project(compile_me C)' \
+    'add_library(words STATIC compile_me.c)' 'add_executable(compile_me compile_me.c)' \
+    >src/CMakeLists.txt
+  cmake -S src -B build -DCMAKE_BUILD_TYPE=Release >configure.log || return 1
+  cmake --build build -j2 >build.log || return 1
+  md5sum build/compile_me build/libwords.a
+  build/compile_me
 }
 
 case_git() {
