@@ -9,7 +9,9 @@
  *   realloc_nocopy  realloc moves without copying the contents
  *   usable_lies     malloc_usable_size claims 64 bytes more than there are
  *   dup_block       every 5000th small malloc hands out the previous block a second time
- *   atfork_missing  a global lock around malloc with no pthread_atfork handler */
+ *   atfork_missing  a global lock around malloc with no pthread_atfork handler
+ *   dies_at_exit    malloc returns NULL once the shim's destructor has run (at exit, while
+ *                   other threads may still allocate) */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -38,19 +40,27 @@ enum fault {
   F_REALLOC_NOCOPY,
   F_USABLE_LIES,
   F_DUP_BLOCK,
-  F_ATFORK_MISSING
+  F_ATFORK_MISSING,
+  F_DIES_AT_EXIT
 };
 
 static enum fault fault;
 static pthread_mutex_t big_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_ulong small_count;
+static atomic_int dead;
 static _Atomic(void *) last_small;
 static size_t (*next_usable_size)(void *);
+
+__attribute__((destructor)) static void shim_fini(void) {
+  if (fault != F_DIES_AT_EXIT) return;
+  atomic_store(&dead, 1);
+  usleep(2000); /* the rest of exit takes a while too: the other threads notice */
+}
 
 __attribute__((constructor)) static void shim_init(void) {
   static const char *const names[] = {"",          "calloc_nozero", "calloc_overflow",
                                       "align_ignored", "realloc_nocopy", "usable_lies",
-                                      "dup_block", "atfork_missing"};
+                                      "dup_block", "atfork_missing", "dies_at_exit"};
   const char *env = getenv("NUMALLOC_TEST_FAULT");
   for (int i = 1; env && i < (int)(sizeof names / sizeof names[0]); i++)
     if (strcmp(env, names[i]) == 0) fault = (enum fault)i;
@@ -68,6 +78,7 @@ static void *shim_malloc(size_t n) {
 }
 
 EXPORT void *malloc(size_t n) {
+  if (atomic_load_explicit(&dead, memory_order_relaxed)) return NULL;
   if (fault == F_DUP_BLOCK && n <= 256) {
     void *last = atomic_load(&last_small);
     if (last && atomic_fetch_add(&small_count, 1) % 5000 == 4999 && next_usable_size &&
@@ -93,6 +104,7 @@ EXPORT void free(void *p) {
 EXPORT void cfree(void *p) { free(p); }
 
 EXPORT void *calloc(size_t n, size_t m) {
+  if (atomic_load_explicit(&dead, memory_order_relaxed)) return NULL;
   if (fault == F_CALLOC_NOZERO) return shim_malloc(n * m);
   if (fault == F_CALLOC_OVERFLOW) return __libc_calloc(1, n * m);
   return __libc_calloc(n, m);
