@@ -436,10 +436,13 @@ static void *block_realloc(void *p, size_t n, size_t want, size_t *out_n, counte
 /* ---- the shared slot table ------------------------------------------------------------ */
 
 static _Atomic packed_t *slots;
+static _Atomic size_t slots_used; /* filled at least once: the steady state needs them all */
 
 static void slot_put(uint64_t *rng, void *p, size_t n, counters_t *c) {
   size_t i = (size_t)(rnd(rng) % cfg.slots);
   packed_t old = atomic_exchange_explicit(&slots[i], pack(p, n), memory_order_acq_rel);
+  if (old == 0 && !atomic_load_explicit(&in_child, memory_order_relaxed))
+    atomic_fetch_add_explicit(&slots_used, 1, memory_order_relaxed);
   packed_free("shared slot", old, c);
 }
 
@@ -701,7 +704,7 @@ static void *fork_loop(void *arg) {
 
 typedef struct sample_s {
   double t;
-  size_t rss, live;
+  size_t rss, live, slots_used;
 } sample_t;
 
 static sample_t samples[MAX_SAMPLES];
@@ -727,7 +730,8 @@ static void *sampler(void *arg) {
   while (!atomic_load(&stop)) {
     int i = atomic_load(&sample_count);
     if (i < MAX_SAMPLES) {
-      samples[i] = (sample_t){now_s() - start, rss_now(), registry_live_bytes()};
+      samples[i] = (sample_t){now_s() - start, rss_now(), registry_live_bytes(),
+                              atomic_load_explicit(&slots_used, memory_order_relaxed)};
       atomic_store(&sample_count, i + 1);
     }
     usleep((useconds_t)(period * 1e6));
@@ -745,26 +749,32 @@ static size_t max_rss(int from, int to, size_t *live) {
   return m;
 }
 
-/* The steady state starts after the warm-up (a fifth of the run, at least 2 s); the largest
- * resident size in its last third must not exceed the first third's by more than the slack.
- * Shorter than 10 s, the thirds are too short for their maxima to mean anything. */
+/* The steady state starts once the warm-up is over (a fifth of the run, at least 2 s) and
+ * nearly every shared slot holds a block (from then on the live set stays about the same);
+ * the largest resident size in its last third must not exceed the first third's by more
+ * than the slack. Shorter than 10 s, the thirds are too short for their maxima to mean
+ * anything; a run too slow to fill the slots (an emulator) is not judged either. */
 static void check_growth(void) {
   int n = atomic_load(&sample_count);
   double warm = cfg.seconds / 5 < 2 ? 2 : cfg.seconds / 5;
   int first = 0;
-  while (first < n && samples[first].t < warm) first++;
+  while (first < n && (samples[first].t < warm || samples[first].slots_used < cfg.slots * 95 / 100))
+    first++;
   int len = n - first;
-  if (len < 6 || cfg.seconds - warm < 10) {
-    note("stress: the steady state is too short to judge growth (10 s at least)\n");
+  double steady = len > 0 ? samples[n - 1].t - samples[first].t : 0;
+  if (len < 6 || steady < 10) {
+    note("stress: steady state (slots filled, after %.0f s) lasted %.1f s: too short to judge "
+         "growth (10 s at least)\n",
+         warm, steady);
     return;
   }
   size_t live1, live3;
   size_t a = max_rss(first, first + len / 3, &live1);
   size_t b = max_rss(n - len / 3, n, &live3);
   size_t limit = (size_t)((double)a * cfg.growth_ratio) + cfg.growth_slack;
-  note("stress: steady-state RSS max: first third %zu MiB (live %zu MiB), last third %zu MiB "
-       "(live %zu MiB), limit %zu MiB; %d samples\n",
-       a / MiB, live1 / MiB, b / MiB, live3 / MiB, limit / MiB, n);
+  note("stress: steady state from %.1f s: RSS max in its first third %zu MiB (live %zu MiB), "
+       "last third %zu MiB (live %zu MiB), limit %zu MiB; %d samples\n",
+       samples[first].t, a / MiB, live1 / MiB, b / MiB, live3 / MiB, limit / MiB, len);
   if (cfg.rss_check && b > limit)
     fail("resident memory keeps growing: %zu MiB at the end of the steady state against "
          "%zu MiB at its start (limit %zu MiB)",
