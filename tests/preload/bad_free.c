@@ -54,8 +54,8 @@ static void forwarded_to_glibc(void) {
   size_t held = glibc_in_use();
   for (int i = 0; i < N; i++) free(foreign[i]);
   size_t after = glibc_in_use();
-  printf("glibc bytes in use: %zu, %zu holding %zu bytes in %d blocks, %zu after free()\n",
-         held0, held, total, N, after);
+  printf("glibc bytes in use: %zu, %zu holding %zu bytes in %d blocks, %zu after free()\n", held0,
+         held, total, N, after);
   CHECK(held - after >= total, "free() returned only %zu of %zu bytes to glibc", held - after,
         total);
 }
@@ -96,8 +96,8 @@ static void expect_named_abort(const char *what, void *(*make)(void), void (*bad
         "%s: the program was not aborted (status %#x)", what, status);
   CHECK(lines == 1 && strncmp(msg, "numalloc: ", 10) == 0,
         "%s: want exactly one line from numalloc on stderr, got %d: %s", what, lines, msg);
-  CHECK(ptr[0] && strstr(msg, ptr + 2) != NULL, "%s: the message does not name %s: %s", what,
-        ptr, msg);
+  CHECK(ptr[0] && strstr(msg, ptr + 2) != NULL, "%s: the message does not name %s: %s", what, ptr,
+        msg);
   printf("%-22s %s", what, msg);
 }
 

@@ -62,7 +62,7 @@ std::deque<std::shared_ptr<Parcel>> mailbox;
 std::atomic<uint64_t> mail_sent{0}, mail_received{0};
 
 std::mutex exit_lock;
-std::vector<std::string> exit_notes;  // written by thread_local destructors
+std::vector<std::string> exit_notes; // written by thread_local destructors
 
 // A thread_local whose destructor allocates (a string and a vector) and frees at thread exit.
 struct ExitRecorder {
@@ -74,15 +74,14 @@ struct ExitRecorder {
     for (auto &h : history) lengths.push_back(h.size());
     size_t total = 0;
     for (auto l : lengths) total += l;
-    std::string note = "thread " + std::to_string(id) + " wrote " +
-                       std::to_string(history.size()) + " notes of " + std::to_string(total) +
-                       " bytes";
+    std::string note = "thread " + std::to_string(id) + " wrote " + std::to_string(history.size()) +
+                       " notes of " + std::to_string(total) + " bytes";
     std::lock_guard<std::mutex> g(exit_lock);
     exit_notes.push_back(std::move(note));
   }
 };
 thread_local ExitRecorder recorder;
-thread_local std::unordered_map<int, std::string> tls_cache;  // destroyed at thread exit
+thread_local std::unordered_map<int, std::string> tls_cache; // destroyed at thread exit
 
 std::shared_ptr<Parcel> make_parcel(Rng &rng) {
   auto p = std::make_shared<Parcel>();
@@ -145,7 +144,7 @@ uint64_t exceptions(Rng &rng) {
     try {
       std::vector<int> v(rng.next() % 100);
       if (i % 2 == 0) throw std::runtime_error(std::string(100 + i, 'e'));
-      v.at(v.size() + 1) = 1;  // throws std::out_of_range
+      v.at(v.size() + 1) = 1; // throws std::out_of_range
     } catch (const std::runtime_error &e) {
       caught += std::strlen(e.what());
     } catch (const std::out_of_range &) {
@@ -194,7 +193,7 @@ uint64_t worker(int id, int rounds) {
   return h;
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char **argv) {
   bool real = argc > 1 && std::strcmp(argv[1], "--real") == 0;

@@ -104,8 +104,8 @@ int main(void) {
       pt_fail(__FILE__, __LINE__, "child exited", " round %d: hung at exit for 20 s", round);
       break;
     }
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-          "round %d: child %s %d", round, WIFEXITED(status) ? "exited with" : "killed by signal",
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "round %d: child %s %d", round,
+          WIFEXITED(status) ? "exited with" : "killed by signal",
           WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
   }
   printf("exit_paths: %d processes exited while %d threads allocated\n", ROUNDS, CHURNERS);

@@ -152,8 +152,10 @@ static int reap(pid_t pid, int iteration) {
   }
   kill(pid, SIGKILL);
   waitpid(pid, NULL, 0);
-  pt_fail(__FILE__, __LINE__, "child finished", " fork %d: child hung for %d s (deadlock after "
-          "fork?), killed", iteration, child_seconds);
+  pt_fail(__FILE__, __LINE__, "child finished",
+          " fork %d: child hung for %d s (deadlock after "
+          "fork?), killed",
+          iteration, child_seconds);
   return 1;
 }
 

@@ -13,7 +13,7 @@
 #include "numalloc.h"
 
 static const char *const pt_func_names[PT_FUNC_COUNT] = {
-    "malloc",  "free",   "calloc",  "realloc",           "reallocarray", "posix_memalign",
+    "malloc",        "free",     "calloc", "realloc", "reallocarray",       "posix_memalign",
     "aligned_alloc", "memalign", "valloc", "pvalloc", "malloc_usable_size", "cfree"};
 
 static atomic_long pt_failures;

@@ -60,10 +60,9 @@ int pt_finish(void);
 /* Number of failures so far (any thread). */
 long pt_failure_count(void);
 
-#define CHECK(cond, ...)                                     \
-  do {                                                       \
-    if (__builtin_expect(!(cond), 0))                        \
-      pt_fail(__FILE__, __LINE__, #cond, " " __VA_ARGS__);   \
+#define CHECK(cond, ...)                                                                           \
+  do {                                                                                             \
+    if (__builtin_expect(!(cond), 0)) pt_fail(__FILE__, __LINE__, #cond, " " __VA_ARGS__);         \
   } while (0)
 
 /* xorshift64*: deterministic, per caller state, never 0. */

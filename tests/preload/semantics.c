@@ -16,8 +16,8 @@
 /* A failed realloc leaves the old block valid: the checks read it on purpose. */
 #pragma GCC diagnostic ignored "-Wuse-after-free"
 
-#define KiB ((size_t)1 << 10)
-#define MiB ((size_t)1 << 20)
+#define KiB  ((size_t)1 << 10)
+#define MiB  ((size_t)1 << 20)
 #define NONE ((size_t)-1)
 
 /* Volatile copies keep the compiler from reasoning about the impossible sizes we pass. */
@@ -35,8 +35,7 @@ static void *checked_malloc(size_t size, uint64_t tag) {
   void *p = malloc(size);
   CHECK(p != NULL, "malloc(%zu) returned NULL", size);
   if (!p) return NULL;
-  CHECK(aligned_to(p, min_align(size)), "malloc(%zu)=%p not %zu-aligned", size, p,
-        min_align(size));
+  CHECK(aligned_to(p, min_align(size)), "malloc(%zu)=%p not %zu-aligned", size, p, min_align(size));
   size_t usable = malloc_usable_size(p);
   CHECK(usable >= size, "malloc_usable_size=%zu < requested %zu", usable, size);
   pt_fill(p, usable, tag);
@@ -54,8 +53,7 @@ static void test_malloc_zero(void) {
   for (int i = 0; i < N; i++) {
     p[i] = malloc(0);
     CHECK(p[i] != NULL, "malloc(0) returned NULL (call %d)", i);
-    for (int j = 0; j < i; j++)
-      CHECK(p[i] != p[j] || !p[i], "malloc(0) returned %p twice", p[i]);
+    for (int j = 0; j < i; j++) CHECK(p[i] != p[j] || !p[i], "malloc(0) returned %p twice", p[i]);
   }
   for (int i = 0; i < N; i++) free(p[i]);
 }
@@ -136,8 +134,9 @@ static void check_zero(void *p, size_t n, const char *what) {
 }
 
 static void test_calloc_fresh(void) {
-  static const size_t sizes[] = {1, 2, 7, 8, 15, 16, 17, 24, 100, 1000, 4096, 5000, 65536,
-                                 100000, 1 * MiB, 3 * MiB + 5, 16 * MiB, 100 * MiB};
+  static const size_t sizes[] = {1,     2,      7,       8,           15,       16,
+                                 17,    24,     100,     1000,        4096,     5000,
+                                 65536, 100000, 1 * MiB, 3 * MiB + 5, 16 * MiB, 100 * MiB};
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
     char *p = calloc(1, sizes[i]);
     CHECK(p != NULL, "calloc(1, %zu) returned NULL", sizes[i]);
@@ -157,8 +156,8 @@ static void test_calloc_fresh(void) {
 
 /* Memory dirtied and freed must come back zeroed from calloc, whatever cache it sat in. */
 static void test_calloc_reuse(void) {
-  static const size_t sizes[] = {8, 16, 24, 48, 64, 100, 128, 256, 1000, 1024, 4096,
-                                 10000, 32768, 100000, 300000, 1 * MiB, 5 * MiB};
+  static const size_t sizes[] = {8,    16,   24,    48,    64,     100,    128,     256,    1000,
+                                 1024, 4096, 10000, 32768, 100000, 300000, 1 * MiB, 5 * MiB};
   enum { N = 200 };
   void *p[N];
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
@@ -191,9 +190,9 @@ static void expect_enomem(void *p, const char *what, size_t a, size_t b) {
 
 static void test_impossible_sizes(void) {
   size_t max = v_size_max, pmax = v_ptrdiff_max;
-  const size_t sizes[] = {max,       max - 1,   max - 15,       max - 4095,  max - 2 * MiB,
-                          pmax + 1,  pmax,      pmax - 4095,    (size_t)1 << 62,
-                          (size_t)1 << 60, (size_t)1 << 56};
+  const size_t sizes[] = {
+      max,  max - 1,     max - 15,        max - 4095,      max - 2 * MiB,  pmax + 1,
+      pmax, pmax - 4095, (size_t)1 << 62, (size_t)1 << 60, (size_t)1 << 56};
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
     size_t s = sizes[i];
     errno = 0;
@@ -225,17 +224,16 @@ static void test_impossible_sizes(void) {
 
 static void test_calloc_overflow(void) {
   size_t max = v_size_max;
-  const size_t pairs[][2] = {{max / 2 + 1, 2},  {2, max / 2 + 1}, {max, max},
-                             {(size_t)1 << 32, (size_t)1 << 32},  {max / 3 + 1, 3},
-                             {65537, max / 65536},                {max, 2},
-                             {(size_t)1 << 40, (size_t)1 << 30}};
+  const size_t pairs[][2] = {
+      {max / 2 + 1, 2}, {2, max / 2 + 1},     {max, max}, {(size_t)1 << 32, (size_t)1 << 32},
+      {max / 3 + 1, 3}, {65537, max / 65536}, {max, 2},   {(size_t)1 << 40, (size_t)1 << 30}};
   for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
     errno = 0;
     expect_enomem(calloc(pairs[i][0], pairs[i][1]), "calloc", pairs[i][0], pairs[i][1]);
     if (!pt_interposed(PT_REALLOCARRAY)) continue;
     errno = 0;
-    expect_enomem(reallocarray(NULL, pairs[i][0], pairs[i][1]), "reallocarray(NULL)",
-                  pairs[i][0], pairs[i][1]);
+    expect_enomem(reallocarray(NULL, pairs[i][0], pairs[i][1]), "reallocarray(NULL)", pairs[i][0],
+                  pairs[i][1]);
   }
 }
 
@@ -259,8 +257,8 @@ static void test_reallocarray(void) {
 }
 
 static void test_bad_alignment(void) {
-  const size_t bad[] = {0, 1, 2, 3, 4, 5, 6, 7, 12, 20, 24, 40, 48, 96, 100, 4097,
-                        MiB + 8, 3 * MiB, SIZE_MAX, SIZE_MAX / 2};
+  const size_t bad[] = {0,  1,  2,  3,  4,   5,    6,       7,       12,       20,
+                        24, 40, 48, 96, 100, 4097, MiB + 8, 3 * MiB, SIZE_MAX, SIZE_MAX / 2};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     void *out = (void *)0x5678;
     int rc = posix_memalign(&out, bad[i], 64);
@@ -284,8 +282,8 @@ static void *via_memalign(size_t a, size_t s) { return memalign(a, s); }
 /* For each alignment, several sizes alive at once; beyond 4 MiB a NULL is allowed. */
 static void test_alignments(const char *name, align_fn fn, size_t min_alignment) {
   for (size_t a = min_alignment; a <= 32 * MiB; a *= 2) {
-    const size_t sizes[] = {1, 8, 24, a / 2 + 1, a > 1 ? a - 1 : 2, a, a + 1,
-                            a <= MiB ? 3 * a + 7 : a + 4096, 100};
+    const size_t sizes[] = {
+        1, 8, 24, a / 2 + 1, a > 1 ? a - 1 : 2, a, a + 1, a <= MiB ? 3 * a + 7 : a + 4096, 100};
     enum { N = sizeof sizes / sizeof sizes[0] };
     void *p[N];
     for (int i = 0; i < N; i++) {
@@ -344,8 +342,8 @@ static void test_realloc_aligned(void) {
   for (size_t i = 0; i < sizeof aligns / sizeof aligns[0]; i++) {
     for (size_t j = 0; j < sizeof sizes / sizeof sizes[0]; j++) {
       void *p = memalign(aligns[i], sizes[j]);
-      CHECK(p != NULL && aligned_to(p, aligns[i]), "memalign(%zu, %zu) = %p", aligns[i],
-            sizes[j], p);
+      CHECK(p != NULL && aligned_to(p, aligns[i]), "memalign(%zu, %zu) = %p", aligns[i], sizes[j],
+            p);
       if (!p) continue;
       pt_fill(p, sizes[j], i * 10 + j);
       for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
@@ -420,12 +418,11 @@ static void test_realloc_null(void) {
 
 /* One block walked up and down through small, large and huge sizes; contents kept. */
 static void test_realloc_ladder(void) {
-  const size_t ladder[] = {1,         8,         16,         17,          24,       100,
-                           1000,      4096,      4097,       8192,        32768,    65536,
-                           100000,    262144,    MiB,        MiB + 1,     4 * MiB,  16 * MiB,
-                           40 * MiB,  16 * MiB,  4 * MiB - 1, MiB,        262144,   65537,
-                           8193,      4000,      512,        64,          16,       3,
-                           48 * MiB,  24,        2 * MiB,    7};
+  const size_t ladder[] = {1,    8,       16,       17,       24,       100,      1000,
+                           4096, 4097,    8192,     32768,    65536,    100000,   262144,
+                           MiB,  MiB + 1, 4 * MiB,  16 * MiB, 40 * MiB, 16 * MiB, 4 * MiB - 1,
+                           MiB,  262144,  65537,    8193,     4000,     512,      64,
+                           16,   3,       48 * MiB, 24,       2 * MiB,  7};
   enum { N = sizeof ladder / sizeof ladder[0] };
   for (int chains = 1; chains <= 3; chains++) {
     void *p[3] = {NULL, NULL, NULL};
@@ -508,8 +505,7 @@ static void test_realloc_failure(void) {
 
 static void test_free_null_and_cfree(void) {
   free(NULL);
-  CHECK(malloc_usable_size(NULL) == 0, "malloc_usable_size(NULL) = %zu",
-        malloc_usable_size(NULL));
+  CHECK(malloc_usable_size(NULL) == 0, "malloc_usable_size(NULL) = %zu", malloc_usable_size(NULL));
   if (!pt_interposed(PT_CFREE)) return;
   void (*cfree_fn)(void *) = (void (*)(void *))pt_symbol("cfree");
   cfree_fn(NULL);

@@ -58,9 +58,15 @@ __attribute__((destructor)) static void shim_fini(void) {
 }
 
 __attribute__((constructor)) static void shim_init(void) {
-  static const char *const names[] = {"",          "calloc_nozero", "calloc_overflow",
-                                      "align_ignored", "realloc_nocopy", "usable_lies",
-                                      "dup_block", "atfork_missing", "dies_at_exit"};
+  static const char *const names[] = {"",
+                                      "calloc_nozero",
+                                      "calloc_overflow",
+                                      "align_ignored",
+                                      "realloc_nocopy",
+                                      "usable_lies",
+                                      "dup_block",
+                                      "atfork_missing",
+                                      "dies_at_exit"};
   const char *env = getenv("NUMALLOC_TEST_FAULT");
   for (int i = 1; env && i < (int)(sizeof names / sizeof names[0]); i++)
     if (strcmp(env, names[i]) == 0) fault = (enum fault)i;

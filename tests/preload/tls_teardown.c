@@ -112,7 +112,8 @@ int main(void) {
   }
   long rss_late = resident_kib();
   printf("tls_teardown: %d threads with allocating key destructors; resident %ld KiB after "
-         "wave 3, %ld KiB at the end\n", WAVES * THREADS, rss_early, rss_late);
+         "wave 3, %ld KiB at the end\n",
+         WAVES * THREADS, rss_early, rss_late);
   CHECK(rss_late - rss_early < 64 * 1024, "resident memory grew by %ld KiB over %d waves",
         rss_late - rss_early, WAVES - 3);
   return pt_finish();
