@@ -193,8 +193,13 @@ static bool apply_large_policy(const char *t) {
   na_options.large_policy = policy;
   return true;
 }
+/* Below the largest small class a threshold could not be honoured: blocks that small come
+ * from the thread's pages, whatever their policy. */
 static bool apply_large_threshold(const char *t) {
-  return na_parse_size(t, &na_options.large_threshold);
+  long bytes;
+  if (!na_parse_size(t, &bytes) || bytes < (long)NA_SMALL_MAX) return false;
+  na_options.large_threshold = bytes;
+  return true;
 }
 
 static const option_t option_table[] = {
@@ -203,7 +208,7 @@ static const option_t option_table[] = {
     {"LARGE_POLICY", "as NUMALLOC_POLICY",
      "policy for blocks from NUMALLOC_LARGE_THRESHOLD up: local, interleave or rr",
      apply_large_policy},
-    {"LARGE_THRESHOLD", "1M", "size from which NUMALLOC_LARGE_POLICY applies (256K at least)",
+    {"LARGE_THRESHOLD", "1M", "size from which NUMALLOC_LARGE_POLICY applies, 256K or more",
      apply_large_threshold},
     {"FALLBACK", "nearest", "when a node is full: nearest, any or none (fail)", apply_fallback},
     {"NODES", "all", "the nodes any policy may use, e.g. 0,2-3", apply_nodes},
