@@ -21,7 +21,7 @@
 
 #define NONE ((size_t)-1)
 
-enum { BUSY_THREADS = 2, GIFTS = 64, FORKS = 200, RING = 256 };
+enum { BUSY_THREADS = 2, GIFTS = 64, FORKS = 120, RING = 256 };
 
 /* How long a child may take; NUMALLOC_TEST_CHILD_SECONDS overrides it (the self-tests). */
 static int child_seconds = 20;

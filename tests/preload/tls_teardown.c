@@ -17,7 +17,7 @@
 
 #define NONE ((size_t)-1)
 
-enum { THREADS = 64, ROUNDS = 3, HANDED = 16, WAVES = 30 };
+enum { THREADS = 64, ROUNDS = 3, HANDED = 16, WAVES = 16 };
 
 struct block {
   void *p;
@@ -58,8 +58,8 @@ static void destructor(void *value, pthread_key_t key, int salt) {
     n_handed++;
   }
   pthread_mutex_unlock(&lock);
-  char *big = calloc(1, 3 << 20);
-  CHECK(big != NULL && pt_first_nonzero(big, 3 << 20) == NONE, "calloc in a destructor");
+  char *big = calloc(1, 1 << 20);
+  CHECK(big != NULL && pt_first_nonzero(big, 1 << 20) == NONE, "calloc in a destructor");
   free(big);
   if (left > 1) pthread_setspecific(key, (void *)(left - 1));
 }
