@@ -10,7 +10,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 cxx_prog=
 if [ "${1:-}" = --cxx ]; then
-  cxx_prog=$2
+  cxx_prog=$(realpath "$2")
   shift 2
 fi
 lib=${1:?usage: run-real-programs.sh [--cxx PROGRAM] PRELOAD_LIB [NAME...]}
