@@ -1,5 +1,6 @@
 # workload.pl: a Perl workload for run-real-programs.sh: hashes, arrays, regexes, string
-# building, sprintf, sort and references. Deterministic output (hash keys are always sorted).
+# building, sprintf, sort, references and interpreter threads. Deterministic output (hash keys
+# are always sorted).
 use strict;
 use warnings;
 
@@ -35,3 +36,17 @@ my @lists = map { [ (1) x ($_ % 50) ] } 0 .. 49_999;
 my $cells = 0;
 $cells += @$_ for @lists;
 print "lists: $cells cells\n";
+
+# Interpreter threads: each clones the interpreter (a burst of allocation) and builds a hash.
+use threads;
+my @workers = map {
+    my $n = $_;
+    threads->create(sub {
+        my %t;
+        $t{"$n-$_"} = "y" x ($_ % 64) for 1 .. 50_000;
+        my $len = 0;
+        $len += length $t{$_} for keys %t;
+        return $len;
+    });
+} 1 .. 4;
+print "threads: ", join(",", map { $_->join } @workers), "\n";
