@@ -663,6 +663,17 @@ static void child_main(uint64_t serial) {
   _exit(0);
 }
 
+/* STRESS_ON_HANG, a command with %d for the pid (for example
+ * gdb -batch -p %d -ex "thread apply all bt"), runs before a hung child is killed. */
+static void show_hung_child(pid_t pid) {
+  const char *hook = getenv("STRESS_ON_HANG");
+  if (hook == NULL || strlen(hook) > 400) return;
+  char command[512];
+  snprintf(command, sizeof command, hook, (int)pid, (int)pid);
+  fflush(stdout);
+  if (system(command) != 0) note("stress: STRESS_ON_HANG command failed\n");
+}
+
 static void wait_child(pid_t pid) {
   double deadline = now_s() + 30;
   int status;
@@ -671,6 +682,7 @@ static void wait_child(pid_t pid) {
     if (r == pid) break;
     if (r < 0 && errno != EINTR) fail("waitpid: %s", strerror(errno));
     if (now_s() > deadline) {
+      show_hung_child(pid);
       kill(pid, SIGKILL);
       waitpid(pid, &status, 0);
       fail("forked child %d hung for 30 s (deadlock after fork?)", (int)pid);
@@ -784,11 +796,13 @@ static void check_growth(void) {
 /* ---- main ----------------------------------------------------------------------------- */
 
 static void usage(void) {
-  fprintf(stderr,
-          "usage: stress [--seconds N] [--threads N] [--slots N] [--seed N] [--max-size BYTES]\n"
-          "              [--fork-ms N (0: no fork)] [--fork-threads N] [--growth-ratio R]\n"
-          "              [--growth-slack-mb N] [--final-slack-mb N] [--no-rss-check]\n"
-          "env STRESS_EXPECT_NUMALLOC=1: fail unless numalloc serves malloc\n");
+  fprintf(
+      stderr,
+      "usage: stress [--seconds N] [--threads N] [--slots N] [--seed N] [--max-size BYTES]\n"
+      "              [--fork-ms N (0: no fork)] [--fork-threads N] [--growth-ratio R]\n"
+      "              [--growth-slack-mb N] [--final-slack-mb N] [--no-rss-check]\n"
+      "env STRESS_EXPECT_NUMALLOC=1: fail unless numalloc serves malloc\n"
+      "env STRESS_ON_HANG='gdb -batch -p %%d -ex \"thread apply all bt\"': run on a hung child\n");
   exit(2);
 }
 
