@@ -3,6 +3,20 @@
 # are always sorted).
 use strict;
 use warnings;
+use threads;
+
+# Interpreter threads first, while the interpreter they clone is small: each builds a hash.
+my @workers = map {
+    my $n = $_;
+    threads->create(sub {
+        my %t;
+        $t{"$n-$_"} = "y" x ($_ % 64) for 1 .. 50_000;
+        my $len = 0;
+        $len += length $t{$_} for keys %t;
+        return $len;
+    });
+} 1 .. 4;
+print "threads: ", join(",", map { $_->join } @workers), "\n";
 
 my %h;
 for my $i (0 .. 199_999) {
@@ -36,17 +50,3 @@ my @lists = map { [ (1) x ($_ % 50) ] } 0 .. 49_999;
 my $cells = 0;
 $cells += @$_ for @lists;
 print "lists: $cells cells\n";
-
-# Interpreter threads: each clones the interpreter (a burst of allocation) and builds a hash.
-use threads;
-my @workers = map {
-    my $n = $_;
-    threads->create(sub {
-        my %t;
-        $t{"$n-$_"} = "y" x ($_ % 64) for 1 .. 50_000;
-        my $len = 0;
-        $len += length $t{$_} for keys %t;
-        return $len;
-    });
-} 1 .. 4;
-print "threads: ", join(",", map { $_->join } @workers), "\n";
