@@ -2,7 +2,8 @@
 # check-bad-option.sh PRELOAD_LIB PROGRAM NAME=VALUE...
 # For each bad NUMALLOC_* setting: PROGRAM (bad_option) runs under the preload with it, and
 # must exit 0, print exactly one line on stderr naming the variable and the value, and end
-# up with the same policy as a run without the setting (the default is kept).
+# up with the same policy as a run without the setting (the default is kept); with
+# NUMALLOC_VERBOSE=1 too, the printed configuration must not show the rejected value.
 set -u
 lib=${1:?usage: check-bad-option.sh PRELOAD_LIB PROGRAM NAME=VALUE...}
 prog=${2:?usage: check-bad-option.sh PRELOAD_LIB PROGRAM NAME=VALUE...}
@@ -12,9 +13,11 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failed=0
 
-run() { # run OUT ERR [NAME=VALUE]: the program under the preload, only that setting added
-  env -u NUMALLOC_POLICY LD_PRELOAD="$lib" NUMALLOC_TEST_PRELOAD="$lib" ${3:+"$3"} \
-    "$prog" >"$1" 2>"$2"
+run() { # run OUT ERR [NAME=VALUE...]: the program under the preload, only those settings added
+  local out=$1 err=$2
+  shift 2
+  env -u NUMALLOC_POLICY -u NUMALLOC_VERBOSE LD_PRELOAD="$lib" NUMALLOC_TEST_PRELOAD="$lib" \
+    "$@" "$prog" >"$out" 2>"$err"
 }
 
 run "$tmp/ref.out" "$tmp/ref.err"
@@ -40,6 +43,12 @@ for setting in "$@"; do
   grep -qF -- "$value" "$tmp/err" || problems+=("stderr does not show the value '$value'")
   if [ "$var" = NUMALLOC_POLICY ] && [ "$got_policy" != "$want_policy" ]; then
     problems+=("'$got_policy' instead of the default '$want_policy'")
+  fi
+  if [ "$var" != NUMALLOC_VERBOSE ]; then
+    run "$tmp/vout" "$tmp/verr" "$setting" NUMALLOC_VERBOSE=1
+    grep -qF -- "$var=$value (" "$tmp/verr" &&
+      problems+=("NUMALLOC_VERBOSE=1 shows the rejected value as the configuration:" \
+        "$(grep -F -- "$var=" "$tmp/verr" | grep -v warning | head -1)")
   fi
   if [ ${#problems[@]} -eq 0 ]; then
     echo "ok: $setting -> $(cat "$tmp/err")"
