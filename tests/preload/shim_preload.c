@@ -117,6 +117,16 @@ EXPORT void *calloc(size_t n, size_t m) {
 }
 
 EXPORT void *realloc(void *p, size_t n) {
+  if (fault == F_DUP_BLOCK && p && n) {
+    /* glibc must never see a block that is handed out twice: copy, and free() leaks it. */
+    void *q = malloc(n);
+    size_t old = next_usable_size ? next_usable_size(p) : 0;
+    if (q) {
+      memcpy(q, p, old < n ? old : n);
+      free(p);
+    }
+    return q;
+  }
   if (fault != F_REALLOC_NOCOPY || !p || !n) return __libc_realloc(p, n);
   void *q = __libc_malloc(n);
   if (q) __libc_free(p);
