@@ -18,6 +18,10 @@ shift
 [ -f "$lib" ] || { echo "FAIL: preload library $lib does not exist"; exit 2; }
 lib=$(realpath "$lib")
 names=("$@")
+# Under numalloc, every process of a preload run writes its statistics to stats/PID at exit:
+# proof that numalloc served the allocations, and a run of the statistics path in real programs.
+is_numalloc=0
+grep -qa numalloc_node_of "$lib" && is_numalloc=1
 [ ${#names[@]} -gt 0 ] || names=(python3 perl sort sqlite3 gcc cmake git cxx)
 
 work=$(mktemp -d /tmp/numalloc-real.XXXXXX)
@@ -113,7 +117,15 @@ run_case() {
   rm -rf "$dir" && mkdir -p "$dir"
   (
     cd "$dir" || exit 1
-    if [ "$mode" = preload ]; then export LD_PRELOAD=$lib; else unset LD_PRELOAD; fi
+    if [ "$mode" = preload ]; then
+      export LD_PRELOAD=$lib
+      if [ $is_numalloc = 1 ]; then
+        mkdir -p "$work/$name.stats"
+        export NUMALLOC_STATS=1 NUMALLOC_STATS_FILE=$work/$name.stats/%p
+      fi
+    else
+      unset LD_PRELOAD
+    fi
     "case_$name"
   ) >"$work/$name.$mode.out" 2>"$work/$name.$mode.err"
   echo $? >"$work/$name.$mode.rc"
@@ -137,9 +149,17 @@ for name in "${names[@]}"; do
   grep -q 'cannot be preloaded' "$work/$name.preload.err" &&
     problems+=("the loader refused the preload")
   [ -s "$work/$name.plain.out" ] || problems+=("no output at all")
+  stats_note=
+  if [ $is_numalloc = 1 ]; then
+    reports=$(find "$work/$name.stats" -type f 2>/dev/null | wc -l)
+    allocs=$(cat "$work/$name.stats"/* 2>/dev/null | awk '$1 == "numalloc:" && $2 ~ /^[0-9]+$/ { n += $4 } END { print n + 0 }')
+    [ "$reports" -gt 0 ] && [ "$allocs" -gt 0 ] ||
+      problems+=("no numalloc statistics from the preload run ($reports reports, $allocs allocations)")
+    stats_note=", numalloc served $allocs allocations in $reports processes"
+  fi
   if [ ${#problems[@]} -eq 0 ]; then
     passed=$((passed + 1))
-    echo "ok: $name ($((SECONDS - start)) s, $(wc -l <"$work/$name.plain.out") lines of output)"
+    echo "ok: $name ($((SECONDS - start)) s, $(wc -l <"$work/$name.plain.out") lines of output$stats_note)"
   else
     failed=$((failed + 1))
     echo "FAIL: $name: ${problems[*]}"
