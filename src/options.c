@@ -74,7 +74,8 @@ bool na_parse_long(const char *text, long min, long max, long *out) {
     if (value > (max - (*p - '0')) / 10) return false;
     value = value * 10 + (*p - '0');
   }
-  if (*p != '\0' || value < min) return false;
+  /* The check above lets one digit through when max < 9: (max - d) / 10 rounds up to 0. */
+  if (*p != '\0' || value < min || value > max) return false;
   *out = value;
   return true;
 }
@@ -229,12 +230,18 @@ static const char *env_name(const option_t *o, char *buf, size_t size) {
   return buf;
 }
 
+#define OPTION_COUNT (sizeof option_table / sizeof option_table[0])
+
+/* Settings that were refused: NUMALLOC_VERBOSE shows the default in effect, not them. */
+static bool option_rejected[OPTION_COUNT];
+
 void na_options_init(void) {
   char name[64];
-  for (size_t i = 0; i < sizeof option_table / sizeof option_table[0]; i++) {
+  for (size_t i = 0; i < OPTION_COUNT; i++) {
     const option_t *o = &option_table[i];
     const char *value = na_os_getenv(env_name(o, name, sizeof name));
-    if (value != NULL && !o->apply(value))
+    option_rejected[i] = value != NULL && !o->apply(value);
+    if (option_rejected[i])
       na_warning("%s=\"%s\" is not valid (%s); using the default, %s", name, value, o->description,
                  o->default_text);
   }
@@ -242,9 +249,13 @@ void na_options_init(void) {
 
 void na_options_print(void) {
   char name[64];
-  for (size_t i = 0; i < sizeof option_table / sizeof option_table[0]; i++) {
+  for (size_t i = 0; i < OPTION_COUNT; i++) {
     const option_t *o = &option_table[i];
     const char *value = na_os_getenv(env_name(o, name, sizeof name));
-    na_info("option %s=%s (%s)", name, value ? value : o->default_text, o->description);
+    if (value == NULL || option_rejected[i])
+      na_info("option %s=%s%s (%s)", name, o->default_text,
+              option_rejected[i] ? " [the value given was refused]" : "", o->description);
+    else
+      na_info("option %s=%s (%s)", name, value, o->description);
   }
 }
