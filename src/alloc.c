@@ -69,8 +69,8 @@ void *na_alloc_large(int arena_index, size_t size, size_t alignment, bool zero) 
   }
   char *start = na_page_start(span);
   char *p = (char *)na_align_up((uintptr_t)start, alignment > 16 ? alignment : 16);
-  span->kind = NA_SPAN_LARGE;
-  span->owner = 0;
+  na_relaxed_store(&span->kind, NA_SPAN_LARGE);
+  na_relaxed_store(&span->owner, 0);
   span->flags.value = 0;
   span->flags.bits.has_aligned = p != start;
   span->block_size = (uint32_t)(p - start); /* where the block starts: frees must match */

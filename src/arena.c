@@ -118,7 +118,8 @@ bool na_arena_bind(int arena_index, void *addr, size_t size) {
 static int bin_of(size_t slices) { return na_size_class(slices * 16); }
 
 static bool is_free_head(const na_page_t *slice) {
-  return slice->kind == NA_SPAN_FREE && slice->slice_count > 0 && slice->slice_offset == 0;
+  return na_relaxed_load(&slice->kind) == NA_SPAN_FREE && slice->slice_count > 0 &&
+         slice->slice_offset == 0;
 }
 
 static void bin_remove(na_arena_t *arena, na_page_t *span) {
@@ -216,7 +217,7 @@ static na_segment_t *segment_grow(int arena_index) {
   pthread_mutex_lock(&arena->lock);
   segment->free_slices = NA_SLICES_PER_SEGMENT - NA_META_SLICES;
   segment_link(arena, segment);
-  arena->empty_segments++;
+  na_relaxed_store(&arena->empty_segments, arena->empty_segments + 1);
   span_insert(arena, segment, NA_META_SLICES, NA_SLICES_PER_SEGMENT - NA_META_SLICES, false, zero,
               0);
   pthread_mutex_unlock(&arena->lock);
@@ -230,7 +231,8 @@ static na_page_t *alloc_span_on(int arena_index, size_t slices) {
     na_page_t *span = span_find(arena, slices);
     if (span != NULL) {
       na_segment_t *segment = na_segment_of_aligned(span);
-      if (segment_is_empty(segment)) arena->empty_segments--;
+      if (segment_is_empty(segment))
+        na_relaxed_store(&arena->empty_segments, arena->empty_segments - 1);
       span = span_take(arena, span, slices);
       pthread_mutex_unlock(&arena->lock);
       return span;
@@ -321,7 +323,7 @@ static void purge_select(na_arena_t *arena, bool force, uint32_t now, purge_batc
     if (!force && arena->empty_segments <= (size_t)na_options.segment_cache) break;
     bin_remove(arena, &s->slices[NA_META_SLICES]);
     segment_unlink(arena, s);
-    arena->empty_segments--;
+    na_relaxed_store(&arena->empty_segments, arena->empty_segments - 1);
     batch->unmap[batch->unmap_count++] = s;
   }
   for (int bin = 0; bin < BIN_COUNT; bin++) {
@@ -344,7 +346,7 @@ static void purge_arena(int arena_index, bool force) {
     batch.count = batch.unmap_count = 0;
     uint32_t now = na_os_clock_ms();
     pthread_mutex_lock(&arena->lock);
-    arena->last_purge_ms = now;
+    na_relaxed_store(&arena->last_purge_ms, now);
     collect_abandoned_locked(arena, &batch);
     purge_select(arena, force, now, &batch);
     pthread_mutex_unlock(&arena->lock);
@@ -369,9 +371,8 @@ static void purge_arena(int arena_index, bool force) {
 static void maybe_purge(int arena_index) {
   na_arena_t *arena = arena_at(arena_index);
   uint32_t now = na_os_clock_ms();
-  uint32_t last = __atomic_load_n(&arena->last_purge_ms, __ATOMIC_RELAXED);
-  bool too_many_empty =
-      __atomic_load_n(&arena->empty_segments, __ATOMIC_RELAXED) > (size_t)na_options.segment_cache;
+  uint32_t last = na_relaxed_load(&arena->last_purge_ms);
+  bool too_many_empty = na_relaxed_load(&arena->empty_segments) > (size_t)na_options.segment_cache;
   if (too_many_empty || (uint32_t)(now - last) >= (uint32_t)na_options.purge_delay_ms)
     purge_arena(arena_index, false);
 }
@@ -389,7 +390,8 @@ static void free_span_locked(na_arena_t *arena, na_page_t *span, uint32_t now) {
   size_t count = span->slice_count;
   segment->free_slices += (uint32_t)count;
   span_insert(arena, segment, first, count, true, false, now);
-  if (segment_is_empty(segment)) arena->empty_segments++;
+  if (segment_is_empty(segment))
+    na_relaxed_store(&arena->empty_segments, arena->empty_segments + 1);
 }
 
 void na_arena_free_span(na_page_t *span) {
@@ -444,22 +446,22 @@ void na_arena_shrink_span(na_page_t *span, size_t slices) {
 void na_arena_abandon_page(na_page_t *page) {
   na_arena_t *arena = arena_at(na_segment_of_aligned(page)->arena_index);
   pthread_mutex_lock(&arena->lock);
-  page->owner = 0;
+  na_relaxed_store(&page->owner, 0);
   page->heap = NULL;
   page->prev = NULL;
   page->next = arena->abandoned[page->size_class];
-  arena->abandoned[page->size_class] = page;
+  na_relaxed_store(&arena->abandoned[page->size_class], page);
   arena->abandoned_count++;
   pthread_mutex_unlock(&arena->lock);
 }
 
 na_page_t *na_arena_adopt_page(int arena_index, int size_class) {
   na_arena_t *arena = arena_at(arena_index);
-  if (__atomic_load_n(&arena->abandoned[size_class], __ATOMIC_RELAXED) == NULL) return NULL;
+  if (na_relaxed_load(&arena->abandoned[size_class]) == NULL) return NULL;
   pthread_mutex_lock(&arena->lock);
   na_page_t *page = arena->abandoned[size_class];
   if (page != NULL) {
-    arena->abandoned[size_class] = page->next;
+    na_relaxed_store(&arena->abandoned[size_class], page->next);
     arena->abandoned_count--;
     page->next = NULL;
   }
@@ -477,7 +479,7 @@ static void collect_abandoned_locked(na_arena_t *arena, purge_batch_t *batch) {
       na_page_t *page = *link;
       na_page_collect_remote(page);
       if (page->used == 0) {
-        *link = page->next;
+        na_relaxed_store(link, page->next); /* adopt_page peeks at the list head */
         arena->abandoned_count--;
         page->kind = NA_SPAN_LARGE;
         free_span_locked(arena, page, now);
@@ -582,8 +584,4 @@ void na_arena_lock_all(void) {
 
 void na_arena_unlock_all(void) {
   for (int i = NA_ARENA_COUNT - 1; i >= 0; i--) pthread_mutex_unlock(&arena_at(i)->lock);
-}
-
-void na_arena_reinit_after_fork(void) {
-  for (int i = 0; i < NA_ARENA_COUNT; i++) pthread_mutex_init(&arenas[i].lock, NULL);
 }

@@ -64,10 +64,11 @@ void na_free_remote(na_page_t *page, na_block_t *block) {
 static void free_small(na_page_t *page, void *p) {
   char *start = na_page_start(page);
   size_t offset = (size_t)((char *)p - start);
-  if (na_unlikely(offset % page->block_size != 0 || offset / page->block_size >= page->capacity))
+  if (na_unlikely(offset % page->block_size != 0 ||
+                  offset / page->block_size >= na_relaxed_load(&page->capacity)))
     na_fatal("free of %p, which is inside a block of size class %u, not its start", p,
              page->block_size);
-  if (page->owner == na_thread_id()) {
+  if (na_relaxed_load(&page->owner) == na_thread_id()) {
     free_local(page, p);
     return;
   }

@@ -102,7 +102,7 @@ static na_page_t *page_adopt(na_heap_t *heap, int arena_index, int size_class) {
   na_page_t *page = na_arena_adopt_page(arena_index, size_class);
   if (page == NULL) return NULL;
   page->heap = heap;
-  page->owner = na_thread_id();
+  na_relaxed_store(&page->owner, na_thread_id());
   page->flags.value = 0;
   na_page_set_delay(page, NA_DELAY_NONE, false);
   na_page_collect_remote(page);

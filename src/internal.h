@@ -9,8 +9,13 @@
 
 #define na_likely(x)   __builtin_expect(!!(x), 1)
 #define na_unlikely(x) __builtin_expect(!!(x), 0)
-#define na_noinline    __attribute__((noinline))
-#define na_internal    __attribute__((visibility("hidden")))
+
+/* Fields one thread writes while others may read them without its lock (a page's owner, a
+ * count checked before taking a lock): relaxed atomics, plain moves on x86, that say so. */
+#define na_relaxed_load(ptr)         __atomic_load_n((ptr), __ATOMIC_RELAXED)
+#define na_relaxed_store(ptr, value) __atomic_store_n((ptr), (value), __ATOMIC_RELAXED)
+#define na_noinline                  __attribute__((noinline))
+#define na_internal                  __attribute__((visibility("hidden")))
 
 static inline size_t na_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 static inline bool na_is_power_of_two(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
@@ -91,7 +96,7 @@ extern uint8_t na_segmap[];
 extern uintptr_t na_secret;
 
 static inline uint8_t na_segmap_tag(const void *p) {
-  return na_segmap[((uintptr_t)p >> NA_SEGMENT_SHIFT) & (NA_SEGMAP_SIZE - 1)];
+  return na_relaxed_load(&na_segmap[((uintptr_t)p >> NA_SEGMENT_SHIFT) & (NA_SEGMAP_SIZE - 1)]);
 }
 static inline na_segment_t *na_segment_of_aligned(const void *p) {
   return (na_segment_t *)((uintptr_t)p & ~(uintptr_t)NA_SEGMENT_MASK);
@@ -143,7 +148,6 @@ na_page_t *na_arena_adopt_page(int arena_index, int size_class);
 void na_arena_collect(bool force);
 void na_arena_lock_all(void);
 void na_arena_unlock_all(void);
-void na_arena_reinit_after_fork(void);
 size_t na_arena_mapped_bytes(int arena_index);
 size_t na_arena_peak_mapped_bytes(int arena_index);
 /* Bytes in blocks handed out and not freed, from the pages' own counts. */
@@ -349,7 +353,7 @@ static inline void na_free_fast(void *p) {
   uint64_t in_page = ((uintptr_t)p & (NA_SLICE_SIZE - 1)) +
                      ((uint64_t)slice_offset << (NA_SLICE_SHIFT - 7)); /* 128-byte slices */
   na_block_t *block = p;
-  if (na_likely(page->owner == na_thread_id() && page->flags.value == 0 &&
+  if (na_likely(na_relaxed_load(&page->owner) == na_thread_id() && page->flags.value == 0 &&
                 in_page * page->block_magic < page->block_magic &&
                 !na_block_looks_free(page, block))) {
     na_block_set_next(page, block, page->local_free);

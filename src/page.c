@@ -11,19 +11,19 @@ na_page_t na_page_empty;
 
 void na_page_init(na_page_t *page, na_heap_t *heap, int size_class, bool is_zero) {
   size_t bytes = (size_t)page->slice_count << NA_SLICE_SHIFT;
-  page->kind = NA_SPAN_SMALL;
+  na_relaxed_store(&page->kind, NA_SPAN_SMALL); /* a neighbour's free reads it */
   page->size_class = (uint8_t)size_class;
   page->block_size = (uint32_t)na_class_size(size_class);
   page->block_magic = UINT64_MAX / page->block_size + 1;
   page->reserved = (uint32_t)(bytes / page->block_size);
-  page->capacity = 0;
+  na_relaxed_store(&page->capacity, 0);
   page->used = 0;
   page->installed = 0;
   page->free = page->local_free = NULL;
   page->key = (na_secret ^ ((uintptr_t)page * 0x9e3779b97f4a7c15u)) | 1;
   page->is_zero = is_zero;
   page->flags.value = 0;
-  page->owner = heap->tld ? na_thread_id() : 0;
+  na_relaxed_store(&page->owner, heap->tld ? na_thread_id() : 0);
   page->heap = heap;
   page->next = page->prev = NULL;
   atomic_store_explicit(&page->thread_free, NA_DELAY_NONE, memory_order_relaxed);
@@ -43,7 +43,7 @@ static void page_extend(na_page_t *page) {
   }
   na_block_set_next(page, block, page->free);
   page->free = first;
-  page->capacity += (uint32_t)count;
+  na_relaxed_store(&page->capacity, page->capacity + (uint32_t)count); /* read by remote frees */
 }
 
 size_t na_page_collect_remote(na_page_t *page) {

@@ -137,7 +137,7 @@ void na_thread_unlock_all(void) { pthread_mutex_unlock(&registry_lock); }
  * the live list (their pages stay owned by no one that can free into them, as with any
  * allocator after fork). */
 void na_thread_after_fork_child(void) {
-  pthread_mutex_init(&registry_lock, NULL);
+  pthread_mutex_unlock(&registry_lock);
   na_tld_t *self = tls_tld;
   live_tlds = NULL;
   if (self != NULL) live_link(self);
