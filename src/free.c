@@ -43,16 +43,16 @@ void na_free_remote(na_page_t *page, na_block_t *block) {
   uintptr_t desired;
   bool notify;
   do {
-    notify = (tf & 3) == NA_DELAY_NOTIFY;
+    notify = na_tf_delay(tf) == NA_DELAY_NOTIFY;
     if (notify) {
       desired = (tf & ~(uintptr_t)3) | NA_DELAY_BUSY;
-    } else if ((tf & 3) == NA_DELAY_BUSY) {
+    } else if (na_tf_delay(tf) == NA_DELAY_BUSY) {
       na_os_yield(); /* another thread is notifying the heap; push after it */
       tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
       continue;
     } else {
-      na_block_set_next(page, block, (na_block_t *)(tf & ~(uintptr_t)3));
-      desired = (uintptr_t)block | (tf & 3);
+      na_block_set_next(page, block, na_tf_blocks(tf));
+      desired = (uintptr_t)block | (tf & 3) | ((tf >> NA_TF_COUNT_SHIFT) + 1) << NA_TF_COUNT_SHIFT;
     }
     if (atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, desired,
                                               memory_order_acq_rel, memory_order_relaxed))

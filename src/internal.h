@@ -178,6 +178,16 @@ static inline na_block_t *na_block_next(const na_page_t *page, const na_block_t 
 static inline void na_block_set_next(const na_page_t *page, na_block_t *block, na_block_t *next) {
   block->next_encoded = (uintptr_t)next ^ page->key;
 }
+/* page.thread_free packs the list of blocks other threads freed (bits 2-47: user addresses
+ * stay below 2^47), its length (bits 48-63) and the na_delay_t (bits 0-1), so the owner
+ * takes the whole list with its count in one atomic step, without walking it. */
+#define NA_TF_COUNT_SHIFT 48
+#define NA_TF_COUNT_ONE   ((uintptr_t)1 << NA_TF_COUNT_SHIFT)
+static inline na_block_t *na_tf_blocks(uintptr_t tf) {
+  return (na_block_t *)(tf & (NA_TF_COUNT_ONE - 1) & ~(uintptr_t)3);
+}
+static inline uint32_t na_tf_count(uintptr_t tf) { return (uint32_t)(tf >> NA_TF_COUNT_SHIFT); }
+static inline na_delay_t na_tf_delay(uintptr_t tf) { return (na_delay_t)(tf & 3); }
 void na_page_init(na_page_t *page, struct na_heap_s *heap, int size_class, bool is_zero);
 /* Refills page->free from local and remote frees, then by carving new blocks. */
 void na_page_refill(na_page_t *page);

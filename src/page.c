@@ -46,24 +46,27 @@ static void page_extend(na_page_t *page) {
   na_relaxed_store(&page->capacity, page->capacity + (uint32_t)count); /* read by remote frees */
 }
 
+/* The count in thread_free has 16 bits; a page holds at most a slice of 8-byte blocks. */
+_Static_assert(NA_SLICE_SIZE / 8 < ((size_t)1 << (64 - NA_TF_COUNT_SHIFT)), "count fits");
+
 size_t na_page_collect_remote(na_page_t *page) {
   uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
-  if ((tf & ~(uintptr_t)3) == 0) return 0;
+  if (na_tf_blocks(tf) == NULL) return 0;
   while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, tf & 3,
                                                 memory_order_acq_rel, memory_order_relaxed)) {
   }
-  na_block_t *head = (na_block_t *)(tf & ~(uintptr_t)3);
-  size_t count = 1;
-  na_block_t *tail = head;
-  for (na_block_t *next; (next = na_block_next(page, tail)) != NULL; tail = next) {
-    count++;
-    if (na_unlikely(count > page->reserved))
-      na_fatal("corrupted free list in page of %u-byte blocks at %p", page->block_size,
-               na_page_start(page));
+  na_block_t *head = na_tf_blocks(tf);
+  uint32_t count = na_tf_count(tf);
+  if (na_unlikely(count == 0 || count > page->used))
+    na_fatal("corrupted remote free list in page of %u-byte blocks at %p", page->block_size,
+             na_page_start(page));
+  if (page->local_free != NULL) { /* rare (adoption, collection): append local_free */
+    na_block_t *tail = head;
+    for (uint32_t n = 1; n < count; n++) tail = na_block_next(page, tail);
+    na_block_set_next(page, tail, page->local_free);
   }
-  na_block_set_next(page, tail, page->local_free);
   page->local_free = head;
-  page->used -= (uint32_t)count;
+  page->used -= count;
   return count;
 }
 
@@ -120,12 +123,13 @@ void na_page_refill(na_page_t *page) {
 bool na_page_set_delay(na_page_t *page, na_delay_t delay, bool only_if_empty) {
   uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
   for (;;) {
-    if ((tf & 3) == NA_DELAY_BUSY) { /* a remote free is talking to the heap: let it finish */
+    if (na_tf_delay(tf) ==
+        NA_DELAY_BUSY) { /* a remote free is talking to the heap: let it finish */
       na_os_yield();
       tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
       continue;
     }
-    if (only_if_empty && (tf & ~(uintptr_t)3) != 0) return false;
+    if (only_if_empty && na_tf_blocks(tf) != NULL) return false;
     uintptr_t desired = (tf & ~(uintptr_t)3) | (uintptr_t)delay;
     if (atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, desired,
                                               memory_order_acq_rel, memory_order_relaxed))
@@ -146,7 +150,7 @@ static bool list_contains(const na_page_t *page, const na_block_t *list, const n
 }
 
 bool na_page_block_is_free(const na_page_t *page, const na_block_t *block) {
-  const na_block_t *remote = (const na_block_t *)(atomic_load(&page->thread_free) & ~(uintptr_t)3);
+  const na_block_t *remote = na_tf_blocks(atomic_load(&page->thread_free));
   return list_contains(page, page->free, block) || list_contains(page, page->local_free, block) ||
          list_contains(page, remote, block);
 }

@@ -2,6 +2,8 @@
  * segment map that tells, from an address alone, whether the library owns it and on which
  * arena. The map covers the 47-bit user address space at one byte per segment; it lives in
  * .bss, so only the parts that describe real segments are ever touched. */
+#include <stddef.h>
+
 #include "internal.h"
 
 #include <string.h>
@@ -9,6 +11,7 @@
 _Static_assert(sizeof(na_segment_t) <= NA_META_SLICES * NA_SLICE_SIZE,
                "the segment header fits its slices");
 _Static_assert(sizeof(na_page_t) == 128, "page descriptors are two cache lines");
+_Static_assert(offsetof(na_page_t, thread_free) == 64, "remote frees write the second line only");
 
 uint8_t na_segmap[NA_SEGMAP_SIZE];
 uintptr_t na_secret = 0x9e3779b97f4a7c15u;

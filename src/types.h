@@ -74,23 +74,19 @@ struct na_segment_s;
 
 /* Descriptor of a span (valid in the span's first slice; the other slices of a span only
  * carry slice_offset back to it). 128 bytes: finding it from an address is a shift, and
- * pages of different threads never share a cache line. */
+ * pages of different threads never share a cache line. The first line holds what the
+ * owner's fast paths read and write; the second starts with thread_free, which other
+ * threads write, so a remote free does not take the owner's hot line away from it. */
 typedef struct __attribute__((aligned(128))) na_page_s {
   na_block_t *free;       /* next blocks to hand out (owner only) */
   na_block_t *local_free; /* blocks the owner freed */
   uintptr_t key;          /* free-list pointer encoding */
   uint64_t block_magic;   /* 2^64 / block_size, rounded up: block starts in one multiply */
+  uintptr_t owner;        /* owning thread's identity, 0 when no thread owns it */
   uint32_t used;          /* blocks handed out and not freed to a list the owner has seen */
   uint32_t capacity;      /* blocks carved from the page so far */
-  uint32_t reserved;      /* blocks that fit in the page */
   uint32_t block_size;
-  uint32_t installed; /* blocks put on `free` by the last refill (statistics) */
-  uint32_t slice_count;
   uint32_t slice_offset; /* bytes back to the span's descriptor */
-  uint8_t kind;
-  uint8_t size_class;
-  uint8_t is_zero;  /* the span's memory is known to be zero (fresh or purged) */
-  uint8_t is_dirty; /* free span whose pages may be resident */
   union {
     struct {
       uint8_t in_full;     /* off the heap's queue because it had no free block */
@@ -98,12 +94,19 @@ typedef struct __attribute__((aligned(128))) na_page_s {
     } bits;
     uint16_t value; /* zero on the fast free path */
   } flags;
-  uint32_t free_stamp; /* coarse time when a free span was freed, for the purge delay */
-  uintptr_t owner;     /* owning thread's identity, 0 when no thread owns it */
+  uint8_t kind;
+  uint8_t size_class;
+  uint8_t is_zero;  /* the span's memory is known to be zero (fresh or purged) */
+  uint8_t is_dirty; /* free span whose pages may be resident */
+
+  _Alignas(64) _Atomic(uintptr_t) thread_free; /* blocks other threads freed | na_delay_t */
   struct na_heap_s *heap;
-  _Atomic(uintptr_t) thread_free; /* blocks freed by other threads | na_delay_t */
   struct na_page_s *next;
   struct na_page_s *prev;
+  uint32_t reserved;  /* blocks that fit in the page */
+  uint32_t installed; /* blocks put on `free` by the last refill (statistics) */
+  uint32_t slice_count;
+  uint32_t free_stamp; /* coarse time when a free span was freed, for the purge delay */
 } na_page_t;
 
 typedef struct na_segment_s {

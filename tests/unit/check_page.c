@@ -185,12 +185,17 @@ START_TEST(full_page_notifies_its_heap) {
   ck_assert_uint_eq(((na_block_t *)a)->next_encoded ^ na_secret, 0); /* end of the list */
   ck_assert_uint_eq(atomic_load(&page->thread_free), NA_DELAY_NONE);
   na_free_remote(page, b);
-  ck_assert_uint_eq(atomic_load(&page->thread_free), (uintptr_t)b | NA_DELAY_NONE);
+  ck_assert_uint_eq(atomic_load(&page->thread_free),
+                    NA_TF_COUNT_ONE | (uintptr_t)b | NA_DELAY_NONE);
   ck_assert(!na_page_set_delay(page, NA_DELAY_NOTIFY, true));
   ck_assert(na_page_set_delay(page, NA_DELAY_NEVER, false));
-  ck_assert_uint_eq(atomic_load(&page->thread_free), (uintptr_t)b | NA_DELAY_NEVER);
+  ck_assert_uint_eq(atomic_load(&page->thread_free),
+                    NA_TF_COUNT_ONE | (uintptr_t)b | NA_DELAY_NEVER);
   na_free_remote(page, c); /* an abandoned page just collects its frees */
-  ck_assert_uint_eq(atomic_load(&page->thread_free) & 3, NA_DELAY_NEVER);
+  uintptr_t tf = atomic_load(&page->thread_free);
+  ck_assert_uint_eq(na_tf_delay(tf), NA_DELAY_NEVER);
+  ck_assert_ptr_eq(na_tf_blocks(tf), c);
+  ck_assert_uint_eq(na_tf_count(tf), 2);
   ck_assert_ptr_eq(atomic_load(&heap.delayed_free), a);
   ck_assert_uint_eq(na_page_collect_remote(page), 2);
   ck_assert_uint_eq(atomic_load(&page->thread_free), NA_DELAY_NEVER);
