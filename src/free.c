@@ -6,13 +6,14 @@
 #include "internal.h"
 
 static void free_local(na_page_t *page, na_block_t *block) {
-  if (na_block_looks_free(page, block) && na_page_block_is_free(page, block))
+  if ((na_block_looks_free(page, block) && na_page_block_is_free(page, block)) ||
+      na_page_block_is_unlinked(page, block))
     na_fatal("double free of %p (size class %u)", (void *)block, page->block_size);
   na_block_set_next(page, block, page->local_free);
   page->local_free = block;
   page->used--;
   if (page->flags.bits.in_full) na_heap_page_unfull(page->heap, page);
-  if (page->used == 0) na_heap_page_retire(page->heap, page);
+  if (page->used <= page->sparse_at) na_heap_page_low(page->heap, page);
 }
 
 static void hand_to_heap(na_page_t *page, na_block_t *block) {
@@ -75,7 +76,7 @@ static void free_small(na_page_t *page, void *p) {
   /* Another thread's page: its lists cannot be searched safely from here, but a block whose
    * first word decodes into its own segment was freed already (a live block's never does,
    * short of a 1 in 2^39 coincidence). */
-  if (na_block_looks_free(page, p))
+  if (na_block_looks_free(page, p) || na_page_block_is_unlinked(page, p))
     na_fatal("double free of %p (size class %u, freed by a thread that does not own it)", p,
              page->block_size);
   na_free_remote(page, p);

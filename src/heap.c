@@ -76,6 +76,16 @@ void na_heap_page_retire(na_heap_t *heap, na_page_t *page) {
   na_arena_free_span(page);
 }
 
+void na_heap_page_low(na_heap_t *heap, na_page_t *page) {
+  if (page->used == 0) {
+    na_heap_page_retire(heap, page);
+    return;
+  }
+  page->sparse_at = (uint16_t)(page->used / 2); /* again when half of the rest is free */
+  if (page == heap->current[page->size_class] || page->flags.bits.in_full) return;
+  na_page_purge_free(page);
+}
+
 static void free_delayed_block(na_block_t *block) {
   na_segment_t *segment = na_segment_of_aligned(block);
   na_free_generic(segment, na_page_of(segment, block), block);
@@ -104,6 +114,7 @@ static na_page_t *page_adopt(na_heap_t *heap, int arena_index, int size_class) {
   page->heap = heap;
   na_relaxed_store(&page->owner, na_thread_id());
   page->flags.value = 0;
+  page->flags.bits.has_purged = page->purged != 0;
   na_page_set_delay(page, NA_DELAY_NONE, false);
   na_page_collect_remote(page);
   return page;
@@ -195,6 +206,7 @@ void na_heap_abandon(na_heap_t *heap) {
     while ((page = lists[i]->first) != NULL) {
       na_queue_remove(lists[i], page);
       page->flags.value = 0;
+      page->flags.bits.has_purged = page->purged != 0;
       na_page_account_partial(page);
       na_page_collect_remote(page);
       if (page->used == 0)

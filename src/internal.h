@@ -197,6 +197,11 @@ size_t na_page_collect_remote(na_page_t *page);
 bool na_page_set_delay(na_page_t *page, na_delay_t delay, bool only_if_empty);
 void *na_page_block_start(const na_page_t *page, const void *p);
 bool na_page_block_is_free(const na_page_t *page, const na_block_t *block);
+/* Gives back the OS pages of a mostly free one-slice page that hold only free blocks;
+ * returns the bytes purged. */
+size_t na_page_purge_free(na_page_t *page);
+/* True for a free block left off the lists in a purged OS page. */
+bool na_page_block_is_unlinked(const na_page_t *page, const void *block);
 extern na_page_t na_page_empty;
 /* Doubly linked page queues: heaps' per-class queues and arenas' free-span bins. */
 static inline void na_queue_push_front(na_page_queue_t *q, na_page_t *page) {
@@ -238,6 +243,9 @@ void *na_heap_alloc_slow(na_heap_t *heap, size_t size);
 void na_heap_page_queue_remove(na_heap_t *heap, na_page_t *page);
 void na_heap_page_unfull(na_heap_t *heap, na_page_t *page);
 void na_heap_page_retire(na_heap_t *heap, na_page_t *page);
+/* A free left the page at or below its sparse mark: retire it when empty, else purge the
+ * OS pages its free blocks leave unused (once per refill). */
+void na_heap_page_low(na_heap_t *heap, na_page_t *page);
 void na_heap_free_delayed(na_heap_t *heap);
 void na_heap_abandon(na_heap_t *heap);
 void na_heap_account(na_heap_t *heap);
@@ -368,7 +376,7 @@ static inline void na_free_fast(void *p) {
                 !na_block_looks_free(page, block))) {
     na_block_set_next(page, block, page->local_free);
     page->local_free = block;
-    if (na_unlikely(--page->used == 0)) na_heap_page_retire(page->heap, page);
+    if (na_unlikely(--page->used <= page->sparse_at)) na_heap_page_low(page->heap, page);
     return;
   }
   na_free_generic(segment, page, p);

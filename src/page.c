@@ -3,6 +3,8 @@
  * `local_free` for the owner's frees, and the atomic `thread_free` for other threads'. */
 #include "internal.h"
 
+#include <string.h>
+
 /* The page every empty heap slot points at: it never has a free block, so the fast path
  * falls through to the slow path without a separate check. */
 na_page_t na_page_empty;
@@ -23,6 +25,8 @@ void na_page_init(na_page_t *page, na_heap_t *heap, int size_class, bool is_zero
   page->key = (na_secret ^ ((uintptr_t)page * 0x9e3779b97f4a7c15u)) | 1;
   page->is_zero = is_zero;
   page->flags.value = 0;
+  page->sparse_at = 0;
+  na_relaxed_store(&page->purged, 0);
   na_relaxed_store(&page->owner, heap->tld ? na_thread_id() : 0);
   page->heap = heap;
   page->next = page->prev = NULL;
@@ -95,6 +99,141 @@ void na_page_account_partial(na_page_t *page) {
   page->installed = left;
 }
 
+/* ---- purging the free blocks of a sparse page --------------------------------------
+ * A one-slice page whose blocks are mostly free gives back the OS pages that hold only
+ * free blocks. Their blocks stay free but leave the lists (a link would touch the page
+ * again); `purged` remembers them, and the page links them back when it has nothing else
+ * to hand out. */
+_Static_assert(NA_SLICE_SIZE / NA_PAGE_SIZE <= 16, "page.purged has a bit per OS page of a slice");
+
+/* Carved blocks whose first byte lies in OS page k: [*first, *end). */
+static void blocks_starting_in(const na_page_t *page, size_t k, uint32_t *first, uint32_t *end) {
+  size_t size = page->block_size;
+  size_t lo = (k * NA_PAGE_SIZE + size - 1) / size, hi = ((k + 1) * NA_PAGE_SIZE + size - 1) / size;
+  *first = (uint32_t)(lo < page->capacity ? lo : page->capacity);
+  *end = (uint32_t)(hi < page->capacity ? hi : page->capacity);
+}
+
+static uint32_t unlinked_count(const na_page_t *page) {
+  uint32_t count = 0, first, end;
+  for (size_t k = 0; k < 16; k++) {
+    if (!(page->purged & (1u << k))) continue;
+    blocks_starting_in(page, k, &first, &end);
+    count += end - first;
+  }
+  return count;
+}
+
+bool na_page_block_is_unlinked(const na_page_t *page, const void *block) {
+  unsigned purged = na_relaxed_load(&page->purged);
+  if (purged == 0) return false;
+  size_t offset = (size_t)((const char *)block - (const char *)na_page_start(page));
+  return offset < NA_SLICE_SIZE && (purged >> (offset / NA_PAGE_SIZE)) & 1;
+}
+
+static void reclaim_unlinked(na_page_t *page) {
+  na_block_t *list = NULL;
+  uint32_t count = 0, first, end;
+  char *start = na_page_start(page);
+  for (size_t k = 16; k-- > 0;) {
+    if (!(page->purged & (1u << k))) continue;
+    blocks_starting_in(page, k, &first, &end);
+    for (uint32_t i = end; i-- > first; count++) {
+      na_block_t *block = (na_block_t *)(start + (size_t)i * page->block_size);
+      na_block_set_next(page, block, list);
+      list = block;
+    }
+  }
+  na_relaxed_store(&page->purged, 0);
+  page->flags.bits.has_purged = 0;
+  page->free = list;
+  page->installed = count;
+}
+
+typedef struct block_bits_s {
+  uint64_t word[NA_SLICE_SIZE / 8 / 64]; /* a bit per block of a one-slice page */
+} block_bits_t;
+
+static void mark_list(const na_page_t *page, const na_block_t *list, block_bits_t *bits) {
+  const char *start = na_page_start(page);
+  for (uint32_t n = 0; list != NULL; list = na_block_next(page, list), n++) {
+    size_t index = (size_t)((const char *)list - start) / page->block_size;
+    if (n >= page->capacity || index >= page->capacity ||
+        (bits->word[index / 64] >> (index % 64) & 1))
+      na_fatal("corrupted free list in page of %u-byte blocks at %p", page->block_size,
+               (void *)start);
+    bits->word[index / 64] |= (uint64_t)1 << (index % 64);
+  }
+}
+
+static bool block_bit(const block_bits_t *bits, size_t index) {
+  return bits->word[index / 64] >> (index % 64) & 1;
+}
+
+/* OS pages, not purged yet, that every block overlapping them leaves free. */
+static unsigned purgeable_pages(const na_page_t *page, const block_bits_t *bits) {
+  unsigned mask = 0;
+  size_t size = page->block_size;
+  for (size_t k = 0; k < NA_SLICE_SIZE / NA_PAGE_SIZE; k++) {
+    size_t first = k * NA_PAGE_SIZE / size, last = ((k + 1) * NA_PAGE_SIZE - 1) / size;
+    if ((page->purged & (1u << k)) || last >= page->capacity) continue;
+    bool all_free = true;
+    for (size_t i = first; i <= last && all_free; i++) all_free = block_bit(bits, i);
+    if (all_free) mask |= 1u << k;
+  }
+  return mask;
+}
+
+static void purge_pages(na_page_t *page, unsigned mask) {
+  char *start = na_page_start(page);
+  for (size_t k = 0; k < 16;) {
+    if (!(mask & (1u << k))) {
+      k++;
+      continue;
+    }
+    size_t run = k;
+    while (run < 16 && (mask & (1u << run))) run++;
+    na_os_purge(start + k * NA_PAGE_SIZE, (run - k) * NA_PAGE_SIZE);
+    k = run;
+  }
+}
+
+size_t na_page_purge_free(na_page_t *page) {
+  if (page->slice_count != 1) return 0;
+  na_page_collect_remote(page);
+  na_page_account_partial(page);
+  block_bits_t bits;
+  memset(bits.word, 0, ((size_t)page->capacity + 63) / 64 * sizeof bits.word[0]);
+  mark_list(page, page->free, &bits);
+  mark_list(page, page->local_free, &bits);
+  unsigned mask = purgeable_pages(page, &bits);
+  if (mask == 0) return 0;
+  purge_pages(page, mask);
+  na_relaxed_store(&page->purged, (uint16_t)(page->purged | mask));
+  na_block_t *list = NULL;
+  uint32_t count = 0;
+  char *start = na_page_start(page);
+  for (size_t i = page->capacity; i-- > 0;) {
+    na_block_t *block = (na_block_t *)(start + i * page->block_size);
+    if (!block_bit(&bits, i) || na_page_block_is_unlinked(page, block)) continue;
+    na_block_set_next(page, block, list);
+    list = block;
+    count++;
+  }
+  page->free = list;
+  page->local_free = NULL;
+  page->installed = count;
+  page->is_zero = false;
+  page->flags.bits.has_purged = 1;
+  return (size_t)__builtin_popcount(mask) * NA_PAGE_SIZE;
+}
+
+/* Arms the sparse check: a one-slice page calls its heap when it drops to a quarter full
+ * (and again at each halving after that, see na_heap_page_low). */
+static void arm_sparse(na_page_t *page) {
+  page->sparse_at = page->slice_count == 1 ? (uint16_t)(page->reserved / 4) : 0;
+}
+
 void na_page_refill(na_page_t *page) {
   if (page->free != NULL) return;
   if (na_unlikely(na_options.verify) && page->installed != 0)
@@ -103,12 +242,18 @@ void na_page_refill(na_page_t *page) {
   account_handed(page, page->installed);
   page->installed = 0;
   if (page->local_free == NULL) na_page_collect_remote(page);
+  arm_sparse(page);
   if (page->local_free != NULL) {
-    /* with `free` empty and remote frees collected, every free block is on local_free */
-    page->installed = page->capacity - page->used;
+    /* with `free` empty and remote frees collected, every free block is on local_free,
+     * or unlinked in a purged OS page */
+    page->installed = page->capacity - page->used - unlinked_count(page);
     page->free = page->local_free;
     page->local_free = NULL;
     page->is_zero = false;
+    return;
+  }
+  if (page->purged != 0) {
+    reclaim_unlinked(page);
     return;
   }
   if (page->capacity < page->reserved) {
@@ -151,6 +296,6 @@ static bool list_contains(const na_page_t *page, const na_block_t *list, const n
 
 bool na_page_block_is_free(const na_page_t *page, const na_block_t *block) {
   const na_block_t *remote = na_tf_blocks(atomic_load(&page->thread_free));
-  return list_contains(page, page->free, block) || list_contains(page, page->local_free, block) ||
-         list_contains(page, remote, block);
+  return na_page_block_is_unlinked(page, block) || list_contains(page, page->free, block) ||
+         list_contains(page, page->local_free, block) || list_contains(page, remote, block);
 }

@@ -91,13 +91,14 @@ typedef struct __attribute__((aligned(128))) na_page_s {
     struct {
       uint8_t in_full;     /* off the heap's queue because it had no free block */
       uint8_t has_aligned; /* some block was handed out at an interior aligned address */
+      uint8_t has_purged;  /* free blocks sit unlinked in OS pages given back (purged) */
+      uint8_t unused;
     } bits;
-    uint16_t value; /* zero on the fast free path */
+    uint32_t value; /* zero on the fast free path */
   } flags;
+  uint16_t sparse_at; /* a free that leaves `used` at or below this calls the heap */
   uint8_t kind;
   uint8_t size_class;
-  uint8_t is_zero;  /* the span's memory is known to be zero (fresh or purged) */
-  uint8_t is_dirty; /* free span whose pages may be resident */
 
   _Alignas(64) _Atomic(uintptr_t) thread_free; /* blocks other threads freed | na_delay_t */
   struct na_heap_s *heap;
@@ -107,6 +108,9 @@ typedef struct __attribute__((aligned(128))) na_page_s {
   uint32_t installed; /* blocks put on `free` by the last refill (statistics) */
   uint32_t slice_count;
   uint32_t free_stamp; /* coarse time when a free span was freed, for the purge delay */
+  uint16_t purged;     /* OS pages of a one-slice page given back while blocks lived */
+  uint8_t is_zero;     /* the span's memory is known to be zero (fresh or purged) */
+  uint8_t is_dirty;    /* free span whose pages may be resident */
 } na_page_t;
 
 typedef struct na_segment_s {

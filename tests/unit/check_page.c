@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <string.h>
 
 static na_heap_t heap;
 static int node;
@@ -230,6 +231,86 @@ START_TEST(looping_remote_list_aborts) {
 }
 END_TEST
 
+/* A sparse one-slice page gives back the OS pages that hold only free blocks. Their blocks
+ * leave the lists (linking them would touch the pages again), still count as free, and come
+ * back, each once, when the page has nothing else to hand out. */
+START_TEST(sparse_page_purges_free_os_pages) {
+  na_page_t *page = page_make(3); /* 64-byte blocks: 64 per OS page */
+  ck_assert_uint_eq(page->block_size, 64);
+  size_t per_os_page = NA_PAGE_SIZE / 64;
+  void *blocks[NA_SLICE_SIZE / 64];
+  size_t total = 0;
+  do {
+    na_page_refill(page);
+    while (page->free != NULL) blocks[total++] = pop(page);
+  } while (page->capacity < page->reserved);
+  ck_assert_uint_eq(total, page->reserved);
+  for (size_t i = 0; i < total; i++) memset(blocks[i], 0xab, 64);
+  /* OS pages 2..5 lose every block; the others keep their first block */
+  for (size_t i = 0; i < total; i++) {
+    size_t os_page = i / per_os_page;
+    bool keep = (os_page < 2 || os_page > 5) && i % per_os_page == 0;
+    if (keep) continue;
+    na_block_set_next(page, blocks[i], page->local_free);
+    page->local_free = blocks[i];
+    page->used--;
+  }
+  size_t live = page->used;
+  ck_assert_uint_eq(live, NA_SLICE_SIZE / NA_PAGE_SIZE - 4);
+  char *start = na_page_start(page);
+  ck_assert_int_eq(unit_resident_pages(start + 2 * NA_PAGE_SIZE, 4 * NA_PAGE_SIZE), 4);
+  ck_assert_uint_eq(na_page_purge_free(page), 4 * NA_PAGE_SIZE);
+  ck_assert_int_eq(unit_resident_pages(start + 2 * NA_PAGE_SIZE, 4 * NA_PAGE_SIZE), 0);
+  ck_assert_uint_eq(page->purged, 0x3c);
+  ck_assert(page->flags.bits.has_purged); /* frees into the page leave the fast path */
+  ck_assert_ptr_null(page->local_free);
+  ck_assert_uint_eq(list_length(page, page->free), total - live - 4 * per_os_page);
+  ck_assert(na_page_block_is_unlinked(page, blocks[2 * per_os_page]));
+  ck_assert(na_page_block_is_free(page, blocks[5 * per_os_page + 7]));
+  ck_assert(!na_page_block_is_unlinked(page, blocks[1]));
+  ck_assert(!na_page_block_is_free(page, blocks[0]));
+  ck_assert_uint_eq(na_page_purge_free(page), 0); /* nothing more to give back */
+  /* hand out every free block: the listed ones first, then the purged ones, each once */
+  size_t handed = 0;
+  for (;;) {
+    na_page_refill(page);
+    if (page->free == NULL) break;
+    char *b = pop(page);
+    UNIT_REQUIRE(b[8] == (char)0xab || b[8] == 0, "block %p holds foreign data", (void *)b);
+    b[8] = 0x55; /* a block handed out twice would show it */
+    memset(b + 16, 0, 48);
+    handed++;
+  }
+  ck_assert_uint_eq(handed, total - live);
+  ck_assert_uint_eq(page->used, total);
+  ck_assert_uint_eq(page->purged, 0);
+  ck_assert(!page->flags.bits.has_purged);
+  na_arena_free_span(page);
+}
+END_TEST
+
+/* Freeing a block that sits unlinked in a purged OS page is a double free. */
+START_TEST(double_free_of_a_purged_block_aborts) {
+  na_page_t *page = page_make(3);
+  void *blocks[NA_SLICE_SIZE / 64];
+  size_t total = 0;
+  do {
+    na_page_refill(page);
+    while (page->free != NULL) blocks[total++] = pop(page);
+  } while (page->capacity < page->reserved);
+  page->heap = NULL; /* not on a heap: the free below must not retire it */
+  na_relaxed_store(&page->owner, na_thread_id());
+  for (size_t i = 1; i < total; i++) {
+    na_block_set_next(page, blocks[i], page->local_free);
+    page->local_free = blocks[i];
+    page->used--;
+  }
+  ck_assert_uint_gt(na_page_purge_free(page), 0);
+  unit_silence_stderr();
+  na_free_generic(na_segment_of_aligned(page), page, blocks[total - 1]);
+}
+END_TEST
+
 int main(int argc, char **argv) {
   (void)argc;
   Suite *s = suite_create("page");
@@ -244,5 +325,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, full_page_notifies_its_heap);
   tcase_add_test(tc, interior_pointers_find_their_block);
   tcase_add_test_raise_signal(tc, looping_remote_list_aborts, SIGABRT);
+  tcase_add_test(tc, sparse_page_purges_free_os_pages);
+  tcase_add_test_raise_signal(tc, double_free_of_a_purged_block_aborts, SIGABRT);
   return unit_run(s, argv);
 }
