@@ -32,7 +32,9 @@ static void update_direct(na_heap_t *heap, int size_class) {
 
 static void set_current(na_heap_t *heap, int size_class) {
   na_page_t *first = heap->queues[size_class].first;
-  heap->current[size_class] = first ? first : &na_page_empty;
+  na_page_t *current = first ? first : &na_page_empty;
+  if (heap->current[size_class] == current) return;
+  heap->current[size_class] = current;
   update_direct(heap, size_class);
 }
 

@@ -116,8 +116,8 @@ static void blocks_starting_in(const na_page_t *page, size_t k, uint32_t *first,
 
 static uint32_t unlinked_count(const na_page_t *page) {
   uint32_t count = 0, first, end;
-  for (size_t k = 0; k < 16; k++) {
-    if (!(page->purged & (1u << k))) continue;
+  for (unsigned mask = page->purged; mask != 0; mask &= mask - 1) {
+    size_t k = (size_t)__builtin_ctz(mask);
     blocks_starting_in(page, k, &first, &end);
     count += end - first;
   }
