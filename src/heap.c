@@ -79,13 +79,16 @@ void na_heap_page_retire(na_heap_t *heap, na_page_t *page) {
 }
 
 void na_heap_page_low(na_heap_t *heap, na_page_t *page) {
+  if (page == heap->current[page->size_class]) { /* kept, and about to be reused */
+    if (page->used != 0) page->sparse_at = 0;
+    return;
+  }
   if (page->used == 0) {
     na_heap_page_retire(heap, page);
     return;
   }
   page->sparse_at = (uint16_t)(page->used / 2); /* again when half of the rest is free */
-  if (page == heap->current[page->size_class] || page->flags.bits.in_full) return;
-  na_page_purge_free(page);
+  if (!page->flags.bits.in_full) na_page_purge_free(page);
 }
 
 static void free_delayed_block(na_block_t *block) {
