@@ -78,6 +78,23 @@ void na_heap_page_retire(na_heap_t *heap, na_page_t *page) {
   na_arena_free_span(page);
 }
 
+#define PURGE_BACKOFF_MAX 256
+
+static void try_purge(na_heap_t *heap, na_page_t *page) {
+  int c = page->size_class;
+  if (heap->purge_skip[c] > 0) {
+    heap->purge_skip[c]--;
+    return;
+  }
+  if (na_page_purge_free(page) > 0) {
+    heap->purge_backoff[c] = 0;
+    return;
+  }
+  uint16_t backoff = heap->purge_backoff[c];
+  heap->purge_backoff[c] = backoff >= PURGE_BACKOFF_MAX ? PURGE_BACKOFF_MAX : backoff * 2 + 1;
+  heap->purge_skip[c] = heap->purge_backoff[c];
+}
+
 void na_heap_page_low(na_heap_t *heap, na_page_t *page) {
   if (page == heap->current[page->size_class]) { /* kept, and about to be reused */
     if (page->used != 0) page->sparse_at = 0;
@@ -88,7 +105,7 @@ void na_heap_page_low(na_heap_t *heap, na_page_t *page) {
     return;
   }
   page->sparse_at = (uint16_t)(page->used / 2); /* again when half of the rest is free */
-  if (!page->flags.bits.in_full) na_page_purge_free(page);
+  if (!page->flags.bits.in_full) try_purge(heap, page);
 }
 
 static void free_delayed_block(na_block_t *block) {

@@ -201,7 +201,12 @@ bool na_page_block_is_free(const na_page_t *page, const na_block_t *block);
  * returns the bytes purged. */
 size_t na_page_purge_free(na_page_t *page);
 /* True for a free block left off the lists in a purged OS page. */
-bool na_page_block_is_unlinked(const na_page_t *page, const void *block);
+static inline bool na_page_block_is_unlinked(const na_page_t *page, const void *block) {
+  unsigned purged = na_relaxed_load(&page->purged);
+  if (na_likely(purged == 0)) return false;
+  size_t offset = (size_t)((const char *)block - (const char *)na_page_start(page));
+  return offset < NA_SLICE_SIZE && (purged >> (offset / NA_PAGE_SIZE)) & 1;
+}
 extern na_page_t na_page_empty;
 /* Doubly linked page queues: heaps' per-class queues and arenas' free-span bins. */
 static inline void na_queue_push_front(na_page_queue_t *q, na_page_t *page) {

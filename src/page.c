@@ -124,13 +124,6 @@ static uint32_t unlinked_count(const na_page_t *page) {
   return count;
 }
 
-bool na_page_block_is_unlinked(const na_page_t *page, const void *block) {
-  unsigned purged = na_relaxed_load(&page->purged);
-  if (purged == 0) return false;
-  size_t offset = (size_t)((const char *)block - (const char *)na_page_start(page));
-  return offset < NA_SLICE_SIZE && (purged >> (offset / NA_PAGE_SIZE)) & 1;
-}
-
 static void reclaim_unlinked(na_page_t *page) {
   na_block_t *list = NULL;
   uint32_t count = 0, first, end;

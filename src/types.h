@@ -137,6 +137,10 @@ typedef struct na_heap_s {
   _Atomic(na_block_t *) delayed_free; /* blocks of full pages freed by other threads */
   struct na_tld_s *tld;
   int arena_index; /* node, or NA_INTERLEAVE_ARENA for spans spread over nodes */
+  /* Sparse pages of a class whose purges keep finding nothing are skipped for a while:
+   * random frees of small blocks rarely empty a whole OS page. */
+  uint16_t purge_skip[NA_CLASS_COUNT];
+  uint16_t purge_backoff[NA_CLASS_COUNT];
 } na_heap_t;
 
 /* Per-thread statistics: plain counters, merged on read and at thread exit. The field list
