@@ -80,19 +80,30 @@ void na_heap_page_retire(na_heap_t *heap, na_page_t *page) {
 
 #define PURGE_BACKOFF_MAX 256
 
+static void purge_back_off(na_heap_t *heap, int size_class) {
+  uint16_t backoff = heap->purge_backoff[size_class];
+  backoff = backoff >= PURGE_BACKOFF_MAX / 2 ? PURGE_BACKOFF_MAX : (uint16_t)(backoff * 2 + 1);
+  heap->purge_backoff[size_class] = backoff;
+  heap->purge_skip[size_class] = backoff;
+}
+
+/* A purge that finds nothing, or whose page comes back into use within the purge delay
+ * (na_heap_purge_regret), makes the class wait longer before the next; one that gives
+ * memory back shortens the wait. */
 static void try_purge(na_heap_t *heap, na_page_t *page) {
   int c = page->size_class;
   if (heap->purge_skip[c] > 0) {
     heap->purge_skip[c]--;
     return;
   }
-  if (na_page_purge_free(page) > 0) {
-    heap->purge_backoff[c] = 0;
-    return;
-  }
-  uint16_t backoff = heap->purge_backoff[c];
-  heap->purge_backoff[c] = backoff >= PURGE_BACKOFF_MAX ? PURGE_BACKOFF_MAX : backoff * 2 + 1;
-  heap->purge_skip[c] = heap->purge_backoff[c];
+  if (na_page_purge_free(page) > 0)
+    heap->purge_backoff[c] /= 2;
+  else
+    purge_back_off(heap, c);
+}
+
+void na_heap_purge_regret(na_heap_t *heap, int size_class) {
+  if (heap != NULL) purge_back_off(heap, size_class);
 }
 
 void na_heap_page_low(na_heap_t *heap, na_page_t *page) {

@@ -251,6 +251,8 @@ void na_heap_page_retire(na_heap_t *heap, na_page_t *page);
 /* A free left the page at or below its sparse mark: retire it when empty, else purge the
  * OS pages its free blocks leave unused (once per refill). */
 void na_heap_page_low(na_heap_t *heap, na_page_t *page);
+/* A purged page had to take its purged blocks back soon after: purge that class less. */
+void na_heap_purge_regret(na_heap_t *heap, int size_class);
 void na_heap_free_delayed(na_heap_t *heap);
 void na_heap_abandon(na_heap_t *heap);
 void na_heap_account(na_heap_t *heap);

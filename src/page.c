@@ -125,6 +125,8 @@ static uint32_t unlinked_count(const na_page_t *page) {
 }
 
 static void reclaim_unlinked(na_page_t *page) {
+  if ((uint32_t)(na_os_clock_ms() - page->free_stamp) < (uint32_t)na_options.purge_delay_ms)
+    na_heap_purge_regret(page->heap, page->size_class);
   na_block_t *list = NULL;
   uint32_t count = 0, first, end;
   char *start = na_page_start(page);
@@ -202,6 +204,7 @@ size_t na_page_purge_free(na_page_t *page) {
   unsigned mask = purgeable_pages(page, &bits);
   if (mask == 0) return 0;
   purge_pages(page, mask);
+  page->free_stamp = na_os_clock_ms(); /* when, for na_heap_purge_regret */
   na_relaxed_store(&page->purged, (uint16_t)(page->purged | mask));
   na_block_t *list = NULL;
   uint32_t count = 0;
