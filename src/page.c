@@ -171,7 +171,8 @@ static unsigned purgeable_pages(const na_page_t *page, const block_bits_t *bits)
   size_t size = page->block_size;
   for (size_t k = 0; k < NA_SLICE_SIZE / NA_PAGE_SIZE; k++) {
     size_t first = k * NA_PAGE_SIZE / size, last = ((k + 1) * NA_PAGE_SIZE - 1) / size;
-    if ((page->purged & (1u << k)) || last >= page->capacity) continue;
+    if (last >= page->reserved) last = page->reserved - 1; /* the tail holds no block */
+    if ((page->purged & (1u << k)) || first > last || last >= page->capacity) continue;
     bool all_free = true;
     for (size_t i = first; i <= last && all_free; i++) all_free = block_bit(bits, i);
     if (all_free) mask |= 1u << k;

@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 enum { SIZE = 48 }; /* one class for most tests */
 
@@ -209,6 +210,46 @@ START_TEST(random_frees_leave_one_page) {
 }
 END_TEST
 
+/* A page that is no longer the current one and drops to a quarter full gives the OS pages
+ * its freed blocks left empty back to the system; its blocks come back into use, each once,
+ * when the page is allocated from again. */
+START_TEST(sparse_page_gives_pages_back) {
+  static void *first[8192];
+  size_t count;
+  void *next = fill_first_page(first, 8192, &count);
+  na_heap_t *heap = na_tls_heap;
+  int c = na_size_class(SIZE);
+  heap->purge_skip[c] = 0;
+  na_page_t *old = page_of(first[0]);
+  char *start = na_page_start(old);
+  ck_assert_int_eq(unit_resident_pages(start + NA_SLICE_SIZE - NA_PAGE_SIZE, NA_PAGE_SIZE), 1);
+  for (size_t i = count - 1; i > 0; i--) numalloc_free(first[i]); /* first[0] stays */
+  ck_assert_ptr_ne(heap->current[c], old);
+  ck_assert_uint_ne(old->purged, 0);
+  ck_assert(old->flags.bits.has_purged);
+  ck_assert_int_eq(unit_resident_pages(start + NA_SLICE_SIZE - NA_PAGE_SIZE, NA_PAGE_SIZE), 0);
+  /* the purged blocks are free: a double free of one is named */
+  ck_assert(na_page_block_is_free(old, first[count - 1]));
+  /* allocate the class until the old page serves again, and past its purged blocks */
+  numalloc_free(next);
+  static void *again[3 * 8192];
+  size_t n = 0, from_old = 0;
+  while (n < 3 * 8192 && from_old < count - 1) {
+    again[n] = numalloc_malloc(SIZE);
+    if (page_of(again[n]) == old) from_old++;
+    memset(again[n], 0x5a, SIZE);
+    n++;
+  }
+  ck_assert_uint_eq(from_old, count - 1);
+  ck_assert_uint_eq(old->used, count);
+  ck_assert_uint_eq(old->purged, 0);
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = i + 1; j < n && j < i + 64; j++) ck_assert_ptr_ne(again[i], again[j]);
+  for (size_t i = 0; i < n; i++) numalloc_free(again[i]);
+  numalloc_free(first[0]);
+}
+END_TEST
+
 int main(int argc, char **argv) {
   (void)argc;
   Suite *s = suite_create("heap");
@@ -221,5 +262,6 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, remote_frees_of_live_page_are_reused);
   tcase_add_test(tc, empty_pages_retire_but_current_stays);
   tcase_add_test(tc, random_frees_leave_one_page);
+  tcase_add_test(tc, sparse_page_gives_pages_back);
   return unit_run(s, argv);
 }
