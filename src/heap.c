@@ -106,17 +106,22 @@ void na_heap_purge_regret(na_heap_t *heap, int size_class) {
   if (heap != NULL) purge_back_off(heap, size_class);
 }
 
-void na_heap_page_low(na_heap_t *heap, na_page_t *page) {
-  if (page == heap->current[page->size_class]) { /* kept, and about to be reused */
-    if (page->used != 0) page->sparse_at = 0;
-    return;
-  }
+static na_noinline void page_low_elsewhere(na_heap_t *heap, na_page_t *page) {
   if (page->used == 0) {
     na_heap_page_retire(heap, page);
     return;
   }
   page->sparse_at = (uint16_t)(page->used / 2); /* again when half of the rest is free */
   if (!page->flags.bits.in_full) try_purge(heap, page);
+}
+
+/* Kept small: a malloc/free loop on one block calls it at every free. */
+void na_heap_page_low(na_heap_t *heap, na_page_t *page) {
+  if (na_likely(page == heap->current[page->size_class])) { /* kept, about to be reused */
+    if (page->used != 0) page->sparse_at = 0;
+    return;
+  }
+  page_low_elsewhere(heap, page);
 }
 
 static void free_delayed_block(na_block_t *block) {
