@@ -263,12 +263,12 @@ static bool commit_on_node(void *addr, size_t size, int node) {
   return true;
 }
 
-static bool strict_placement(int arena_index) {
+bool na_arena_is_strict(int arena_index) {
   return na_options.fallback == NA_FALLBACK_NONE && arena_index != NA_INTERLEAVE_ARENA;
 }
 
 static bool span_commit(int arena_index, na_page_t *span) {
-  if (!strict_placement(arena_index)) return true;
+  if (!na_arena_is_strict(arena_index)) return true;
   void *start = na_page_start(span);
   size_t size = span->slice_count * NA_SLICE_SIZE;
   if (commit_on_node(start, size, arena_index)) return true;
@@ -520,7 +520,7 @@ void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool *
   page->block_size = (uint32_t)(offset >> NA_SLICE_SHIFT);
   if (arena_index == NA_INTERLEAVE_ARENA && na_policy_is_weighted())
     stripe_weighted(segment, offset, total);
-  if (strict_placement(arena_index) &&
+  if (na_arena_is_strict(arena_index) &&
       !commit_on_node((char *)segment + offset, na_align_up(size, NA_PAGE_SIZE), arena_index)) {
     na_segment_destroy(segment);
     return NULL;

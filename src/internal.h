@@ -146,6 +146,9 @@ size_t na_huge_usable(const na_segment_t *segment, const void *p);
 void na_arena_abandon_page(na_page_t *page);
 na_page_t *na_arena_adopt_page(int arena_index, int size_class);
 void na_arena_collect(bool force);
+/* NUMALLOC_FALLBACK=none: the arena's memory is committed and checked when handed out, so
+ * nothing may give pages back that a later touch would place anew. */
+bool na_arena_is_strict(int arena_index);
 void na_arena_lock_all(void);
 void na_arena_unlock_all(void);
 size_t na_arena_mapped_bytes(int arena_index);

@@ -195,7 +195,8 @@ static void purge_pages(na_page_t *page, unsigned mask) {
 }
 
 size_t na_page_purge_free(na_page_t *page) {
-  if (page->slice_count != 1) return 0;
+  if (page->slice_count != 1 || na_arena_is_strict(na_segment_of_aligned(page)->arena_index))
+    return 0;
   na_page_collect_remote(page);
   na_page_account_partial(page);
   block_bits_t bits;

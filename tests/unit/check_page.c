@@ -311,6 +311,32 @@ START_TEST(double_free_of_a_purged_block_aborts) {
 }
 END_TEST
 
+/* NUMALLOC_FALLBACK=none commits and checks a page's memory when the span is handed out; a
+ * purged OS page would be placed anew at its next touch, so strict pages are never purged. */
+START_TEST(strict_placement_never_purges_blocks) {
+  na_page_t *page = page_make(3);
+  void *blocks[NA_SLICE_SIZE / 64];
+  size_t total = 0;
+  do {
+    na_page_refill(page);
+    while (page->free != NULL) blocks[total++] = pop(page);
+  } while (page->capacity < page->reserved);
+  for (size_t i = 1; i < total; i++) {
+    na_block_set_next(page, blocks[i], page->local_free);
+    page->local_free = blocks[i];
+    page->used--;
+  }
+  int fallback = na_options.fallback;
+  na_options.fallback = NA_FALLBACK_NONE;
+  size_t purged = na_page_purge_free(page);
+  na_options.fallback = fallback;
+  ck_assert_uint_eq(purged, 0);
+  ck_assert_uint_eq(page->purged, 0);
+  ck_assert_uint_gt(na_page_purge_free(page), 0); /* the same page, not strict */
+  na_arena_free_span(page);
+}
+END_TEST
+
 int main(int argc, char **argv) {
   (void)argc;
   Suite *s = suite_create("page");
@@ -326,6 +352,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, interior_pointers_find_their_block);
   tcase_add_test_raise_signal(tc, looping_remote_list_aborts, SIGABRT);
   tcase_add_test(tc, sparse_page_purges_free_os_pages);
+  tcase_add_test(tc, strict_placement_never_purges_blocks);
   tcase_add_test_raise_signal(tc, double_free_of_a_purged_block_aborts, SIGABRT);
   return unit_run(s, argv);
 }
