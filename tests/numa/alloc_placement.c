@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -154,6 +155,54 @@ static int scenario_onnode(void) {
     errno = 0;
     if (api_malloc_onnode(64, bad[i]) != NULL || errno != EINVAL)
       return printf("  malloc_onnode(64, %d) did not fail with EINVAL\n", bad[i]), 1;
+  }
+  return failures != 0;
+}
+
+/* ---- pages given back by a sparse page come back on their node ------------------------ */
+
+enum { PURGE_BLOCK = 1024, PURGE_COUNT = 640 }; /* ten 64 KiB pages of 1 KiB blocks */
+
+static long resident_pages(void *p, size_t n) {
+  uintptr_t start = (uintptr_t)p & ~(PAGE - 1);
+  size_t len = (uintptr_t)p + n - start, count = (len + PAGE - 1) / PAGE;
+  unsigned char vec[64];
+  if (count > sizeof vec || mincore((void *)start, len, vec) != 0) return -1;
+  long resident = 0;
+  for (size_t i = 0; i < count; i++) resident += vec[i] & 1;
+  return resident;
+}
+
+static int scenario_purge(void) {
+  static char *blocks[PURGE_COUNT];
+  for (int node = 0; node <= numa_max_node(); node++) {
+    if (numa_node_size64(node, NULL) <= 0) continue;
+    for (int i = 0; i < PURGE_COUNT; i++) {
+      blocks[i] = api_malloc_onnode(PURGE_BLOCK, node);
+      if (blocks[i] == NULL)
+        return printf("  malloc_onnode(%d, %d) failed\n", PURGE_BLOCK, node), 1;
+      memset(blocks[i], 3, PURGE_BLOCK);
+    }
+    /* keep one block in 64: every page but the newest ends up nearly empty and not current */
+    long purged = 0;
+    for (int i = PURGE_COUNT - 1; i >= 0; i--)
+      if (i % 64 != 0) {
+        free(blocks[i]);
+        blocks[i] = NULL;
+      }
+    for (int i = 64; i + 64 < PURGE_COUNT; i += 64)
+      purged += resident_pages(blocks[i] + PAGE, 8 * PAGE) == 0; /* past the live block */
+    if (purged == 0) return printf("  node %d: no sparse page gave memory back\n", node), 1;
+    for (int i = 0; i < PURGE_COUNT; i++) {
+      if (blocks[i] != NULL) continue;
+      blocks[i] = api_malloc_onnode(PURGE_BLOCK, node);
+      if (blocks[i] == NULL) return printf("  malloc_onnode again failed\n"), 1;
+      memset(blocks[i], 4, PURGE_BLOCK); /* the purged pages are placed again here */
+    }
+    for (int i = 0; i < PURGE_COUNT; i++) {
+      tally(blocks[i], PURGE_BLOCK, node, NULL);
+      free(blocks[i]);
+    }
   }
   return failures != 0;
 }
@@ -309,6 +358,7 @@ typedef struct scenario {
 static const scenario_t scenarios[] = {
     {"local", "NUMALLOC_POLICY=local", 2, 2},
     {"onnode", "", 1, 2},
+    {"purge", "", 1, 2},
     {"interleave", "NUMALLOC_POLICY=interleave", 1, 2},
     {"rr", "NUMALLOC_POLICY=rr", 1, 2},
     {"migrate", "NUMALLOC_POLICY=local", 2, 2},
@@ -319,6 +369,7 @@ static const scenario_t scenarios[] = {
 static int run_scenario(const char *name, int argc, char **argv) {
   if (strcmp(name, "local") == 0) return scenario_local();
   if (strcmp(name, "onnode") == 0) return scenario_onnode();
+  if (strcmp(name, "purge") == 0) return scenario_purge();
   if (strcmp(name, "interleave") == 0 || strcmp(name, "rr") == 0) return scenario_spread();
   if (strcmp(name, "migrate") == 0) return scenario_migrate();
   if (strcmp(name, "restricted") == 0) return scenario_restricted();
