@@ -7,6 +7,7 @@
 #include <errno.h>
 
 int na_policy_current_node(void) {
+  if (na_topology.usable_count == 1) return na_topology.usable_list[0]; /* nothing to ask */
   int node = na_topology_cpu_node(na_os_current_cpu());
   return na_topology.nearest_usable[node];
 }
