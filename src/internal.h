@@ -35,6 +35,7 @@ typedef struct na_options_s {
   const char *nodes_text;
   long purge_delay_ms; /* free spans older than this go back to the OS */
   long segment_cache;  /* empty segments kept per node */
+  bool purge_sparse;   /* mostly empty pages give back the OS pages their free blocks leave */
   bool verbose;
   int stats; /* 0 off, 1 text, 2 json */
   const char *stats_file;

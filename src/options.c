@@ -12,6 +12,7 @@ na_options_t na_options = {
     .nodes_mask = {~(uint64_t)0},
     .purge_delay_ms = 50,
     .segment_cache = 2,
+    .purge_sparse = true,
     .large_policy = -1,
     .large_threshold = 1024 * 1024,
 };
@@ -177,6 +178,7 @@ static bool apply_purge_delay(const char *t) {
 static bool apply_segment_cache(const char *t) {
   return na_parse_long(t, 0, 1024, &na_options.segment_cache);
 }
+static bool apply_purge_sparse(const char *t) { return na_parse_bool(t, &na_options.purge_sparse); }
 static bool apply_verbose(const char *t) { return na_parse_bool(t, &na_options.verbose); }
 static bool apply_stats(const char *t) { return parse_stats(t, &na_options.stats); }
 static bool apply_stats_file(const char *t) {
@@ -213,8 +215,11 @@ static const option_t option_table[] = {
      apply_large_threshold},
     {"FALLBACK", "nearest", "when a node is full: nearest, any or none (fail)", apply_fallback},
     {"NODES", "all", "the nodes any policy may use, e.g. 0,2-3", apply_nodes},
-    {"PURGE_DELAY", "50", "milliseconds before free memory goes back to the OS", apply_purge_delay},
+    {"PURGE_DELAY", "50", "milliseconds before free spans go back to the OS", apply_purge_delay},
     {"SEGMENT_CACHE", "2", "empty 32 MiB segments kept mapped per node", apply_segment_cache},
+    {"PURGE_SPARSE", "1",
+     "1: a page a quarter full gives back the OS pages its free blocks leave empty; 0: never",
+     apply_purge_sparse},
     {"VERBOSE", "0", "print the options and the topology at start", apply_verbose},
     {"STATS", "0", "print statistics at exit: 1 (text) or json", apply_stats},
     {"STATS_FILE", "stderr", "write statistics there instead (%p: the pid)", apply_stats_file},

@@ -229,7 +229,8 @@ size_t na_page_purge_free(na_page_t *page) {
 /* Arms the sparse check: a one-slice page calls its heap when it drops to a quarter full
  * (and again at each halving after that, see na_heap_page_low). */
 static void arm_sparse(na_page_t *page) {
-  page->sparse_at = page->slice_count == 1 ? (uint16_t)(page->reserved / 4) : 0;
+  page->sparse_at =
+      page->slice_count == 1 && na_options.purge_sparse ? (uint16_t)(page->reserved / 4) : 0;
 }
 
 void na_page_refill(na_page_t *page) {

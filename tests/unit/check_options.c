@@ -150,6 +150,7 @@ START_TEST(defaults) {
   ck_assert_uint_eq(na_options.nodes_mask[0], ~(uint64_t)0);
   ck_assert_int_eq(na_options.purge_delay_ms, 50);
   ck_assert_int_eq(na_options.segment_cache, 2);
+  ck_assert(na_options.purge_sparse);
   ck_assert(!na_options.verbose);
   ck_assert_int_eq(na_options.stats, 0);
   ck_assert_ptr_null(na_options.stats_file);
@@ -166,6 +167,7 @@ START_TEST(environment_is_applied) {
   setenv("NUMALLOC_NODES", "0,2-3", 1);
   setenv("NUMALLOC_PURGE_DELAY", "250", 1);
   setenv("NUMALLOC_SEGMENT_CACHE", "0", 1);
+  setenv("NUMALLOC_PURGE_SPARSE", "0", 1);
   setenv("NUMALLOC_VERBOSE", "yes", 1);
   setenv("NUMALLOC_STATS", "json", 1);
   setenv("NUMALLOC_STATS_FILE", "/tmp/numalloc-%p.json", 1);
@@ -182,6 +184,7 @@ START_TEST(environment_is_applied) {
   ck_assert_uint_eq(na_options.nodes_mask[0], 0xd);
   ck_assert_int_eq(na_options.purge_delay_ms, 250);
   ck_assert_int_eq(na_options.segment_cache, 0);
+  ck_assert(!na_options.purge_sparse);
   ck_assert(na_options.verbose);
   ck_assert_int_eq(na_options.stats, 2);
   ck_assert_str_eq(na_options.stats_file, "/tmp/numalloc-%p.json");
@@ -217,6 +220,7 @@ static const struct {
     {"NUMALLOC_PURGE_DELAY", "3600001"},
     {"NUMALLOC_PURGE_DELAY", "10ms"},
     {"NUMALLOC_SEGMENT_CACHE", "1025"},
+    {"NUMALLOC_PURGE_SPARSE", "sometimes"},
     {"NUMALLOC_VERBOSE", "maybe"},
     {"NUMALLOC_STATS", "xml"},
     {"NUMALLOC_HUGEPAGES", "2"},
@@ -239,6 +243,7 @@ START_TEST(bad_value_warns_once_and_keeps_default) {
   ck_assert_uint_eq(na_options.nodes_mask[0], before.nodes_mask[0]);
   ck_assert_int_eq(na_options.purge_delay_ms, before.purge_delay_ms);
   ck_assert_int_eq(na_options.segment_cache, before.segment_cache);
+  ck_assert_int_eq(na_options.purge_sparse, before.purge_sparse);
   ck_assert_int_eq(na_options.verbose, before.verbose);
   ck_assert_int_eq(na_options.stats, before.stats);
   ck_assert_int_eq(na_options.hugepages, before.hugepages);
