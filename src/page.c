@@ -194,6 +194,24 @@ static void purge_pages(na_page_t *page, unsigned mask) {
   }
 }
 
+/* One list, in address order, of the free blocks outside the purged OS pages. */
+static void relink_free(na_page_t *page, const block_bits_t *bits) {
+  na_block_t *list = NULL;
+  uint32_t count = 0;
+  char *start = na_page_start(page);
+  for (size_t i = page->capacity; i-- > 0;) {
+    na_block_t *block = (na_block_t *)(start + i * page->block_size);
+    if (!block_bit(bits, i) || na_page_block_is_unlinked(page, block)) continue;
+    na_block_set_next(page, block, list);
+    list = block;
+    count++;
+  }
+  page->free = list;
+  page->local_free = NULL;
+  page->installed = count;
+  page->is_zero = false;
+}
+
 size_t na_page_purge_free(na_page_t *page) {
   if (page->slice_count != 1 || na_arena_is_strict(na_segment_of_aligned(page)->arena_index))
     return 0;
@@ -208,20 +226,7 @@ size_t na_page_purge_free(na_page_t *page) {
   purge_pages(page, mask);
   page->free_stamp = na_os_clock_ms(); /* when, for na_heap_purge_regret */
   na_relaxed_store(&page->purged, (uint16_t)(page->purged | mask));
-  na_block_t *list = NULL;
-  uint32_t count = 0;
-  char *start = na_page_start(page);
-  for (size_t i = page->capacity; i-- > 0;) {
-    na_block_t *block = (na_block_t *)(start + i * page->block_size);
-    if (!block_bit(&bits, i) || na_page_block_is_unlinked(page, block)) continue;
-    na_block_set_next(page, block, list);
-    list = block;
-    count++;
-  }
-  page->free = list;
-  page->local_free = NULL;
-  page->installed = count;
-  page->is_zero = false;
+  relink_free(page, &bits);
   page->flags.bits.has_purged = 1;
   return (size_t)__builtin_popcount(mask) * NA_PAGE_SIZE;
 }
