@@ -1,6 +1,7 @@
 /* page.c: a page is a span of equal blocks owned by one heap. Blocks are carved lazily (so
  * untouched memory stays untouched) and kept on three lists: `free` to allocate from,
- * `local_free` for the owner's frees, and the atomic `thread_free` for other threads'. */
+ * `local_free` for the owner's frees, and the atomic `thread_free` for other threads'. A
+ * mostly free page can give back the OS pages that hold only free blocks (the purge below). */
 #include "internal.h"
 
 #include <string.h>
