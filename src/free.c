@@ -53,7 +53,7 @@ void na_free_remote(na_page_t *page, na_block_t *block) {
       continue;
     } else {
       na_block_set_next(page, block, na_tf_blocks(tf));
-      desired = (uintptr_t)block | (tf & 3) | ((tf >> NA_TF_COUNT_SHIFT) + 1) << NA_TF_COUNT_SHIFT;
+      desired = (uintptr_t)(na_tf_count(tf) + 1) << NA_TF_COUNT_SHIFT | (uintptr_t)block | (tf & 3);
     }
     if (atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, desired,
                                               memory_order_acq_rel, memory_order_relaxed))

@@ -151,8 +151,7 @@ static na_page_t *page_adopt(na_heap_t *heap, int arena_index, int size_class) {
   if (page == NULL) return NULL;
   page->heap = heap;
   na_relaxed_store(&page->owner, na_thread_id());
-  page->flags.value = 0;
-  page->flags.bits.has_purged = page->purged != 0;
+  na_page_reset_flags(page);
   na_page_set_delay(page, NA_DELAY_NONE, false);
   na_page_collect_remote(page);
   return page;
@@ -243,8 +242,7 @@ void na_heap_abandon(na_heap_t *heap) {
     na_page_t *page;
     while ((page = lists[i]->first) != NULL) {
       na_queue_remove(lists[i], page);
-      page->flags.value = 0;
-      page->flags.bits.has_purged = page->purged != 0;
+      na_page_reset_flags(page);
       na_page_account_partial(page);
       na_page_collect_remote(page);
       if (page->used == 0)

@@ -204,6 +204,11 @@ bool na_page_block_is_free(const na_page_t *page, const na_block_t *block);
 /* Gives back the OS pages of a mostly free one-slice page that hold only free blocks;
  * returns the bytes purged. */
 size_t na_page_purge_free(na_page_t *page);
+/* Flags of a page that changes hands (adopted or abandoned): only the purge's survives. */
+static inline void na_page_reset_flags(na_page_t *page) {
+  page->flags.value = 0;
+  page->flags.bits.has_purged = page->purged != 0;
+}
 /* True for a free block left off the lists in a purged OS page. */
 static inline bool na_page_block_is_unlinked(const na_page_t *page, const void *block) {
   unsigned purged = na_relaxed_load(&page->purged);

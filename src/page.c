@@ -105,7 +105,8 @@ void na_page_account_partial(na_page_t *page) {
  * free blocks. Their blocks stay free but leave the lists (a link would touch the page
  * again); `purged` remembers them, and the page links them back when it has nothing else
  * to hand out. */
-_Static_assert(NA_SLICE_SIZE / NA_PAGE_SIZE <= 16, "page.purged has a bit per OS page of a slice");
+#define OS_PAGES (NA_SLICE_SIZE / NA_PAGE_SIZE) /* in a one-slice page */
+_Static_assert(OS_PAGES <= 16, "page.purged has a bit per OS page of a slice");
 
 /* Carved blocks whose first byte lies in OS page k: [*first, *end). */
 static void blocks_starting_in(const na_page_t *page, size_t k, uint32_t *first, uint32_t *end) {
@@ -118,8 +119,7 @@ static void blocks_starting_in(const na_page_t *page, size_t k, uint32_t *first,
 static uint32_t unlinked_count(const na_page_t *page) {
   uint32_t count = 0, first, end;
   for (unsigned mask = page->purged; mask != 0; mask &= mask - 1) {
-    size_t k = (size_t)__builtin_ctz(mask);
-    blocks_starting_in(page, k, &first, &end);
+    blocks_starting_in(page, (size_t)__builtin_ctz(mask), &first, &end);
     count += end - first;
   }
   return count;
@@ -131,9 +131,8 @@ static void reclaim_unlinked(na_page_t *page) {
   na_block_t *list = NULL;
   uint32_t count = 0, first, end;
   char *start = na_page_start(page);
-  for (size_t k = 16; k-- > 0;) {
-    if (!(page->purged & (1u << k))) continue;
-    blocks_starting_in(page, k, &first, &end);
+  for (unsigned mask = page->purged; mask != 0; mask &= mask - 1) {
+    blocks_starting_in(page, (size_t)__builtin_ctz(mask), &first, &end);
     for (uint32_t i = end; i-- > first; count++) {
       na_block_t *block = (na_block_t *)(start + (size_t)i * page->block_size);
       na_block_set_next(page, block, list);
@@ -170,7 +169,7 @@ static bool block_bit(const block_bits_t *bits, size_t index) {
 static unsigned purgeable_pages(const na_page_t *page, const block_bits_t *bits) {
   unsigned mask = 0;
   size_t size = page->block_size;
-  for (size_t k = 0; k < NA_SLICE_SIZE / NA_PAGE_SIZE; k++) {
+  for (size_t k = 0; k < OS_PAGES; k++) {
     size_t first = k * NA_PAGE_SIZE / size, last = ((k + 1) * NA_PAGE_SIZE - 1) / size;
     if (last >= page->reserved) last = page->reserved - 1; /* the tail holds no block */
     if ((page->purged & (1u << k)) || first > last || last >= page->capacity) continue;
@@ -181,17 +180,14 @@ static unsigned purgeable_pages(const na_page_t *page, const block_bits_t *bits)
   return mask;
 }
 
+/* One madvise per run of adjacent OS pages. */
 static void purge_pages(na_page_t *page, unsigned mask) {
   char *start = na_page_start(page);
-  for (size_t k = 0; k < 16;) {
-    if (!(mask & (1u << k))) {
-      k++;
-      continue;
-    }
-    size_t run = k;
-    while (run < 16 && (mask & (1u << run))) run++;
-    na_os_purge(start + k * NA_PAGE_SIZE, (run - k) * NA_PAGE_SIZE);
-    k = run;
+  while (mask != 0) {
+    unsigned first = (unsigned)__builtin_ctz(mask);
+    unsigned run = (unsigned)__builtin_ctz(~(mask >> first)); /* adjacent pages from first */
+    na_os_purge(start + first * NA_PAGE_SIZE, run * NA_PAGE_SIZE);
+    mask &= ~(((1u << run) - 1) << first);
   }
 }
 
@@ -273,9 +269,8 @@ void na_page_refill(na_page_t *page) {
 bool na_page_set_delay(na_page_t *page, na_delay_t delay, bool only_if_empty) {
   uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
   for (;;) {
-    if (na_tf_delay(tf) ==
-        NA_DELAY_BUSY) { /* a remote free is talking to the heap: let it finish */
-      na_os_yield();
+    if (na_tf_delay(tf) == NA_DELAY_BUSY) {
+      na_os_yield(); /* a remote free is talking to the heap: let it finish */
       tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
       continue;
     }

@@ -2,10 +2,9 @@
  * segment map that tells, from an address alone, whether the library owns it and on which
  * arena. The map covers the 47-bit user address space at one byte per segment; it lives in
  * .bss, so only the parts that describe real segments are ever touched. */
-#include <stddef.h>
-
 #include "internal.h"
 
+#include <stddef.h>
 #include <string.h>
 
 _Static_assert(sizeof(na_segment_t) <= NA_META_SLICES * NA_SLICE_SIZE,
