@@ -43,6 +43,23 @@ static void *pop(na_page_t *page) {
   return block;
 }
 
+/* Hands out every block the page can hold; returns how many. */
+static size_t take_all(na_page_t *page, void **blocks) {
+  size_t total = 0;
+  do {
+    na_page_refill(page);
+    while (page->free != NULL) blocks[total++] = pop(page);
+  } while (page->capacity < page->reserved);
+  return total;
+}
+
+/* The owner's free, as the fast path does it, without its retire and purge calls. */
+static void free_to_local(na_page_t *page, void *block) {
+  na_block_set_next(page, block, page->local_free);
+  page->local_free = block;
+  page->used--;
+}
+
 static const int classes[] = {0, 1, 7, 8, 15, 23, 27, 33, 40, 47, NA_CLASS_COUNT - 1};
 
 START_TEST(init_describes_the_page) {
@@ -119,9 +136,7 @@ START_TEST(local_frees_come_back_on_refill) {
   void *blocks[8];
   for (int i = 0; i < 8; i++) blocks[i] = pop(page);
   for (int i = 0; i < 8; i += 2) {
-    na_block_set_next(page, blocks[i], page->local_free);
-    page->local_free = blocks[i];
-    page->used--;
+    free_to_local(page, blocks[i]);
   }
   na_page_refill(page); /* `free` still has blocks: nothing moves */
   ck_assert_uint_eq(list_length(page, page->local_free), 4);
@@ -239,11 +254,7 @@ START_TEST(sparse_page_purges_free_os_pages) {
   ck_assert_uint_eq(page->block_size, 64);
   size_t per_os_page = NA_PAGE_SIZE / 64;
   void *blocks[NA_SLICE_SIZE / 64];
-  size_t total = 0;
-  do {
-    na_page_refill(page);
-    while (page->free != NULL) blocks[total++] = pop(page);
-  } while (page->capacity < page->reserved);
+  size_t total = take_all(page, blocks);
   ck_assert_uint_eq(total, page->reserved);
   for (size_t i = 0; i < total; i++) memset(blocks[i], 0xab, 64);
   /* OS pages 2..5 lose every block; the others keep their first block */
@@ -251,9 +262,7 @@ START_TEST(sparse_page_purges_free_os_pages) {
     size_t os_page = i / per_os_page;
     bool keep = (os_page < 2 || os_page > 5) && i % per_os_page == 0;
     if (keep) continue;
-    na_block_set_next(page, blocks[i], page->local_free);
-    page->local_free = blocks[i];
-    page->used--;
+    free_to_local(page, blocks[i]);
   }
   size_t live = page->used;
   ck_assert_uint_eq(live, NA_SLICE_SIZE / NA_PAGE_SIZE - 4);
@@ -293,17 +302,11 @@ END_TEST
 START_TEST(double_free_of_a_purged_block_aborts) {
   na_page_t *page = page_make(3);
   void *blocks[NA_SLICE_SIZE / 64];
-  size_t total = 0;
-  do {
-    na_page_refill(page);
-    while (page->free != NULL) blocks[total++] = pop(page);
-  } while (page->capacity < page->reserved);
+  size_t total = take_all(page, blocks);
   page->heap = NULL; /* not on a heap: the free below must not retire it */
   na_relaxed_store(&page->owner, na_thread_id());
   for (size_t i = 1; i < total; i++) {
-    na_block_set_next(page, blocks[i], page->local_free);
-    page->local_free = blocks[i];
-    page->used--;
+    free_to_local(page, blocks[i]);
   }
   ck_assert_uint_gt(na_page_purge_free(page), 0);
   unit_silence_stderr();
@@ -316,15 +319,9 @@ END_TEST
 START_TEST(strict_placement_never_purges_blocks) {
   na_page_t *page = page_make(3);
   void *blocks[NA_SLICE_SIZE / 64];
-  size_t total = 0;
-  do {
-    na_page_refill(page);
-    while (page->free != NULL) blocks[total++] = pop(page);
-  } while (page->capacity < page->reserved);
+  size_t total = take_all(page, blocks);
   for (size_t i = 1; i < total; i++) {
-    na_block_set_next(page, blocks[i], page->local_free);
-    page->local_free = blocks[i];
-    page->used--;
+    free_to_local(page, blocks[i]);
   }
   int fallback = na_options.fallback;
   na_options.fallback = NA_FALLBACK_NONE;
