@@ -111,14 +111,14 @@ static na_noinline void page_low_elsewhere(na_heap_t *heap, na_page_t *page) {
     na_heap_page_retire(heap, page);
     return;
   }
-  page->sparse_at = (uint16_t)(page->used / 2); /* again when half of the rest is free */
+  page->sparse_below = (uint16_t)(page->used / 2 + 1); /* again when half the rest is free */
   if (!page->flags.bits.in_full) try_purge(heap, page);
 }
 
-/* Kept small: a malloc/free loop on one block calls it at every free. */
 void na_heap_page_low(na_heap_t *heap, na_page_t *page) {
-  if (na_likely(page == heap->current[page->size_class])) { /* kept, about to be reused */
-    if (page->used != 0) page->sparse_at = 0;
+  if (page == heap->current[page->size_class]) { /* kept, about to be reused */
+    page->sparse_below = 0; /* until its next refill, which every page has before it stops
+                               being current */
     return;
   }
   page_low_elsewhere(heap, page);

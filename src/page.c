@@ -1,6 +1,6 @@
 /* page.c: a page is a span of equal blocks owned by one heap. Blocks are carved lazily (so
- * untouched memory stays untouched) and kept on three lists: `free` to allocate from,
- * `local_free` for the owner's frees, and the atomic `thread_free` for other threads'. A
+ * untouched memory stays untouched) and kept on two lists: `free`, which the owner
+ * allocates from and frees onto, and the atomic `thread_free` for other threads' frees. A
  * mostly free page can give back the OS pages that hold only free blocks (the purge below). */
 #include "internal.h"
 
@@ -22,11 +22,12 @@ void na_page_init(na_page_t *page, na_heap_t *heap, int size_class, bool is_zero
   na_relaxed_store(&page->capacity, 0);
   page->used = 0;
   page->installed = 0;
-  page->free = page->local_free = NULL;
+  page->free = NULL;
   page->key = (na_secret ^ ((uintptr_t)page * 0x9e3779b97f4a7c15u)) | 1;
-  page->is_zero = is_zero;
   page->flags.value = 0;
-  page->sparse_at = 0;
+  page->flags.bits.fresh = is_zero;
+  page->is_zero = false; /* as a span it is no longer known to be zero */
+  page->sparse_below = 1; /* retire when empty */
   na_relaxed_store(&page->purged, 0);
   na_relaxed_store(&page->owner, heap->tld ? na_thread_id() : 0);
   page->heap = heap;
@@ -65,13 +66,15 @@ size_t na_page_collect_remote(na_page_t *page) {
   if (na_unlikely(count == 0 || count > page->used))
     na_fatal("corrupted remote free list in page of %u-byte blocks at %p", page->block_size,
              na_page_start(page));
-  if (page->local_free != NULL) { /* rare (adoption, collection): append local_free */
+  if (page->free != NULL) { /* rare (adoption, purge): append `free` */
     na_block_t *tail = head;
     for (uint32_t n = 1; n < count; n++) tail = na_block_next(page, tail);
-    na_block_set_next(page, tail, page->local_free);
+    na_block_set_next(page, tail, page->free);
   }
-  page->local_free = head;
+  page->free = head;
+  page->installed += count;
   page->used -= count;
+  page->flags.bits.fresh = 0;
   return count;
 }
 
@@ -114,15 +117,6 @@ static void blocks_starting_in(const na_page_t *page, size_t k, uint32_t *first,
   size_t lo = (k * NA_PAGE_SIZE + size - 1) / size, hi = ((k + 1) * NA_PAGE_SIZE + size - 1) / size;
   *first = (uint32_t)(lo < page->capacity ? lo : page->capacity);
   *end = (uint32_t)(hi < page->capacity ? hi : page->capacity);
-}
-
-static uint32_t unlinked_count(const na_page_t *page) {
-  uint32_t count = 0, first, end;
-  for (unsigned mask = page->purged; mask != 0; mask &= mask - 1) {
-    blocks_starting_in(page, (size_t)__builtin_ctz(mask), &first, &end);
-    count += end - first;
-  }
-  return count;
 }
 
 static void reclaim_unlinked(na_page_t *page) {
@@ -204,9 +198,8 @@ static void relink_free(na_page_t *page, const block_bits_t *bits) {
     count++;
   }
   page->free = list;
-  page->local_free = NULL;
   page->installed = count;
-  page->is_zero = false;
+  page->flags.bits.fresh = 0;
 }
 
 size_t na_page_purge_free(na_page_t *page) {
@@ -217,7 +210,6 @@ size_t na_page_purge_free(na_page_t *page) {
   block_bits_t bits;
   memset(bits.word, 0, ((size_t)page->capacity + 63) / 64 * sizeof bits.word[0]);
   mark_list(page, page->free, &bits);
-  mark_list(page, page->local_free, &bits);
   unsigned mask = purgeable_pages(page, &bits);
   if (mask == 0) return 0;
   purge_pages(page, mask);
@@ -228,11 +220,11 @@ size_t na_page_purge_free(na_page_t *page) {
   return (size_t)__builtin_popcount(mask) * NA_PAGE_SIZE;
 }
 
-/* Arms the sparse check: a one-slice page calls its heap when it drops to a quarter full
- * (and again at each halving after that, see na_heap_page_low). */
+/* Arms the sparse check: every page calls its heap when it empties; a one-slice page also
+ * when it drops to a quarter full (and again at each halving after that, see heap.c). */
 static void arm_sparse(na_page_t *page) {
-  page->sparse_at =
-      page->slice_count == 1 && na_options.purge_sparse ? (uint16_t)(page->reserved / 4) : 0;
+  bool purges = page->slice_count == 1 && na_options.purge_sparse;
+  page->sparse_below = (uint16_t)(purges ? page->reserved / 4 + 1 : 1);
 }
 
 void na_page_refill(na_page_t *page) {
@@ -242,17 +234,8 @@ void na_page_refill(na_page_t *page) {
                     (size_t)page->capacity * page->block_size);
   account_handed(page, page->installed);
   page->installed = 0;
-  if (page->local_free == NULL) na_page_collect_remote(page);
   arm_sparse(page);
-  if (page->local_free != NULL) {
-    /* with `free` empty and remote frees collected, every free block is on local_free,
-     * or unlinked in a purged OS page */
-    page->installed = page->capacity - page->used - unlinked_count(page);
-    page->free = page->local_free;
-    page->local_free = NULL;
-    page->is_zero = false;
-    return;
-  }
+  if (na_page_collect_remote(page) != 0) return;
   if (page->purged != 0) {
     reclaim_unlinked(page);
     return;
@@ -297,5 +280,5 @@ static bool list_contains(const na_page_t *page, const na_block_t *list, const n
 bool na_page_block_is_free(const na_page_t *page, const na_block_t *block) {
   const na_block_t *remote = na_tf_blocks(atomic_load(&page->thread_free));
   return na_page_block_is_unlinked(page, block) || list_contains(page, page->free, block) ||
-         list_contains(page, page->local_free, block) || list_contains(page, remote, block);
+         list_contains(page, remote, block);
 }
