@@ -78,9 +78,9 @@ size_t na_page_collect_remote(na_page_t *page) {
   return count;
 }
 
-/* Statistics without a cost on the fast path: when a page's free list runs dry, every block
- * the last refill put there has been handed out. */
-static void account_handed(na_page_t *page, uint32_t handed) {
+/* Statistics for the price of one increment per local free: every block put on `free` (by a
+ * refill or a free) that is no longer there has been handed out. */
+static void account_handed(na_page_t *page, uint64_t handed) {
   na_tld_t *tld = page->heap != NULL ? page->heap->tld : NULL;
   if (tld == NULL || handed == 0) return;
   int arena_index = na_segment_of_aligned(page)->arena_index;
@@ -96,7 +96,7 @@ static void account_handed(na_page_t *page, uint32_t handed) {
 
 /* Counts what was handed out of `free` so far (a page leaving its heap, or a report). */
 void na_page_account_partial(na_page_t *page) {
-  uint32_t left = 0;
+  uint64_t left = 0;
   for (na_block_t *b = page->free; b != NULL && left <= page->reserved; b = na_block_next(page, b))
     left++;
   account_handed(page, page->installed > left ? page->installed - left : 0);

@@ -98,7 +98,8 @@ typedef struct __attribute__((aligned(128))) na_page_s {
   uint16_t sparse_below; /* a free that leaves `used` below this calls the heap; 0 never */
   uint8_t kind;
   uint8_t size_class;
-  uint32_t installed; /* blocks put on `free` since its last count (statistics) */
+  uint64_t installed; /* blocks put on `free` since its last count (statistics; 64 bits, as
+                         an owner's frees alone can add 2^32 between two counts) */
 
   _Alignas(64) _Atomic(uintptr_t) thread_free; /* blocks other threads freed | na_delay_t */
   struct na_heap_s *heap;

@@ -80,11 +80,24 @@ START_TEST(counts_live_and_exited_threads) {
 }
 END_TEST
 
+/* A block freed and allocated again counts once per allocation, however often the same
+ * block comes back (the owner's frees go straight back on the page's list). */
+START_TEST(counts_every_reuse_of_a_block) {
+  int node = unit_home_node();
+  void *warm = numalloc_malloc(48); /* the page exists before counting starts */
+  double before = json_field(report("json"), node, "alloc_count");
+  for (int i = 0; i < 5000; i++) numalloc_free(numalloc_malloc(48));
+  ck_assert_double_eq(json_field(report("json"), node, "alloc_count"), before + 5000);
+  numalloc_free(warm);
+}
+END_TEST
+
 int main(int argc, char **argv) {
   (void)argc;
   Suite *s = suite_create("stats");
   TCase *tc = unit_tcase(s, "stats", 10);
   tcase_add_test(tc, formats);
   tcase_add_test(tc, counts_live_and_exited_threads);
+  tcase_add_test(tc, counts_every_reuse_of_a_block);
   return unit_run(s, argv);
 }
