@@ -102,7 +102,7 @@ void *na_alloc_on_arena(int arena_index, size_t size, size_t alignment, bool zer
     return NULL;
   }
   na_page_t *page = heap->current[size_class];
-  bool fresh = page->free != NULL && page->flags.bits.fresh;
+  bool fresh = page->free != NULL && page->is_zero;
   void *p = na_heap_alloc_small(heap, na_class_size(size_class));
   if (p != NULL && zero) {
     if (fresh)

@@ -9,11 +9,9 @@ static void free_local(na_page_t *page, na_block_t *block) {
   if ((na_block_looks_free(page, block) && na_page_block_is_free(page, block)) ||
       na_page_block_is_unlinked(page, block))
     na_fatal("double free of %p (size class %u)", (void *)block, page->block_size);
-  na_block_set_next(page, block, page->free);
-  page->free = block;
-  page->installed++;
+  na_block_set_next(page, block, page->local_free);
+  page->local_free = block;
   page->used--;
-  page->flags.bits.fresh = 0;
   if (page->flags.bits.in_full) na_heap_page_unfull(page->heap, page);
   if (page->used < page->sparse_below) na_heap_page_low(page->heap, page);
 }

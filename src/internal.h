@@ -196,7 +196,7 @@ void na_page_init(na_page_t *page, struct na_heap_s *heap, int size_class, bool 
 /* Refills page->free from local and remote frees, then by carving new blocks. */
 void na_page_refill(na_page_t *page);
 void na_page_account_partial(na_page_t *page);
-/* Moves the blocks other threads freed onto `free`; returns how many. */
+/* Moves the blocks other threads freed into local_free; returns how many. */
 size_t na_page_collect_remote(na_page_t *page);
 bool na_page_set_delay(na_page_t *page, na_delay_t delay, bool only_if_empty);
 void *na_page_block_start(const na_page_t *page, const void *p);
@@ -390,9 +390,8 @@ static inline void na_free_fast(void *p) {
   if (na_likely(na_relaxed_load(&page->owner) == na_thread_id() && page->flags.value == 0 &&
                 in_page * page->block_magic < page->block_magic &&
                 !na_block_looks_free(page, block))) {
-    na_block_set_next(page, block, page->free);
-    page->free = block; /* reused first, while its line is still in this core's cache */
-    page->installed++;
+    na_block_set_next(page, block, page->local_free);
+    page->local_free = block;
     if (na_unlikely(--page->used < page->sparse_below)) na_heap_page_low(page->heap, page);
     return;
   }

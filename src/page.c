@@ -1,6 +1,6 @@
 /* page.c: a page is a span of equal blocks owned by one heap. Blocks are carved lazily (so
- * untouched memory stays untouched) and kept on two lists: `free`, which the owner
- * allocates from and frees onto, and the atomic `thread_free` for other threads' frees. A
+ * untouched memory stays untouched) and kept on three lists: `free` to allocate from,
+ * `local_free` for the owner's frees, and the atomic `thread_free` for other threads'. A
  * mostly free page can give back the OS pages that hold only free blocks (the purge below). */
 #include "internal.h"
 
@@ -22,11 +22,10 @@ void na_page_init(na_page_t *page, na_heap_t *heap, int size_class, bool is_zero
   na_relaxed_store(&page->capacity, 0);
   page->used = 0;
   page->installed = 0;
-  page->free = NULL;
+  page->free = page->local_free = NULL;
   page->key = (na_secret ^ ((uintptr_t)page * 0x9e3779b97f4a7c15u)) | 1;
+  page->is_zero = is_zero;
   page->flags.value = 0;
-  page->flags.bits.fresh = is_zero;
-  page->is_zero = false; /* as a span it is no longer known to be zero */
   page->sparse_below = 1; /* retire when empty */
   na_relaxed_store(&page->purged, 0);
   na_relaxed_store(&page->owner, heap->tld ? na_thread_id() : 0);
@@ -66,21 +65,19 @@ size_t na_page_collect_remote(na_page_t *page) {
   if (na_unlikely(count == 0 || count > page->used))
     na_fatal("corrupted remote free list in page of %u-byte blocks at %p", page->block_size,
              na_page_start(page));
-  if (page->free != NULL) { /* rare (adoption, purge): append `free` */
+  if (page->local_free != NULL) { /* rare (adoption, collection): append local_free */
     na_block_t *tail = head;
     for (uint32_t n = 1; n < count; n++) tail = na_block_next(page, tail);
-    na_block_set_next(page, tail, page->free);
+    na_block_set_next(page, tail, page->local_free);
   }
-  page->free = head;
-  page->installed += count;
+  page->local_free = head;
   page->used -= count;
-  page->flags.bits.fresh = 0;
   return count;
 }
 
-/* Statistics for the price of one increment per local free: every block put on `free` (by a
- * refill or a free) that is no longer there has been handed out. */
-static void account_handed(na_page_t *page, uint64_t handed) {
+/* Statistics without a cost on the fast path: when a page's free list runs dry, every block
+ * the last refill put there has been handed out. */
+static void account_handed(na_page_t *page, uint32_t handed) {
   na_tld_t *tld = page->heap != NULL ? page->heap->tld : NULL;
   if (tld == NULL || handed == 0) return;
   int arena_index = na_segment_of_aligned(page)->arena_index;
@@ -96,7 +93,7 @@ static void account_handed(na_page_t *page, uint64_t handed) {
 
 /* Counts what was handed out of `free` so far (a page leaving its heap, or a report). */
 void na_page_account_partial(na_page_t *page) {
-  uint64_t left = 0;
+  uint32_t left = 0;
   for (na_block_t *b = page->free; b != NULL && left <= page->reserved; b = na_block_next(page, b))
     left++;
   account_handed(page, page->installed > left ? page->installed - left : 0);
@@ -117,6 +114,15 @@ static void blocks_starting_in(const na_page_t *page, size_t k, uint32_t *first,
   size_t lo = (k * NA_PAGE_SIZE + size - 1) / size, hi = ((k + 1) * NA_PAGE_SIZE + size - 1) / size;
   *first = (uint32_t)(lo < page->capacity ? lo : page->capacity);
   *end = (uint32_t)(hi < page->capacity ? hi : page->capacity);
+}
+
+static uint32_t unlinked_count(const na_page_t *page) {
+  uint32_t count = 0, first, end;
+  for (unsigned mask = page->purged; mask != 0; mask &= mask - 1) {
+    blocks_starting_in(page, (size_t)__builtin_ctz(mask), &first, &end);
+    count += end - first;
+  }
+  return count;
 }
 
 static void reclaim_unlinked(na_page_t *page) {
@@ -198,8 +204,9 @@ static void relink_free(na_page_t *page, const block_bits_t *bits) {
     count++;
   }
   page->free = list;
+  page->local_free = NULL;
   page->installed = count;
-  page->flags.bits.fresh = 0;
+  page->is_zero = false;
 }
 
 size_t na_page_purge_free(na_page_t *page) {
@@ -210,6 +217,7 @@ size_t na_page_purge_free(na_page_t *page) {
   block_bits_t bits;
   memset(bits.word, 0, ((size_t)page->capacity + 63) / 64 * sizeof bits.word[0]);
   mark_list(page, page->free, &bits);
+  mark_list(page, page->local_free, &bits);
   unsigned mask = purgeable_pages(page, &bits);
   if (mask == 0) return 0;
   purge_pages(page, mask);
@@ -234,8 +242,17 @@ void na_page_refill(na_page_t *page) {
                     (size_t)page->capacity * page->block_size);
   account_handed(page, page->installed);
   page->installed = 0;
+  if (page->local_free == NULL) na_page_collect_remote(page);
   arm_sparse(page);
-  if (na_page_collect_remote(page) != 0) return;
+  if (page->local_free != NULL) {
+    /* with `free` empty and remote frees collected, every free block is on local_free,
+     * or unlinked in a purged OS page */
+    page->installed = page->capacity - page->used - unlinked_count(page);
+    page->free = page->local_free;
+    page->local_free = NULL;
+    page->is_zero = false;
+    return;
+  }
   if (page->purged != 0) {
     reclaim_unlinked(page);
     return;
@@ -280,5 +297,5 @@ static bool list_contains(const na_page_t *page, const na_block_t *list, const n
 bool na_page_block_is_free(const na_page_t *page, const na_block_t *block) {
   const na_block_t *remote = na_tf_blocks(atomic_load(&page->thread_free));
   return na_page_block_is_unlinked(page, block) || list_contains(page, page->free, block) ||
-         list_contains(page, remote, block);
+         list_contains(page, page->local_free, block) || list_contains(page, remote, block);
 }

@@ -78,7 +78,8 @@ struct na_segment_s;
  * owner's fast paths read and write; the second starts with thread_free, which other
  * threads write, so a remote free does not take the owner's hot line away from it. */
 typedef struct __attribute__((aligned(128))) na_page_s {
-  na_block_t *free;       /* blocks to hand out, the owner's own frees pushed on top */
+  na_block_t *free;       /* next blocks to hand out (owner only) */
+  na_block_t *local_free; /* blocks the owner freed */
   uintptr_t key;          /* free-list pointer encoding */
   uint64_t block_magic;   /* 2^64 / block_size, rounded up: block starts in one multiply */
   uintptr_t owner;        /* owning thread's identity, 0 when no thread owns it */
@@ -91,21 +92,20 @@ typedef struct __attribute__((aligned(128))) na_page_s {
       uint8_t in_full;     /* off the heap's queue because it had no free block */
       uint8_t has_aligned; /* some block was handed out at an interior aligned address */
       uint8_t has_purged;  /* free blocks sit unlinked in OS pages given back (purged) */
-      uint8_t fresh;       /* every block on `free` is untouched memory (calloc skips it) */
+      uint8_t unused;
     } bits;
     uint32_t value; /* zero on the fast free path */
   } flags;
   uint16_t sparse_below; /* a free that leaves `used` below this calls the heap; 0 never */
   uint8_t kind;
   uint8_t size_class;
-  uint64_t installed; /* blocks put on `free` since its last count (statistics; 64 bits, as
-                         an owner's frees alone can add 2^32 between two counts) */
 
   _Alignas(64) _Atomic(uintptr_t) thread_free; /* blocks other threads freed | na_delay_t */
   struct na_heap_s *heap;
   struct na_page_s *next;
   struct na_page_s *prev;
   uint32_t reserved;  /* blocks that fit in the page */
+  uint32_t installed; /* blocks put on `free` by the last refill (statistics) */
   uint32_t slice_count;
   uint32_t free_stamp; /* coarse time when a free span was freed, for the purge delay */
   uint16_t purged;     /* OS pages of a one-slice page given back while blocks lived */

@@ -54,10 +54,9 @@ static size_t take_all(na_page_t *page, void **blocks) {
 }
 
 /* The owner's free, as the fast path does it, without its retire and purge calls. */
-static void free_to_page(na_page_t *page, void *block) {
-  na_block_set_next(page, block, page->free);
-  page->free = block;
-  page->installed++;
+static void free_to_local(na_page_t *page, void *block) {
+  na_block_set_next(page, block, page->local_free);
+  page->local_free = block;
   page->used--;
 }
 
@@ -74,11 +73,12 @@ START_TEST(init_describes_the_page) {
   ck_assert_uint_eq(page->capacity, 0);
   ck_assert_uint_eq(page->used, 0);
   ck_assert_ptr_null(page->free);
+  ck_assert_ptr_null(page->local_free);
   ck_assert_uint_eq(atomic_load(&page->thread_free), NA_DELAY_NONE);
   ck_assert_uint_eq(page->key & 1, 1);
   ck_assert_uint_eq(page->owner, 0); /* a heap without a thread */
   ck_assert_ptr_eq(page->heap, &heap);
-  ck_assert(page->flags.bits.fresh); /* a fresh segment */
+  ck_assert(page->is_zero); /* a fresh segment */
   na_arena_free_span(page);
 }
 END_TEST
@@ -127,23 +127,28 @@ START_TEST(free_lists_are_encoded) {
 }
 END_TEST
 
-/* The owner's frees go on top of `free`: handed out again first, most recent first, and
- * before anything more is carved. */
-START_TEST(local_frees_are_reused_first) {
+/* The owner's frees sit on local_free until `free` runs dry, then become `free`; the page
+ * is then no longer known to be zero. */
+START_TEST(local_frees_come_back_on_refill) {
   na_page_t *page = page_make(2);
   na_page_refill(page);
   size_t carved = page->capacity;
   void *blocks[8];
   for (int i = 0; i < 8; i++) blocks[i] = pop(page);
-  for (int i = 0; i < 8; i += 2) free_to_page(page, blocks[i]);
-  ck_assert_uint_eq(page->used, 4);
-  ck_assert_uint_eq(list_length(page, page->free), carved - 4);
+  for (int i = 0; i < 8; i += 2) {
+    free_to_local(page, blocks[i]);
+  }
+  na_page_refill(page); /* `free` still has blocks: nothing moves */
+  ck_assert_uint_eq(list_length(page, page->local_free), 4);
+  while (page->free != NULL) pop(page);
+  ck_assert_uint_eq(page->used, carved - 4);
+  na_page_refill(page);
+  ck_assert_ptr_null(page->local_free);
+  ck_assert_uint_eq(list_length(page, page->free), 4);
+  ck_assert_uint_eq(page->capacity, carved); /* reuse before carving more */
+  ck_assert(!page->is_zero);
   for (int i = 0; i < 8; i += 2) ck_assert(na_page_block_is_free(page, blocks[i]));
   for (int i = 1; i < 8; i += 2) ck_assert(!na_page_block_is_free(page, blocks[i]));
-  for (int i = 6; i >= 0; i -= 2) ck_assert_ptr_eq(pop(page), blocks[i]);
-  while (page->free != NULL) pop(page);
-  ck_assert_uint_eq(page->used, carved);
-  ck_assert_uint_eq(page->capacity, carved); /* nothing carved while freed blocks were left */
   na_arena_free_span(page);
 }
 END_TEST
@@ -169,12 +174,11 @@ START_TEST(remote_frees_are_collected) {
       remote_blocks[t][i] = pop(page);
     }
   uint32_t used = page->used;
-  size_t listed = list_length(page, page->free);
   unit_run_threads(REMOTE_THREADS, free_remote_batch, remote_blocks, sizeof remote_blocks[0]);
   ck_assert_uint_eq(page->used, used); /* not yet seen by the owner */
   ck_assert_uint_eq(na_page_collect_remote(page), REMOTE_THREADS * REMOTE_EACH);
   ck_assert_uint_eq(page->used, used - REMOTE_THREADS * REMOTE_EACH);
-  ck_assert_uint_eq(list_length(page, page->free), listed + REMOTE_THREADS * REMOTE_EACH);
+  ck_assert_uint_eq(list_length(page, page->local_free), REMOTE_THREADS * REMOTE_EACH);
   for (int t = 0; t < REMOTE_THREADS; t++)
     for (int i = 0; i < REMOTE_EACH; i++)
       UNIT_REQUIRE(na_page_block_is_free(page, remote_blocks[t][i]), "block %d/%d lost", t, i);
@@ -258,7 +262,7 @@ START_TEST(sparse_page_purges_free_os_pages) {
     size_t os_page = i / per_os_page;
     bool keep = (os_page < 2 || os_page > 5) && i % per_os_page == 0;
     if (keep) continue;
-    free_to_page(page, blocks[i]);
+    free_to_local(page, blocks[i]);
   }
   size_t live = page->used;
   ck_assert_uint_eq(live, NA_SLICE_SIZE / NA_PAGE_SIZE - 4);
@@ -268,6 +272,7 @@ START_TEST(sparse_page_purges_free_os_pages) {
   ck_assert_int_eq(unit_resident_pages(start + 2 * NA_PAGE_SIZE, 4 * NA_PAGE_SIZE), 0);
   ck_assert_uint_eq(page->purged, 0x3c);
   ck_assert(page->flags.bits.has_purged); /* frees into the page leave the fast path */
+  ck_assert_ptr_null(page->local_free);
   ck_assert_uint_eq(list_length(page, page->free), total - live - 4 * per_os_page);
   ck_assert(na_page_block_is_unlinked(page, blocks[2 * per_os_page]));
   ck_assert(na_page_block_is_free(page, blocks[5 * per_os_page + 7]));
@@ -301,7 +306,7 @@ START_TEST(double_free_of_a_purged_block_aborts) {
   page->heap = NULL; /* not on a heap: the free below must not retire it */
   na_relaxed_store(&page->owner, na_thread_id());
   for (size_t i = 1; i < total; i++) {
-    free_to_page(page, blocks[i]);
+    free_to_local(page, blocks[i]);
   }
   ck_assert_uint_gt(na_page_purge_free(page), 0);
   unit_silence_stderr();
@@ -316,7 +321,7 @@ START_TEST(strict_placement_never_purges_blocks) {
   void *blocks[NA_SLICE_SIZE / 64];
   size_t total = take_all(page, blocks);
   for (size_t i = 1; i < total; i++) {
-    free_to_page(page, blocks[i]);
+    free_to_local(page, blocks[i]);
   }
   int fallback = na_options.fallback;
   na_options.fallback = NA_FALLBACK_NONE;
@@ -338,7 +343,7 @@ int main(int argc, char **argv) {
   tcase_add_loop_test(tc, init_describes_the_page, 0, n);
   tcase_add_loop_test(tc, refill_carves_every_block_once, 0, n);
   tcase_add_test(tc, free_lists_are_encoded);
-  tcase_add_test(tc, local_frees_are_reused_first);
+  tcase_add_test(tc, local_frees_come_back_on_refill);
   tcase_add_test(tc, remote_frees_are_collected);
   tcase_add_test(tc, full_page_notifies_its_heap);
   tcase_add_test(tc, interior_pointers_find_their_block);

@@ -80,8 +80,8 @@ START_TEST(counts_live_and_exited_threads) {
 }
 END_TEST
 
-/* A block freed and allocated again counts once per allocation, however often the same
- * block comes back (the owner's frees go straight back on the page's list). */
+/* Blocks freed and allocated again count once per allocation: the owner's frees come back
+ * through local_free at each refill, and each trip is counted. */
 START_TEST(counts_every_reuse_of_a_block) {
   int node = unit_home_node();
   void *warm = numalloc_malloc(48); /* the page exists before counting starts */
