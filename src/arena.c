@@ -127,7 +127,29 @@ static void bin_remove(na_arena_t *arena, na_page_t *span) {
   if (span->is_dirty) arena->dirty_slices -= span->slice_count;
 }
 
-/* Inserts a free span, merging it with free neighbours in its segment. */
+/* ---- free spans' descriptors ----
+ * Inside a free span every slice but the last describes itself: offset 0, free, no owner,
+ * no count. The head carries the span; the last slice leads back to the head, for the merge
+ * with a span freed to its right. So a free span splits or merges with a few writes, not a
+ * pass over up to a whole segment of descriptors, and a stale pointer into free memory still
+ * finds a free descriptor and is named as invalid. Spans handed out get every slice written
+ * (na_segment_set_span); freeing one turns its slices back into free ones. */
+static void set_free_slice(na_page_t *slice) {
+  slice->slice_offset = 0;
+  slice->slice_count = 0;
+  na_relaxed_store(&slice->kind, NA_SPAN_FREE);
+  na_relaxed_store(&slice->owner, 0);
+}
+
+static void set_free_ends(na_segment_t *segment, size_t first, size_t count) {
+  na_page_t *head = &segment->slices[first];
+  set_free_slice(head);
+  head->slice_count = (uint32_t)count;
+  if (count > 1)
+    segment->slices[first + count - 1].slice_offset = (uint32_t)((count - 1) * sizeof(na_page_t));
+}
+
+/* Inserts a free span whose slices are free ones, merging it with free neighbours. */
 static void span_insert(na_arena_t *arena, na_segment_t *segment, size_t first, size_t count,
                         bool dirty, bool zero, uint32_t stamp) {
   size_t end = first + count;
@@ -137,6 +159,8 @@ static void span_insert(na_arena_t *arena, na_segment_t *segment, size_t first, 
     dirty |= right->is_dirty;
     zero &= right->is_zero;
     count += right->slice_count;
+    right->slice_count = 0; /* interior now, as is this span's last slice */
+    segment->slices[end - 1].slice_offset = 0;
   }
   if (first > NA_META_SLICES) {
     na_page_t *before = &segment->slices[first - 1];
@@ -146,11 +170,13 @@ static void span_insert(na_arena_t *arena, na_segment_t *segment, size_t first, 
       dirty |= left->is_dirty;
       zero &= left->is_zero;
       size_t left_first = (size_t)(left - segment->slices);
+      before->slice_offset = 0; /* the left span's last slice is interior now */
+      segment->slices[first].slice_count = 0;
       count += first - left_first;
       first = left_first;
     }
   }
-  na_segment_set_span(segment, first, count, NA_SPAN_FREE);
+  set_free_ends(segment, first, count);
   na_page_t *span = &segment->slices[first];
   span->is_dirty = dirty;
   span->is_zero = zero;
@@ -178,7 +204,7 @@ static na_page_t *span_take(na_arena_t *arena, na_page_t *span, size_t slices) {
   uint32_t stamp = span->free_stamp;
   bin_remove(arena, span);
   na_segment_set_span(segment, first, slices, NA_SPAN_LARGE); /* before the rest merges */
-  if (total > slices)
+  if (total > slices) /* the rest's slices are free ones already; its head is new */
     span_insert(arena, segment, first + slices, total - slices, dirty, zero, stamp);
   span->is_zero = zero;
   span->is_dirty = false;
@@ -389,6 +415,7 @@ static void free_span_locked(na_arena_t *arena, na_page_t *span, uint32_t now) {
   size_t first = (size_t)(span - segment->slices);
   size_t count = span->slice_count;
   segment->free_slices += (uint32_t)count;
+  for (size_t i = first; i < first + count; i++) set_free_slice(&segment->slices[i]);
   span_insert(arena, segment, first, count, true, false, now);
   if (segment_is_empty(segment))
     na_relaxed_store(&arena->empty_segments, arena->empty_segments + 1);

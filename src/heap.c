@@ -66,16 +66,30 @@ void na_heap_page_unfull(na_heap_t *heap, na_page_t *page) {
   set_current(heap, page->size_class);
 }
 
+static void page_release(na_heap_t *heap, na_page_t *page) {
+  na_heap_page_queue_remove(heap, page);
+  na_page_account_partial(page);
+  page->flags.value = 0;
+  na_arena_free_span(page);
+}
+
 /* A page with no block in use goes back to the arena, unless it is the only page its class
  * has: keeping that one saves a trip to the arena in alloc/free loops. */
 void na_heap_page_retire(na_heap_t *heap, na_page_t *page) {
   if (page == heap->current[page->size_class]) return;
   na_page_queue_t *q = queue_of(heap, page);
   if (!page->flags.bits.in_full && q->first == page && page->next == NULL) return;
-  na_heap_page_queue_remove(heap, page);
-  na_page_account_partial(page);
-  page->flags.value = 0;
-  na_arena_free_span(page);
+  page_release(heap, page);
+}
+
+/* Empty pages of several slices kept as their class's current page go back when the heap
+ * needs a new span: a class the program has left (growing buffers leave one after another)
+ * would otherwise hold up to a MiB each, while an alloc/free loop keeps its page. */
+static void release_idle_pages(na_heap_t *heap, int except_class) {
+  for (int c = 0; c < NA_CLASS_COUNT; c++) {
+    na_page_t *page = heap->current[c];
+    if (c != except_class && page->slice_count > 1 && page->used == 0) page_release(heap, page);
+  }
 }
 
 #define PURGE_BACKOFF_MAX 256
@@ -158,6 +172,7 @@ static na_page_t *page_adopt(na_heap_t *heap, int arena_index, int size_class) {
 }
 
 static na_page_t *page_fresh(na_heap_t *heap, int size_class, int arena_index) {
+  release_idle_pages(heap, size_class);
   int actual = arena_index;
   na_page_t *page = na_arena_alloc_span(arena_index, na_class_page_slices(size_class), &actual);
   if (page == NULL) return NULL;

@@ -33,8 +33,9 @@ static na_page_t *span_alloc(size_t slices) {
   return span;
 }
 
-/* Walks a segment's descriptors: spans tile it, interior slices point back to their head,
- * no two free spans touch (coalescing is complete), and free_slices adds up. */
+/* Walks a segment's descriptors: spans tile it, the slices of a span in use point back to
+ * its head, those of a free span describe themselves as free but the last, which points back
+ * to the head; no two free spans touch (coalescing is complete), and free_slices adds up. */
 static void check_segment(const na_segment_t *seg) {
   UNIT_REQUIRE(seg->slices[0].kind == NA_SPAN_META && seg->slices[0].slice_count == NA_META_SLICES,
                "segment %p header", (void *)seg);
@@ -45,10 +46,16 @@ static void check_segment(const na_segment_t *seg) {
     size_t count = head->slice_count;
     UNIT_REQUIRE(head->slice_offset == 0 && count >= 1 && i + count <= NA_SLICES_PER_SEGMENT,
                  "slice %zu: offset %u count %zu", i, head->slice_offset, count);
-    for (size_t j = 1; j < count; j++)
-      UNIT_REQUIRE(seg->slices[i + j].slice_offset == j * sizeof(na_page_t),
-                   "slice %zu of span at %zu points elsewhere", i + j, i);
     bool is_free = head->kind == NA_SPAN_FREE;
+    for (size_t j = 1; j < count; j++) {
+      const na_page_t *slice = &seg->slices[i + j];
+      bool free_layout = is_free || head->kind == NA_SPAN_PURGING;
+      bool points_back = !free_layout || j == count - 1;
+      UNIT_REQUIRE(slice->slice_offset == (points_back ? j * sizeof(na_page_t) : 0),
+                   "slice %zu of span at %zu points elsewhere", i + j, i);
+      UNIT_REQUIRE(points_back || (slice->kind == NA_SPAN_FREE && slice->owner == 0),
+                   "slice %zu of free span at %zu is not a free slice", i + j, i);
+    }
     UNIT_REQUIRE(!(is_free && previous_free), "free spans touch at slice %zu", i);
     if (is_free) free_total += count;
     previous_free = is_free;

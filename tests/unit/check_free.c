@@ -446,6 +446,26 @@ START_TEST(double_free_large_aborts) {
 }
 END_TEST
 
+/* A stale pointer into the slices a freed span gave back, after a page of this thread took
+ * the front of them: the pointer lies past the page, inside the free rest (not at its ends,
+ * which are rewritten anyway), at a multiple of the page's block size from its start, so
+ * only the free slice it finds (not the page's descriptor) tells it from a block. */
+START_TEST(free_into_split_free_span_aborts) {
+  char *a = numalloc_malloc(2 * NA_MiB);
+  char *keep = numalloc_malloc(NA_MiB); /* a's slices cannot merge into the segment's rest */
+  numalloc_free(a);
+  char *b = numalloc_malloc(100 * NA_KiB);
+  ck_assert_ptr_eq(b, a); /* the page took the front of a's old span */
+  na_page_t *page = na_page_of(na_segment_of_aligned(b), b);
+  size_t beyond = ((size_t)page->slice_count + 1) << NA_SLICE_SHIFT;
+  size_t past = (beyond + page->block_size - 1) / page->block_size * page->block_size;
+  ck_assert_uint_lt(past, 2 * NA_MiB - NA_SLICE_SIZE); /* before the rest's last slice */
+  unit_silence_stderr();
+  numalloc_free(a + past);
+  numalloc_free(keep);
+}
+END_TEST
+
 START_TEST(double_free_huge_aborts) {
   void *p = numalloc_malloc(40 * NA_MiB);
   numalloc_free(p);
@@ -526,6 +546,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, live_block_that_looks_free_is_freed);
   tcase_add_test_raise_signal(tc, double_free_large_aborts, SIGABRT);
   tcase_add_test_raise_signal(tc, double_free_huge_aborts, SIGABRT);
+  tcase_add_test_raise_signal(tc, free_into_split_free_span_aborts, SIGABRT);
   tcase_add_test_raise_signal(tc, foreign_free_aborts, SIGABRT);
   tcase_add_test_raise_signal(tc, interior_free_from_another_thread_aborts, SIGABRT);
   tcase_add_test_raise_signal(tc, interior_free_of_large_aborts, SIGABRT);

@@ -187,6 +187,29 @@ START_TEST(empty_pages_retire_but_current_stays) {
 }
 END_TEST
 
+/* An empty current page of several slices stays while its class is in use (an alloc/free
+ * loop reuses it), and goes back to the arena when the heap needs a span for another class,
+ * as a growing buffer moving up the classes does. */
+START_TEST(idle_multi_slice_page_goes_back_for_another_class) {
+  char *p = numalloc_malloc(100 * NA_KiB);
+  na_page_t *page = page_of(p);
+  int c = page->size_class;
+  ck_assert_uint_gt(page->slice_count, 1);
+  numalloc_free(p);
+  for (int i = 0; i < 100; i++) {
+    void *again = numalloc_malloc(100 * NA_KiB);
+    ck_assert_ptr_eq(page_of(again), page);
+    numalloc_free(again);
+  }
+  ck_assert_int_eq(page->kind, NA_SPAN_SMALL);
+  ck_assert_ptr_eq(na_tls_heap->current[c], page);
+  void *other = numalloc_malloc(200 * NA_KiB); /* a class with no page yet */
+  ck_assert_ptr_ne(na_tls_heap->current[c], page);
+  ck_assert(!(page->kind == NA_SPAN_SMALL && page->size_class == c));
+  numalloc_free(other);
+}
+END_TEST
+
 /* Ten pages' worth of blocks freed in random order: one page of the class is left. */
 START_TEST(random_frees_leave_one_page) {
   enum { COUNT = 14000 };
@@ -262,6 +285,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, remote_frees_of_live_page_are_reused);
   tcase_add_test(tc, empty_pages_retire_but_current_stays);
   tcase_add_test(tc, random_frees_leave_one_page);
+  tcase_add_test(tc, idle_multi_slice_page_goes_back_for_another_class);
   tcase_add_test(tc, sparse_page_gives_pages_back);
   return unit_run(s, argv);
 }
