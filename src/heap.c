@@ -82,14 +82,23 @@ void na_heap_page_retire(na_heap_t *heap, na_page_t *page) {
   page_release(heap, page);
 }
 
-/* Empty pages of several slices kept as their class's current page go back when the heap
- * needs a new span: a class the program has left (growing buffers leave one after another)
- * would otherwise hold up to a MiB each, while an alloc/free loop keeps its page. */
+/* Empty pages of several slices kept as their class's current page, up to 2 MiB of them, and
+ * all of them once that is exceeded, go back when the heap needs a new span. A class the
+ * program has left (growing buffers leave one after another) would otherwise hold up to a
+ * MiB each; a loop on one or two classes keeps its pages. */
+#define IDLE_SLICES_KEPT ((2 * NA_MiB) >> NA_SLICE_SHIFT)
+
+static bool page_is_idle(const na_page_t *page) {
+  return page->slice_count > 1 && page->used == 0;
+}
+
 static void release_idle_pages(na_heap_t *heap, int except_class) {
-  for (int c = 0; c < NA_CLASS_COUNT; c++) {
-    na_page_t *page = heap->current[c];
-    if (c != except_class && page->slice_count > 1 && page->used == 0) page_release(heap, page);
-  }
+  size_t idle = 0;
+  for (int c = 0; c < NA_CLASS_COUNT; c++)
+    if (c != except_class && page_is_idle(heap->current[c])) idle += heap->current[c]->slice_count;
+  if (idle <= IDLE_SLICES_KEPT) return;
+  for (int c = 0; c < NA_CLASS_COUNT; c++)
+    if (c != except_class && page_is_idle(heap->current[c])) page_release(heap, heap->current[c]);
 }
 
 #define PURGE_BACKOFF_MAX 256

@@ -187,25 +187,42 @@ START_TEST(empty_pages_retire_but_current_stays) {
 }
 END_TEST
 
-/* An empty current page of several slices stays while its class is in use (an alloc/free
- * loop reuses it), and goes back to the arena when the heap needs a span for another class,
- * as a growing buffer moving up the classes does. */
-START_TEST(idle_multi_slice_page_goes_back_for_another_class) {
-  char *p = numalloc_malloc(100 * NA_KiB);
+/* Empty current pages of several slices stay while they add up to at most 2 MiB (an
+ * alloc/free loop on one or two classes keeps its pages); past that, all go back to the arena
+ * when the heap needs a span for another class, as buffers growing through the classes do. */
+static na_page_t *idle_page_of(size_t size) {
+  void *p = numalloc_malloc(size);
   na_page_t *page = page_of(p);
-  int c = page->size_class;
   ck_assert_uint_gt(page->slice_count, 1);
   numalloc_free(p);
+  ck_assert_ptr_eq(na_tls_heap->current[page->size_class], page);
+  return page;
+}
+
+static bool still_current(const na_page_t *page, int size_class) {
+  return na_tls_heap->current[size_class] == page && page->kind == NA_SPAN_SMALL &&
+         page->size_class == size_class;
+}
+
+START_TEST(idle_multi_slice_pages_go_back_past_2_mib) {
+  na_page_t *a = idle_page_of(100 * NA_KiB);
+  int ca = a->size_class;
   for (int i = 0; i < 100; i++) {
     void *again = numalloc_malloc(100 * NA_KiB);
-    ck_assert_ptr_eq(page_of(again), page);
+    ck_assert_ptr_eq(page_of(again), a);
     numalloc_free(again);
   }
-  ck_assert_int_eq(page->kind, NA_SPAN_SMALL);
-  ck_assert_ptr_eq(na_tls_heap->current[c], page);
-  void *other = numalloc_malloc(200 * NA_KiB); /* a class with no page yet */
-  ck_assert_ptr_ne(na_tls_heap->current[c], page);
-  ck_assert(!(page->kind == NA_SPAN_SMALL && page->size_class == c));
+  na_page_t *b = idle_page_of(130 * NA_KiB);
+  int cb = b->size_class;
+  ck_assert_uint_le(a->slice_count + b->slice_count, (2 * NA_MiB) >> NA_SLICE_SHIFT);
+  ck_assert(still_current(a, ca)); /* b's new page did not take a's */
+  na_page_t *c = idle_page_of(170 * NA_KiB);
+  int cc = c->size_class;
+  ck_assert(still_current(a, ca) && still_current(b, cb));
+  ck_assert_uint_gt(a->slice_count + b->slice_count + c->slice_count,
+                    (2 * NA_MiB) >> NA_SLICE_SHIFT);
+  void *other = numalloc_malloc(250 * NA_KiB); /* a class with no page yet */
+  ck_assert(!still_current(a, ca) && !still_current(b, cb) && !still_current(c, cc));
   numalloc_free(other);
 }
 END_TEST
@@ -285,7 +302,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, remote_frees_of_live_page_are_reused);
   tcase_add_test(tc, empty_pages_retire_but_current_stays);
   tcase_add_test(tc, random_frees_leave_one_page);
-  tcase_add_test(tc, idle_multi_slice_page_goes_back_for_another_class);
+  tcase_add_test(tc, idle_multi_slice_pages_go_back_past_2_mib);
   tcase_add_test(tc, sparse_page_gives_pages_back);
   return unit_run(s, argv);
 }
