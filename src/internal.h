@@ -102,10 +102,18 @@ static inline uint8_t na_segmap_tag(const void *p) {
 static inline na_segment_t *na_segment_of_aligned(const void *p) {
   return (na_segment_t *)((uintptr_t)p & ~(uintptr_t)NA_SEGMENT_MASK);
 }
+/* The descriptor of the slice holding `p`, in two instructions: descriptors are 128 bytes,
+ * one per 64 KiB slice, so p's slice number times 128 is a shift and a mask of p. */
+_Static_assert(sizeof(na_page_t) == 128, "page descriptors are two cache lines");
+static inline na_page_t *na_slice_of(na_segment_t *segment, const void *p) {
+  uintptr_t offset = ((uintptr_t)p >> (NA_SLICE_SHIFT - 7)) &
+                     ((uintptr_t)(NA_SLICES_PER_SEGMENT - 1) << 7);
+  return (na_page_t *)((char *)segment->slices + offset);
+}
 /* The descriptor of the span holding `p`, which lies in the first SEGMENT_SIZE bytes of
  * `segment` (always true but for huge segments, whose later parts use na_page_of). */
 static inline na_page_t *na_page_of_near(na_segment_t *segment, const void *p) {
-  na_page_t *slice = &segment->slices[((uintptr_t)p & NA_SEGMENT_MASK) >> NA_SLICE_SHIFT];
+  na_page_t *slice = na_slice_of(segment, p);
   return (na_page_t *)((char *)slice - slice->slice_offset);
 }
 static inline na_page_t *na_page_of(na_segment_t *segment, const void *p) {
@@ -376,12 +384,12 @@ static inline bool na_block_looks_free(const na_page_t *page, const na_block_t *
  * which names the misuse and aborts. */
 static inline void na_free_fast(void *p) {
   uint8_t tag = na_segmap_tag(p);
-  if (na_unlikely((uint8_t)(tag - 1) >= NA_SEGMAP_CONT - 1)) { /* 0 or a huge tail */
+  if (na_unlikely((int8_t)tag <= 0)) { /* 0, or NA_SEGMAP_CONT: a huge segment's tail */
     na_free_unowned(p);
     return;
   }
   na_segment_t *segment = na_segment_of_aligned(p);
-  na_page_t *slice = &segment->slices[((uintptr_t)p & NA_SEGMENT_MASK) >> NA_SLICE_SHIFT];
+  na_page_t *slice = na_slice_of(segment, p);
   uint32_t slice_offset = slice->slice_offset;
   na_page_t *page = (na_page_t *)((char *)slice - slice_offset);
   uint64_t in_page = ((uintptr_t)p & (NA_SLICE_SIZE - 1)) +

@@ -9,7 +9,6 @@
 
 _Static_assert(sizeof(na_segment_t) <= NA_META_SLICES * NA_SLICE_SIZE,
                "the segment header fits its slices");
-_Static_assert(sizeof(na_page_t) == 128, "page descriptors are two cache lines");
 _Static_assert(offsetof(na_page_t, thread_free) == 64, "remote frees write the second line only");
 
 uint8_t na_segmap[NA_SEGMAP_SIZE];

@@ -47,6 +47,8 @@
 /* Segment map byte: 0 not ours, 1..NA_ARENA_COUNT the owning arena index + 1, or a
  * continuation of a huge segment that began at a lower address. */
 #define NA_SEGMAP_CONT 0xFF
+/* the free path tells a segment's first byte by its sign: arena tags are 1..127, CONT is not */
+_Static_assert(NA_ARENA_COUNT < 128 && NA_SEGMAP_CONT >= 128, "segment map tags");
 
 typedef struct na_block_s {
   uintptr_t next_encoded;
