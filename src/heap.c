@@ -84,8 +84,8 @@ void na_heap_page_retire(na_heap_t *heap, na_page_t *page) {
 
 /* Empty pages of several slices kept as their class's current page, up to 2 MiB of them, and
  * all of them once that is exceeded, go back when the heap needs a new span. A class the
- * program has left (growing buffers leave one after another) would otherwise hold up to a
- * MiB each; a loop on one or two classes keeps its pages. */
+ * program has left (growing buffers leave one after another) would otherwise hold up to
+ * 512 KiB each; a loop on one or two classes keeps its pages. */
 #define IDLE_SLICES_KEPT ((2 * NA_MiB) >> NA_SLICE_SHIFT)
 
 static bool page_is_idle(const na_page_t *page) {
