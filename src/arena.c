@@ -66,13 +66,21 @@ void na_arena_account_huge(int arena_index, int64_t bytes) {
   atomic_fetch_add_explicit(&arena_at(arena_index)->huge_bytes, bytes, memory_order_relaxed);
 }
 
+/* Blocks of a page in use: those handed out, less those other threads freed that its owner
+ * has not collected yet (their count rides in thread_free). */
+static uint32_t small_live_blocks(const na_page_t *page) {
+  uint32_t used = na_relaxed_load(&page->used);
+  uint32_t pending = na_tf_count(atomic_load_explicit(&page->thread_free, memory_order_relaxed));
+  return pending < used ? used - pending : 0;
+}
+
 static size_t segment_live_bytes(const na_segment_t *segment) {
   size_t live = 0;
   for (size_t i = NA_META_SLICES; i < NA_SLICES_PER_SEGMENT;) {
     const na_page_t *span = &segment->slices[i];
     if (span->slice_count == 0) break;
     if (span->kind == NA_SPAN_SMALL)
-      live += (size_t)span->used * span->block_size;
+      live += (size_t)small_live_blocks(span) * span->block_size;
     else if (span->kind == NA_SPAN_LARGE)
       live += (size_t)span->slice_count << NA_SLICE_SHIFT;
     i += span->slice_count;

@@ -92,6 +92,27 @@ START_TEST(counts_every_reuse_of_a_block) {
 }
 END_TEST
 
+/* Blocks another thread freed stop counting as live at once, before their owner collects
+ * them from the page's remote list. */
+enum { HANDED = 2000, HANDED_SIZE = 1000 };
+static void *handed[HANDED];
+
+static void *free_all_handed(void *arg) {
+  (void)arg;
+  for (int i = 0; i < HANDED; i++) numalloc_free(handed[i]);
+  return NULL;
+}
+
+START_TEST(remote_frees_leave_live_at_once) {
+  int node = unit_home_node();
+  for (int i = 0; i < HANDED; i++) handed[i] = numalloc_malloc(HANDED_SIZE);
+  double live = json_field(report("json"), node, "live_mb");
+  unit_run_threads(1, free_all_handed, NULL, 0);
+  double after = json_field(report("json"), node, "live_mb");
+  ck_assert_double_le(after, live - (double)HANDED * HANDED_SIZE / NA_MiB + 0.1);
+}
+END_TEST
+
 int main(int argc, char **argv) {
   (void)argc;
   Suite *s = suite_create("stats");
@@ -99,5 +120,6 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, formats);
   tcase_add_test(tc, counts_live_and_exited_threads);
   tcase_add_test(tc, counts_every_reuse_of_a_block);
+  tcase_add_test(tc, remote_frees_leave_live_at_once);
   return unit_run(s, argv);
 }
