@@ -88,17 +88,19 @@ void na_heap_page_retire(na_heap_t *heap, na_page_t *page) {
  * 512 KiB each; a loop on one or two classes keeps its pages. */
 #define IDLE_SLICES_KEPT ((2 * NA_MiB) >> NA_SLICE_SHIFT)
 
-static bool page_is_idle(const na_page_t *page) {
-  return page->slice_count > 1 && page->used == 0;
+static size_t idle_slices(const na_page_t *page) {
+  return page->slice_count > 1 && page->used == 0 ? page->slice_count : 0;
 }
 
 static void release_idle_pages(na_heap_t *heap, int except_class) {
   size_t idle = 0;
   for (int c = 0; c < NA_CLASS_COUNT; c++)
-    if (c != except_class && page_is_idle(heap->current[c])) idle += heap->current[c]->slice_count;
+    if (c != except_class) idle += idle_slices(heap->current[c]);
   if (idle <= IDLE_SLICES_KEPT) return;
-  for (int c = 0; c < NA_CLASS_COUNT; c++)
-    if (c != except_class && page_is_idle(heap->current[c])) page_release(heap, heap->current[c]);
+  for (int c = 0; c < NA_CLASS_COUNT; c++) {
+    na_page_t *page = heap->current[c];
+    if (c != except_class && idle_slices(page) != 0) page_release(heap, page);
+  }
 }
 
 #define PURGE_BACKOFF_MAX 256
