@@ -1,7 +1,8 @@
 /* alloc.c: the malloc family. The fast path pops the calling thread's current page for the
  * size: one load of the thread's heap, one of the page, one of its free list, one unlikely
- * branch, about a dozen instructions. Everything else tail-calls the slow path in heap.c.
- * Large blocks are spans from the node's arena; huge ones get a segment each. */
+ * branch, about a dozen instructions. Everything else tail-calls the one slow path below,
+ * na_alloc_generic. Large blocks are spans from the node's arena; huge ones get a segment
+ * each. */
 #include "internal.h"
 
 #include <errno.h>
@@ -89,21 +90,17 @@ static int aligned_class(size_t size, size_t alignment) {
   return -1;
 }
 
-/* Allocation on an explicit arena (node, or interleave), small or large; -1: the system. */
-void *na_alloc_on_arena(int arena_index, size_t size, size_t alignment, bool zero) {
-  if (arena_index < 0) return alloc_system(size, alignment, zero);
-  int size_class = alignment <= 16 ? (size <= NA_SMALL_MAX ? na_size_class(size) : -1)
-                                   : aligned_class(size, alignment);
-  if (size_class < 0) return na_alloc_large(arena_index, size, alignment, zero);
-  na_tld_t *tld = na_tld_get();
-  na_heap_t *heap = tld ? na_tld_heap_for_arena(tld, arena_index) : NULL;
+/* A small block from the thread's heap for `arena_index`. Fresh memory is zero already, so
+ * calloc clears only the link word the free list wrote into it. */
+static void *alloc_small(na_tld_t *tld, int arena_index, int size_class, size_t size, bool zero) {
+  na_heap_t *heap = na_tld_heap_for_arena(tld, arena_index);
   if (heap == NULL) {
     errno = ENOMEM;
     return NULL;
   }
   na_page_t *page = heap->current[size_class];
   bool fresh = page->free != NULL && page->is_zero;
-  void *p = na_heap_alloc_small(heap, na_class_size(size_class));
+  void *p = na_heap_alloc_small(heap, size_class);
   if (p != NULL && zero) {
     if (fresh)
       ((na_block_t *)p)->next_encoded = 0; /* the rest was never touched */
@@ -113,20 +110,38 @@ void *na_alloc_on_arena(int arena_index, size_t size, size_t alignment, bool zer
   return p;
 }
 
-/* Any allocation off the fast path: initialisation, policy, then the arena it picks. */
-static void *alloc_with_policy(size_t size, size_t alignment, bool zero) {
-  if (!na_ensure_init()) {
-    void *p = na_bootstrap_alloc(size, alignment);
-    if (p != NULL && zero) memset(p, 0, size);
-    return p;
-  }
+static void *alloc_bootstrap(size_t size, size_t alignment, bool zero) {
+  void *p = na_bootstrap_alloc(size, alignment);
+  if (p != NULL && zero) memset(p, 0, size);
+  return p;
+}
+
+/* The policy's arena for this request: the thread's heap for small blocks (which also
+ * becomes the heap its fast path uses), NUMALLOC_LARGE_POLICY's from the large threshold
+ * up. -1 when the policy hands everything to the system allocator. */
+static int arena_by_policy(na_tld_t *tld, size_t size) {
+  na_heap_t *heap = na_tld_pick_heap(tld);
+  if (heap == NULL) return -1;
+  return na_policy_large_arena(tld, size, heap->arena_index);
+}
+
+/* The one slow path. Every allocation that misses the fast path comes here: a thread's
+ * first call, a page out of blocks, a policy other than local, a size above the small
+ * classes, zeroing, alignment, an explicit node. The arena is decided once (policy, large
+ * policy, explicit node), then the size picks a small page, a span or a segment. */
+void *na_alloc_generic(size_t size, size_t alignment, bool zero, int arena_index) {
+  if (na_unlikely(!na_ensure_init())) return alloc_bootstrap(size, alignment, zero);
   na_tld_t *tld = na_tld_get();
   if (tld == NULL) {
-    errno = ENOMEM;
+    errno = ENOMEM; /* no memory even for the thread's record */
     return NULL;
   }
-  na_heap_t *heap = na_tld_pick_heap(tld);
-  return na_alloc_on_arena(heap ? heap->arena_index : -1, size, alignment, zero);
+  if (arena_index == NA_ARENA_BY_POLICY) arena_index = arena_by_policy(tld, size);
+  if (arena_index < 0) return alloc_system(size, alignment, zero);
+  int size_class = alignment <= 16 ? (size <= NA_SMALL_MAX ? na_size_class(size) : -1)
+                                   : aligned_class(size, alignment);
+  if (size_class < 0) return na_alloc_large(arena_index, size, alignment, zero);
+  return alloc_small(tld, arena_index, size_class, size, zero);
 }
 
 void *numalloc_calloc(size_t count, size_t size) {
@@ -135,18 +150,18 @@ void *numalloc_calloc(size_t count, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  return alloc_with_policy(total, 16, true);
+  return na_alloc_generic(total, 16, true, NA_ARENA_BY_POLICY);
 }
 
-void *na_alloc_aligned(size_t size, size_t alignment, bool zero) {
-  if (alignment <= 16 && !zero) return numalloc_malloc(size);
-  return alloc_with_policy(size, alignment, zero);
+static void *alloc_aligned(size_t size, size_t alignment) {
+  if (alignment <= 16) return numalloc_malloc(size);
+  return na_alloc_generic(size, alignment, false, NA_ARENA_BY_POLICY);
 }
 
 int numalloc_posix_memalign(void **out, size_t alignment, size_t size) {
   if (alignment < sizeof(void *) || !na_is_power_of_two(alignment)) return EINVAL;
   int saved = errno;
-  void *p = na_alloc_aligned(size, alignment, false);
+  void *p = alloc_aligned(size, alignment);
   if (p == NULL) {
     int rc = errno;
     errno = saved;
@@ -161,7 +176,7 @@ void *numalloc_aligned_alloc(size_t alignment, size_t size) {
     errno = EINVAL;
     return NULL;
   }
-  return na_alloc_aligned(size, alignment, false);
+  return alloc_aligned(size, alignment);
 }
 
 /* Like glibc: a non-power-of-two alignment is rounded up rather than refused. */
@@ -172,10 +187,10 @@ void *numalloc_memalign(size_t alignment, size_t size) {
   }
   size_t a = 1;
   while (a < alignment) a <<= 1;
-  return na_alloc_aligned(size, a, false);
+  return alloc_aligned(size, a);
 }
 
-void *numalloc_valloc(size_t size) { return na_alloc_aligned(size, NA_PAGE_SIZE, false); }
+void *numalloc_valloc(size_t size) { return alloc_aligned(size, NA_PAGE_SIZE); }
 
 void *numalloc_pvalloc(size_t size) {
   if (size > NA_SIZE_MAX) {
@@ -183,7 +198,7 @@ void *numalloc_pvalloc(size_t size) {
     return NULL;
   }
   size_t rounded = na_align_up(size == 0 ? 1 : size, NA_PAGE_SIZE);
-  return na_alloc_aligned(rounded, NA_PAGE_SIZE, false);
+  return alloc_aligned(rounded, NA_PAGE_SIZE);
 }
 
 /* ---- realloc ------------------------------------------------------------------------ */
@@ -255,7 +270,7 @@ void *numalloc_aligned_alloc_onnode(size_t alignment, size_t size, int node) {
     errno = EINVAL;
     return NULL;
   }
-  return na_alloc_on_arena(node, size, alignment, false);
+  return na_alloc_generic(size, alignment, false, node);
 }
 
 void *numalloc_malloc_onnode(size_t size, int node) {
@@ -272,5 +287,5 @@ void *numalloc_calloc_onnode(size_t count, size_t size, int node) {
     errno = EINVAL;
     return NULL;
   }
-  return na_alloc_on_arena(node, total, 16, true);
+  return na_alloc_generic(total, 16, true, node);
 }

@@ -222,10 +222,9 @@ static na_page_t *find_page(na_heap_t *heap, int size_class) {
   }
 }
 
-void *na_heap_alloc_small(na_heap_t *heap, size_t size) {
+void *na_heap_alloc_small(na_heap_t *heap, int size_class) {
   if (na_unlikely(atomic_load_explicit(&heap->delayed_free, memory_order_relaxed) != NULL))
     na_heap_free_delayed(heap);
-  int size_class = na_size_class(size);
   na_page_t *page = heap->current[size_class];
   if (page->free == NULL) page = find_page(heap, size_class);
   if (page == NULL) {
@@ -233,25 +232,6 @@ void *na_heap_alloc_small(na_heap_t *heap, size_t size) {
     return NULL;
   }
   return na_page_pop(page);
-}
-
-/* Every allocation that misses the fast path comes here: the first one of a thread, a page
- * out of blocks, a policy other than local, a size above the small classes. */
-void *na_heap_alloc_slow(na_heap_t *heap, size_t size) {
-  struct na_tld_s *tld = heap->tld;
-  if (tld == NULL) {
-    if (!na_ensure_init()) return na_bootstrap_alloc(size, 16);
-    tld = na_tld_get();
-    if (tld == NULL) {
-      errno = ENOMEM; /* no memory even for the thread's record */
-      return NULL;
-    }
-  }
-  heap = na_tld_pick_heap(tld);
-  if (heap == NULL) return na_alloc_on_arena(-1, size, 16, false);
-  if (size > NA_SMALL_MAX)
-    return na_alloc_large(na_policy_large_arena(tld, size, heap->arena_index), size, 16, false);
-  return na_heap_alloc_small(heap, size);
 }
 
 /* The thread is exiting: every page goes back to the arena, or is left there for another

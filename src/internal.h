@@ -261,7 +261,6 @@ extern __thread na_heap_t *na_tls_heap __attribute__((tls_model("initial-exec"))
 extern na_heap_t na_heap_empty;
 static inline uintptr_t na_thread_id(void) { return (uintptr_t)__builtin_thread_pointer(); }
 void na_heap_init(na_heap_t *heap, struct na_tld_s *tld, int arena_index);
-void *na_heap_alloc_slow(na_heap_t *heap, size_t size);
 void na_heap_page_queue_remove(na_heap_t *heap, na_page_t *page);
 void na_heap_page_unfull(na_heap_t *heap, na_page_t *page);
 void na_heap_page_retire(na_heap_t *heap, na_page_t *page);
@@ -273,7 +272,8 @@ void na_heap_purge_regret(na_heap_t *heap, int size_class);
 void na_heap_free_delayed(na_heap_t *heap);
 void na_heap_abandon(na_heap_t *heap);
 void na_heap_account(na_heap_t *heap);
-void *na_heap_alloc_small(na_heap_t *heap, size_t size);
+/* A block of `size_class` from the heap's pages; NULL (ENOMEM) when no memory is left. */
+void *na_heap_alloc_small(na_heap_t *heap, int size_class);
 
 /* ---- thread.c ----------------------------------------------------------------------- */
 /* The calling thread's record, created on first use; NULL while the process is starting. */
@@ -312,9 +312,11 @@ void na_free_remote(na_page_t *page, na_block_t *block);
 size_t na_usable_size_of(const void *p);
 
 /* ---- alloc.c ------------------------------------------------------------------------ */
-void *na_alloc_on_arena(int arena_index, size_t size, size_t alignment, bool zero);
+/* The one slow path of the malloc family: `arena_index` is a node, NA_INTERLEAVE_ARENA, or
+ * NA_ARENA_BY_POLICY for the calling thread's policy (and NUMALLOC_LARGE_POLICY). */
+#define NA_ARENA_BY_POLICY (-1)
+void *na_alloc_generic(size_t size, size_t alignment, bool zero, int arena_index);
 void *na_alloc_large(int arena_index, size_t size, size_t alignment, bool zero);
-void *na_alloc_aligned(size_t size, size_t alignment, bool zero);
 
 /* ---- bootstrap.c -------------------------------------------------------------------- */
 /* Serves the few requests made while the allocator itself is starting (libnuma and dlsym
@@ -368,7 +370,7 @@ static inline void *na_malloc_fast(size_t size) {
     na_page_t *page = heap->current[na_size_class(size)];
     if (na_likely(page->free != NULL)) return na_page_pop(page);
   }
-  return na_heap_alloc_slow(heap, size);
+  return na_alloc_generic(size, 16, false, NA_ARENA_BY_POLICY);
 }
 
 /* A freed block's first word decodes to a block of the same segment, or to NULL at the end

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +30,7 @@ static void *(*api_malloc_onnode)(size_t, int);
 static void *(*api_calloc_onnode)(size_t, size_t, int);
 static int (*api_node_of)(const void *);
 static int (*api_thread_bind)(int);
+static void *(*api_aligned_alloc_onnode)(size_t, size_t, int);
 
 static int failures;
 
@@ -347,6 +349,88 @@ static int scenario_exhaust(const char *fallback, int node, size_t limit) {
   return total < limit || per_node[node] == 0; /* nearest: all of it, spilling over */
 }
 
+/* ---- every entry point under every policy: small, large and huge blocks ------------------ */
+
+enum { ENTRY_COUNT = 8 };
+static const char *const entry_names[ENTRY_COUNT] = {
+    "malloc", "calloc", "realloc", "posix_memalign", "aligned_alloc", "memalign", "valloc", "pvalloc"};
+
+static void *entry_alloc(int entry, size_t n) {
+  void *p = NULL;
+  switch (entry) {
+  case 0: return malloc(n);
+  case 1: return calloc(1, n);
+  case 2: return realloc(malloc(16), n); /* a small block grown to its size */
+  case 3: return posix_memalign(&p, 64, n) == 0 ? p : NULL;
+  case 4: return aligned_alloc(4096, n);
+  case 5: return memalign(128, n);
+  case 6: return valloc(n);
+  default: return pvalloc(n);
+  }
+}
+
+/* Pages of a block spread over the nodes with memory: each within 5 points of an even share. */
+static int spread_evenly(const long *per_node) {
+  int nodes = 0;
+  long total = 0;
+  for (int n = 0; n <= numa_max_node() && n < MAX_NODES; n++)
+    if (numa_node_size64(n, NULL) > 0) nodes++, total += per_node[n];
+  for (int n = 0; n <= numa_max_node() && n < MAX_NODES; n++) {
+    if (numa_node_size64(n, NULL) <= 0) continue;
+    double share = 100.0 * (double)per_node[n] / (double)total;
+    if (share < 100.0 / nodes - 5.0 || share > 100.0 / nodes + 5.0) return 0;
+  }
+  return 1;
+}
+
+/* Checks one block: `want` >= 0 is the node every page must be on, -2 asks for pages spread
+ * evenly (interleaved), -1 for every page on the node numalloc reports for the block. */
+static void check_entry_block(const char *entry, size_t n, void *p, int want) {
+  char what[96];
+  snprintf(what, sizeof what, "%s(%zu)", entry, n);
+  if (p == NULL) {
+    fail(what, p, want, -100);
+    return;
+  }
+  memset(p, 7, n);
+  int home = api_node_of(p);
+  long per_node[MAX_NODES] = {0};
+  if (want == -2) {
+    tally(p, n, -1, per_node);
+    if (home != -2) fail(what, p, -2, home);
+    if (n >= (1 << 20) && !spread_evenly(per_node)) fail(what, p, -2, -3); /* -3: uneven */
+  } else {
+    int node = want >= 0 ? want : home;
+    if (home != node) fail(what, p, node, home);
+    tally(p, n, node, NULL);
+  }
+  free(p);
+}
+
+/* `small_want` and `large_want` as for check_entry_block; large means from 1 MiB up (the
+ * default NUMALLOC_LARGE_THRESHOLD). */
+static int scenario_entries(int small_want, int large_want) {
+  static const size_t entry_sizes[] = {200, 40000, 3 << 20, 24 << 20};
+  int cpu_of_node[MAX_NODES];
+  cpus_with_nodes(cpu_of_node);
+  pin_to_cpu(cpu_of_node[1]);
+  for (int e = 0; e < ENTRY_COUNT; e++)
+    for (size_t i = 0; i < sizeof entry_sizes / sizeof entry_sizes[0]; i++) {
+      size_t n = entry_sizes[i];
+      check_entry_block(entry_names[e], n, entry_alloc(e, n), n >= (1 << 20) ? large_want : small_want);
+    }
+  for (int node = 0; node <= numa_max_node(); node++) {
+    if (numa_node_size64(node, NULL) <= 0) continue;
+    for (size_t i = 0; i < sizeof entry_sizes / sizeof entry_sizes[0]; i++) {
+      size_t n = entry_sizes[i];
+      check_entry_block("malloc_onnode", n, api_malloc_onnode(n, node), node);
+      check_entry_block("calloc_onnode", n, api_calloc_onnode(1, n, node), node);
+      check_entry_block("aligned_alloc_onnode", n, api_aligned_alloc_onnode(4096, n, node), node);
+    }
+  }
+  return failures != 0;
+}
+
 /* ---- the driver ------------------------------------------------------------------------ */
 
 typedef struct scenario {
@@ -364,6 +448,10 @@ static const scenario_t scenarios[] = {
     {"migrate", "NUMALLOC_POLICY=local", 2, 2},
     {"restricted", "NUMALLOC_NODES=1", 2, 2},
     {"fork", "", 2, 2},
+    {"entries-local", "NUMALLOC_POLICY=local", 2, 2},
+    {"entries-large-interleave", "NUMALLOC_POLICY=local NUMALLOC_LARGE_POLICY=interleave", 2, 2},
+    {"entries-interleave", "NUMALLOC_POLICY=interleave", 2, 2},
+    {"entries-rr", "NUMALLOC_POLICY=rr", 2, 2},
 };
 
 static int run_scenario(const char *name, int argc, char **argv) {
@@ -374,6 +462,10 @@ static int run_scenario(const char *name, int argc, char **argv) {
   if (strcmp(name, "migrate") == 0) return scenario_migrate();
   if (strcmp(name, "restricted") == 0) return scenario_restricted();
   if (strcmp(name, "fork") == 0) return scenario_fork();
+  if (strcmp(name, "entries-local") == 0) return scenario_entries(1, 1);
+  if (strcmp(name, "entries-large-interleave") == 0) return scenario_entries(1, -2);
+  if (strcmp(name, "entries-interleave") == 0) return scenario_entries(-2, -2);
+  if (strcmp(name, "entries-rr") == 0) return scenario_entries(-1, -1);
   if (strcmp(name, "exhaust") == 0 && argc >= 5)
     return scenario_exhaust(argv[2], atoi(argv[3]), (size_t)atol(argv[4]) << 20);
   printf("unknown scenario %s\n", name);
@@ -438,7 +530,10 @@ int main(int argc, char **argv) {
   api_calloc_onnode = (void *(*)(size_t, size_t, int))dlsym(RTLD_DEFAULT, "numalloc_calloc_onnode");
   api_node_of = (int (*)(const void *))dlsym(RTLD_DEFAULT, "numalloc_node_of");
   api_thread_bind = (int (*)(int))dlsym(RTLD_DEFAULT, "numalloc_thread_bind");
-  if (argc < 2 || !api_malloc_onnode || !api_node_of || !api_thread_bind || !api_calloc_onnode) {
+  api_aligned_alloc_onnode =
+      (void *(*)(size_t, size_t, int))dlsym(RTLD_DEFAULT, "numalloc_aligned_alloc_onnode");
+  if (argc < 2 || !api_malloc_onnode || !api_node_of || !api_thread_bind || !api_calloc_onnode ||
+      !api_aligned_alloc_onnode) {
     printf("usage: alloc_placement all PRELOAD [NODE:MiB] | SCENARIO (under the preload)\n");
     return 2;
   }

@@ -154,12 +154,12 @@ END_TEST
  * and idle memory collected, nothing of it is left. */
 static void *use_interleave_arena(void *arg) {
   (void)arg;
-  char *large = na_alloc_on_arena(NA_INTERLEAVE_ARENA, NA_MiB, 16, false);
+  char *large = na_alloc_generic(NA_MiB, 16, false, NA_INTERLEAVE_ARENA);
   ck_assert_ptr_nonnull(large);
   ck_assert_int_eq(numalloc_node_of(large), NA_NODE_INTERLEAVED);
   ck_assert_uint_ge(na_arena_mapped_bytes(NA_INTERLEAVE_ARENA), NA_SEGMENT_SIZE);
   memset(large, 1, NA_MiB);
-  char *small = na_alloc_on_arena(NA_INTERLEAVE_ARENA, 64, 16, true);
+  char *small = na_alloc_generic(64, 16, true, NA_INTERLEAVE_ARENA);
   ck_assert_ptr_nonnull(small);
   int small_node = numalloc_node_of(small);
   ck_assert(small_node == NA_NODE_INTERLEAVED || na_node_bit(na_topology.usable, small_node));
