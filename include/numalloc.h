@@ -1,9 +1,11 @@
 /* numalloc.h: the public interface of numalloc, a NUMA-aware malloc.
  *
  * Under LD_PRELOAD=libnumapreload.so a program needs none of this: malloc and friends are
- * interposed. Link with -lnumalloc (pkg-config numalloc) to use the explicit node API, the
- * policy controls and the statistics. Every block from any function here is freed with
- * free() (or numalloc_free); none of them ever needs a special free. */
+ * interposed. To use the explicit node API, the policy controls and the statistics, link with
+ * -lnumapreload (`pkg-config --libs numalloc`): like linking -ljemalloc, that makes numalloc
+ * the program's allocator for every malloc, not only for the calls below. Every block from any
+ * function here is freed with free() (or numalloc_free); none of them ever needs a special
+ * free. */
 #ifndef NUMALLOC_H
 #define NUMALLOC_H
 
