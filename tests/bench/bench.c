@@ -5,6 +5,9 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +99,30 @@ void bench_check_preload(void) {
   preload_state = "verified";
 }
 
+__thread bench_counts bench_thread_counts;
+static _Atomic uint64_t exited_frees, exited_reallocs;
+static pthread_key_t counts_key;
+static pthread_once_t counts_once = PTHREAD_ONCE_INIT;
+
+/* Runs in the exiting thread, before pthread_join returns in the joiner. */
+static void add_exited_counts(void *value) {
+  bench_counts *c = value;
+  atomic_fetch_add(&exited_frees, c->frees);
+  atomic_fetch_add(&exited_reallocs, c->reallocs);
+  c->frees = c->reallocs = 0;
+}
+
+static void create_counts_key(void) {
+  if (pthread_key_create(&counts_key, add_exited_counts) != 0)
+    bench_fail("pthread_key_create failed");
+}
+
+void bench_register_thread(void) {
+  pthread_once(&counts_once, create_counts_key);
+  bench_thread_counts.registered = 1;
+  pthread_setspecific(counts_key, &bench_thread_counts);
+}
+
 size_t bench_scaled(const bench_args *args, double full, size_t min) {
   double v = full * args->scale;
   return v < (double)min ? min : (size_t)v;
@@ -153,6 +180,35 @@ void bench_fail(const char *fmt, ...) {
   exit(BENCH_EXIT_CORRUPT);
 }
 
+void bench_spawn(int n, void *(*fn)(void *), void *arg_base, size_t arg_size) {
+  pthread_t *tids = calloc((size_t)n, sizeof *tids);
+  if (tids == NULL)
+    bench_fail("no memory for %d thread ids", n);
+  for (int i = 0; i < n; i++)
+    if (pthread_create(&tids[i], NULL, fn, (char *)arg_base + (size_t)i * arg_size) != 0)
+      bench_fail("pthread_create failed");
+  for (int i = 0; i < n; i++)
+    pthread_join(tids[i], NULL);
+  free(tids);
+}
+
+void bench_mailbox_put(bench_mailbox *m, const bench_block *b) {
+  size_t head = atomic_load_explicit(&m->head, memory_order_relaxed);
+  while (head - atomic_load_explicit(&m->tail, memory_order_acquire) >= BENCH_MAILBOX_SIZE)
+    sched_yield();
+  m->items[head % BENCH_MAILBOX_SIZE] = *b;
+  atomic_store_explicit(&m->head, head + 1, memory_order_release);
+}
+
+int bench_mailbox_take(bench_mailbox *m, bench_block *out) {
+  size_t tail = atomic_load_explicit(&m->tail, memory_order_relaxed);
+  if (tail == atomic_load_explicit(&m->head, memory_order_acquire))
+    return 0;
+  *out = m->items[tail % BENCH_MAILBOX_SIZE];
+  atomic_store_explicit(&m->tail, tail + 1, memory_order_release);
+  return 1;
+}
+
 double bench_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -185,10 +241,13 @@ static const char *basename_of(const char *path) {
 }
 
 void bench_result_rss(const char *name, double seconds, long final_rss_kb, const char *extra) {
-  printf("RESULT name=%s seconds=%.6f cpu_seconds=%.6f peak_rss_kb=%ld final_rss_kb=%ld "
-         "malloc_from=%s preload=%s%s%s\n",
+  uint64_t frees = atomic_load(&exited_frees) + bench_thread_counts.frees;
+  uint64_t reallocs = atomic_load(&exited_reallocs) + bench_thread_counts.reallocs;
+  printf("RESULT name=%s seconds=%.6f cpu_seconds=%.6f peak_rss_kb=%ld final_rss_kb=%ld frees=%llu "
+         "reallocs=%llu malloc_from=%s preload=%s%s%s\n",
          name, seconds, cpu_seconds() - cpu_at_start, bench_status_kb("VmHWM"), final_rss_kb,
-         basename_of(malloc_from), preload_state, extra ? " " : "", extra ? extra : "");
+         (unsigned long long)frees, (unsigned long long)reallocs, basename_of(malloc_from),
+         preload_state, extra ? " " : "", extra ? extra : "");
   fflush(stdout);
 }
 

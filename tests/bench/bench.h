@@ -8,8 +8,10 @@
 #ifndef BENCH_H
 #define BENCH_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 /* Exit statuses the runner tells apart. */
 #define BENCH_EXIT_CORRUPT 1 /* a block's contents were wrong, or malloc returned NULL */
@@ -71,11 +73,78 @@ static inline uint64_t bench_tag(uint64_t a, uint64_t b) {
 void bench_write(void *p, size_t from, size_t size, uint64_t tag, size_t stride);
 void bench_check(const void *p, size_t size, uint64_t tag, size_t stride);
 
+/* Reports a damaged block or other failure on stderr and exits BENCH_EXIT_CORRUPT. */
+void bench_fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
 /* malloc that treats NULL as failure. */
 void *bench_malloc(size_t size);
 
-/* Reports a damaged block or other failure on stderr and exits BENCH_EXIT_CORRUPT. */
-void bench_fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+/* free and realloc that count their calls, so the runner can relate the allocator's system
+ * calls (madvise) to the work done. The counters are per thread (no atomic on the measured
+ * path) and are added up when a thread exits and in bench_result. */
+typedef struct bench_counts {
+  uint64_t frees, reallocs;
+  int registered;
+} bench_counts;
+extern __thread bench_counts bench_thread_counts;
+void bench_register_thread(void);
+
+static inline void bench_free(void *p) {
+  if (__builtin_expect(!bench_thread_counts.registered, 0))
+    bench_register_thread();
+  bench_thread_counts.frees++;
+  free(p);
+}
+
+/* realloc that treats NULL as failure (size > 0). */
+static inline void *bench_realloc(void *p, size_t size) {
+  if (__builtin_expect(!bench_thread_counts.registered, 0))
+    bench_register_thread();
+  bench_thread_counts.reallocs++;
+  void *q = realloc(p, size);
+  if (q == NULL)
+    bench_fail("realloc to %zu returned NULL", size);
+  return q;
+}
+
+
+/* A block under test: written after malloc, verified before free. */
+typedef struct bench_block {
+  void *p;
+  size_t size;
+  uint64_t tag;
+} bench_block;
+
+/* Allocates `size` bytes and writes the pattern of `tag` at `stride`. */
+static inline void bench_block_new(bench_block *b, size_t size, uint64_t tag, size_t stride) {
+  b->size = size;
+  b->tag = tag;
+  b->p = bench_malloc(size);
+  bench_write(b->p, 0, size, tag, stride);
+}
+
+/* Verifies the pattern and frees the block; a NULL block is skipped. */
+static inline void bench_block_free(bench_block *b, size_t stride) {
+  if (b->p == NULL)
+    return;
+  bench_check(b->p, b->size, b->tag, stride);
+  bench_free(b->p);
+  b->p = NULL;
+}
+
+/* Runs fn(arg_base + i * arg_size) in n threads and joins them all. */
+void bench_spawn(int n, void *(*fn)(void *), void *arg_base, size_t arg_size);
+
+/* A single-producer single-consumer ring of blocks: how one thread hands blocks to another.
+ * put waits (yielding) while the ring is full; take returns 0 when it is empty. */
+#define BENCH_MAILBOX_SIZE 4096 /* a power of two */
+typedef struct bench_mailbox {
+  _Alignas(64) _Atomic size_t head; /* next slot the producer writes */
+  _Alignas(64) _Atomic size_t tail; /* next slot the consumer reads */
+  _Alignas(64) bench_block items[BENCH_MAILBOX_SIZE];
+} bench_mailbox;
+void bench_mailbox_put(bench_mailbox *m, const bench_block *b);
+int bench_mailbox_take(bench_mailbox *m, bench_block *out);
 
 /* Seconds on the monotonic clock. */
 double bench_now(void);
@@ -83,9 +152,11 @@ double bench_now(void);
 /* A field of /proc/self/status in KiB ("VmHWM", "VmRSS"), or -1. */
 long bench_status_kb(const char *field);
 
-/* Prints "RESULT name=NAME seconds=S cpu_seconds=C peak_rss_kb=P final_rss_kb=F malloc_from=LIB
- * preload=verified|unchecked EXTRA": S is the measured section's wall time, C the process's user+system time since
- * bench_init, the resident sizes are read now. `extra` is more key=value pairs, or NULL. */
+/* Prints "RESULT name=NAME seconds=S cpu_seconds=C peak_rss_kb=P final_rss_kb=F frees=N
+ * reallocs=M malloc_from=LIB preload=verified|unchecked EXTRA": S is the measured section's wall
+ * time, C the process's user+system time since bench_init, the resident sizes are read now, N and
+ * M the bench_free and bench_realloc calls of all threads (every other thread must have exited).
+ * `extra` is more key=value pairs, or NULL. */
 void bench_result(const char *name, double seconds, const char *extra);
 
 /* The same with the final resident size given (a workload that measured it earlier). */

@@ -36,15 +36,15 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < steps; i++) {
     slot *s = &slots[bench_rand(&rng) % LIVE_SLOTS];
     bench_check(s->p, s->size, s->tag, BENCH_LINE);
-    free(s->p);
+    bench_free(s->p);
     refill(s, &rng, LIVE_SLOTS + i);
   }
   for (size_t i = 0; i < LIVE_SLOTS; i++) {
     bench_check(slots[i].p, slots[i].size, slots[i].tag, BENCH_LINE);
-    free(slots[i].p);
+    bench_free(slots[i].p);
   }
   double seconds = bench_now() - start;
-  free(slots);
+  bench_free(slots);
   bench_result("churn", seconds, NULL);
   return 0;
 }

@@ -28,11 +28,11 @@ static void hammer(void *p) {
 static void *worker(void *handed) {
   pthread_barrier_wait(&start_line);
   hammer(handed);
-  free(handed);
+  bench_free(handed);
   for (size_t r = 0; r < rounds; r++) {
     void *p = bench_malloc(OBJECT_SIZE);
     hammer(p);
-    free(p);
+    bench_free(p);
   }
   return NULL;
 }
@@ -68,8 +68,8 @@ int main(int argc, char **argv) {
       }
   char extra[64];
   snprintf(extra, sizeof extra, "handed_sharing_a_line=%d", shared);
-  free(objects);
-  free(tids);
+  bench_free(objects);
+  bench_free(tids);
   bench_result("falseshare", seconds, extra);
   return 0;
 }

@@ -24,8 +24,8 @@ static uint64_t tag_of(size_t i, size_t size) {
 static void add(blocks *b, size_t size) {
   if (b->count == b->cap) {
     b->cap = b->cap ? b->cap * 2 : 1 << 16;
-    b->p = realloc(b->p, b->cap * sizeof *b->p);
-    b->size = realloc(b->size, b->cap * sizeof *b->size);
+    b->p = bench_realloc(b->p, b->cap * sizeof *b->p);
+    b->size = bench_realloc(b->size, b->cap * sizeof *b->size);
     if (b->p == NULL || b->size == NULL)
       bench_fail("no memory for the block table");
   }
@@ -37,7 +37,7 @@ static void add(blocks *b, size_t size) {
 
 static void drop(blocks *b, size_t i) {
   bench_check(b->p[i], b->size[i], tag_of(i, b->size[i]), BENCH_LINE);
-  free(b->p[i]);
+  bench_free(b->p[i]);
   b->p[i] = NULL;
 }
 
@@ -74,8 +74,8 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < b.count; i++)
     if (b.p[i] != NULL)
       drop(&b, i);
-  free(b.p);
-  free(b.size);
+  bench_free(b.p);
+  bench_free(b.size);
   char extra[96];
   snprintf(extra, sizeof extra, "live_kb=%zu after_free_rss_kb=%ld", live >> 10,
            bench_status_kb("VmRSS"));

@@ -25,7 +25,7 @@ static void put(slot *s, bench_rng *rng) {
   bench_write(s->p, 0, s->size, s->tag, BENCH_PAGE);
   if (bench_rand(rng) & 1) {
     size_t grown = s->size + s->size * bench_range(rng, 1, 4) / 4;
-    void *q = realloc(s->p, grown);
+    void *q = bench_realloc(s->p, grown);
     if (q == NULL)
       bench_fail("realloc to %zu returned NULL", grown);
     bench_check(q, s->size, s->tag, BENCH_PAGE);
@@ -48,12 +48,12 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < steps; i++) {
     slot *s = &slots[bench_rand(&rng) % LIVE_SLOTS];
     bench_check(s->p, s->size, s->tag, BENCH_PAGE);
-    free(s->p);
+    bench_free(s->p);
     put(s, &rng);
   }
   for (size_t i = 0; i < LIVE_SLOTS; i++) {
     bench_check(slots[i].p, slots[i].size, slots[i].tag, BENCH_PAGE);
-    free(slots[i].p);
+    bench_free(slots[i].p);
   }
   double seconds = bench_now() - start;
   bench_result("large", seconds, NULL);

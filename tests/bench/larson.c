@@ -41,7 +41,7 @@ static void *worker(void *arg) {
     for (size_t i = 0; i < STEPS_PER_ROUND; i++) {
       slot *s = &region[bench_rand(&rng) % REGION_SLOTS];
       bench_check(s->p, s->size, s->tag, BENCH_LINE);
-      free(s->p);
+      bench_free(s->p);
       put(s, &rng);
     }
     pthread_barrier_wait(&barrier);
@@ -68,13 +68,13 @@ int main(int argc, char **argv) {
     pthread_join(tids[i], NULL);
   for (size_t i = 0; i < (size_t)nthreads * REGION_SLOTS; i++) {
     bench_check(slots[i].p, slots[i].size, slots[i].tag, BENCH_LINE);
-    free(slots[i].p);
+    bench_free(slots[i].p);
   }
   double seconds = bench_now() - start;
 
   pthread_barrier_destroy(&barrier);
-  free(tids);
-  free(slots);
+  bench_free(tids);
+  bench_free(slots);
   bench_result("larson", seconds, NULL);
   return 0;
 }

@@ -57,7 +57,7 @@ static void *consumer(void *arg) {
     for (; tail < head; tail++) {
       item *it = &r->items[tail % RING_SIZE];
       bench_check(it->p, it->size, it->tag, BENCH_LINE);
-      free(it->p);
+      bench_free(it->p);
     }
     atomic_store_explicit(&r->tail, tail, memory_order_release);
   }
@@ -78,7 +78,7 @@ static void *alone(void *arg) {
     }
     for (size_t i = 0; i < BATCH; i++) {
       bench_check(r->items[i].p, r->items[i].size, r->items[i].tag, BENCH_LINE);
-      free(r->items[i].p);
+      bench_free(r->items[i].p);
     }
   }
   return NULL;
@@ -111,8 +111,8 @@ int main(int argc, char **argv) {
     pthread_join(tids[i], NULL);
   double seconds = bench_now() - start;
 
-  free(tids);
-  free(rings);
+  bench_free(tids);
+  bench_free(rings);
   bench_result("prodcons", seconds, NULL);
   return 0;
 }

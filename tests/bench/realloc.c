@@ -27,7 +27,7 @@ typedef struct buffer {
 
 static void grow(buffer *b, const growth *g) {
   size_t next = g->step ? b->size + g->step : b->size * 2;
-  char *q = realloc(b->p, next);
+  char *q = bench_realloc(b->p, next);
   if (q == NULL)
     bench_fail("realloc to %zu returned NULL", next);
   bench_check(q, b->size, b->tag, b->size); /* stride = size: the first and last words */
@@ -49,7 +49,7 @@ static void round_of_growth(const growth *g, bench_rng *rng) {
       grow(&bufs[i], g);
   for (int i = 0; i < BUFFERS; i++) {
     bench_check(bufs[i].p, bufs[i].size, bufs[i].tag, BENCH_LINE);
-    free(bufs[i].p);
+    bench_free(bufs[i].p);
   }
 }
 

@@ -22,7 +22,7 @@ static void release(legacy *l) {
     if (l->p[i] == NULL)
       continue;
     bench_check(l->p[i], l->size[i], l->tag ^ i, BENCH_LINE);
-    free(l->p[i]);
+    bench_free(l->p[i]);
     l->p[i] = NULL;
   }
 }
@@ -64,8 +64,8 @@ int main(int argc, char **argv) {
     release(&legacies[i]);
   double seconds = bench_now() - start;
 
-  free(tids);
-  free(legacies);
+  bench_free(tids);
+  bench_free(legacies);
   bench_result("threadchurn", seconds, NULL);
   return 0;
 }

@@ -1,0 +1,104 @@
+/* mstress.c: the pattern of mimalloc's stress test. In each of several rounds, threads start,
+ * allocate blocks of 1 to 32 words (sizes spread evenly over the powers of two, 1% of them 100
+ * times larger, a tenth of those 1,000 times and a hundredth 10,000 times), free random earlier
+ * ones, keep a retained set until they exit, and swap blocks with a shared transfer array, so
+ * blocks are freed by other threads, some of them after the allocating thread has exited; half
+ * of the transfer array survives into the next round. Every word of a block is written and
+ * checked before it is freed. Thread i does (i % 8 + 1) times the base work, as published. */
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "bench.h"
+
+#define TRANSFERS 1000
+#define BASE_ALLOCS 20000
+#define FULL_ROUNDS 100
+#define COOKIE 0xbf58476d1ce4e5b9ull
+
+static _Atomic(uint64_t *) transfer[TRANSFERS];
+
+static int chance(unsigned percent, bench_rng *rng) {
+  return bench_rand(rng) % 100 < percent;
+}
+
+/* A block of `items` words: word i holds (items - i) ^ COOKIE, so word 0 gives the length. */
+static uint64_t *items_new(size_t items, bench_rng *rng) {
+  if (chance(1, rng)) {
+    if (chance(1, rng))
+      items *= 10000;
+    else if (chance(10, rng))
+      items *= 1000;
+    else
+      items *= 100;
+  }
+  uint64_t *p = bench_malloc(items * sizeof *p);
+  for (size_t i = 0; i < items; i++)
+    p[i] = (items - i) ^ COOKIE;
+  return p;
+}
+
+static void items_free(uint64_t *p) {
+  if (p == NULL)
+    return;
+  size_t items = p[0] ^ COOKIE;
+  if (items == 0 || items > 32 * 10000)
+    bench_fail("mstress: block %p has a damaged length word", (void *)p);
+  for (size_t i = 0; i < items; i++)
+    if ((p[i] ^ COOKIE) != items - i)
+      bench_fail("mstress: block %p is damaged at word %zu", (void *)p, i);
+  bench_free(p);
+}
+
+static void *stress(void *arg) {
+  intptr_t id = (intptr_t)arg;
+  bench_rng rng = {(uint64_t)id * 43 + 1};
+  size_t allocs = BASE_ALLOCS * (size_t)(id % 8 + 1), retain = allocs / 2;
+  uint64_t **data = NULL, **retained = bench_malloc(retain * sizeof *retained);
+  size_t data_size = 0, data_top = 0, retain_top = 0;
+  while (allocs > 0 || retain > 0) {
+    if (retain == 0 || (chance(50, &rng) && allocs > 0)) {
+      allocs--;
+      if (data_top >= data_size) {
+        data_size += 10000;
+        data = bench_realloc(data, data_size * sizeof *data);
+      }
+      data[data_top++] = items_new((size_t)1 << (bench_rand(&rng) % 5), &rng);
+    } else {
+      retained[retain_top++] = items_new((size_t)1 << (bench_rand(&rng) % 7), &rng);
+      retain--;
+    }
+    if (chance(66, &rng) && data_top > 0) {
+      size_t i = bench_rand(&rng) % data_top;
+      items_free(data[i]);
+      data[i] = NULL;
+    }
+    if (chance(25, &rng) && data_top > 0) {
+      size_t i = bench_rand(&rng) % data_top, t = bench_rand(&rng) % TRANSFERS;
+      data[i] = atomic_exchange(&transfer[t], data[i]);
+    }
+  }
+  for (size_t i = 0; i < retain_top; i++)
+    items_free(retained[i]);
+  for (size_t i = 0; i < data_top; i++)
+    items_free(data[i]);
+  bench_free(retained);
+  bench_free(data);
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  bench_args args;
+  bench_init(argc, argv, &args);
+  size_t rounds = bench_scaled(&args, FULL_ROUNDS, 2);
+  bench_rng rng = {0x7feb352d};
+  double start = bench_now();
+  for (size_t r = 0; r < rounds; r++) {
+    bench_spawn(args.threads, stress, NULL, 1); /* the argument is the thread's index */
+    for (size_t i = 0; i < TRANSFERS; i++)
+      if (chance(50, &rng) || r + 1 == rounds)
+        items_free(atomic_exchange(&transfer[i], NULL));
+  }
+  double seconds = bench_now() - start;
+  bench_result("mstress", seconds, NULL);
+  return 0;
+}
