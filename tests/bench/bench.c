@@ -185,7 +185,8 @@ void bench_spawn(int n, void *(*fn)(void *), void *arg_base, size_t arg_size) {
   if (tids == NULL)
     bench_fail("no memory for %d thread ids", n);
   for (int i = 0; i < n; i++)
-    if (pthread_create(&tids[i], NULL, fn, (char *)arg_base + (size_t)i * arg_size) != 0)
+    if (pthread_create(&tids[i], NULL, fn,
+                       arg_base ? (char *)arg_base + (size_t)i * arg_size : (void *)(intptr_t)i) != 0)
       bench_fail("pthread_create failed");
   for (int i = 0; i < n; i++)
     pthread_join(tids[i], NULL);

@@ -132,7 +132,8 @@ static inline void bench_block_free(bench_block *b, size_t stride) {
   b->p = NULL;
 }
 
-/* Runs fn(arg_base + i * arg_size) in n threads and joins them all. */
+/* Runs fn(arg_base + i * arg_size) in n threads, i from 0, and joins them all; with a NULL
+ * arg_base the argument is i itself, as (void *)(intptr_t)i. */
 void bench_spawn(int n, void *(*fn)(void *), void *arg_base, size_t arg_size);
 
 /* A single-producer single-consumer ring of blocks: how one thread hands blocks to another.

@@ -32,7 +32,7 @@ int main(int argc, char **argv) {
   bench_init(argc, argv, &args);
   writes = bench_scaled(&args, FULL_WRITES, 100);
   double start = bench_now();
-  bench_spawn(args.threads, run, NULL, 1); /* the argument is the thread's index */
+  bench_spawn(args.threads, run, NULL, 0); /* the argument is the thread's index */
   double seconds = bench_now() - start;
   bench_result("cachethrash", seconds, NULL);
   return 0;

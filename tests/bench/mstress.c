@@ -93,7 +93,7 @@ int main(int argc, char **argv) {
   bench_rng rng = {0x7feb352d};
   double start = bench_now();
   for (size_t r = 0; r < rounds; r++) {
-    bench_spawn(args.threads, stress, NULL, 1); /* the argument is the thread's index */
+    bench_spawn(args.threads, stress, NULL, 0); /* the argument is the thread's index */
     for (size_t i = 0; i < TRANSFERS; i++)
       if (chance(50, &rng) || r + 1 == rounds)
         items_free(atomic_exchange(&transfer[i], NULL));

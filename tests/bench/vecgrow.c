@@ -60,7 +60,7 @@ int main(int argc, char **argv) {
   bench_init(argc, argv, &args);
   rounds = bench_scaled(&args, FULL_ROUNDS, 10);
   double start = bench_now();
-  bench_spawn(args.threads, run, NULL, 1); /* the argument is the thread's index */
+  bench_spawn(args.threads, run, NULL, 0); /* the argument is the thread's index */
   double seconds = bench_now() - start;
   bench_result("vecgrow", seconds, NULL);
   return 0;

@@ -88,7 +88,7 @@ int main(int argc, char **argv) {
   int n = args.threads < 2 ? 2 : args.threads;
   to_produce = to_consume = bench_scaled(&args, FULL_BATCHES, 4);
   double start = bench_now();
-  bench_spawn(n, role, NULL, 1); /* the argument is the thread's index */
+  bench_spawn(n, role, NULL, 0); /* the argument is the thread's index */
   double seconds = bench_now() - start;
   bench_result("xmalloc", seconds, NULL);
   return 0;
