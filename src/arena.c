@@ -311,6 +311,7 @@ static bool span_commit(int arena_index, na_page_t *span) {
 }
 
 na_page_t *na_arena_alloc_span(int arena_index, size_t slices, int *actual_arena) {
+  na_arena_purge_expired(arena_index);
   na_page_t *span = alloc_span_on(arena_index, slices);
   if (span != NULL && !span_commit(arena_index, span)) {
     na_arena_free_span(span);
@@ -355,6 +356,9 @@ static void purge_select(na_arena_t *arena, bool force, uint32_t now, purge_batc
         batch->unmap_count == PURGE_BATCH)
       continue;
     if (!force && arena->empty_segments <= (size_t)na_options.segment_cache) break;
+    if (!force && (uint32_t)(now - s->slices[NA_META_SLICES].free_stamp) <
+                      (uint32_t)na_options.purge_delay_ms)
+      continue; /* emptied less than a delay ago: it may well be filled again */
     bin_remove(arena, &s->slices[NA_META_SLICES]);
     segment_unlink(arena, s);
     na_relaxed_store(&arena->empty_segments, arena->empty_segments - 1);
@@ -384,11 +388,16 @@ static void purge_arena(int arena_index, bool force) {
     collect_abandoned_locked(arena, &batch);
     purge_select(arena, force, now, &batch);
     pthread_mutex_unlock(&arena->lock);
-    for (size_t i = 0; i < batch.count; i++)
-      na_os_purge(na_page_start(batch.spans[i]), batch.spans[i]->slice_count * NA_SLICE_SIZE);
+    for (size_t i = 0; i < batch.count; i++) {
+      size_t bytes = batch.spans[i]->slice_count * NA_SLICE_SIZE;
+      na_os_purge(na_page_start(batch.spans[i]), bytes);
+      na_stats_count_purge(arena_index, bytes);
+    }
     for (size_t i = 0; i < batch.unmap_count; i++) {
-      atomic_fetch_sub_explicit(&arena->mapped_bytes, batch.unmap[i]->size, memory_order_relaxed);
+      size_t bytes = batch.unmap[i]->size;
+      atomic_fetch_sub_explicit(&arena->mapped_bytes, bytes, memory_order_relaxed);
       na_segment_destroy(batch.unmap[i]);
+      na_stats_count_purge(arena_index, bytes);
     }
     pthread_mutex_lock(&arena->lock);
     for (size_t i = 0; i < batch.count; i++) {
@@ -402,12 +411,11 @@ static void purge_arena(int arena_index, bool force) {
   } while (batch.count == PURGE_BATCH || batch.unmap_count == PURGE_BATCH);
 }
 
-static void maybe_purge(int arena_index) {
+void na_arena_purge_expired(int arena_index) {
   na_arena_t *arena = arena_at(arena_index);
   uint32_t now = na_os_clock_ms();
   uint32_t last = na_relaxed_load(&arena->last_purge_ms);
-  bool too_many_empty = na_relaxed_load(&arena->empty_segments) > (size_t)na_options.segment_cache;
-  if (too_many_empty || (uint32_t)(now - last) >= (uint32_t)na_options.purge_delay_ms)
+  if ((uint32_t)(now - last) >= (uint32_t)na_options.purge_delay_ms)
     purge_arena(arena_index, false);
 }
 
@@ -435,7 +443,6 @@ void na_arena_free_span(na_page_t *span) {
   pthread_mutex_lock(&arena->lock);
   free_span_locked(arena, span, na_os_clock_ms());
   pthread_mutex_unlock(&arena->lock);
-  maybe_purge(arena_index);
 }
 
 /* ---- large blocks resized in place ----------------------------------------------------- */

@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 na_heap_t na_heap_empty = {
@@ -103,7 +104,15 @@ static void release_idle_pages(na_heap_t *heap, int except_class) {
   }
 }
 
-#define PURGE_BACKOFF_MAX 256
+/* ---- giving memory back: passes on the slow path --------------------------------------
+ * A free never makes a system call. A free that leaves a page sparse marks it; the heap's
+ * next passes, at most one per purge delay and always from the allocation slow path, give
+ * back the OS pages that the free blocks of pages marked a whole pass earlier still leave
+ * empty, and let the arena purge its free spans. So memory goes back only after it stayed
+ * unused for at least the delay, in batches, and a page that is used again in the meantime
+ * is never purged. */
+#define PURGE_BACKOFF_MAX  256
+#define PURGE_PAGES_PER_PASS 32 /* bounds the madvise calls of one pass */
 
 static void purge_back_off(na_heap_t *heap, int size_class) {
   uint16_t backoff = heap->purge_backoff[size_class];
@@ -112,24 +121,49 @@ static void purge_back_off(na_heap_t *heap, int size_class) {
   heap->purge_skip[size_class] = backoff;
 }
 
-/* A purge that finds nothing, or whose page comes back into use within the purge delay
- * (na_heap_purge_regret), makes the class wait longer before the next; one that gives
- * memory back shortens the wait. */
-static void try_purge(na_heap_t *heap, na_page_t *page) {
+/* A purge that finds nothing, or whose page takes its purged blocks back soon after (see
+ * find_page), makes the class wait longer before the next; one that gives memory back
+ * shortens the wait. True when the page was tried. */
+static bool try_purge(na_heap_t *heap, na_page_t *page) {
   int c = page->size_class;
   if (heap->purge_skip[c] > 0) {
     heap->purge_skip[c]--;
-    return;
+    return false;
   }
-  if (na_page_purge_free(page) > 0)
+  size_t bytes = na_page_purge_free(page);
+  if (bytes > 0)
     heap->purge_backoff[c] /= 2;
   else
     purge_back_off(heap, c);
+  return true;
 }
 
-void na_heap_purge_regret(na_heap_t *heap, int size_class) {
-  if (heap != NULL) purge_back_off(heap, size_class);
+/* Pages marked sparse at least a whole pass ago (all of them when forced) give back the OS
+ * pages their free blocks leave empty. */
+static void purge_sparse_pages(na_heap_t *heap, bool force) {
+  int budget = force ? INT_MAX : PURGE_PAGES_PER_PASS;
+  for (int c = 0; c < NA_CLASS_COUNT && budget > 0; c++)
+    for (na_page_t *page = heap->queues[c].first; page != NULL && budget > 0; page = page->next) {
+      if (!page->sparse_marked || page == heap->current[c]) continue;
+      if (!force && heap->pass - page->sparse_pass < 2) continue; /* marked within a delay */
+      page->sparse_marked = 0;
+      if (force)
+        na_page_purge_free(page);
+      else
+        budget -= try_purge(heap, page);
+    }
 }
+
+void na_heap_pass(na_heap_t *heap) {
+  uint32_t now = na_os_clock_ms();
+  if ((uint32_t)(now - heap->last_pass_ms) < (uint32_t)na_options.purge_delay_ms) return;
+  heap->last_pass_ms = now;
+  heap->pass++;
+  purge_sparse_pages(heap, false);
+  na_arena_purge_expired(heap->arena_index);
+}
+
+void na_heap_collect(na_heap_t *heap) { purge_sparse_pages(heap, true); }
 
 static na_noinline void page_low_elsewhere(na_heap_t *heap, na_page_t *page) {
   if (page->used == 0) {
@@ -137,7 +171,9 @@ static na_noinline void page_low_elsewhere(na_heap_t *heap, na_page_t *page) {
     return;
   }
   page->sparse_below = (uint16_t)(page->used / 2 + 1); /* again when half the rest is free */
-  if (!page->flags.bits.in_full) try_purge(heap, page);
+  if (page->flags.bits.in_full) return;
+  page->sparse_marked = 1;
+  page->sparse_pass = heap->pass;
 }
 
 void na_heap_page_low(na_heap_t *heap, na_page_t *page) {
@@ -196,11 +232,12 @@ static na_page_t *page_fresh(na_heap_t *heap, int size_class, int arena_index) {
  * out to be exhausted move to the full list; an adopted page joins the queue and is tried
  * like the others. */
 static na_page_t *find_page(na_heap_t *heap, int size_class) {
+  na_heap_pass(heap);
   na_page_queue_t *q = &heap->queues[size_class];
   for (;;) {
     na_page_t *page = q->first;
     while (page != NULL) {
-      na_page_refill(page);
+      if (na_page_refill(page) == NA_REFILL_REGRET) purge_back_off(heap, size_class);
       if (page->free != NULL) break;
       na_page_t *next = page->next;
       if (!page_to_full(heap, page)) continue; /* a remote free arrived: refill again */

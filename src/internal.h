@@ -155,6 +155,9 @@ size_t na_huge_usable(const na_segment_t *segment, const void *p);
 void na_arena_abandon_page(na_page_t *page);
 na_page_t *na_arena_adopt_page(int arena_index, int size_class);
 void na_arena_collect(bool force);
+/* Gives back free spans idle for longer than the purge delay and empty segments beyond the
+ * cache, at most once per delay; called from allocation slow paths, never from a free. */
+void na_arena_purge_expired(int arena_index);
 /* NUMALLOC_FALLBACK=none: the arena's memory is committed and checked when handed out, so
  * nothing may give pages back that a later touch would place anew. */
 bool na_arena_is_strict(int arena_index);
@@ -201,8 +204,10 @@ static inline na_block_t *na_tf_blocks(uintptr_t tf) {
 static inline uint32_t na_tf_count(uintptr_t tf) { return (uint32_t)(tf >> NA_TF_COUNT_SHIFT); }
 static inline na_delay_t na_tf_delay(uintptr_t tf) { return (na_delay_t)(tf & 3); }
 void na_page_init(na_page_t *page, struct na_heap_s *heap, int size_class, bool is_zero);
-/* Refills page->free from local and remote frees, then by carving new blocks. */
-void na_page_refill(na_page_t *page);
+/* Refills page->free from local and remote frees, then by carving new blocks. REGRET: it had
+ * to take back blocks it gave the OS less than a purge delay ago. */
+typedef enum na_refill_e { NA_REFILL_DONE, NA_REFILL_REGRET } na_refill_t;
+na_refill_t na_page_refill(na_page_t *page);
 void na_page_account_partial(na_page_t *page);
 /* Moves the blocks other threads freed into local_free; returns how many. */
 size_t na_page_collect_remote(na_page_t *page);
@@ -264,11 +269,14 @@ void na_heap_init(na_heap_t *heap, struct na_tld_s *tld, int arena_index);
 void na_heap_page_queue_remove(na_heap_t *heap, na_page_t *page);
 void na_heap_page_unfull(na_heap_t *heap, na_page_t *page);
 void na_heap_page_retire(na_heap_t *heap, na_page_t *page);
-/* A free left the page below its sparse mark: retire it when empty, else purge the
- * OS pages its free blocks leave unused (once per refill). */
+/* A free left the page below its sparse mark: retire it when empty, else mark it for the
+ * heap's purge passes (never a system call here). */
 void na_heap_page_low(na_heap_t *heap, na_page_t *page);
-/* A purged page had to take its purged blocks back soon after: purge that class less. */
-void na_heap_purge_regret(na_heap_t *heap, int size_class);
+/* A purge pass, when the purge delay has passed since the last: sparse pages marked a whole
+ * pass ago, then the arena's expired free spans. Called from the allocation slow path. */
+void na_heap_pass(na_heap_t *heap);
+/* Every sparse page of the heap gives back what it can, now (numalloc_collect). */
+void na_heap_collect(na_heap_t *heap);
 void na_heap_free_delayed(na_heap_t *heap);
 void na_heap_abandon(na_heap_t *heap);
 void na_heap_account(na_heap_t *heap);
@@ -346,6 +354,8 @@ void na_set_system_allocator(const na_system_allocator_t *system);
  * those present on another node than the arena promises. */
 void na_stats_verify(int arena_index, const void *addr, size_t size);
 void na_stats_merge_thread(struct na_tld_s *tld);
+/* One system call that gave `bytes` of the arena's memory back, counted for the caller. */
+void na_stats_count_purge(int arena_index, size_t bytes);
 void na_stats_init(void);
 void na_stats_at_exit(void);
 

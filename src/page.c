@@ -125,9 +125,11 @@ static uint32_t unlinked_count(const na_page_t *page) {
   return count;
 }
 
-static void reclaim_unlinked(na_page_t *page) {
-  if ((uint32_t)(na_os_clock_ms() - page->free_stamp) < (uint32_t)na_options.purge_delay_ms)
-    na_heap_purge_regret(page->heap, page->size_class);
+/* True when the purge that unlinked them was less than a purge delay ago: the page gave
+ * back memory it needed again. */
+static bool reclaim_unlinked(na_page_t *page) {
+  bool regret =
+      (uint32_t)(na_os_clock_ms() - page->free_stamp) < (uint32_t)na_options.purge_delay_ms;
   na_block_t *list = NULL;
   uint32_t count = 0, first, end;
   char *start = na_page_start(page);
@@ -143,6 +145,7 @@ static void reclaim_unlinked(na_page_t *page) {
   page->flags.bits.has_purged = 0;
   page->free = list;
   page->installed = count;
+  return regret;
 }
 
 typedef struct block_bits_s {
@@ -183,10 +186,12 @@ static unsigned purgeable_pages(const na_page_t *page, const block_bits_t *bits)
 /* One madvise per run of adjacent OS pages. */
 static void purge_pages(na_page_t *page, unsigned mask) {
   char *start = na_page_start(page);
+  int arena_index = na_segment_of_aligned(page)->arena_index;
   while (mask != 0) {
     unsigned first = (unsigned)__builtin_ctz(mask);
     unsigned run = (unsigned)__builtin_ctz(~(mask >> first)); /* adjacent pages from first */
     na_os_purge(start + first * NA_PAGE_SIZE, run * NA_PAGE_SIZE);
+    na_stats_count_purge(arena_index, run * NA_PAGE_SIZE);
     mask &= ~(((1u << run) - 1) << first);
   }
 }
@@ -221,7 +226,7 @@ size_t na_page_purge_free(na_page_t *page) {
   unsigned mask = purgeable_pages(page, &bits);
   if (mask == 0) return 0;
   purge_pages(page, mask);
-  page->free_stamp = na_os_clock_ms(); /* when, for na_heap_purge_regret */
+  page->free_stamp = na_os_clock_ms(); /* when, to tell a purge that came too early */
   na_relaxed_store(&page->purged, (uint16_t)(page->purged | mask));
   relink_free(page, &bits);
   page->flags.bits.has_purged = 1;
@@ -235,8 +240,8 @@ static void arm_sparse(na_page_t *page) {
   page->sparse_below = (uint16_t)(purges ? page->reserved / 4 + 1 : 1);
 }
 
-void na_page_refill(na_page_t *page) {
-  if (page->free != NULL) return;
+na_refill_t na_page_refill(na_page_t *page) {
+  if (page->free != NULL) return NA_REFILL_DONE;
   if (na_unlikely(na_options.verify) && page->installed != 0)
     na_stats_verify(na_segment_of_aligned(page)->arena_index, na_page_start(page),
                     (size_t)page->capacity * page->block_size);
@@ -244,6 +249,7 @@ void na_page_refill(na_page_t *page) {
   page->installed = 0;
   if (page->local_free == NULL) na_page_collect_remote(page);
   arm_sparse(page);
+  page->sparse_marked = 0; /* in use again: not a purge candidate */
   if (page->local_free != NULL) {
     /* with `free` empty and remote frees collected, every free block is on local_free,
      * or unlinked in a purged OS page */
@@ -251,17 +257,15 @@ void na_page_refill(na_page_t *page) {
     page->free = page->local_free;
     page->local_free = NULL;
     page->is_zero = false;
-    return;
+    return NA_REFILL_DONE;
   }
-  if (page->purged != 0) {
-    reclaim_unlinked(page);
-    return;
-  }
+  if (page->purged != 0) return reclaim_unlinked(page) ? NA_REFILL_REGRET : NA_REFILL_DONE;
   if (page->capacity < page->reserved) {
     uint32_t before = page->capacity;
     page_extend(page);
     page->installed = page->capacity - before;
   }
+  return NA_REFILL_DONE;
 }
 
 /* Sets the page's delay state; with only_if_empty, only while no remote free is pending

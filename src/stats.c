@@ -30,6 +30,21 @@ void na_stats_verify(int arena_index, const void *addr, size_t size) {
   }
 }
 
+/* A thread without a record (exiting, or a background purger) counts straight into the
+ * merged totals: rare, and off every fast path. */
+void na_stats_count_purge(int arena_index, size_t bytes) {
+  na_tld_t *tld = na_tld_peek();
+  if (tld != NULL) {
+    tld->stats[arena_index].purge_calls++;
+    tld->stats[arena_index].purged_bytes += (int64_t)bytes;
+    return;
+  }
+  pthread_mutex_lock(&merged_lock);
+  merged[arena_index].purge_calls++;
+  merged[arena_index].purged_bytes += (int64_t)bytes;
+  pthread_mutex_unlock(&merged_lock);
+}
+
 static void add_stats(na_node_stats_t *into, const na_node_stats_t *from) {
 #define NA_STAT_ADD(name, text) into->name += from->name;
   NA_STAT_FIELDS(NA_STAT_ADD)
@@ -224,5 +239,9 @@ void na_stats_at_exit(void) {
 }
 
 void numalloc_collect(void) {
-  if (na_ensure_init()) na_arena_collect(true);
+  if (!na_ensure_init()) return;
+  na_tld_t *self = na_tld_peek();
+  for (int i = 0; self != NULL && i < NA_ARENA_COUNT; i++)
+    if (self->heaps[i] != NULL) na_heap_collect(self->heaps[i]);
+  na_arena_collect(true);
 }

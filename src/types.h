@@ -35,8 +35,9 @@
 #define NA_CLASS_COUNT    52
 #define NA_DIRECT_MAX     1024 /* sizes served by the direct table in the heap */
 #define NA_DIRECT_COUNT   (NA_DIRECT_MAX / 16 + 1)
-/* Large blocks are slice spans inside a segment; above this they get a segment of their own. */
-#define NA_LARGE_MAX         ((size_t)16 * NA_MiB)
+/* Large blocks are slice spans inside a segment, up to a whole segment's slices; above that
+ * they get a segment of their own. */
+#define NA_LARGE_MAX         ((NA_SLICES_PER_SEGMENT - NA_META_SLICES) * NA_SLICE_SIZE)
 #define NA_ALIGN_MAX_IN_PAGE NA_SLICE_SIZE
 
 #define NA_MAX_NODES        64
@@ -113,6 +114,8 @@ typedef struct __attribute__((aligned(128))) na_page_s {
   uint16_t purged;     /* OS pages of a one-slice page given back while blocks lived */
   uint8_t is_zero;     /* the span's memory is known to be zero (fresh or purged) */
   uint8_t is_dirty;    /* free span whose pages may be resident */
+  uint8_t sparse_marked; /* a free left the page sparse in heap pass `sparse_pass` */
+  uint32_t sparse_pass;
 } na_page_t;
 
 typedef struct na_segment_s {
@@ -143,6 +146,9 @@ typedef struct na_heap_s {
    * random frees of small blocks rarely empty a whole OS page. */
   uint16_t purge_skip[NA_CLASS_COUNT];
   uint16_t purge_backoff[NA_CLASS_COUNT];
+  /* Memory goes back to the OS in passes, at most one per purge delay, from the slow path. */
+  uint32_t pass;         /* passes so far */
+  uint32_t last_pass_ms; /* when the last one ran */
 } na_heap_t;
 
 /* Per-thread statistics: plain counters, merged on read and at thread exit. The field list
@@ -156,6 +162,8 @@ typedef struct na_heap_s {
   X(cross_node_free_count, "frees by a thread running on another node")                            \
   X(fallback_count, "allocations that fell back to another node")                                  \
   X(verified_pages, "pages whose node was checked (NUMALLOC_VERIFY)")                              \
+  X(purge_calls, "madvise and munmap calls that gave memory back to the OS")                       \
+  X(purged_bytes, "bytes given back to the OS")                                                    \
   X(misplaced_pages, "checked pages found on another node than promised")
 
 typedef struct na_node_stats_s {

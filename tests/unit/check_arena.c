@@ -243,20 +243,45 @@ START_TEST(collect_returns_freed_spans) {
 }
 END_TEST
 
-START_TEST(zero_purge_delay_returns_pages_at_free) {
+/* A free never gives memory back by itself, even with no delay: the next allocation that
+ * needs a span does, and then the pages read as zero again. */
+START_TEST(frees_never_purge_the_next_span_allocation_does) {
   na_options.purge_delay_ms = 0;
   size_t size = 2 * NA_MiB;
   char *keep = numalloc_malloc(300 * NA_KiB);
   char *p = numalloc_malloc(size);
   memset(p, 1, size);
+  int64_t calls = unit_purge_calls();
   numalloc_free(p);
+  ck_assert_int_eq(unit_resident_pages(p, size), (int)(size / NA_PAGE_SIZE));
+  ck_assert_int_eq(unit_purge_calls(), calls);
+  char *q = numalloc_malloc(size);
+  ck_assert_ptr_nonnull(q);
   ck_assert_int_eq(unit_resident_pages(p, size), 0);
+  ck_assert_int_gt(unit_purge_calls(), calls);
+  ck_assert_uint_eq(unit_nonzero(q, size), SIZE_MAX);
+  numalloc_free(q);
   numalloc_free(keep);
 }
 END_TEST
 
-/* Empty segments beyond NUMALLOC_SEGMENT_CACHE are unmapped as they empty; collect unmaps
- * the rest. Each 16 MiB block fills a segment of its own. */
+/* With a delay, spans freed less than the delay ago stay resident through an allocation. */
+START_TEST(spans_younger_than_the_delay_stay) {
+  na_options.purge_delay_ms = 3600000;
+  size_t size = 2 * NA_MiB;
+  char *keep = numalloc_malloc(300 * NA_KiB);
+  char *p = numalloc_malloc(size);
+  memset(p, 1, size);
+  numalloc_free(p);
+  numalloc_free(numalloc_malloc(4 * NA_MiB));
+  ck_assert_int_eq(unit_resident_pages(p, size), (int)(size / NA_PAGE_SIZE));
+  numalloc_free(keep);
+}
+END_TEST
+
+/* Empty segments beyond NUMALLOC_SEGMENT_CACHE are unmapped by the first purge pass after
+ * they stayed empty for the delay, never by the frees; collect unmaps the rest. Each block
+ * of NA_LARGE_MAX fills a segment of its own. */
 START_TEST(segment_cache_bounds_empty_segments) {
   enum { COUNT = 6 };
   void *blocks[COUNT];
@@ -267,6 +292,11 @@ START_TEST(segment_cache_bounds_empty_segments) {
   }
   ck_assert_uint_eq(na_arena_mapped_bytes(node), COUNT * NA_SEGMENT_SIZE);
   for (int i = 0; i < COUNT; i++) numalloc_free(blocks[i]);
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), COUNT * NA_SEGMENT_SIZE);
+  na_arena_purge_expired(node); /* the delay has not passed */
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), COUNT * NA_SEGMENT_SIZE);
+  na_options.purge_delay_ms = 0;
+  na_arena_purge_expired(node);
   ck_assert_uint_eq(na_arena_mapped_bytes(node), 2 * NA_SEGMENT_SIZE);
   numalloc_collect();
   ck_assert_uint_eq(na_arena_mapped_bytes(node), 0);
@@ -275,6 +305,7 @@ START_TEST(segment_cache_bounds_empty_segments) {
   na_options.segment_cache = 0;
   for (int i = 0; i < COUNT; i++) blocks[i] = numalloc_malloc(NA_LARGE_MAX);
   for (int i = 0; i < COUNT; i++) numalloc_free(blocks[i]);
+  na_arena_purge_expired(node);
   ck_assert_uint_eq(na_arena_mapped_bytes(node), 0);
 }
 END_TEST
@@ -310,12 +341,12 @@ START_TEST(huge_blocks_map_and_unmap) {
   ck_assert_uint_ge(numalloc_usable_size(p), 40 * NA_MiB);
   p[0] = 1;
   p[40 * NA_MiB - 1] = 2;
-  char *q = numalloc_aligned_alloc(4 * NA_MiB, 20 * NA_MiB);
+  char *q = numalloc_aligned_alloc(4 * NA_MiB, 36 * NA_MiB);
   ck_assert_ptr_nonnull(q);
   ck_assert_uint_eq((uintptr_t)q % (4 * NA_MiB), 0);
-  ck_assert_uint_eq(na_arena_mapped_bytes(node), 64 * NA_MiB + 32 * NA_MiB);
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 64 * NA_MiB + 64 * NA_MiB);
   numalloc_free(p);
-  ck_assert_uint_eq(na_arena_mapped_bytes(node), 32 * NA_MiB);
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 64 * NA_MiB);
   ck_assert(!unit_is_mapped(p, NA_PAGE_SIZE));
   numalloc_free(q);
   ck_assert_uint_eq(na_arena_mapped_bytes(node), 0);
@@ -468,6 +499,7 @@ static void hold_set(int state) {
 
 static void *free_in_thread(void *p) {
   numalloc_free(p);
+  na_arena_purge_expired(node); /* delay 0: the span just freed goes back now */
   return NULL;
 }
 
@@ -547,7 +579,8 @@ int main(int argc, char **argv) {
   tc = unit_tcase(s, "purge", 20);
   tcase_add_checked_fixture(tc, setup, NULL);
   tcase_add_test(tc, collect_returns_freed_spans);
-  tcase_add_test(tc, zero_purge_delay_returns_pages_at_free);
+  tcase_add_test(tc, frees_never_purge_the_next_span_allocation_does);
+  tcase_add_test(tc, spans_younger_than_the_delay_stay);
   tcase_add_test(tc, segment_cache_bounds_empty_segments);
   tcase_add_test(tc, freeing_everything_returns_resident_memory);
   tcase_add_test(tc, purge_races_with_free);

@@ -256,8 +256,8 @@ START_TEST(random_frees_leave_one_page) {
 END_TEST
 
 /* A page that is no longer the current one and drops to a quarter full gives the OS pages
- * its freed blocks left empty back to the system; its blocks come back into use, each once,
- * when the page is allocated from again. */
+ * its freed blocks left empty back to the system, in the heap's purge pass a delay later;
+ * its blocks come back into use, each once, when the page is allocated from again. */
 START_TEST(sparse_page_gives_pages_back) {
   static void *first[8192];
   size_t count;
@@ -268,8 +268,18 @@ START_TEST(sparse_page_gives_pages_back) {
   na_page_t *old = page_of(first[0]);
   char *start = na_page_start(old);
   ck_assert_int_eq(unit_resident_pages(start + NA_SLICE_SIZE - NA_PAGE_SIZE, NA_PAGE_SIZE), 1);
+  int64_t calls = unit_purge_calls();
   for (size_t i = count - 1; i > 0; i--) numalloc_free(first[i]); /* first[0] stays */
   ck_assert_ptr_ne(heap->current[c], old);
+  /* the frees made no system call; the heap's passes purge a delay later, not sooner */
+  ck_assert_int_eq(unit_purge_calls(), calls);
+  ck_assert_uint_eq(old->purged, 0);
+  ck_assert(old->sparse_marked);
+  na_options.purge_delay_ms = 0;
+  na_heap_pass(heap);
+  ck_assert_uint_eq(old->purged, 0); /* marked within the last pass */
+  na_heap_pass(heap);
+  ck_assert_int_gt(unit_purge_calls(), calls);
   ck_assert_uint_ne(old->purged, 0);
   ck_assert(old->flags.bits.has_purged);
   ck_assert_int_eq(unit_resident_pages(start + NA_SLICE_SIZE - NA_PAGE_SIZE, NA_PAGE_SIZE), 0);

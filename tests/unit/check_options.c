@@ -148,7 +148,7 @@ START_TEST(defaults) {
   ck_assert_int_eq(na_options.fallback, NA_FALLBACK_NEAREST);
   ck_assert(!na_options.nodes_set);
   ck_assert_uint_eq(na_options.nodes_mask[0], ~(uint64_t)0);
-  ck_assert_int_eq(na_options.purge_delay_ms, 10);
+  ck_assert_int_eq(na_options.purge_delay_ms, 1000);
   ck_assert_int_eq(na_options.segment_cache, 2);
   ck_assert(na_options.purge_sparse);
   ck_assert(!na_options.verbose);

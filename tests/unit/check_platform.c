@@ -214,28 +214,28 @@ END_TEST
 START_TEST(allocation_fails_cleanly_and_recovers) {
   unit_quiet_purge();
   numalloc_free(numalloc_malloc(64));          /* the thread's record, heap and first segment */
-  void *first = numalloc_malloc(NA_LARGE_MAX); /* 256 of the segment's free slices */
+  void *first = numalloc_malloc(NA_LARGE_MAX); /* all of a segment's free slices */
   ck_assert_ptr_nonnull(first);
   na_os_inject_map_failures(1000000);
   errno = 0;
-  ck_assert_ptr_null(numalloc_malloc(20 * NA_MiB));
+  ck_assert_ptr_null(numalloc_malloc(40 * NA_MiB));
   ck_assert_int_eq(errno, ENOMEM);
   errno = 0;
   ck_assert_ptr_null(numalloc_malloc(NA_LARGE_MAX)); /* no segment has room for it */
   ck_assert_int_eq(errno, ENOMEM);
   errno = 0;
-  ck_assert_ptr_null(numalloc_calloc(1, 20 * NA_MiB));
+  ck_assert_ptr_null(numalloc_calloc(1, 40 * NA_MiB));
   ck_assert_int_eq(errno, ENOMEM);
   errno = 0;
-  ck_assert_ptr_null(numalloc_aligned_alloc(4 * NA_MiB, 14 * NA_MiB));
+  ck_assert_ptr_null(numalloc_aligned_alloc(4 * NA_MiB, 40 * NA_MiB));
   ck_assert_int_eq(errno, ENOMEM);
   void *out = (void *)0x1;
   errno = EDOM;
-  ck_assert_int_eq(numalloc_posix_memalign(&out, 64, 20 * NA_MiB), ENOMEM);
+  ck_assert_int_eq(numalloc_posix_memalign(&out, 64, 40 * NA_MiB), ENOMEM);
   ck_assert_int_eq(errno, EDOM);
   ck_assert_ptr_eq(out, (void *)0x1);
   errno = 0;
-  ck_assert_ptr_null(numalloc_malloc_onnode(20 * NA_MiB, unit_home_node()));
+  ck_assert_ptr_null(numalloc_malloc_onnode(40 * NA_MiB, unit_home_node()));
   ck_assert_int_eq(errno, ENOMEM);
 
   /* small blocks: pages of 256 KiB blocks use up the segment, then fail */
@@ -248,7 +248,7 @@ START_TEST(allocation_fails_cleanly_and_recovers) {
   ck_assert_int_eq(errno, ENOMEM);
 
   na_os_inject_map_failures(0);
-  void *big = numalloc_malloc(20 * NA_MiB);
+  void *big = numalloc_malloc(40 * NA_MiB);
   void *large = numalloc_malloc(NA_LARGE_MAX);
   void *more = numalloc_malloc(NA_SMALL_MAX);
   ck_assert(big && large && more);
@@ -265,9 +265,9 @@ END_TEST
 START_TEST(injected_failures_hit_exactly_that_many_allocations) {
   numalloc_free(numalloc_malloc(64));
   na_os_inject_map_failures(2);
-  ck_assert_ptr_null(numalloc_malloc(20 * NA_MiB));
-  ck_assert_ptr_null(numalloc_malloc(20 * NA_MiB));
-  void *p = numalloc_malloc(20 * NA_MiB);
+  ck_assert_ptr_null(numalloc_malloc(40 * NA_MiB));
+  ck_assert_ptr_null(numalloc_malloc(40 * NA_MiB));
+  void *p = numalloc_malloc(40 * NA_MiB);
   ck_assert_ptr_nonnull(p);
   numalloc_free(p);
 }

@@ -69,6 +69,13 @@ TCase *unit_tcase(Suite *suite, const char *name, double timeout) {
   return tc;
 }
 
+int64_t unit_purge_calls(void) {
+  na_tld_t *tld = na_tld_get();
+  int64_t calls = 0;
+  for (int i = 0; tld != NULL && i < NA_ARENA_COUNT; i++) calls += tld->stats[i].purge_calls;
+  return calls;
+}
+
 void unit_quiet_purge(void) {
   na_options.purge_delay_ms = 3600000;
   na_options.segment_cache = 2;

@@ -58,6 +58,8 @@ long unit_resident_pages(const void *p, size_t size);
 bool unit_is_mapped(const void *p, size_t size);
 /* Resident set size of the process from /proc/self/statm. */
 size_t unit_rss_bytes(void);
+/* madvise and munmap calls the calling thread made to give memory back (its statistics). */
+int64_t unit_purge_calls(void);
 
 /* Captures what is written to file descriptor 2 between start and stop; stop returns it
  * (a static buffer, NUL-terminated). unit_silence_stderr sends it to /dev/null for good (a
