@@ -221,8 +221,11 @@ uint64_t unit_rand(uint64_t *state) {
 void unit_run_threads(int count, void *(*fn)(void *), void *base, size_t stride) {
   pthread_t *threads = calloc((size_t)count, sizeof *threads);
   ck_assert_ptr_nonnull(threads);
-  for (int i = 0; i < count; i++)
-    ck_assert_int_eq(pthread_create(&threads[i], NULL, fn, (char *)base + (size_t)i * stride), 0);
+  for (int i = 0; i < count; i++) {
+    /* Callers without per-thread data pass NULL, and NULL + 0 is undefined behaviour. */
+    void *arg = base != NULL ? (char *)base + (size_t)i * stride : NULL;
+    ck_assert_int_eq(pthread_create(&threads[i], NULL, fn, arg), 0);
+  }
   for (int i = 0; i < count; i++) pthread_join(threads[i], NULL);
   free(threads);
 }
