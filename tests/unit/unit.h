@@ -18,16 +18,22 @@
 
 #include "internal.h"
 
-/* A check for tight loops: ck_assert records its location on every success (a write per
- * assertion), this only reports the failure. */
 /* Resident memory a test may keep after giving everything back. ThreadSanitizer's shadow of
- * the freed memory (four times its size) is not all returned with it. */
-#if defined(__SANITIZE_THREAD__)
+ * the freed memory (four times its size) is not all returned with it. gcc says so with
+ * __SANITIZE_THREAD__, clang with __has_feature. */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNIT_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__) || defined(UNIT_TSAN)
 #define UNIT_RSS_SLACK (8 * NA_MiB)
 #else
 #define UNIT_RSS_SLACK (2 * NA_MiB)
 #endif
 
+/* A check for tight loops: ck_assert records its location on every success (a write per
+ * assertion), this only reports the failure. */
 #define UNIT_REQUIRE(cond, fmt, ...)                                                               \
   do {                                                                                             \
     if (!(cond)) ck_abort_msg("'%s' failed: " fmt, #cond, ##__VA_ARGS__);                          \
