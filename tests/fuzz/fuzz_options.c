@@ -260,7 +260,9 @@ static void format_both(size_t size, const char *fmt, ...) {
 
 static void check_format(const uint8_t *p, const char *text) {
   size_t size = p[0] % 72;
-  long l = (long)((uint64_t)p[1] << 56 | (uint64_t)p[2] << 24 | p[3]) * (p[4] & 1 ? -1 : 1);
+  /* Negated as unsigned: LONG_MIN * -1 would overflow. */
+  uint64_t raw = (uint64_t)p[1] << 56 | (uint64_t)p[2] << 24 | p[3];
+  long l = (long)(p[4] & 1 ? 0 - raw : raw);
   unsigned u = (unsigned)p[2] << 16 | p[3];
   switch (p[5] % 5) {
   case 0: format_both(size, "value \"%s\" for %s", text, "NUMALLOC_X"); break;
