@@ -7,7 +7,7 @@
 
 #include "bench.h"
 
-#define SLOTS 16384
+#define SLOTS      16384
 #define FULL_STEPS 5e6 /* per thread */
 
 static size_t steps;
@@ -15,8 +15,7 @@ static size_t steps;
 static void *run(void *arg) {
   bench_rng rng = {5 + (uint64_t)(intptr_t)arg};
   bench_block *slots = calloc(SLOTS, sizeof *slots);
-  if (slots == NULL)
-    bench_fail("no memory for the slots");
+  if (slots == NULL) bench_fail("no memory for the slots");
   for (size_t i = 0; i < steps; i++) {
     bench_block *b = &slots[bench_rand(&rng) % SLOTS];
     if (b->p != NULL)
@@ -24,8 +23,7 @@ static void *run(void *arg) {
     else
       bench_block_new(b, bench_log_range(&rng, 8, 32 << 10), bench_rand(&rng) | 1, BENCH_LINE);
   }
-  for (size_t i = 0; i < SLOTS; i++)
-    bench_block_free(&slots[i], BENCH_LINE);
+  for (size_t i = 0; i < SLOTS; i++) bench_block_free(&slots[i], BENCH_LINE);
   free(slots);
   return NULL;
 }

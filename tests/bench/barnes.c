@@ -13,12 +13,12 @@
 
 #include "bench.h"
 
-#define BODIES 4096
+#define BODIES     4096
 #define FULL_STEPS 25
-#define THETA 0.5
-#define EPS2 1e-4
-#define DT 1e-3
-#define SAMPLED 16
+#define THETA      0.5
+#define EPS2       1e-4
+#define DT         1e-3
+#define SAMPLED    16
 
 typedef struct body {
   double pos[3], vel[3], acc[3], mass;
@@ -47,8 +47,7 @@ static int octant(const cell *c, const double pos[3]) {
 static cell *child_for(cell *c, int o) {
   if (c->child[o] == NULL) {
     double center[3], h = c->half / 2;
-    for (int d = 0; d < 3; d++)
-      center[d] = c->center[d] + ((o >> d) & 1 ? h : -h);
+    for (int d = 0; d < 3; d++) center[d] = c->center[d] + ((o >> d) & 1 ? h : -h);
     c->child[o] = cell_new(center, h);
   }
   return c->child[o];
@@ -82,22 +81,18 @@ static size_t summarize(cell *c) {
   double m = 0, com[3] = {0, 0, 0};
   for (int o = 0; o < 8; o++) {
     cell *k = c->child[o];
-    if (k == NULL)
-      continue;
+    if (k == NULL) continue;
     cells += summarize(k);
     m += k->mass;
-    for (int d = 0; d < 3; d++)
-      com[d] += k->mass * k->com[d];
+    for (int d = 0; d < 3; d++) com[d] += k->mass * k->com[d];
   }
   c->mass = m;
-  for (int d = 0; d < 3; d++)
-    c->com[d] = m > 0 ? com[d] / m : c->center[d];
+  for (int d = 0; d < 3; d++) c->com[d] = m > 0 ? com[d] / m : c->center[d];
   return cells;
 }
 
 static void verify(const cell *c) {
-  if (c->leaf != NULL)
-    return;
+  if (c->leaf != NULL) return;
   double m = 0;
   for (int o = 0; o < 8; o++)
     if (c->child[o] != NULL) {
@@ -115,44 +110,39 @@ static void pull(double acc[3], const double from[3], const double to[3], double
     r2 += d[k] * d[k];
   }
   double f = mass / (r2 * sqrt(r2));
-  for (int k = 0; k < 3; k++)
-    acc[k] += f * d[k];
+  for (int k = 0; k < 3; k++) acc[k] += f * d[k];
 }
 
 static void force(const cell *c, const body *b, double acc[3]) {
-  if (c->leaf == b)
-    return;
+  if (c->leaf == b) return;
   double d2 = 0;
-  for (int k = 0; k < 3; k++)
-    d2 += (c->com[k] - b->pos[k]) * (c->com[k] - b->pos[k]);
+  for (int k = 0; k < 3; k++) d2 += (c->com[k] - b->pos[k]) * (c->com[k] - b->pos[k]);
   if (c->leaf != NULL || 4 * c->half * c->half < THETA * THETA * d2) {
     pull(acc, b->pos, c->com, c->mass);
     return;
   }
   for (int o = 0; o < 8; o++)
-    if (c->child[o] != NULL)
-      force(c->child[o], b, acc);
+    if (c->child[o] != NULL) force(c->child[o], b, acc);
 }
 
 static void tree_free(cell *c) {
   for (int o = 0; o < 8; o++)
-    if (c->child[o] != NULL)
-      tree_free(c->child[o]);
+    if (c->child[o] != NULL) tree_free(c->child[o]);
   bench_free(c);
 }
 
 static void check_sample(const body *bodies, size_t n, size_t i) {
   double direct[3] = {0, 0, 0};
   for (size_t j = 0; j < n; j++)
-    if (j != i)
-      pull(direct, bodies[i].pos, bodies[j].pos, bodies[j].mass);
+    if (j != i) pull(direct, bodies[i].pos, bodies[j].pos, bodies[j].mass);
   double err = 0, norm = 0;
   for (int k = 0; k < 3; k++) {
     err += (direct[k] - bodies[i].acc[k]) * (direct[k] - bodies[i].acc[k]);
     norm += direct[k] * direct[k];
   }
   if (err > 0.05 * 0.05 * norm)
-    bench_fail("barnes: body %zu's force is %.1f%% off direct summation", i, 100 * sqrt(err / norm));
+    bench_fail("barnes: body %zu's force is %.1f%% off direct summation", i,
+               100 * sqrt(err / norm));
 }
 
 int main(int argc, char **argv) {
@@ -161,8 +151,7 @@ int main(int argc, char **argv) {
   size_t steps = bench_scaled(&args, FULL_STEPS, 1);
   bench_rng rng = {1986};
   body *bodies = calloc(BODIES, sizeof *bodies);
-  if (bodies == NULL)
-    bench_fail("no memory for the bodies");
+  if (bodies == NULL) bench_fail("no memory for the bodies");
   for (size_t i = 0; i < BODIES; i++) { /* a Plummer-like sphere: denser towards the middle */
     double r = pow((double)(bench_rand(&rng) >> 11) / 9007199254740992.0, 1.5);
     for (int d = 0; d < 3; d++)
@@ -179,11 +168,9 @@ int main(int argc, char **argv) {
         lo = fmin(lo, bodies[i].pos[d]);
         hi = fmax(hi, bodies[i].pos[d]);
       }
-    for (int d = 0; d < 3; d++)
-      center[d] = (lo + hi) / 2;
+    for (int d = 0; d < 3; d++) center[d] = (lo + hi) / 2;
     cell *root = cell_new(center, (hi - lo) / 2 + 1e-9);
-    for (size_t i = 0; i < BODIES; i++)
-      insert(root, &bodies[i], 0);
+    for (size_t i = 0; i < BODIES; i++) insert(root, &bodies[i], 0);
     cells += summarize(root);
     verify(root);
     if (fabs(root->mass - 1.0) > 1e-9)

@@ -58,8 +58,7 @@ void bench_init(int argc, char **argv, bench_args *args) {
 static int maps_contains(const char *needle) {
   static char buf[1 << 20];
   int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return 0;
+  if (fd < 0) return 0;
   size_t len = 0;
   ssize_t n;
   while (len < sizeof buf - 1 && (n = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
@@ -72,8 +71,7 @@ static int maps_contains(const char *needle) {
 /* The path of the object that defines the function the program actually calls. */
 static const char *defining_object(void *fn) {
   Dl_info info;
-  if (fn == NULL || dladdr(fn, &info) == 0 || info.dli_fname == NULL)
-    return "unknown";
+  if (fn == NULL || dladdr(fn, &info) == 0 || info.dli_fname == NULL) return "unknown";
   return info.dli_fname;
 }
 
@@ -82,8 +80,7 @@ void bench_check_preload(void) {
   const char *names[] = {"malloc", "free", "calloc", "realloc"};
   malloc_from = defining_object(fns[0]);
   const char *want = getenv("BENCH_EXPECT_LIB");
-  if (want == NULL || *want == '\0')
-    return;
+  if (want == NULL || *want == '\0') return;
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     const char *from = defining_object(fns[i]);
     if (strstr(from, want) == NULL) {
@@ -149,24 +146,20 @@ static void check_word(const void *p, size_t off, uint64_t tag) {
 
 /* Stride words stop 16 bytes short of the end so that none overlaps the last word. */
 void bench_write(void *p, size_t from, size_t size, uint64_t tag, size_t stride) {
-  if (size < 8)
-    bench_fail("blocks under test need at least 8 bytes, got %zu", size);
+  if (size < 8) bench_fail("blocks under test need at least 8 bytes, got %zu", size);
   size_t first = from < 16 ? 0 : (from - 16 + stride) / stride * stride;
-  for (size_t off = first; off + 16 <= size; off += stride)
-    write_word(p, off, tag);
+  for (size_t off = first; off + 16 <= size; off += stride) write_word(p, off, tag);
   write_word(p, size - 8, tag);
 }
 
 void bench_check(const void *p, size_t size, uint64_t tag, size_t stride) {
-  for (size_t off = 0; off + 16 <= size; off += stride)
-    check_word(p, off, tag);
+  for (size_t off = 0; off + 16 <= size; off += stride) check_word(p, off, tag);
   check_word(p, size - 8, tag);
 }
 
 void *bench_malloc(size_t size) {
   void *p = malloc(size);
-  if (p == NULL)
-    bench_fail("malloc(%zu) returned NULL", size);
+  if (p == NULL) bench_fail("malloc(%zu) returned NULL", size);
   return p;
 }
 
@@ -182,14 +175,13 @@ void bench_fail(const char *fmt, ...) {
 
 void bench_spawn(int n, void *(*fn)(void *), void *arg_base, size_t arg_size) {
   pthread_t *tids = calloc((size_t)n, sizeof *tids);
-  if (tids == NULL)
-    bench_fail("no memory for %d thread ids", n);
+  if (tids == NULL) bench_fail("no memory for %d thread ids", n);
   for (int i = 0; i < n; i++)
     if (pthread_create(&tids[i], NULL, fn,
-                       arg_base ? (char *)arg_base + (size_t)i * arg_size : (void *)(intptr_t)i) != 0)
+                       arg_base ? (char *)arg_base + (size_t)i * arg_size : (void *)(intptr_t)i) !=
+        0)
       bench_fail("pthread_create failed");
-  for (int i = 0; i < n; i++)
-    pthread_join(tids[i], NULL);
+  for (int i = 0; i < n; i++) pthread_join(tids[i], NULL);
   free(tids);
 }
 
@@ -203,8 +195,7 @@ void bench_mailbox_put(bench_mailbox *m, const bench_block *b) {
 
 int bench_mailbox_take(bench_mailbox *m, bench_block *out) {
   size_t tail = atomic_load_explicit(&m->tail, memory_order_relaxed);
-  if (tail == atomic_load_explicit(&m->head, memory_order_acquire))
-    return 0;
+  if (tail == atomic_load_explicit(&m->head, memory_order_acquire)) return 0;
   *out = m->items[tail % BENCH_MAILBOX_SIZE];
   atomic_store_explicit(&m->tail, tail + 1, memory_order_release);
   return 1;
@@ -219,17 +210,14 @@ double bench_now(void) {
 long bench_status_kb(const char *field) {
   char buf[8192];
   int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return -1;
+  if (fd < 0) return -1;
   ssize_t n = read(fd, buf, sizeof buf - 1);
   close(fd);
-  if (n <= 0)
-    return -1;
+  if (n <= 0) return -1;
   buf[n] = '\0';
   size_t flen = strlen(field);
   for (char *line = buf; line != NULL && *line; line = strchr(line, '\n')) {
-    if (*line == '\n')
-      line++;
+    if (*line == '\n') line++;
     if (strncmp(line, field, flen) == 0 && line[flen] == ':')
       return strtol(line + flen + 1, NULL, 10);
   }

@@ -15,12 +15,12 @@
 
 /* Exit statuses the runner tells apart. */
 #define BENCH_EXIT_CORRUPT 1 /* a block's contents were wrong, or malloc returned NULL */
-#define BENCH_EXIT_USAGE 2
+#define BENCH_EXIT_USAGE   2
 #define BENCH_EXIT_PRELOAD 3 /* BENCH_EXPECT_LIB is set but that library does not serve malloc */
 
 typedef struct bench_args {
-  double scale;   /* -s: multiplies every size or iteration count; 1.0 is the full run */
-  int threads;    /* -t: worker threads (default 2, the judged machine's cores) */
+  double scale;     /* -s: multiplies every size or iteration count; 1.0 is the full run */
+  int threads;      /* -t: worker threads (default 2, the judged machine's cores) */
   const char *mode; /* -m: a workload-specific variant, or NULL */
 } bench_args;
 
@@ -90,23 +90,19 @@ extern __thread bench_counts bench_thread_counts;
 void bench_register_thread(void);
 
 static inline void bench_free(void *p) {
-  if (__builtin_expect(!bench_thread_counts.registered, 0))
-    bench_register_thread();
+  if (__builtin_expect(!bench_thread_counts.registered, 0)) bench_register_thread();
   bench_thread_counts.frees++;
   free(p);
 }
 
 /* realloc that treats NULL as failure (size > 0). */
 static inline void *bench_realloc(void *p, size_t size) {
-  if (__builtin_expect(!bench_thread_counts.registered, 0))
-    bench_register_thread();
+  if (__builtin_expect(!bench_thread_counts.registered, 0)) bench_register_thread();
   bench_thread_counts.reallocs++;
   void *q = realloc(p, size);
-  if (q == NULL)
-    bench_fail("realloc to %zu returned NULL", size);
+  if (q == NULL) bench_fail("realloc to %zu returned NULL", size);
   return q;
 }
-
 
 /* A block under test: written after malloc, verified before free. */
 typedef struct bench_block {
@@ -125,8 +121,7 @@ static inline void bench_block_new(bench_block *b, size_t size, uint64_t tag, si
 
 /* Verifies the pattern and frees the block; a NULL block is skipped. */
 static inline void bench_block_free(bench_block *b, size_t stride) {
-  if (b->p == NULL)
-    return;
+  if (b->p == NULL) return;
   bench_check(b->p, b->size, b->tag, stride);
   bench_free(b->p);
   b->p = NULL;

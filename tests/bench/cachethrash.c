@@ -6,8 +6,8 @@
 
 #include "bench.h"
 
-#define OBJECT 8
-#define ITERATIONS 1000
+#define OBJECT      8
+#define ITERATIONS  1000
 #define FULL_WRITES 400000 /* writes of every byte per object */
 
 static size_t writes;
@@ -17,8 +17,7 @@ static void *run(void *arg) {
   for (size_t it = 0; it < ITERATIONS; it++) {
     volatile uint8_t *p = bench_malloc(OBJECT);
     for (size_t w = 0; w < writes; w++)
-      for (size_t k = 0; k < OBJECT; k++)
-        p[k] = (uint8_t)(seed + w + k);
+      for (size_t k = 0; k < OBJECT; k++) p[k] = (uint8_t)(seed + w + k);
     for (size_t k = 0; k < OBJECT; k++)
       if (p[k] != (uint8_t)(seed + writes - 1 + k))
         bench_fail("cache-thrash: byte %zu of an object was overwritten", k);

@@ -12,9 +12,9 @@
 
 #include "bench.h"
 
-#define FULL_STEPS 800000
+#define FULL_STEPS       800000
 #define STEPS_PER_NUMBER 2000
-#define PRIMES 40
+#define PRIMES           40
 
 /* A non-negative number: len 32-bit digits, least significant first, no leading zero digit. */
 typedef struct num {
@@ -29,8 +29,7 @@ static num *alloc_num(uint32_t len) {
 }
 
 static num *trim(num *n) {
-  while (n->len > 0 && n->d[n->len - 1] == 0)
-    n->len--;
+  while (n->len > 0 && n->d[n->len - 1] == 0) n->len--;
   return n;
 }
 
@@ -48,11 +47,9 @@ static num *copy(const num *a) {
 }
 
 static int cmp(const num *a, const num *b) {
-  if (a->len != b->len)
-    return a->len < b->len ? -1 : 1;
+  if (a->len != b->len) return a->len < b->len ? -1 : 1;
   for (uint32_t i = a->len; i-- > 0;)
-    if (a->d[i] != b->d[i])
-      return a->d[i] < b->d[i] ? -1 : 1;
+    if (a->d[i] != b->d[i]) return a->d[i] < b->d[i] ? -1 : 1;
   return 0;
 }
 
@@ -82,8 +79,7 @@ static num *sub(const num *a, const num *b) {
     borrow = t < 0;
     r->d[i] = (uint32_t)t;
   }
-  if (borrow)
-    bench_fail("cfrac: a subtraction went negative");
+  if (borrow) bench_fail("cfrac: a subtraction went negative");
   return trim(r);
 }
 
@@ -124,8 +120,7 @@ static num *divmod_small(const num *a, uint32_t v, uint32_t *rem) {
 
 /* Long division (Knuth's algorithm D, base 2^32): *q = u / v, *r = u % v; v is not zero. */
 static void divmod(const num *u, const num *v, num **q, num **r) {
-  if (v->len == 0)
-    bench_fail("cfrac: division by zero");
+  if (v->len == 0) bench_fail("cfrac: division by zero");
   if (cmp(u, v) < 0) {
     *q = alloc_num(0);
     *r = copy(u);
@@ -157,8 +152,7 @@ static void divmod(const num *u, const num *v, num **q, num **r) {
     while (qhat >> 32 || qhat * vn[n - 2] > ((rhat << 32) | un[j + n - 2])) {
       qhat--;
       rhat += vn[n - 1];
-      if (rhat >> 32)
-        break;
+      if (rhat >> 32) break;
     }
     int64_t borrow = 0, t;
     for (uint32_t i = 0; i < n; i++) {
@@ -222,10 +216,9 @@ static num *isqrt(const num *n) {
   }
 }
 
-static const uint32_t primes[PRIMES] = {2,   3,   5,   7,   11,  13,  17,  19,  23,  29,
-                                        31,  37,  41,  43,  47,  53,  59,  61,  67,  71,
-                                        73,  79,  83,  89,  97,  101, 103, 107, 109, 113,
-                                        127, 131, 137, 139, 149, 151, 157, 163, 167, 173};
+static const uint32_t primes[PRIMES] = {
+    2,  3,  5,  7,  11, 13,  17,  19,  23,  29,  31,  37,  41,  43,  47,  53,  59,  61,  67,  71,
+    73, 79, 83, 89, 97, 101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167, 173};
 
 /* Divides out the small primes; returns 1 when nothing else is left (Q is smooth). */
 static int smooth(const num *q) {
@@ -311,8 +304,7 @@ int main(int argc, char **argv) {
   double start = bench_now();
   for (size_t done = 0; done < steps; done += STEPS_PER_NUMBER) {
     num *n = alloc_num(4);
-    for (int i = 0; i < 4; i++)
-      n->d[i] = (uint32_t)bench_rand(&rng);
+    for (int i = 0; i < 4; i++) n->d[i] = (uint32_t)bench_rand(&rng);
     n->d[3] |= 0x80000000u;
     found += expand(n, steps - done < STEPS_PER_NUMBER ? steps - done : STEPS_PER_NUMBER);
     bench_free(n);

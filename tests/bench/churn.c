@@ -27,12 +27,10 @@ int main(int argc, char **argv) {
   size_t steps = bench_scaled(&args, FULL_STEPS, 1000);
   bench_rng rng = {42};
   slot *slots = calloc(LIVE_SLOTS, sizeof *slots);
-  if (slots == NULL)
-    bench_fail("no memory for the slot table");
+  if (slots == NULL) bench_fail("no memory for the slot table");
 
   double start = bench_now();
-  for (size_t i = 0; i < LIVE_SLOTS; i++)
-    refill(&slots[i], &rng, i);
+  for (size_t i = 0; i < LIVE_SLOTS; i++) refill(&slots[i], &rng, i);
   for (size_t i = 0; i < steps; i++) {
     slot *s = &slots[bench_rand(&rng) % LIVE_SLOTS];
     bench_check(s->p, s->size, s->tag, BENCH_LINE);

@@ -13,7 +13,7 @@
 #include "bench.h"
 
 #define FULL_PROBLEMS 300
-#define SAMPLES 256
+#define SAMPLES       256
 
 typedef uint64_t word;
 
@@ -24,17 +24,13 @@ typedef struct cover {
 
 static int nvars, nwords; /* two bits per variable: 01 means x=0, 10 means x=1, 11 either */
 
-static word *cube_new(void) {
-  return bench_malloc((size_t)nwords * sizeof(word));
-}
+static word *cube_new(void) { return bench_malloc((size_t)nwords * sizeof(word)); }
 
 static word *cube_universe(void) {
   word *c = cube_new();
-  for (int w = 0; w < nwords; w++)
-    c[w] = ~(word)0;
+  for (int w = 0; w < nwords; w++) c[w] = ~(word)0;
   int tail = 2 * nvars % 64;
-  if (tail)
-    c[nwords - 1] = ((word)1 << tail) - 1;
+  if (tail) c[nwords - 1] = ((word)1 << tail) - 1;
   return c;
 }
 
@@ -56,8 +52,7 @@ static void add_cube(cover *f, word *c) {
 }
 
 static void cover_free(cover *f) {
-  for (size_t i = 0; i < f->count; i++)
-    bench_free(f->cubes[i]);
+  for (size_t i = 0; i < f->count; i++) bench_free(f->cubes[i]);
   bench_free(f->cubes);
   f->cubes = NULL;
   f->count = f->cap = 0;
@@ -65,8 +60,7 @@ static void cover_free(cover *f) {
 
 static int is_universe(const word *c) {
   for (int v = 0; v < nvars; v++)
-    if (var_of(c, v) != 3)
-      return 0;
+    if (var_of(c, v) != 3) return 0;
   return 1;
 }
 
@@ -89,8 +83,7 @@ static int split_var(const cover *f) {
   size_t best_n = 0;
   for (int v = 0; v < nvars; v++) {
     size_t n = 0;
-    for (size_t i = 0; i < f->count; i++)
-      n += var_of(f->cubes[i], v) != 3;
+    for (size_t i = 0; i < f->count; i++) n += var_of(f->cubes[i], v) != 3;
     if (n > best_n) {
       best_n = n;
       best = v;
@@ -106,13 +99,11 @@ static cover complement(const cover *f) {
     return r;
   }
   for (size_t i = 0; i < f->count; i++)
-    if (is_universe(f->cubes[i]))
-      return r;
+    if (is_universe(f->cubes[i])) return r;
   if (f->count == 1) { /* De Morgan: one cube per bound variable, with that variable flipped */
     for (int v = 0; v < nvars; v++) {
       unsigned bits = var_of(f->cubes[0], v);
-      if (bits == 3)
-        continue;
+      if (bits == 3) continue;
       word *c = cube_universe();
       set_var(c, v, bits ^ 3);
       add_cube(&r, c);
@@ -134,15 +125,13 @@ static cover complement(const cover *f) {
 
 static int contains(const word *c, const word *minterm) {
   for (int w = 0; w < nwords; w++)
-    if ((c[w] & minterm[w]) != minterm[w])
-      return 0;
+    if ((c[w] & minterm[w]) != minterm[w]) return 0;
   return 1;
 }
 
 static int eval(const cover *f, const word *minterm) {
   for (size_t i = 0; i < f->count; i++)
-    if (contains(f->cubes[i], minterm))
-      return 1;
+    if (contains(f->cubes[i], minterm)) return 1;
   return 0;
 }
 
@@ -160,8 +149,7 @@ static size_t solve(bench_rng *rng) {
   word *m = cube_new();
   for (int s = 0; s < SAMPLES; s++) {
     memset(m, 0, (size_t)nwords * sizeof(word));
-    for (int v = 0; v < nvars; v++)
-      set_var(m, v, 1 + (unsigned)(bench_rand(rng) & 1));
+    for (int v = 0; v < nvars; v++) set_var(m, v, 1 + (unsigned)(bench_rand(rng) & 1));
     if (eval(&f, m) == eval(&g, m))
       bench_fail("espresso: an input is in both or neither of a function and its complement");
   }
@@ -182,8 +170,7 @@ int main(int argc, char **argv) {
   size_t cubes = 0;
 
   double start = bench_now();
-  for (size_t i = 0; i < problems; i++)
-    cubes += solve(&rng);
+  for (size_t i = 0; i < problems; i++) cubes += solve(&rng);
   double seconds = bench_now() - start;
   char extra[64];
   snprintf(extra, sizeof extra, "complement_cubes=%zu", cubes);

@@ -9,7 +9,7 @@
 
 #include "bench.h"
 
-#define LIVE 1000
+#define LIVE       1000
 #define HAND_EVERY 256
 #define HAND_COUNT 16
 #define FULL_STEPS 20e6 /* per thread */
@@ -32,8 +32,7 @@ static void put(bench_block *b, bench_rng *rng) {
 
 /* Frees what was received last time, then keeps what has arrived since. */
 static void collect(worker *w) {
-  for (size_t i = 0; i < w->nheld; i++)
-    bench_block_free(&w->held[i], BENCH_LINE);
+  for (size_t i = 0; i < w->nheld; i++) bench_block_free(&w->held[i], BENCH_LINE);
   w->nheld = 0;
   while (w->nheld < BENCH_MAILBOX_SIZE && bench_mailbox_take(&w->inbox, &w->held[w->nheld]))
     w->nheld++;
@@ -44,10 +43,8 @@ static void *run(void *arg) {
   worker *next = &workers[(w->id + 1) % nthreads];
   bench_rng rng = {500 + (uint64_t)w->id};
   bench_block *live = calloc(LIVE, sizeof *live);
-  if (live == NULL)
-    bench_fail("no memory for the live set");
-  for (size_t i = 0; i < LIVE; i++)
-    put(&live[i], &rng);
+  if (live == NULL) bench_fail("no memory for the live set");
+  for (size_t i = 0; i < LIVE; i++) put(&live[i], &rng);
   for (size_t step = 1; step <= steps; step++) {
     bench_block *b = &live[bench_rand(&rng) % LIVE];
     bench_block_free(b, BENCH_LINE);
@@ -64,15 +61,13 @@ static void *run(void *arg) {
   atomic_store(&w->done, 1);
   /* Keep receiving until the sender is done too, so that it never waits on a full inbox. */
   worker *prev = &workers[(w->id + nthreads - 1) % nthreads];
-  while (!atomic_load(&prev->done) || atomic_load(&w->inbox.head) != atomic_load(&w->inbox.tail))
-  {
+  while (!atomic_load(&prev->done) || atomic_load(&w->inbox.head) != atomic_load(&w->inbox.tail)) {
     collect(w);
     sched_yield();
   }
   collect(w);
   collect(w);
-  for (size_t i = 0; i < LIVE; i++)
-    bench_block_free(&live[i], BENCH_LINE);
+  for (size_t i = 0; i < LIVE; i++) bench_block_free(&live[i], BENCH_LINE);
   bench_free(live);
   return NULL;
 }
@@ -83,8 +78,7 @@ int main(int argc, char **argv) {
   nthreads = args.threads;
   steps = bench_scaled(&args, FULL_STEPS, HAND_EVERY);
   workers = aligned_alloc(64, sizeof(worker) * (size_t)nthreads);
-  if (workers == NULL)
-    bench_fail("no memory for the workers");
+  if (workers == NULL) bench_fail("no memory for the workers");
   for (int i = 0; i < nthreads; i++) {
     workers[i].id = i;
     atomic_init(&workers[i].inbox.head, 0);

@@ -10,7 +10,7 @@
 #include "bench.h"
 
 #define OBJECT_SIZE 8
-#define WRITES 1000
+#define WRITES      1000
 #define FULL_ROUNDS 500000
 
 static size_t rounds;
@@ -19,8 +19,7 @@ static pthread_barrier_t start_line; /* the threads write at the same time */
 static void hammer(void *p) {
   volatile uint64_t *v = p;
   *v = 0;
-  for (int i = 0; i < WRITES; i++)
-    *v = *v + 1;
+  for (int i = 0; i < WRITES; i++) *v = *v + 1;
   if (*v != WRITES)
     bench_fail("object %p holds %llu after %d increments", p, (unsigned long long)*v, WRITES);
 }
@@ -43,18 +42,15 @@ int main(int argc, char **argv) {
   rounds = bench_scaled(&args, FULL_ROUNDS, 10);
   pthread_t *tids = calloc((size_t)args.threads, sizeof *tids);
   void **objects = calloc((size_t)args.threads, sizeof *objects);
-  if (tids == NULL || objects == NULL)
-    bench_fail("no memory for the thread table");
+  if (tids == NULL || objects == NULL) bench_fail("no memory for the thread table");
 
   pthread_barrier_init(&start_line, NULL, (unsigned)args.threads);
   double start = bench_now();
-  for (int i = 0; i < args.threads; i++)
-    objects[i] = bench_malloc(OBJECT_SIZE);
+  for (int i = 0; i < args.threads; i++) objects[i] = bench_malloc(OBJECT_SIZE);
   for (int i = 0; i < args.threads; i++)
     if (pthread_create(&tids[i], NULL, worker, objects[i]) != 0)
       bench_fail("pthread_create failed");
-  for (int i = 0; i < args.threads; i++)
-    pthread_join(tids[i], NULL);
+  for (int i = 0; i < args.threads; i++) pthread_join(tids[i], NULL);
   double seconds = bench_now() - start;
   pthread_barrier_destroy(&start_line);
 

@@ -17,17 +17,14 @@ typedef struct blocks {
   size_t count, cap;
 } blocks;
 
-static uint64_t tag_of(size_t i, size_t size) {
-  return bench_tag(i, size);
-}
+static uint64_t tag_of(size_t i, size_t size) { return bench_tag(i, size); }
 
 static void add(blocks *b, size_t size) {
   if (b->count == b->cap) {
     b->cap = b->cap ? b->cap * 2 : 1 << 16;
     b->p = bench_realloc(b->p, b->cap * sizeof *b->p);
     b->size = bench_realloc(b->size, b->cap * sizeof *b->size);
-    if (b->p == NULL || b->size == NULL)
-      bench_fail("no memory for the block table");
+    if (b->p == NULL || b->size == NULL) bench_fail("no memory for the block table");
   }
   size_t i = b->count++;
   b->size[i] = (uint16_t)size;
@@ -72,8 +69,7 @@ int main(int argc, char **argv) {
   long final_kb = bench_status_kb("VmRSS");
 
   for (size_t i = 0; i < b.count; i++)
-    if (b.p[i] != NULL)
-      drop(&b, i);
+    if (b.p[i] != NULL) drop(&b, i);
   bench_free(b.p);
   bench_free(b.size);
   char extra[96];

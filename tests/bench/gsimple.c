@@ -18,16 +18,14 @@ static void batch_loop(size_t n) {
   for (size_t it = 0; it < calls / n; it++) {
     for (size_t i = 0; i < n; i++)
       bench_block_new(&arr[i], block_size, (uint64_t)(it * n + i) | 1, 8);
-    for (size_t i = 0; i < n; i++)
-      bench_block_free(&arr[i], 8);
+    for (size_t i = 0; i < n; i++) bench_block_free(&arr[i], 8);
   }
   bench_free(arr);
 }
 
 static void *all_batches(void *arg) {
   (void)arg;
-  for (size_t b = 0; b < sizeof batches / sizeof batches[0]; b++)
-    batch_loop(batches[b]);
+  for (size_t b = 0; b < sizeof batches / sizeof batches[0]; b++) batch_loop(batches[b]);
   return NULL;
 }
 

@@ -8,11 +8,11 @@
 #include "bench.h"
 
 #define WORKING_SET 1024
-#define MIN_SIZE 8 /* published: 4; our blocks carry an 8-byte tag */
-#define MAX_SIZE 32768
-#define NSIZES 8000
-#define NOFFSETS (WORKING_SET * 4)
-#define FULL_ITERS 30e6 /* per thread */
+#define MIN_SIZE    8 /* published: 4; our blocks carry an 8-byte tag */
+#define MAX_SIZE    32768
+#define NSIZES      8000
+#define NOFFSETS    (WORKING_SET * 4)
+#define FULL_ITERS  30e6 /* per thread */
 
 static unsigned sizes[NSIZES], offsets[NOFFSETS];
 static size_t iters;
@@ -26,8 +26,7 @@ static unsigned inverse_square(double u) {
 static void *run(void *arg) {
   (void)arg;
   bench_block *set = calloc(WORKING_SET, sizeof *set);
-  if (set == NULL)
-    bench_fail("no memory for the working set");
+  if (set == NULL) bench_fail("no memory for the working set");
   size_t s = 0, o = 0;
   for (size_t i = 0; i < iters; i++) {
     bench_block *b = &set[offsets[o]];
@@ -36,8 +35,7 @@ static void *run(void *arg) {
     bench_block_free(b, 8);
     bench_block_new(b, sizes[s], i | 1, 8);
   }
-  for (size_t i = 0; i < WORKING_SET; i++)
-    bench_block_free(&set[i], 8);
+  for (size_t i = 0; i < WORKING_SET; i++) bench_block_free(&set[i], 8);
   free(set);
   return NULL;
 }
@@ -49,8 +47,7 @@ int main(int argc, char **argv) {
   bench_rng rng = {88};
   for (size_t i = 0; i < NSIZES; i++)
     sizes[i] = inverse_square((double)(bench_rand(&rng) >> 11) / 9007199254740992.0);
-  for (size_t i = 0; i < NOFFSETS; i++)
-    offsets[i] = (unsigned)(bench_rand(&rng) % WORKING_SET);
+  for (size_t i = 0; i < NOFFSETS; i++) offsets[i] = (unsigned)(bench_rand(&rng) % WORKING_SET);
   double start = bench_now();
   bench_spawn(args.threads, run, NULL, 0);
   double seconds = bench_now() - start;

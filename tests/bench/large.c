@@ -8,8 +8,8 @@
 #include "bench.h"
 
 #define LIVE_SLOTS 16
-#define MIN_SIZE (64u << 10)
-#define MAX_SIZE (4u << 20)
+#define MIN_SIZE   (64u << 10)
+#define MAX_SIZE   (4u << 20)
 #define FULL_STEPS 20000
 
 typedef struct slot {
@@ -26,8 +26,7 @@ static void put(slot *s, bench_rng *rng) {
   if (bench_rand(rng) & 1) {
     size_t grown = s->size + s->size * bench_range(rng, 1, 4) / 4;
     void *q = bench_realloc(s->p, grown);
-    if (q == NULL)
-      bench_fail("realloc to %zu returned NULL", grown);
+    if (q == NULL) bench_fail("realloc to %zu returned NULL", grown);
     bench_check(q, s->size, s->tag, BENCH_PAGE);
     bench_write(q, s->size, grown, s->tag, BENCH_PAGE);
     s->p = q;
@@ -43,8 +42,7 @@ int main(int argc, char **argv) {
   slot slots[LIVE_SLOTS];
 
   double start = bench_now();
-  for (size_t i = 0; i < LIVE_SLOTS; i++)
-    put(&slots[i], &rng);
+  for (size_t i = 0; i < LIVE_SLOTS; i++) put(&slots[i], &rng);
   for (size_t i = 0; i < steps; i++) {
     slot *s = &slots[bench_rand(&rng) % LIVE_SLOTS];
     bench_check(s->p, s->size, s->tag, BENCH_PAGE);

@@ -7,9 +7,9 @@
 
 #include "bench.h"
 
-#define REGION_SLOTS 10000
+#define REGION_SLOTS    10000
 #define STEPS_PER_ROUND 50000
-#define FULL_ROUNDS 100
+#define FULL_ROUNDS     100
 
 typedef struct slot {
   void *p;
@@ -33,8 +33,7 @@ static void *worker(void *arg) {
   int id = (int)(intptr_t)arg;
   bench_rng rng = {1000 + (uint64_t)id};
   slot *own = &slots[(size_t)id * REGION_SLOTS];
-  for (size_t i = 0; i < REGION_SLOTS; i++)
-    put(&own[i], &rng);
+  for (size_t i = 0; i < REGION_SLOTS; i++) put(&own[i], &rng);
   pthread_barrier_wait(&barrier);
   for (size_t r = 1; r <= rounds; r++) {
     slot *region = &slots[((size_t)id + r) % (size_t)nthreads * REGION_SLOTS];
@@ -56,16 +55,14 @@ int main(int argc, char **argv) {
   rounds = bench_scaled(&args, FULL_ROUNDS, 2);
   slots = calloc((size_t)nthreads * REGION_SLOTS, sizeof *slots);
   pthread_t *tids = calloc((size_t)nthreads, sizeof *tids);
-  if (slots == NULL || tids == NULL)
-    bench_fail("no memory for the slot table");
+  if (slots == NULL || tids == NULL) bench_fail("no memory for the slot table");
   pthread_barrier_init(&barrier, NULL, (unsigned)nthreads);
 
   double start = bench_now();
   for (int i = 0; i < nthreads; i++)
     if (pthread_create(&tids[i], NULL, worker, (void *)(intptr_t)i) != 0)
       bench_fail("pthread_create failed");
-  for (int i = 0; i < nthreads; i++)
-    pthread_join(tids[i], NULL);
+  for (int i = 0; i < nthreads; i++) pthread_join(tids[i], NULL);
   for (size_t i = 0; i < (size_t)nthreads * REGION_SLOTS; i++) {
     bench_check(slots[i].p, slots[i].size, slots[i].tag, BENCH_LINE);
     bench_free(slots[i].p);

@@ -9,10 +9,10 @@
 
 #include "bench.h"
 
-#define BLOCKS 5000
-#define MIN_SIZE 8
-#define MAX_SIZE 1000
-#define OPS_PER_THREAD 500000 /* rounds of 100 x BLOCKS, as published */
+#define BLOCKS           5000
+#define MIN_SIZE         8
+#define MAX_SIZE         1000
+#define OPS_PER_THREAD   500000 /* rounds of 100 x BLOCKS, as published */
 #define FULL_GENERATIONS 60
 
 typedef struct lane {
@@ -60,13 +60,11 @@ int main(int argc, char **argv) {
   size_t total = (size_t)n * BLOCKS;
   bench_block *all = calloc(total, sizeof *all);
   lane *lanes = calloc((size_t)n, sizeof *lanes);
-  if (all == NULL || lanes == NULL)
-    bench_fail("no memory for the arrays");
+  if (all == NULL || lanes == NULL) bench_fail("no memory for the arrays");
   bench_rng rng = {4141};
 
   double start = bench_now();
-  for (size_t i = 0; i < total; i++)
-    put(&all[i], &rng);
+  for (size_t i = 0; i < total; i++) put(&all[i], &rng);
   for (size_t i = total; i > 1; i--) { /* shuffle: blocks land in other threads' arrays */
     size_t j = bench_rand(&rng) % i;
     bench_block t = all[j];
@@ -83,20 +81,17 @@ int main(int argc, char **argv) {
     lanes[i].rng.state = bench_rand(&rng);
     lanes[i].ops_left = ops;
     lanes[i].tids = calloc(generations, sizeof(pthread_t));
-    if (lanes[i].tids == NULL)
-      bench_fail("no memory for thread ids");
+    if (lanes[i].tids == NULL) bench_fail("no memory for thread ids");
     if (pthread_create(&lanes[i].tids[0], NULL, work, &lanes[i]) != 0)
       bench_fail("pthread_create failed");
   }
   /* Each thread of a lane writes its successor's id before it returns, so joining it makes
    * the successor's id visible. */
   for (int i = 0; i < n; i++) {
-    for (size_t g = 0; g < generations; g++)
-      pthread_join(lanes[i].tids[g], NULL);
+    for (size_t g = 0; g < generations; g++) pthread_join(lanes[i].tids[g], NULL);
     free(lanes[i].tids);
   }
-  for (size_t i = 0; i < total; i++)
-    bench_block_free(&all[i], all[i].size);
+  for (size_t i = 0; i < total; i++) bench_block_free(&all[i], all[i].size);
   double seconds = bench_now() - start;
   free(lanes);
   free(all);

@@ -13,14 +13,14 @@
 
 #include "bench.h"
 
-#define LIVE 2000
+#define LIVE         2000
 #define REMOTE_EVERY 16
-#define DRAIN_AT 32
-#define FULL_STEPS 4e6 /* per thread */
+#define DRAIN_AT     32
+#define FULL_STEPS   4e6 /* per thread */
 
 /* Log-linear histogram of cycle counts: exact below 256, then 32 steps per power of two. */
-#define EXACT 256
-#define SUBS 32
+#define EXACT   256
+#define SUBS    32
 #define BUCKETS (EXACT + (64 - 8) * SUBS)
 
 typedef struct histogram {
@@ -40,32 +40,27 @@ static int nthreads;
 static size_t steps;
 
 static size_t bucket_of(uint64_t v) {
-  if (v < EXACT)
-    return (size_t)v;
+  if (v < EXACT) return (size_t)v;
   int e = 63 - __builtin_clzll(v);
   return EXACT + (size_t)(e - 8) * SUBS + (size_t)((v >> (e - 5)) & (SUBS - 1));
 }
 
 /* The smallest value of a bucket. */
 static uint64_t bucket_floor(size_t b) {
-  if (b < EXACT)
-    return b;
+  if (b < EXACT) return b;
   size_t e = (b - EXACT) / SUBS + 8, sub = (b - EXACT) % SUBS;
   return (1ull << e) + ((uint64_t)sub << (e - 5));
 }
 
 static void record(histogram *h, uint64_t cycles) {
   h->n[bucket_of(cycles)]++;
-  if (cycles > h->max)
-    h->max = cycles;
+  if (cycles > h->max) h->max = cycles;
 }
 
 static size_t pick_size(bench_rng *rng) {
   uint64_t r = bench_rand(rng) % 100;
-  if (r < 90)
-    return bench_log_range(rng, 16, 512);
-  if (r < 99)
-    return bench_log_range(rng, 513, 16 << 10);
+  if (r < 90) return bench_log_range(rng, 16, 512);
+  if (r < 99) return bench_log_range(rng, 513, 16 << 10);
   return bench_log_range(rng, (16 << 10) + 1, 256 << 10);
 }
 
@@ -89,8 +84,7 @@ static void timed_new(worker *w, bench_block *b, bench_rng *rng) {
   void *p = malloc(size);
   uint64_t t1 = stamp();
   record(&w->malloc_h, t1 - t0);
-  if (p == NULL)
-    bench_fail("malloc(%zu) returned NULL", size);
+  if (p == NULL) bench_fail("malloc(%zu) returned NULL", size);
   b->p = p;
   b->size = size;
   b->tag = bench_rand(rng) | 1;
@@ -99,8 +93,7 @@ static void timed_new(worker *w, bench_block *b, bench_rng *rng) {
 
 static void drain(worker *w) {
   bench_block b;
-  while (bench_mailbox_take(&w->inbox, &b))
-    timed_free(w, &b);
+  while (bench_mailbox_take(&w->inbox, &b)) timed_free(w, &b);
 }
 
 static void *run(void *arg) {
@@ -108,10 +101,8 @@ static void *run(void *arg) {
   worker *next = &workers[(w->id + 1) % nthreads];
   bench_rng rng = {900 + (uint64_t)w->id};
   bench_block *live = calloc(LIVE, sizeof *live);
-  if (live == NULL)
-    bench_fail("no memory for the live set");
-  for (size_t i = 0; i < LIVE; i++)
-    timed_new(w, &live[i], &rng);
+  if (live == NULL) bench_fail("no memory for the live set");
+  for (size_t i = 0; i < LIVE; i++) timed_new(w, &live[i], &rng);
   for (size_t step = 1; step <= steps; step++) {
     bench_block *b = &live[bench_rand(&rng) % LIVE];
     if (step % REMOTE_EVERY == 0 && nthreads > 1)
@@ -131,21 +122,18 @@ static void *run(void *arg) {
     sched_yield();
   }
   drain(w);
-  for (size_t i = 0; i < LIVE; i++)
-    timed_free(w, &live[i]);
+  for (size_t i = 0; i < LIVE; i++) timed_free(w, &live[i]);
   bench_free(live);
   return NULL;
 }
 
 static double percentile(const histogram *h, double q) {
   uint64_t total = 0;
-  for (size_t i = 0; i < BUCKETS; i++)
-    total += h->n[i];
+  for (size_t i = 0; i < BUCKETS; i++) total += h->n[i];
   uint64_t want = (uint64_t)((double)total * q), seen = 0;
   for (size_t i = 0; i < BUCKETS; i++) {
     seen += h->n[i];
-    if (seen > want)
-      return (double)bucket_floor(i);
+    if (seen > want) return (double)bucket_floor(i);
   }
   return (double)h->max;
 }
@@ -153,8 +141,7 @@ static double percentile(const histogram *h, double q) {
 /* What a timed section with nothing in it costs, in cycles (the median of many). */
 static uint64_t empty_section(void) {
   histogram *h = calloc(1, sizeof *h);
-  if (h == NULL)
-    bench_fail("no memory for a histogram");
+  if (h == NULL) bench_fail("no memory for a histogram");
   for (int i = 0; i < 100000; i++) {
     uint64_t t0 = stamp();
     uint64_t t1 = stamp();
@@ -171,11 +158,9 @@ int main(int argc, char **argv) {
   nthreads = args.threads;
   steps = bench_scaled(&args, FULL_STEPS, 1000);
   workers = aligned_alloc(64, sizeof(worker) * (size_t)nthreads);
-  if (workers == NULL)
-    bench_fail("no memory for the workers");
+  if (workers == NULL) bench_fail("no memory for the workers");
   memset(workers, 0, sizeof(worker) * (size_t)nthreads);
-  for (int i = 0; i < nthreads; i++)
-    workers[i].id = i;
+  for (int i = 0; i < nthreads; i++) workers[i].id = i;
   uint64_t empty = empty_section();
 
   uint64_t tsc0 = stamp();
@@ -185,15 +170,12 @@ int main(int argc, char **argv) {
   double ns_per_cycle = seconds * 1e9 / (double)(stamp() - tsc0);
 
   histogram *all = calloc(2, sizeof *all);
-  if (all == NULL)
-    bench_fail("no memory for a histogram");
+  if (all == NULL) bench_fail("no memory for a histogram");
   for (int i = 0; i < nthreads; i++)
     for (int k = 0; k < 2; k++) {
       const histogram *h = k == 0 ? &workers[i].malloc_h : &workers[i].free_h;
-      for (size_t j = 0; j < BUCKETS; j++)
-        all[k].n[j] += h->n[j];
-      if (h->max > all[k].max)
-        all[k].max = h->max;
+      for (size_t j = 0; j < BUCKETS; j++) all[k].n[j] += h->n[j];
+      if (h->max > all[k].max) all[k].max = h->max;
     }
   char extra[512];
   int len = snprintf(extra, sizeof extra, "timer_ns=%.1f", (double)empty * ns_per_cycle);

@@ -8,8 +8,8 @@
 
 #include "bench.h"
 
-#define SLOTS 20
-#define MIB (1u << 20)
+#define SLOTS      20
+#define MIB        (1u << 20)
 #define FULL_STEPS 600
 
 int main(int argc, char **argv) {
@@ -29,8 +29,7 @@ int main(int argc, char **argv) {
     memset(b->p, 0, b->size);
     bench_write(b->p, 0, b->size, b->tag, BENCH_PAGE);
   }
-  for (size_t i = 0; i < SLOTS; i++)
-    bench_block_free(&slots[i], BENCH_PAGE);
+  for (size_t i = 0; i < SLOTS; i++) bench_block_free(&slots[i], BENCH_PAGE);
   double seconds = bench_now() - start;
   bench_result("mlarge", seconds, NULL);
   return 0;

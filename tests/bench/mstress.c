@@ -10,16 +10,14 @@
 
 #include "bench.h"
 
-#define TRANSFERS 1000
+#define TRANSFERS   1000
 #define BASE_ALLOCS 20000
 #define FULL_ROUNDS 100
-#define COOKIE 0xbf58476d1ce4e5b9ull
+#define COOKIE      0xbf58476d1ce4e5b9ull
 
 static _Atomic(uint64_t *) transfer[TRANSFERS];
 
-static int chance(unsigned percent, bench_rng *rng) {
-  return bench_rand(rng) % 100 < percent;
-}
+static int chance(unsigned percent, bench_rng *rng) { return bench_rand(rng) % 100 < percent; }
 
 /* A block of `items` words: word i holds (items - i) ^ COOKIE, so word 0 gives the length. */
 static uint64_t *items_new(size_t items, bench_rng *rng) {
@@ -32,14 +30,12 @@ static uint64_t *items_new(size_t items, bench_rng *rng) {
       items *= 100;
   }
   uint64_t *p = bench_malloc(items * sizeof *p);
-  for (size_t i = 0; i < items; i++)
-    p[i] = (items - i) ^ COOKIE;
+  for (size_t i = 0; i < items; i++) p[i] = (items - i) ^ COOKIE;
   return p;
 }
 
 static void items_free(uint64_t *p) {
-  if (p == NULL)
-    return;
+  if (p == NULL) return;
   size_t items = p[0] ^ COOKIE;
   if (items == 0 || items > 32 * 10000)
     bench_fail("mstress: block %p has a damaged length word", (void *)p);
@@ -77,10 +73,8 @@ static void *stress(void *arg) {
       data[i] = atomic_exchange(&transfer[t], data[i]);
     }
   }
-  for (size_t i = 0; i < retain_top; i++)
-    items_free(retained[i]);
-  for (size_t i = 0; i < data_top; i++)
-    items_free(data[i]);
+  for (size_t i = 0; i < retain_top; i++) items_free(retained[i]);
+  for (size_t i = 0; i < data_top; i++) items_free(data[i]);
   bench_free(retained);
   bench_free(data);
   return NULL;
@@ -95,8 +89,7 @@ int main(int argc, char **argv) {
   for (size_t r = 0; r < rounds; r++) {
     bench_spawn(args.threads, stress, NULL, 0); /* the argument is the thread's index */
     for (size_t i = 0; i < TRANSFERS; i++)
-      if (chance(50, &rng) || r + 1 == rounds)
-        items_free(atomic_exchange(&transfer[i], NULL));
+      if (chance(50, &rng) || r + 1 == rounds) items_free(atomic_exchange(&transfer[i], NULL));
   }
   double seconds = bench_now() - start;
   bench_result("mstress", seconds, NULL);

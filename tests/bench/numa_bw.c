@@ -18,7 +18,7 @@
 /* A node number, or one of these. */
 #define INTERLEAVED -1
 #define FROM_MALLOC -2
-#define NO_NODE -3 /* no remote node on this machine */
+#define NO_NODE     -3 /* no remote node on this machine */
 
 typedef struct placement {
   const char *name;
@@ -33,8 +33,7 @@ static void *get(const placement *pl, size_t bytes) {
   void *p = pl->node == FROM_MALLOC   ? bench_malloc(bytes)
             : pl->node == INTERLEAVED ? numa_alloc_interleaved(bytes)
                                       : numa_alloc_onnode(bytes, pl->node);
-  if (p == NULL)
-    bench_fail("no memory for %s placement", pl->name);
+  if (p == NULL) bench_fail("no memory for %s placement", pl->name);
   return p;
 }
 
@@ -59,14 +58,12 @@ static double triad(const placement *pl, size_t bytes) {
   double best = 1e30, q = 3.0;
   for (int r = 0; r < TRIAD_REPS; r++) {
     double t = bench_now();
-    for (size_t i = 0; i < n; i++)
-      a[i] = b[i] + q * c[i];
+    for (size_t i = 0; i < n; i++) a[i] = b[i] + q * c[i];
     t = bench_now() - t;
     best = t < best ? t : best;
   }
   for (size_t i = 0; i < n; i += 4099)
-    if (a[i] != (double)(i % 1000) + 6.0)
-      bench_fail("triad result wrong at %zu", i);
+    if (a[i] != (double)(i % 1000) + 6.0) bench_fail("triad result wrong at %zu", i);
   put(pl, a, n * sizeof(double));
   put(pl, b, n * sizeof(double));
   put(pl, c, n * sizeof(double));
@@ -78,25 +75,21 @@ static double chase(const placement *pl, size_t bytes, bench_rng *rng) {
   size_t lines = bytes / CHASE_LINE;
   char *mem = get(pl, lines * CHASE_LINE);
   size_t *order = bench_malloc(lines * sizeof *order);
-  for (size_t i = 0; i < lines; i++)
-    order[i] = i;
+  for (size_t i = 0; i < lines; i++) order[i] = i;
   for (size_t i = lines - 1; i > 0; i--) { /* Sattolo: one cycle through every line */
     size_t j = bench_rand(rng) % i;
     size_t t = order[i];
     order[i] = order[j];
     order[j] = t;
   }
-  for (size_t i = 0; i < lines; i++)
-    *(void **)(mem + i * CHASE_LINE) = mem + order[i] * CHASE_LINE;
+  for (size_t i = 0; i < lines; i++) *(void **)(mem + i * CHASE_LINE) = mem + order[i] * CHASE_LINE;
   free(order);
 
   void **p = (void **)mem;
   double t = bench_now();
-  for (size_t i = 0; i < lines; i++)
-    p = *p;
+  for (size_t i = 0; i < lines; i++) p = *p;
   t = bench_now() - t;
-  if ((char *)p != mem)
-    bench_fail("pointer chase did not close its cycle");
+  if ((char *)p != mem) bench_fail("pointer chase did not close its cycle");
   put(pl, mem, lines * CHASE_LINE);
   return t / (double)lines * 1e9;
 }
@@ -111,10 +104,10 @@ int main(int argc, char **argv) {
   }
   int remote = NO_NODE;
   for (int n = 1; n <= numa_max_node() && remote == NO_NODE; n++)
-    if (numa_bitmask_isbitset(numa_all_nodes_ptr, (unsigned)n))
-      remote = n;
+    if (numa_bitmask_isbitset(numa_all_nodes_ptr, (unsigned)n)) remote = n;
   numa_run_on_node(0);
-  placement pls[] = {{"local", 0}, {"remote", remote}, {"interleave", INTERLEAVED}, {"malloc", FROM_MALLOC}};
+  placement pls[] = {
+      {"local", 0}, {"remote", remote}, {"interleave", INTERLEAVED}, {"malloc", FROM_MALLOC}};
   bench_rng rng = {31};
   char extra[512] = "";
   size_t len = 0;
@@ -127,9 +120,9 @@ int main(int argc, char **argv) {
       continue;
     }
     measure m = {triad(&pls[i], bytes), chase(&pls[i], bytes / 4, &rng)};
-    len += (size_t)snprintf(extra + len, sizeof extra - len, "%sbw_%s_mbs=%.0f lat_%s_ns=%.1f",
-                            len ? " " : "", pls[i].name, m.bandwidth_mbs, pls[i].name,
-                            m.latency_ns);
+    len +=
+        (size_t)snprintf(extra + len, sizeof extra - len, "%sbw_%s_mbs=%.0f lat_%s_ns=%.1f",
+                         len ? " " : "", pls[i].name, m.bandwidth_mbs, pls[i].name, m.latency_ns);
   }
   double seconds = bench_now() - start;
   len += (size_t)snprintf(extra + len, sizeof extra - len, " nodes=%d", numa_max_node() + 1);

@@ -9,8 +9,8 @@
 
 #include "bench.h"
 
-#define RING_SIZE 4096 /* a power of two */
-#define BATCH 64       /* blocks a side moves before it looks at the other side's index */
+#define RING_SIZE   4096 /* a power of two */
+#define BATCH       64   /* blocks a side moves before it looks at the other side's index */
 #define FULL_BLOCKS 10e6
 
 typedef struct item {
@@ -52,8 +52,7 @@ static void *consumer(void *arg) {
   size_t tail = 0;
   while (tail < blocks_per_pair) {
     size_t head;
-    while ((head = atomic_load_explicit(&r->head, memory_order_acquire)) == tail)
-      sched_yield();
+    while ((head = atomic_load_explicit(&r->head, memory_order_acquire)) == tail) sched_yield();
     for (; tail < head; tail++) {
       item *it = &r->items[tail % RING_SIZE];
       bench_check(it->p, it->size, it->tag, BENCH_LINE);
@@ -91,8 +90,7 @@ int main(int argc, char **argv) {
   blocks_per_pair = bench_scaled(&args, FULL_BLOCKS, BATCH) / (size_t)pairs;
   ring *rings = aligned_alloc(64, sizeof(ring) * (size_t)pairs);
   pthread_t *tids = calloc((size_t)pairs * 2, sizeof *tids);
-  if (rings == NULL || tids == NULL)
-    bench_fail("no memory for the rings");
+  if (rings == NULL || tids == NULL) bench_fail("no memory for the rings");
 
   double start = bench_now();
   for (int i = 0; i < pairs; i++) {
@@ -107,8 +105,7 @@ int main(int argc, char **argv) {
         pthread_create(&tids[2 * i + 1], NULL, consumer, &rings[i]) != 0)
       bench_fail("pthread_create failed");
   }
-  for (int i = 0; args.threads > 1 && i < pairs * 2; i++)
-    pthread_join(tids[i], NULL);
+  for (int i = 0; args.threads > 1 && i < pairs * 2; i++) pthread_join(tids[i], NULL);
   double seconds = bench_now() - start;
 
   bench_free(tids);

@@ -28,8 +28,7 @@ typedef struct buffer {
 static void grow(buffer *b, const growth *g) {
   size_t next = g->step ? b->size + g->step : b->size * 2;
   char *q = bench_realloc(b->p, next);
-  if (q == NULL)
-    bench_fail("realloc to %zu returned NULL", next);
+  if (q == NULL) bench_fail("realloc to %zu returned NULL", next);
   bench_check(q, b->size, b->tag, b->size); /* stride = size: the first and last words */
   bench_write(q, b->size, next, b->tag, BENCH_LINE);
   b->p = q;
@@ -45,8 +44,7 @@ static void round_of_growth(const growth *g, bench_rng *rng) {
     bench_write(bufs[i].p, 0, g->start, bufs[i].tag, BENCH_LINE);
   }
   while (bufs[0].size < g->limit)
-    for (int i = 0; i < BUFFERS; i++)
-      grow(&bufs[i], g);
+    for (int i = 0; i < BUFFERS; i++) grow(&bufs[i], g);
   for (int i = 0; i < BUFFERS; i++) {
     bench_check(bufs[i].p, bufs[i].size, bufs[i].tag, BENCH_LINE);
     bench_free(bufs[i].p);
@@ -63,8 +61,7 @@ int main(int argc, char **argv) {
   bench_rng rng = {9};
 
   double start = bench_now();
-  for (size_t r = 0; r < rounds; r++)
-    round_of_growth(g, &rng);
+  for (size_t r = 0; r < rounds; r++) round_of_growth(g, &rng);
   double seconds = bench_now() - start;
   bench_result(g->name, seconds, NULL);
   return 0;

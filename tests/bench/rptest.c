@@ -11,12 +11,12 @@
 
 #include "bench.h"
 
-#define SLOTS 1000
-#define OPS 100
+#define SLOTS       1000
+#define OPS         100
 #define CROSS_EVERY 2
-#define MIN_SIZE 8
-#define MAX_SIZE 16000
-#define FULL_LOOPS 8000
+#define MIN_SIZE    8
+#define MAX_SIZE    16000
+#define FULL_LOOPS  8000
 
 typedef struct parcel {
   struct parcel *next;
@@ -47,8 +47,7 @@ static void receive(worker *w) {
   parcel *p = atomic_exchange(&w->inbox, NULL);
   while (p != NULL) {
     parcel *next = p->next;
-    for (size_t i = 0; i < OPS; i++)
-      bench_block_free(&p->b[i], BENCH_LINE);
+    for (size_t i = 0; i < OPS; i++) bench_block_free(&p->b[i], BENCH_LINE);
     bench_free(p);
     p = next;
   }
@@ -59,8 +58,7 @@ static void *run(void *arg) {
   worker *next = &workers[(w->id + 1) % nthreads];
   bench_rng rng = {77 + (uint64_t)w->id};
   bench_block *slots = calloc(SLOTS, sizeof *slots);
-  if (slots == NULL)
-    bench_fail("no memory for the slots");
+  if (slots == NULL) bench_fail("no memory for the slots");
   for (size_t l = 0; l < loops; l++) {
     size_t stride = 1 + bench_rand(&rng) % 97, at = bench_rand(&rng) % SLOTS;
     for (size_t i = 0; i < OPS; i++, at = (at + stride) % SLOTS)
@@ -72,17 +70,14 @@ static void *run(void *arg) {
     }
     if (l % CROSS_EVERY == 0) {
       parcel *p = bench_malloc(sizeof *p);
-      for (size_t i = 0; i < OPS; i++)
-        put(&p->b[i], &rng);
+      for (size_t i = 0; i < OPS; i++) put(&p->b[i], &rng);
       parcel *head = atomic_load(&next->inbox);
-      do
-        p->next = head;
+      do p->next = head;
       while (!atomic_compare_exchange_weak(&next->inbox, &head, p));
     }
     receive(w);
   }
-  for (size_t i = 0; i < SLOTS; i++)
-    bench_block_free(&slots[i], BENCH_LINE);
+  for (size_t i = 0; i < SLOTS; i++) bench_block_free(&slots[i], BENCH_LINE);
   free(slots);
   atomic_store(&w->done, 1);
   worker *prev = &workers[(w->id + nthreads - 1) % nthreads];
@@ -100,8 +95,7 @@ int main(int argc, char **argv) {
   nthreads = args.threads;
   loops = bench_scaled(&args, FULL_LOOPS, 10);
   workers = aligned_alloc(64, sizeof(worker) * (size_t)nthreads);
-  if (workers == NULL)
-    bench_fail("no memory for the workers");
+  if (workers == NULL) bench_fail("no memory for the workers");
   for (int i = 0; i < nthreads; i++) {
     workers[i].id = i;
     atomic_init(&workers[i].inbox, NULL);

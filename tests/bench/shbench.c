@@ -12,10 +12,10 @@
 
 #include "bench.h"
 
-#define CALLS 10000 /* pointers in a thread's buffer, as the published run */
-#define MAX_BLOCK 1000
+#define CALLS        10000 /* pointers in a thread's buffer, as the published run */
+#define MAX_BLOCK    1000
 #define FULL_REPEATS 1500
-#define HANDOFF 4096 /* pointers in a hand-off batch */
+#define HANDOFF      4096 /* pointers in a hand-off batch */
 
 typedef struct batch {
   struct batch *next;
@@ -47,8 +47,7 @@ static uint8_t *block_new(size_t size) {
   uint8_t t = tag_of(p, size);
   p[0] = t;
   p[size - 1] = t;
-  if (size >= 3)
-    p[1] = (uint8_t)size;
+  if (size >= 3) p[1] = (uint8_t)size;
   return p;
 }
 
@@ -73,8 +72,7 @@ static void free_inbox(worker *w) {
 
 static void send(worker *to, batch *b) {
   batch *head = atomic_load(&to->inbox);
-  do
-    b->next = head;
+  do b->next = head;
   while (!atomic_compare_exchange_weak(&to->inbox, &head, b));
 }
 
@@ -91,10 +89,8 @@ static void *run(void *arg) {
         while (iterations--) {
           sizes[mp] = (uint16_t)size;
           mem[mp++] = block_new(size);
-          if (mp == save_start)
-            mp = save_end;
-          if (mp < CALLS)
-            continue;
+          if (mp == save_start) mp = save_end;
+          if (mp < CALLS) continue;
           /* the buffer is full: move the kept window, free the rest */
           save_start = save_end >= CALLS ? 0 : save_end;
           save_end = save_start + CALLS / 5 > CALLS ? CALLS : save_start + CALLS / 5;
@@ -116,15 +112,13 @@ static void *run(void *arg) {
               bench_free(mem[i]);
             }
           }
-          if (out != NULL)
-            send(next, out);
+          if (out != NULL) send(next, out);
           for (size_t i = CALLS; i > save_end; i--) {
             block_check(mem[i - 1], sizes[i - 1]);
             bench_free(mem[i - 1]);
           }
           mp = 0;
-          if (cross)
-            free_inbox(w);
+          if (cross) free_inbox(w);
         }
       }
   for (size_t i = 0; i < CALLS; i++)
@@ -134,8 +128,7 @@ static void *run(void *arg) {
     }
   atomic_store(&w->done, 1);
   worker *prev = &workers[(w->id + nthreads - 1) % nthreads];
-  while (cross && !atomic_load(&prev->done))
-    sched_yield();
+  while (cross && !atomic_load(&prev->done)) sched_yield();
   free_inbox(w);
   bench_free(mem);
   bench_free(sizes);
@@ -151,8 +144,7 @@ int main(int argc, char **argv) {
   nthreads = args.threads;
   repeats = bench_scaled(&args, FULL_REPEATS, 1);
   workers = aligned_alloc(64, sizeof(worker) * (size_t)nthreads);
-  if (workers == NULL)
-    bench_fail("no memory for the workers");
+  if (workers == NULL) bench_fail("no memory for the workers");
   for (int i = 0; i < nthreads; i++) {
     workers[i].id = i;
     atomic_init(&workers[i].inbox, NULL);

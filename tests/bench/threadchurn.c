@@ -8,7 +8,7 @@
 #include "bench.h"
 
 #define BLOCKS_PER_THREAD 1000
-#define FULL_GENERATIONS 3000
+#define FULL_GENERATIONS  3000
 
 typedef struct legacy {
   void *p[BLOCKS_PER_THREAD];
@@ -19,8 +19,7 @@ typedef struct legacy {
 
 static void release(legacy *l) {
   for (size_t i = 0; i < BLOCKS_PER_THREAD; i++) {
-    if (l->p[i] == NULL)
-      continue;
+    if (l->p[i] == NULL) continue;
     bench_check(l->p[i], l->size[i], l->tag ^ i, BENCH_LINE);
     bench_free(l->p[i]);
     l->p[i] = NULL;
@@ -47,8 +46,7 @@ int main(int argc, char **argv) {
   int n = args.threads;
   legacy *legacies = calloc((size_t)n, sizeof *legacies);
   pthread_t *tids = calloc((size_t)n, sizeof *tids);
-  if (legacies == NULL || tids == NULL)
-    bench_fail("no memory for the thread table");
+  if (legacies == NULL || tids == NULL) bench_fail("no memory for the thread table");
 
   double start = bench_now();
   for (size_t g = 0; g < generations; g++) {
@@ -57,11 +55,9 @@ int main(int argc, char **argv) {
       if (pthread_create(&tids[i], NULL, worker, &legacies[i]) != 0)
         bench_fail("pthread_create failed");
     }
-    for (int i = 0; i < n; i++)
-      pthread_join(tids[i], NULL);
+    for (int i = 0; i < n; i++) pthread_join(tids[i], NULL);
   }
-  for (int i = 0; i < n; i++)
-    release(&legacies[i]);
+  for (int i = 0; i < n; i++) release(&legacies[i]);
   double seconds = bench_now() - start;
 
   bench_free(tids);

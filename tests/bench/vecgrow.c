@@ -8,10 +8,10 @@
 
 #include "bench.h"
 
-#define BUFFERS 256
-#define EVEN_CAP (1u << 20)
-#define ODD_CAP (64u << 10)
-#define START 16
+#define BUFFERS     256
+#define EVEN_CAP    (1u << 20)
+#define ODD_CAP     (64u << 10)
+#define START       16
 #define FULL_ROUNDS 800 /* visits of all buffers, per thread */
 
 static size_t rounds;
@@ -42,15 +42,12 @@ static void visit(bench_block *b, size_t i, bench_rng *rng) {
 static void *run(void *arg) {
   bench_rng rng = {(uint64_t)(intptr_t)arg * 7919 + 3};
   bench_block *bufs = calloc(BUFFERS, sizeof *bufs);
-  if (bufs == NULL)
-    bench_fail("no memory for the buffers");
+  if (bufs == NULL) bench_fail("no memory for the buffers");
   for (size_t i = 0; i < BUFFERS; i++)
     bench_block_new(&bufs[i], START, bench_rand(&rng) | 1, BENCH_LINE);
   for (size_t r = 0; r < rounds; r++)
-    for (size_t i = 0; i < BUFFERS; i++)
-      visit(&bufs[i], i, &rng);
-  for (size_t i = 0; i < BUFFERS; i++)
-    bench_block_free(&bufs[i], BENCH_LINE);
+    for (size_t i = 0; i < BUFFERS; i++) visit(&bufs[i], i, &rng);
+  for (size_t i = 0; i < BUFFERS; i++) bench_block_free(&bufs[i], BENCH_LINE);
   bench_free(bufs);
   return NULL;
 }

@@ -9,11 +9,11 @@
 
 #include "bench.h"
 
-#define PER_BATCH 4096
-#define MAX_WAITING 100
+#define PER_BATCH    4096
+#define MAX_WAITING  100
 #define FULL_BATCHES 1000
 
-static const size_t sizes[] = {8,   12,  16,  24,  32,   48,   64,   96,  128,
+static const size_t sizes[] = {8,   12,  16,  24,  32,  48,   64,   96,  128,
                                192, 256, 384, 512, 768, 1024, 1536, 2048};
 #define NSIZES (sizeof sizes / sizeof sizes[0])
 
@@ -43,8 +43,7 @@ static void *producer(void *arg) {
       bench_block_new(&bt->b[i], size, bench_rand(&rng) | 1, size > 128 ? 64 : 8);
     }
     pthread_mutex_lock(&lock);
-    while (waiting >= MAX_WAITING)
-      pthread_cond_wait(&not_full, &lock);
+    while (waiting >= MAX_WAITING) pthread_cond_wait(&not_full, &lock);
     bt->next = stack;
     stack = bt;
     waiting++;
@@ -57,8 +56,7 @@ static void *consumer(void *arg) {
   (void)arg;
   for (;;) {
     pthread_mutex_lock(&lock);
-    while (stack == NULL && to_consume > 0)
-      pthread_cond_wait(&not_empty, &lock);
+    while (stack == NULL && to_consume > 0) pthread_cond_wait(&not_empty, &lock);
     if (to_consume == 0) {
       pthread_mutex_unlock(&lock);
       return NULL;
@@ -67,8 +65,7 @@ static void *consumer(void *arg) {
     stack = bt->next;
     waiting--;
     to_consume--;
-    if (to_consume == 0)
-      pthread_cond_broadcast(&not_empty);
+    if (to_consume == 0) pthread_cond_broadcast(&not_empty);
     pthread_cond_signal(&not_full);
     pthread_mutex_unlock(&lock);
     for (size_t i = 0; i < PER_BATCH; i++)

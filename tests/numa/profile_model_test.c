@@ -102,7 +102,7 @@ static void test_llc_hits_and_misses(void) {
   CHECK(!np_llc_access(&c, 0x103f));
   CHECK(np_llc_access(&c, 0x1040)); /* next line, next set */
   /* set 0 holds two lines; a third evicts the least recently used */
-  CHECK(np_llc_access(&c, 0x1100)); /* set 0 again (4 sets x 64 = 256-byte stride) */
+  CHECK(np_llc_access(&c, 0x1100));  /* set 0 again (4 sets x 64 = 256-byte stride) */
   CHECK(!np_llc_access(&c, 0x1000)); /* 0x1000 is now the most recent in set 0 */
   CHECK(np_llc_access(&c, 0x1200));  /* evicts 0x1100, the least recent */
   CHECK(!np_llc_access(&c, 0x1000));
@@ -135,8 +135,10 @@ static char *report(bool json, const np_counts_t *cpu) {
   char *text = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&text, &len);
-  if (json) np_report_json(f, &model, cpu, NP_SCOPE_MARKERS);
-  else np_report_text(f, &model, cpu, NP_SCOPE_COMMAND);
+  if (json)
+    np_report_json(f, &model, cpu, NP_SCOPE_MARKERS);
+  else
+    np_report_text(f, &model, cpu, NP_SCOPE_COMMAND);
   fclose(f);
   return text;
 }
@@ -150,7 +152,8 @@ static void test_report(void) {
   CHECK(np_memory_ns(&model, 0, &cpu[0]) == 75 * 90 + 25 * 189.0);
   char *t = report(false, cpu);
   CHECK(strstr(t, "of the whole command") && strstr(t, "guest-physical addresses"));
-  CHECK(strstr(t, "cpu 0/n0            1000          100  10.00    25.0%   75.0   25.0        0.01"));
+  CHECK(
+      strstr(t, "cpu 0/n0            1000          100  10.00    25.0%   75.0   25.0        0.01"));
   CHECK(strstr(t, "cpu 1/n1               7            0   0.00        -"));
   CHECK(strstr(t, "all: 1007 accesses, 100 misses, 25.0% remote"));
   CHECK(!strstr(t, "ERROR"));
@@ -158,8 +161,9 @@ static void test_report(void) {
   char *j = report(true, cpu);
   CHECK(strstr(j, "\"scope\": \"markers\""));
   CHECK(strstr(j, "\"layout\": {\"reported\": \"guest-physical\", \"verified_pages\": 32"));
-  CHECK(strstr(j, "\"cpu\": 0, \"node\": 0, \"accesses\": 1000, \"misses\": 100, \"other\": 0, "
-                  "\"served\": [75, 25], \"served_pct\": [75.000, 25.000], \"remote_pct\": 25.000"));
+  CHECK(strstr(j,
+               "\"cpu\": 0, \"node\": 0, \"accesses\": 1000, \"misses\": 100, \"other\": 0, "
+               "\"served\": [75, 25], \"served_pct\": [75.000, 25.000], \"remote_pct\": 25.000"));
   CHECK(strstr(j, "\"remote_pct\": null"));
   CHECK(strstr(j, "\"memory\": [[268435456, 536870912]]"));
   CHECK(strstr(j, "\"max_cpu_memory_ms\": 0.0115"));

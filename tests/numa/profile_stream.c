@@ -32,6 +32,7 @@ int main(int argc, char **argv) {
   for (long pass = 0; pass < passes; pass++)
     for (size_t i = 0; i < bytes; i += LINE) sum += (unsigned char)p[i];
   if (markers) NUMALLOC_PROFILE_STOP();
-  printf("profile_stream: %zu accesses (checksum %lu)\n", (size_t)(1 + passes) * (bytes / LINE), sum);
+  printf("profile_stream: %zu accesses (checksum %lu)\n", (size_t)(1 + passes) * (bytes / LINE),
+         sum);
   return 0;
 }

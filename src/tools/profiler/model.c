@@ -41,9 +41,12 @@ static bool parse_size(const char *s, uint64_t *out) {
   int shift = 0;
   switch (*end) {
   case '\0': break;
-  case 'k': case 'K': shift = 10, end++; break;
-  case 'm': case 'M': shift = 20, end++; break;
-  case 'g': case 'G': shift = 30, end++; break;
+  case 'k':
+  case 'K': shift = 10, end++; break;
+  case 'm':
+  case 'M': shift = 20, end++; break;
+  case 'g':
+  case 'G': shift = 30, end++; break;
   default: return false;
   }
   if (*end != '\0' || v == 0 || v > (UINT64_MAX >> shift)) return false;
@@ -72,7 +75,8 @@ static int cmp_range(const void *a, const void *b) {
 static int parse_range(np_layout_t *l, const char *key, const char *v, char *err, size_t errlen) {
   const char *p;
   uint64_t node, start, end;
-  if (l->ranges == NP_MAX_RANGES) return fail(err, errlen, "more than %d %s= ranges", NP_MAX_RANGES, key);
+  if (l->ranges == NP_MAX_RANGES)
+    return fail(err, errlen, "more than %d %s= ranges", NP_MAX_RANGES, key);
   if (!parse_u64(v, &p, &node) || *p != ':' || !parse_u64(p + 1, &p, &start) || *p != '-' ||
       !parse_u64(p + 1, &p, &end) || *p != '\0' || end <= start || node >= NP_MAX_NODES)
     return fail(err, errlen, "bad %s=%s (want NODE:START-END with START < END)", key, v);
@@ -94,10 +98,11 @@ static int parse_one(np_model_t *m, const char *arg, uint64_t *dist, int *ndist,
     m->nodes = (int)x;
   } else if (KEY("cpus")) {
     int n = parse_list(v, list, NP_MAX_CPUS);
-    if (n < 1) return fail(err, errlen, "bad cpus=%s (want the node of each vCPU, ':' separated)", v);
+    if (n < 1)
+      return fail(err, errlen, "bad cpus=%s (want the node of each vCPU, ':' separated)", v);
     for (int i = 0; i < n; i++) {
-      if (list[i] >= NP_MAX_NODES) return fail(err, errlen, "cpus=%s: node %llu", v,
-                                               (unsigned long long)list[i]);
+      if (list[i] >= NP_MAX_NODES)
+        return fail(err, errlen, "cpus=%s: node %llu", v, (unsigned long long)list[i]);
       m->cpu_node[i] = (int)list[i];
     }
     m->cpus = n;
@@ -109,9 +114,11 @@ static int parse_one(np_model_t *m, const char *arg, uint64_t *dist, int *ndist,
     *ndist = parse_list(v, dist, NP_MAX_NODES * NP_MAX_NODES);
     if (*ndist < 1) return fail(err, errlen, "bad dist=%s (want a ':' list of numbers)", v);
   } else if (KEY("llc")) {
-    if (!parse_size(v, &m->llc_bytes)) return fail(err, errlen, "bad llc=%s (want a size like 1M)", v);
+    if (!parse_size(v, &m->llc_bytes))
+      return fail(err, errlen, "bad llc=%s (want a size like 1M)", v);
   } else if (KEY("ways")) {
-    if (!parse_uint(v, 1024, &x) || x == 0) return fail(err, errlen, "bad ways=%s (want 1..1024)", v);
+    if (!parse_uint(v, 1024, &x) || x == 0)
+      return fail(err, errlen, "bad ways=%s (want 1..1024)", v);
     m->llc_ways = (unsigned)x;
   } else if (KEY("line")) {
     if (!parse_uint(v, 4096, &x) || x < 8 || (x & (x - 1)))
@@ -128,8 +135,10 @@ static int parse_one(np_model_t *m, const char *arg, uint64_t *dist, int *ndist,
     if (!*v) return fail(err, errlen, "json= needs a path");
     m->json_path = v;
   } else {
-    return fail(err, errlen, "unknown argument '%.*s' (known: nodes cpus mem ramblock dist llc "
-                             "ways line latency json)", (int)klen, arg);
+    return fail(err, errlen,
+                "unknown argument '%.*s' (known: nodes cpus mem ramblock dist llc "
+                "ways line latency json)",
+                (int)klen, arg);
   }
 #undef KEY
   return 0;
@@ -172,8 +181,10 @@ static int check(np_model_t *m, const uint64_t *dist, int ndist, int expect_cpus
     for (int j = 0; j < m->nodes; j++) {
       uint64_t d = dist[i * m->nodes + j];
       if (i == j ? d != 10 : d <= 10 || d > 255)
-        return fail(err, errlen, "dist=: distance %llu from node %d to %d (want 10 to itself, "
-                                 "11..255 to another)", (unsigned long long)d, i, j);
+        return fail(err, errlen,
+                    "dist=: distance %llu from node %d to %d (want 10 to itself, "
+                    "11..255 to another)",
+                    (unsigned long long)d, i, j);
       m->dist[i][j] = (unsigned)d;
     }
   uint64_t set_bytes = (uint64_t)m->llc_ways * m->line_bytes;

@@ -26,7 +26,7 @@ typedef struct np_range {
 
 typedef struct np_layout {
   const char *name;
-  int ranges; /* 0: not given */
+  int ranges;                      /* 0: not given */
   np_range_t range[NP_MAX_RANGES]; /* sorted by start, never overlapping */
 } np_layout_t;
 
@@ -38,7 +38,7 @@ typedef struct np_model {
   int cpu_node[NP_MAX_CPUS];
   np_layout_t layout[NP_LAYOUTS];
   unsigned dist[NP_MAX_NODES][NP_MAX_NODES];
-  double latency_ns; /* a miss served at distance 10 costs this; distance d costs d/10 times it */
+  double latency_ns;  /* a miss served at distance 10 costs this; distance d costs d/10 times it */
   uint64_t llc_bytes; /* one cache per node with CPUs, shared by them */
   unsigned llc_ways;
   unsigned line_bytes;

@@ -66,8 +66,10 @@ static np_llc_t llcs[NP_MAX_NODES];
 
 static inline void count(np_counts_t *c, int node, bool miss) {
   c->accesses++;
-  if (node < 0) c->other++;
-  else if (miss) c->misses++, c->served[node]++;
+  if (node < 0)
+    c->other++;
+  else if (miss)
+    c->misses++, c->served[node]++;
 }
 
 static void calibrate(uint64_t vaddr, struct qemu_plugin_hwaddr *hw) {
@@ -175,8 +177,8 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
       qemu_plugin_register_vcpu_insn_exec_cb(insn, on_marker, QEMU_PLUGIN_CB_NO_REGS,
                                              (void *)(uintptr_t)kind);
     else
-      qemu_plugin_register_vcpu_mem_cb(insn, on_access, QEMU_PLUGIN_CB_NO_REGS,
-                                       QEMU_PLUGIN_MEM_RW, NULL);
+      qemu_plugin_register_vcpu_mem_cb(insn, on_access, QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_MEM_RW,
+                                       NULL);
   }
 }
 
@@ -236,8 +238,8 @@ NUMAPROF_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *
   for (int n = 0; n < model.nodes; n++) {
     int sharing = 0;
     for (int i = 0; i < model.cpus; i++) sharing += model.cpu_node[i] == n;
-    if (sharing && np_llc_init(&llcs[n], model.llc_bytes, model.llc_ways, model.line_bytes,
-                               sharing > 1)) {
+    if (sharing &&
+        np_llc_init(&llcs[n], model.llc_bytes, model.llc_ways, model.line_bytes, sharing > 1)) {
       fprintf(stderr, "numaprof: no memory for a %llu-byte cache model\n",
               (unsigned long long)model.llc_bytes);
       return -1;

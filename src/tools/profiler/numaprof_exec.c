@@ -18,7 +18,8 @@
 #include "model.h"
 
 /* The profiler's private markers, beside START ('1') and STOP ('0') of numalloc_profile.h. */
-#define MARK(kind) __asm__ __volatile__(".byte 0x0f, 0x1f, 0x80, 0x4e, 0x50, 0x46, " #kind ::: "memory")
+#define MARK(kind)                                                                                 \
+  __asm__ __volatile__(".byte 0x0f, 0x1f, 0x80, 0x4e, 0x50, 0x46, " #kind ::: "memory")
 #define MARK_RESET()      MARK(0x52)
 #define MARK_END()        MARK(0x45)
 #define MARK_CALIBRATE()  MARK(0x43)
@@ -29,10 +30,11 @@ static void touch_node(int node) {
   long page = sysconf(_SC_PAGESIZE);
   size_t len = (size_t)page * NP_CAL_PAGES;
   void *want = (void *)(uintptr_t)(NP_CAL_BASE + (uint64_t)node * NP_CAL_STRIDE);
-  char *p = mmap(want, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
-                 -1, 0);
+  char *p = mmap(want, len, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
   if (p == MAP_FAILED) {
-    fprintf(stderr, "numaprof-exec: cannot map node %d's calibration pages: %s\n", node, strerror(errno));
+    fprintf(stderr, "numaprof-exec: cannot map node %d's calibration pages: %s\n", node,
+            strerror(errno));
     return;
   }
   unsigned long mask[NP_MAX_NODES / (8 * sizeof(unsigned long)) + 1] = {0};

@@ -33,9 +33,9 @@ typedef struct {
   };
 } qemu_info_t;
 
-struct qemu_plugin_tb;      /* a translation block being translated */
-struct qemu_plugin_insn;    /* one instruction of it */
-struct qemu_plugin_hwaddr;  /* the physical side of one memory operation */
+struct qemu_plugin_tb;     /* a translation block being translated */
+struct qemu_plugin_insn;   /* one instruction of it */
+struct qemu_plugin_hwaddr; /* the physical side of one memory operation */
 
 enum qemu_plugin_cb_flags { QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_CB_R_REGS, QEMU_PLUGIN_CB_RW_REGS };
 enum qemu_plugin_mem_rw { QEMU_PLUGIN_MEM_R = 1, QEMU_PLUGIN_MEM_W, QEMU_PLUGIN_MEM_RW };
@@ -68,8 +68,7 @@ void qemu_plugin_register_vcpu_mem_cb(struct qemu_plugin_insn *insn, qemu_plugin
 struct qemu_plugin_hwaddr *qemu_plugin_get_hwaddr(qemu_plugin_meminfo_t info, uint64_t vaddr);
 bool qemu_plugin_hwaddr_is_io(const struct qemu_plugin_hwaddr *haddr);
 uint64_t qemu_plugin_hwaddr_phys_addr(const struct qemu_plugin_hwaddr *haddr);
-void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, qemu_plugin_udata_cb_t cb,
-                                    void *userdata);
+void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, qemu_plugin_udata_cb_t cb, void *userdata);
 /* Writes to QEMU's log: the file of -D, when -d plugin is given. */
 void qemu_plugin_outs(const char *string);
 

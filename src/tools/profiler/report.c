@@ -47,8 +47,10 @@ static void text_row(FILE *f, const np_model_t *m, const char *label, int home,
   double r = remote_pct(m, home, c);
   fprintf(f, "numaprof: %-9s %14" PRIu64 " %12" PRIu64 " %6.2f ", label, c->accesses, c->misses,
           pct(c->misses, c->accesses));
-  if (r < 0) fprintf(f, "%8s", "-");
-  else fprintf(f, "%7.1f%%", r);
+  if (r < 0)
+    fprintf(f, "%8s", "-");
+  else
+    fprintf(f, "%7.1f%%", r);
   for (int n = 0; n < m->nodes; n++) fprintf(f, " %6.1f", pct(c->served[n], c->misses));
   fprintf(f, " %11.2f\n", ns / 1e6);
 }
@@ -61,12 +63,15 @@ void np_report_text(FILE *f, const np_model_t *m, const np_counts_t *cpu, np_sco
     fprintf(f, "numaprof: ERROR: memory layout not verified: %s; node figures are unreliable\n",
             m->layout_error);
   fprintf(f, "numaprof: user-space memory accesses %s\n", scope_text(scope));
-  fprintf(f, "numaprof: last-level cache per node: %" PRIu64 " KiB, %u-way, %u-byte lines; "
-             "a miss costs %.0f ns x distance / 10\n",
+  fprintf(f,
+          "numaprof: last-level cache per node: %" PRIu64 " KiB, %u-way, %u-byte lines; "
+          "a miss costs %.0f ns x distance / 10\n",
           m->llc_bytes >> 10, m->llc_ways, m->line_bytes, m->latency_ns);
   if (!m->layout_error[0])
-    fprintf(f, "numaprof: QEMU reports %s addresses (checked on %" PRIu64 " pages bound to the "
-               "nodes)\n", m->layout[m->layout_used].name, m->verified_pages);
+    fprintf(f,
+            "numaprof: QEMU reports %s addresses (checked on %" PRIu64 " pages bound to the "
+            "nodes)\n",
+            m->layout[m->layout_used].name, m->verified_pages);
   fprintf(f, "numaprof: %-9s %14s %12s %6s %8s", "", "accesses", "LLC misses", "miss%", "remote");
   for (int n = 0; n < m->nodes; n++) fprintf(f, " node%-2d", n);
   fprintf(f, " %11s\n", "memory ms");
@@ -89,8 +94,9 @@ void np_report_text(FILE *f, const np_model_t *m, const np_counts_t *cpu, np_sco
   for (int i = 0; i < m->cpus; i++)
     for (int n = 0; n < m->nodes; n++)
       if (n != m->cpu_node[i]) remote += cpu[i].served[n];
-  fprintf(f, "numaprof: all: %" PRIu64 " accesses, %" PRIu64 " misses, %.1f%% remote, "
-             "memory %.2f ms",
+  fprintf(f,
+          "numaprof: all: %" PRIu64 " accesses, %" PRIu64 " misses, %.1f%% remote, "
+          "memory %.2f ms",
           all.accesses, all.misses, pct(remote, all.misses), total_ns / 1e6);
   if (all.other) fprintf(f, ", %" PRIu64 " accesses to devices or outside RAM", all.other);
   fprintf(f, "\n");
@@ -98,14 +104,18 @@ void np_report_text(FILE *f, const np_model_t *m, const np_counts_t *cpu, np_sco
 
 static void json_counts(FILE *f, const np_model_t *m, int home, const np_counts_t *c, double ns) {
   double r = remote_pct(m, home, c);
-  fprintf(f, "\"accesses\": %" PRIu64 ", \"misses\": %" PRIu64 ", \"other\": %" PRIu64
-             ", \"served\": [",
+  fprintf(f,
+          "\"accesses\": %" PRIu64 ", \"misses\": %" PRIu64 ", \"other\": %" PRIu64
+          ", \"served\": [",
           c->accesses, c->misses, c->other);
   for (int n = 0; n < m->nodes; n++) fprintf(f, "%s%" PRIu64, n ? ", " : "", c->served[n]);
   fprintf(f, "], \"served_pct\": [");
-  for (int n = 0; n < m->nodes; n++) fprintf(f, "%s%.3f", n ? ", " : "", pct(c->served[n], c->misses));
-  if (r < 0) fprintf(f, "], \"remote_pct\": null");
-  else fprintf(f, "], \"remote_pct\": %.3f", r);
+  for (int n = 0; n < m->nodes; n++)
+    fprintf(f, "%s%.3f", n ? ", " : "", pct(c->served[n], c->misses));
+  if (r < 0)
+    fprintf(f, "], \"remote_pct\": null");
+  else
+    fprintf(f, "], \"remote_pct\": %.3f", r);
   fprintf(f, ", \"memory_ms\": %.4f", ns / 1e6);
 }
 
@@ -113,16 +123,19 @@ void np_report_json(FILE *f, const np_model_t *m, const np_counts_t *cpu, np_sco
   np_counts_t sum, all;
   memset(&all, 0, sizeof all);
   fprintf(f, "{\n  \"scope\": \"%s\",\n", scope == NP_SCOPE_MARKERS ? "markers" : "command");
-  fprintf(f, "  \"llc\": {\"bytes\": %" PRIu64 ", \"ways\": %u, \"line\": %u, \"per\": \"node\"},\n",
+  fprintf(f,
+          "  \"llc\": {\"bytes\": %" PRIu64 ", \"ways\": %u, \"line\": %u, \"per\": \"node\"},\n",
           m->llc_bytes, m->llc_ways, m->line_bytes);
   fprintf(f, "  \"latency_ns_at_distance_10\": %g,\n", m->latency_ns);
   if (m->layout_error[0])
-    fprintf(f, "  \"layout\": {\"reported\": null, \"verified_pages\": %" PRIu64
-               ", \"error\": \"%s\"},\n",
+    fprintf(f,
+            "  \"layout\": {\"reported\": null, \"verified_pages\": %" PRIu64
+            ", \"error\": \"%s\"},\n",
             m->verified_pages, m->layout_error);
   else
-    fprintf(f, "  \"layout\": {\"reported\": \"%s\", \"verified_pages\": %" PRIu64
-               ", \"error\": null},\n",
+    fprintf(f,
+            "  \"layout\": {\"reported\": \"%s\", \"verified_pages\": %" PRIu64
+            ", \"error\": null},\n",
             m->layout[m->layout_used].name, m->verified_pages);
   fprintf(f, "  \"cpus\": [\n");
   double max_cpu_ns = 0;
@@ -160,9 +173,10 @@ void np_report_json(FILE *f, const np_model_t *m, const np_counts_t *cpu, np_sco
   for (int i = 0; i < m->cpus; i++)
     for (int n = 0; n < m->nodes; n++)
       if (n != m->cpu_node[i]) remote += cpu[i].served[n];
-  fprintf(f, "  ],\n  \"total\": {\"accesses\": %" PRIu64 ", \"misses\": %" PRIu64
-             ", \"other\": %" PRIu64 ", \"remote_pct\": %.3f, \"memory_ms\": %.4f, "
-             "\"max_cpu_memory_ms\": %.4f}\n}\n",
+  fprintf(f,
+          "  ],\n  \"total\": {\"accesses\": %" PRIu64 ", \"misses\": %" PRIu64
+          ", \"other\": %" PRIu64 ", \"remote_pct\": %.3f, \"memory_ms\": %.4f, "
+          "\"max_cpu_memory_ms\": %.4f}\n}\n",
           all.accesses, all.misses, all.other, pct(remote, all.misses), total_ns / 1e6,
           max_cpu_ns / 1e6);
 }

@@ -9,9 +9,9 @@
 #include "model.h"
 
 typedef struct np_counts {
-  uint64_t accesses; /* user-space loads and stores counted */
-  uint64_t misses;   /* of those to RAM, the ones the node's cache missed */
-  uint64_t other;    /* to devices or outside every node's memory: no cache, no node */
+  uint64_t accesses;             /* user-space loads and stores counted */
+  uint64_t misses;               /* of those to RAM, the ones the node's cache missed */
+  uint64_t other;                /* to devices or outside every node's memory: no cache, no node */
   uint64_t served[NP_MAX_NODES]; /* misses served by each node's memory */
 } np_counts_t;
 
