@@ -53,8 +53,11 @@ NUMALLOC_EXPORT NUMALLOC_MALLOC_ATTR void *numalloc_aligned_alloc_onnode(size_t 
 
 /* The home node of a block from this library, or -1 when the library does not own `ptr`,
  * or NUMALLOC_NODE_INTERLEAVED for memory whose pages are spread over several nodes.
- * Works for interior pointers of small and large blocks. */
+ * Large blocks placed by first touch (the default for them under the local policy) report
+ * the node the kernel put the block's first page on, or NUMALLOC_NODE_UNKNOWN while nothing
+ * touched it yet (or the kernel will not say). Works for interior pointers too. */
 #define NUMALLOC_NODE_INTERLEAVED (-2)
+#define NUMALLOC_NODE_UNKNOWN     (-3)
 NUMALLOC_EXPORT int numalloc_node_of(const void *ptr);
 
 /* Policies. NUMALLOC_POLICY sets the process default at start; a thread may override it for

@@ -34,7 +34,7 @@ static void *account_large(void *p, int arena_index, int actual, size_t size) {
   na_node_stats_t *stats = &tld->stats[actual];
   stats->alloc_count++;
   stats->alloc_bytes += (int64_t)size;
-  if (actual == NA_INTERLEAVE_ARENA) /* spread over nodes: neither local nor remote */
+  if (actual >= NA_MAX_NODES) /* spread over nodes, or placed by first touch: neither */
     ;
   else if (actual == na_policy_current_node())
     stats->local_count++;
@@ -68,6 +68,7 @@ void *na_alloc_large(int arena_index, size_t size, size_t alignment, bool zero) 
     errno = ENOMEM;
     return NULL;
   }
+  if (actual == NA_TOUCH_ARENA) na_arena_place_by_use(span, na_policy_current_node());
   char *start = na_page_start(span);
   char *p = (char *)na_align_up((uintptr_t)start, alignment > 16 ? alignment : 16);
   na_relaxed_store(&span->kind, NA_SPAN_LARGE);

@@ -19,7 +19,6 @@ typedef struct na_arena_s {
   size_t abandoned_count;
   size_t segment_count;
   size_t empty_segments;
-  size_t dirty_slices;
   _Atomic size_t mapped_bytes;
   _Atomic size_t peak_mapped_bytes;
   _Atomic int64_t huge_bytes;
@@ -103,6 +102,7 @@ size_t na_arena_live_bytes(int arena_index) {
 bool na_arena_bind(int arena_index, void *addr, size_t size) {
   uint64_t mask[1];
   na_bind_mode_t mode;
+  if (arena_index == NA_TOUCH_ARENA) return true; /* the kernel places it at first touch */
   if (arena_index == NA_INTERLEAVE_ARENA) {
     mask[0] = na_topology.usable[0];
     mode = NA_BIND_INTERLEAVE;
@@ -132,7 +132,6 @@ static bool is_free_head(const na_page_t *slice) {
 
 static void bin_remove(na_arena_t *arena, na_page_t *span) {
   na_queue_remove(&arena->bins[bin_of(span->slice_count)], span);
-  if (span->is_dirty) arena->dirty_slices -= span->slice_count;
 }
 
 /* ---- free spans' descriptors ----
@@ -157,15 +156,32 @@ static void set_free_ends(na_segment_t *segment, size_t first, size_t count) {
     segment->slices[first + count - 1].slice_offset = (uint32_t)((count - 1) * sizeof(na_page_t));
 }
 
+/* What a free span knows about its memory; merging two spans merges their states. */
+typedef struct span_state_s {
+  bool dirty;      /* some page may be resident */
+  bool zero;       /* every page reads as zero */
+  uint32_t stamp;  /* when it was freed, for the purge delay */
+  int8_t used_on;  /* first-touch spans: the node whose thread last used it, -1 unknown */
+} span_state_t;
+
+static span_state_t state_of(const na_page_t *span) {
+  return (span_state_t){span->is_dirty, span->is_zero, span->free_stamp, span->used_on};
+}
+
+static void state_merge(span_state_t *into, const na_page_t *span) {
+  into->dirty |= span->is_dirty;
+  into->zero &= span->is_zero;
+  if (span->is_dirty && span->used_on != into->used_on) into->used_on = -1;
+}
+
 /* Inserts a free span whose slices are free ones, merging it with free neighbours. */
 static void span_insert(na_arena_t *arena, na_segment_t *segment, size_t first, size_t count,
-                        bool dirty, bool zero, uint32_t stamp) {
+                        span_state_t state) {
   size_t end = first + count;
   if (end < NA_SLICES_PER_SEGMENT && is_free_head(&segment->slices[end])) {
     na_page_t *right = &segment->slices[end];
     bin_remove(arena, right);
-    dirty |= right->is_dirty;
-    zero &= right->is_zero;
+    state_merge(&state, right);
     count += right->slice_count;
     right->slice_count = 0; /* interior now, as is this span's last slice */
     segment->slices[end - 1].slice_offset = 0;
@@ -175,8 +191,7 @@ static void span_insert(na_arena_t *arena, na_segment_t *segment, size_t first, 
     na_page_t *left = (na_page_t *)((char *)before - before->slice_offset);
     if (is_free_head(left)) {
       bin_remove(arena, left);
-      dirty |= left->is_dirty;
-      zero &= left->is_zero;
+      state_merge(&state, left);
       size_t left_first = (size_t)(left - segment->slices);
       before->slice_offset = 0; /* the left span's last slice is interior now */
       segment->slices[first].slice_count = 0;
@@ -186,13 +201,13 @@ static void span_insert(na_arena_t *arena, na_segment_t *segment, size_t first, 
   }
   set_free_ends(segment, first, count);
   na_page_t *span = &segment->slices[first];
-  span->is_dirty = dirty;
-  span->is_zero = zero;
-  span->free_stamp = stamp;
+  span->is_dirty = state.dirty;
+  span->is_zero = state.zero;
+  span->free_stamp = state.stamp;
+  span->used_on = state.used_on;
   span->owner = 0;
   span->heap = NULL;
   na_queue_push_front(&arena->bins[bin_of(count)], span);
-  if (dirty) arena->dirty_slices += count;
 }
 
 static na_page_t *span_find(na_arena_t *arena, size_t slices) {
@@ -208,14 +223,14 @@ static na_page_t *span_take(na_arena_t *arena, na_page_t *span, size_t slices) {
   na_segment_t *segment = na_segment_of_aligned(span);
   size_t first = (size_t)(span - segment->slices);
   size_t total = span->slice_count;
-  bool dirty = span->is_dirty, zero = span->is_zero;
-  uint32_t stamp = span->free_stamp;
+  span_state_t state = state_of(span);
   bin_remove(arena, span);
   na_segment_set_span(segment, first, slices, NA_SPAN_LARGE); /* before the rest merges */
   if (total > slices) /* the rest's slices are free ones already; its head is new */
-    span_insert(arena, segment, first + slices, total - slices, dirty, zero, stamp);
-  span->is_zero = zero;
-  span->is_dirty = false;
+    span_insert(arena, segment, first + slices, total - slices, state);
+  span->is_zero = state.zero;
+  span->is_dirty = state.dirty; /* for na_arena_place_by_use */
+  span->used_on = state.used_on;
   segment->free_slices -= (uint32_t)slices;
   return span;
 }
@@ -252,8 +267,8 @@ static na_segment_t *segment_grow(int arena_index) {
   segment->free_slices = NA_SLICES_PER_SEGMENT - NA_META_SLICES;
   segment_link(arena, segment);
   na_relaxed_store(&arena->empty_segments, arena->empty_segments + 1);
-  span_insert(arena, segment, NA_META_SLICES, NA_SLICES_PER_SEGMENT - NA_META_SLICES, false, zero,
-              0);
+  span_insert(arena, segment, NA_META_SLICES, NA_SLICES_PER_SEGMENT - NA_META_SLICES,
+              (span_state_t){.zero = zero, .used_on = -1});
   pthread_mutex_unlock(&arena->lock);
   return segment;
 }
@@ -298,7 +313,7 @@ static bool commit_on_node(void *addr, size_t size, int node) {
 }
 
 bool na_arena_is_strict(int arena_index) {
-  return na_options.fallback == NA_FALLBACK_NONE && arena_index != NA_INTERLEAVE_ARENA;
+  return na_options.fallback == NA_FALLBACK_NONE && arena_index < NA_MAX_NODES;
 }
 
 static bool span_commit(int arena_index, na_page_t *span) {
@@ -317,8 +332,7 @@ na_page_t *na_arena_alloc_span(int arena_index, size_t slices, int *actual_arena
     na_arena_free_span(span);
     span = NULL;
   }
-  if (span != NULL || arena_index == NA_INTERLEAVE_ARENA ||
-      na_options.fallback == NA_FALLBACK_NONE) {
+  if (span != NULL || arena_index >= NA_MAX_NODES || na_options.fallback == NA_FALLBACK_NONE) {
     *actual_arena = arena_index;
     return span;
   }
@@ -404,8 +418,8 @@ static void purge_arena(int arena_index, bool force) {
       na_page_t *span = batch.spans[i];
       na_segment_t *segment = na_segment_of_aligned(span);
       span->kind = NA_SPAN_FREE;
-      span_insert(arena, segment, (size_t)(span - segment->slices), span->slice_count, false, true,
-                  now);
+      span_insert(arena, segment, (size_t)(span - segment->slices), span->slice_count,
+                  (span_state_t){.zero = true, .stamp = now, .used_on = -1});
     }
     pthread_mutex_unlock(&arena->lock);
   } while (batch.count == PURGE_BATCH || batch.unmap_count == PURGE_BATCH);
@@ -432,7 +446,8 @@ static void free_span_locked(na_arena_t *arena, na_page_t *span, uint32_t now) {
   size_t count = span->slice_count;
   segment->free_slices += (uint32_t)count;
   for (size_t i = first; i < first + count; i++) set_free_slice(&segment->slices[i]);
-  span_insert(arena, segment, first, count, true, false, now);
+  span_insert(arena, segment, first, count,
+              (span_state_t){.dirty = true, .stamp = now, .used_on = span->used_on});
   if (segment_is_empty(segment))
     na_relaxed_store(&arena->empty_segments, arena->empty_segments + 1);
 }
@@ -443,6 +458,23 @@ void na_arena_free_span(na_page_t *span) {
   pthread_mutex_lock(&arena->lock);
   free_span_locked(arena, span, na_os_clock_ms());
   pthread_mutex_unlock(&arena->lock);
+}
+
+/* ---- first touch -------------------------------------------------------------------------
+ * Spans of the first-touch arena are not bound: the kernel puts each page on the node of the
+ * thread that touches it first. A span that comes back resident keeps its pages where its
+ * last user touched them, so a thread of another node gets it given back first, to be
+ * placed anew by its own first touch: the correction costs a refault only when a span
+ * changes node. */
+void na_arena_place_by_use(na_page_t *span, int node) {
+  if (span->is_dirty && span->used_on != node) {
+    size_t bytes = (size_t)span->slice_count << NA_SLICE_SHIFT;
+    na_os_purge(na_page_start(span), bytes);
+    na_stats_count_purge(NA_TOUCH_ARENA, bytes);
+    span->is_zero = true;
+  }
+  span->is_dirty = false;
+  span->used_on = (int8_t)node;
 }
 
 /* ---- large blocks resized in place ----------------------------------------------------- */
@@ -458,12 +490,11 @@ bool na_arena_grow_span(na_page_t *span, size_t slices) {
   na_page_t *right = end < NA_SLICES_PER_SEGMENT ? &segment->slices[end] : NULL;
   if (right != NULL && is_free_head(right) && right->slice_count >= need) {
     size_t right_count = right->slice_count;
-    bool dirty = right->is_dirty, zero = right->is_zero;
-    uint32_t stamp = right->free_stamp;
+    span_state_t state = state_of(right);
     bin_remove(arena, right);
     na_segment_set_span(segment, first, slices, NA_SPAN_LARGE);
     if (right_count > need)
-      span_insert(arena, segment, first + slices, right_count - need, dirty, zero, stamp);
+      span_insert(arena, segment, first + slices, right_count - need, state);
     segment->free_slices -= (uint32_t)need;
     grown = true;
   }

@@ -90,6 +90,8 @@ void na_free_generic(na_segment_t *segment, na_page_t *page, void *p) {
     if (na_unlikely(na_options.verify))
       na_stats_verify(segment->arena_index, p, (size_t)page->slice_count << NA_SLICE_SHIFT);
     page->flags.value = 0;
+    if (segment->arena_index == NA_TOUCH_ARENA)
+      page->used_on = (int8_t)na_policy_current_node(); /* where its pages most likely are */
     na_arena_free_span(page);
     return;
   case NA_SPAN_HUGE:
@@ -145,8 +147,18 @@ size_t na_usable_size_of(const void *p) {
 
 size_t numalloc_usable_size(const void *p) { return p == NULL ? 0 : na_usable_size_of(p); }
 
+/* A first-touch block's node is where the kernel put its first page. */
+static int touched_node(const void *p) {
+  void *page = (void *)((uintptr_t)p & ~(uintptr_t)(NA_PAGE_SIZE - 1));
+  int node = -1;
+  if (!na_os_page_nodes(&page, &node, 1) || node < 0) return NUMALLOC_NODE_UNKNOWN;
+  return node;
+}
+
 int numalloc_node_of(const void *p) {
   na_segment_t *segment = p == NULL ? NULL : na_segment_lookup(p);
   if (segment == NULL) return -1;
-  return segment->arena_index == NA_INTERLEAVE_ARENA ? NA_NODE_INTERLEAVED : segment->arena_index;
+  if (segment->arena_index == NA_INTERLEAVE_ARENA) return NA_NODE_INTERLEAVED;
+  if (segment->arena_index == NA_TOUCH_ARENA) return touched_node(p);
+  return segment->arena_index;
 }

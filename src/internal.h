@@ -145,6 +145,9 @@ bool na_arena_bind(int arena_index, void *addr, size_t size);
  * setting, every other) is out of memory. */
 na_page_t *na_arena_alloc_span(int arena_index, size_t slices, int *actual_arena);
 void na_arena_free_span(na_page_t *span);
+/* A span of the first-touch arena about to be used by a thread of `node`: resident pages
+ * another node's thread used go back first, so that this thread's touch places them. */
+void na_arena_place_by_use(na_page_t *span, int node);
 bool na_arena_grow_span(na_page_t *span, size_t slices);
 void na_arena_shrink_span(na_page_t *span, size_t slices);
 void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool *is_zero);

@@ -15,7 +15,7 @@ static na_node_stats_t merged[NA_ARENA_COUNT];
 
 void na_stats_verify(int arena_index, const void *addr, size_t size) {
   na_tld_t *tld = na_tld_peek();
-  if (tld == NULL || arena_index == NA_INTERLEAVE_ARENA) return;
+  if (tld == NULL || arena_index >= NA_MAX_NODES) return; /* no single node promised */
   void *pages[VERIFY_SAMPLES];
   int nodes[VERIFY_SAMPLES];
   size_t count = size / NA_PAGE_SIZE < VERIFY_SAMPLES ? size / NA_PAGE_SIZE : VERIFY_SAMPLES;
@@ -155,6 +155,8 @@ static void print_json(FILE *out, const na_node_stats_t *total) {
   }
   if (na_arena_peak_mapped_bytes(NA_INTERLEAVE_ARENA) > 0)
     json_node(out, "interleaved", NA_INTERLEAVE_ARENA, &total[NA_INTERLEAVE_ARENA]);
+  if (na_arena_peak_mapped_bytes(NA_TOUCH_ARENA) > 0)
+    json_node(out, "first_touch", NA_TOUCH_ARENA, &total[NA_TOUCH_ARENA]);
   json_threads(out);
   fprintf(out, "  \"remote_pct\": %.1f\n}\n", remote_pct(total));
 }
@@ -164,13 +166,15 @@ static void print_text(FILE *out, const na_node_stats_t *total) {
           na_topology.node_count);
   fprintf(out, "numalloc: node  allocated MiB  allocations  local %%  live MiB  mapped MiB  "
                "peak MiB  fallbacks  remote frees\n");
-  for (int n = 0; n <= na_topology.node_count; n++) {
-    int arena = n < na_topology.node_count ? n : NA_INTERLEAVE_ARENA;
-    if (arena == NA_INTERLEAVE_ARENA && na_arena_peak_mapped_bytes(arena) == 0) break;
+  for (int n = 0; n < na_topology.node_count + 2; n++) {
+    int arena = n < na_topology.node_count ? n : NA_MAX_NODES + (n - na_topology.node_count);
+    if (arena >= NA_MAX_NODES && na_arena_peak_mapped_bytes(arena) == 0) continue;
     const na_node_stats_t *s = &total[arena];
     char label[16];
     if (arena == NA_INTERLEAVE_ARENA)
       snprintf(label, sizeof label, "il");
+    else if (arena == NA_TOUCH_ARENA)
+      snprintf(label, sizeof label, "ft"); /* placed by first touch */
     else
       snprintf(label, sizeof label, "%d", n);
     fprintf(out, "numalloc: %4s  %13.1f  %11lld  %7.1f  %8.1f  %10.1f  %8.1f  %9lld  %12lld\n",

@@ -41,8 +41,9 @@
 #define NA_ALIGN_MAX_IN_PAGE NA_SLICE_SIZE
 
 #define NA_MAX_NODES        64
-#define NA_INTERLEAVE_ARENA NA_MAX_NODES /* arena index of page-interleaved memory */
-#define NA_ARENA_COUNT      (NA_MAX_NODES + 1)
+#define NA_INTERLEAVE_ARENA NA_MAX_NODES       /* arena index of page-interleaved memory */
+#define NA_TOUCH_ARENA      (NA_MAX_NODES + 1) /* large blocks placed by first touch */
+#define NA_ARENA_COUNT      (NA_MAX_NODES + 2)
 #define NA_NODE_INTERLEAVED (-2)
 
 /* Segment map byte: 0 not ours, 1..NA_ARENA_COUNT the owning arena index + 1, or a
@@ -115,6 +116,7 @@ typedef struct __attribute__((aligned(128))) na_page_s {
   uint8_t is_zero;     /* the span's memory is known to be zero (fresh or purged) */
   uint8_t is_dirty;    /* free span whose pages may be resident */
   uint8_t sparse_marked; /* a free left the page sparse in heap pass `sparse_pass` */
+  int8_t used_on;        /* first-touch spans: the node of the thread that last used it */
   uint32_t sparse_pass;
 } na_page_t;
 

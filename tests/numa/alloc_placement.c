@@ -76,7 +76,8 @@ static int cpus_with_nodes(int *cpu_of_node) {
   return count;
 }
 
-/* ---- local: blocks on the allocating thread's node, whoever touches them first -------- */
+/* ---- local: small blocks on the allocating thread's node, whoever touches them first;
+ * large ones where they are first touched, and on this node again once it frees and reuses */
 
 typedef struct local_thread {
   int cpu, node;
@@ -89,13 +90,19 @@ static void local_allocate(local_thread_t *t) {
   for (size_t i = 0; i < SIZE_COUNT * 4; i++) t->blocks[i] = malloc(sizes[i % SIZE_COUNT]);
 }
 
-static void local_check(local_thread_t *t, const char *what) {
+/* Small blocks are on the allocating thread's node; large ones (from 1 MiB) on `large_node`. */
+static void local_check(local_thread_t *t, const char *what, int large_node) {
   for (size_t i = 0; i < SIZE_COUNT * 4; i++) {
-    tally(t->blocks[i], sizes[i % SIZE_COUNT], t->node, NULL);
+    int want = sizes[i % SIZE_COUNT] >= (1 << 20) ? large_node : t->node;
+    tally(t->blocks[i], sizes[i % SIZE_COUNT], want, NULL);
     int home = api_node_of(t->blocks[i]);
-    if (home != t->node) fail(what, t->blocks[i], t->node, home);
+    if (home != want) fail(what, t->blocks[i], want, home);
   }
 }
+
+/* NUMALLOC_LARGE_POLICY=local binds large blocks to the allocating thread's node too; by
+ * default they go where they are first touched. */
+static int large_bound;
 
 static void *local_main(void *arg) {
   local_thread_t *t = arg;
@@ -105,18 +112,19 @@ static void *local_main(void *arg) {
   for (size_t i = 0; i < SIZE_COUNT * 4; i++) /* first touch by a thread on another node */
     memset(t->other->blocks[i], 0x5a, sizes[i % SIZE_COUNT]);
   pthread_barrier_wait(t->barrier);
-  local_check(t, "block (first touch remote)");
+  local_check(t, "block (first touch remote)", large_bound ? t->node : t->other->node);
   pthread_barrier_wait(t->barrier);
   for (size_t i = 0; i < SIZE_COUNT * 4; i++) free(t->other->blocks[i]); /* cross-node frees */
   pthread_barrier_wait(t->barrier);
   local_allocate(t); /* reuse: must come back on this thread's own node */
   for (size_t i = 0; i < SIZE_COUNT * 4; i++) memset(t->blocks[i], 1, sizes[i % SIZE_COUNT]);
-  local_check(t, "block reused after a remote free");
+  local_check(t, "block reused after a remote free", t->node);
   for (size_t i = 0; i < SIZE_COUNT * 4; i++) free(t->blocks[i]);
   return NULL;
 }
 
-static int scenario_local(void) {
+static int scenario_local(int bound) {
+  large_bound = bound;
   int cpu_of_node[MAX_NODES];
   cpus_with_nodes(cpu_of_node);
   if (cpu_of_node[0] < 0 || cpu_of_node[1] < 0) return printf("  needs CPUs on nodes 0 and 1\n"), 1;
@@ -443,6 +451,7 @@ typedef struct scenario {
 
 static const scenario_t scenarios[] = {
     {"local", "NUMALLOC_POLICY=local", 2, 2},
+    {"local-large-bound", "NUMALLOC_LARGE_POLICY=local", 2, 2},
     {"onnode", "", 1, 2},
     {"purge", "", 1, 2},
     {"interleave", "NUMALLOC_POLICY=interleave", 1, 2},
@@ -457,7 +466,8 @@ static const scenario_t scenarios[] = {
 };
 
 static int run_scenario(const char *name, int argc, char **argv) {
-  if (strcmp(name, "local") == 0) return scenario_local();
+  if (strcmp(name, "local") == 0) return scenario_local(0);
+  if (strcmp(name, "local-large-bound") == 0) return scenario_local(1);
   if (strcmp(name, "onnode") == 0) return scenario_onnode();
   if (strcmp(name, "purge") == 0) return scenario_purge();
   if (strcmp(name, "interleave") == 0 || strcmp(name, "rr") == 0) return scenario_spread();

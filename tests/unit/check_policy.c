@@ -185,6 +185,51 @@ static void use_glibc(void) {
   na_options.policy = NUMALLOC_POLICY_SYSTEM;
 }
 
+/* Under local in a process that can use several nodes, large blocks come from the
+ * first-touch arena: never bound, reported on the node the kernel put their first page. A
+ * span a thread of another node used goes back to the OS before reuse, so the next touch
+ * places it anew; one used on the same node is reused as it is. (One node here: a second
+ * usable node is pretended, and "another node" is written into the free span.) */
+START_TEST(large_blocks_left_to_first_touch) {
+  unit_quiet_purge();
+  int usable = na_topology.usable_count;
+  na_topology.usable_count = 2;
+  size_t size = 2 * NA_MiB;
+  char *small = numalloc_malloc(100);
+  char *p = numalloc_malloc(size);
+  ck_assert_int_eq(na_segment_lookup(p)->arena_index, NA_TOUCH_ARENA);
+  ck_assert_int_ne(na_segment_lookup(small)->arena_index, NA_TOUCH_ARENA);
+  ck_assert_int_eq(numalloc_node_of(p), NUMALLOC_NODE_UNKNOWN); /* nothing touched yet */
+  memset(p, 1, size);
+  ck_assert_int_eq(numalloc_node_of(p), 0);
+  ck_assert_int_eq(numalloc_node_of(p + size - 1), 0);
+  numalloc_free(p);
+  char *q = numalloc_malloc(size); /* used on this node: reused resident */
+  ck_assert_ptr_eq(q, p);
+  ck_assert_int_eq(unit_resident_pages(q, size), (int)(size / NA_PAGE_SIZE));
+  numalloc_free(q);
+  na_segment_t *segment = na_segment_lookup(p);
+  na_page_t *span = na_page_of(segment, p);
+  ck_assert_int_eq(span->kind, NA_SPAN_FREE);
+  ck_assert_int_eq(span->used_on, 0);
+  span->used_on = 1;
+  int64_t calls = unit_purge_calls();
+  q = numalloc_malloc(size); /* last used on node 1: given back before this thread's touch */
+  ck_assert_ptr_eq(q, p);
+  ck_assert_int_eq(unit_resident_pages(q, size), 0);
+  ck_assert_int_eq(unit_purge_calls(), calls + 1);
+  ck_assert_uint_eq(unit_nonzero(q, size), SIZE_MAX);
+  numalloc_free(q);
+  na_options.large_policy = NUMALLOC_POLICY_LOCAL; /* asked for: bound to the thread's node */
+  char *bound = numalloc_malloc(size);
+  ck_assert_int_eq(na_segment_lookup(bound)->arena_index, unit_home_node());
+  numalloc_free(bound);
+  na_options.large_policy = -1;
+  na_topology.usable_count = usable;
+  numalloc_free(small);
+}
+END_TEST
+
 START_TEST(system_policy_passes_everything_through) {
   use_glibc();
   const size_t sizes[] = {10, 5000, 300000, 20 * NA_MiB};
@@ -238,6 +283,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, arena_per_policy);
   tcase_add_test(tc, weighted_schedule);
   tcase_add_test(tc, interleave_arena_blocks);
+  tcase_add_test(tc, large_blocks_left_to_first_touch);
   tcase_add_test(tc, system_policy_passes_everything_through);
   tcase_add_test(tc, system_policy_without_a_system_allocator_fails);
   return unit_run(s, argv);
