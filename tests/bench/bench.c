@@ -201,6 +201,32 @@ int bench_mailbox_take(bench_mailbox *m, bench_block *out) {
   return 1;
 }
 
+/* One line per holder, so that publishing adds no false sharing of its own. */
+static struct {
+  _Alignas(64) _Atomic(uintptr_t) p;
+  _Atomic size_t size;
+} holders[BENCH_MAX_HOLDERS];
+static _Atomic int holders_used;
+
+void bench_hold(int self, const void *p, size_t size) {
+  if (self < 0 || self >= BENCH_MAX_HOLDERS) bench_fail("bench_hold: holder %d out of range", self);
+  int used = atomic_load(&holders_used);
+  while (used <= self && !atomic_compare_exchange_weak(&holders_used, &used, self + 1)) {
+  }
+  atomic_store_explicit(&holders[self].size, size, memory_order_relaxed);
+  atomic_store_explicit(&holders[self].p, (uintptr_t)p, memory_order_release);
+  uintptr_t a = (uintptr_t)p;
+  used = atomic_load(&holders_used);
+  for (int t = 0; t < used; t++) {
+    uintptr_t q = atomic_load_explicit(&holders[t].p, memory_order_acquire);
+    size_t qs = atomic_load_explicit(&holders[t].size, memory_order_relaxed);
+    if (t != self && q != 0 && a < q + qs && q < a + size)
+      bench_fail("object %p of %zu bytes overlaps the one thread %d holds", p, size, t);
+  }
+}
+
+void bench_unhold(int self) { atomic_store_explicit(&holders[self].p, 0, memory_order_release); }
+
 double bench_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

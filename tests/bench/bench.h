@@ -142,6 +142,14 @@ typedef struct bench_mailbox {
 void bench_mailbox_put(bench_mailbox *m, const bench_block *b);
 int bench_mailbox_take(bench_mailbox *m, bench_block *out);
 
+/* For workloads whose threads each hold one object at a time: bench_hold publishes thread
+ * `self`'s object (self < BENCH_MAX_HOLDERS) and fails at once when it overlaps the object
+ * another thread holds; bench_unhold withdraws it, and must come before the object's free (the
+ * allocator orders that free before any reuse of the memory). */
+#define BENCH_MAX_HOLDERS 1024
+void bench_hold(int self, const void *p, size_t size);
+void bench_unhold(int self);
+
 /* Seconds on the monotonic clock. */
 double bench_now(void);
 

@@ -4,6 +4,7 @@
  * and frees it. An allocator that gives two threads objects in one cache line makes their
  * writes fight over it, which shows as time. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -24,13 +25,22 @@ static void hammer(void *p) {
     bench_fail("object %p holds %llu after %d increments", p, (unsigned long long)*v, WRITES);
 }
 
+static _Atomic int next_id;
+
+/* Every object a thread works on is published with bench_hold, so two threads given one object
+ * fail at once, not only when their increments happen to collide. */
 static void *worker(void *handed) {
+  int self = atomic_fetch_add(&next_id, 1);
   pthread_barrier_wait(&start_line);
+  bench_hold(self, handed, OBJECT_SIZE);
   hammer(handed);
+  bench_unhold(self);
   bench_free(handed);
   for (size_t r = 0; r < rounds; r++) {
     void *p = bench_malloc(OBJECT_SIZE);
+    bench_hold(self, p, OBJECT_SIZE);
     hammer(p);
+    bench_unhold(self);
     bench_free(p);
   }
   return NULL;

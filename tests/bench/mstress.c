@@ -15,12 +15,24 @@
 #define FULL_ROUNDS 100
 #define COOKIE      0xbf58476d1ce4e5b9ull
 
-static _Atomic(uint64_t *) transfer[TRANSFERS];
+typedef uintptr_t handle; /* see items_new */
+static _Atomic(handle) transfer[TRANSFERS];
 
 static int chance(unsigned percent, bench_rng *rng) { return bench_rand(rng) % 100 < percent; }
 
-/* A block of `items` words: word i holds (items - i) ^ COOKIE, so word 0 gives the length. */
-static uint64_t *items_new(size_t items, bench_rng *rng) {
+/* Blocks travel as handles: the address with a random 16-bit salt in the top bits, which user
+ * addresses on x86-64 leave free. Word i of a block holds (items - i) ^ COOKIE ^ salt << 48, so
+ * word 0 gives the length, as in the published test, and a block that was handed out twice
+ * (another salt, or another length) fails the check. */
+#define SALT_SHIFT 48
+
+static uint64_t *address_of(handle h) {
+  return (uint64_t *)(h & (((uintptr_t)1 << SALT_SHIFT) - 1));
+}
+
+static uint64_t salt_of(handle h) { return (uint64_t)(h >> SALT_SHIFT) << SALT_SHIFT; }
+
+static handle items_new(size_t items, bench_rng *rng) {
   if (chance(1, rng)) {
     if (chance(1, rng))
       items *= 10000;
@@ -30,17 +42,21 @@ static uint64_t *items_new(size_t items, bench_rng *rng) {
       items *= 100;
   }
   uint64_t *p = bench_malloc(items * sizeof *p);
-  for (size_t i = 0; i < items; i++) p[i] = (items - i) ^ COOKIE;
-  return p;
+  if ((uintptr_t)p >> SALT_SHIFT)
+    bench_fail("mstress: malloc returned %p, above the addresses handles can carry", (void *)p);
+  uint64_t salt = (bench_rand(rng) | 1) << SALT_SHIFT;
+  for (size_t i = 0; i < items; i++) p[i] = (items - i) ^ COOKIE ^ salt;
+  return (handle)p | salt;
 }
 
-static void items_free(uint64_t *p) {
-  if (p == NULL) return;
-  size_t items = p[0] ^ COOKIE;
+static void items_free(handle h) {
+  if (h == 0) return;
+  uint64_t *p = address_of(h), salt = salt_of(h);
+  size_t items = p[0] ^ COOKIE ^ salt;
   if (items == 0 || items > 64 * 10000) /* retained blocks reach 64 words before scaling */
     bench_fail("mstress: block %p has a damaged length word", (void *)p);
   for (size_t i = 0; i < items; i++)
-    if ((p[i] ^ COOKIE) != items - i)
+    if ((p[i] ^ COOKIE ^ salt) != items - i)
       bench_fail("mstress: block %p is damaged at word %zu", (void *)p, i);
   bench_free(p);
 }
@@ -49,7 +65,7 @@ static void *stress(void *arg) {
   intptr_t id = (intptr_t)arg;
   bench_rng rng = {(uint64_t)id * 43 + 1};
   size_t allocs = BASE_ALLOCS * (size_t)(id % 8 + 1), retain = allocs / 2;
-  uint64_t **data = NULL, **retained = bench_malloc(retain * sizeof *retained);
+  handle *data = NULL, *retained = bench_malloc(retain * sizeof *retained);
   size_t data_size = 0, data_top = 0, retain_top = 0;
   while (allocs > 0 || retain > 0) {
     if (retain == 0 || (chance(50, &rng) && allocs > 0)) {
@@ -66,7 +82,7 @@ static void *stress(void *arg) {
     if (chance(66, &rng) && data_top > 0) {
       size_t i = bench_rand(&rng) % data_top;
       items_free(data[i]);
-      data[i] = NULL;
+      data[i] = 0;
     }
     if (chance(25, &rng) && data_top > 0) {
       size_t i = bench_rand(&rng) % data_top, t = bench_rand(&rng) % TRANSFERS;
@@ -89,7 +105,7 @@ int main(int argc, char **argv) {
   for (size_t r = 0; r < rounds; r++) {
     bench_spawn(args.threads, stress, NULL, 0); /* the argument is the thread's index */
     for (size_t i = 0; i < TRANSFERS; i++)
-      if (chance(50, &rng) || r + 1 == rounds) items_free(atomic_exchange(&transfer[i], NULL));
+      if (chance(50, &rng) || r + 1 == rounds) items_free(atomic_exchange(&transfer[i], 0));
   }
   double seconds = bench_now() - start;
   bench_result("mstress", seconds, NULL);
