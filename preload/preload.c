@@ -29,10 +29,11 @@ EXPORT void *valloc(size_t size) { return numalloc_valloc(size); }
 EXPORT void *pvalloc(size_t size) { return numalloc_pvalloc(size); }
 EXPORT size_t malloc_usable_size(void *p) { return numalloc_usable_size(p); }
 
-/* Runs before the core's constructor (priority 101 before 102), so the system
- * allocator is known before any policy is applied. dlsym may call calloc: that request is
- * served by the core's bootstrap buffer. */
-__attribute__((constructor(101))) static void preload_find_system_allocator(void) {
+/* Runs before the core's constructor (NA_CONSTRUCTOR_PRELOAD before NA_CONSTRUCTOR_CORE), so
+ * the system allocator is known before any policy is applied. dlsym may call calloc: that
+ * request is served by the core's bootstrap buffer. */
+__attribute__((constructor(NA_CONSTRUCTOR_PRELOAD))) static void
+preload_find_system_allocator(void) {
   na_system_allocator_t system = {
       .malloc = (void *(*)(size_t))dlsym(RTLD_NEXT, "malloc"),
       .free = (void (*)(void *))dlsym(RTLD_NEXT, "free"),

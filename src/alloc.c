@@ -52,7 +52,9 @@ void *na_alloc_large(int arena_index, size_t size, size_t alignment, bool zero) 
   size_t extra = alignment > NA_SLICE_SIZE ? alignment : 0;
   if (size + extra > NA_LARGE_MAX) {
     bool is_zero = false;
-    void *p = na_arena_alloc_huge(arena_index, size, alignment, &is_zero);
+    bool weighted = arena_index == NA_INTERLEAVE_ARENA && na_policy_is_weighted();
+    void *p = na_arena_alloc_huge(arena_index, size, alignment, &is_zero,
+                                  weighted ? na_policy_spread_next_shared : NULL);
     if (p == NULL)
       errno = ENOMEM;
     else if (zero && !is_zero)
@@ -74,7 +76,6 @@ void *na_alloc_large(int arena_index, size_t size, size_t alignment, bool zero) 
   na_relaxed_store(&span->kind, NA_SPAN_LARGE);
   na_relaxed_store(&span->owner, 0);
   span->flags.value = 0;
-  span->flags.bits.has_aligned = p != start;
   span->block_size = (uint32_t)(p - start); /* where the block starts: frees must match */
   if (zero && !span->is_zero) memset(p, 0, size);
   span->is_zero = false;

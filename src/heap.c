@@ -111,7 +111,7 @@ static void release_idle_pages(na_heap_t *heap, int except_class) {
  * empty, and let the arena purge its free spans. So memory goes back only after it stayed
  * unused for at least the delay, in batches, and a page that is used again in the meantime
  * is never purged. */
-#define PURGE_BACKOFF_MAX  256
+#define PURGE_BACKOFF_MAX    256
 #define PURGE_PAGES_PER_PASS 32 /* bounds the madvise calls of one pass */
 
 static void purge_back_off(na_heap_t *heap, int size_class) {
@@ -159,7 +159,7 @@ void na_heap_pass(na_heap_t *heap) {
   if ((uint32_t)(now - heap->last_pass_ms) < (uint32_t)na_options.purge_delay_ms) return;
   heap->last_pass_ms = now;
   heap->pass++;
-  purge_sparse_pages(heap, false);
+  if (!na_options.background) purge_sparse_pages(heap, false); /* no system call here then */
   na_arena_purge_expired(heap->arena_index);
 }
 
@@ -232,6 +232,7 @@ static na_page_t *page_fresh(na_heap_t *heap, int size_class, int arena_index) {
  * out to be exhausted move to the full list; an adopted page joins the queue and is tried
  * like the others. */
 static na_page_t *find_page(na_heap_t *heap, int size_class) {
+  if (na_checks_enabled) na_validate(na_check_heap(heap));
   na_heap_pass(heap);
   na_page_queue_t *q = &heap->queues[size_class];
   for (;;) {

@@ -31,6 +31,7 @@ static void after_fork_parent(void) {
  * reports it). */
 static void after_fork_child(void) {
   na_arena_unlock_all();
+  na_purge_after_fork_child();
   na_thread_after_fork_child();
 }
 
@@ -61,18 +62,19 @@ static void start(void) {
     na_stats_init();
     atexit(na_stats_at_exit);
   }
-  atomic_store(&na_init_state, 2);
+  atomic_store(&na_init_state, NA_INIT_DONE);
   tls_initializing = false;
 }
 
 bool na_ensure_init(void) {
-  if (na_likely(atomic_load_explicit(&na_init_state, memory_order_acquire) == 2)) return true;
+  if (na_likely(atomic_load_explicit(&na_init_state, memory_order_acquire) == NA_INIT_DONE))
+    return true;
   if (tls_initializing || !atomic_load(&constructor_ran)) return false;
   pthread_once(&init_once, start);
-  return atomic_load(&na_init_state) == 2;
+  return atomic_load(&na_init_state) == NA_INIT_DONE;
 }
 
-__attribute__((constructor(101))) static void numalloc_constructor(void) {
+__attribute__((constructor(NA_CONSTRUCTOR_CORE))) static void numalloc_constructor(void) {
   atomic_store(&constructor_ran, true);
   na_ensure_init();
 }

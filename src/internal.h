@@ -17,6 +17,17 @@
 #define na_noinline                  __attribute__((noinline))
 #define na_internal                  __attribute__((visibility("hidden")))
 
+/* Cheap invariants: checked in Debug, stress and fuzz builds (NUMALLOC_CHECKS), compiled
+ * out of Release. A failed one aborts with its condition, as heap corruption does. */
+#ifdef NUMALLOC_CHECKS
+#define na_checks_enabled 1
+#define na_assert(cond)                                                                            \
+  ((cond) ? (void)0 : na_fatal("assertion failed: %s (%s:%d)", #cond, __FILE__, __LINE__))
+#else
+#define na_checks_enabled 0
+#define na_assert(cond)   ((void)0)
+#endif
+
 static inline size_t na_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 static inline bool na_is_power_of_two(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
 
@@ -41,6 +52,7 @@ typedef struct na_options_s {
   const char *stats_file;
   bool hugepages;
   bool verify;
+  bool background; /* purge passes in one thread per node, never in application threads */
   uint8_t weights[NA_MAX_NODES]; /* NUMALLOC_POLICY=weighted:0=3,1=1 */
   int large_policy;              /* -1: as NUMALLOC_POLICY */
   long large_threshold;          /* bytes; NUMALLOC_LARGE_POLICY applies from here */
@@ -91,6 +103,18 @@ static inline bool na_node_bit(const uint64_t *mask, int node) {
 }
 int na_topology_cpu_node(int cpu);
 
+/* ---- placement.c -------------------------------------------------------------------- */
+/* Binds fresh, untouched memory for an arena: its node (preferred), every usable node
+ * (interleaved), or nothing (first touch). A refusal is said once and memory then follows
+ * the kernel's default policy. */
+void na_placement_bind(int arena_index, void *addr, size_t size);
+void na_placement_bind_node(void *addr, size_t size, int node);
+/* NUMALLOC_FALLBACK=none on a node's arena: memory is committed and checked when handed
+ * out, so nothing may give pages back that a later touch would place anew. */
+bool na_placement_is_strict(int arena_index);
+/* Faults [addr, addr+size) in and checks that every page is on `node`. */
+bool na_placement_commit(void *addr, size_t size, int node);
+
 /* ---- segment.c ---------------------------------------------------------------------- */
 extern uint8_t na_segmap[];
 #define NA_SEGMAP_SIZE ((size_t)1 << (47 - NA_SEGMENT_SHIFT))
@@ -106,15 +130,9 @@ static inline na_segment_t *na_segment_of_aligned(const void *p) {
  * one per 64 KiB slice, so p's slice number times 128 is a shift and a mask of p. */
 _Static_assert(sizeof(na_page_t) == 128, "page descriptors are two cache lines");
 static inline na_page_t *na_slice_of(na_segment_t *segment, const void *p) {
-  uintptr_t offset = ((uintptr_t)p >> (NA_SLICE_SHIFT - 7)) &
-                     ((uintptr_t)(NA_SLICES_PER_SEGMENT - 1) << 7);
+  uintptr_t offset =
+      ((uintptr_t)p >> (NA_SLICE_SHIFT - 7)) & ((uintptr_t)(NA_SLICES_PER_SEGMENT - 1) << 7);
   return (na_page_t *)((char *)segment->slices + offset);
-}
-/* The descriptor of the span holding `p`, which lies in the first SEGMENT_SIZE bytes of
- * `segment` (always true but for huge segments, whose later parts use na_page_of). */
-static inline na_page_t *na_page_of_near(na_segment_t *segment, const void *p) {
-  na_page_t *slice = na_slice_of(segment, p);
-  return (na_page_t *)((char *)slice - slice->slice_offset);
 }
 static inline na_page_t *na_page_of(na_segment_t *segment, const void *p) {
   size_t index = ((uintptr_t)p - (uintptr_t)segment) >> NA_SLICE_SHIFT;
@@ -139,8 +157,6 @@ void na_segment_remapped(na_segment_t *old_segment, size_t old_size, na_segment_
 void na_segment_set_span(na_segment_t *segment, size_t first, size_t count, na_span_kind_t kind);
 
 /* ---- arena.c ------------------------------------------------------------------------ */
-/* Binds fresh memory to the arena's node(s) per the policy and fallback settings. */
-bool na_arena_bind(int arena_index, void *addr, size_t size);
 /* A span of `slices` slices on the arena's node; NULL when the node (and, by the fallback
  * setting, every other) is out of memory. */
 na_page_t *na_arena_alloc_span(int arena_index, size_t slices, int *actual_arena);
@@ -150,20 +166,23 @@ void na_arena_free_span(na_page_t *span);
 void na_arena_place_by_use(na_page_t *span, int node);
 bool na_arena_grow_span(na_page_t *span, size_t slices);
 void na_arena_shrink_span(na_page_t *span, size_t slices);
-void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool *is_zero);
+/* ---- huge.c: `stripe_node`, when not NULL, gives the node of each 2 MiB stripe in turn
+ * (weighted interleave, done by numalloc on kernels without it). */
+void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool *is_zero,
+                          int (*stripe_node)(void));
 void na_arena_free_huge(na_segment_t *segment);
 void *na_arena_realloc_huge(na_segment_t *segment, void *p, size_t new_size);
 size_t na_huge_usable(const na_segment_t *segment, const void *p);
 /* Pages whose thread exited: put aside, and taken back by a thread that needs that class. */
 void na_arena_abandon_page(na_page_t *page);
 na_page_t *na_arena_adopt_page(int arena_index, int size_class);
+/* ---- purge.c */
 void na_arena_collect(bool force);
 /* Gives back free spans idle for longer than the purge delay and empty segments beyond the
  * cache, at most once per delay; called from allocation slow paths, never from a free. */
 void na_arena_purge_expired(int arena_index);
-/* NUMALLOC_FALLBACK=none: the arena's memory is committed and checked when handed out, so
- * nothing may give pages back that a later touch would place anew. */
-bool na_arena_is_strict(int arena_index);
+/* In a forked child no purging thread survived: the next slow path starts them again. */
+void na_purge_after_fork_child(void);
 void na_arena_lock_all(void);
 void na_arena_unlock_all(void);
 size_t na_arena_mapped_bytes(int arena_index);
@@ -171,7 +190,6 @@ size_t na_arena_peak_mapped_bytes(int arena_index);
 /* Bytes in blocks handed out and not freed, from the pages' own counts. */
 size_t na_arena_live_bytes(int arena_index);
 void na_arena_account_huge(int arena_index, int64_t bytes);
-int na_arena_for_node(int node);
 
 /* ---- size_class.c ------------------------------------------------------------------- */
 static inline int na_size_class(size_t size) {
@@ -329,6 +347,14 @@ size_t na_usable_size_of(const void *p);
 void *na_alloc_generic(size_t size, size_t alignment, bool zero, int arena_index);
 void *na_alloc_large(int arena_index, size_t size, size_t alignment, bool zero);
 
+/* ---- invariant.c -------------------------------------------------------------------- */
+/* NULL when the structure is sound, else a sentence naming what is broken. */
+const char *na_check_segment(const na_segment_t *segment);
+const char *na_check_page(const na_page_t *page);
+const char *na_check_heap(const na_heap_t *heap);
+/* Aborts naming the problem, when there is one. */
+void na_validate(const char *problem_found);
+
 /* ---- bootstrap.c -------------------------------------------------------------------- */
 /* Serves the few requests made while the allocator itself is starting (libnuma and dlsym
  * call malloc). Such blocks are never reused. */
@@ -337,7 +363,12 @@ bool na_bootstrap_owns(const void *p);
 size_t na_bootstrap_usable(const void *p);
 
 /* ---- init.c ------------------------------------------------------------------------- */
-extern _Atomic int na_init_state; /* 0 not started, 1 running, 2 done */
+#define NA_INIT_DONE 2
+extern _Atomic int na_init_state; /* NA_INIT_DONE once start-up has finished, else 0 */
+/* Constructor priorities (lower runs first): the preload learns the system allocator before
+ * the core starts, so a policy of `system` can pass requests on from the first one. */
+#define NA_CONSTRUCTOR_PRELOAD 101
+#define NA_CONSTRUCTOR_CORE    102
 /* True when the allocator can serve requests; false while it starts (use the bootstrap). */
 bool na_ensure_init(void);
 /* The next allocator in the chain (glibc), set by the preload; NULL in a static link. */

@@ -188,6 +188,7 @@ static bool apply_stats_file(const char *t) {
 }
 static bool apply_hugepages(const char *t) { return na_parse_bool(t, &na_options.hugepages); }
 static bool apply_verify(const char *t) { return na_parse_bool(t, &na_options.verify); }
+static bool apply_background(const char *t) { return na_parse_bool(t, &na_options.background); }
 static bool apply_large_policy(const char *t) {
   int policy;
   if (strncmp(t, "weighted", 8) == 0 || !na_parse_policy(t, &policy) ||
@@ -229,6 +230,9 @@ static const option_t option_table[] = {
      apply_hugepages},
     {"VERIFY", "0", "check with move_pages where sampled pages really are (statistics)",
      apply_verify},
+    {"BACKGROUND", "0",
+     "1: free memory goes back to the OS from one thread per node, never from the program's",
+     apply_background},
 };
 
 /* "NUMALLOC_" + the option's name. */

@@ -85,7 +85,7 @@ static void account_handed(na_page_t *page, uint32_t handed) {
   stats->alloc_count += handed;
   stats->alloc_bytes += (int64_t)handed * page->block_size;
   if (arena_index == NA_INTERLEAVE_ARENA) return; /* spread over nodes: neither */
-  if (arena_index == na_policy_current_node())
+  if (arena_index == tld->node)
     stats->local_count += handed;
   else
     stats->remote_count += handed;
@@ -215,7 +215,7 @@ static void relink_free(na_page_t *page, const block_bits_t *bits) {
 }
 
 size_t na_page_purge_free(na_page_t *page) {
-  if (page->slice_count != 1 || na_arena_is_strict(na_segment_of_aligned(page)->arena_index))
+  if (page->slice_count != 1 || na_placement_is_strict(na_segment_of_aligned(page)->arena_index))
     return 0;
   na_page_collect_remote(page);
   na_page_account_partial(page);

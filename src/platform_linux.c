@@ -4,7 +4,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,3 +186,39 @@ int na_os_dup_stderr(void) {
 const char *na_os_getenv(const char *name) { return getenv(name); }
 
 void na_os_yield(void) { sched_yield(); }
+
+void na_os_sleep_ms(uint32_t ms) {
+  int saved = errno;
+  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+  errno = saved;
+}
+
+bool na_os_thread_start(void *(*fn)(void *), void *arg) {
+  int saved = errno;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old); /* the new thread inherits the full mask */
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_t thread;
+  bool ok = pthread_create(&thread, &attr, fn, arg) == 0;
+  pthread_attr_destroy(&attr);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  errno = saved;
+  return ok;
+}
+
+bool na_os_pin_to_cpus(const uint64_t *cpus, size_t words) {
+  int saved = errno;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (size_t w = 0; w < words; w++)
+    for (int b = 0; b < 64; b++)
+      if ((cpus[w] >> b & 1) && w * 64 + (size_t)b < CPU_SETSIZE) CPU_SET(w * 64 + (size_t)b, &set);
+  bool ok = CPU_COUNT(&set) > 0 && sched_setaffinity(0, sizeof set, &set) == 0;
+  errno = saved;
+  return ok;
+}

@@ -4,8 +4,6 @@
  * Decided off the fast path: when a thread's page runs out, or on every call for rr. */
 #include "internal.h"
 
-#include <errno.h>
-
 int na_policy_current_node(void) {
   if (na_topology.usable_count == 1) return na_topology.usable_list[0]; /* nothing to ask */
   int node = na_topology_cpu_node(na_os_current_cpu());
@@ -108,34 +106,4 @@ const char *numalloc_policy_name(numalloc_policy_t policy) {
   case NUMALLOC_POLICY_SYSTEM: return "system";
   }
   return "unknown";
-}
-
-/* A new policy takes effect at the thread's next allocation: the heap it allocates from is
- * chosen again. */
-static int thread_set(int policy, int node) {
-  if (!na_ensure_init()) return -1;
-  struct na_tld_s *tld = na_tld_get();
-  if (tld == NULL) return -1;
-  tld->policy = policy;
-  tld->bound_node = node;
-  na_tld_pick_heap(tld);
-  return 0;
-}
-
-int numalloc_thread_set_policy(numalloc_policy_t policy) {
-  if ((int)policy < NUMALLOC_POLICY_LOCAL || policy >= NUMALLOC_POLICY_SYSTEM ||
-      policy == NUMALLOC_POLICY_BIND || na_options.policy == NUMALLOC_POLICY_SYSTEM) {
-    errno = EINVAL;
-    return -1;
-  }
-  return thread_set(policy, na_topology.usable_list[0]);
-}
-
-int numalloc_thread_bind(int node) {
-  if (!na_ensure_init() || !na_node_bit(na_topology.usable, node) ||
-      na_options.policy == NUMALLOC_POLICY_SYSTEM) {
-    errno = EINVAL;
-    return -1;
-  }
-  return thread_set(NUMALLOC_POLICY_BIND, node);
 }

@@ -64,10 +64,7 @@ na_segment_t *na_segment_create_aligned(int arena_index, size_t size, size_t ali
   if (alignment < NA_SEGMENT_SIZE) alignment = NA_SEGMENT_SIZE;
   na_segment_t *segment = na_os_map_aligned(size, alignment);
   if (segment == NULL) return NULL;
-  if (!na_arena_bind(arena_index, segment, size)) {
-    na_os_unmap(segment, size);
-    return NULL;
-  }
+  na_placement_bind(arena_index, segment, size);
   /* With THP "always", one touched block would make a whole 2 MiB page resident: a node's
    * footprint grows until preferred placement spills to another node. Huge pages only when
    * asked for (NUMALLOC_HUGEPAGES=1), or for huge blocks under the system's default. */

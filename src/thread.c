@@ -5,6 +5,7 @@
  * it read a moment ago. */
 #include "internal.h"
 
+#include <errno.h>
 #include <string.h>
 
 #define META_CHUNK (1 * NA_MiB)
@@ -27,7 +28,7 @@ static void *meta_alloc(size_t size, int arena_index) {
     size_t chunk = size > META_CHUNK ? na_align_up(size, NA_PAGE_SIZE) : META_CHUNK;
     char *fresh = na_os_map_aligned(chunk, NA_PAGE_SIZE);
     if (fresh == NULL) return NULL;
-    na_arena_bind(arena_index, fresh, chunk);
+    na_placement_bind(arena_index, fresh, chunk);
     pthread_mutex_lock(&registry_lock);
     meta_cursor[arena_index] = fresh; /* the rest of an old chunk is dropped: a few KiB */
     meta_end[arena_index] = fresh + chunk;
@@ -66,7 +67,7 @@ static na_tld_t *tld_new(void) {
   memset(tld->stats, 0, sizeof tld->stats);
   tld->policy = na_options.policy;
   tld->bound_node = na_topology.usable_list[0];
-  tld->last_cpu = -1;
+  tld->node = na_policy_current_node();
   pthread_mutex_lock(&registry_lock);
   live_link(tld);
   pthread_mutex_unlock(&registry_lock);
@@ -98,6 +99,7 @@ na_heap_t *na_tld_heap_for_arena(struct na_tld_s *tld, int arena_index) {
 }
 
 na_heap_t *na_tld_pick_heap(struct na_tld_s *tld) {
+  tld->node = na_policy_current_node();
   int arena_index = na_policy_arena(tld);
   if (arena_index < 0) return NULL;
   na_heap_t *heap = na_tld_heap_for_arena(tld, arena_index);
@@ -141,4 +143,36 @@ void na_thread_after_fork_child(void) {
   na_tld_t *self = tls_tld;
   live_tlds = NULL;
   if (self != NULL) live_link(self);
+}
+
+/* ---- the per-thread policy API ------------------------------------------------------- */
+
+/* A new policy takes effect at the thread's next allocation: the heap it allocates from is
+ * chosen again. */
+static int thread_set(int policy, int node) {
+  if (!na_ensure_init()) return -1;
+  struct na_tld_s *tld = na_tld_get();
+  if (tld == NULL) return -1;
+  tld->policy = policy;
+  tld->bound_node = node;
+  na_tld_pick_heap(tld);
+  return 0;
+}
+
+int numalloc_thread_set_policy(numalloc_policy_t policy) {
+  if ((int)policy < NUMALLOC_POLICY_LOCAL || policy >= NUMALLOC_POLICY_SYSTEM ||
+      policy == NUMALLOC_POLICY_BIND || na_options.policy == NUMALLOC_POLICY_SYSTEM) {
+    errno = EINVAL;
+    return -1;
+  }
+  return thread_set(policy, na_topology.usable_list[0]);
+}
+
+int numalloc_thread_bind(int node) {
+  if (!na_ensure_init() || !na_node_bit(na_topology.usable, node) ||
+      na_options.policy == NUMALLOC_POLICY_SYSTEM) {
+    errno = EINVAL;
+    return -1;
+  }
+  return thread_set(NUMALLOC_POLICY_BIND, node);
 }

@@ -37,8 +37,7 @@
 #define NA_DIRECT_COUNT   (NA_DIRECT_MAX / 16 + 1)
 /* Large blocks are slice spans inside a segment, up to a whole segment's slices; above that
  * they get a segment of their own. */
-#define NA_LARGE_MAX         ((NA_SLICES_PER_SEGMENT - NA_META_SLICES) * NA_SLICE_SIZE)
-#define NA_ALIGN_MAX_IN_PAGE NA_SLICE_SIZE
+#define NA_LARGE_MAX ((NA_SLICES_PER_SEGMENT - NA_META_SLICES) * NA_SLICE_SIZE)
 
 #define NA_MAX_NODES        64
 #define NA_INTERLEAVE_ARENA NA_MAX_NODES       /* arena index of page-interleaved memory */
@@ -93,10 +92,9 @@ typedef struct __attribute__((aligned(128))) na_page_s {
   uint32_t slice_offset; /* bytes back to the span's descriptor */
   union {
     struct {
-      uint8_t in_full;     /* off the heap's queue because it had no free block */
-      uint8_t has_aligned; /* some block was handed out at an interior aligned address */
-      uint8_t has_purged;  /* free blocks sit unlinked in OS pages given back (purged) */
-      uint8_t unused;
+      uint8_t in_full;    /* off the heap's queue because it had no free block */
+      uint8_t has_purged; /* free blocks sit unlinked in OS pages given back (purged) */
+      uint8_t unused[2];
     } bits;
     uint32_t value; /* zero on the fast free path */
   } flags;
@@ -111,10 +109,10 @@ typedef struct __attribute__((aligned(128))) na_page_s {
   uint32_t reserved;  /* blocks that fit in the page */
   uint32_t installed; /* blocks put on `free` by the last refill (statistics) */
   uint32_t slice_count;
-  uint32_t free_stamp; /* coarse time when a free span was freed, for the purge delay */
-  uint16_t purged;     /* OS pages of a one-slice page given back while blocks lived */
-  uint8_t is_zero;     /* the span's memory is known to be zero (fresh or purged) */
-  uint8_t is_dirty;    /* free span whose pages may be resident */
+  uint32_t free_stamp;   /* coarse time when a free span was freed, for the purge delay */
+  uint16_t purged;       /* OS pages of a one-slice page given back while blocks lived */
+  uint8_t is_zero;       /* the span's memory is known to be zero (fresh or purged) */
+  uint8_t is_dirty;      /* free span whose pages may be resident */
   uint8_t sparse_marked; /* a free left the page sparse in heap pass `sparse_pass` */
   int8_t used_on;        /* first-touch spans: the node of the thread that last used it */
   uint32_t sparse_pass;
@@ -180,7 +178,7 @@ typedef struct na_tld_s {
   int policy;                       /* numalloc_policy_t for this thread */
   int bound_node;
   uint32_t rr_turn;
-  int last_cpu;
+  int node; /* the node of its CPU at its last slow path (statistics: local or remote) */
   struct na_tld_s *next_free; /* pool of exited threads' records */
   na_node_stats_t stats[NA_ARENA_COUNT];
   struct na_tld_s *next_live, *prev_live; /* all live threads, for statistics on read */

@@ -362,8 +362,9 @@ static int scenario_exhaust(const char *fallback, int node, size_t limit) {
 /* ---- every entry point under every policy: small, large and huge blocks ------------------ */
 
 enum { ENTRY_COUNT = 8 };
-static const char *const entry_names[ENTRY_COUNT] = {
-    "malloc", "calloc", "realloc", "posix_memalign", "aligned_alloc", "memalign", "valloc", "pvalloc"};
+static const char *const entry_names[ENTRY_COUNT] = {"malloc",         "calloc",        "realloc",
+                                                     "posix_memalign", "aligned_alloc", "memalign",
+                                                     "valloc",         "pvalloc"};
 
 static void *entry_alloc(int entry, size_t n) {
   void *p = NULL;
@@ -427,7 +428,8 @@ static int scenario_entries(int small_want, int large_want) {
   for (int e = 0; e < ENTRY_COUNT; e++)
     for (size_t i = 0; i < sizeof entry_sizes / sizeof entry_sizes[0]; i++) {
       size_t n = entry_sizes[i];
-      check_entry_block(entry_names[e], n, entry_alloc(e, n), n >= (1 << 20) ? large_want : small_want);
+      check_entry_block(entry_names[e], n, entry_alloc(e, n),
+                        n >= (1 << 20) ? large_want : small_want);
     }
   for (int node = 0; node <= numa_max_node(); node++) {
     if (numa_node_size64(node, NULL) <= 0) continue;

@@ -37,33 +37,38 @@ static na_page_t *span_alloc(size_t slices) {
  * its head, those of a free span describe themselves as free but the last, which points back
  * to the head; no two free spans touch (coalescing is complete), and free_slices adds up. */
 static void check_segment(const na_segment_t *seg) {
-  UNIT_REQUIRE(seg->slices[0].kind == NA_SPAN_META && seg->slices[0].slice_count == NA_META_SLICES,
-               "segment %p header", (void *)seg);
-  size_t i = NA_META_SLICES, free_total = 0;
-  bool previous_free = false;
-  while (i < NA_SLICES_PER_SEGMENT) {
-    const na_page_t *head = &seg->slices[i];
-    size_t count = head->slice_count;
-    UNIT_REQUIRE(head->slice_offset == 0 && count >= 1 && i + count <= NA_SLICES_PER_SEGMENT,
-                 "slice %zu: offset %u count %zu", i, head->slice_offset, count);
-    bool is_free = head->kind == NA_SPAN_FREE;
-    for (size_t j = 1; j < count; j++) {
-      const na_page_t *slice = &seg->slices[i + j];
-      bool free_layout = is_free || head->kind == NA_SPAN_PURGING;
-      bool points_back = !free_layout || j == count - 1;
-      UNIT_REQUIRE(slice->slice_offset == (points_back ? j * sizeof(na_page_t) : 0),
-                   "slice %zu of span at %zu points elsewhere", i + j, i);
-      UNIT_REQUIRE(points_back || (slice->kind == NA_SPAN_FREE && slice->owner == 0),
-                   "slice %zu of free span at %zu is not a free slice", i + j, i);
-    }
-    UNIT_REQUIRE(!(is_free && previous_free), "free spans touch at slice %zu", i);
-    if (is_free) free_total += count;
-    previous_free = is_free;
-    i += count;
-  }
-  UNIT_REQUIRE(free_total == seg->free_slices, "free slices %zu, header says %u", free_total,
-               seg->free_slices);
+  const char *problem = na_check_segment(seg);
+  UNIT_REQUIRE(problem == NULL, "%s", problem);
 }
+
+/* The validators name what is broken: a damaged count, a slice pointing elsewhere, a free
+ * list holding a pointer that is no block of its page. */
+START_TEST(validators_name_what_is_broken) {
+  na_page_t *a = span_alloc(3);
+  na_segment_t *seg = na_segment_of_aligned(a);
+  ck_assert_ptr_null(na_check_segment(seg));
+  seg->free_slices++;
+  ck_assert_ptr_nonnull(strstr(na_check_segment(seg), "free slices"));
+  seg->free_slices--;
+  seg->slices[slice_index(a) + 1].slice_offset = 0;
+  ck_assert_ptr_nonnull(strstr(na_check_segment(seg), "points elsewhere"));
+  seg->slices[slice_index(a) + 1].slice_offset = sizeof(na_page_t);
+  ck_assert_ptr_null(na_check_segment(seg));
+  na_arena_free_span(a);
+
+  void *block = numalloc_malloc(64);
+  na_page_t *page = na_page_of(na_segment_lookup(block), block);
+  ck_assert_ptr_null(na_check_page(page));
+  ck_assert_ptr_null(na_check_heap(page->heap));
+  na_block_t *saved = page->free;
+  page->free = (na_block_t *)((char *)block + 8); /* inside a block */
+  na_block_set_next(page, page->free, NULL);
+  ck_assert_ptr_nonnull(strstr(na_check_page(page), "not a carved block"));
+  ck_assert_ptr_nonnull(na_check_heap(page->heap));
+  page->free = saved;
+  numalloc_free(block);
+}
+END_TEST
 
 START_TEST(spans_split_and_coalesce) {
   ck_assert_uint_eq(na_arena_mapped_bytes(node), 0); /* a fresh process: nothing mapped */
@@ -276,6 +281,26 @@ START_TEST(spans_younger_than_the_delay_stay) {
   numalloc_free(numalloc_malloc(4 * NA_MiB));
   ck_assert_int_eq(unit_resident_pages(p, size), (int)(size / NA_PAGE_SIZE));
   numalloc_free(keep);
+}
+END_TEST
+
+/* NUMALLOC_BACKGROUND=1: the node's purging thread gives the span back; the program's
+ * thread, which freed it and allocates on, makes no such call itself. */
+START_TEST(background_thread_purges_for_the_program) {
+  na_options.background = true;
+  na_options.purge_delay_ms = 20;
+  size_t size = 2 * NA_MiB;
+  char *keep = numalloc_malloc(300 * NA_KiB);
+  char *p = numalloc_malloc(size);
+  memset(p, 1, size);
+  int64_t calls = unit_purge_calls();
+  numalloc_free(p);
+  numalloc_free(numalloc_malloc(4 * NA_MiB)); /* a slow path: starts the node's thread */
+  for (int i = 0; i < 200 && unit_resident_pages(p, size) != 0; i++) usleep(10000);
+  ck_assert_int_eq(unit_resident_pages(p, size), 0);
+  ck_assert_int_eq(unit_purge_calls(), calls);
+  numalloc_free(keep);
+  na_options.background = false;
 }
 END_TEST
 
@@ -569,6 +594,7 @@ int main(int argc, char **argv) {
   Suite *s = suite_create("arena");
   TCase *tc = unit_tcase(s, "spans", 10);
   tcase_add_checked_fixture(tc, setup, NULL);
+  tcase_add_test(tc, validators_name_what_is_broken);
   tcase_add_test(tc, spans_split_and_coalesce);
   tcase_add_test(tc, holes_are_filled_first);
   tcase_add_test(tc, full_segment_grows_the_arena);
@@ -581,6 +607,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, collect_returns_freed_spans);
   tcase_add_test(tc, frees_never_purge_the_next_span_allocation_does);
   tcase_add_test(tc, spans_younger_than_the_delay_stay);
+  tcase_add_test(tc, background_thread_purges_for_the_program);
   tcase_add_test(tc, segment_cache_bounds_empty_segments);
   tcase_add_test(tc, freeing_everything_returns_resident_memory);
   tcase_add_test(tc, purge_races_with_free);

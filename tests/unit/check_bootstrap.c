@@ -9,7 +9,7 @@
 
 START_TEST(allocator_is_started) {
   ck_assert(na_ensure_init());
-  ck_assert_int_eq(atomic_load(&na_init_state), 2);
+  ck_assert_int_eq(atomic_load(&na_init_state), NA_INIT_DONE);
 }
 END_TEST
 

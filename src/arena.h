@@ -1,0 +1,49 @@
+/* arena.h: what the arena's own files share, and nothing else includes: arena.c (segments,
+ * free spans, abandoned pages), purge.c (giving memory back to the OS) and huge.c (blocks
+ * of a segment each). An arena is locked; its lock is never held across a system call. */
+#ifndef NUMALLOC_ARENA_H
+#define NUMALLOC_ARENA_H
+
+#include "internal.h"
+
+#define NA_BIN_COUNT 32 /* free spans binned by size, as size classes of slices */
+
+typedef struct na_arena_s {
+  pthread_mutex_t lock;
+  na_segment_t *segments;
+  na_page_queue_t bins[NA_BIN_COUNT];
+  na_page_t *abandoned[NA_CLASS_COUNT];
+  size_t abandoned_count;
+  size_t empty_segments;
+  _Atomic size_t mapped_bytes;
+  _Atomic size_t peak_mapped_bytes;
+  _Atomic int64_t huge_bytes;
+  uint32_t last_purge_ms;
+} na_arena_t;
+
+na_arena_t *na_arena_at(int index);
+void na_arena_add_mapped(na_arena_t *arena, int64_t bytes);
+
+/* What a free span knows about its memory; merging two spans merges their states. */
+typedef struct na_span_state_s {
+  bool dirty;     /* some page may be resident */
+  bool zero;      /* every page reads as zero */
+  uint32_t stamp; /* when it was freed, for the purge delay */
+  int8_t used_on; /* first-touch spans: the node whose thread last used it, -1 unknown */
+} na_span_state_t;
+
+/* Free spans, with the arena locked. */
+bool na_span_is_free_head(const na_page_t *slice);
+void na_span_bin_remove(na_arena_t *arena, na_page_t *span);
+/* Inserts a free span whose slices are free ones, merging it with free neighbours. */
+void na_span_insert(na_arena_t *arena, na_segment_t *segment, size_t first, size_t count,
+                    na_span_state_t state);
+/* Turns a span handed out (or a page) back into a free span. */
+void na_span_free_locked(na_arena_t *arena, na_page_t *span, uint32_t now);
+bool na_arena_segment_is_empty(const na_segment_t *segment);
+void na_arena_segment_unlink(na_arena_t *arena, na_segment_t *segment);
+
+/* purge.c: pages of exited threads whose blocks all came back become free spans. */
+void na_arena_collect_abandoned_locked(na_arena_t *arena);
+
+#endif /* NUMALLOC_ARENA_H */

@@ -1,0 +1,88 @@
+/* huge.c: blocks above a segment's slices get a segment of their own, mapped for them and
+ * unmapped when they are freed (as glibc does above its mmap threshold); they grow and
+ * shrink with mremap, so the kernel moves page tables instead of bytes. */
+#include "arena.h"
+
+static size_t huge_offset(size_t alignment) {
+  size_t header = NA_META_SLICES * NA_SLICE_SIZE;
+  return alignment > header ? alignment : header;
+}
+
+/* Weighted placement of one huge block, done by the allocator so that it works on kernels
+ * without weighted interleave: 2 MiB stripes bound to the nodes of the schedule, before
+ * anything touches them. */
+static void stripe_weighted(na_segment_t *segment, size_t offset, size_t total,
+                            int (*next_node)(void)) {
+  const size_t stripe = 2 * NA_MiB;
+  for (size_t at = na_align_up(offset, stripe); at < total; at += stripe)
+    na_placement_bind_node((char *)segment + at, stripe, next_node());
+}
+
+void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool *is_zero,
+                          int (*stripe_node)(void)) {
+  size_t offset = huge_offset(alignment);
+  if (size > ((size_t)1 << 46) - offset) return NULL;
+  size_t total = na_align_up(offset + size, NA_SEGMENT_SIZE);
+  na_segment_t *segment = na_segment_create_aligned(arena_index, total, alignment, is_zero);
+  if (segment == NULL) return NULL;
+  na_page_t *page = &segment->slices[NA_META_SLICES];
+  na_segment_set_span(segment, NA_META_SLICES, NA_SLICES_PER_SEGMENT - NA_META_SLICES,
+                      NA_SPAN_HUGE);
+  page->block_size = (uint32_t)(offset >> NA_SLICE_SHIFT);
+  if (stripe_node != NULL) stripe_weighted(segment, offset, total, stripe_node);
+  if (na_placement_is_strict(arena_index) &&
+      !na_placement_commit((char *)segment + offset, na_align_up(size, NA_PAGE_SIZE),
+                           arena_index)) {
+    na_segment_destroy(segment);
+    return NULL;
+  }
+  na_arena_add_mapped(na_arena_at(arena_index), (int64_t)total);
+  na_arena_account_huge(arena_index, (int64_t)(total - offset));
+  return (char *)segment + offset;
+}
+
+void na_arena_free_huge(na_segment_t *segment) {
+  na_arena_t *arena = na_arena_at(segment->arena_index);
+  atomic_fetch_sub_explicit(&arena->mapped_bytes, segment->size, memory_order_relaxed);
+  na_arena_account_huge(
+      segment->arena_index,
+      -(int64_t)(segment->size -
+                 (size_t)segment->slices[NA_META_SLICES].block_size * NA_SLICE_SIZE));
+  na_segment_destroy(segment);
+}
+
+size_t na_huge_usable(const na_segment_t *segment, const void *p) {
+  return segment->size - (size_t)((const char *)p - (const char *)segment);
+}
+
+/* Grows or shrinks without copying: in place when the address space after it is free,
+ * else by moving the pages to a new aligned range (the binding moves with them). */
+void *na_arena_realloc_huge(na_segment_t *segment, void *p, size_t new_size) {
+  size_t offset = (size_t)((char *)p - (char *)segment);
+  if (new_size > ((size_t)1 << 46) - offset) return NULL;
+  size_t old_total = segment->size;
+  size_t total = na_align_up(offset + new_size, NA_SEGMENT_SIZE);
+  if (total == old_total) return p;
+  na_segment_t *moved = NULL;
+  if (total < old_total) {
+    na_os_unmap((char *)segment + total, old_total - total);
+    moved = segment;
+  } else if (na_os_remap(segment, old_total, total, NULL) != NULL) {
+    moved = segment;
+  } else {
+    size_t align = offset & (~offset + 1); /* the block's own alignment survives the move */
+    void *target = na_os_map_aligned(total, align > NA_SEGMENT_SIZE ? align : NA_SEGMENT_SIZE);
+    if (target == NULL) return NULL;
+    moved = na_os_remap(segment, old_total, total, target);
+    if (moved == NULL) {
+      na_os_unmap(target, total);
+      return NULL;
+    }
+  }
+  moved->size = total;
+  na_segment_remapped(segment, old_total, moved);
+  na_arena_t *arena = na_arena_at(moved->arena_index);
+  na_arena_add_mapped(arena, (int64_t)total - (int64_t)old_total);
+  na_arena_account_huge(moved->arena_index, (int64_t)total - (int64_t)old_total);
+  return (char *)moved + offset;
+}

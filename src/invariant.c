@@ -1,0 +1,110 @@
+/* invariant.c: what must hold of a segment, a page and a heap, checked by walking them. Each
+ * validator returns NULL when everything holds, else a sentence naming the first thing that
+ * does not. Builds with NUMALLOC_CHECKS (Debug, stress and fuzz builds) run them at the
+ * allocator's slow points through na_validate, which aborts with that sentence; Release
+ * builds never call them. Unit tests call them directly. */
+#include "internal.h"
+
+#include <stdarg.h>
+
+/* One sentence at a time: what is read next is a crash or a failed test. */
+static char problem[160];
+
+static const char *violated(const char *fmt, ...) {
+  va_list args;
+  va_start(args, fmt);
+  na_format(problem, sizeof problem, fmt, args);
+  va_end(args);
+  return problem;
+}
+#define VIOLATED(...) violated(__VA_ARGS__)
+
+/* Spans tile the segment after its header; inside a free span only the last slice points
+ * back to the head; two free spans never touch (they would have merged, unless one is being
+ * purged); the header's count of free slices is right. The caller holds the arena's lock. */
+const char *na_check_segment(const na_segment_t *segment) {
+  const na_page_t *meta = &segment->slices[0];
+  if (meta->kind != NA_SPAN_META || meta->slice_count != NA_META_SLICES)
+    return VIOLATED("segment %p: header slices damaged", (const void *)segment);
+  size_t i = NA_META_SLICES, free_total = 0;
+  bool previous_free = false;
+  while (i < NA_SLICES_PER_SEGMENT) {
+    const na_page_t *head = &segment->slices[i];
+    size_t count = head->slice_count;
+    if (head->slice_offset != 0 || count == 0 || i + count > NA_SLICES_PER_SEGMENT)
+      return VIOLATED("segment %p: slice %zu is no span head (offset %u, %zu slices)",
+                      (const void *)segment, i, head->slice_offset, count);
+    bool is_free = head->kind == NA_SPAN_FREE;
+    bool free_layout = is_free || head->kind == NA_SPAN_PURGING;
+    for (size_t j = 1; j < count; j++) {
+      const na_page_t *slice = &segment->slices[i + j];
+      bool points_back = !free_layout || j == count - 1;
+      if (slice->slice_offset != (points_back ? j * sizeof(na_page_t) : 0))
+        return VIOLATED("segment %p: slice %zu of the span at %zu points elsewhere",
+                        (const void *)segment, i + j, i);
+      if (!points_back && (slice->kind != NA_SPAN_FREE || slice->owner != 0))
+        return VIOLATED("segment %p: slice %zu inside the free span at %zu is in use",
+                        (const void *)segment, i + j, i);
+    }
+    if (is_free && previous_free)
+      return VIOLATED("segment %p: free spans touch at slice %zu", (const void *)segment, i);
+    if (free_layout) free_total += count; /* a span being purged is still free */
+    previous_free = is_free;
+    i += count;
+  }
+  if (free_total != segment->free_slices)
+    return VIOLATED("segment %p: %zu free slices, the header says %u", (const void *)segment,
+                    free_total, segment->free_slices);
+  return NULL;
+}
+
+/* Blocks on the owner's lists lie inside the carved part of the page, on block boundaries,
+ * once each, and with the blocks in use never exceed what was carved. The owner calls it. */
+const char *na_check_page(const na_page_t *page) {
+  if (page->kind != NA_SPAN_SMALL)
+    return VIOLATED("page %p: not a page of small blocks", na_page_start(page));
+  if (page->used > page->capacity || page->capacity > page->reserved)
+    return VIOLATED("page %p: %u used, %u carved, %u fit", na_page_start(page), page->used,
+                    page->capacity, page->reserved);
+  const char *start = na_page_start(page);
+  const na_block_t *lists[2] = {page->free, page->local_free};
+  uint32_t listed = 0;
+  for (int l = 0; l < 2; l++)
+    for (const na_block_t *b = lists[l]; b != NULL; b = na_block_next(page, b)) {
+      size_t offset = (size_t)((const char *)b - start);
+      if (offset % page->block_size != 0 || offset / page->block_size >= page->capacity)
+        return VIOLATED("page %p: free list holds %p, not a carved block", (const void *)start,
+                        (const void *)b);
+      if (++listed > page->capacity - page->used)
+        return VIOLATED("page %p: more free blocks listed than carved and not in use",
+                        (const void *)start);
+    }
+  return NULL;
+}
+
+/* Every queued page belongs to this heap and its class, sits on the full list exactly when
+ * it says so, and is itself sound; each class's current page is its queue's first. */
+const char *na_check_heap(const na_heap_t *heap) {
+  for (int c = 0; c <= NA_CLASS_COUNT; c++) {
+    const na_page_queue_t *q = c < NA_CLASS_COUNT ? &heap->queues[c] : &heap->full;
+    for (const na_page_t *page = q->first; page != NULL; page = page->next) {
+      if (page->heap != heap)
+        return VIOLATED("page %p: queued in another heap", na_page_start(page));
+      if (c < NA_CLASS_COUNT && page->size_class != c)
+        return VIOLATED("page %p: class %u queued as class %d", na_page_start(page),
+                        page->size_class, c);
+      if ((c == NA_CLASS_COUNT) != (page->flags.bits.in_full != 0))
+        return VIOLATED("page %p: full flag disagrees with its queue", na_page_start(page));
+      const char *bad = na_check_page(page);
+      if (bad != NULL) return bad;
+    }
+    if (c < NA_CLASS_COUNT && q->first != NULL && heap->current[c] != q->first)
+      return VIOLATED("heap %p: class %d allocates from a page that is not its first",
+                      (const void *)heap, c);
+  }
+  return NULL;
+}
+
+void na_validate(const char *problem_found) {
+  if (problem_found != NULL) na_fatal("heap invariant broken: %s", problem_found);
+}

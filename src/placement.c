@@ -1,0 +1,56 @@
+/* placement.c: how fresh memory is put on nodes before anything touches it, the layer just
+ * above the platform: a range is bound to an arena's node (preferred), to every usable node
+ * (interleaved) or left to the kernel's first touch; under NUMALLOC_FALLBACK=none it is also
+ * faulted in and checked page by page, so that a full node fails an allocation instead of
+ * getting the process killed at a later touch. */
+#include "internal.h"
+
+static bool bind_warned[NA_ARENA_COUNT];
+
+void na_placement_bind(int arena_index, void *addr, size_t size) {
+  uint64_t mask[1];
+  na_bind_mode_t mode;
+  if (arena_index == NA_TOUCH_ARENA) return; /* the kernel places it at first touch */
+  if (arena_index == NA_INTERLEAVE_ARENA) {
+    mask[0] = na_topology.usable[0];
+    mode = NA_BIND_INTERLEAVE;
+  } else {
+    mask[0] = (uint64_t)1 << arena_index;
+    mode = NA_BIND_PREFERRED; /* strict placement is checked instead: na_placement_commit */
+  }
+  if (na_os_bind(addr, size, mode, mask, NA_MAX_NODES - 1)) return;
+  if (!na_relaxed_load(&bind_warned[arena_index])) {
+    na_relaxed_store(&bind_warned[arena_index], true);
+    if (na_topology.node_count > 1)
+      na_warning("mbind to node %d refused; its memory follows the kernel's default policy",
+                 arena_index);
+  }
+}
+
+void na_placement_bind_node(void *addr, size_t size, int node) {
+  uint64_t mask[1] = {(uint64_t)1 << node};
+  na_os_bind(addr, size, NA_BIND_PREFERRED, mask, NA_MAX_NODES - 1);
+}
+
+bool na_placement_is_strict(int arena_index) {
+  return na_options.fallback == NA_FALLBACK_NONE && arena_index < NA_MAX_NODES;
+}
+
+/* NUMALLOC_FALLBACK=none without the OOM killer: a strict binding would have the kernel kill
+ * the process when the node is full. So memory is bound "preferred" in every mode, and in
+ * strict mode faulted in now and checked page by page: a page the kernel had to put on
+ * another node means this node is full, and the allocation fails with ENOMEM instead. */
+bool na_placement_commit(void *addr, size_t size, int node) {
+  enum { BATCH = 256 };
+  void *pages[BATCH];
+  int nodes[BATCH];
+  if (!na_os_populate(addr, size)) return false;
+  for (size_t at = 0; at < size;) {
+    size_t n = 0;
+    for (; n < BATCH && at < size; n++, at += NA_PAGE_SIZE) pages[n] = (char *)addr + at;
+    if (!na_os_page_nodes(pages, nodes, n)) return false;
+    for (size_t i = 0; i < n; i++)
+      if (nodes[i] != node) return false;
+  }
+  return true;
+}

@@ -1,0 +1,195 @@
+/* purge.c: giving memory back to the OS, off every free path. A pass, at most once per
+ * NUMALLOC_PURGE_DELAY per arena and started from an allocation slow path (or forced by
+ * numalloc_collect), picks under the lock the free spans that stayed free longer than the
+ * delay and the empty segments beyond the cache, then purges and unmaps them unlocked, in
+ * one batch: memory reused within the delay is never given back, and no free waits on the
+ * kernel. Pages of exited threads whose blocks have all come back become free spans here. */
+#include "arena.h"
+
+#define PURGE_BATCH 64
+
+typedef struct purge_batch_s {
+  na_page_t *spans[PURGE_BATCH];
+  size_t count;
+  na_segment_t *unmap[PURGE_BATCH];
+  size_t unmap_count;
+} purge_batch_t;
+
+/* Picks, under the lock, what to give back: free spans idle longer than the delay, and
+ * empty segments beyond the cache. */
+static void purge_select(na_arena_t *arena, bool force, uint32_t now, purge_batch_t *batch) {
+  for (na_segment_t *s = arena->segments, *next; s != NULL; s = next) {
+    next = s->next;
+    /* empty, and in one piece: no part of it is being purged by another thread */
+    if (!na_arena_segment_is_empty(s) || !na_span_is_free_head(&s->slices[NA_META_SLICES]) ||
+        s->slices[NA_META_SLICES].slice_count != NA_SLICES_PER_SEGMENT - NA_META_SLICES ||
+        batch->unmap_count == PURGE_BATCH)
+      continue;
+    if (!force && arena->empty_segments <= (size_t)na_options.segment_cache) break;
+    if (!force && (uint32_t)(now - s->slices[NA_META_SLICES].free_stamp) <
+                      (uint32_t)na_options.purge_delay_ms)
+      continue; /* emptied less than a delay ago: it may well be filled again */
+    na_span_bin_remove(arena, &s->slices[NA_META_SLICES]);
+    na_arena_segment_unlink(arena, s);
+    na_relaxed_store(&arena->empty_segments, arena->empty_segments - 1);
+    batch->unmap[batch->unmap_count++] = s;
+  }
+  for (int bin = 0; bin < NA_BIN_COUNT; bin++) {
+    for (na_page_t *span = arena->bins[bin].first, *next; span != NULL; span = next) {
+      next = span->next;
+      if (!span->is_dirty || batch->count == PURGE_BATCH) continue;
+      if (!force && (uint32_t)(now - span->free_stamp) < (uint32_t)na_options.purge_delay_ms)
+        continue;
+      na_span_bin_remove(arena, span);
+      span->kind = NA_SPAN_PURGING;
+      batch->spans[batch->count++] = span;
+    }
+  }
+}
+
+static void purge_arena(int arena_index, bool force) {
+  na_arena_t *arena = na_arena_at(arena_index);
+  purge_batch_t batch;
+  do {
+    batch.count = batch.unmap_count = 0;
+    uint32_t now = na_os_clock_ms();
+    pthread_mutex_lock(&arena->lock);
+    na_relaxed_store(&arena->last_purge_ms, now);
+    na_arena_collect_abandoned_locked(arena);
+    purge_select(arena, force, now, &batch);
+    pthread_mutex_unlock(&arena->lock);
+    for (size_t i = 0; i < batch.count; i++) {
+      size_t bytes = batch.spans[i]->slice_count * NA_SLICE_SIZE;
+      na_os_purge(na_page_start(batch.spans[i]), bytes);
+      na_stats_count_purge(arena_index, bytes);
+    }
+    for (size_t i = 0; i < batch.unmap_count; i++) {
+      size_t bytes = batch.unmap[i]->size;
+      atomic_fetch_sub_explicit(&arena->mapped_bytes, bytes, memory_order_relaxed);
+      na_segment_destroy(batch.unmap[i]);
+      na_stats_count_purge(arena_index, bytes);
+    }
+    pthread_mutex_lock(&arena->lock);
+    for (size_t i = 0; i < batch.count; i++) {
+      na_page_t *span = batch.spans[i];
+      na_segment_t *segment = na_segment_of_aligned(span);
+      span->kind = NA_SPAN_FREE;
+      na_span_insert(arena, segment, (size_t)(span - segment->slices), span->slice_count,
+                     (na_span_state_t){.zero = true, .stamp = now, .used_on = -1});
+    }
+    pthread_mutex_unlock(&arena->lock);
+  } while (batch.count == PURGE_BATCH || batch.unmap_count == PURGE_BATCH);
+}
+
+static void background_start(int arena_index);
+
+void na_arena_purge_expired(int arena_index) {
+  if (na_options.background) {
+    background_start(arena_index);
+    return;
+  }
+  na_arena_t *arena = na_arena_at(arena_index);
+  uint32_t now = na_os_clock_ms();
+  uint32_t last = na_relaxed_load(&arena->last_purge_ms);
+  if ((uint32_t)(now - last) >= (uint32_t)na_options.purge_delay_ms)
+    purge_arena(arena_index, false);
+}
+
+void na_arena_collect(bool force) {
+  for (int i = 0; i < NA_ARENA_COUNT; i++)
+    if (na_arena_at(i)->segments != NULL || na_arena_at(i)->abandoned_count != 0)
+      purge_arena(i, force);
+}
+
+/* Abandoned pages whose blocks were all freed by other threads go back as free spans. */
+void na_arena_collect_abandoned_locked(na_arena_t *arena) {
+  uint32_t now = na_os_clock_ms();
+  for (int c = 0; c < NA_CLASS_COUNT; c++) {
+    na_page_t **link = &arena->abandoned[c];
+    while (*link != NULL) {
+      na_page_t *page = *link;
+      na_page_collect_remote(page);
+      if (page->used == 0) {
+        na_relaxed_store(link, page->next); /* adopt_page peeks at the list head */
+        arena->abandoned_count--;
+        page->kind = NA_SPAN_LARGE;
+        na_span_free_locked(arena, page, now);
+      } else {
+        link = &page->next;
+      }
+    }
+  }
+}
+
+/* ---- first touch -------------------------------------------------------------------------
+ * Spans of the first-touch arena are not bound: the kernel puts each page on the node of the
+ * thread that touches it first. A span that comes back resident keeps its pages where its
+ * last user touched them, so a thread of another node gets it given back first, to be
+ * placed anew by its own first touch: the correction costs a refault only when a span
+ * changes node. */
+void na_arena_place_by_use(na_page_t *span, int node) {
+  if (span->is_dirty && span->used_on != node) {
+    size_t bytes = (size_t)span->slice_count << NA_SLICE_SHIFT;
+    na_os_purge(na_page_start(span), bytes);
+    na_stats_count_purge(NA_TOUCH_ARENA, bytes);
+    span->is_zero = true;
+  }
+  span->is_dirty = false;
+  span->used_on = (int8_t)node;
+}
+
+/* ---- NUMALLOC_BACKGROUND=1: one purging thread per node ------------------------------------
+ * Low-latency programs ask that none of their threads ever waits on the kernel for memory
+ * it gives back. Each node's thread runs on that node's CPUs (a memory-only node's on its
+ * nearest node with CPUs), wakes twice per purge delay and runs its arena's pass; the first
+ * usable node's thread also serves the interleaved and first-touch arenas. Sparse pages are
+ * not purged then: their free lists belong to their threads. Threads start lazily, at the
+ * first slow path that would have purged, and again in a forked child. */
+static _Atomic bool background_running[NA_MAX_NODES];
+
+static int node_with_cpus_nearest(int node) {
+  if (na_node_bit(na_topology.has_cpus, node)) return node;
+  int best = -1;
+  for (int n = 0; n < na_topology.node_count; n++)
+    if (na_node_bit(na_topology.has_cpus, n) &&
+        (best < 0 || na_topology.distance[node][n] < na_topology.distance[node][best]))
+      best = n;
+  return best;
+}
+
+static void pin_near(int node) {
+  enum { WORDS = sizeof na_topology.cpu_node / sizeof na_topology.cpu_node[0] / 64 };
+  uint64_t cpus[WORDS] = {0};
+  int target = node_with_cpus_nearest(node);
+  for (int c = 0; c < WORDS * 64; c++)
+    if (target >= 0 && na_topology_cpu_node(c) == target) cpus[c / 64] |= (uint64_t)1 << (c % 64);
+  na_os_pin_to_cpus(cpus, WORDS); /* refused (a cpuset without them): it runs anywhere */
+}
+
+static void *background_main(void *arg) {
+  int node = (int)(intptr_t)arg;
+  bool serves_shared = node == na_topology.usable_list[0];
+  for (;;) {
+    pin_near(node); /* again each time: cpusets change under running programs */
+    uint32_t delay = (uint32_t)na_options.purge_delay_ms;
+    na_os_sleep_ms(delay / 2 > 0 ? delay / 2 : 1);
+    purge_arena(node, false);
+    if (serves_shared) {
+      purge_arena(NA_INTERLEAVE_ARENA, false);
+      purge_arena(NA_TOUCH_ARENA, false);
+    }
+  }
+  return NULL;
+}
+
+static void background_start(int arena_index) {
+  int node = arena_index < NA_MAX_NODES ? arena_index : na_topology.usable_list[0];
+  if (na_relaxed_load(&background_running[node])) return;
+  if (atomic_exchange(&background_running[node], true)) return;
+  if (!na_os_thread_start(background_main, (void *)(intptr_t)node))
+    atomic_store(&background_running[node], false); /* tried again at a later slow path */
+}
+
+void na_purge_after_fork_child(void) {
+  for (int n = 0; n < NA_MAX_NODES; n++) atomic_store(&background_running[n], false);
+}
