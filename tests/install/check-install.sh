@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # check-install.sh BUILD_DIR: installs the build into a scratch folder (cmake --install
 # --prefix) and checks what a user gets: the shared library and its links, the header, the
-# command and numalloc.pc, and no static archive. A program built with the flags
+# command, its manual pages and numalloc.pc, and no static archive. A program built with the flags
 # `pkg-config numalloc` gives, against the installed copy only, must run with numalloc as its
 # allocator, and the command must find the installed library.
 set -uo pipefail
@@ -26,7 +26,7 @@ pcdir=$(dirname "$(grep -m1 '/pkgconfig/numalloc.pc$' "$work/files")")
 libdir=$prefix/${pcdir#./}/..
 libdir=$(cd "$libdir" && pwd)
 for f in "$libdir/libnumapreload.so" "$libdir/libnumapreload.so.0" "$prefix/include/numalloc.h" \
-  "$prefix/bin/numalloc"; do
+  "$prefix/bin/numalloc" "$prefix/share/man/man1/numalloc.1.gz" "$prefix/share/man/man3/numalloc.3.gz"; do
   [ -e "$f" ] || fail "${f#"$prefix"/} was not installed"
 done
 [ -L "$libdir/libnumapreload.so" ] || fail "libnumapreload.so is not a link to the versioned file"
