@@ -24,6 +24,4 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # A shlibs file, and the ldconfig trigger that makes LD_PRELOAD=libnumapreload.so resolve.
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
-# `numalloc topology` prints numactl's view.
-set(CPACK_DEBIAN_PACKAGE_RECOMMENDS numactl)
 include(CPack)

@@ -69,5 +69,8 @@ out=$("$prefix/bin/numalloc" run -- printenv LD_PRELOAD 2>&1) || fail "numalloc 
 case $out in "$libdir/libnumapreload.so"*) echo "numalloc run preloads $out" ;;
   *) fail "numalloc run preloaded '$out', not the installed library" ;; esac
 
+out=$("$prefix/bin/numalloc" topology 2>&1) || fail "numalloc topology: $out"
+case $out in "numalloc's view: "*) echo "${out%%$'\n'*}" ;; *) fail "numalloc topology: $out" ;; esac
+
 [ $failed -eq 0 ] && echo "install: ok"
 exit $failed

@@ -39,6 +39,11 @@ subprocess.run(["numalloc", "maps", str(os.getpid())], check=True)' >"$work/run.
 cat "$work/run.log"
 grep -q "^numalloc memory:" "$work/run.log" || fail "numalloc maps showed no numalloc memory"
 
+step "numalloc topology"
+numalloc topology >"$work/topology" 2>&1 || fail "numalloc topology"
+cat "$work/topology"
+grep -q "^numalloc's view: " "$work/topology" || fail "numalloc topology printed no view"
+
 step "pkg-config --cflags --libs numalloc, and a program built with it"
 flags=$(pkg-config --cflags --libs numalloc) || fail "pkg-config numalloc"
 echo "$flags"
