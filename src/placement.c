@@ -10,7 +10,14 @@ static bool bind_warned[NA_ARENA_COUNT];
 void na_placement_bind(int arena_index, void *addr, size_t size) {
   uint64_t mask[1];
   na_bind_mode_t mode;
-  if (arena_index == NA_TOUCH_ARENA) return; /* the kernel places it at first touch */
+  if (arena_index == NA_TOUCH_ARENA) {
+    /* First touch, as the default policy would place it, but said explicitly: it overrides a
+     * process policy as every arena's binding does, and numa_maps shows it as "local", so
+     * `numalloc maps` can tell numalloc's mappings from the rest. Refused, it is the same. */
+    uint64_t none[1] = {0};
+    na_os_bind(addr, size, NA_BIND_LOCAL, none, NA_MAX_NODES - 1);
+    return;
+  }
   if (arena_index == NA_INTERLEAVE_ARENA) {
     mask[0] = na_topology.usable[0];
     mode = NA_BIND_INTERLEAVE;

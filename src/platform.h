@@ -11,9 +11,10 @@
 
 /* Memory policy modes for na_os_bind, as the kernel numbers them. */
 typedef enum na_bind_mode_e {
-  NA_BIND_PREFERRED = 1, /* the node first, the nearest others when it is full */
-  NA_BIND_STRICT = 2,    /* the node only */
-  NA_BIND_INTERLEAVE = 3 /* page by page over a node set */
+  NA_BIND_PREFERRED = 1,  /* the node first, the nearest others when it is full */
+  NA_BIND_STRICT = 2,     /* the node only */
+  NA_BIND_INTERLEAVE = 3, /* page by page over a node set */
+  NA_BIND_LOCAL = 4       /* the node of the CPU that touches it first; no node set */
 } na_bind_mode_t;
 
 /* Maps `size` bytes aligned to `alignment` (a power of two, at least a page), read-write,
