@@ -58,7 +58,7 @@ static void start(void) {
     na_options_print();
     print_topology();
   }
-  if (na_options.stats != 0) {
+  if (na_options.stats != NA_STATS_OFF) {
     na_stats_init();
     atexit(na_stats_at_exit);
   }

@@ -38,6 +38,16 @@ typedef enum na_fallback_e {
   NA_FALLBACK_NONE,
 } na_fallback_t;
 
+typedef enum na_stats_mode_e {
+  NA_STATS_OFF = 0,
+  NA_STATS_TEXT,
+  NA_STATS_JSON,
+} na_stats_mode_t;
+
+#define NA_LARGE_POLICY_AS_POLICY (-1)    /* NUMALLOC_LARGE_POLICY unset */
+#define NA_PURGE_DELAY_MAX_MS     3600000 /* an hour */
+#define NA_SEGMENT_CACHE_MAX      1024
+
 typedef struct na_options_s {
   int policy; /* numalloc_policy_t */
   na_fallback_t fallback;
@@ -48,19 +58,23 @@ typedef struct na_options_s {
   long segment_cache;  /* empty segments kept per node */
   bool purge_sparse;   /* mostly empty pages give back the OS pages their free blocks leave */
   bool verbose;
-  int stats; /* 0 off, 1 text, 2 json */
+  na_stats_mode_t stats;
   const char *stats_file;
   bool hugepages;
   bool verify;
   bool background; /* purge passes in one thread per node, never in application threads */
   uint8_t weights[NA_MAX_NODES]; /* NUMALLOC_POLICY=weighted:0=3,1=1 */
-  int large_policy;              /* -1: as NUMALLOC_POLICY */
+  int large_policy;              /* or NA_LARGE_POLICY_AS_POLICY */
   long large_threshold;          /* bytes; NUMALLOC_LARGE_POLICY applies from here */
 } na_options_t;
 
 extern na_options_t na_options;
 void na_options_init(void);
 void na_options_print(void);
+/* The table, for tests: option i's name and default text (NULL when the default is "not
+ * set"); false past the last option. */
+size_t na_option_count(void);
+bool na_option_default(size_t i, const char **name, const char **default_text);
 /* Parsers, exposed for tests and fuzzing: true when `text` is valid. */
 bool na_parse_policy(const char *text, int *out);
 bool na_parse_fallback(const char *text, na_fallback_t *out);

@@ -6,16 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-na_options_t na_options = {
-    .policy = NUMALLOC_POLICY_LOCAL,
-    .fallback = NA_FALLBACK_NEAREST,
-    .nodes_mask = {~(uint64_t)0},
-    .purge_delay_ms = 1000,
-    .segment_cache = 2,
-    .purge_sparse = true,
-    .large_policy = -1,
-    .large_threshold = 1024 * 1024,
-};
+/* Filled by na_options_init from the table below: the defaults are written there only. */
+na_options_t na_options;
 
 /* "0=3,1=1": a weight from 1 to 100 for each listed node; the others get none. */
 bool na_parse_weights(const char *text, uint8_t *weights, int max_node) {
@@ -145,44 +137,52 @@ bool na_parse_size(const char *text, long *out) {
   return true;
 }
 
-static bool parse_stats(const char *text, int *out) {
+static bool parse_stats(const char *text, na_stats_mode_t *out) {
   bool on;
   if (strcmp(text, "json") == 0)
-    *out = 2;
+    *out = NA_STATS_JSON;
   else if (strcmp(text, "text") == 0)
-    *out = 1;
+    *out = NA_STATS_TEXT;
   else if (na_parse_bool(text, &on))
-    *out = on ? 1 : 0;
+    *out = on ? NA_STATS_TEXT : NA_STATS_OFF;
   else
     return false;
   return true;
 }
 
+/* One setting: its default is written here only. na_options_init applies `default_text`
+ * through the option's own `apply`, as if the environment had said it, then the environment.
+ * A default that no value spells ("as NUMALLOC_POLICY", "all", "stderr") is `unset`: apply
+ * gets NULL and puts the field back to "not set"; default_text only names it. */
 typedef struct option_s {
   const char *name; /* NUMALLOC_<name> */
   const char *default_text;
+  bool unset;
+  bool (*apply)(const char *text); /* false: refused, the default stays */
   const char *description;
-  bool (*apply)(const char *text); /* false: keep the default */
 } option_t;
 
 static bool apply_policy(const char *t) { return na_parse_policy(t, &na_options.policy); }
 static bool apply_fallback(const char *t) { return na_parse_fallback(t, &na_options.fallback); }
 static bool apply_nodes(const char *t) {
-  na_options.nodes_set = na_parse_node_list(t, na_options.nodes_mask, NA_MAX_NODES - 1);
+  uint64_t mask = ~(uint64_t)0;
+  if (t != NULL && !na_parse_node_list(t, &mask, NA_MAX_NODES - 1)) return false;
+  na_options.nodes_mask[0] = mask;
+  na_options.nodes_set = t != NULL;
   na_options.nodes_text = t;
-  return na_options.nodes_set;
+  return true;
 }
 static bool apply_purge_delay(const char *t) {
-  return na_parse_long(t, 0, 3600000, &na_options.purge_delay_ms);
+  return na_parse_long(t, 0, NA_PURGE_DELAY_MAX_MS, &na_options.purge_delay_ms);
 }
 static bool apply_segment_cache(const char *t) {
-  return na_parse_long(t, 0, 1024, &na_options.segment_cache);
+  return na_parse_long(t, 0, NA_SEGMENT_CACHE_MAX, &na_options.segment_cache);
 }
 static bool apply_purge_sparse(const char *t) { return na_parse_bool(t, &na_options.purge_sparse); }
 static bool apply_verbose(const char *t) { return na_parse_bool(t, &na_options.verbose); }
 static bool apply_stats(const char *t) { return parse_stats(t, &na_options.stats); }
 static bool apply_stats_file(const char *t) {
-  if (*t == '\0') return false;
+  if (t != NULL && *t == '\0') return false;
   na_options.stats_file = t;
   return true;
 }
@@ -190,9 +190,9 @@ static bool apply_hugepages(const char *t) { return na_parse_bool(t, &na_options
 static bool apply_verify(const char *t) { return na_parse_bool(t, &na_options.verify); }
 static bool apply_background(const char *t) { return na_parse_bool(t, &na_options.background); }
 static bool apply_large_policy(const char *t) {
-  int policy;
-  if (strncmp(t, "weighted", 8) == 0 || !na_parse_policy(t, &policy) ||
-      policy == NUMALLOC_POLICY_SYSTEM)
+  int policy = NA_LARGE_POLICY_AS_POLICY;
+  if (t != NULL && (strncmp(t, "weighted", 8) == 0 || !na_parse_policy(t, &policy) ||
+                    policy == NUMALLOC_POLICY_SYSTEM))
     return false;
   na_options.large_policy = policy;
   return true;
@@ -207,33 +207,71 @@ static bool apply_large_threshold(const char *t) {
 }
 
 static const option_t option_table[] = {
-    {"POLICY", "local", "where memory goes: local, interleave, rr, weighted:N=W,... or system",
-     apply_policy},
-    {"LARGE_POLICY", "as NUMALLOC_POLICY",
-     "policy for blocks from NUMALLOC_LARGE_THRESHOLD up: local, interleave or rr",
-     apply_large_policy},
-    {"LARGE_THRESHOLD", "1M", "size from which NUMALLOC_LARGE_POLICY applies, 256K or more",
-     apply_large_threshold},
-    {"FALLBACK", "nearest", "when a node is full: nearest, any or none (fail)", apply_fallback},
-    {"NODES", "all", "the nodes any policy may use, e.g. 0,2-3", apply_nodes},
-    {"PURGE_DELAY", "1000",
-     "milliseconds free memory stays unused before it goes back to the OS (in passes)",
-     apply_purge_delay},
-    {"SEGMENT_CACHE", "2", "empty 32 MiB segments kept mapped per node", apply_segment_cache},
-    {"PURGE_SPARSE", "1",
-     "1: a page left a quarter full gives back the OS pages its free blocks leave empty; 0: never",
-     apply_purge_sparse},
-    {"VERBOSE", "0", "print the options and the topology at start", apply_verbose},
-    {"STATS", "0", "print statistics at exit: 1 (text) or json", apply_stats},
-    {"STATS_FILE", "stderr", "write statistics there instead (%p: the pid)", apply_stats_file},
-    {"HUGEPAGES", "0", "1: transparent huge pages for all memory; 0: only for huge blocks",
-     apply_hugepages},
-    {"VERIFY", "0", "check with move_pages where sampled pages really are (statistics)",
-     apply_verify},
-    {"BACKGROUND", "0",
-     "1: free memory goes back to the OS from one thread per node, never from the program's",
-     apply_background},
+    {.name = "POLICY",
+     .default_text = "local",
+     .apply = apply_policy,
+     .description = "where memory goes: local, interleave, rr, weighted:N=W,... or system"},
+    {.name = "LARGE_POLICY",
+     .default_text = "as NUMALLOC_POLICY",
+     .unset = true,
+     .apply = apply_large_policy,
+     .description = "policy for blocks from NUMALLOC_LARGE_THRESHOLD up: local, interleave or rr"},
+    {.name = "LARGE_THRESHOLD",
+     .default_text = "1M",
+     .apply = apply_large_threshold,
+     .description = "size from which NUMALLOC_LARGE_POLICY applies, 256K or more"},
+    {.name = "FALLBACK",
+     .default_text = "nearest",
+     .apply = apply_fallback,
+     .description = "when a node is full: nearest, any or none (fail)"},
+    {.name = "NODES",
+     .default_text = "all",
+     .unset = true,
+     .apply = apply_nodes,
+     .description = "the nodes any policy may use, e.g. 0,2-3"},
+    {.name = "PURGE_DELAY",
+     .default_text = "1000",
+     .apply = apply_purge_delay,
+     .description =
+         "milliseconds free memory stays unused before it goes back to the OS (in passes)"},
+    {.name = "SEGMENT_CACHE",
+     .default_text = "2",
+     .apply = apply_segment_cache,
+     .description = "empty 32 MiB segments kept mapped per node"},
+    {.name = "PURGE_SPARSE",
+     .default_text = "1",
+     .apply = apply_purge_sparse,
+     .description = "1: a page left a quarter full gives back the OS pages its free blocks leave "
+                    "empty; 0: never"},
+    {.name = "VERBOSE",
+     .default_text = "0",
+     .apply = apply_verbose,
+     .description = "print the options and the topology at start"},
+    {.name = "STATS",
+     .default_text = "0",
+     .apply = apply_stats,
+     .description = "print statistics at exit: 1 (text) or json"},
+    {.name = "STATS_FILE",
+     .default_text = "stderr",
+     .unset = true,
+     .apply = apply_stats_file,
+     .description = "write statistics there instead (%p: the pid)"},
+    {.name = "HUGEPAGES",
+     .default_text = "0",
+     .apply = apply_hugepages,
+     .description = "1: transparent huge pages for all memory; 0: only for huge blocks"},
+    {.name = "VERIFY",
+     .default_text = "0",
+     .apply = apply_verify,
+     .description = "check with move_pages where sampled pages really are (statistics)"},
+    {.name = "BACKGROUND",
+     .default_text = "0",
+     .apply = apply_background,
+     .description =
+         "1: free memory goes back to the OS from one thread per node, never from the program's"},
 };
+
+#define OPTION_COUNT (sizeof option_table / sizeof option_table[0])
 
 /* "NUMALLOC_" + the option's name. */
 static const char *env_name(const option_t *o, char *buf, size_t size) {
@@ -241,12 +279,18 @@ static const char *env_name(const option_t *o, char *buf, size_t size) {
   return buf;
 }
 
-#define OPTION_COUNT (sizeof option_table / sizeof option_table[0])
-
 /* Settings that were refused: NUMALLOC_VERBOSE shows the default in effect, not them. */
 static bool option_rejected[OPTION_COUNT];
 
+static void apply_default(const option_t *o) {
+  bool accepted = o->apply(o->unset ? NULL : o->default_text);
+  na_assert(accepted); /* a default its own parser refuses: the table is wrong */
+  (void)accepted;
+}
+
 void na_options_init(void) {
+  na_options = (na_options_t){0};
+  for (size_t i = 0; i < OPTION_COUNT; i++) apply_default(&option_table[i]);
   char name[64];
   for (size_t i = 0; i < OPTION_COUNT; i++) {
     const option_t *o = &option_table[i];
@@ -269,4 +313,13 @@ void na_options_print(void) {
     else
       na_info("option %s=%s (%s)", name, value, o->description);
   }
+}
+
+size_t na_option_count(void) { return OPTION_COUNT; }
+
+bool na_option_default(size_t i, const char **name, const char **default_text) {
+  if (i >= OPTION_COUNT) return false;
+  *name = option_table[i].name;
+  *default_text = option_table[i].unset ? NULL : option_table[i].default_text;
+  return true;
 }

@@ -61,16 +61,16 @@ bool na_policy_is_weighted(void) { return na_options.policy == NUMALLOC_POLICY_W
  * is often not the one that uses it, and the kernel's first touch places it where it is
  * used. Small blocks stay bound to the allocating thread's node. */
 static bool large_by_first_touch(const struct na_tld_s *tld, size_t size) {
-  return na_options.large_policy < 0 && tld->policy == NUMALLOC_POLICY_LOCAL &&
-         na_options.fallback != NA_FALLBACK_NONE && size > NA_SMALL_MAX &&
-         na_topology.usable_count > 1 && !na_options.nodes_set; /* the kernel would not keep to
-                                                                    NUMALLOC_NODES */
+  return na_options.large_policy == NA_LARGE_POLICY_AS_POLICY &&
+         tld->policy == NUMALLOC_POLICY_LOCAL && na_options.fallback != NA_FALLBACK_NONE &&
+         size > NA_SMALL_MAX && na_topology.usable_count > 1 &&
+         !na_options.nodes_set; /* the kernel would not keep to NUMALLOC_NODES */
 }
 
 int na_policy_large_arena(struct na_tld_s *tld, size_t size, int arena_index) {
   if (size < (size_t)na_options.large_threshold) return arena_index;
   if (large_by_first_touch(tld, size)) return NA_TOUCH_ARENA;
-  if (na_options.large_policy < 0) return arena_index;
+  if (na_options.large_policy == NA_LARGE_POLICY_AS_POLICY) return arena_index;
   int saved = tld->policy;
   tld->policy = na_options.large_policy;
   int arena = na_policy_arena(tld);

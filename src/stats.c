@@ -238,7 +238,7 @@ void na_stats_at_exit(void) {
       return;
     }
   }
-  numalloc_stats_print(out, na_options.stats == 2 ? "json" : "text");
+  numalloc_stats_print(out, na_options.stats == NA_STATS_JSON ? "json" : "text");
   if (out != stderr) fclose(out);
 }
 

@@ -152,12 +152,79 @@ START_TEST(defaults) {
   ck_assert_int_eq(na_options.segment_cache, 2);
   ck_assert(na_options.purge_sparse);
   ck_assert(!na_options.verbose);
-  ck_assert_int_eq(na_options.stats, 0);
+  ck_assert_int_eq(na_options.stats, NA_STATS_OFF);
   ck_assert_ptr_null(na_options.stats_file);
   ck_assert(!na_options.hugepages);
-  ck_assert_int_eq(na_options.large_policy, -1);
+  ck_assert_int_eq(na_options.large_policy, NA_LARGE_POLICY_AS_POLICY);
   ck_assert_int_eq(na_options.large_threshold, 1024 * 1024);
   ck_assert_int_eq(numalloc_policy(), NUMALLOC_POLICY_LOCAL);
+}
+END_TEST
+
+/* The field that differs between two option sets, or NULL. */
+static const char *options_differ(const na_options_t *a, const na_options_t *b) {
+  if (a->policy != b->policy) return "policy";
+  if (a->fallback != b->fallback) return "fallback";
+  if (a->nodes_mask[0] != b->nodes_mask[0]) return "nodes_mask";
+  if (a->nodes_set != b->nodes_set) return "nodes_set";
+  if (a->nodes_text != b->nodes_text) return "nodes_text";
+  if (a->purge_delay_ms != b->purge_delay_ms) return "purge_delay_ms";
+  if (a->segment_cache != b->segment_cache) return "segment_cache";
+  if (a->purge_sparse != b->purge_sparse) return "purge_sparse";
+  if (a->verbose != b->verbose) return "verbose";
+  if (a->stats != b->stats) return "stats";
+  if (a->stats_file != b->stats_file) return "stats_file";
+  if (a->hugepages != b->hugepages) return "hugepages";
+  if (a->verify != b->verify) return "verify";
+  if (a->background != b->background) return "background";
+  if (memcmp(a->weights, b->weights, sizeof a->weights) != 0) return "weights";
+  if (a->large_policy != b->large_policy) return "large_policy";
+  if (a->large_threshold != b->large_threshold) return "large_threshold";
+  return NULL;
+}
+
+/* The struct after start is what the table's defaults say: each default text, given as the
+ * variable's value, is accepted without a word and changes no field; the defaults that no
+ * value spells are exactly the three "not set" states. */
+START_TEST(defaults_are_the_tables) {
+  const na_options_t started = na_options;
+  size_t count = na_option_count(), unset = 0;
+  ck_assert_uint_ge(count, 14);
+  for (size_t i = 0; i < count; i++) {
+    const char *name, *text;
+    ck_assert(na_option_default(i, &name, &text));
+    if (text == NULL) {
+      unset++;
+      continue;
+    }
+    char variable[64];
+    snprintf(variable, sizeof variable, "NUMALLOC_%s", name);
+    setenv(variable, text, 1);
+    unit_capture_start();
+    na_options_init();
+    const char *err = unit_capture_stop();
+    ck_assert_msg(err[0] == '\0', "%s=%s (its default) warned: %s", variable, text, err);
+    const char *field = options_differ(&na_options, &started);
+    ck_assert_msg(field == NULL, "%s=%s (its default) changed %s", variable, text, field);
+    unsetenv(variable);
+  }
+  const char *name, *text;
+  ck_assert(!na_option_default(count, &name, &text));
+  ck_assert_uint_eq(unset, 3);
+  ck_assert_int_eq(started.large_policy, NA_LARGE_POLICY_AS_POLICY);
+  ck_assert(!started.nodes_set && started.nodes_text == NULL);
+  ck_assert_uint_eq(started.nodes_mask[0], ~(uint64_t)0);
+  ck_assert_ptr_null(started.stats_file);
+  /* A setting from an earlier start does not survive a start without it. */
+  setenv("NUMALLOC_POLICY", "weighted:0=3", 1);
+  setenv("NUMALLOC_NODES", "0", 1);
+  na_options_init();
+  ck_assert_int_eq(na_options.policy, NUMALLOC_POLICY_WEIGHTED);
+  unsetenv("NUMALLOC_POLICY");
+  unsetenv("NUMALLOC_NODES");
+  na_options_init();
+  const char *field = options_differ(&na_options, &started);
+  ck_assert_msg(field == NULL, "%s kept from the earlier start", field);
 }
 END_TEST
 
@@ -186,7 +253,7 @@ START_TEST(environment_is_applied) {
   ck_assert_int_eq(na_options.segment_cache, 0);
   ck_assert(!na_options.purge_sparse);
   ck_assert(na_options.verbose);
-  ck_assert_int_eq(na_options.stats, 2);
+  ck_assert_int_eq(na_options.stats, NA_STATS_JSON);
   ck_assert_str_eq(na_options.stats_file, "/tmp/numalloc-%p.json");
   ck_assert(na_options.hugepages);
   ck_assert_int_eq(na_options.large_policy, NUMALLOC_POLICY_RR);
@@ -194,16 +261,16 @@ START_TEST(environment_is_applied) {
 
   setenv("NUMALLOC_STATS", "1", 1);
   na_options_init();
-  ck_assert_int_eq(na_options.stats, 1);
+  ck_assert_int_eq(na_options.stats, NA_STATS_TEXT);
   setenv("NUMALLOC_STATS", "off", 1);
   na_options_init();
-  ck_assert_int_eq(na_options.stats, 0);
+  ck_assert_int_eq(na_options.stats, NA_STATS_OFF);
   setenv("NUMALLOC_STATS", "text", 1);
   na_options_init();
-  ck_assert_int_eq(na_options.stats, 1);
+  ck_assert_int_eq(na_options.stats, NA_STATS_TEXT);
   setenv("NUMALLOC_STATS", "no", 1);
   na_options_init();
-  ck_assert_int_eq(na_options.stats, 0);
+  ck_assert_int_eq(na_options.stats, NA_STATS_OFF);
 }
 END_TEST
 
@@ -264,25 +331,35 @@ START_TEST(empty_stats_file_keeps_default) {
 }
 END_TEST
 
+/* One line per option of the table, with the value in effect or the table's default. */
 START_TEST(print_lists_every_option) {
   setenv("NUMALLOC_PURGE_DELAY", "123", 1);
   unit_capture_start();
   na_options_print();
   const char *out = unit_capture_stop();
-  const char *names[] = {"POLICY", "LARGE_POLICY", "LARGE_THRESHOLD", "FALLBACK",
-                         "NODES",  "PURGE_DELAY",  "SEGMENT_CACHE",   "VERBOSE",
-                         "STATS",  "STATS_FILE",   "HUGEPAGES"};
+  size_t count = na_option_count();
+  for (size_t i = 0; i < count; i++) {
+    const char *name, *text;
+    ck_assert(na_option_default(i, &name, &text));
+    char needle[64];
+    snprintf(needle, sizeof needle, "option NUMALLOC_%s=", name);
+    ck_assert_msg(unit_count_lines_with(out, needle) == 1, "%s: %s", needle, out);
+  }
+  const char *names[] = {"POLICY",      "LARGE_POLICY",  "LARGE_THRESHOLD", "FALLBACK",  "NODES",
+                         "PURGE_DELAY", "SEGMENT_CACHE", "PURGE_SPARSE",    "VERBOSE",   "STATS",
+                         "STATS_FILE",  "HUGEPAGES",     "VERIFY",          "BACKGROUND"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     char needle[64];
     snprintf(needle, sizeof needle, "option NUMALLOC_%s=", names[i]);
     ck_assert_msg(unit_count_lines_with(out, needle) == 1, "%s: %s", needle, out);
   }
-  int lines = unit_count_lines_with(out, "\n") + 0;
-  (void)lines;
+  ck_assert_int_eq(unit_count_lines_with(out, "numalloc: option NUMALLOC_"), (int)count);
   ck_assert_int_eq(unit_count_lines_with(out, "numalloc: option NUMALLOC_"),
                    unit_count_lines_with(out, ""));
   ck_assert_int_eq(unit_count_lines_with(out, "NUMALLOC_PURGE_DELAY=123 "), 1);
   ck_assert_int_eq(unit_count_lines_with(out, "NUMALLOC_POLICY=local "), 1);
+  ck_assert_int_eq(unit_count_lines_with(out, "NUMALLOC_NODES=all "), 1);
+  ck_assert_int_eq(unit_count_lines_with(out, "NUMALLOC_LARGE_POLICY=as NUMALLOC_POLICY "), 1);
 }
 END_TEST
 
@@ -299,6 +376,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, sizes);
   tc = unit_tcase(s, "environment", 10);
   tcase_add_test(tc, defaults);
+  tcase_add_test(tc, defaults_are_the_tables);
   tcase_add_test(tc, environment_is_applied);
   tcase_add_loop_test(tc, bad_value_warns_once_and_keeps_default, 0,
                       (int)(sizeof bad_values / sizeof bad_values[0]));
