@@ -17,7 +17,7 @@ static void *alloc_system(size_t size, size_t alignment, bool zero) {
     errno = ENOMEM;
     return NULL;
   }
-  if (alignment <= 16) return zero ? na_system.calloc(1, size) : na_system.malloc(size);
+  if (alignment <= NA_MIN_ALIGN) return zero ? na_system.calloc(1, size) : na_system.malloc(size);
   void *p = NULL;
   int rc = na_system.posix_memalign(&p, alignment, size);
   if (rc != 0) {
@@ -45,7 +45,7 @@ static void *account_large(void *p, int arena_index, int actual, size_t size) {
 }
 
 void *na_alloc_large(int arena_index, size_t size, size_t alignment, bool zero) {
-  if (size > NA_SIZE_MAX || alignment > ((size_t)1 << 40) || size + alignment > NA_SIZE_MAX) {
+  if (size > NA_SIZE_MAX || alignment > NA_ALIGNMENT_MAX || size + alignment > NA_SIZE_MAX) {
     errno = ENOMEM;
     return NULL;
   }
@@ -72,7 +72,8 @@ void *na_alloc_large(int arena_index, size_t size, size_t alignment, bool zero) 
   }
   if (actual == NA_TOUCH_ARENA) na_arena_place_by_use(span, na_policy_current_node());
   char *start = na_page_start(span);
-  char *p = (char *)na_align_up((uintptr_t)start, alignment > 16 ? alignment : 16);
+  char *p =
+      (char *)na_align_up((uintptr_t)start, alignment > NA_MIN_ALIGN ? alignment : NA_MIN_ALIGN);
   na_relaxed_store(&span->kind, NA_SPAN_LARGE);
   na_relaxed_store(&span->owner, 0);
   span->flags.value = 0;
@@ -140,8 +141,8 @@ void *na_alloc_generic(size_t size, size_t alignment, bool zero, int arena_index
   }
   if (arena_index == NA_ARENA_BY_POLICY) arena_index = arena_by_policy(tld, size);
   if (arena_index < 0) return alloc_system(size, alignment, zero);
-  int size_class = alignment <= 16 ? (size <= NA_SMALL_MAX ? na_size_class(size) : -1)
-                                   : aligned_class(size, alignment);
+  int size_class = alignment <= NA_MIN_ALIGN ? (size <= NA_SMALL_MAX ? na_size_class(size) : -1)
+                                             : aligned_class(size, alignment);
   if (size_class < 0) return na_alloc_large(arena_index, size, alignment, zero);
   return alloc_small(tld, arena_index, size_class, size, zero);
 }
@@ -152,11 +153,11 @@ void *numalloc_calloc(size_t count, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  return na_alloc_generic(total, 16, true, NA_ARENA_BY_POLICY);
+  return na_alloc_generic(total, NA_MIN_ALIGN, true, NA_ARENA_BY_POLICY);
 }
 
 static void *alloc_aligned(size_t size, size_t alignment) {
-  if (alignment <= 16) return numalloc_malloc(size);
+  if (alignment <= NA_MIN_ALIGN) return numalloc_malloc(size);
   return na_alloc_generic(size, alignment, false, NA_ARENA_BY_POLICY);
 }
 
@@ -276,7 +277,7 @@ void *numalloc_aligned_alloc_onnode(size_t alignment, size_t size, int node) {
 }
 
 void *numalloc_malloc_onnode(size_t size, int node) {
-  return numalloc_aligned_alloc_onnode(16, size, node);
+  return numalloc_aligned_alloc_onnode(NA_MIN_ALIGN, size, node);
 }
 
 void *numalloc_calloc_onnode(size_t count, size_t size, int node) {
@@ -289,5 +290,5 @@ void *numalloc_calloc_onnode(size_t count, size_t size, int node) {
     errno = EINVAL;
     return NULL;
   }
-  return na_alloc_generic(total, 16, true, node);
+  return na_alloc_generic(total, NA_MIN_ALIGN, true, node);
 }

@@ -13,7 +13,7 @@ static _Alignas(4096) char buffer[BOOTSTRAP_SIZE];
 static _Atomic size_t used;
 
 void *na_bootstrap_alloc(size_t size, size_t alignment) {
-  if (alignment < 16) alignment = 16;
+  if (alignment < NA_MIN_ALIGN) alignment = NA_MIN_ALIGN;
   if (size > BOOTSTRAP_SIZE || alignment > NA_PAGE_SIZE) {
     errno = ENOMEM;
     return NULL;
@@ -26,7 +26,7 @@ void *na_bootstrap_alloc(size_t size, size_t alignment) {
       errno = ENOMEM;
       return NULL;
     }
-  } while (!atomic_compare_exchange_weak(&used, &start, na_align_up(block + size, 16)));
+  } while (!atomic_compare_exchange_weak(&used, &start, na_align_up(block + size, NA_MIN_ALIGN)));
   *(size_t *)(buffer + block - sizeof(size_t)) = size;
   return buffer + block;
 }

@@ -25,7 +25,7 @@ static void hand_to_heap(na_page_t *page, na_block_t *block) {
                                                   memory_order_release, memory_order_relaxed));
   uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
   while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &tf,
-                                                (tf & ~(uintptr_t)3) | NA_DELAY_NONE,
+                                                (tf & ~NA_TF_DELAY_MASK) | NA_DELAY_NONE,
                                                 memory_order_release, memory_order_relaxed)) {
   }
 }
@@ -46,14 +46,15 @@ void na_free_remote(na_page_t *page, na_block_t *block) {
   do {
     notify = na_tf_delay(tf) == NA_DELAY_NOTIFY;
     if (notify) {
-      desired = (tf & ~(uintptr_t)3) | NA_DELAY_BUSY;
+      desired = (tf & ~NA_TF_DELAY_MASK) | NA_DELAY_BUSY;
     } else if (na_tf_delay(tf) == NA_DELAY_BUSY) {
       na_os_yield(); /* another thread is notifying the heap; push after it */
       tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
       continue;
     } else {
       na_block_set_next(page, block, na_tf_blocks(tf));
-      desired = (uintptr_t)(na_tf_count(tf) + 1) << NA_TF_COUNT_SHIFT | (uintptr_t)block | (tf & 3);
+      desired = (uintptr_t)(na_tf_count(tf) + 1) << NA_TF_COUNT_SHIFT | (uintptr_t)block |
+                (tf & NA_TF_DELAY_MASK);
     }
     if (atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, desired,
                                               memory_order_acq_rel, memory_order_relaxed))

@@ -21,7 +21,7 @@ static void stripe_weighted(na_segment_t *segment, size_t offset, size_t total,
 void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool *is_zero,
                           int (*stripe_node)(void)) {
   size_t offset = huge_offset(alignment);
-  if (size > ((size_t)1 << 46) - offset) return NULL;
+  if (size > NA_HUGE_MAX - offset) return NULL;
   size_t total = na_align_up(offset + size, NA_SEGMENT_SIZE);
   na_segment_t *segment = na_segment_create_aligned(arena_index, total, alignment, is_zero);
   if (segment == NULL) return NULL;
@@ -59,7 +59,7 @@ size_t na_huge_usable(const na_segment_t *segment, const void *p) {
  * else by moving the pages to a new aligned range (the binding moves with them). */
 void *na_arena_realloc_huge(na_segment_t *segment, void *p, size_t new_size) {
   size_t offset = (size_t)((char *)p - (char *)segment);
-  if (new_size > ((size_t)1 << 46) - offset) return NULL;
+  if (new_size > NA_HUGE_MAX - offset) return NULL;
   size_t old_total = segment->size;
   size_t total = na_align_up(offset + new_size, NA_SEGMENT_SIZE);
   if (total == old_total) return p;

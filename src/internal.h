@@ -28,6 +28,9 @@
 #define na_assert(cond)   ((void)0)
 #endif
 
+/* 2^64 / the golden ratio, odd: multiplying by it spreads an address's bits over the word. */
+#define NA_GOLDEN_GAMMA 0x9e3779b97f4a7c15u
+
 static inline size_t na_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 static inline bool na_is_power_of_two(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
 
@@ -131,7 +134,7 @@ bool na_placement_commit(void *addr, size_t size, int node);
 
 /* ---- segment.c ---------------------------------------------------------------------- */
 extern uint8_t na_segmap[];
-#define NA_SEGMAP_SIZE ((size_t)1 << (47 - NA_SEGMENT_SHIFT))
+#define NA_SEGMAP_SIZE ((size_t)1 << (NA_ADDRESS_BITS - NA_SEGMENT_SHIFT))
 extern uintptr_t na_secret;
 
 static inline uint8_t na_segmap_tag(const void *p) {
@@ -233,11 +236,15 @@ static inline void na_block_set_next(const na_page_t *page, na_block_t *block, n
  * takes the whole list with its count in one atomic step, without walking it. */
 #define NA_TF_COUNT_SHIFT 48
 #define NA_TF_COUNT_ONE   ((uintptr_t)1 << NA_TF_COUNT_SHIFT)
+#define NA_TF_DELAY_MASK  ((uintptr_t)3)
+_Static_assert(NA_DELAY_NEVER <= NA_TF_DELAY_MASK && NA_MIN_ALIGN > NA_TF_DELAY_MASK,
+               "the delay fits below a block's alignment");
+_Static_assert(NA_TF_COUNT_SHIFT >= NA_ADDRESS_BITS, "the count sits above every address");
 static inline na_block_t *na_tf_blocks(uintptr_t tf) {
-  return (na_block_t *)(tf & (NA_TF_COUNT_ONE - 1) & ~(uintptr_t)3);
+  return (na_block_t *)(tf & (NA_TF_COUNT_ONE - 1) & ~NA_TF_DELAY_MASK);
 }
 static inline uint32_t na_tf_count(uintptr_t tf) { return (uint32_t)(tf >> NA_TF_COUNT_SHIFT); }
-static inline na_delay_t na_tf_delay(uintptr_t tf) { return (na_delay_t)(tf & 3); }
+static inline na_delay_t na_tf_delay(uintptr_t tf) { return (na_delay_t)(tf & NA_TF_DELAY_MASK); }
 void na_page_init(na_page_t *page, struct na_heap_s *heap, int size_class, bool is_zero);
 /* Refills page->free from local and remote frees, then by carving new blocks. REGRET: it had
  * to take back blocks it gave the OS less than a purge delay ago. */
@@ -428,7 +435,7 @@ static inline void *na_malloc_fast(size_t size) {
     na_page_t *page = heap->current[na_size_class(size)];
     if (na_likely(page->free != NULL)) return na_page_pop(page);
   }
-  return na_alloc_generic(size, 16, false, NA_ARENA_BY_POLICY);
+  return na_alloc_generic(size, NA_MIN_ALIGN, false, NA_ARENA_BY_POLICY);
 }
 
 /* A freed block's first word decodes to a block of the same segment, or to NULL at the end
@@ -453,7 +460,7 @@ static inline void na_free_fast(void *p) {
   uint32_t slice_offset = slice->slice_offset;
   na_page_t *page = (na_page_t *)((char *)slice - slice_offset);
   uint64_t in_page = ((uintptr_t)p & (NA_SLICE_SIZE - 1)) +
-                     ((uint64_t)slice_offset << (NA_SLICE_SHIFT - 7)); /* 128-byte slices */
+                     ((uint64_t)slice_offset << (NA_SLICE_SHIFT - NA_DESCRIPTOR_SHIFT));
   na_block_t *block = p;
   if (na_likely(na_relaxed_load(&page->owner) == na_thread_id() && page->flags.value == 0 &&
                 in_page * page->block_magic < page->block_magic &&

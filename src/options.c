@@ -9,7 +9,9 @@
 /* Filled by na_options_init from the table below: the defaults are written there only. */
 na_options_t na_options;
 
-/* "0=3,1=1": a weight from 1 to 100 for each listed node; the others get none. */
+#define WEIGHT_MAX 100
+
+/* "0=3,1=1": a weight from 1 to WEIGHT_MAX for each listed node; the others get none. */
 bool na_parse_weights(const char *text, uint8_t *weights, int max_node) {
   uint8_t result[NA_MAX_NODES] = {0};
   const char *p = text;
@@ -18,8 +20,8 @@ bool na_parse_weights(const char *text, uint8_t *weights, int max_node) {
     if (*p < '0' || *p > '9') return false;
     while (*p >= '0' && *p <= '9' && node <= max_node) node = node * 10 + (*p++ - '0');
     if (*p++ != '=' || node > max_node || *p < '0' || *p > '9') return false;
-    while (*p >= '0' && *p <= '9' && weight <= 100) weight = weight * 10 + (*p++ - '0');
-    if (weight < 1 || weight > 100 || result[node] != 0) return false;
+    while (*p >= '0' && *p <= '9' && weight <= WEIGHT_MAX) weight = weight * 10 + (*p++ - '0');
+    if (weight < 1 || weight > WEIGHT_MAX || result[node] != 0) return false;
     result[node] = (uint8_t)weight;
     if (*p == ',' && p[1] != '\0')
       p++;

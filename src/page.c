@@ -23,7 +23,7 @@ void na_page_init(na_page_t *page, na_heap_t *heap, int size_class, bool is_zero
   page->used = 0;
   page->installed = 0;
   page->free = page->local_free = NULL;
-  page->key = (na_secret ^ ((uintptr_t)page * 0x9e3779b97f4a7c15u)) | 1;
+  page->key = (na_secret ^ ((uintptr_t)page * NA_GOLDEN_GAMMA)) | 1;
   page->is_zero = is_zero;
   page->flags.value = 0;
   page->sparse_below = 1; /* retire when empty */
@@ -57,7 +57,7 @@ _Static_assert(NA_SLICE_SIZE / 8 < ((size_t)1 << (64 - NA_TF_COUNT_SHIFT)), "cou
 size_t na_page_collect_remote(na_page_t *page) {
   uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
   if (na_tf_blocks(tf) == NULL) return 0;
-  while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, tf & 3,
+  while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, tf & NA_TF_DELAY_MASK,
                                                 memory_order_acq_rel, memory_order_relaxed)) {
   }
   na_block_t *head = na_tf_blocks(tf);
@@ -279,7 +279,7 @@ bool na_page_set_delay(na_page_t *page, na_delay_t delay, bool only_if_empty) {
       continue;
     }
     if (only_if_empty && na_tf_blocks(tf) != NULL) return false;
-    uintptr_t desired = (tf & ~(uintptr_t)3) | (uintptr_t)delay;
+    uintptr_t desired = (tf & ~NA_TF_DELAY_MASK) | (uintptr_t)delay;
     if (atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, desired,
                                               memory_order_acq_rel, memory_order_relaxed))
       return true;

@@ -10,9 +10,10 @@
 _Static_assert(sizeof(na_segment_t) <= NA_META_SLICES * NA_SLICE_SIZE,
                "the segment header fits its slices");
 _Static_assert(offsetof(na_page_t, thread_free) == 64, "remote frees write the second line only");
+_Static_assert(sizeof(na_page_t) == (size_t)1 << NA_DESCRIPTOR_SHIFT, "descriptor from a shift");
 
 uint8_t na_segmap[NA_SEGMAP_SIZE];
-uintptr_t na_secret = 0x9e3779b97f4a7c15u;
+uintptr_t na_secret = NA_GOLDEN_GAMMA;
 
 static size_t segmap_index(const void *p) {
   return ((uintptr_t)p >> NA_SEGMENT_SHIFT) & (NA_SEGMAP_SIZE - 1);
@@ -27,7 +28,7 @@ static void segmap_mark(na_segment_t *segment, uint8_t first_tag) {
 }
 
 na_segment_t *na_segment_lookup(const void *p) {
-  if ((uintptr_t)p >> 47) return NULL;
+  if ((uintptr_t)p >> NA_ADDRESS_BITS) return NULL;
   size_t index = segmap_index(p);
   uint8_t tag = __atomic_load_n(&na_segmap[index], __ATOMIC_ACQUIRE);
   while (tag == NA_SEGMAP_CONT && index > 0) /* inside a huge segment: walk to its start */

@@ -28,6 +28,21 @@
 #define NA_SLICES_PER_SEGMENT (NA_SEGMENT_SIZE / NA_SLICE_SIZE)
 #define NA_META_SLICES        2 /* the header: one 128-byte descriptor per slice */
 #define NA_PAGE_SIZE          ((size_t)4096)
+#define NA_DESCRIPTOR_SHIFT   7 /* a span descriptor (na_page_t) is 128 bytes */
+
+/* Every block is aligned at least so (alignof(max_align_t) on x86-64 and arm64). */
+#define NA_MIN_ALIGN ((size_t)16)
+
+/* User addresses lie below 2^47 (four-level page tables; the kernel hands out higher ones
+ * only to a program that asks for them): a pointer above is never ours, and the segment
+ * map covers exactly that space. */
+#define NA_ADDRESS_BITS 47
+/* A huge block spans at most half of that space: no larger mapping could succeed, and
+ * sizes, offsets and alignments added together stay far from overflowing. */
+#define NA_HUGE_MAX ((size_t)1 << (NA_ADDRESS_BITS - 1))
+/* An alignment is honoured by mapping size + alignment and unmapping the excess; larger
+ * alignments than 1 TiB would reserve most of the address space for one block. */
+#define NA_ALIGNMENT_MAX ((size_t)1 << 40)
 
 /* Small blocks: 16-byte steps to 128, then four classes per doubling (waste < 25%). */
 #define NA_SMALL_STEP_MAX 128
