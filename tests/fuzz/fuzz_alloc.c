@@ -19,6 +19,7 @@
 
 #include "internal.h"
 #include "numalloc.h"
+#include "test_util.h"
 
 #define SLOTS      64
 #define CHECK_SPAN 4096 /* bytes checked at each end of a block */
@@ -60,10 +61,8 @@ typedef struct block_s {
   uint8_t seed;
 } block_t;
 
-static uint8_t pattern(uint8_t seed, size_t i) { return (uint8_t)(seed ^ (i * 31) ^ (i >> 8)); }
-
 static void fill_range(const block_t *b, size_t from, size_t to) {
-  for (size_t i = from; i < to; i++) b->p[i] = pattern(b->seed, i);
+  tu_fill_range(b->p, from, to, b->seed);
 }
 
 /* Fills the head and the tail that `verify` checks. */
@@ -81,8 +80,8 @@ static __attribute__((noreturn)) void broken(const char *what, const void *p, si
 }
 
 static void verify_range(const block_t *b, size_t from, size_t to, const char *what) {
-  for (size_t i = from; i < to; i++)
-    if (b->p[i] != pattern(b->seed, i)) broken(what, b->p, b->size, i);
+  size_t at = from < to ? tu_mismatch_range(b->p, from, to, b->seed) : SIZE_MAX;
+  if (at != SIZE_MAX) broken(what, b->p, b->size, at);
 }
 
 /* Checks what fill_block wrote, as far as the first `keep` bytes reach (after a realloc

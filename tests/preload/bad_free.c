@@ -134,11 +134,11 @@ int main(void) {
   for (int i = 0; i < 2000; i++) {
     own[i] = malloc(1 + i * 13 % 3000);
     CHECK(own[i] != NULL, "malloc failed after the bad frees");
-    if (own[i]) pt_fill(own[i], 1 + i * 13 % 3000, i);
+    if (own[i]) tu_fill(own[i], 1 + i * 13 % 3000, i);
   }
   for (int i = 0; i < 2000; i++) {
     if (!own[i]) continue;
-    CHECK(pt_verify(own[i], 1 + i * 13 % 3000, i) == NONE, "block %d damaged", i);
+    CHECK(tu_mismatch(own[i], 1 + i * 13 % 3000, i) == NONE, "block %d damaged", i);
     free(own[i]);
   }
   return pt_finish();

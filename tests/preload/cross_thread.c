@@ -60,16 +60,16 @@ static size_t pick_size(uint64_t r) {
 }
 
 static struct msg make_block(uint64_t *rng) {
-  uint64_t r = pt_rand(rng);
+  uint64_t r = tu_rand(rng);
   struct msg m = {NULL, pick_size(r), r};
   m.p = malloc(m.size);
   CHECK(m.p != NULL, "malloc(%zu) returned NULL", m.size);
-  if (m.p) pt_fill(m.p, m.size, m.tag);
+  if (m.p) tu_fill(m.p, m.size, m.tag);
   return m;
 }
 
 static void check_block(const struct msg *m, const char *where) {
-  size_t bad = pt_verify(m->p, m->size, m->tag);
+  size_t bad = tu_mismatch(m->p, m->size, m->tag);
   CHECK(bad == NONE, "%s: %zu-byte block %p damaged at offset %zu", where, m->size, m->p, bad);
   CHECK(malloc_usable_size(m->p) >= m->size, "%s: usable size %zu < %zu", where,
         malloc_usable_size(m->p), m->size);
@@ -98,18 +98,18 @@ static void *consumer(void *arg) {
   struct msg m;
   while (q_pop(&m)) {
     check_block(&m, "consumer received");
-    uint64_t r = pt_rand(&rng);
+    uint64_t r = tu_rand(&rng);
     if (r % 8 == 0) {
       size_t want = pick_size(r >> 3);
       void *p = realloc(m.p, want);
       CHECK(p != NULL, "realloc of a foreign block to %zu returned NULL", want);
       if (p) {
         size_t kept = want < m.size ? want : m.size;
-        size_t bad = pt_verify(p, kept, m.tag);
+        size_t bad = tu_mismatch(p, kept, m.tag);
         CHECK(bad == NONE, "realloc of a foreign block lost contents at %zu", bad);
         m.p = p;
         m.size = want;
-        pt_fill(p, want, m.tag);
+        tu_fill(p, want, m.tag);
       }
     }
     if (n == 64) {

@@ -34,7 +34,7 @@ void expect(bool ok, const char *what) {
 
 struct Rng {
   uint64_t s;
-  uint64_t next() { return pt_rand(&s); }
+  uint64_t next() { return tu_rand(&s); }
 };
 
 // A message passed between threads: built by one, checked and destroyed by another.

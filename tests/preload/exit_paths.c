@@ -25,7 +25,7 @@ static void *early[EARLY];
 __attribute__((constructor(101))) static void allocate_early(void) {
   for (int i = 0; i < EARLY; i++) {
     early[i] = malloc(16 + (size_t)i * 100);
-    if (early[i]) pt_fill(early[i], 16 + (size_t)i * 100, i);
+    if (early[i]) tu_fill(early[i], 16 + (size_t)i * 100, i);
   }
 }
 
@@ -33,7 +33,7 @@ __attribute__((constructor(101))) static void allocate_early(void) {
 __attribute__((destructor(101))) static void free_late(void) {
   for (int i = 0; i < EARLY; i++) {
     if (!early[i]) continue;
-    if (pt_verify(early[i], 16 + (size_t)i * 100, i) != NONE) _exit(41);
+    if (tu_mismatch(early[i], 16 + (size_t)i * 100, i) != NONE) _exit(41);
     free(early[i]);
     early[i] = NULL;
   }
@@ -57,7 +57,7 @@ static void *churn(void *arg) {
   uint64_t rng = (uintptr_t)arg + 1;
   void *ring[64] = {0};
   for (unsigned long n = 0;; n++) {
-    uint64_t r = pt_rand(&rng);
+    uint64_t r = tu_rand(&rng);
     free(ring[n % 64]);
     ring[n % 64] = malloc(r % 100 < 95 ? r % 512 + 1 : r % 300000 + 1);
     if (!ring[n % 64]) _exit(46); /* the allocator gave up while the process was exiting */

@@ -47,10 +47,10 @@ static size_t pick_size(uint64_t r, size_t large) {
 }
 
 static struct block make_sized_block(uint64_t *rng, size_t large) {
-  uint64_t r = pt_rand(rng);
+  uint64_t r = tu_rand(rng);
   struct block b = {NULL, pick_size(r, large), r};
   b.p = malloc(b.size);
-  if (b.p) pt_fill(b.p, b.size, b.tag);
+  if (b.p) tu_fill(b.p, b.size, b.tag);
   return b;
 }
 
@@ -61,7 +61,7 @@ static struct block make_child_block(uint64_t *rng) { return make_sized_block(rn
 /* Returns 0 when the block's pattern is intact. */
 static int verify_and_free(struct block *b) {
   if (!b->p) return 0;
-  size_t bad = pt_verify(b->p, b->size, b->tag);
+  size_t bad = tu_mismatch(b->p, b->size, b->tag);
   free(b->p);
   b->p = NULL;
   return bad != NONE;
@@ -81,13 +81,13 @@ static void *busy(void *arg) {
       void *q = slot->p ? realloc(slot->p, slot->size * 2 + 1) : NULL;
       if (q) {
         slot->p = q;
-        pt_fill(q, slot->size, slot->tag);
+        tu_fill(q, slot->size, slot->tag);
       }
     } else if (n % 11 == 0) {
       slot->size = 4096 + n % 5000;
       slot->tag = n;
       slot->p = calloc(1, slot->size);
-      if (slot->p) pt_fill(slot->p, slot->size, slot->tag);
+      if (slot->p) tu_fill(slot->p, slot->size, slot->tag);
     } else {
       *slot = make_block(&rng);
     }
@@ -120,7 +120,7 @@ static int child_work(int iteration) {
   for (int t = 0; t < BUSY_THREADS; t++)
     for (int i = 0; i < GIFTS; i++) bad += verify_and_free(&gifts[t][i]);
   char *z = calloc(1000, 100);
-  if (!z || pt_first_nonzero(z, 100000) != NONE) bad++;
+  if (!z || tu_nonzero(z, 100000) != NONE) bad++;
   free(z);
   pthread_t t;
   void *thread_bad = NULL;

@@ -1,12 +1,14 @@
 /* preload_test.h: what every preload test program shares. Proof that the library named by
  * NUMALLOC_TEST_PRELOAD really is the malloc in use (a test that silently ran on glibc would
- * prove nothing), CHECK that reports and counts failed expectations, a deterministic PRNG and
- * block patterns for content checks. Used from C and C++. */
+ * prove nothing), CHECK that reports and counts failed expectations; with test_util.h's PRNG and
+ * block patterns. Used from C and C++. */
 #ifndef PRELOAD_TEST_H
 #define PRELOAD_TEST_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "test_util.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -64,25 +66,6 @@ long pt_failure_count(void);
   do {                                                                                             \
     if (__builtin_expect(!(cond), 0)) pt_fail(__FILE__, __LINE__, #cond, " " __VA_ARGS__);         \
   } while (0)
-
-/* xorshift64*: deterministic, per caller state, never 0. */
-static inline uint64_t pt_rand(uint64_t *state) {
-  uint64_t x = *state;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  *state = x;
-  return x * 0x2545F4914F6CDD1DULL;
-}
-
-/* Fills `n` bytes with a pattern derived from `tag` and each byte's offset. */
-void pt_fill(void *p, size_t n, uint64_t tag);
-
-/* Offset of the first byte that differs from pt_fill(p, n, tag), or (size_t)-1 if none. */
-size_t pt_verify(const void *p, size_t n, uint64_t tag);
-
-/* Offset of the first non-zero byte, or (size_t)-1 if all `n` bytes are zero. */
-size_t pt_first_nonzero(const void *p, size_t n);
 
 #ifdef __cplusplus
 }

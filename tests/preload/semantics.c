@@ -41,12 +41,12 @@ static void *checked_malloc(size_t size, uint64_t tag) {
   CHECK(aligned_to(p, min_align(size)), "malloc(%zu)=%p not %zu-aligned", size, p, min_align(size));
   size_t usable = malloc_usable_size(p);
   CHECK(usable >= size, "malloc_usable_size=%zu < requested %zu", usable, size);
-  pt_fill(p, usable, tag);
+  tu_fill(p, usable, tag);
   return p;
 }
 
 static void verify_block(void *p, size_t n, uint64_t tag, const char *what) {
-  size_t bad = pt_verify(p, n, tag);
+  size_t bad = tu_mismatch(p, n, tag);
   CHECK(bad == NONE, "%s: block %p of %zu bytes corrupted at offset %zu", what, p, n, bad);
 }
 
@@ -109,7 +109,7 @@ static void test_random_churn(void) {
   uint64_t rng = 0x1234567;
   for (int round = 0; round < ROUNDS; round++) {
     for (int i = 0; i < SLOTS; i++) {
-      uint64_t r = pt_rand(&rng);
+      uint64_t r = tu_rand(&rng);
       int slot = (int)(r % SLOTS);
       if (p[slot]) {
         verify_block(p[slot], size[slot], tag[slot], "random churn");
@@ -120,7 +120,7 @@ static void test_random_churn(void) {
       CHECK(p[slot] != NULL, "malloc(%zu) returned NULL", s);
       size[slot] = p[slot] ? s : 0;
       tag[slot] = r;
-      if (p[slot]) pt_fill(p[slot], s, r);
+      if (p[slot]) tu_fill(p[slot], s, r);
     }
   }
   for (int i = 0; i < SLOTS; i++) {
@@ -132,7 +132,7 @@ static void test_random_churn(void) {
 }
 
 static void check_zero(void *p, size_t n, const char *what) {
-  size_t bad = pt_first_nonzero(p, n);
+  size_t bad = tu_nonzero(p, n);
   CHECK(bad == NONE, "%s: %zu bytes not zero at offset %zu", what, n, bad);
 }
 
@@ -245,7 +245,7 @@ static void test_reallocarray(void) {
   char *p = reallocarray(NULL, 10, 10);
   CHECK(p != NULL, "reallocarray(NULL, 10, 10) returned NULL");
   if (!p) return;
-  pt_fill(p, 100, 77);
+  tu_fill(p, 100, 77);
   errno = 0;
   char *q = reallocarray(p, v_size_max >> 31, v_size_max >> 31);
   int e = errno;
@@ -298,7 +298,7 @@ static void test_alignments(const char *name, align_fn fn, size_t min_alignment)
       CHECK(aligned_to(p[i], a), "%s(%zu, %zu) = %p is misaligned", name, a, sizes[i], p[i]);
       size_t usable = malloc_usable_size(p[i]);
       CHECK(usable >= sizes[i], "%s(%zu, %zu): usable size %zu", name, a, sizes[i], usable);
-      pt_fill(p[i], sizes[i], a * 31 + i);
+      tu_fill(p[i], sizes[i], a * 31 + i);
     }
     for (int i = 0; i < N; i++)
       if (p[i]) verify_block(p[i], sizes[i], a * 31 + i, name);
@@ -348,14 +348,14 @@ static void test_realloc_aligned(void) {
       CHECK(p != NULL && aligned_to(p, aligns[i]), "memalign(%zu, %zu) = %p", aligns[i], sizes[j],
             p);
       if (!p) continue;
-      pt_fill(p, sizes[j], i * 10 + j);
+      tu_fill(p, sizes[j], i * 10 + j);
       for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         size_t keep = sizes[j] < sizes[k] ? sizes[j] : sizes[k];
         void *q = realloc(p, sizes[k]);
         CHECK(q != NULL, "realloc of a %zu-aligned block to %zu returned NULL", aligns[i],
               sizes[k]);
         if (!q) break;
-        size_t bad = pt_verify(q, keep, i * 10 + j);
+        size_t bad = tu_mismatch(q, keep, i * 10 + j);
         CHECK(bad == NONE, "realloc of a %zu-aligned %zu-byte block to %zu: damaged at %zu",
               aligns[i], sizes[j], sizes[k], bad);
         CHECK(malloc_usable_size(q) >= sizes[k], "usable %zu < %zu", malloc_usable_size(q),
@@ -363,7 +363,7 @@ static void test_realloc_aligned(void) {
         q = realloc(q, sizes[j]); /* back to the original size, refilled */
         CHECK(q != NULL, "realloc back to %zu returned NULL", sizes[j]);
         if (!q) break;
-        pt_fill(q, sizes[j], i * 10 + j);
+        tu_fill(q, sizes[j], i * 10 + j);
         p = q;
       }
       free(p);
@@ -379,7 +379,7 @@ static void test_valloc_pvalloc(void) {
     CHECK(p != NULL && aligned_to(p, page), "valloc(%zu) = %p not page-aligned", s, p);
     if (p) {
       CHECK(malloc_usable_size(p) >= s, "valloc(%zu) usable %zu", s, malloc_usable_size(p));
-      pt_fill(p, s, s);
+      tu_fill(p, s, s);
       verify_block(p, s, s, "valloc");
     }
     free(p);
@@ -390,7 +390,7 @@ static void test_valloc_pvalloc(void) {
     if (!p) continue;
     CHECK(malloc_usable_size(p) >= rounded, "pvalloc(%zu): usable %zu < page-rounded %zu", s,
           malloc_usable_size(p), rounded);
-    pt_fill(p, rounded, s + 1);
+    tu_fill(p, rounded, s + 1);
     verify_block(p, rounded, s + 1, "pvalloc");
     free(p);
   }
@@ -413,7 +413,7 @@ static void test_realloc_null(void) {
     CHECK(malloc_usable_size(p) >= sizes[i], "realloc(NULL, %zu) usable %zu", sizes[i],
           malloc_usable_size(p));
     CHECK(aligned_to(p, min_align(sizes[i])), "realloc(NULL, %zu) = %p misaligned", sizes[i], p);
-    pt_fill(p, sizes[i], i);
+    tu_fill(p, sizes[i], i);
     verify_block(p, sizes[i], i, "realloc(NULL, n)");
     free(p);
   }
@@ -440,9 +440,9 @@ static void test_realloc_ladder(void) {
         CHECK(malloc_usable_size(q) >= want, "realloc to %zu: usable %zu", want,
               malloc_usable_size(q));
         size_t kept = have[c] < want ? have[c] : want;
-        size_t bad = pt_verify(q, kept, 500 + c);
+        size_t bad = tu_mismatch(q, kept, 500 + c);
         CHECK(bad == NONE, "realloc %zu -> %zu lost contents at offset %zu", have[c], want, bad);
-        pt_fill(q, want, 500 + c);
+        tu_fill(q, want, 500 + c);
         p[c] = q;
         have[c] = want;
       }
@@ -457,7 +457,7 @@ static void test_realloc_random(void) {
   size_t have[SLOTS] = {0};
   uint64_t rng = 99;
   for (int step = 0; step < STEPS; step++) {
-    uint64_t r = pt_rand(&rng);
+    uint64_t r = tu_rand(&rng);
     int slot = (int)(r % SLOTS);
     size_t want = ((r >> 8) % 4 == 0) ? (size_t)1 << ((r >> 16) % 24) : (r >> 32) % 4096 + 1;
     want += (r >> 40) % 64;
@@ -465,9 +465,9 @@ static void test_realloc_random(void) {
     CHECK(q != NULL, "realloc(%zu -> %zu) returned NULL", have[slot], want);
     if (!q) continue;
     size_t kept = have[slot] < want ? have[slot] : want;
-    size_t bad = pt_verify(q, kept, slot * 7919 + 1);
+    size_t bad = tu_mismatch(q, kept, slot * 7919 + 1);
     CHECK(bad == NONE, "random realloc %zu -> %zu lost contents at %zu", have[slot], want, bad);
-    pt_fill(q, want, slot * 7919 + 1);
+    tu_fill(q, want, slot * 7919 + 1);
     p[slot] = q;
     have[slot] = want;
   }
@@ -484,7 +484,7 @@ static void test_realloc_failure(void) {
     CHECK(p != NULL, "malloc(%zu) returned NULL", starts[i]);
     if (!p) continue;
     size_t usable = malloc_usable_size(p);
-    pt_fill(p, starts[i], i + 4242);
+    tu_fill(p, starts[i], i + 4242);
     for (size_t j = 0; j < sizeof huge / sizeof huge[0]; j++) {
       errno = 0;
       void *q = realloc(p, huge[j]);

@@ -35,17 +35,17 @@ static size_t pick_size(uint64_t r) {
 }
 
 static struct block make_block(uint64_t *rng) {
-  uint64_t r = pt_rand(rng);
+  uint64_t r = tu_rand(rng);
   struct block b = {NULL, pick_size(r), r};
   b.p = malloc(b.size);
   CHECK(b.p != NULL, "malloc(%zu) returned NULL", b.size);
-  if (b.p) pt_fill(b.p, b.size, b.tag);
+  if (b.p) tu_fill(b.p, b.size, b.tag);
   return b;
 }
 
 static void check_and_free(struct block *b, const char *where) {
   if (!b->p) return;
-  size_t bad = pt_verify(b->p, b->size, b->tag);
+  size_t bad = tu_mismatch(b->p, b->size, b->tag);
   CHECK(bad == NONE, "%s: %zu-byte block %p damaged at offset %zu", where, b->size, b->p, bad);
   free(b->p);
   b->p = NULL;
@@ -71,7 +71,7 @@ static void *worker(void *argp) {
   }
   for (int i = 0; i < LEFT; i++) {
     struct block *b = &mine[2 * i + 1];
-    size_t bad = b->p ? pt_verify(b->p, b->size, b->tag) : NONE;
+    size_t bad = b->p ? tu_mismatch(b->p, b->size, b->tag) : NONE;
     CHECK(bad == NONE, "own kept block %p damaged at %zu", b->p, bad);
     left[cur][arg->index][i] = *b;
   }

@@ -34,13 +34,13 @@ static struct block from_main[THREADS];
 static struct block make_block(uint64_t tag, size_t size) {
   struct block b = {malloc(size), size, tag};
   CHECK(b.p != NULL, "malloc(%zu) in a key destructor returned NULL", size);
-  if (b.p) pt_fill(b.p, size, tag);
+  if (b.p) tu_fill(b.p, size, tag);
   return b;
 }
 
 static void check_and_free(struct block *b, const char *where) {
   if (!b->p) return;
-  size_t bad = pt_verify(b->p, b->size, b->tag);
+  size_t bad = tu_mismatch(b->p, b->size, b->tag);
   CHECK(bad == NONE, "%s: %zu-byte block damaged at offset %zu", where, b->size, bad);
   free(b->p);
   b->p = NULL;
@@ -59,7 +59,7 @@ static void destructor(void *value, pthread_key_t key, int salt) {
   }
   pthread_mutex_unlock(&lock);
   char *big = calloc(1, 1 << 20);
-  CHECK(big != NULL && pt_first_nonzero(big, 1 << 20) == NONE, "calloc in a destructor");
+  CHECK(big != NULL && tu_nonzero(big, 1 << 20) == NONE, "calloc in a destructor");
   free(big);
   if (left > 1) pthread_setspecific(key, (void *)(left - 1));
 }

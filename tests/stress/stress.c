@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "test_util.h"
+
 #ifdef STRESS_CORE
 #include "numalloc.h"
 #define A_MALLOC         numalloc_malloc
@@ -113,31 +115,15 @@ static void note(const char *fmt, ...) {
   fflush(stdout);
 }
 
-/* ---- randomness: splitmix64 seeds, xorshift64* per thread ------------------------------ */
-
-static uint64_t splitmix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15u;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
-  return x ^ (x >> 31);
-}
-
-static uint64_t rnd(uint64_t *state) {
-  uint64_t x = *state;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  *state = x;
-  return x * 0x2545f4914f6cdd1du;
-}
+/* ---- randomness: test_util.h's splitmix64, one state per thread ------------------------- */
 
 static size_t rnd_range(uint64_t *state, size_t lo, size_t hi) { /* inclusive */
-  return lo + (size_t)(rnd(state) % (hi - lo + 1));
+  return lo + (size_t)(tu_rand(state) % (hi - lo + 1));
 }
 
 /* Sizes weighted to small: most under 256 bytes, a tail up to the maximum. */
 static size_t rnd_size(uint64_t *state) {
-  unsigned r = (unsigned)(rnd(state) % 1000);
+  unsigned r = (unsigned)(tu_rand(state) % 1000);
   size_t n;
   if (r < 400)
     n = rnd_range(state, 0, 64);
@@ -149,49 +135,27 @@ static size_t rnd_size(uint64_t *state) {
     n = rnd_range(state, 4097, 64 * 1024);
   else if (r < 995)
     n = rnd_range(state, 64 * 1024 + 1, 256 * 1024);
-  else if (r < 999 || rnd(state) % 4 != 0)
+  else if (r < 999 || tu_rand(state) % 4 != 0)
     n = rnd_range(state, 256 * 1024 + 1, MiB);
   else
     n = rnd_range(state, MiB + 1, 8 * MiB);
   return n > cfg.max_size ? cfg.max_size : n;
 }
 
-/* ---- block contents: a pattern from the address and size ------------------------------ */
+/* ---- block contents: test_util.h's pattern, tagged with the address and size ------------ */
 
-static const uint64_t K = 0x9e3779b97f4a7c15u;
+static uint64_t block_tag(uintptr_t addr, size_t n) { return addr ^ ((uint64_t)n << 48) ^ n; }
 
-static uint64_t pattern_seed(uintptr_t addr, size_t n) {
-  return splitmix(addr ^ ((uint64_t)n << 48) ^ n);
-}
-
-static uint8_t pattern_byte(uint64_t seed, size_t i) {
-  uint64_t w = seed ^ ((i / 8) * K);
-  return (uint8_t)(w >> (8 * (i % 8)));
-}
-
-/* Writes bytes [from, n) of the pattern of block (p, n). */
-static void fill_from(void *p, size_t n, size_t from) {
-  uint64_t seed = pattern_seed((uintptr_t)p, n);
-  uint8_t *b = p;
-  size_t i = from;
-  for (; i < n && i % 8 != 0; i++) b[i] = pattern_byte(seed, i);
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w = seed ^ ((i / 8) * K);
-    memcpy(b + i, &w, 8);
-  }
-  for (; i < n; i++) b[i] = pattern_byte(seed, i);
-}
-
-static void fill(void *p, size_t n) { fill_from(p, n, 0); }
+static void fill(void *p, size_t n) { tu_fill(p, n, block_tag((uintptr_t)p, n)); }
 
 static void report_mismatch(const char *what, const void *p, size_t n, uintptr_t pat_p,
                             size_t pat_n, size_t at) {
-  uint64_t seed = pattern_seed(pat_p, pat_n);
+  uint64_t tag = block_tag(pat_p, pat_n);
   uint64_t got = 0, want = 0;
   size_t w = at - at % 8;
   for (size_t i = w; i < w + 8 && i < n; i++) {
     got |= (uint64_t)((const uint8_t *)p)[i] << (8 * (i - w));
-    want |= (uint64_t)pattern_byte(seed, i) << (8 * (i - w));
+    want |= (uint64_t)tu_pattern_byte(tag, i) << (8 * (i - w));
   }
   fail("%s: block %p of %zu bytes (pattern of %#lx/%zu) differs at offset %zu: "
        "word 0x%016llx, expected 0x%016llx",
@@ -201,16 +165,8 @@ static void report_mismatch(const char *what, const void *p, size_t n, uintptr_t
 
 /* Checks that bytes [0, len) of `p` hold the pattern of block (pat_p, pat_n). */
 static void verify_as(const char *what, const void *p, size_t len, uintptr_t pat_p, size_t pat_n) {
-  uint64_t seed = pattern_seed(pat_p, pat_n);
-  const uint8_t *b = p;
-  size_t i = 0;
-  for (; i + 8 <= len; i += 8) {
-    uint64_t w;
-    memcpy(&w, b + i, 8);
-    if (w != (seed ^ ((i / 8) * K))) report_mismatch(what, p, len, pat_p, pat_n, i);
-  }
-  for (; i < len; i++)
-    if (b[i] != pattern_byte(seed, i)) report_mismatch(what, p, len, pat_p, pat_n, i);
+  size_t at = tu_mismatch(p, len, block_tag(pat_p, pat_n));
+  if (at != SIZE_MAX) report_mismatch(what, p, len, pat_p, pat_n, at);
 }
 
 static void verify(const char *what, const void *p, size_t n) {
@@ -232,9 +188,7 @@ typedef struct stripe_s {
 
 static stripe_t registry[STRIPES];
 
-static stripe_t *stripe_of(const void *p) {
-  return &registry[splitmix((uintptr_t)p >> 4) % STRIPES];
-}
+static stripe_t *stripe_of(const void *p) { return &registry[tu_mix((uintptr_t)p >> 4) % STRIPES]; }
 
 static void registry_init(void) {
   for (int i = 0; i < STRIPES; i++) pthread_mutex_init(&registry[i].lock, NULL);
@@ -363,7 +317,7 @@ static void *block_new(uint64_t *rng, size_t want, size_t *out_n, counters_t *c)
   size_t n = representable(want);
   void *p;
   size_t alignment = 16;
-  unsigned how = (unsigned)(rnd(rng) % 100);
+  unsigned how = (unsigned)(tu_rand(rng) % 100);
   if (how < 80) {
     p = A_MALLOC(n);
   } else if (how < 88) {
@@ -439,7 +393,7 @@ static _Atomic packed_t *slots;
 static _Atomic size_t slots_used; /* filled at least once: the steady state needs them all */
 
 static void slot_put(uint64_t *rng, void *p, size_t n, counters_t *c) {
-  size_t i = (size_t)(rnd(rng) % cfg.slots);
+  size_t i = (size_t)(tu_rand(rng) % cfg.slots);
   packed_t old = atomic_exchange_explicit(&slots[i], pack(p, n), memory_order_acq_rel);
   if (old == 0 && !atomic_load_explicit(&in_child, memory_order_relaxed))
     atomic_fetch_add_explicit(&slots_used, 1, memory_order_relaxed);
@@ -464,27 +418,27 @@ static void op_shared(uint64_t *rng, counters_t *c) {
 }
 
 static void op_local(uint64_t *rng, local_t *l, counters_t *c) {
-  int i = (int)(rnd(rng) % LOCAL_SLOTS);
+  int i = (int)(tu_rand(rng) % LOCAL_SLOTS);
   block_free("local slot", l->p[i], l->n[i], c);
   l->p[i] = block_new(rng, rnd_size(rng), &l->n[i], c);
 }
 
 static void op_realloc(uint64_t *rng, local_t *l, counters_t *c) {
-  int i = (int)(rnd(rng) % LOCAL_SLOTS);
+  int i = (int)(tu_rand(rng) % LOCAL_SLOTS);
   l->p[i] = block_realloc(l->p[i], l->n[i], rnd_size(rng), &l->n[i], c);
 }
 
 /* Many reallocs of one block in a row, its size walking up and down by up to 4x: through
  * the small classes, across to large spans and (rarely) to huge blocks, and back. */
 static void op_storm(uint64_t *rng, local_t *l, counters_t *c) {
-  int i = (int)(rnd(rng) % LOCAL_SLOTS);
-  bool big = rnd(rng) % 10 == 0;
+  int i = (int)(tu_rand(rng) % LOCAL_SLOTS);
+  bool big = tu_rand(rng) % 10 == 0;
   size_t limit = big ? cfg.max_size : 16 * 1024;
   int steps = big ? 24 : 200;
   size_t size = l->n[i] > limit ? limit : l->n[i];
   for (int s = 0; s < steps; s++) {
     unsigned f = (unsigned)rnd_range(rng, 1, 4);
-    if (rnd(rng) & 1)
+    if (tu_rand(rng) & 1)
       size = size * f + rnd_range(rng, 0, 64);
     else
       size = size / f;
@@ -534,7 +488,7 @@ static void counters_merge(const counters_t *c) {
 }
 
 static void worker_step(uint64_t *rng, local_t *l, counters_t *c) {
-  unsigned r = (unsigned)(rnd(rng) % 10000);
+  unsigned r = (unsigned)(tu_rand(rng) % 10000);
   if (r < 5500)
     op_shared(rng, c);
   else if (r < 8500)
@@ -551,7 +505,7 @@ static void worker_step(uint64_t *rng, local_t *l, counters_t *c) {
 /* On exit a thread leaves about half of its blocks behind in the shared table. */
 static void worker_leave(uint64_t *rng, local_t *l, counters_t *c) {
   for (int i = 0; i < LOCAL_SLOTS; i++) {
-    if (rnd(rng) & 1)
+    if (tu_rand(rng) & 1)
       slot_put(rng, l->p[i], l->n[i], c);
     else
       block_free("local at exit", l->p[i], l->n[i], c);
@@ -560,7 +514,7 @@ static void worker_leave(uint64_t *rng, local_t *l, counters_t *c) {
 
 static void *worker_main(void *arg) {
   worker_t *w = arg;
-  uint64_t rng = splitmix(cfg.seed * 1000003u + w->serial) | 1;
+  uint64_t rng = tu_mix(cfg.seed * 1000003u + w->serial);
   local_t l;
   counters_t c = {0};
   for (int i = 0; i < LOCAL_SLOTS; i++) l.p[i] = block_new(&rng, rnd_size(&rng), &l.n[i], &c);
@@ -630,7 +584,7 @@ static _Atomic uint64_t fork_count;
 static double fork_ms_fork, fork_ms_child; /* time in fork() and waiting for children */
 
 static void *child_thread(void *arg) {
-  uint64_t rng = splitmix((uintptr_t)arg) | 1;
+  uint64_t rng = tu_mix((uintptr_t)arg);
   counters_t c = {0};
   local_t l;
   for (int i = 0; i < LOCAL_SLOTS; i++) l.p[i] = block_new(&rng, rnd_size(&rng), &l.n[i], &c);
@@ -647,10 +601,10 @@ static void *child_thread(void *arg) {
  * not exist here), allocates on its own and in new threads, then leaves without atexit. */
 static void child_main(uint64_t serial) {
   atomic_store(&in_child, 1);
-  uint64_t rng = splitmix(serial ^ 0xc0ffee) | 1;
+  uint64_t rng = tu_mix(serial ^ 0xc0ffee);
   counters_t c = {0};
   for (int k = 0; k < 64; k++) {
-    size_t i = (size_t)(rnd(&rng) % cfg.slots);
+    size_t i = (size_t)(tu_rand(&rng) % cfg.slots);
     packed_free("inherited slot", atomic_exchange(&slots[i], 0), &c);
   }
   pthread_t t[8];

@@ -35,15 +35,15 @@ START_TEST(blocks_fit_and_never_overlap) {
     UNIT_REQUIRE(usable >= sizes[i], "malloc(%zu): usable %zu", sizes[i], usable);
     UNIT_REQUIRE(sizes[i] > NA_SMALL_MAX || usable == na_class_size(na_size_class(sizes[i])),
                  "malloc(%zu): usable %zu", sizes[i], usable);
-    unit_fill(blocks[i], usable < 65536 ? usable : 65536, i);
-    if (usable > 65536) unit_fill((char *)blocks[i] + usable - 4096, 4096, ~(uint64_t)i);
+    tu_fill(blocks[i], usable < 65536 ? usable : 65536, i);
+    if (usable > 65536) tu_fill((char *)blocks[i] + usable - 4096, 4096, ~(uint64_t)i);
   }
   for (size_t i = 0; i < SMALL + MORE; i++) {
     size_t usable = numalloc_usable_size(blocks[i]);
-    UNIT_REQUIRE(unit_mismatch(blocks[i], usable < 65536 ? usable : 65536, i) == SIZE_MAX,
+    UNIT_REQUIRE(tu_mismatch(blocks[i], usable < 65536 ? usable : 65536, i) == SIZE_MAX,
                  "block %zu (%zu bytes) was overwritten", i, sizes[i]);
     if (usable > 65536)
-      UNIT_REQUIRE(unit_mismatch((char *)blocks[i] + usable - 4096, 4096, ~(uint64_t)i) == SIZE_MAX,
+      UNIT_REQUIRE(tu_mismatch((char *)blocks[i] + usable - 4096, 4096, ~(uint64_t)i) == SIZE_MAX,
                    "tail of block %zu overwritten", i);
     numalloc_free(blocks[i]);
   }
@@ -109,12 +109,12 @@ START_TEST(alignments_up_to_4mib) {
   ck_assert_uint_eq(n, COUNT);
   for (size_t i = 0; i < n; i++) {
     size_t size = align_sizes[(i / 3) % ALIGN_SIZES];
-    unit_fill(blocks[i], size < 256 ? size : 256, i);
+    tu_fill(blocks[i], size < 256 ? size : 256, i);
     if (size > 256) ((char *)blocks[i])[size - 1] = (char)i;
   }
   for (size_t i = 0; i < n; i++) {
     size_t size = align_sizes[(i / 3) % ALIGN_SIZES];
-    UNIT_REQUIRE(unit_mismatch(blocks[i], size < 256 ? size : 256, i) == SIZE_MAX &&
+    UNIT_REQUIRE(tu_mismatch(blocks[i], size < 256 ? size : 256, i) == SIZE_MAX &&
                      (size <= 256 || ((char *)blocks[i])[size - 1] == (char)i),
                  "block %zu overwritten", i);
     numalloc_free(blocks[i]);
@@ -220,11 +220,11 @@ START_TEST(alignments_above_32mib) {
     char *end = (char *)seg + seg->size;
     void *guard = mmap(end, NA_PAGE_SIZE, PROT_NONE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-    unit_fill(p, 100, 6);
+    tu_fill(p, 100, 6);
     char *q = numalloc_realloc(p, 100 * NA_MiB);
     ck_assert_ptr_nonnull(q);
     ck_assert_uint_eq((uintptr_t)q % aligns[a], 0);
-    ck_assert_uint_eq(unit_mismatch(q, 100, 6), SIZE_MAX);
+    ck_assert_uint_eq(tu_mismatch(q, 100, 6), SIZE_MAX);
     blocks[a][0] = q;
     if (guard == end) munmap(guard, NA_PAGE_SIZE);
   }
@@ -253,15 +253,15 @@ START_TEST(calloc_zeroes_fresh_and_reused_memory) {
     for (size_t k = 0; k < n; k++) {
       dirty[k] = numalloc_calloc(1, size);
       UNIT_REQUIRE(dirty[k] != NULL, "calloc(1, %zu)", size);
-      UNIT_REQUIRE(unit_nonzero(dirty[k], size) == SIZE_MAX, "calloc(1, %zu) #%zu: byte %zu set",
-                   size, k, unit_nonzero(dirty[k], size));
+      UNIT_REQUIRE(tu_nonzero(dirty[k], size) == SIZE_MAX, "calloc(1, %zu) #%zu: byte %zu set",
+                   size, k, tu_nonzero(dirty[k], size));
       memset(dirty[k], 0x5a, size);
     }
     for (size_t k = 0; k < n; k++) numalloc_free(dirty[k]);
   }
   numalloc_collect(); /* purged spans come back zero without a memset */
   void *z = numalloc_calloc(3, NA_MiB);
-  ck_assert_uint_eq(unit_nonzero(z, 3 * NA_MiB), SIZE_MAX);
+  ck_assert_uint_eq(tu_nonzero(z, 3 * NA_MiB), SIZE_MAX);
   numalloc_free(z);
   void *e = numalloc_calloc(0, 0);
   ck_assert_ptr_nonnull(e);
@@ -280,11 +280,11 @@ START_TEST(calloc_in_a_page_with_reused_blocks) {
   for (int i = 0; i < N; i += 2) numalloc_free(blocks[i]);
   for (int i = 0; i < N; i += 2) {
     blocks[i] = numalloc_calloc(1, 48);
-    UNIT_REQUIRE(unit_nonzero(blocks[i], 48) == SIZE_MAX, "calloc #%d", i);
+    UNIT_REQUIRE(tu_nonzero(blocks[i], 48) == SIZE_MAX, "calloc #%d", i);
   }
   for (int i = 0; i < 4 * N; i++) { /* and the fresh ones after them */
     char *p = numalloc_calloc(6, 8);
-    UNIT_REQUIRE(unit_nonzero(p, 48) == SIZE_MAX, "calloc #%d", i);
+    UNIT_REQUIRE(tu_nonzero(p, 48) == SIZE_MAX, "calloc #%d", i);
     memset(p, 0xff, 48);
   }
 }
@@ -353,13 +353,13 @@ START_TEST(multiplication_overflow_gives_enomem) {
                              {SIZE_MAX / 3 + 1, 3},
                              {SIZE_MAX, SIZE_MAX}};
   char *keep = numalloc_malloc(100);
-  unit_fill(keep, 100, 3);
+  tu_fill(keep, 100, 3);
   for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
     errno = 0;
     expect_enomem(numalloc_calloc(pairs[i][0], pairs[i][1]), "calloc");
     errno = 0;
     expect_enomem(numalloc_reallocarray(keep, pairs[i][0], pairs[i][1]), "reallocarray");
-    ck_assert_uint_eq(unit_mismatch(keep, 100, 3), SIZE_MAX);
+    ck_assert_uint_eq(tu_mismatch(keep, 100, 3), SIZE_MAX);
     if (node >= 0) {
       errno = 0;
       expect_enomem(numalloc_calloc_onnode(pairs[i][0], pairs[i][1], node), "calloc_onnode");
@@ -367,7 +367,7 @@ START_TEST(multiplication_overflow_gives_enomem) {
   }
   char *grown = numalloc_reallocarray(keep, 50, 4);
   ck_assert_ptr_nonnull(grown);
-  ck_assert_uint_eq(unit_mismatch(grown, 100, 3), SIZE_MAX);
+  ck_assert_uint_eq(tu_mismatch(grown, 100, 3), SIZE_MAX);
   numalloc_free(grown);
 }
 END_TEST
@@ -381,7 +381,7 @@ START_TEST(realloc_keeps_contents_across_kinds) {
       17,     0,          33};
   char *p = numalloc_realloc(NULL, sizes[0]);
   ck_assert_ptr_nonnull(p);
-  unit_fill(p, sizes[0], 1);
+  tu_fill(p, sizes[0], 1);
   size_t valid = sizes[0];
   for (size_t i = 1; i < sizeof sizes / sizeof sizes[0]; i++) {
     char *q = numalloc_realloc(p, sizes[i]);
@@ -392,10 +392,10 @@ START_TEST(realloc_keeps_contents_across_kinds) {
     }
     ck_assert_msg(q != NULL, "realloc %zu -> %zu", sizes[i - 1], sizes[i]);
     size_t keep = valid < sizes[i] ? valid : sizes[i];
-    ck_assert_msg(unit_mismatch(q, keep, 1) == SIZE_MAX, "realloc %zu -> %zu lost byte %zu",
-                  sizes[i - 1], sizes[i], unit_mismatch(q, keep, 1));
+    ck_assert_msg(tu_mismatch(q, keep, 1) == SIZE_MAX, "realloc %zu -> %zu lost byte %zu",
+                  sizes[i - 1], sizes[i], tu_mismatch(q, keep, 1));
     ck_assert_uint_ge(numalloc_usable_size(q), sizes[i]);
-    unit_fill(q, sizes[i], 1);
+    tu_fill(q, sizes[i], 1);
     valid = sizes[i];
     p = q;
   }
@@ -421,12 +421,12 @@ START_TEST(failed_realloc_leaves_the_block) {
   const size_t sizes[] = {100, 5000, 300000, 40 * NA_MiB};
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
     char *p = numalloc_malloc(sizes[i]);
-    unit_fill(p, sizes[i], 5);
+    tu_fill(p, sizes[i], 5);
     errno = 0;
     expect_enomem(numalloc_realloc(p, SIZE_MAX), "realloc(SIZE_MAX)");
     errno = 0;
     expect_enomem(numalloc_realloc(p, PTRDIFF_MAX), "realloc(PTRDIFF_MAX)");
-    ck_assert_uint_eq(unit_mismatch(p, sizes[i], 5), SIZE_MAX);
+    ck_assert_uint_eq(tu_mismatch(p, sizes[i], 5), SIZE_MAX);
     ck_assert_uint_ge(numalloc_usable_size(p), sizes[i]);
 
     if (sizes[i] > NA_LARGE_MAX) { /* a huge block: no room to grow in place either */
@@ -438,10 +438,10 @@ START_TEST(failed_realloc_leaves_the_block) {
     errno = 0;
     expect_enomem(numalloc_realloc(p, 200 * NA_MiB), "realloc with mmap failing");
     na_os_inject_map_failures(0);
-    ck_assert_uint_eq(unit_mismatch(p, sizes[i], 5), SIZE_MAX);
+    ck_assert_uint_eq(tu_mismatch(p, sizes[i], 5), SIZE_MAX);
     char *q = numalloc_realloc(p, 200 * NA_MiB);
     ck_assert_ptr_nonnull(q);
-    ck_assert_uint_eq(unit_mismatch(q, sizes[i], 5), SIZE_MAX);
+    ck_assert_uint_eq(tu_mismatch(q, sizes[i], 5), SIZE_MAX);
     numalloc_free(q);
   }
 }
@@ -461,7 +461,7 @@ START_TEST(onnode_places_on_the_node) {
     char *z = numalloc_calloc_onnode(1, sizes[i], 0);
     ck_assert_ptr_nonnull(z);
     ck_assert_int_eq(numalloc_node_of(z), 0);
-    ck_assert_uint_eq(unit_nonzero(z, sizes[i]), SIZE_MAX);
+    ck_assert_uint_eq(tu_nonzero(z, sizes[i]), SIZE_MAX);
     char *a = numalloc_aligned_alloc_onnode(4096, sizes[i], 0);
     check_aligned(a, 4096, sizes[i], "aligned_alloc_onnode");
     ck_assert_int_eq(numalloc_node_of(a), 0);

@@ -148,14 +148,14 @@ START_TEST(random_spans_keep_segments_consistent) {
   size_t want[LIVE] = {0};
   uint64_t rng = 42;
   for (int round = 0; round < ROUNDS; round++) {
-    int slot = (int)(unit_rand(&rng) % LIVE);
+    int slot = (int)(tu_rand(&rng) % LIVE);
     if (live[slot] != NULL) {
       UNIT_REQUIRE(live[slot]->kind == NA_SPAN_LARGE && live[slot]->slice_count == want[slot],
                    "span in slot %d changed", slot);
       na_arena_free_span(live[slot]);
       live[slot] = NULL;
     } else {
-      want[slot] = 1 + unit_rand(&rng) % 40;
+      want[slot] = 1 + tu_rand(&rng) % 40;
       int actual;
       live[slot] = na_arena_alloc_span(node, want[slot], &actual);
       UNIT_REQUIRE(live[slot] != NULL && live[slot]->slice_count == want[slot], "round %d", round);
@@ -181,7 +181,7 @@ START_TEST(large_blocks_are_reused) {
   numalloc_free(q);
   uint64_t rng = 7;
   for (int i = 0; i < 2000; i++) {
-    size_t size = NA_SMALL_MAX + 1 + unit_rand(&rng) % (8 * NA_MiB);
+    size_t size = NA_SMALL_MAX + 1 + tu_rand(&rng) % (8 * NA_MiB);
     void *r = numalloc_malloc(size);
     UNIT_REQUIRE(r != NULL, "malloc(%zu)", size);
     ((char *)r)[size - 1] = 1;
@@ -198,17 +198,17 @@ START_TEST(large_realloc_in_place) {
   char *p = numalloc_malloc(NA_MiB);
   ck_assert_ptr_nonnull(p);
   na_segment_t *seg = na_segment_of_aligned(p);
-  unit_fill(p, NA_MiB, 21);
+  tu_fill(p, NA_MiB, 21);
   char *q = numalloc_realloc(p, 2 * NA_MiB);
   ck_assert_ptr_eq(q, p);
   ck_assert_uint_ge(numalloc_usable_size(q), 2 * NA_MiB);
-  ck_assert_uint_eq(unit_mismatch(q, NA_MiB, 21), SIZE_MAX);
+  ck_assert_uint_eq(tu_mismatch(q, NA_MiB, 21), SIZE_MAX);
   memset(q + NA_MiB, 1, NA_MiB);
   check_segment(seg);
   char *r = numalloc_realloc(q, 300 * NA_KiB);
   ck_assert_ptr_eq(r, p);
   ck_assert_uint_eq(numalloc_usable_size(r), 320 * NA_KiB);
-  ck_assert_uint_eq(unit_mismatch(r, 300 * NA_KiB, 21), SIZE_MAX);
+  ck_assert_uint_eq(tu_mismatch(r, 300 * NA_KiB, 21), SIZE_MAX);
   check_segment(seg);
   na_page_t *tail = na_page_of(seg, r + 320 * NA_KiB);
   ck_assert_int_eq(tail->kind, NA_SPAN_FREE);
@@ -217,7 +217,7 @@ START_TEST(large_realloc_in_place) {
   char *s = numalloc_realloc(r, 2 * NA_MiB);
   ck_assert_ptr_nonnull(s);
   ck_assert_ptr_ne(s, r);
-  ck_assert_uint_eq(unit_mismatch(s, 300 * NA_KiB, 21), SIZE_MAX);
+  ck_assert_uint_eq(tu_mismatch(s, 300 * NA_KiB, 21), SIZE_MAX);
   check_segment(seg);
   numalloc_free(s);
   numalloc_free(neighbour);
@@ -242,7 +242,7 @@ START_TEST(collect_returns_freed_spans) {
   ck_assert_uint_eq(na_arena_mapped_bytes(node), NA_SEGMENT_SIZE);
   char *z = numalloc_calloc(1, size);
   ck_assert_ptr_nonnull(z);
-  ck_assert_uint_eq(unit_nonzero(z, size), SIZE_MAX);
+  ck_assert_uint_eq(tu_nonzero(z, size), SIZE_MAX);
   numalloc_free(z);
   numalloc_free(keep);
 }
@@ -264,7 +264,7 @@ START_TEST(frees_never_purge_the_next_span_allocation_does) {
   ck_assert_ptr_nonnull(q);
   ck_assert_int_eq(unit_resident_pages(p, size), 0);
   ck_assert_int_gt(unit_purge_calls(), calls);
-  ck_assert_uint_eq(unit_nonzero(q, size), SIZE_MAX);
+  ck_assert_uint_eq(tu_nonzero(q, size), SIZE_MAX);
   numalloc_free(q);
   numalloc_free(keep);
 }
@@ -384,7 +384,7 @@ START_TEST(huge_realloc_in_place) {
   size_t big = 100 * NA_MiB, small = 40 * NA_MiB;
   char *p = numalloc_malloc(big);
   ck_assert_ptr_nonnull(p);
-  unit_fill(p, small, 11);
+  tu_fill(p, small, 11);
   p[big - 1] = 7;
   char *q = numalloc_realloc(p, small);
   ck_assert_ptr_eq(q, p);
@@ -393,8 +393,8 @@ START_TEST(huge_realloc_in_place) {
   char *r = numalloc_realloc(q, big);
   ck_assert_ptr_eq(r, p); /* the range after it is free: it was ours a moment ago */
   ck_assert_uint_eq(na_arena_mapped_bytes(node), 128 * NA_MiB);
-  ck_assert_uint_eq(unit_mismatch(r, small, 11), SIZE_MAX);
-  ck_assert_uint_eq(unit_nonzero(r + small, big - small), SIZE_MAX); /* the new part is fresh */
+  ck_assert_uint_eq(tu_mismatch(r, small, 11), SIZE_MAX);
+  ck_assert_uint_eq(tu_nonzero(r + small, big - small), SIZE_MAX); /* the new part is fresh */
   numalloc_free(r);
   ck_assert_uint_eq(na_arena_mapped_bytes(node), 0);
 }
@@ -406,7 +406,7 @@ START_TEST(huge_realloc_moves_when_blocked) {
   size_t size = 40 * NA_MiB;
   char *p = numalloc_malloc(size);
   ck_assert_ptr_nonnull(p);
-  unit_fill(p, size, 12);
+  tu_fill(p, size, 12);
   na_segment_t *seg = na_segment_lookup(p);
   char *end = (char *)seg + seg->size;
   void *guard =
@@ -419,7 +419,7 @@ START_TEST(huge_realloc_moves_when_blocked) {
   ck_assert_ptr_nonnull(moved);
   ck_assert_uint_eq((uintptr_t)(q - (char *)moved), (uintptr_t)(p - (char *)seg));
   ck_assert_uint_eq(moved->size, 128 * NA_MiB);
-  ck_assert_uint_eq(unit_mismatch(q, size, 12), SIZE_MAX);
+  ck_assert_uint_eq(tu_mismatch(q, size, 12), SIZE_MAX);
   q[3 * size - 1] = 1;
   ck_assert_int_eq(numalloc_node_of(p), -1);
   ck_assert_int_eq(numalloc_node_of(q + 3 * size - 1), node);
@@ -435,15 +435,15 @@ START_TEST(realloc_between_large_and_huge_keeps_contents) {
   const size_t sizes[] = {1 * NA_MiB, 20 * NA_MiB, 70 * NA_MiB,
                           8 * NA_MiB, 33 * NA_MiB, 300 * NA_KiB};
   char *p = numalloc_malloc(sizes[0]);
-  unit_fill(p, sizes[0], 99);
+  tu_fill(p, sizes[0], 99);
   size_t valid = sizes[0];
   for (size_t i = 1; i < sizeof sizes / sizeof sizes[0]; i++) {
     char *q = numalloc_realloc(p, sizes[i]);
     ck_assert_ptr_nonnull(q);
     size_t keep = valid < sizes[i] ? valid : sizes[i];
-    ck_assert_msg(unit_mismatch(q, keep, 99) == SIZE_MAX, "step %zu: %zu -> %zu", i, sizes[i - 1],
+    ck_assert_msg(tu_mismatch(q, keep, 99) == SIZE_MAX, "step %zu: %zu -> %zu", i, sizes[i - 1],
                   sizes[i]);
-    unit_fill(q, sizes[i], 99);
+    tu_fill(q, sizes[i], 99);
     valid = sizes[i];
     p = q;
   }
@@ -562,12 +562,12 @@ static void *purge_churn(void *arg) {
   uint64_t rng = (uintptr_t)arg;
   void *live[8] = {0};
   for (int i = 0; i < 4000; i++) {
-    int slot = (int)(unit_rand(&rng) % 8);
+    int slot = (int)(tu_rand(&rng) % 8);
     if (live[slot] != NULL) {
       numalloc_free(live[slot]);
       live[slot] = NULL;
     } else {
-      size_t size = NA_SMALL_MAX + 1 + unit_rand(&rng) % (3 * NA_MiB);
+      size_t size = NA_SMALL_MAX + 1 + tu_rand(&rng) % (3 * NA_MiB);
       live[slot] = numalloc_malloc(size);
       if (live[slot] != NULL) memset(live[slot], 1, 64);
     }

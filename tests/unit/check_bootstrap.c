@@ -56,7 +56,7 @@ START_TEST(running_out_is_clean) {
   int n = 0;
   errno = 0;
   while (n < MAX && (blocks[n] = na_bootstrap_alloc(64 * NA_KiB, 64)) != NULL) {
-    unit_fill(blocks[n], 64 * NA_KiB, (uint64_t)n);
+    tu_fill(blocks[n], 64 * NA_KiB, (uint64_t)n);
     n++;
   }
   ck_assert_int_lt(n, MAX);
@@ -64,7 +64,7 @@ START_TEST(running_out_is_clean) {
   ck_assert_int_eq(errno, ENOMEM);
   for (int i = 0; i < n; i++) {
     ck_assert(na_bootstrap_owns(blocks[i]) && na_bootstrap_owns((char *)blocks[i] + 65535));
-    ck_assert_uint_eq(unit_mismatch(blocks[i], 64 * NA_KiB, (uint64_t)i), SIZE_MAX);
+    ck_assert_uint_eq(tu_mismatch(blocks[i], 64 * NA_KiB, (uint64_t)i), SIZE_MAX);
   }
   ck_assert_ptr_null(na_bootstrap_alloc(64 * NA_KiB, 64));
 }
@@ -73,16 +73,16 @@ END_TEST
 START_TEST(free_ignores_and_realloc_copies_out) {
   char *p = na_bootstrap_alloc(300, 16);
   ck_assert_ptr_nonnull(p);
-  unit_fill(p, 300, 9);
+  tu_fill(p, 300, 9);
   numalloc_free(p); /* ignored: never reused */
   char *q = na_bootstrap_alloc(300, 16);
   ck_assert_ptr_ne(q, p);
-  ck_assert_uint_eq(unit_mismatch(p, 300, 9), SIZE_MAX);
+  ck_assert_uint_eq(tu_mismatch(p, 300, 9), SIZE_MAX);
   char *r = numalloc_realloc(p, 5000);
   ck_assert_ptr_nonnull(r);
   ck_assert(!na_bootstrap_owns(r));
   ck_assert_ptr_nonnull(na_segment_lookup(r));
-  ck_assert_uint_eq(unit_mismatch(r, 300, 9), SIZE_MAX);
+  ck_assert_uint_eq(tu_mismatch(r, 300, 9), SIZE_MAX);
   char *s = numalloc_realloc(q, 10); /* shrinking copies too */
   ck_assert(!na_bootstrap_owns(s));
   numalloc_free(r);
@@ -99,7 +99,7 @@ static void *race(void *arg) {
   int id = (int)(((uintptr_t)arg - (uintptr_t)raced) / sizeof raced[0]);
   for (int i = 0; i < EACH; i++) {
     mine[i] = na_bootstrap_alloc(48, 16);
-    if (mine[i] != NULL) unit_fill(mine[i], 48, (uint64_t)(id * EACH + i));
+    if (mine[i] != NULL) tu_fill(mine[i], 48, (uint64_t)(id * EACH + i));
   }
   return NULL;
 }
@@ -109,7 +109,7 @@ START_TEST(racing_threads_get_disjoint_blocks) {
   for (int t = 0; t < RACERS; t++)
     for (int i = 0; i < EACH; i++) {
       ck_assert_ptr_nonnull(raced[t][i]);
-      UNIT_REQUIRE(unit_mismatch(raced[t][i], 48, (uint64_t)(t * EACH + i)) == SIZE_MAX,
+      UNIT_REQUIRE(tu_mismatch(raced[t][i], 48, (uint64_t)(t * EACH + i)) == SIZE_MAX,
                    "block %d of thread %d overwritten", i, t);
     }
 }

@@ -56,11 +56,11 @@ static bool ring_take(passed_t *item) {
 }
 
 static size_t random_size(uint64_t *rng) {
-  uint64_t r = unit_rand(rng) % 1000;
-  if (r < 900) return 1 + unit_rand(rng) % 1024;
-  if (r < 990) return 1025 + unit_rand(rng) % (64 * NA_KiB);
-  if (r < 998) return NA_SMALL_MAX + unit_rand(rng) % (2 * NA_MiB);
-  return NA_LARGE_MAX + unit_rand(rng) % (4 * NA_MiB);
+  uint64_t r = tu_rand(rng) % 1000;
+  if (r < 900) return 1 + tu_rand(rng) % 1024;
+  if (r < 990) return 1025 + tu_rand(rng) % (64 * NA_KiB);
+  if (r < 998) return NA_SMALL_MAX + tu_rand(rng) % (2 * NA_MiB);
+  return NA_LARGE_MAX + tu_rand(rng) % (4 * NA_MiB);
 }
 
 /* The whole block when small, else its first and last 8 KiB (whole large blocks would make
@@ -69,17 +69,17 @@ enum { EDGE = 8192 };
 
 static void fill_block(const passed_t *item) {
   if (item->size <= 2 * EDGE) {
-    unit_fill(item->p, item->size, item->seed);
+    tu_fill(item->p, item->size, item->seed);
     return;
   }
-  unit_fill(item->p, EDGE, item->seed);
-  unit_fill((char *)item->p + item->size - EDGE, EDGE, ~item->seed);
+  tu_fill(item->p, EDGE, item->seed);
+  tu_fill((char *)item->p + item->size - EDGE, EDGE, ~item->seed);
 }
 
 static bool block_intact(const passed_t *item) {
-  if (item->size <= 2 * EDGE) return unit_mismatch(item->p, item->size, item->seed) == SIZE_MAX;
-  return unit_mismatch(item->p, EDGE, item->seed) == SIZE_MAX &&
-         unit_mismatch((char *)item->p + item->size - EDGE, EDGE, ~item->seed) == SIZE_MAX;
+  if (item->size <= 2 * EDGE) return tu_mismatch(item->p, item->size, item->seed) == SIZE_MAX;
+  return tu_mismatch(item->p, EDGE, item->seed) == SIZE_MAX &&
+         tu_mismatch((char *)item->p + item->size - EDGE, EDGE, ~item->seed) == SIZE_MAX;
 }
 
 static void check_and_free(const passed_t *item, int me) {
@@ -94,7 +94,7 @@ static void *pass_blocks(void *arg) {
   uint64_t rng = 1000 + (uint64_t)me;
   for (int i = 0; i < PASS_ROUNDS; i++) {
     passed_t item;
-    if (unit_rand(&rng) % 2 == 0 && ring_take(&item)) {
+    if (tu_rand(&rng) % 2 == 0 && ring_take(&item)) {
       check_and_free(&item, me);
       continue;
     }
@@ -151,7 +151,7 @@ START_TEST(owner_reuses_what_others_free) {
   size_t page_count = 0;
   for (int i = 0; i < OWNED; i++) {
     owned[i] = numalloc_malloc(64);
-    unit_fill(owned[i], 64, (uint64_t)i);
+    tu_fill(owned[i], 64, (uint64_t)i);
     na_page_t *page = na_page_of(na_segment_of_aligned(owned[i]), owned[i]);
     if (!page_in(page, pages, page_count)) pages[page_count++] = page;
   }
@@ -182,7 +182,7 @@ static void *allocate_and_exit(void *arg) {
   job->thread_id = na_thread_id();
   for (int i = 0; i < job->count; i++) {
     job->blocks[i] = numalloc_malloc(job->size);
-    unit_fill(job->blocks[i], job->size, (uint64_t)i);
+    tu_fill(job->blocks[i], job->size, (uint64_t)i);
   }
   if (!job->keep)
     for (int i = 0; i < job->count; i++) numalloc_free(job->blocks[i]);
@@ -211,7 +211,7 @@ START_TEST(blocks_of_exited_thread_stay_valid_and_are_freed_later) {
   ck_assert_uint_eq(page->owner, 0); /* abandoned */
   ck_assert_ptr_null(page->heap);
   for (int i = 0; i < 3000; i++)
-    UNIT_REQUIRE(unit_mismatch(blocks[i], 64, (uint64_t)i) == SIZE_MAX, "block %d", i);
+    UNIT_REQUIRE(tu_mismatch(blocks[i], 64, (uint64_t)i) == SIZE_MAX, "block %d", i);
   for (int i = 0; i < 3000; i++) numalloc_free(blocks[i]);
   numalloc_collect();
   ck_assert_uint_eq(na_arena_mapped_bytes(node), 0);
@@ -245,7 +245,7 @@ START_TEST(another_thread_adopts_abandoned_pages) {
   ck_assert_ptr_eq(seen[2], seen[3]);
   for (int i = 50; i < 100; i++) {
     ck_assert_ptr_ne(seen[0], blocks[i]); /* a live block is never handed out again */
-    ck_assert_uint_eq(unit_mismatch(blocks[i], 64, (uint64_t)i), SIZE_MAX);
+    ck_assert_uint_eq(tu_mismatch(blocks[i], 64, (uint64_t)i), SIZE_MAX);
   }
   for (int i = 50; i < 100; i++) numalloc_free(blocks[i]);
   numalloc_free(seen[0]);
@@ -270,7 +270,7 @@ static void *race_owner(void *arg) {
   for (int i = 0; i < RACE_BLOCKS; i++) {
     size_t size = i % 10 == 0 ? 5000 : 64;
     race.blocks[i] = numalloc_malloc(size);
-    unit_fill(race.blocks[i], 64, (uint64_t)i);
+    tu_fill(race.blocks[i], 64, (uint64_t)i);
   }
   atomic_store_explicit(&race.published, 1, memory_order_release);
   return NULL; /* exits while the others free */
@@ -280,7 +280,7 @@ static void *race_freer(void *arg) {
   int id = *(int *)arg;
   while (!atomic_load_explicit(&race.published, memory_order_acquire)) na_os_yield();
   for (int i = id; i < RACE_BLOCKS; i += RACE_FREERS) {
-    if (unit_mismatch(race.blocks[i], 64, (uint64_t)i) != SIZE_MAX)
+    if (tu_mismatch(race.blocks[i], 64, (uint64_t)i) != SIZE_MAX)
       atomic_fetch_add(&race.corrupt, 1);
     numalloc_free(race.blocks[i]);
   }
@@ -325,14 +325,14 @@ static void *round_worker(void *arg) {
   uint64_t rng = job->seed;
   void *mine[PER_THREAD];
   for (int i = 0; i < PER_THREAD; i++) {
-    size_t size = job->large && unit_rand(&rng) % 100 < 2 ? NA_SMALL_MAX + unit_rand(&rng) % NA_MiB
-                                                          : 16 + unit_rand(&rng) % 2048;
+    size_t size = job->large && tu_rand(&rng) % 100 < 2 ? NA_SMALL_MAX + tu_rand(&rng) % NA_MiB
+                                                        : 16 + tu_rand(&rng) % 2048;
     mine[i] = numalloc_malloc(size);
     memset(mine[i], 0x33, size < 64 ? size : 64);
   }
   job->left_count = 0;
   for (int i = 0; i < PER_THREAD; i++) {
-    if (unit_rand(&rng) % 2 == 0)
+    if (tu_rand(&rng) % 2 == 0)
       numalloc_free(mine[i]);
     else
       job->left[job->left_count++] = mine[i];

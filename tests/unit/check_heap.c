@@ -239,7 +239,7 @@ START_TEST(random_frees_leave_one_page) {
   for (int i = 0; i < COUNT; i++) blocks[i] = numalloc_malloc(SIZE);
   uint64_t rng = 5;
   for (int i = COUNT - 1; i > 0; i--) {
-    int j = (int)(unit_rand(&rng) % (uint64_t)(i + 1));
+    int j = (int)(tu_rand(&rng) % (uint64_t)(i + 1));
     void *t = blocks[i];
     blocks[i] = blocks[j];
     blocks[j] = t;

@@ -39,7 +39,7 @@ START_TEST(purge_gives_pages_back) {
   ck_assert(na_os_purge(p, size));
   ck_assert_int_eq(errno, EDOM);
   ck_assert_int_eq(unit_resident_pages(p, size), 0);
-  ck_assert_uint_eq(unit_nonzero(p, size), SIZE_MAX);
+  ck_assert_uint_eq(tu_nonzero(p, size), SIZE_MAX);
   p[5] = 1; /* still mapped and writable */
   na_os_unmap(p, size);
   errno = EDOM;
@@ -64,15 +64,15 @@ START_TEST(remap_grows_in_place_or_moves) {
   size_t small = 2 * NA_MiB, big = 4 * NA_MiB;
   char *p = na_os_map_aligned(big, NA_PAGE_SIZE);
   na_os_unmap(p + small, big - small); /* room after it */
-  unit_fill(p, small, 4);
+  tu_fill(p, small, 4);
   errno = EDOM;
   ck_assert_ptr_eq(na_os_remap(p, small, big, NULL), p);
-  ck_assert_uint_eq(unit_mismatch(p, small, 4), SIZE_MAX);
+  ck_assert_uint_eq(tu_mismatch(p, small, 4), SIZE_MAX);
   p[big - 1] = 1;
   char *target = na_os_map_aligned(2 * big, NA_SEGMENT_SIZE);
   char *q = na_os_remap(p, big, 2 * big, target);
   ck_assert_ptr_eq(q, target);
-  ck_assert_uint_eq(unit_mismatch(q, small, 4), SIZE_MAX);
+  ck_assert_uint_eq(tu_mismatch(q, small, 4), SIZE_MAX);
   ck_assert_int_eq(q[big - 1], 1);
   ck_assert(!unit_is_mapped(p, NA_PAGE_SIZE));
   q[2 * big - 1] = 1;
@@ -84,7 +84,7 @@ START_TEST(remap_grows_in_place_or_moves) {
     errno = EDOM;
     ck_assert_ptr_null(na_os_remap(q, 2 * big, 3 * big, NULL));
     ck_assert_int_eq(errno, EDOM);
-    ck_assert_uint_eq(unit_mismatch(q, small, 4), SIZE_MAX);
+    ck_assert_uint_eq(tu_mismatch(q, small, 4), SIZE_MAX);
     munmap(guard, NA_PAGE_SIZE);
   }
   na_os_unmap(q, 2 * big);

@@ -163,7 +163,7 @@ static void *use_interleave_arena(void *arg) {
   ck_assert_ptr_nonnull(small);
   int small_node = numalloc_node_of(small);
   ck_assert(small_node == NA_NODE_INTERLEAVED || na_node_bit(na_topology.usable, small_node));
-  ck_assert_uint_eq(unit_nonzero(small, 64), SIZE_MAX);
+  ck_assert_uint_eq(tu_nonzero(small, 64), SIZE_MAX);
   numalloc_free(large);
   numalloc_free(small);
   return NULL;
@@ -218,7 +218,7 @@ START_TEST(large_blocks_left_to_first_touch) {
   ck_assert_ptr_eq(q, p);
   ck_assert_int_eq(unit_resident_pages(q, size), 0);
   ck_assert_int_eq(unit_purge_calls(), calls + 1);
-  ck_assert_uint_eq(unit_nonzero(q, size), SIZE_MAX);
+  ck_assert_uint_eq(tu_nonzero(q, size), SIZE_MAX);
   numalloc_free(q);
   na_options.large_policy = NUMALLOC_POLICY_LOCAL; /* asked for: bound to the thread's node */
   char *bound = numalloc_malloc(size);
@@ -239,14 +239,14 @@ START_TEST(system_policy_passes_everything_through) {
     ck_assert_int_eq(numalloc_node_of(p), -1);
     ck_assert_ptr_null(na_segment_lookup(p));
     ck_assert_uint_eq(numalloc_usable_size(p), malloc_usable_size(p));
-    unit_fill(p, sizes[i], 8);
+    tu_fill(p, sizes[i], 8);
     p = numalloc_realloc(p, sizes[i] * 2);
     ck_assert_int_eq(numalloc_node_of(p), -1);
-    ck_assert_uint_eq(unit_mismatch(p, sizes[i], 8), SIZE_MAX);
+    ck_assert_uint_eq(tu_mismatch(p, sizes[i], 8), SIZE_MAX);
     numalloc_free(p);
     char *z = numalloc_calloc(1, sizes[i]);
     ck_assert_int_eq(numalloc_node_of(z), -1);
-    ck_assert_uint_eq(unit_nonzero(z, sizes[i]), SIZE_MAX);
+    ck_assert_uint_eq(tu_nonzero(z, sizes[i]), SIZE_MAX);
     numalloc_free(z);
     void *a = NULL;
     ck_assert_int_eq(numalloc_posix_memalign(&a, 4096, sizes[i]), 0);

@@ -111,9 +111,9 @@ static void *churn(void *arg) {
   uint64_t rng = 77;
   void *slots[32] = {0};
   while (!atomic_load(&stop)) {
-    int i = (int)(unit_rand(&rng) % 32);
+    int i = (int)(tu_rand(&rng) % 32);
     numalloc_free(slots[i]);
-    slots[i] = numalloc_malloc(unit_rand(&rng) % 3000 + (unit_rand(&rng) % 50 == 0 ? NA_MiB : 0));
+    slots[i] = numalloc_malloc(tu_rand(&rng) % 3000 + (tu_rand(&rng) % 50 == 0 ? NA_MiB : 0));
   }
   for (int i = 0; i < 32; i++) numalloc_free(slots[i]);
   return NULL;

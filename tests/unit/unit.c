@@ -81,50 +81,6 @@ void unit_quiet_purge(void) {
   na_options.segment_cache = 2;
 }
 
-/* ---- patterns ------------------------------------------------------------------------- */
-
-static inline uint64_t pattern_word(uint64_t seed, size_t index) {
-  uint64_t x = seed + (uint64_t)index * 0x9e3779b97f4a7c15u;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
-  return x ^ (x >> 31);
-}
-
-void unit_fill(void *p, size_t size, uint64_t seed) {
-  unsigned char *bytes = p;
-  size_t words = size / 8;
-  for (size_t i = 0; i < words; i++) {
-    uint64_t w = pattern_word(seed, i);
-    memcpy(bytes + i * 8, &w, 8);
-  }
-  if (size % 8 != 0) {
-    uint64_t w = pattern_word(seed, words);
-    memcpy(bytes + words * 8, &w, size % 8);
-  }
-}
-
-size_t unit_mismatch(const void *p, size_t size, uint64_t seed) {
-  const unsigned char *bytes = p;
-  size_t words = size / 8;
-  for (size_t i = 0; i <= words; i++) {
-    uint64_t w = pattern_word(seed, i);
-    size_t n = i < words ? 8 : size % 8;
-    if (n != 0 && memcmp(bytes + i * 8, &w, n) != 0) {
-      const unsigned char *expect = (const unsigned char *)&w;
-      for (size_t b = 0; b < n; b++)
-        if (bytes[i * 8 + b] != expect[b]) return i * 8 + b;
-    }
-  }
-  return SIZE_MAX;
-}
-
-size_t unit_nonzero(const void *p, size_t size) {
-  const unsigned char *bytes = p;
-  for (size_t i = 0; i < size; i++)
-    if (bytes[i] != 0) return i;
-  return SIZE_MAX;
-}
-
 /* ---- memory probes -------------------------------------------------------------------- */
 
 long unit_resident_pages(const void *p, size_t size) {
@@ -210,13 +166,6 @@ int unit_count_lines_with(const char *text, const char *needle) {
 }
 
 /* ---- misc ----------------------------------------------------------------------------- */
-
-uint64_t unit_rand(uint64_t *state) {
-  uint64_t z = (*state += 0x9e3779b97f4a7c15u);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-  return z ^ (z >> 31);
-}
 
 void unit_run_threads(int count, void *(*fn)(void *), void *base, size_t stride) {
   pthread_t *threads = calloc((size_t)count, sizeof *threads);

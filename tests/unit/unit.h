@@ -1,7 +1,7 @@
 /* unit.h: what the Check unit tests share. Each check_<module>.c links the static core
  * directly (no preload: Check's own runner keeps glibc's malloc) and may use the internal
- * headers, so it can look at the state a public call leaves behind. Here: the runner, block
- * patterns for content checks, resident-page and RSS probes, stderr capture, a PRNG.
+ * headers, so it can look at the state a public call leaves behind. Here: the runner,
+ * resident-page and RSS probes, stderr capture; the PRNG and block patterns are test_util.h's.
  *
  * Every test runs in a child forked from the runner (Check's default CK_FORK), and the
  * runner never allocates from numalloc, so a test starts with no segment mapped and no
@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "test_util.h"
 
 /* Resident memory a test may keep after giving everything back. ThreadSanitizer's shadow of
  * the freed memory (four times its size) is not all returned with it. gcc says so with
@@ -49,14 +50,6 @@ TCase *unit_tcase(Suite *suite, const char *name, double timeout);
 /* Options the arena tests depend on, set so that a purge happens only when a test asks. */
 void unit_quiet_purge(void);
 
-/* Patterns: the bytes of a block depend on `seed` and their offset, so any prefix of a
- * filled block can be checked after it moved. unit_mismatch returns the offset of the first
- * wrong byte, or SIZE_MAX when all `size` bytes are right. */
-void unit_fill(void *p, size_t size, uint64_t seed);
-size_t unit_mismatch(const void *p, size_t size, uint64_t seed);
-/* Offset of the first non-zero byte, or SIZE_MAX. */
-size_t unit_nonzero(const void *p, size_t size);
-
 /* Resident pages of [p, p+size) from mincore, or -1 when part of it is not mapped. The
  * probes leave errno as they found it. */
 long unit_resident_pages(const void *p, size_t size);
@@ -75,9 +68,6 @@ const char *unit_capture_stop(void);
 void unit_silence_stderr(void);
 /* Lines in `text` that contain `needle`. */
 int unit_count_lines_with(const char *text, const char *needle);
-
-/* splitmix64. */
-uint64_t unit_rand(uint64_t *state);
 
 /* Runs `fn(arg_i)` on `count` threads (arg_i = base + i * stride bytes) and joins them. */
 void unit_run_threads(int count, void *(*fn)(void *), void *base, size_t stride);

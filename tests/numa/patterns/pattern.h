@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "numalloc_profile.h"
+#include "test_util.h" /* tu_rand */
 
 #define PATTERN_LINE 64
 
@@ -36,14 +37,6 @@ void *pattern_malloc(size_t size);
 void pattern_write(void *p, size_t size, uint64_t tag);
 /* Reads those words back from offset `from` on, exits if one is wrong, and returns their sum. */
 uint64_t pattern_read(const void *p, size_t from, size_t size, uint64_t tag);
-
-/* splitmix64. */
-static inline uint64_t pattern_rand(uint64_t *state) {
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
 
 void pattern_fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 

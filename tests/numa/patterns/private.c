@@ -16,7 +16,7 @@ typedef struct object {
 } object_t;
 
 static void renew(object_t *o, uint64_t *rng, uint64_t tag) {
-  o->size = 16 + pattern_rand(rng) % (512 - 16 + 1);
+  o->size = 16 + tu_rand(rng) % (512 - 16 + 1);
   o->p = pattern_malloc(o->size);
   o->tag = tag;
   pattern_write(o->p, o->size, tag);
@@ -29,7 +29,7 @@ static void work(int cpu, void *arg) {
   for (int r = 0; r < ROUNDS; r++)
     for (int i = 0; i < OBJECTS; i++) {
       sums[cpu] += pattern_read(set[i].p, 0, set[i].size, set[i].tag);
-      if (pattern_rand(&rng) % 5 == 0) {
+      if (tu_rand(&rng) % 5 == 0) {
         free(set[i].p);
         renew(&set[i], &rng, set[i].tag + 1);
       }

@@ -58,7 +58,7 @@ int main(int argc, char **argv) {
   NUMALLOC_PROFILE_START();
   pthread_t consumer = pattern_spawn(cpus - 1, consume, NULL);
   for (int i = 0; i < MESSAGES; i++) {
-    size_t size = 256 + pattern_rand(&rng) % (2048 - 256 + 1);
+    size_t size = 256 + tu_rand(&rng) % (2048 - 256 + 1);
     message_t *m = pattern_malloc(size);
     pattern_write(m, size, (uint64_t)i);
     m->size = size, m->tag = (uint64_t)i;

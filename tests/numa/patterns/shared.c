@@ -17,7 +17,7 @@ static uint64_t sums[64];
 static void work(int cpu, void *arg) {
   uint64_t rng = 0x7ab1e000u + (uint64_t)cpu;
   for (int r = 0; r < READS; r++) {
-    size_t line = pattern_rand(&rng) % LINES;
+    size_t line = tu_rand(&rng) % LINES;
     volatile uint64_t *w = &table[line * (PATTERN_LINE / 8)];
     uint64_t v = *w;
     if (v != line && v != line + 1)
