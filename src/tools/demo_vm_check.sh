@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # demo_vm_check.sh: numa_alloc_demo's contract, checked inside a VM of scripts/numa-vm (one VM per
-# layout runs every case): exit codes, the seed's failure message, valid JSON whose local
-# percentages agree with the demo's move_pages counts. Usage: demo_vm_check.sh DEMO 2nodes|4nodes
+# layout runs every case): exit codes, the "ERROR: node N not available" message, valid JSON
+# whose local percentages agree with the demo's move_pages counts.
+# Usage: demo_vm_check.sh DEMO 2nodes|4nodes
 set -uo pipefail
 demo=$1
 layout=$2

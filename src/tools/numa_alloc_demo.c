@@ -1,4 +1,4 @@
-/* numa_alloc_demo.c: the demo of seed 004 section 3.7. Runs a fixed, seeded workload through the
+/* numa_alloc_demo.c: numalloc's demonstration program. Runs a fixed, seeded workload through the
  * public API (threads pinned round-robin over the nodes' CPUs, a documented mix of sizes, every
  * page touched), then proves where each page went with move_pages(2) and prints, per node, the
  * memory found there and how much of it is local to the thread that allocated it.
@@ -191,8 +191,8 @@ static bool node_available(int node) {
          numalloc_node_allowed(node) && numalloc_node_has_memory(node);
 }
 
-/* The node checks of the seed's failure demo: a node that does not exist, that this process may
- * not use or that has no memory is "not available". */
+/* --node=N must name a node the demo can place memory on: one that does not exist, that this
+ * process may not use or that has no memory is "not available", said in one line on stderr. */
 static int check_node(void) {
   if (opt.node_given && !opt.policy_given) opt.policy = NUMALLOC_POLICY_BIND;
   if ((opt.node_given || opt.policy == NUMALLOC_POLICY_BIND) && !node_available(opt.node)) {
