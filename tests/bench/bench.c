@@ -173,14 +173,19 @@ void bench_fail(const char *fmt, ...) {
   exit(BENCH_EXIT_CORRUPT);
 }
 
+static _Atomic uint64_t threads_created;
+
+void bench_thread_create(pthread_t *tid, void *(*fn)(void *), void *arg) {
+  atomic_fetch_add(&threads_created, 1);
+  if (pthread_create(tid, NULL, fn, arg) != 0) bench_fail("pthread_create failed");
+}
+
 void bench_spawn(int n, void *(*fn)(void *), void *arg_base, size_t arg_size) {
   pthread_t *tids = calloc((size_t)n, sizeof *tids);
   if (tids == NULL) bench_fail("no memory for %d thread ids", n);
   for (int i = 0; i < n; i++)
-    if (pthread_create(&tids[i], NULL, fn,
-                       arg_base ? (char *)arg_base + (size_t)i * arg_size : (void *)(intptr_t)i) !=
-        0)
-      bench_fail("pthread_create failed");
+    bench_thread_create(&tids[i], fn,
+                        arg_base ? (char *)arg_base + (size_t)i * arg_size : (void *)(intptr_t)i);
   for (int i = 0; i < n; i++) pthread_join(tids[i], NULL);
   free(tids);
 }
@@ -259,10 +264,11 @@ void bench_result_rss(const char *name, double seconds, long final_rss_kb, const
   uint64_t frees = atomic_load(&exited_frees) + bench_thread_counts.frees;
   uint64_t reallocs = atomic_load(&exited_reallocs) + bench_thread_counts.reallocs;
   printf("RESULT name=%s seconds=%.6f cpu_seconds=%.6f peak_rss_kb=%ld final_rss_kb=%ld frees=%llu "
-         "reallocs=%llu malloc_from=%s preload=%s%s%s\n",
+         "reallocs=%llu threads=%llu malloc_from=%s preload=%s%s%s\n",
          name, seconds, cpu_seconds() - cpu_at_start, bench_status_kb("VmHWM"), final_rss_kb,
-         (unsigned long long)frees, (unsigned long long)reallocs, basename_of(malloc_from),
-         preload_state, extra ? " " : "", extra ? extra : "");
+         (unsigned long long)frees, (unsigned long long)reallocs,
+         (unsigned long long)atomic_load(&threads_created), basename_of(malloc_from), preload_state,
+         extra ? " " : "", extra ? extra : "");
   fflush(stdout);
 }
 

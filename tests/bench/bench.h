@@ -8,6 +8,7 @@
 #ifndef BENCH_H
 #define BENCH_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -127,6 +128,11 @@ static inline void bench_block_free(bench_block *b, size_t stride) {
   b->p = NULL;
 }
 
+/* pthread_create that counts the threads a run starts (the C library gives each exited
+ * thread's stack back with one madvise, which the runner tells apart from the allocator's);
+ * fails the run when the thread cannot start. */
+void bench_thread_create(pthread_t *tid, void *(*fn)(void *), void *arg);
+
 /* Runs fn(arg_base + i * arg_size) in n threads, i from 0, and joins them all; with a NULL
  * arg_base the argument is i itself, as (void *)(intptr_t)i. */
 void bench_spawn(int n, void *(*fn)(void *), void *arg_base, size_t arg_size);
@@ -157,9 +163,10 @@ double bench_now(void);
 long bench_status_kb(const char *field);
 
 /* Prints "RESULT name=NAME seconds=S cpu_seconds=C peak_rss_kb=P final_rss_kb=F frees=N
- * reallocs=M malloc_from=LIB preload=verified|unchecked EXTRA": S is the measured section's wall
- * time, C the process's user+system time since bench_init, the resident sizes are read now, N and
- * M the bench_free and bench_realloc calls of all threads (every other thread must have exited).
+ * reallocs=M threads=T malloc_from=LIB preload=verified|unchecked EXTRA": S is the measured
+ * section's wall time, C the process's user+system time since bench_init, the resident sizes are
+ * read now, N and M the bench_free and bench_realloc calls of all threads (every other thread
+ * must have exited), T the threads bench_thread_create started.
  * `extra` is more key=value pairs, or NULL. */
 void bench_result(const char *name, double seconds, const char *extra);
 

@@ -57,9 +57,7 @@ int main(int argc, char **argv) {
   pthread_barrier_init(&start_line, NULL, (unsigned)args.threads);
   double start = bench_now();
   for (int i = 0; i < args.threads; i++) objects[i] = bench_malloc(OBJECT_SIZE);
-  for (int i = 0; i < args.threads; i++)
-    if (pthread_create(&tids[i], NULL, worker, objects[i]) != 0)
-      bench_fail("pthread_create failed");
+  for (int i = 0; i < args.threads; i++) bench_thread_create(&tids[i], worker, objects[i]);
   for (int i = 0; i < args.threads; i++) pthread_join(tids[i], NULL);
   double seconds = bench_now() - start;
   pthread_barrier_destroy(&start_line);

@@ -59,9 +59,7 @@ int main(int argc, char **argv) {
   pthread_barrier_init(&barrier, NULL, (unsigned)nthreads);
 
   double start = bench_now();
-  for (int i = 0; i < nthreads; i++)
-    if (pthread_create(&tids[i], NULL, worker, (void *)(intptr_t)i) != 0)
-      bench_fail("pthread_create failed");
+  for (int i = 0; i < nthreads; i++) bench_thread_create(&tids[i], worker, (void *)(intptr_t)i);
   for (int i = 0; i < nthreads; i++) pthread_join(tids[i], NULL);
   for (size_t i = 0; i < (size_t)nthreads * REGION_SLOTS; i++) {
     bench_check(slots[i].p, slots[i].size, slots[i].tag, BENCH_LINE);

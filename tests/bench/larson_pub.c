@@ -43,9 +43,7 @@ static void *work(void *arg) {
     put(b, &l->rng);
   }
   l->ops_left -= ops;
-  if (++l->generation < generations)
-    if (pthread_create(&l->tids[l->generation], NULL, work, l) != 0)
-      bench_fail("pthread_create failed");
+  if (++l->generation < generations) bench_thread_create(&l->tids[l->generation], work, l);
   return NULL;
 }
 
@@ -82,8 +80,7 @@ int main(int argc, char **argv) {
     lanes[i].ops_left = ops;
     lanes[i].tids = calloc(generations, sizeof(pthread_t));
     if (lanes[i].tids == NULL) bench_fail("no memory for thread ids");
-    if (pthread_create(&lanes[i].tids[0], NULL, work, &lanes[i]) != 0)
-      bench_fail("pthread_create failed");
+    bench_thread_create(&lanes[i].tids[0], work, &lanes[i]);
   }
   /* Each thread of a lane writes its successor's id before it returns, so joining it makes
    * the successor's id visible. */

@@ -101,9 +101,8 @@ int main(int argc, char **argv) {
       alone(&rings[i]);
       continue;
     }
-    if (pthread_create(&tids[2 * i], NULL, producer, &rings[i]) != 0 ||
-        pthread_create(&tids[2 * i + 1], NULL, consumer, &rings[i]) != 0)
-      bench_fail("pthread_create failed");
+    bench_thread_create(&tids[2 * i], producer, &rings[i]);
+    bench_thread_create(&tids[2 * i + 1], consumer, &rings[i]);
   }
   for (int i = 0; args.threads > 1 && i < pairs * 2; i++) pthread_join(tids[i], NULL);
   double seconds = bench_now() - start;

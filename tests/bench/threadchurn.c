@@ -52,8 +52,7 @@ int main(int argc, char **argv) {
   for (size_t g = 0; g < generations; g++) {
     for (int i = 0; i < n; i++) {
       legacies[i].generation = g * (size_t)n + (size_t)i + 1;
-      if (pthread_create(&tids[i], NULL, worker, &legacies[i]) != 0)
-        bench_fail("pthread_create failed");
+      bench_thread_create(&tids[i], worker, &legacies[i]);
     }
     for (int i = 0; i < n; i++) pthread_join(tids[i], NULL);
   }
