@@ -54,8 +54,9 @@ int na_os_dup_stderr(void);
 const char *na_os_getenv(const char *name);
 void na_os_yield(void);
 void na_os_sleep_ms(uint32_t ms);
-/* Starts a detached thread running fn(arg) with all signals blocked; false when it cannot. */
-bool na_os_thread_start(void *(*fn)(void *), void *arg);
+/* Starts a detached thread named `name` (at most 15 characters, as ps and perf show it)
+ * running fn(arg) with all signals blocked; false when it cannot. */
+bool na_os_thread_start(const char *name, void *(*fn)(void *), void *arg);
 /* Keeps the calling thread on the CPUs whose bits are set in `cpus` (`words` 64-bit words). */
 bool na_os_pin_to_cpus(const uint64_t *cpus, size_t words);
 

@@ -195,7 +195,7 @@ void na_os_sleep_ms(uint32_t ms) {
   errno = saved;
 }
 
-bool na_os_thread_start(void *(*fn)(void *), void *arg) {
+bool na_os_thread_start(const char *name, void *(*fn)(void *), void *arg) {
   int saved = errno;
   sigset_t all, old;
   sigfillset(&all);
@@ -205,6 +205,7 @@ bool na_os_thread_start(void *(*fn)(void *), void *arg) {
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_t thread;
   bool ok = pthread_create(&thread, &attr, fn, arg) == 0;
+  if (ok) pthread_setname_np(thread, name);
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   errno = saved;

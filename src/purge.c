@@ -184,9 +184,9 @@ static void *background_main(void *arg) {
 
 static void background_start(int arena_index) {
   int node = arena_index < NA_MAX_NODES ? arena_index : na_topology.usable_list[0];
-  if (na_relaxed_load(&background_running[node])) return;
+  if (atomic_load_explicit(&background_running[node], memory_order_relaxed)) return;
   if (atomic_exchange(&background_running[node], true)) return;
-  if (!na_os_thread_start(background_main, (void *)(intptr_t)node))
+  if (!na_os_thread_start("numalloc-purge", background_main, (void *)(intptr_t)node))
     atomic_store(&background_running[node], false); /* tried again at a later slow path */
 }
 
