@@ -1,9 +1,11 @@
 /* init.c: starting the allocator once per process (pthread_once): secret, options, topology,
- * thread-exit hook, fork handlers. Until the library's constructor has run (libnuma, a
- * dependency, starts first and calls malloc) and while the starting thread is inside the
- * start-up itself, requests are served by the bootstrap buffer, so start-up never recurses
- * into itself. */
+ * the system calls the kernel permits, thread-exit hook, fork handlers. Until the library's
+ * constructor has run (libnuma, a dependency, starts first and calls malloc) and while the starting
+ * thread is inside the start-up itself, requests are served by the bootstrap buffer, so start-up
+ * never recurses into itself. */
 #include "internal.h"
+
+#include "access.h"
 
 #include <stdlib.h>
 
@@ -51,12 +53,14 @@ static void start(void) {
   na_secret = na_os_random();
   na_options_init();
   na_topology_init();
+  na_access_init();
   na_policy_init();
   na_thread_init();
   pthread_atfork(before_fork, after_fork_parent, after_fork_child);
   if (na_options.verbose) {
     na_options_print();
     print_topology();
+    na_access_print();
   }
   if (na_options.stats != NA_STATS_OFF) {
     na_stats_init();

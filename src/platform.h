@@ -37,6 +37,32 @@ bool na_os_advise_huge(void *addr, size_t size, bool on);
 /* The node of each page, or a negative errno value per page (move_pages query mode). */
 bool na_os_page_nodes(void *const *pages, int *nodes, size_t count);
 
+/* The NUMA memory-policy system calls. A container's seccomp profile may refuse them: Docker's
+ * refuses mbind, set_mempolicy and get_mempolicy without CAP_SYS_NICE, and move_pages and
+ * migrate_pages even with it. */
+typedef enum na_numa_call_e {
+  NA_CALL_MBIND = 0,
+  NA_CALL_SET_MEMPOLICY,
+  NA_CALL_GET_MEMPOLICY,
+  NA_CALL_MOVE_PAGES,
+  NA_CALL_MIGRATE_PAGES,
+  NA_CALL_COUNT
+} na_numa_call_t;
+/* 0 when the kernel permits `call`, else the errno it refuses it with (EPERM from a seccomp
+ * profile, ENOSYS from a kernel without NUMA). Asked with arguments that change nothing: an
+ * empty range, no pages, an invalid mode or node count. */
+int na_os_numa_call_error(na_numa_call_t call);
+const char *na_os_numa_call_name(na_numa_call_t call);
+/* The nodes this process may allocate on (its cpuset's mems; bits beyond 63 dropped), from
+ * get_mempolicy; false when the call is refused. */
+bool na_os_mems_allowed(uint64_t *mask);
+/* As na_os_page_nodes, one page at a time through get_mempolicy(MPOL_F_NODE | MPOL_F_ADDR),
+ * which works where move_pages is refused. That call would fault a missing page in, so a page
+ * mincore does not see resident gives -ENOENT, as move_pages says, and is not asked about. */
+bool na_os_page_nodes_by_policy(void *const *pages, int *nodes, size_t count);
+/* A short description of an errno value that never allocates ("Operation not permitted"). */
+const char *na_os_error_text(int error);
+
 /* The CPU the calling thread runs on: from the rseq area when glibc registered one, else
  * sched_getcpu (the vDSO); never a system call on x86-64. */
 int na_os_current_cpu(void);

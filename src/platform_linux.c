@@ -20,6 +20,12 @@
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
+/* get_mempolicy flags and the default mode, as <numaif.h> numbers them */
+#define NA_MPOL_DEFAULT         0
+#define NA_MPOL_F_NODE          1
+#define NA_MPOL_F_ADDR          2
+#define NA_MPOL_F_MEMS_ALLOWED  4
+#define NA_KERNEL_NODEMASK_BITS 1024 /* the largest nodemask a kernel is built with */
 
 static _Atomic int injected_map_failures;
 
@@ -112,6 +118,81 @@ bool na_os_page_nodes(void *const *pages, int *nodes, size_t count) {
   long rc = syscall(SYS_move_pages, 0, (unsigned long)count, pages, NULL, nodes, 0);
   errno = saved;
   return rc == 0;
+}
+
+/* Each probe is a real call that the kernel checks and then finds has nothing to do, so a
+ * seccomp filter answers it as it would a real one. EINVAL means the kernel looked at the
+ * arguments: the call itself is permitted. */
+static long probe_call(na_numa_call_t call) {
+  uint64_t mask[NA_KERNEL_NODEMASK_BITS / 64] = {0};
+  switch (call) {
+  case NA_CALL_MBIND: return syscall(SYS_mbind, NULL, 0UL, NA_MPOL_DEFAULT, NULL, 0UL, 0U);
+  case NA_CALL_SET_MEMPOLICY: return syscall(SYS_set_mempolicy, -1, NULL, 0UL);
+  case NA_CALL_GET_MEMPOLICY: return syscall(SYS_get_mempolicy, NULL, NULL, 0UL, NULL, 0UL);
+  case NA_CALL_MOVE_PAGES: return syscall(SYS_move_pages, 0, 0UL, NULL, NULL, NULL, 0);
+  case NA_CALL_MIGRATE_PAGES: /* a node count beyond any kernel's is refused before any work */
+    return syscall(SYS_migrate_pages, 0, 1UL << 30, mask, mask);
+  case NA_CALL_COUNT: break;
+  }
+  errno = EINVAL;
+  return -1;
+}
+
+int na_os_numa_call_error(na_numa_call_t call) {
+  int saved = errno;
+  long rc = probe_call(call);
+  int error = rc == 0 || errno == EINVAL ? 0 : errno;
+  errno = saved;
+  return error;
+}
+
+const char *na_os_numa_call_name(na_numa_call_t call) {
+  static const char *const names[NA_CALL_COUNT] = {"mbind", "set_mempolicy", "get_mempolicy",
+                                                   "move_pages", "migrate_pages"};
+  return call >= 0 && call < NA_CALL_COUNT ? names[call] : "?";
+}
+
+bool na_os_mems_allowed(uint64_t *mask) {
+  int saved = errno;
+  uint64_t all[NA_KERNEL_NODEMASK_BITS / 64] = {0};
+  long rc = syscall(SYS_get_mempolicy, NULL, all, (unsigned long)NA_KERNEL_NODEMASK_BITS, NULL,
+                    (unsigned long)NA_MPOL_F_MEMS_ALLOWED);
+  errno = saved;
+  if (rc != 0) return false;
+  mask[0] = all[0];
+  return true;
+}
+
+bool na_os_page_nodes_by_policy(void *const *pages, int *nodes, size_t count) {
+  int saved = errno;
+  bool ok = true;
+  for (size_t i = 0; i < count && ok; i++) {
+    unsigned char resident = 0;
+    void *page = (void *)((uintptr_t)pages[i] & ~(uintptr_t)4095);
+    if (mincore(page, 1, &resident) != 0) {
+      nodes[i] = -EFAULT; /* not mapped */
+      continue;
+    }
+    if (!(resident & 1)) {
+      nodes[i] = -ENOENT;
+      continue;
+    }
+    int node = -1;
+    if (syscall(SYS_get_mempolicy, &node, NULL, 0UL, pages[i],
+                (unsigned long)(NA_MPOL_F_NODE | NA_MPOL_F_ADDR)) == 0)
+      nodes[i] = node;
+    else if (errno == EFAULT || errno == ENOMEM)
+      nodes[i] = -errno; /* unmapped since mincore looked */
+    else
+      ok = false; /* refused */
+  }
+  errno = saved;
+  return ok;
+}
+
+const char *na_os_error_text(int error) {
+  const char *text = strerrordesc_np(error);
+  return text != NULL ? text : "unknown error";
 }
 
 int na_os_current_cpu(void) {

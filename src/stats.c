@@ -3,6 +3,8 @@
  * printer writes it as text or JSON. */
 #include "internal.h"
 
+#include "access.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,7 +24,7 @@ void na_stats_verify(int arena_index, const void *addr, size_t size) {
   if (count == 0) count = 1;
   for (size_t i = 0; i < count; i++)
     pages[i] = (void *)(((uintptr_t)addr + i * (size / count)) & ~(uintptr_t)(NA_PAGE_SIZE - 1));
-  if (!na_os_page_nodes(pages, nodes, count)) return;
+  if (!na_access_page_nodes(pages, nodes, count)) return; /* the report says why */
   for (size_t i = 0; i < count; i++) {
     if (nodes[i] < 0) continue; /* not touched: nothing placed yet */
     tld->stats[arena_index].verified_pages++;
@@ -145,6 +147,66 @@ static void json_threads(FILE *out) {
   fprintf(out, "],\n");
 }
 
+/* ---- what placement can be trusted ------------------------------------------------------ */
+
+static const char *check_name(na_check_t check) {
+  return check == NA_CHECK_MOVE_PAGES      ? "move_pages"
+         : check == NA_CHECK_GET_MEMPOLICY ? "get_mempolicy"
+                                           : "none";
+}
+
+/* "not enforced: mbind refused (Operation not permitted)", or why binding failed. */
+static void bind_text(char *buf, size_t size, const na_access_report_t *a) {
+  if (a->refused[NA_CALL_MBIND] != 0)
+    snprintf(buf, size, "not enforced: mbind refused (%s)",
+             na_os_error_text(a->refused[NA_CALL_MBIND]));
+  else if (a->bind_failures > 0)
+    snprintf(buf, size, "not enforced: %ld mbind call(s) failed", a->bind_failures);
+  else
+    snprintf(buf, size, "enforced");
+}
+
+/* The call NUMALLOC_VERIFY uses, and when it could use none, why. */
+static void check_text(char *buf, size_t size, const na_access_report_t *a) {
+  int moves = a->refused[NA_CALL_MOVE_PAGES], policy = a->refused[NA_CALL_GET_MEMPOLICY];
+  if (!na_options.verify)
+    snprintf(buf, size, "off");
+  else if (a->check == NA_CHECK_MOVE_PAGES)
+    snprintf(buf, size, "move_pages");
+  else if (a->check == NA_CHECK_GET_MEMPOLICY)
+    snprintf(buf, size, "get_mempolicy (move_pages refused: %s)", na_os_error_text(moves));
+  else if (moves == policy)
+    snprintf(buf, size, "unavailable: move_pages and get_mempolicy refused (%s)",
+             na_os_error_text(moves));
+  else
+    snprintf(buf, size, "unavailable: move_pages refused (%s), get_mempolicy refused (%s)",
+             na_os_error_text(moves), na_os_error_text(policy));
+}
+
+static void json_placement(FILE *out, const na_node_stats_t *total) {
+  na_access_report_t a;
+  na_access_report(&a);
+  char bind[160], check[256];
+  bind_text(bind, sizeof bind, &a);
+  check_text(check, sizeof check, &a);
+  int64_t checked = 0, misplaced = 0;
+  for (int i = 0; i < NA_ARENA_COUNT; i++) {
+    checked += total[i].verified_pages;
+    misplaced += total[i].misplaced_pages;
+  }
+  fprintf(out,
+          "  \"placement\": {\"enforced\": %s, \"bind\": \"%s\", \"check\": \"%s\", "
+          "\"check_method\": \"%s\", \"verified_pages\": %lld, \"misplaced_pages\": %lld, "
+          "\"refused\": [",
+          a.bind_enforced ? "true" : "false", bind, check,
+          na_options.verify ? check_name(a.check) : "off", (long long)checked,
+          (long long)misplaced);
+  for (int call = 0, listed = 0; call < NA_CALL_COUNT; call++)
+    if (a.refused[call] != 0)
+      fprintf(out, "%s\"%s\"", listed++ ? ", " : "", na_os_numa_call_name((na_numa_call_t)call));
+  fprintf(out, "]},\n");
+}
+
 static void print_json(FILE *out, const na_node_stats_t *total) {
   char name[32];
   fprintf(out, "{\n  \"policy\": \"%s\",\n", numalloc_policy_name(numalloc_policy()));
@@ -158,7 +220,29 @@ static void print_json(FILE *out, const na_node_stats_t *total) {
   if (na_arena_peak_mapped_bytes(NA_TOUCH_ARENA) > 0)
     json_node(out, "first_touch", NA_TOUCH_ARENA, &total[NA_TOUCH_ARENA]);
   json_threads(out);
+  json_placement(out, total);
   fprintf(out, "  \"remote_pct\": %.1f\n}\n", remote_pct(total));
+}
+
+/* NUMALLOC_VERIFY's result, naming the call it used; a check that could not run, or found no
+ * page to look at, says so rather than read as a pass. */
+static void print_check(FILE *out, const na_node_stats_t *total, const na_access_report_t *a) {
+  int64_t checked = 0, misplaced = 0;
+  for (int i = 0; i < NA_ARENA_COUNT; i++) {
+    checked += total[i].verified_pages;
+    misplaced += total[i].misplaced_pages;
+  }
+  char check[256];
+  check_text(check, sizeof check, a);
+  const char *by = a->check == NA_CHECK_MOVE_PAGES ? "" : " by ";
+  if (a->check == NA_CHECK_NONE)
+    fprintf(out, "numalloc: placement check %s\n", check);
+  else if (checked == 0)
+    fprintf(out, "numalloc: placement check%s%s: no page was checked\n", by,
+            a->check == NA_CHECK_MOVE_PAGES ? "" : check);
+  else
+    fprintf(out, "numalloc: placement check%s%s: %lld pages sampled, %lld on another node\n", by,
+            a->check == NA_CHECK_MOVE_PAGES ? "" : check, (long long)checked, (long long)misplaced);
 }
 
 static void print_text(FILE *out, const na_node_stats_t *total) {
@@ -185,15 +269,17 @@ static void print_text(FILE *out, const na_node_stats_t *total) {
             (long long)s->remote_free_count);
   }
   fprintf(out, "numalloc: remote allocations: %.1f%%\n", remote_pct(total));
-  if (na_options.verify) {
-    int64_t checked = 0, misplaced = 0;
-    for (int i = 0; i < NA_ARENA_COUNT; i++) {
-      checked += total[i].verified_pages;
-      misplaced += total[i].misplaced_pages;
-    }
-    fprintf(out, "numalloc: placement check: %lld pages sampled, %lld on another node\n",
-            (long long)checked, (long long)misplaced);
+  na_access_report_t a;
+  na_access_report(&a);
+  if (!a.bind_enforced) {
+    char bind[160];
+    bind_text(bind, sizeof bind, &a);
+    fprintf(out,
+            "numalloc: placement %s; local %% is where numalloc asked for memory, not where "
+            "the kernel put it\n",
+            bind);
   }
+  if (na_options.verify) print_check(out, total, &a);
 }
 
 int numalloc_stats_print(FILE *out, const char *format) {
@@ -242,8 +328,11 @@ void na_stats_at_exit(void) {
   if (out != stderr) fclose(out);
 }
 
+/* Also reads the topology again: the documented way to start using a node the cpuset has
+ * allowed since (a container resized, numactl or taskset applied to the running process). */
 void numalloc_collect(void) {
   if (!na_ensure_init()) return;
+  na_topology_init();
   na_tld_t *self = na_tld_peek();
   for (int i = 0; self != NULL && i < NA_ARENA_COUNT; i++)
     if (self->heaps[i] != NULL) na_heap_collect(self->heaps[i]);

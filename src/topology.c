@@ -1,73 +1,266 @@
-/* topology.c: the machine as the allocator sees it, read once from libnuma at start: nodes
- * with memory and with CPUs, memory per node, distances, the nodes this process may use
- * (cpusets, numactl --membind), and from those, for every node, where to allocate for it. */
+/* topology.c: the machine as the allocator sees it: nodes with memory and with CPUs, memory
+ * per node, distances, the nodes this process may use (cpusets, numactl --membind), and from
+ * those, for every node, where to allocate for it. Read from sysfs and procfs without libnuma,
+ * whose messages would land on the program's stderr when a container refuses its calls, and
+ * without allocating, so it can be read again while the program runs: a container is resized,
+ * a cpuset widened, a CPU plugged in. */
 #include "internal.h"
 
-#include <numa.h>
 #include <string.h>
+
+#define NODE_DIR      "/sys/devices/system/node/"
+#define CPU_SLOTS     ((int)(sizeof na_topology.cpu_node / sizeof na_topology.cpu_node[0]))
+#define TEXT_MAX      8192
+#define SIZE_UNKNOWN  ((size_t)0)
+#define DISTANCE_SELF 10
 
 na_topology_t na_topology;
 
+/* The topology being read, and the text of the file being parsed: static, because reading
+ * again happens on any thread, whose stack may be small. `reading` keeps one reader at a time. */
+static na_topology_t scratch;
+static char text[TEXT_MAX];
+static _Atomic bool reading;
+static bool read_once;
+
 static void set_bit(uint64_t *mask, int node) { mask[0] |= (uint64_t)1 << node; }
+
+/* ---- kernel lists ("0-3,8-11") ---------------------------------------------------------- */
+
+static const char *parse_number(const char *p, long *out) {
+  if (*p < '0' || *p > '9') return NULL;
+  long value = 0;
+  while (*p >= '0' && *p <= '9') {
+    if (value < 1L << 40) value = value * 10 + (*p - '0');
+    p++;
+  }
+  *out = value;
+  return p;
+}
+
+/* Calls visit(id) for each id of a list that ends at a newline or NUL; false when malformed.
+ * An empty list is valid. */
+static bool list_each(const char *p, void (*visit)(long id, void *arg), void *arg) {
+  while (*p == ' ') p++;
+  if (*p == '\n' || *p == '\0') return true;
+  for (;;) {
+    long first, last;
+    if ((p = parse_number(p, &first)) == NULL) return false;
+    last = first;
+    if (*p == '-' && (p = parse_number(p + 1, &last)) == NULL) return false;
+    if (last < first) return false;
+    for (long id = first; id <= last; id++) visit(id, arg);
+    if (*p != ',') break;
+    p++;
+  }
+  return *p == '\n' || *p == '\0';
+}
+
+static void add_node(long id, void *arg) {
+  if (id < NA_MAX_NODES) set_bit(arg, (int)id);
+}
+
+typedef struct highest_s {
+  long id;
+} highest_t;
+
+static void note_highest(long id, void *arg) {
+  highest_t *h = arg;
+  if (id > h->id) h->id = id;
+}
+
+/* Reads a node list file into `mask`; false when the file is missing or malformed. */
+static bool read_node_list(const char *path, uint64_t *mask) {
+  mask[0] = 0;
+  return na_os_read_file(path, text, sizeof text) >= 0 && list_each(text, add_node, mask);
+}
+
+/* The highest id in a list file plus one, or 0 when it cannot be read. */
+static int read_list_span(const char *path) {
+  highest_t h = {-1};
+  if (na_os_read_file(path, text, sizeof text) < 0 || !list_each(text, note_highest, &h)) return 0;
+  return h.id < 0 ? 0 : (int)(h.id < 1 << 20 ? h.id + 1 : 1 << 20);
+}
+
+static void node_path(char *path, size_t size, int node, const char *file) {
+  size_t at = 0;
+  const char *prefix = NODE_DIR "node";
+  while (*prefix && at + 1 < size) path[at++] = *prefix++;
+  char digits[8];
+  int n = 0;
+  do digits[n++] = (char)('0' + node % 10), node /= 10;
+  while (node > 0 && n < (int)sizeof digits);
+  while (n > 0 && at + 1 < size) path[at++] = digits[--n];
+  if (at + 1 < size) path[at++] = '/';
+  while (*file && at + 1 < size) path[at++] = *file++;
+  path[at] = '\0';
+}
+
+/* ---- one node ----------------------------------------------------------------------------- */
+
+typedef struct cpu_visit_s {
+  na_topology_t *t;
+  int node;
+} cpu_visit_t;
+
+static void add_cpu(long cpu, void *arg) {
+  cpu_visit_t *v = arg;
+  if (cpu >= CPU_SLOTS) return; /* beyond the map: such CPUs get the first usable node */
+  v->t->cpu_node[cpu] = (int16_t)v->node;
+  set_bit(v->t->has_cpus, v->node);
+  if (cpu >= v->t->cpu_count) v->t->cpu_count = (int)cpu + 1;
+}
+
+/* "Node 0 MemTotal:  1234 kB" */
+static size_t read_memory(int node) {
+  char path[96];
+  node_path(path, sizeof path, node, "meminfo");
+  if (na_os_read_file(path, text, sizeof text) < 0) return SIZE_UNKNOWN;
+  const char *p = strstr(text, "MemTotal:");
+  if (p == NULL) return SIZE_UNKNOWN;
+  p += strlen("MemTotal:");
+  while (*p == ' ' || *p == '\t') p++;
+  long kib;
+  return parse_number(p, &kib) != NULL ? (size_t)kib * NA_KiB : SIZE_UNKNOWN;
+}
+
+/* A node's distance file lists its distance to every online node, in the order of their ids. */
+static void read_distances(na_topology_t *t, int node, uint64_t online) {
+  char path[96];
+  node_path(path, sizeof path, node, "distance");
+  bool ok = na_os_read_file(path, text, sizeof text) >= 0;
+  const char *p = text;
+  for (int other = 0; other < t->node_count; other++) {
+    long d = 0;
+    if (ok && ((online >> other) & 1)) {
+      while (*p == ' ') p++;
+      const char *next = parse_number(p, &d);
+      if (next == NULL)
+        ok = false;
+      else
+        p = next;
+    }
+    bool valid = ok && d > 0 && d < 256;
+    t->distance[node][other] = (uint8_t)(valid           ? d
+                                         : other == node ? DISTANCE_SELF
+                                                         : 2 * DISTANCE_SELF);
+  }
+}
+
+static void read_node(na_topology_t *t, int node, uint64_t online, bool memory_listed) {
+  char path[96];
+  t->memory_bytes[node] = read_memory(node);
+  if (!memory_listed && t->memory_bytes[node] > 0) set_bit(t->has_memory, node);
+  node_path(path, sizeof path, node, "cpulist");
+  cpu_visit_t visit = {t, node};
+  if (na_os_read_file(path, text, sizeof text) >= 0) list_each(text, add_cpu, &visit);
+  read_distances(t, node, online);
+}
+
+/* ---- the process's nodes ------------------------------------------------------------------ */
+
+/* The cpuset's memory nodes: get_mempolicy, or where a container refuses it, the same list
+ * in /proc/self/status. */
+static bool read_allowed(uint64_t *mask) {
+  if (na_os_mems_allowed(mask)) return true;
+  if (na_os_read_file("/proc/self/status", text, sizeof text) < 0) return false;
+  const char *p = strstr(text, "\nMems_allowed_list:");
+  if (p == NULL) return false;
+  p += strlen("\nMems_allowed_list:");
+  mask[0] = 0;
+  return list_each(p, add_node, mask);
+}
 
 static void read_single_node(na_topology_t *t) {
   t->node_count = 1;
-  t->cpu_count = 1;
+  t->cpu_count = t->cpu_count > 0 ? t->cpu_count : 1;
   t->has_memory[0] = t->has_cpus[0] = t->allowed[0] = 1;
-  t->distance[0][0] = 10;
-  for (size_t c = 0; c < sizeof t->cpu_node / sizeof t->cpu_node[0]; c++) t->cpu_node[c] = 0;
+  t->distance[0][0] = DISTANCE_SELF;
+  for (int c = 0; c < CPU_SLOTS; c++) t->cpu_node[c] = 0;
 }
 
-static void read_node(na_topology_t *t, int node, struct bitmask *cpus) {
-  long long free_bytes = 0;
-  long long size = numa_node_size64(node, &free_bytes);
-  if (size > 0) {
-    set_bit(t->has_memory, node);
-    t->memory_bytes[node] = (size_t)size;
-  }
-  if (numa_node_to_cpus(node, cpus) == 0) {
-    for (int c = 0; c < t->cpu_count && c < (int)(sizeof t->cpu_node / sizeof t->cpu_node[0]);
-         c++) {
-      if (numa_bitmask_isbitset(cpus, (unsigned)c)) {
-        t->cpu_node[c] = (int16_t)node;
-        set_bit(t->has_cpus, node);
-      }
-    }
-  }
-}
-
-static void read_libnuma(na_topology_t *t) {
-  t->node_count = numa_max_node() + 1;
-  if (t->node_count > NA_MAX_NODES) {
-    na_warning("%d NUMA nodes; numalloc uses the first %d", t->node_count, NA_MAX_NODES);
-    t->node_count = NA_MAX_NODES;
-  }
-  t->cpu_count = numa_num_configured_cpus();
-  struct bitmask *cpus = numa_allocate_cpumask();
-  struct bitmask *mems = numa_get_mems_allowed();
-  for (int node = 0; node < t->node_count; node++) {
-    read_node(t, node, cpus);
-    if (mems != NULL && numa_bitmask_isbitset(mems, (unsigned)node)) set_bit(t->allowed, node);
-    for (int other = 0; other < t->node_count; other++) {
-      int d = numa_distance(node, other);
-      t->distance[node][other] = (uint8_t)(d > 0 && d < 256 ? d : (node == other ? 10 : 20));
-    }
-  }
-  if (mems != NULL) numa_bitmask_free(mems);
-  numa_bitmask_free(cpus);
-}
-
-void na_topology_init(void) {
-  na_topology_t *t = &na_topology;
+/* Without a node directory (a kernel without NUMA, or a sandbox that hides it) the machine
+ * is one node, as the kernel itself would place memory. */
+static void read_machine(na_topology_t *t) {
   memset(t, 0, sizeof *t);
-  for (size_t c = 0; c < sizeof t->cpu_node / sizeof t->cpu_node[0]; c++) t->cpu_node[c] = -1;
-  if (numa_available() < 0)
+  for (int c = 0; c < CPU_SLOTS; c++) t->cpu_node[c] = -1;
+  t->cpu_count = read_list_span("/sys/devices/system/cpu/present");
+  uint64_t online = 0;
+  int span = read_list_span(NODE_DIR "online");
+  if (span == 0 || !read_node_list(NODE_DIR "online", &online) || online == 0) {
     read_single_node(t);
-  else
-    read_libnuma(t);
+    return;
+  }
+  if (span > NA_MAX_NODES && !read_once)
+    na_warning("%d NUMA nodes; numalloc uses the first %d", span, NA_MAX_NODES);
+  t->node_count = span < NA_MAX_NODES ? span : NA_MAX_NODES;
+  bool memory_listed = read_node_list(NODE_DIR "has_memory", t->has_memory);
+  for (int node = 0; node < t->node_count; node++)
+    if ((online >> node) & 1) read_node(t, node, online, memory_listed);
+  if (!read_allowed(t->allowed)) t->allowed[0] = online;
   if (t->allowed[0] == 0) t->allowed[0] = t->has_memory[0];
-  na_topology_derive(t);
+  if (t->cpu_count == 0) t->cpu_count = 1;
 }
+
+/* ---- publishing a new reading --------------------------------------------------------------
+ * Other threads read na_topology without a lock while it is replaced. Every field is stored
+ * whole, and in an order where anything a reader combines names a node that is usable in the
+ * old or the new reading: lists grow entries first and count last, shrink count first. */
+
+#define STORE(field, value) na_relaxed_store(&(field), (value))
+
+static void publish_row(int8_t *row, const int8_t *from) {
+  int i = 0;
+  for (; i < NA_MAX_NODES && from[i] >= 0; i++) STORE(row[i], from[i]);
+  if (i < NA_MAX_NODES) STORE(row[i], (int8_t)-1);
+}
+
+static void publish(na_topology_t *t, const na_topology_t *n) {
+  if (n->node_count < t->node_count) STORE(t->node_count, n->node_count);
+  for (int c = 0; c < CPU_SLOTS; c++) STORE(t->cpu_node[c], n->cpu_node[c]);
+  for (int a = 0; a < NA_MAX_NODES; a++) {
+    STORE(t->memory_bytes[a], n->memory_bytes[a]);
+    for (int b = 0; b < NA_MAX_NODES; b++) STORE(t->distance[a][b], n->distance[a][b]);
+  }
+  STORE(t->has_memory[0], n->has_memory[0]);
+  STORE(t->has_cpus[0], n->has_cpus[0]);
+  STORE(t->allowed[0], n->allowed[0]);
+  STORE(t->usable[0], n->usable[0]);
+  for (int a = 0; a < NA_MAX_NODES; a++) {
+    STORE(t->nearest_usable[a], n->nearest_usable[a]);
+    publish_row(t->fallback_order[a], n->fallback_order[a]);
+  }
+  if (n->usable_count < t->usable_count) STORE(t->usable_count, n->usable_count);
+  for (int i = 0; i < n->usable_count; i++) STORE(t->usable_list[i], n->usable_list[i]);
+  STORE(t->usable_count, n->usable_count);
+  STORE(t->cpu_count, n->cpu_count);
+  STORE(t->node_count, n->node_count);
+}
+
+static void derive(na_topology_t *t, bool warn);
+
+/* A child forked while another thread was reading has only the flag left of that reading. */
+static void after_fork_child(void) { atomic_store(&reading, false); }
+
+/* The first reading fills na_topology before any other thread can look; later ones (the
+ * program calls numalloc_collect) are read aside and published, and NUMALLOC_NODES problems,
+ * said at the first, are not said again. Never allocates. */
+void na_topology_init(void) {
+  while (atomic_exchange(&reading, true)) na_os_yield();
+  if (!read_once) {
+    read_machine(&na_topology);
+    derive(&na_topology, true);
+    read_once = true;
+    pthread_atfork(NULL, NULL, after_fork_child);
+  } else {
+    read_machine(&scratch);
+    derive(&scratch, false);
+    publish(&na_topology, &scratch);
+  }
+  atomic_store(&reading, false);
+}
+
+/* ---- derived tables ---------------------------------------------------------------------- */
 
 /* Nodes in order of distance from `node` (ties by id), among `candidates`. */
 static int order_by_distance(const na_topology_t *t, int node, uint64_t candidates, int8_t *out) {
@@ -87,36 +280,44 @@ static int order_by_distance(const na_topology_t *t, int node, uint64_t candidat
   return count;
 }
 
-void na_topology_derive(na_topology_t *t) {
-  uint64_t usable = t->allowed[0] & t->has_memory[0];
-  if (na_options.nodes_set) {
-    uint64_t restricted = usable & na_options.nodes_mask[0];
-    if (restricted == 0)
-      na_warning("NUMALLOC_NODES=\"%s\" names no node this process can use; using the "
-                 "default, all allowed nodes",
-                 na_options.nodes_text);
-    else if (restricted != na_options.nodes_mask[0])
-      na_warning("NUMALLOC_NODES=\"%s\" names nodes this process cannot use; they are ignored",
-                 na_options.nodes_text);
-    if (restricted != 0) usable = restricted;
-  }
+static uint64_t restrict_to_option(uint64_t usable, bool warn) {
+  if (!na_options.nodes_set) return usable;
+  uint64_t restricted = usable & na_options.nodes_mask[0];
+  if (warn && restricted == 0)
+    na_warning("NUMALLOC_NODES=\"%s\" names no node this process can use; using the "
+               "default, all allowed nodes",
+               na_options.nodes_text);
+  else if (warn && restricted != na_options.nodes_mask[0])
+    na_warning("NUMALLOC_NODES=\"%s\" names nodes this process cannot use; they are ignored",
+               na_options.nodes_text);
+  return restricted != 0 ? restricted : usable;
+}
+
+static void derive(na_topology_t *t, bool warn) {
+  uint64_t usable = restrict_to_option(t->allowed[0] & t->has_memory[0], warn);
   if (usable == 0) usable = 1; /* nothing known: node 0, as the kernel would */
   t->usable[0] = usable;
   t->usable_count = 0;
   for (int n = 0; n < NA_MAX_NODES; n++)
     if ((usable >> n) & 1) t->usable_list[t->usable_count++] = n;
   int node_span = t->node_count > 0 ? t->node_count : 1;
-  for (int n = 0; n < node_span; n++) {
-    int count = order_by_distance(t, n, usable, t->fallback_order[n]);
+  for (int n = 0; n < NA_MAX_NODES; n++) {
+    int count = n < node_span ? order_by_distance(t, n, usable, t->fallback_order[n]) : 0;
+    if (n >= node_span) memcpy(t->fallback_order[n], t->fallback_order[0], NA_MAX_NODES);
     t->nearest_usable[n] = count > 0 ? t->fallback_order[n][0] : (int8_t)t->usable_list[0];
   }
 }
 
+void na_topology_derive(na_topology_t *t) { derive(t, true); }
+
+/* ---- lookups ------------------------------------------------------------------------------ */
+
+/* Any CPU maps to a node below NA_MAX_NODES: a CPU beyond the map, or one that appeared since
+ * the topology was read, gets the first usable node. */
 int na_topology_cpu_node(int cpu) {
-  if (cpu < 0 || cpu >= (int)(sizeof na_topology.cpu_node / sizeof na_topology.cpu_node[0]))
-    return na_topology.usable_list[0];
+  if (cpu < 0 || cpu >= CPU_SLOTS) return na_topology.usable_list[0];
   int node = na_topology.cpu_node[cpu];
-  return node < 0 ? na_topology.usable_list[0] : node;
+  return node < 0 || node >= NA_MAX_NODES ? na_topology.usable_list[0] : node;
 }
 
 int numalloc_node_count(void) { return na_ensure_init() ? na_topology.node_count : 1; }
