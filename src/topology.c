@@ -315,9 +315,10 @@ void na_topology_derive(na_topology_t *t) { derive(t, true); }
 /* Any CPU maps to a node below NA_MAX_NODES: a CPU beyond the map, or one that appeared since
  * the topology was read, gets the first usable node. */
 int na_topology_cpu_node(int cpu) {
-  if (cpu < 0 || cpu >= CPU_SLOTS) return na_topology.usable_list[0];
-  int node = na_topology.cpu_node[cpu];
-  return node < 0 || node >= NA_MAX_NODES ? na_topology.usable_list[0] : node;
+  int first = na_relaxed_load(&na_topology.usable_list[0]);
+  if (cpu < 0 || cpu >= CPU_SLOTS) return first;
+  int node = na_relaxed_load(&na_topology.cpu_node[cpu]);
+  return node < 0 || node >= NA_MAX_NODES ? first : node;
 }
 
 int numalloc_node_count(void) { return na_ensure_init() ? na_topology.node_count : 1; }

@@ -136,6 +136,53 @@ START_TEST(page_nodes_of_untouched_pages) {
 }
 END_TEST
 
+/* get_mempolicy, page by page, answers as move_pages does: the node of a touched page, -ENOENT
+ * for one never touched (asking does not fault it in), -EFAULT where nothing is mapped. */
+START_TEST(page_nodes_by_policy_agree_with_move_pages) {
+  enum { PAGES = 16 };
+  char *p = na_os_map_aligned((PAGES + 1) * NA_PAGE_SIZE, NA_PAGE_SIZE);
+  na_os_unmap(p + PAGES * NA_PAGE_SIZE, NA_PAGE_SIZE); /* a hole after the range */
+  void *pages[PAGES + 1];
+  int by_policy[PAGES + 1], by_move[PAGES + 1];
+  for (int i = 0; i <= PAGES; i++) {
+    pages[i] = p + i * NA_PAGE_SIZE + (i % 3) * 100; /* any address within the page */
+    if (i < PAGES && i % 3 != 1) p[i * NA_PAGE_SIZE] = 1;
+  }
+  errno = EDOM;
+  if (!na_os_page_nodes_by_policy(pages, by_policy, PAGES + 1)) return; /* refused here */
+  ck_assert_int_eq(errno, EDOM);
+  for (int i = 0; i < PAGES; i++) {
+    if (i % 3 != 1)
+      ck_assert_msg(na_node_bit(na_topology.has_memory, by_policy[i]), "page %d: %d", i,
+                    by_policy[i]);
+    else
+      ck_assert_int_eq(by_policy[i], -ENOENT);
+  }
+  ck_assert_int_eq(by_policy[PAGES], -EFAULT);
+  ck_assert_int_eq(unit_resident_pages(p, PAGES * NA_PAGE_SIZE), PAGES - PAGES / 3);
+  if (na_os_page_nodes(pages, by_move, PAGES + 1))
+    for (int i = 0; i <= PAGES; i++) ck_assert_int_eq(by_policy[i], by_move[i]);
+  na_os_unmap(p, PAGES * NA_PAGE_SIZE);
+}
+END_TEST
+
+/* The cpuset's nodes from get_mempolicy are those /proc/self/status lists. */
+START_TEST(mems_allowed_match_the_status_file) {
+  uint64_t mask = 0, listed = 0;
+  if (!na_os_mems_allowed(&mask)) return; /* refused here */
+  char text[8192];
+  ck_assert_int_gt(na_os_read_file("/proc/self/status", text, sizeof text), 0);
+  char *line = strstr(text, "\nMems_allowed_list:");
+  ck_assert_ptr_nonnull(line);
+  line += strlen("\nMems_allowed_list:");
+  while (*line == '\t' || *line == ' ') line++;
+  line[strcspn(line, "\n")] = '\0';
+  ck_assert(na_parse_node_list(line, &listed, NA_MAX_NODES - 1));
+  ck_assert_uint_eq(mask, listed);
+  ck_assert_uint_eq(mask, na_topology.allowed[0]);
+}
+END_TEST
+
 START_TEST(cpu_clock_and_randomness) {
   long cpus = sysconf(_SC_NPROCESSORS_CONF);
   for (int i = 0; i < 100; i++) {
@@ -284,6 +331,8 @@ int main(int argc, char **argv) {
   tcase_add_test_raise_signal(tc, reserve_is_address_space_only, SIGSEGV);
   tcase_add_test(tc, bind_to_this_machines_nodes);
   tcase_add_test(tc, page_nodes_of_untouched_pages);
+  tcase_add_test(tc, page_nodes_by_policy_agree_with_move_pages);
+  tcase_add_test(tc, mems_allowed_match_the_status_file);
   tcase_add_test(tc, cpu_clock_and_randomness);
   tcase_add_test(tc, read_file_without_allocating);
   tcase_add_test(tc, stderr_and_environment);
