@@ -195,6 +195,19 @@ START_TEST(permitted_bind_failure_reads_the_topology_again) {
 }
 END_TEST
 
+/* With get_mempolicy refused the cpuset's nodes come from /proc/self/status: the same
+ * topology, and not a word on stderr (libnuma would print "get_mempolicy: ..."). */
+START_TEST(topology_read_under_the_filter) {
+  na_topology_t before = na_topology;
+  deny(ALL_CALLS, EPERM);
+  unit_capture_start();
+  na_topology_init();
+  ck_assert_str_eq(unit_capture_stop(), "");
+  ck_assert_uint_eq(na_topology.allowed[0], before.allowed[0]);
+  ck_assert_int_eq(memcmp(&na_topology, &before, sizeof before), 0);
+}
+END_TEST
+
 /* Touched pages: the node; a page never touched: -ENOENT, as move_pages says. */
 static void expect_page_nodes(void) {
   size_t size = 8 * NA_PAGE_SIZE;
@@ -337,6 +350,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, strict_fallback_without_a_check_says_so);
   tcase_add_test(tc, a_later_filter_is_noticed);
   tcase_add_test(tc, permitted_bind_failure_reads_the_topology_again);
+  tcase_add_test(tc, topology_read_under_the_filter);
   tc = unit_tcase(s, "check", 10);
   tcase_add_test(tc, checks_use_move_pages_when_permitted);
   tcase_add_test(tc, checks_use_get_mempolicy_where_move_pages_is_refused);

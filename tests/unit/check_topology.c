@@ -2,9 +2,11 @@
  * here with synthetic machines: nodes with memory and no CPUs, CPUs and no memory, nodes the
  * process may not use, asymmetric and tied distances, 64 nodes, and NUMALLOC_NODES
  * restrictions; each must give the right usable set, fallback order and nearest usable node.
- * The topology read from this machine is checked against sysfs. */
+ * The topology read from this machine is checked against sysfs, and read again (as while the
+ * program runs) replaces an old reading quietly while other threads look nodes up. */
 #include "unit.h"
 
+#include <pthread.h>
 #include <stdio.h>
 
 static na_topology_t topo;
@@ -304,6 +306,92 @@ START_TEST(this_machine_matches_sysfs) {
 }
 END_TEST
 
+/* Reading the machine again (numalloc_collect does) gives the same topology when nothing
+ * changed, and replaces an old reading whole. */
+START_TEST(reading_again_replaces_an_old_reading) {
+  na_topology_t first = na_topology;
+  na_topology_init();
+  ck_assert_int_eq(memcmp(&first, &na_topology, sizeof first), 0);
+  na_topology.node_count = 3; /* as if nodes 1 and 2 had been allowed at the last reading */
+  na_topology.allowed[0] = na_topology.has_memory[0] = na_topology.usable[0] = 0x7;
+  na_topology.usable_count = 3;
+  na_topology.usable_list[1] = 1;
+  na_topology.usable_list[2] = 2;
+  na_topology.nearest_usable[2] = 2;
+  na_topology.cpu_node[0] = 2;
+  unit_capture_start();
+  na_topology_init();
+  ck_assert_str_eq(unit_capture_stop(), "");
+  ck_assert_int_eq(na_topology.node_count, first.node_count);
+  ck_assert_uint_eq(na_topology.usable[0], first.usable[0]);
+  ck_assert_int_eq(na_topology.usable_count, first.usable_count);
+  ck_assert_int_eq(na_topology.nearest_usable[2], first.nearest_usable[2]);
+  ck_assert_int_eq(na_topology.cpu_node[0], first.cpu_node[0]);
+}
+END_TEST
+
+/* NUMALLOC_NODES problems are said at start, not at every reading. */
+START_TEST(reading_again_is_quiet) {
+  na_options.nodes_set = true;
+  na_options.nodes_mask[0] = (uint64_t)1 << 40;
+  na_options.nodes_text = "40";
+  unit_capture_start();
+  na_topology_init();
+  numalloc_collect();
+  ck_assert_str_eq(unit_capture_stop(), "");
+  ck_assert(na_node_bit(na_topology.usable, na_topology.usable_list[0]));
+}
+END_TEST
+
+/* Threads that look nodes up while the topology is read again always get a node below
+ * NA_MAX_NODES, and fallback orders that end. */
+static _Atomic bool readers_stop;
+
+static void *look_up_nodes(void *arg) {
+  (void)arg;
+  long looked = 0;
+  while (!atomic_load_explicit(&readers_stop, memory_order_relaxed)) {
+    for (int cpu = -2; cpu < 1100; cpu += 7) {
+      int node = na_topology_cpu_node(cpu);
+      UNIT_REQUIRE(node >= 0 && node < NA_MAX_NODES, "cpu %d -> node %d", cpu, node);
+      int near = na_relaxed_load(&na_topology.nearest_usable[node]);
+      UNIT_REQUIRE(near >= 0 && near < NA_MAX_NODES, "node %d -> %d", node, near);
+      for (int i = 0; i < NA_MAX_NODES; i++) {
+        int next = na_relaxed_load(&na_topology.fallback_order[node][i]);
+        if (next < 0) break;
+        UNIT_REQUIRE(next < NA_MAX_NODES, "fallback %d", next);
+      }
+      int count = na_relaxed_load(&na_topology.usable_count);
+      UNIT_REQUIRE(count >= 1 && count <= NA_MAX_NODES, "usable_count %d", count);
+      looked++;
+    }
+  }
+  return (void *)looked;
+}
+
+START_TEST(lookups_during_reading_again) {
+  pthread_t readers[2];
+  atomic_store(&readers_stop, false);
+  for (int i = 0; i < 2; i++) pthread_create(&readers[i], NULL, look_up_nodes, NULL);
+  for (int round = 0; round < 300; round++) {
+    /* an old reading with two more nodes, then the machine read again */
+    na_relaxed_store(&na_topology.usable_list[1], 5);
+    na_relaxed_store(&na_topology.usable_list[2], 6);
+    na_relaxed_store(&na_topology.usable_count, 3);
+    na_relaxed_store(&na_topology.cpu_node[round % 1024], (int16_t)6);
+    na_relaxed_store(&na_topology.fallback_order[6][0], (int8_t)5);
+    na_relaxed_store(&na_topology.fallback_order[6][1], (int8_t)-1);
+    na_topology_init();
+  }
+  atomic_store(&readers_stop, true);
+  for (int i = 0; i < 2; i++) {
+    void *looked;
+    pthread_join(readers[i], &looked);
+    ck_assert_int_gt((long)looked, 0);
+  }
+}
+END_TEST
+
 int main(int argc, char **argv) {
   (void)argc;
   Suite *s = suite_create("topology");
@@ -323,5 +411,8 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, cpu_of_a_cpu_only_node_allocates_nearby);
   tc = unit_tcase(s, "machine", 10);
   tcase_add_test(tc, this_machine_matches_sysfs);
+  tcase_add_test(tc, reading_again_replaces_an_old_reading);
+  tcase_add_test(tc, reading_again_is_quiet);
+  tcase_add_test(tc, lookups_during_reading_again);
   return unit_run(s, argv);
 }
