@@ -43,7 +43,6 @@ static void say_bind_refused(void) {
 void na_access_init(void) {
   for (int call = 0; call < NA_CALL_COUNT; call++)
     na_relaxed_store(&refused[call], na_os_numa_call_error((na_numa_call_t)call));
-  if (refusal(NA_CALL_MBIND) != 0) say_bind_refused();
   if (na_options.fallback == NA_FALLBACK_NONE && na_access_check() == NA_CHECK_NONE &&
       na_options.policy != NUMALLOC_POLICY_SYSTEM)
     na_warning("NUMALLOC_FALLBACK=none: move_pages and get_mempolicy refused (%s), so numalloc "

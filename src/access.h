@@ -22,8 +22,9 @@ typedef struct na_access_report_s {
   na_check_t check;
 } na_access_report_t;
 
-/* Asks the kernel which calls it permits; after the topology is read (whether several nodes
- * make a refusal matter depends on it). Says in one line what a refusal costs. */
+/* Asks the kernel which calls it permits; after the topology is read. A refused mbind is said
+ * when a binding fails (na_access_bind_failed), so only a process that has memory to bind
+ * says it; a strict fallback that cannot be checked is said here. */
 void na_access_init(void);
 /* NUMALLOC_VERBOSE: one line naming each call and whether it is permitted. */
 void na_access_print(void);
