@@ -48,7 +48,7 @@ static bool list_each(const char *p, void (*visit)(long id, void *arg), void *ar
     if ((p = parse_number(p, &first)) == NULL) return false;
     last = first;
     if (*p == '-' && (p = parse_number(p + 1, &last)) == NULL) return false;
-    if (last < first) return false;
+    if (last < first || last - first > 1 << 20) return false; /* no id list is that long */
     for (long id = first; id <= last; id++) visit(id, arg);
     if (*p != ',') break;
     p++;
@@ -82,14 +82,17 @@ static int read_list_span(const char *path) {
   return h.id < 0 ? 0 : (int)(h.id < 1 << 20 ? h.id + 1 : 1 << 20);
 }
 
+/* NODE_DIR "node<node>/<file>", built without snprintf (no locale, no allocation). */
 static void node_path(char *path, size_t size, int node, const char *file) {
   size_t at = 0;
   const char *prefix = NODE_DIR "node";
   while (*prefix && at + 1 < size) path[at++] = *prefix++;
   char digits[8];
   int n = 0;
-  do digits[n++] = (char)('0' + node % 10), node /= 10;
-  while (node > 0 && n < (int)sizeof digits);
+  do {
+    digits[n++] = (char)('0' + node % 10);
+    node /= 10;
+  } while (node > 0 && n < (int)sizeof digits);
   while (n > 0 && at + 1 < size) path[at++] = digits[--n];
   if (at + 1 < size) path[at++] = '/';
   while (*file && at + 1 < size) path[at++] = *file++;
