@@ -150,14 +150,20 @@ static void read_distances(na_topology_t *t, int node, uint64_t online) {
   }
 }
 
-static void read_node(na_topology_t *t, int node, uint64_t online, bool memory_listed) {
+/* Memory sizes and distances do not change while the same nodes are online: a later reading
+ * takes them from `known` (the last one) instead of the costlier meminfo and distance files. */
+static void read_node(na_topology_t *t, int node, uint64_t online, const na_topology_t *known) {
   char path[96];
-  t->memory_bytes[node] = read_memory(node);
-  if (!memory_listed && t->memory_bytes[node] > 0) set_bit(t->has_memory, node);
+  if (known != NULL) {
+    t->memory_bytes[node] = known->memory_bytes[node];
+    memcpy(t->distance[node], known->distance[node], sizeof t->distance[node]);
+  } else {
+    t->memory_bytes[node] = read_memory(node);
+    read_distances(t, node, online);
+  }
   node_path(path, sizeof path, node, "cpulist");
   cpu_visit_t visit = {t, node};
   if (na_os_read_file(path, text, sizeof text) >= 0) list_each(text, add_cpu, &visit);
-  read_distances(t, node, online);
 }
 
 /* ---- the process's nodes ------------------------------------------------------------------ */
@@ -182,9 +188,11 @@ static void read_single_node(na_topology_t *t) {
   for (int c = 0; c < CPU_SLOTS; c++) t->cpu_node[c] = 0;
 }
 
+static uint64_t known_online; /* the online nodes of the last reading */
+
 /* Without a node directory (a kernel without NUMA, or a sandbox that hides it) the machine
- * is one node, as the kernel itself would place memory. */
-static void read_machine(na_topology_t *t) {
+ * is one node, as the kernel itself would place memory. `known`: the last reading, or NULL. */
+static void read_machine(na_topology_t *t, const na_topology_t *known) {
   memset(t, 0, sizeof *t);
   for (int c = 0; c < CPU_SLOTS; c++) t->cpu_node[c] = -1;
   t->cpu_count = read_list_span("/sys/devices/system/cpu/present");
@@ -194,12 +202,18 @@ static void read_machine(na_topology_t *t) {
     read_single_node(t);
     return;
   }
-  if (span > NA_MAX_NODES && !read_once)
+  if (span > NA_MAX_NODES && known == NULL)
     na_warning("%d NUMA nodes; numalloc uses the first %d", span, NA_MAX_NODES);
   t->node_count = span < NA_MAX_NODES ? span : NA_MAX_NODES;
-  bool memory_listed = read_node_list(NODE_DIR "has_memory", t->has_memory);
+  if (online != known_online) known = NULL; /* nodes came or went: distances changed */
+  known_online = online;
   for (int node = 0; node < t->node_count; node++)
-    if ((online >> node) & 1) read_node(t, node, online, memory_listed);
+    if ((online >> node) & 1) read_node(t, node, online, known);
+  if (!read_node_list(NODE_DIR "has_memory", t->has_memory)) {
+    t->has_memory[0] = 0;
+    for (int node = 0; node < t->node_count; node++)
+      if (t->memory_bytes[node] > 0) set_bit(t->has_memory, node);
+  }
   if (!read_allowed(t->allowed)) t->allowed[0] = online;
   if (t->allowed[0] == 0) t->allowed[0] = t->has_memory[0];
   if (t->cpu_count == 0) t->cpu_count = 1;
@@ -251,12 +265,12 @@ static void after_fork_child(void) { atomic_store(&reading, false); }
 void na_topology_init(void) {
   while (atomic_exchange(&reading, true)) na_os_yield();
   if (!read_once) {
-    read_machine(&na_topology);
+    read_machine(&na_topology, NULL);
     derive(&na_topology, true);
     read_once = true;
     pthread_atfork(NULL, NULL, after_fork_child);
   } else {
-    read_machine(&scratch);
+    read_machine(&scratch, &na_topology);
     derive(&scratch, false);
     publish(&na_topology, &scratch);
   }
