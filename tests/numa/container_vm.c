@@ -3,6 +3,9 @@
  *
  *   container_vm workload         two threads, one pinned to a CPU of each node, allocate,
  *                                 touch and free blocks of every size class range; exit 0
+ *   container_vm topology         the machine as numalloc's API describes it, one line a node,
+ *                                 checked against libnuma unless get_mempolicy is refused (the
+ *                                 script compares that output with the one under the filter)
  *   container_vm cpuset GROUP     run inside cgroup GROUP (cpuset.cpus 0, cpuset.mems 0): the
  *                                 cpuset is widened and narrowed while the program runs, and
  *                                 every block is checked page by page with move_pages
@@ -14,6 +17,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <numa.h>
 #include <numaif.h>
 #include <pthread.h>
 #include <sched.h>
@@ -103,6 +107,47 @@ static int workload(void) {
   for (int i = 0; i < 2; i++) pthread_join(threads[i], NULL);
   printf("workload: done\n");
   return 0;
+}
+
+/* ---- topology ----------------------------------------------------------------------------- */
+
+static int (*api_node_count)(void);
+static int (*api_node_has_memory)(int);
+static int (*api_node_distance)(int, int);
+static int (*api_current_node)(void);
+
+static int topology(void) {
+  api_node_count = (int (*)(void))api("numalloc_node_count");
+  api_node_has_memory = (int (*)(int))api("numalloc_node_has_memory");
+  api_node_distance = (int (*)(int, int))api("numalloc_node_distance");
+  api_current_node = (int (*)(void))api("numalloc_current_node");
+  int nodes = api_node_count();
+  printf("nodes: %d\n", nodes);
+  for (int n = 0; n < nodes; n++) {
+    printf("node %d: memory %d, allowed %d, distances", n, api_node_has_memory(n),
+           api_node_allowed(n));
+    for (int m = 0; m < nodes; m++) printf(" %d", api_node_distance(n, m));
+    printf("\n");
+  }
+  for (int cpu = 0; cpu < numa_num_configured_cpus(); cpu++) {
+    pin_to_cpu(cpu);
+    printf("cpu %d: node %d\n", cpu, api_current_node());
+  }
+  if (get_mempolicy(NULL, NULL, 0, NULL, 0) != 0) return 0; /* libnuma would fail and print */
+  bool same = nodes == numa_max_node() + 1;
+  struct bitmask *allowed = numa_get_mems_allowed();
+  for (int n = 0; n < nodes; n++) {
+    long long free_bytes;
+    same &= api_node_has_memory(n) == (numa_node_size64(n, &free_bytes) > 0);
+    same &= api_node_allowed(n) == (int)numa_bitmask_isbitset(allowed, (unsigned)n);
+    for (int m = 0; m < nodes; m++) same &= api_node_distance(n, m) == numa_distance(n, m);
+  }
+  for (int cpu = 0; cpu < numa_num_configured_cpus(); cpu++) {
+    pin_to_cpu(cpu);
+    same &= api_current_node() == numa_node_of_cpu(cpu);
+  }
+  step(same, "numalloc's topology is libnuma's");
+  return failures ? 1 : 0;
 }
 
 /* ---- cpuset ------------------------------------------------------------------------------- */
@@ -196,7 +241,8 @@ int main(int argc, char **argv) {
   api_node_allowed = (int (*)(int))api("numalloc_node_allowed");
   api_collect = (void (*)(void))api("numalloc_collect");
   if (argc == 2 && strcmp(argv[1], "workload") == 0) return workload();
+  if (argc == 2 && strcmp(argv[1], "topology") == 0) return topology();
   if (argc == 3 && strcmp(argv[1], "cpuset") == 0) return cpuset_scenario(argv[2]);
-  fprintf(stderr, "usage: container_vm workload | cpuset CGROUP_DIR\n");
+  fprintf(stderr, "usage: container_vm workload | topology | cpuset CGROUP_DIR\n");
   return 2;
 }
