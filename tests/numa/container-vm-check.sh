@@ -103,7 +103,7 @@ run demo_denied "$all" LD_PRELOAD= -- "$demo" --threads=2 --policy=local --scale
 show demo_denied
 expect_rc demo_denied 3
 expect_err demo_denied yes "ERROR: cannot verify placement: move_pages refused (Operation not permitted) and get_mempolicy refused (Operation not permitted)"
-for policy in "--policy=local" "--policy=bind --node=1" "--policy=interleave"; do
+for policy in "--policy=local" "--policy=bind --node=1"; do
   run demo_nice "$nice" LD_PRELOAD= -- "$demo" --threads=2 $policy --scale=8
   show demo_nice
   expect_rc demo_nice 0
