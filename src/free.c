@@ -5,6 +5,8 @@
  * with a clear message, as do frees of freed or interior pointers. */
 #include "internal.h"
 
+#include "access.h"
+
 static void free_local(na_page_t *page, na_block_t *block) {
   if ((na_block_looks_free(page, block) && na_page_block_is_free(page, block)) ||
       na_page_block_is_unlinked(page, block))
@@ -152,7 +154,7 @@ size_t numalloc_usable_size(const void *p) { return p == NULL ? 0 : na_usable_si
 static int touched_node(const void *p) {
   void *page = (void *)((uintptr_t)p & ~(uintptr_t)(NA_PAGE_SIZE - 1));
   int node = -1;
-  if (!na_os_page_nodes(&page, &node, 1) || node < 0) return NUMALLOC_NODE_UNKNOWN;
+  if (!na_access_page_nodes(&page, &node, 1) || node < 0) return NUMALLOC_NODE_UNKNOWN;
   return node;
 }
 

@@ -24,7 +24,7 @@ static const char *violated(const char *fmt, ...) {
  * purged); the header's count of free slices is right. The caller holds the arena's lock. */
 const char *na_check_segment(const na_segment_t *segment) {
   const na_page_t *meta = &segment->slices[0];
-  if (meta->kind != NA_SPAN_META || meta->slice_count != NA_META_SLICES)
+  if (na_relaxed_load(&meta->kind) != NA_SPAN_META || meta->slice_count != NA_META_SLICES)
     return VIOLATED("segment %p: header slices damaged", (const void *)segment);
   size_t i = NA_META_SLICES, free_total = 0;
   bool previous_free = false;
@@ -34,15 +34,17 @@ const char *na_check_segment(const na_segment_t *segment) {
     if (head->slice_offset != 0 || count == 0 || i + count > NA_SLICES_PER_SEGMENT)
       return VIOLATED("segment %p: slice %zu is no span head (offset %u, %zu slices)",
                       (const void *)segment, i, head->slice_offset, count);
-    bool is_free = head->kind == NA_SPAN_FREE;
-    bool free_layout = is_free || head->kind == NA_SPAN_PURGING;
+    uint8_t kind = na_relaxed_load(&head->kind); /* a page's owner sets it without the lock */
+    bool is_free = kind == NA_SPAN_FREE;
+    bool free_layout = is_free || kind == NA_SPAN_PURGING;
     for (size_t j = 1; j < count; j++) {
       const na_page_t *slice = &segment->slices[i + j];
       bool points_back = !free_layout || j == count - 1;
       if (slice->slice_offset != (points_back ? j * sizeof(na_page_t) : 0))
         return VIOLATED("segment %p: slice %zu of the span at %zu points elsewhere",
                         (const void *)segment, i + j, i);
-      if (!points_back && (slice->kind != NA_SPAN_FREE || slice->owner != 0))
+      if (!points_back &&
+          (na_relaxed_load(&slice->kind) != NA_SPAN_FREE || na_relaxed_load(&slice->owner) != 0))
         return VIOLATED("segment %p: slice %zu inside the free span at %zu is in use",
                         (const void *)segment, i + j, i);
     }

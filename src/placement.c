@@ -5,7 +5,7 @@
  * getting the process killed at a later touch. */
 #include "internal.h"
 
-static bool bind_warned[NA_ARENA_COUNT];
+#include "access.h"
 
 void na_placement_bind(int arena_index, void *addr, size_t size) {
   uint64_t mask[1];
@@ -25,13 +25,7 @@ void na_placement_bind(int arena_index, void *addr, size_t size) {
     mask[0] = (uint64_t)1 << arena_index;
     mode = NA_BIND_PREFERRED; /* strict placement is checked instead: na_placement_commit */
   }
-  if (na_os_bind(addr, size, mode, mask, NA_MAX_NODES - 1)) return;
-  if (!na_relaxed_load(&bind_warned[arena_index])) {
-    na_relaxed_store(&bind_warned[arena_index], true);
-    if (na_topology.node_count > 1)
-      na_warning("mbind to node %d refused; its memory follows the kernel's default policy",
-                 arena_index);
-  }
+  if (!na_os_bind(addr, size, mode, mask, NA_MAX_NODES - 1)) na_access_bind_failed(arena_index);
 }
 
 void na_placement_bind_node(void *addr, size_t size, int node) {
@@ -52,10 +46,11 @@ bool na_placement_commit(void *addr, size_t size, int node) {
   void *pages[BATCH];
   int nodes[BATCH];
   if (!na_os_populate(addr, size)) return false;
+  if (na_access_check() == NA_CHECK_NONE) return true; /* cannot be checked: said at start */
   for (size_t at = 0; at < size;) {
     size_t n = 0;
     for (; n < BATCH && at < size; n++, at += NA_PAGE_SIZE) pages[n] = (char *)addr + at;
-    if (!na_os_page_nodes(pages, nodes, n)) return false;
+    if (!na_access_page_nodes(pages, nodes, n)) return false;
     for (size_t i = 0; i < n; i++)
       if (nodes[i] != node) return false;
   }

@@ -12,20 +12,21 @@ int na_policy_current_node(void) {
 
 #define SCHEDULE_MAX 256
 static int8_t spread_schedule[SCHEDULE_MAX];
-static uint32_t spread_length;
+static uint32_t spread_length = 1; /* never 0: readers divide by it while it is rebuilt */
 
 /* Weighted: node n appears weight[n] times, the turns mixed (0,1,0,0 rather than 0,0,0,1)
- * so that consecutive spans already come close to the proportions. */
-static void build_weighted_schedule(void) {
+ * so that consecutive spans already come close to the proportions. Returns the length, 0
+ * when no usable node has a weight. */
+static uint32_t build_weighted_schedule(int8_t *schedule) {
   int credit[NA_MAX_NODES] = {0}, total = 0;
   for (int i = 0; i < na_topology.usable_count; i++)
     total += na_options.weights[na_topology.usable_list[i]];
   if (total == 0) {
     na_warning("NUMALLOC_POLICY=weighted gives no usable node a weight; spreading evenly");
-    return;
+    return 0;
   }
-  for (spread_length = 0; spread_length < (uint32_t)total && spread_length < SCHEDULE_MAX;
-       spread_length++) {
+  uint32_t length = 0;
+  for (; length < (uint32_t)total && length < SCHEDULE_MAX; length++) {
     int best = -1;
     for (int i = 0; i < na_topology.usable_count; i++) {
       int n = na_topology.usable_list[i];
@@ -33,25 +34,36 @@ static void build_weighted_schedule(void) {
       if (best < 0 || credit[n] > credit[best]) best = n;
     }
     credit[best] -= total;
-    spread_schedule[spread_length] = (int8_t)best;
+    schedule[length] = (int8_t)best;
   }
+  return length;
 }
 
+/* Built aside and published entry by entry, the length last and never 0, so that threads
+ * taking turns while the topology is read again (numalloc_collect) always get a usable node
+ * of the old or the new schedule. */
 void na_policy_init(void) {
-  spread_length = 0;
-  if (na_options.policy == NUMALLOC_POLICY_WEIGHTED) build_weighted_schedule();
-  if (spread_length == 0) {
-    for (int i = 0; i < na_topology.usable_count; i++)
-      spread_schedule[i] = (int8_t)na_topology.usable_list[i];
-    spread_length = na_topology.usable_count > 0 ? (uint32_t)na_topology.usable_count : 1;
+  int8_t schedule[SCHEDULE_MAX];
+  uint32_t length = 0;
+  if (na_options.policy == NUMALLOC_POLICY_WEIGHTED) length = build_weighted_schedule(schedule);
+  if (length == 0) {
+    for (int i = 0; i < na_topology.usable_count && i < SCHEDULE_MAX; i++)
+      schedule[length++] = (int8_t)na_topology.usable_list[i];
+    if (length == 0) schedule[length++] = 0;
   }
+  if (length < na_relaxed_load(&spread_length)) na_relaxed_store(&spread_length, length);
+  for (uint32_t i = 0; i < length; i++) na_relaxed_store(&spread_schedule[i], schedule[i]);
+  na_relaxed_store(&spread_length, length);
 }
 
-int na_policy_spread_next(uint32_t *turn) { return spread_schedule[(*turn)++ % spread_length]; }
+int na_policy_spread_next(uint32_t *turn) {
+  return na_relaxed_load(&spread_schedule[(*turn)++ % na_relaxed_load(&spread_length)]);
+}
 
 int na_policy_spread_next_shared(void) {
   static _Atomic uint32_t turn;
-  return spread_schedule[atomic_fetch_add_explicit(&turn, 1, memory_order_relaxed) % spread_length];
+  uint32_t mine = atomic_fetch_add_explicit(&turn, 1, memory_order_relaxed);
+  return na_relaxed_load(&spread_schedule[mine % na_relaxed_load(&spread_length)]);
 }
 
 bool na_policy_is_weighted(void) { return na_options.policy == NUMALLOC_POLICY_WEIGHTED; }

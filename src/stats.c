@@ -333,6 +333,7 @@ void na_stats_at_exit(void) {
 void numalloc_collect(void) {
   if (!na_ensure_init()) return;
   na_topology_init();
+  na_policy_init(); /* interleave and weighted spread over the nodes usable now */
   na_tld_t *self = na_tld_peek();
   for (int i = 0; self != NULL && i < NA_ARENA_COUNT; i++)
     if (self->heaps[i] != NULL) na_heap_collect(self->heaps[i]);
