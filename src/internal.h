@@ -104,7 +104,7 @@ typedef struct na_topology_s {
   uint64_t usable[1];  /* allowed, with memory, and in NUMALLOC_NODES */
   size_t memory_bytes[NA_MAX_NODES];
   uint8_t distance[NA_MAX_NODES][NA_MAX_NODES];
-  int16_t cpu_node[1024];              /* cpu -> node; -1 unknown */
+  int16_t cpu_node[NA_MAX_CPUS];       /* cpu -> node; -1 unknown */
   int8_t nearest_usable[NA_MAX_NODES]; /* node -> the usable node to allocate for it */
   int8_t fallback_order[NA_MAX_NODES][NA_MAX_NODES]; /* by distance, -1 terminated */
   int usable_list[NA_MAX_NODES];
@@ -115,6 +115,9 @@ extern na_topology_t na_topology;
 void na_topology_init(void);
 /* Derives nearest_usable and fallback_order from the rest (pure; unit-tested). */
 void na_topology_derive(na_topology_t *t);
+/* Tests: later readings (na_topology_init again) take the sysfs and procfs files from under
+ * `dir`, a synthetic machine; NULL goes back to the real files. */
+void na_topology_set_root(const char *dir);
 static inline bool na_node_bit(const uint64_t *mask, int node) {
   return node >= 0 && node < NA_MAX_NODES && (mask[0] >> node) & 1;
 }

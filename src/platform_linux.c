@@ -293,14 +293,14 @@ bool na_os_thread_start(const char *name, void *(*fn)(void *), void *arg) {
   return ok;
 }
 
+/* The kernel takes a CPU mask of any length as an array of longs: on a 64-bit machine that is
+ * `cpus` as it is, so CPUs past glibc's cpu_set_t (1,024) are pinned too. */
+_Static_assert(sizeof(long) == sizeof(uint64_t), "a CPU mask word is a long");
 bool na_os_pin_to_cpus(const uint64_t *cpus, size_t words) {
   int saved = errno;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  for (size_t w = 0; w < words; w++)
-    for (int b = 0; b < 64; b++)
-      if ((cpus[w] >> b & 1) && w * 64 + (size_t)b < CPU_SETSIZE) CPU_SET(w * 64 + (size_t)b, &set);
-  bool ok = CPU_COUNT(&set) > 0 && sched_setaffinity(0, sizeof set, &set) == 0;
+  bool any = false;
+  for (size_t w = 0; w < words; w++) any = any || cpus[w] != 0;
+  bool ok = any && sched_setaffinity(0, words * sizeof *cpus, (const cpu_set_t *)cpus) == 0;
   errno = saved;
   return ok;
 }

@@ -3,16 +3,24 @@
  * those, for every node, where to allocate for it. Read from sysfs and procfs without libnuma,
  * whose messages would land on the program's stderr when a container refuses its calls, and
  * without allocating, so it can be read again while the program runs: a container is resized,
- * a cpuset widened, a CPU plugged in. */
+ * a cpuset widened, a CPU plugged in.
+ *
+ * Capacity: CPUs up to the kernel's 8,192 and nodes 0 to 63 (NA_MAX_NODES: node sets are one
+ * word). A machine with higher node ids is told once; numalloc binds nothing to those nodes,
+ * and maps their CPUs to the nearest usable node below 64, so their threads still allocate
+ * nearby. (A large block left to first touch goes where the kernel puts it, which for a thread
+ * on such a CPU is its own node.) */
 #include "internal.h"
 
 #include <string.h>
 
-#define NODE_DIR      "/sys/devices/system/node/"
-#define CPU_SLOTS     ((int)(sizeof na_topology.cpu_node / sizeof na_topology.cpu_node[0]))
-#define TEXT_MAX      8192
-#define SIZE_UNKNOWN  ((size_t)0)
-#define DISTANCE_SELF 10
+#define NODE_DIR         "/sys/devices/system/node/"
+#define CPU_SLOTS        ((int)(sizeof na_topology.cpu_node / sizeof na_topology.cpu_node[0]))
+#define TEXT_MAX         8192
+#define PATH_MAX_LEN     256
+#define SIZE_UNKNOWN     ((size_t)0)
+#define DISTANCE_SELF    10   /* the kernel's distance from a node to itself; 20 to another */
+#define KERNEL_MAX_NODES 1024 /* the most node ids a kernel is built for (NODES_SHIFT 10) */
 
 na_topology_t na_topology;
 
@@ -22,6 +30,19 @@ static na_topology_t scratch;
 static char text[TEXT_MAX];
 static _Atomic bool reading;
 static bool read_once;
+/* Where the files are read: "" (the machine), or a synthetic tree (na_topology_set_root). */
+static const char *root = "";
+
+/* Reads root + path into `text`: its length, or -1 when it cannot be read. */
+static long read_text(const char *path) {
+  if (root[0] == '\0') return na_os_read_file(path, text, sizeof text);
+  char full[PATH_MAX_LEN];
+  size_t at = 0;
+  for (const char *p = root; *p && at + 1 < sizeof full; p++) full[at++] = *p;
+  for (const char *p = path; *p && at + 1 < sizeof full; p++) full[at++] = *p;
+  full[at] = '\0';
+  return na_os_read_file(full, text, sizeof text);
+}
 
 static void set_bit(uint64_t *mask, int node) { mask[0] |= (uint64_t)1 << node; }
 
@@ -72,13 +93,13 @@ static void note_highest(long id, void *arg) {
 /* Reads a node list file into `mask`; false when the file is missing or malformed. */
 static bool read_node_list(const char *path, uint64_t *mask) {
   mask[0] = 0;
-  return na_os_read_file(path, text, sizeof text) >= 0 && list_each(text, add_node, mask);
+  return read_text(path) >= 0 && list_each(text, add_node, mask);
 }
 
 /* The highest id in a list file plus one, or 0 when it cannot be read. */
 static int read_list_span(const char *path) {
   highest_t h = {-1};
-  if (na_os_read_file(path, text, sizeof text) < 0 || !list_each(text, note_highest, &h)) return 0;
+  if (read_text(path) < 0 || !list_each(text, note_highest, &h)) return 0;
   return h.id < 0 ? 0 : (int)(h.id < 1 << 20 ? h.id + 1 : 1 << 20);
 }
 
@@ -103,22 +124,24 @@ static void node_path(char *path, size_t size, int node, const char *file) {
 
 typedef struct cpu_visit_s {
   na_topology_t *t;
-  int node;
+  int node;     /* where the CPUs allocate */
+  bool as_home; /* their own node (not the stand-in for a node above the cap) */
 } cpu_visit_t;
 
 static void add_cpu(long cpu, void *arg) {
   cpu_visit_t *v = arg;
-  if (cpu >= CPU_SLOTS) return; /* beyond the map: such CPUs get the first usable node */
+  /* beyond any kernel's CPUs: na_topology_cpu_node gives such a CPU the first usable node */
+  if (cpu >= CPU_SLOTS) return;
   v->t->cpu_node[cpu] = (int16_t)v->node;
-  set_bit(v->t->has_cpus, v->node);
+  if (v->as_home) set_bit(v->t->has_cpus, v->node);
   if (cpu >= v->t->cpu_count) v->t->cpu_count = (int)cpu + 1;
 }
 
 /* "Node 0 MemTotal:  1234 kB" */
 static size_t read_memory(int node) {
-  char path[96];
+  char path[PATH_MAX_LEN];
   node_path(path, sizeof path, node, "meminfo");
-  if (na_os_read_file(path, text, sizeof text) < 0) return SIZE_UNKNOWN;
+  if (read_text(path) < 0) return SIZE_UNKNOWN;
   const char *p = strstr(text, "MemTotal:");
   if (p == NULL) return SIZE_UNKNOWN;
   p += strlen("MemTotal:");
@@ -127,13 +150,15 @@ static size_t read_memory(int node) {
   return parse_number(p, &kib) != NULL ? (size_t)kib * NA_KiB : SIZE_UNKNOWN;
 }
 
-/* A node's distance file lists its distance to every online node, in the order of their ids. */
-static void read_distances(na_topology_t *t, int node, uint64_t online) {
-  char path[96];
+/* A node's distance file lists its distance to every online node, in the order of their ids:
+ * `row` gets those to nodes below `node_count`. False when the file cannot be read (the node
+ * is offline); entries it does not give are the kernel's defaults. */
+static bool read_distance_row(int node, int node_count, uint64_t online, uint8_t *row) {
+  char path[PATH_MAX_LEN];
   node_path(path, sizeof path, node, "distance");
-  bool ok = na_os_read_file(path, text, sizeof text) >= 0;
+  bool read = read_text(path) >= 0, ok = read;
   const char *p = text;
-  for (int other = 0; other < t->node_count; other++) {
+  for (int other = 0; other < node_count; other++) {
     long d = 0;
     if (ok && ((online >> other) & 1)) {
       while (*p == ' ') p++;
@@ -144,26 +169,25 @@ static void read_distances(na_topology_t *t, int node, uint64_t online) {
         p = next;
     }
     bool valid = ok && d > 0 && d < 256;
-    t->distance[node][other] = (uint8_t)(valid           ? d
-                                         : other == node ? DISTANCE_SELF
-                                                         : 2 * DISTANCE_SELF);
+    row[other] = (uint8_t)(valid ? d : other == node ? DISTANCE_SELF : 2 * DISTANCE_SELF);
   }
+  return read;
 }
 
 /* Memory sizes and distances do not change while the same nodes are online: a later reading
  * takes them from `known` (the last one) instead of the costlier meminfo and distance files. */
 static void read_node(na_topology_t *t, int node, uint64_t online, const na_topology_t *known) {
-  char path[96];
+  char path[PATH_MAX_LEN];
   if (known != NULL) {
     t->memory_bytes[node] = known->memory_bytes[node];
     memcpy(t->distance[node], known->distance[node], sizeof t->distance[node]);
   } else {
     t->memory_bytes[node] = read_memory(node);
-    read_distances(t, node, online);
+    read_distance_row(node, t->node_count, online, t->distance[node]);
   }
   node_path(path, sizeof path, node, "cpulist");
-  cpu_visit_t visit = {t, node};
-  if (na_os_read_file(path, text, sizeof text) >= 0) list_each(text, add_cpu, &visit);
+  cpu_visit_t visit = {t, node, true};
+  if (read_text(path) >= 0) list_each(text, add_cpu, &visit);
 }
 
 /* ---- the process's nodes ------------------------------------------------------------------ */
@@ -171,8 +195,8 @@ static void read_node(na_topology_t *t, int node, uint64_t online, const na_topo
 /* The cpuset's memory nodes: get_mempolicy, or where a container refuses it, the same list
  * in /proc/self/status. */
 static bool read_allowed(uint64_t *mask) {
-  if (na_os_mems_allowed(mask)) return true;
-  if (na_os_read_file("/proc/self/status", text, sizeof text) < 0) return false;
+  if (root[0] == '\0' && na_os_mems_allowed(mask)) return true;
+  if (read_text("/proc/self/status") < 0) return false;
   const char *p = strstr(text, "\nMems_allowed_list:");
   if (p == NULL) return false;
   p += strlen("\nMems_allowed_list:");
@@ -190,6 +214,30 @@ static void read_single_node(na_topology_t *t) {
 
 static uint64_t known_online; /* the online nodes of the last reading */
 
+static uint64_t usable_nodes(const na_topology_t *t, bool warn);
+
+/* The CPUs of nodes from NA_MAX_NODES up go to the nearest usable node below it, by the
+ * node's own row of distances (its first entries are those to the online nodes below). Ids
+ * may be sparse up there: each is tried, and one without a directory is offline. */
+static void map_nodes_above_cap(na_topology_t *t, int span, uint64_t online) {
+  uint64_t usable = usable_nodes(t, false);
+  int last = span < KERNEL_MAX_NODES ? span : KERNEL_MAX_NODES;
+  for (int node = NA_MAX_NODES; node < last; node++) {
+    uint8_t row[NA_MAX_NODES];
+    if (!read_distance_row(node, t->node_count, online, row)) continue;
+    int nearest = -1;
+    for (int n = 0; n < t->node_count; n++)
+      if (((usable >> n) & 1) && (nearest < 0 || row[n] < row[nearest])) nearest = n;
+    if (nearest < 0) continue; /* their CPUs keep the first usable node */
+    char path[PATH_MAX_LEN];
+    node_path(path, sizeof path, node, "cpulist");
+    cpu_visit_t visit = {t, nearest, false};
+    if (read_text(path) >= 0) list_each(text, add_cpu, &visit);
+  }
+}
+
+static bool told_above_cap; /* nodes above NA_MAX_NODES are said once per process */
+
 /* Without a node directory (a kernel without NUMA, or a sandbox that hides it) the machine
  * is one node, as the kernel itself would place memory. `known`: the last reading, or NULL. */
 static void read_machine(na_topology_t *t, const na_topology_t *known) {
@@ -202,8 +250,12 @@ static void read_machine(na_topology_t *t, const na_topology_t *known) {
     read_single_node(t);
     return;
   }
-  if (span > NA_MAX_NODES && known == NULL)
-    na_warning("%d NUMA nodes; numalloc uses the first %d", span, NA_MAX_NODES);
+  if (span > NA_MAX_NODES && !told_above_cap) {
+    told_above_cap = true;
+    na_warning("NUMA nodes %d to %d are above the %d numalloc can use: it binds no memory to "
+               "them, and threads on their CPUs allocate on the nearest node below %d",
+               NA_MAX_NODES, span - 1, NA_MAX_NODES, NA_MAX_NODES);
+  }
   t->node_count = span < NA_MAX_NODES ? span : NA_MAX_NODES;
   if (online != known_online) known = NULL; /* nodes came or went: distances changed */
   known_online = online;
@@ -216,6 +268,7 @@ static void read_machine(na_topology_t *t, const na_topology_t *known) {
   }
   if (!read_allowed(t->allowed)) t->allowed[0] = online;
   if (t->allowed[0] == 0) t->allowed[0] = t->has_memory[0];
+  if (span > NA_MAX_NODES) map_nodes_above_cap(t, span, online);
   if (t->cpu_count == 0) t->cpu_count = 1;
 }
 
@@ -310,9 +363,13 @@ static uint64_t restrict_to_option(uint64_t usable, bool warn) {
   return restricted != 0 ? restricted : usable;
 }
 
-static void derive(na_topology_t *t, bool warn) {
+static uint64_t usable_nodes(const na_topology_t *t, bool warn) {
   uint64_t usable = restrict_to_option(t->allowed[0] & t->has_memory[0], warn);
-  if (usable == 0) usable = 1; /* nothing known: node 0, as the kernel would */
+  return usable != 0 ? usable : 1; /* nothing known: node 0, as the kernel would */
+}
+
+static void derive(na_topology_t *t, bool warn) {
+  uint64_t usable = usable_nodes(t, warn);
   t->usable[0] = usable;
   t->usable_count = 0;
   for (int n = 0; n < NA_MAX_NODES; n++)
@@ -326,6 +383,12 @@ static void derive(na_topology_t *t, bool warn) {
 }
 
 void na_topology_derive(na_topology_t *t) { derive(t, true); }
+
+void na_topology_set_root(const char *dir) {
+  while (atomic_exchange(&reading, true)) na_os_yield();
+  root = dir != NULL ? dir : "";
+  atomic_store(&reading, false);
+}
 
 /* ---- lookups ------------------------------------------------------------------------------ */
 

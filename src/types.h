@@ -54,11 +54,17 @@
  * they get a segment of their own. */
 #define NA_LARGE_MAX ((NA_SLICES_PER_SEGMENT - NA_META_SLICES) * NA_SLICE_SIZE)
 
+/* Nodes 0 to 63: a set of nodes is one 64-bit word everywhere (the segment map's one-byte
+ * arena tag alone would allow up to 125). Nodes above are not used (topology.c says how). */
 #define NA_MAX_NODES        64
 #define NA_INTERLEAVE_ARENA NA_MAX_NODES       /* arena index of page-interleaved memory */
 #define NA_TOUCH_ARENA      (NA_MAX_NODES + 1) /* large blocks placed by first touch */
 #define NA_ARENA_COUNT      (NA_MAX_NODES + 2)
 #define NA_NODE_INTERLEAVED (-2)
+
+/* CPUs 0 to 8191, the most a Linux kernel is built for (NR_CPUS): the CPU -> node map is a
+ * 16 KiB array. */
+#define NA_MAX_CPUS 8192
 
 /* Segment map byte: 0 not ours, 1..NA_ARENA_COUNT the owning arena index + 1, or a
  * continuation of a huge segment that began at a lower address. */

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { MAX_NODES = 64 };
+enum { MAX_NODES = 64, MAX_CPUS = 8192 };
 
 struct node_view {
   bool allowed, has_memory, usable;
@@ -47,18 +47,21 @@ static void close_range(char *list, size_t size, int last, int run_start) {
   if (last >= 0 && last != run_start) snprintf(list + len, size - len, "-%d", last);
 }
 
-/* Pins the thread to each CPU it may run on in turn and asks numalloc for that CPU's node. */
+/* Pins the thread to each CPU it may run on in turn and asks numalloc for that CPU's node.
+ * The CPU sets are sized for the most CPUs a kernel is built for, past glibc's 1,024. */
 static int map_cpus(struct node_view *view, int nodes) {
-  cpu_set_t allowed;
-  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return -1;
-  int last[MAX_NODES], start[MAX_NODES], total = 0;
+  size_t size = CPU_ALLOC_SIZE(MAX_CPUS);
+  cpu_set_t *allowed = CPU_ALLOC(MAX_CPUS), *one = CPU_ALLOC(MAX_CPUS);
+  int total = -1;
+  if (allowed == NULL || one == NULL || sched_getaffinity(0, size, allowed) != 0) goto out;
+  int last[MAX_NODES], start[MAX_NODES];
+  total = 0;
   for (int n = 0; n < nodes; n++) last[n] = start[n] = -1;
-  for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
-    if (!CPU_ISSET(cpu, &allowed)) continue;
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    if (sched_setaffinity(0, sizeof one, &one) != 0) continue;
+  for (int cpu = 0; cpu < MAX_CPUS; cpu++) {
+    if (!CPU_ISSET_S(cpu, size, allowed)) continue;
+    CPU_ZERO_S(size, one);
+    CPU_SET_S(cpu, size, one);
+    if (sched_setaffinity(0, size, one) != 0) continue;
     int home = numalloc_current_node();
     if (home < 0 || home >= nodes) continue;
     view[home].cpus++;
@@ -67,7 +70,10 @@ static int map_cpus(struct node_view *view, int nodes) {
   }
   for (int n = 0; n < nodes; n++)
     close_range(view[n].cpu_list, sizeof view[n].cpu_list, last[n], start[n]);
-  sched_setaffinity(0, sizeof allowed, &allowed);
+  sched_setaffinity(0, size, allowed);
+out:
+  if (allowed != NULL) CPU_FREE(allowed);
+  if (one != NULL) CPU_FREE(one);
   return total;
 }
 

@@ -1,13 +1,18 @@
 /* check_topology.c: the topology (topology.c). na_topology_derive is pure, so it is driven
  * here with synthetic machines: nodes with memory and no CPUs, CPUs and no memory, nodes the
- * process may not use, asymmetric and tied distances, 64 nodes, and NUMALLOC_NODES
- * restrictions; each must give the right usable set, fallback order and nearest usable node.
- * The topology read from this machine is checked against sysfs, and read again (as while the
- * program runs) replaces an old reading quietly while other threads look nodes up. */
+ * process may not use, asymmetric and tied distances, 64 nodes, 4,096 CPUs over 32 sub-NUMA
+ * clusters, eight CXL memory expanders, and NUMALLOC_NODES restrictions; each must give the
+ * right usable set, fallback order and nearest usable node. The topology read from this
+ * machine is checked against sysfs, and read again (as while the program runs) replaces an
+ * old reading quietly while other threads look nodes up. Synthetic sysfs trees are read the
+ * same way: the big machines above, and one with 8,192 CPUs and node ids past the cap. */
 #include "unit.h"
 
+#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 
 static na_topology_t topo;
 
@@ -20,7 +25,7 @@ static void topo_make(int nodes, uint64_t memory, uint64_t cpus, uint64_t allowe
   topo.allowed[0] = allowed;
   for (int a = 0; a < nodes; a++)
     for (int b = 0; b < nodes; b++) topo.distance[a][b] = a == b ? 10 : 20;
-  for (int c = 0; c < 1024; c++) topo.cpu_node[c] = -1;
+  for (int c = 0; c < NA_MAX_CPUS; c++) topo.cpu_node[c] = -1;
   na_options.nodes_set = false;
   na_options.nodes_mask[0] = ~(uint64_t)0;
 }
@@ -37,6 +42,13 @@ static void expect_order(int node, const int *order, int count) {
   if (count < NA_MAX_NODES)
     ck_assert_msg(topo.fallback_order[node][count] == -1, "fallback_order[%d] not ended at %d",
                   node, count);
+}
+
+/* The fallback order of `node` starts with `order`. */
+static void expect_order_starts(int node, const int *order, int count) {
+  for (int i = 0; i < count; i++)
+    ck_assert_msg(topo.fallback_order[node][i] == order[i], "fallback_order[%d][%d] = %d, not %d",
+                  node, i, topo.fallback_order[node][i], order[i]);
 }
 
 static void expect_usable(uint64_t mask) {
@@ -246,7 +258,7 @@ END_TEST
 START_TEST(cpu_of_a_cpu_only_node_allocates_nearby) {
   topo_make(4, 0xd, 0xf, 0xf);
   set_row(1, (const int[]){20, 10, 15, 30});
-  for (int c = 0; c < 1024; c++) topo.cpu_node[c] = 1;
+  for (int c = 0; c < NA_MAX_CPUS; c++) topo.cpu_node[c] = 1;
   na_topology_derive(&topo);
   na_topology = topo; /* this test's process only: no allocation follows */
   ck_assert_int_eq(na_policy_current_node(), 2);
@@ -255,6 +267,328 @@ START_TEST(cpu_of_a_cpu_only_node_allocates_nearby) {
   ck_assert_int_eq(na_topology_cpu_node(5), 0); /* unknown: the first usable node */
   ck_assert_int_eq(na_topology_cpu_node(-1), 0);
   ck_assert_int_eq(na_topology_cpu_node(1 << 20), 0);
+}
+END_TEST
+
+/* ---- big machines ----------------------------------------------------------------------
+ * Eight sockets of four sub-NUMA clusters: 32 nodes of 128 CPUs, 4,096 in all, numbered as
+ * Linux numbers them (the first thread of every core, then their siblings). Clusters of one
+ * socket are 12 apart, sockets of one board 21, the two boards 32. */
+enum { SNC_NODES = 32, SNC_CPUS = 4096 };
+static int snc_cpu_node(int cpu) { return (cpu % (SNC_CPUS / 2)) / 64; }
+static int snc_distance(int a, int b) {
+  if (a == b) return 10;
+  if (a / 4 == b / 4) return 12;
+  return a / 16 == b / 16 ? 21 : 32;
+}
+
+/* Eight nodes of 16 CPUs with their memory, and eight CXL memory expanders without CPUs
+ * (nodes 8-15), expander 8+i attached to node i. */
+enum { CXL_NODES = 16, CXL_CPUS = 128 };
+static int cxl_cpu_node(int cpu) { return cpu / 16; }
+static int cxl_distance(int a, int b) {
+  if (a == b) return 10;
+  if (a < 8 && b < 8) return 21;
+  if (a >= 8 && b >= 8) return 42;
+  int host = a < 8 ? a : b, expander = a < 8 ? b : a;
+  return expander - 8 == host ? 24 : 34;
+}
+
+static void big_make(int nodes, int cpus, uint64_t has_cpus, int (*cpu_node)(int),
+                     int (*distance)(int, int)) {
+  uint64_t all = nodes == 64 ? ~(uint64_t)0 : ((uint64_t)1 << nodes) - 1;
+  topo_make(nodes, all, has_cpus, all);
+  topo.cpu_count = cpus;
+  for (int a = 0; a < nodes; a++)
+    for (int b = 0; b < nodes; b++) topo.distance[a][b] = (uint8_t)distance(a, b);
+  for (int c = 0; c < cpus; c++) topo.cpu_node[c] = (int16_t)cpu_node(c);
+}
+
+/* The expected fallback order: nodes of `mask` by distance from `node`, ties by id. */
+static int order_of(int node, uint64_t mask, int (*distance)(int, int), int *out) {
+  int count = 0;
+  for (int d = 0; d < 256; d++)
+    for (int n = 0; n < NA_MAX_NODES; n++)
+      if (((mask >> n) & 1) && distance(node, n) == d) out[count++] = n;
+  return count;
+}
+
+static void expect_orders(int nodes, uint64_t mask, int (*distance)(int, int)) {
+  for (int n = 0; n < nodes; n++) {
+    int order[NA_MAX_NODES];
+    int count = order_of(n, mask, distance, order);
+    expect_order(n, order, count);
+    ck_assert_int_eq(topo.nearest_usable[n], order[0]);
+  }
+}
+
+/* Every CPU a kernel can have (8,192) and some beyond, through the lookup the allocator uses. */
+enum { KERNEL_CPUS = 8192 };
+static void expect_cpu_nodes(int cpus, int (*cpu_node)(int), int unknown) {
+  for (int c = 0; c < KERNEL_CPUS + 64; c++) {
+    int want = c < cpus ? cpu_node(c) : unknown;
+    UNIT_REQUIRE(na_topology_cpu_node(c) == want, "cpu %d -> node %d, not %d", c,
+                 na_topology_cpu_node(c), want);
+  }
+}
+
+START_TEST(sub_numa_4096_cpus_over_32_nodes) {
+  big_make(SNC_NODES, SNC_CPUS, 0xffffffff, snc_cpu_node, snc_distance);
+  ck_assert_str_eq(derive_capturing(), "");
+  expect_usable(0xffffffff);
+  expect_orders(SNC_NODES, 0xffffffff, snc_distance);
+  expect_order_starts(6, (const int[]){6, 4, 5, 7, 0, 1, 2, 3, 8},
+                      9); /* its socket, then its board */
+  na_topology = topo;     /* this test's process only: no allocation follows */
+  expect_cpu_nodes(SNC_CPUS, snc_cpu_node, 0);
+  ck_assert_int_eq(na_topology_cpu_node(4095), 31);
+  ck_assert_int_eq(na_topology_cpu_node(2048 + 64 * 17), 17);
+  /* One cluster per socket allowed: a thread of cluster 6 allocates in its own socket. */
+  na_options.nodes_set = true;
+  na_options.nodes_mask[0] = 0x11111111;
+  na_options.nodes_text = "0,4,8,12,16,20,24,28";
+  ck_assert_str_eq(derive_capturing(), "");
+  expect_usable(0x11111111);
+  expect_orders(SNC_NODES, 0x11111111, snc_distance);
+  expect_order(6, (const int[]){4, 0, 8, 12, 16, 20, 24, 28}, 8);
+}
+END_TEST
+
+START_TEST(memory_only_cxl_nodes) {
+  big_make(CXL_NODES, CXL_CPUS, 0xff, cxl_cpu_node, cxl_distance);
+  ck_assert_str_eq(derive_capturing(), "");
+  expect_usable(0xffff);
+  expect_orders(CXL_NODES, 0xffff, cxl_distance);
+  expect_order_starts(3, (const int[]){3, 0, 1, 2, 4, 5, 6, 7, 11, 8}, 10);
+  expect_order_starts(11, (const int[]){11, 3, 0, 1}, 4); /* its host, then the other CPU nodes */
+  na_topology = topo;
+  expect_cpu_nodes(CXL_CPUS, cxl_cpu_node, 0);
+  /* Only the expanders allowed: each node's threads allocate on its own expander. */
+  na_options.nodes_set = true;
+  na_options.nodes_mask[0] = 0xff00;
+  na_options.nodes_text = "8-15";
+  ck_assert_str_eq(derive_capturing(), "");
+  expect_usable(0xff00);
+  expect_orders(CXL_NODES, 0xff00, cxl_distance);
+  for (int n = 0; n < 8; n++) ck_assert_int_eq(topo.nearest_usable[n], 8 + n);
+  na_topology = topo;
+  int cpu = na_os_current_cpu();
+  if (cpu >= 0 && cpu < CXL_CPUS) ck_assert_int_eq(na_policy_current_node(), 8 + cxl_cpu_node(cpu));
+}
+END_TEST
+
+/* ---- synthetic sysfs trees --------------------------------------------------------------
+ * A machine written as the kernel shows it (node/online, has_memory, node<N>/cpulist,
+ * distance and meminfo, cpu/present, Mems_allowed_list in /proc/self/status) under a
+ * temporary directory, which later readings take instead of the real files. */
+typedef struct fake_machine_s {
+  int span;                  /* node ids 0..span-1 */
+  bool (*online)(int node);  /* NULL: all */
+  int cpus;                  /* 0..cpus-1 present */
+  int (*cpu_node)(int cpu);  /* the node listing the CPU */
+  int (*distance)(int, int); /* between online nodes */
+  bool (*has_memory)(int node);
+} fake_machine_t;
+
+static char fake_root[64];
+static char fake_text[64 * 1024];
+
+static void fake_file(const char *relative, const char *content) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", fake_root, relative);
+  for (char *p = path + strlen(fake_root) + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    mkdir(path, 0755);
+    *p = '/';
+  }
+  FILE *f = fopen(path, "w");
+  ck_assert_msg(f != NULL, "cannot write %s", path);
+  fputs(content, f);
+  fclose(f);
+}
+
+/* "0-3,8\n" for the ids below `count` that `in` accepts. */
+static const char *fake_list(int count, bool (*in)(int id, const void *arg), const void *arg) {
+  size_t at = 0;
+  fake_text[0] = '\0';
+  for (int id = 0; id < count; id++) {
+    if (!in(id, arg)) continue;
+    int last = id;
+    while (last + 1 < count && in(last + 1, arg)) last++;
+    at += (size_t)snprintf(fake_text + at, sizeof fake_text - at, "%s%d", at ? "," : "", id);
+    if (last > id) at += (size_t)snprintf(fake_text + at, sizeof fake_text - at, "-%d", last);
+    id = last;
+  }
+  snprintf(fake_text + at, sizeof fake_text - at, "\n");
+  return fake_text;
+}
+
+static const fake_machine_t *fake;
+static bool fake_online(int node, const void *arg) {
+  (void)arg;
+  return fake->online == NULL || fake->online(node);
+}
+static bool fake_memory(int node, const void *arg) {
+  return fake_online(node, arg) && fake->has_memory(node);
+}
+static bool fake_cpu_of(int cpu, const void *node) {
+  return fake->cpu_node(cpu) == *(const int *)node;
+}
+static bool fake_present(int cpu, const void *arg) {
+  (void)cpu, (void)arg;
+  return true;
+}
+
+static void fake_write(const fake_machine_t *m) {
+  fake = m;
+  strcpy(fake_root, "/tmp/numalloc-topology-XXXXXX");
+  ck_assert(mkdtemp(fake_root) != NULL);
+  fake_file("sys/devices/system/cpu/present", fake_list(m->cpus, fake_present, NULL));
+  fake_file("sys/devices/system/node/online", fake_list(m->span, fake_online, NULL));
+  fake_file("sys/devices/system/node/has_memory", fake_list(m->span, fake_memory, NULL));
+  char status[4096];
+  snprintf(status, sizeof status, "Name:\tcheck_topology\nMems_allowed_list:\t%s",
+           fake_list(m->span, fake_online, NULL));
+  fake_file("proc/self/status", status);
+  for (int node = 0; node < m->span; node++) {
+    if (!fake_online(node, NULL)) continue;
+    char file[128], text[64];
+    snprintf(file, sizeof file, "sys/devices/system/node/node%d/cpulist", node);
+    fake_file(file, fake_list(m->cpus, fake_cpu_of, &node));
+    snprintf(file, sizeof file, "sys/devices/system/node/node%d/meminfo", node);
+    snprintf(text, sizeof text, "Node %d MemTotal:       %d kB\n", node,
+             m->has_memory(node) ? 1048576 : 0);
+    fake_file(file, text);
+    size_t at = 0;
+    for (int other = 0; other < m->span; other++)
+      if (fake_online(other, NULL))
+        at += (size_t)snprintf(fake_text + at, sizeof fake_text - at, "%s%d", at ? " " : "",
+                               m->distance(node, other));
+    snprintf(fake_text + at, sizeof fake_text - at, "\n");
+    snprintf(file, sizeof file, "sys/devices/system/node/node%d/distance", node);
+    fake_file(file, fake_text);
+  }
+  na_topology_set_root(fake_root);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st, (void)flag, (void)ftw;
+  return remove(path);
+}
+
+static void fake_remove(void) {
+  na_topology_set_root(NULL);
+  nftw(fake_root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* What was read equals what derive makes of the same machine built in memory (topo). */
+static void expect_read_as_built(void) {
+  const na_topology_t *t = &na_topology;
+  ck_assert_int_eq(t->node_count, topo.node_count);
+  ck_assert_int_eq(t->cpu_count, topo.cpu_count);
+  ck_assert_uint_eq(t->has_memory[0], topo.has_memory[0]);
+  ck_assert_uint_eq(t->has_cpus[0], topo.has_cpus[0]);
+  ck_assert_uint_eq(t->allowed[0], topo.allowed[0]);
+  ck_assert_uint_eq(t->usable[0], topo.usable[0]);
+  ck_assert_int_eq(memcmp(t->distance, topo.distance, sizeof t->distance), 0);
+  ck_assert_int_eq(memcmp(t->cpu_node, topo.cpu_node, sizeof t->cpu_node), 0);
+  ck_assert_int_eq(memcmp(t->nearest_usable, topo.nearest_usable, sizeof t->nearest_usable), 0);
+  ck_assert_int_eq(memcmp(t->fallback_order, topo.fallback_order, sizeof t->fallback_order), 0);
+}
+
+static bool all_memory(int node) {
+  (void)node;
+  return true;
+}
+
+START_TEST(sub_numa_machine_read_from_sysfs) {
+  const fake_machine_t m = {SNC_NODES, NULL, SNC_CPUS, snc_cpu_node, snc_distance, all_memory};
+  fake_write(&m);
+  unit_capture_start();
+  na_topology_init();
+  const char *err = unit_capture_stop();
+  fake_remove();
+  ck_assert_str_eq(err, "");
+  big_make(SNC_NODES, SNC_CPUS, 0xffffffff, snc_cpu_node, snc_distance);
+  na_topology_derive(&topo);
+  expect_read_as_built();
+  expect_cpu_nodes(SNC_CPUS, snc_cpu_node, 0);
+}
+END_TEST
+
+static bool cpu_nodes_have_memory_too(int node) { return node < CXL_NODES; }
+
+START_TEST(cxl_machine_read_from_sysfs) {
+  const fake_machine_t m = {CXL_NODES,    NULL,         CXL_CPUS,
+                            cxl_cpu_node, cxl_distance, cpu_nodes_have_memory_too};
+  fake_write(&m);
+  unit_capture_start();
+  na_topology_init();
+  const char *err = unit_capture_stop();
+  fake_remove();
+  ck_assert_str_eq(err, "");
+  big_make(CXL_NODES, CXL_CPUS, 0xff, cxl_cpu_node, cxl_distance);
+  na_topology_derive(&topo);
+  expect_read_as_built();
+  for (int n = 0; n < CXL_NODES; n++)
+    ck_assert_uint_eq(na_topology.memory_bytes[n], (size_t)1 << 30);
+}
+END_TEST
+
+/* 8,192 CPUs, node ids 0-63 and 72-79 online: the nodes past the cap each carry 128 CPUs and
+ * lie 15 from node 8k+3 and 17 from node 8k+4 below it (k = id - 72), 30 from the others. */
+enum { WIDE_SPAN = 80, WIDE_CPUS = 8192, WIDE_LOW_CPUS = 64 * 112 };
+static bool wide_online(int node) { return node < 64 || node >= 72; }
+static int wide_cpu_node(int cpu) {
+  return cpu < WIDE_LOW_CPUS ? cpu / 112 : 72 + (cpu - WIDE_LOW_CPUS) / 128;
+}
+static int wide_distance(int a, int b) {
+  if (a == b) return 10;
+  if ((a < 64) == (b < 64)) return 20;
+  int high = a < 64 ? b : a, low = a < 64 ? a : b, k = high - 72;
+  return low == 8 * k + 3 ? 15 : low == 8 * k + 4 ? 17 : 30;
+}
+static int wide_expected(int cpu, int offset) {
+  return cpu < WIDE_LOW_CPUS ? cpu / 112 : 8 * ((cpu - WIDE_LOW_CPUS) / 128) + 3 + offset;
+}
+static int wide_nearest(int cpu) { return wide_expected(cpu, 0); }
+static int wide_second(int cpu) { return wide_expected(cpu, 1); }
+
+START_TEST(nodes_past_the_cap_map_to_the_nearest) {
+  const fake_machine_t m = {WIDE_SPAN,     wide_online,   WIDE_CPUS,
+                            wide_cpu_node, wide_distance, all_memory};
+  fake_write(&m);
+  unit_capture_start();
+  na_topology_init();
+  const char *first = unit_capture_stop();
+  ck_assert_msg(unit_count_lines_with(first, "numalloc: warning: NUMA nodes 64 to 79 are above "
+                                             "the 64 numalloc can use") == 1 &&
+                    unit_count_lines_with(first, "") == 1,
+                "stderr: [%s]", first);
+  ck_assert_int_eq(na_topology.node_count, NA_MAX_NODES);
+  ck_assert_int_eq(na_topology.cpu_count, WIDE_CPUS);
+  ck_assert_uint_eq(na_topology.usable[0], ~(uint64_t)0);
+  ck_assert_uint_eq(na_topology.has_cpus[0], ~(uint64_t)0);
+  ck_assert_int_eq(na_topology.distance[3][3], 10);
+  ck_assert_int_eq(na_topology.distance[63][0], 20);
+  expect_cpu_nodes(WIDE_CPUS, wide_nearest, 0);
+  /* Read again (numalloc_collect): the same, and not said again. */
+  unit_capture_start();
+  na_topology_init();
+  ck_assert_str_eq(unit_capture_stop(), "");
+  expect_cpu_nodes(WIDE_CPUS, wide_nearest, 0);
+  /* NUMALLOC_NODES without the nearest nodes: the next nearest usable one. */
+  na_options.nodes_set = true;
+  na_options.nodes_mask[0] = ~(uint64_t)0x0808080808080808;
+  na_options.nodes_text = "all but 3,11,...,59";
+  unit_capture_start();
+  na_topology_init();
+  ck_assert_str_eq(unit_capture_stop(), "");
+  fake_remove();
+  for (int c = WIDE_LOW_CPUS; c < WIDE_CPUS; c++)
+    UNIT_REQUIRE(na_topology.cpu_node[c] == wide_second(c), "cpu %d -> %d", c,
+                 na_topology.cpu_node[c]);
 }
 END_TEST
 
@@ -301,7 +635,7 @@ START_TEST(this_machine_matches_sysfs) {
   ck_assert_int_eq(numalloc_node_allowed(NA_MAX_NODES), 0);
   int node = numalloc_current_node();
   ck_assert(node >= 0 && node < t->node_count);
-  for (int c = 0; c < t->cpu_count && c < 1024; c++)
+  for (int c = 0; c < t->cpu_count && c < NA_MAX_CPUS; c++)
     ck_assert(t->cpu_node[c] >= -1 && t->cpu_node[c] < t->node_count);
 }
 END_TEST
@@ -411,10 +745,16 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, sixty_four_nodes);
   tcase_add_test(tc, derive_is_repeatable);
   tcase_add_test(tc, cpu_of_a_cpu_only_node_allocates_nearby);
+  tcase_add_test(tc, sub_numa_4096_cpus_over_32_nodes);
+  tcase_add_test(tc, memory_only_cxl_nodes);
   tc = unit_tcase(s, "machine", 10);
   tcase_add_test(tc, this_machine_matches_sysfs);
   tcase_add_test(tc, reading_again_replaces_an_old_reading);
   tcase_add_test(tc, reading_again_is_quiet);
   tcase_add_test(tc, lookups_during_reading_again);
+  tc = unit_tcase(s, "synthetic sysfs", 30);
+  tcase_add_test(tc, sub_numa_machine_read_from_sysfs);
+  tcase_add_test(tc, cxl_machine_read_from_sysfs);
+  tcase_add_test(tc, nodes_past_the_cap_map_to_the_nearest);
   return unit_run(s, argv);
 }
