@@ -49,6 +49,11 @@ static void test_parse_two_nodes(void) {
   /* ranges given out of order are sorted, and the gap between them belongs to no node */
   CHECK(rb->range[0].start == 0 && np_node_of(rb, 0x28000000) == 1);
   CHECK(np_node_of(rb, 0x18000000) == -1);
+  /* the dense offset skips the gap: the ranges' RAM one after the other */
+  uint64_t dense = 0;
+  CHECK(np_locate(rb, 0x20000040, &dense) == 1 && dense == 0x10000040);
+  CHECK(np_locate(phys, 0x1fffffff, &dense) == 1 && dense == 0x1fffffff);
+  CHECK(rb->bytes == 0x20000000 && phys->bytes == 0x20000000);
   CHECK(np_latency(&model, 0, 0) == 90 && np_latency(&model, 0, 1) == 189);
 }
 
@@ -92,21 +97,24 @@ static void test_parse_errors(void) {
   CHECK(parse(TWO_NODES, 4) == -1 && strstr(err, "names 2 vCPUs, the machine has 4"));
 }
 
+/* A load: the line's write count stays as it is (0 here: nothing writes). */
+static bool load(np_llc_t *c, uint64_t pa) { return np_llc_access(c, pa, 0, 0); }
+
 static void test_llc_hits_and_misses(void) {
   np_llc_t c;
   /* 4 sets of 2 ways of 64-byte lines: 512 bytes */
   CHECK(np_llc_init(&c, 512, 2, 64, false) == 0);
   CHECK(c.sets == 4);
-  CHECK(np_llc_access(&c, 0x1000));  /* cold miss */
-  CHECK(!np_llc_access(&c, 0x1008)); /* same line */
-  CHECK(!np_llc_access(&c, 0x103f));
-  CHECK(np_llc_access(&c, 0x1040)); /* next line, next set */
+  CHECK(load(&c, 0x1000));  /* cold miss */
+  CHECK(!load(&c, 0x1008)); /* same line */
+  CHECK(!load(&c, 0x103f));
+  CHECK(load(&c, 0x1040)); /* next line, next set */
   /* set 0 holds two lines; a third evicts the least recently used */
-  CHECK(np_llc_access(&c, 0x1100));  /* set 0 again (4 sets x 64 = 256-byte stride) */
-  CHECK(!np_llc_access(&c, 0x1000)); /* 0x1000 is now the most recent in set 0 */
-  CHECK(np_llc_access(&c, 0x1200));  /* evicts 0x1100, the least recent */
-  CHECK(!np_llc_access(&c, 0x1000));
-  CHECK(np_llc_access(&c, 0x1100));
+  CHECK(load(&c, 0x1100));  /* set 0 again (4 sets x 64 = 256-byte stride) */
+  CHECK(!load(&c, 0x1000)); /* 0x1000 is now the most recent in set 0 */
+  CHECK(load(&c, 0x1200));  /* evicts 0x1100, the least recent */
+  CHECK(!load(&c, 0x1000));
+  CHECK(load(&c, 0x1100));
   np_llc_destroy(&c);
 }
 
@@ -114,21 +122,55 @@ static void test_llc_hits_and_misses(void) {
 static void test_llc_capacity(void) {
   np_llc_t c;
   CHECK(np_llc_init(&c, 64 << 10, 16, 64, true) == 0);
-  for (uint64_t a = 0; a < (64 << 10); a += 64) np_llc_access(&c, a);
+  for (uint64_t a = 0; a < (64 << 10); a += 64) load(&c, a);
   int misses = 0;
-  for (uint64_t a = 0; a < (64 << 10); a += 64) misses += np_llc_access(&c, a);
+  for (uint64_t a = 0; a < (64 << 10); a += 64) misses += load(&c, a);
   CHECK(misses == 0);
   for (int pass = 0; pass < 2; pass++)
-    for (uint64_t a = 1 << 20; a < (1 << 20) + (128 << 10); a += 64) misses += np_llc_access(&c, a);
+    for (uint64_t a = 1 << 20; a < (1 << 20) + (128 << 10); a += 64) misses += load(&c, a);
   CHECK(misses == 2 * (128 << 10) / 64);
   np_llc_destroy(&c);
   /* a set count that is not a power of two still indexes every set */
   CHECK(np_llc_init(&c, 3 * 64, 1, 64, false) == 0 && c.sets == 3);
-  for (uint64_t a = 0; a < 3 * 64; a += 64) np_llc_access(&c, a);
+  for (uint64_t a = 0; a < 3 * 64; a += 64) load(&c, a);
   misses = 0;
-  for (uint64_t a = 0; a < 3 * 64; a += 64) misses += np_llc_access(&c, a);
+  for (uint64_t a = 0; a < 3 * 64; a += 64) misses += load(&c, a);
   CHECK(misses == 0);
   np_llc_destroy(&c);
+}
+
+/* One access through the directory, as the plugin makes it. */
+static bool access_line(np_llc_t *c, np_directory_t *d, uint64_t pa, bool store) {
+  unsigned now = np_directory_count(d, pa / 64);
+  bool miss = np_llc_access(c, pa, now, store ? now + 1 : now);
+  if (store) np_directory_set(d, pa / 64, now + 1);
+  return miss;
+}
+
+/* A store on one node leaves the other nodes' copies stale: their next access misses. */
+static void test_llc_coherence(void) {
+  np_llc_t a, b;
+  np_directory_t d;
+  CHECK(np_llc_init(&a, 4096, 4, 64, false) == 0 && np_llc_init(&b, 4096, 4, 64, false) == 0);
+  CHECK(np_directory_init(&d, 1024) == 0);
+  CHECK(access_line(&a, &d, 0x100, false)); /* cold in both */
+  CHECK(access_line(&b, &d, 0x108, false));
+  CHECK(!access_line(&a, &d, 0x100, false)); /* both hold it */
+  CHECK(!access_line(&b, &d, 0x110, true));  /* b writes its own copy: a hit */
+  CHECK(!access_line(&b, &d, 0x100, false)); /* and keeps it */
+  CHECK(access_line(&a, &d, 0x100, false));  /* a's copy went stale */
+  CHECK(!access_line(&a, &d, 0x100, false));
+  CHECK(!access_line(&b, &d, 0x100, false)); /* reading does not invalidate */
+  CHECK(access_line(&a, &d, 0x140, true));   /* another line: a cold store misses */
+  CHECK(access_line(&b, &d, 0x140, false));
+  /* 255 more stores by a: b's copy stays stale until the count wraps */
+  for (int i = 0; i < 255; i++) access_line(&a, &d, 0x140, true);
+  CHECK(np_directory_count(&d, 0x140 / 64) == 0);
+  CHECK(np_directory_count(&d, 5000) == 0); /* beyond the directory: no count */
+  np_directory_set(&d, 5000, 3);
+  np_llc_destroy(&a);
+  np_llc_destroy(&b);
+  np_directory_destroy(&d);
 }
 
 static char *report(bool json, const np_counts_t *cpu) {
@@ -180,6 +222,7 @@ int main(void) {
   test_parse_errors();
   test_llc_hits_and_misses();
   test_llc_capacity();
+  test_llc_coherence();
   test_report();
   printf("profile_model_test: %d checks, %d failures\n", checks, failures);
   return failures != 0;

@@ -80,7 +80,7 @@ static int parse_range(np_layout_t *l, const char *key, const char *v, char *err
   if (!parse_u64(v, &p, &node) || *p != ':' || !parse_u64(p + 1, &p, &start) || *p != '-' ||
       !parse_u64(p + 1, &p, &end) || *p != '\0' || end <= start || node >= NP_MAX_NODES)
     return fail(err, errlen, "bad %s=%s (want NODE:START-END with START < END)", key, v);
-  l->range[l->ranges++] = (np_range_t){start, end, (int)node};
+  l->range[l->ranges++] = (np_range_t){.start = start, .end = end, .node = (int)node};
   return 0;
 }
 
@@ -154,6 +154,8 @@ static int check_layout(const np_model_t *m, np_layout_t *l, char *err, size_t e
       return fail(err, errlen, "%s: ranges at 0x%llx and 0x%llx overlap", l->name,
                   (unsigned long long)l->range[i - 1].start, (unsigned long long)l->range[i].start);
     has_mem[l->range[i].node] = true;
+    l->range[i].dense = l->bytes;
+    l->bytes += l->range[i].end - l->range[i].start;
   }
   for (int n = 0; n < m->nodes; n++)
     if (!has_mem[n]) return fail(err, errlen, "%s: node %d has no range", l->name, n);

@@ -20,7 +20,8 @@
 enum { NP_MAX_NODES = 64, NP_MAX_CPUS = 64, NP_MAX_RANGES = 256 };
 
 typedef struct np_range {
-  uint64_t start, end; /* guest-physical, end excluded */
+  uint64_t start, end; /* end excluded */
+  uint64_t dense;      /* bytes of the layout's ranges below this one */
   int node;
 } np_range_t;
 
@@ -28,6 +29,7 @@ typedef struct np_layout {
   const char *name;
   int ranges;                      /* 0: not given */
   np_range_t range[NP_MAX_RANGES]; /* sorted by start, never overlapping */
+  uint64_t bytes;                  /* in all ranges */
 } np_layout_t;
 
 enum { NP_LAYOUT_PHYS, NP_LAYOUT_RAMBLOCK, NP_LAYOUTS };
@@ -70,11 +72,21 @@ typedef struct np_model {
  * Returns 0, or -1 with a one-line reason in err. expect_cpus < 0 skips the vCPU count check. */
 int np_model_parse(np_model_t *m, int argc, char **argv, int expect_cpus, char *err, size_t errlen);
 
-/* The node owning address pa in layout l, or -1 outside every range (devices, holes). */
-static inline int np_node_of(const np_layout_t *l, uint64_t pa) {
+/* The node owning address pa in layout l, or -1 outside every range (devices, holes); with
+ * *dense set to pa's offset in the layout's RAM as if its ranges were one after the other. */
+static inline int np_locate(const np_layout_t *l, uint64_t pa, uint64_t *dense) {
   for (int i = 0; i < l->ranges; i++)
-    if (pa < l->range[i].end) return pa >= l->range[i].start ? l->range[i].node : -1;
+    if (pa < l->range[i].end) {
+      if (pa < l->range[i].start) return -1;
+      *dense = l->range[i].dense + (pa - l->range[i].start);
+      return l->range[i].node;
+    }
   return -1;
+}
+
+static inline int np_node_of(const np_layout_t *l, uint64_t pa) {
+  uint64_t dense;
+  return np_locate(l, pa, &dense);
 }
 
 /* Nanoseconds of one miss from a CPU of node `from` served by node `to`. */

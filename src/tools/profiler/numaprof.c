@@ -1,8 +1,10 @@
 /* numaprof.c: the QEMU TCG plugin. It instruments every user-space translation block (the
  * lower half of the x86-64 address space; API version 1 cannot read the privilege level, and
- * kernel code runs from the upper half) so that each load and store reports its guest-physical
- * address. The address gives the node (from the layout the harness passed), the vCPU's node's
- * simulated cache says hit or miss, and a miss is charged to the node that served it.
+ * kernel code runs from the upper half) so that each load and store reports its physical
+ * address as QEMU gives it. The address gives the node (from the layout the harness passed),
+ * the simulated cache of the vCPU's node says hit or miss (a store leaves the other nodes'
+ * copies of the line stale, see llc.h), and a miss is charged to the node whose memory holds
+ * the line.
  *
  * Calibration: before anything counts, the launcher writes pages bound to each node at a fixed
  * virtual address per node, between two markers. Their addresses show which candidate layout
@@ -63,6 +65,7 @@ typedef struct vcpu {
 static np_model_t model;
 static vcpu_t *vcpus;
 static np_llc_t llcs[NP_MAX_NODES];
+static np_directory_t directory;
 
 static inline void count(np_counts_t *c, int node, bool miss) {
   c->accesses++;
@@ -124,9 +127,15 @@ static void on_access(unsigned int vcpu_index, qemu_plugin_meminfo_t info, uint6
   int node = -1;
   bool miss = false;
   if (hw && !qemu_plugin_hwaddr_is_io(hw)) {
-    uint64_t pa = qemu_plugin_hwaddr_phys_addr(hw);
-    node = np_node_of(atomic_load_explicit(&layout, memory_order_relaxed), pa);
-    if (node >= 0) miss = np_llc_access(v->llc, pa);
+    uint64_t pa = qemu_plugin_hwaddr_phys_addr(hw), dense;
+    node = np_locate(atomic_load_explicit(&layout, memory_order_relaxed), pa, &dense);
+    if (node >= 0) {
+      uint64_t line = dense / model.line_bytes;
+      unsigned now = np_directory_count(&directory, line);
+      bool store = qemu_plugin_mem_is_store(info);
+      miss = np_llc_access(v->llc, pa, now, store ? now + 1 : now);
+      if (store) np_directory_set(&directory, line, now + 1);
+    }
   }
   count(&v->all, node, miss);
   if (st & ST_MARKED) count(&v->marked, node, miss);
@@ -233,7 +242,13 @@ NUMAPROF_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *
     return -1;
   }
   vcpus = aligned_alloc(64, (size_t)model.cpus * sizeof *vcpus);
-  if (!vcpus) return -1;
+  uint64_t ram = 0;
+  for (int l = 0; l < NP_LAYOUTS; l++)
+    if (model.layout[l].bytes > ram) ram = model.layout[l].bytes;
+  if (!vcpus || np_directory_init(&directory, ram / model.line_bytes)) {
+    fprintf(stderr, "numaprof: no memory for the vCPUs' counters and the line directory\n");
+    return -1;
+  }
   memset(vcpus, 0, (size_t)model.cpus * sizeof *vcpus);
   for (int n = 0; n < model.nodes; n++) {
     int sharing = 0;
