@@ -15,7 +15,9 @@ static uint64_t sums[64];
 
 static void work(int cpu, void *arg) {
   pattern_write(arrays[cpu], ARRAY, (uint64_t)cpu);
-  for (int r = 0; r < READS; r++) sums[cpu] += pattern_read(arrays[cpu], 0, ARRAY, (uint64_t)cpu);
+  uint64_t sum = 0;
+  for (int r = 0; r < READS; r++) sum += pattern_read(arrays[cpu], 0, ARRAY, (uint64_t)cpu);
+  sums[cpu] = sum;
 }
 
 int main(int argc, char **argv) {

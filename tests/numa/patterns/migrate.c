@@ -12,15 +12,17 @@ enum { BLOCKS = 20000, BLOCK = 1024 };
 static uint64_t checksum;
 
 static void phase(int reads, uint64_t tag) {
+  uint64_t sum = 0;
   void **set = pattern_malloc(BLOCKS * sizeof *set);
   for (int i = 0; i < BLOCKS; i++) {
     set[i] = pattern_malloc(BLOCK);
     pattern_write(set[i], BLOCK, tag + (uint64_t)i);
   }
   for (int r = 0; r < reads; r++)
-    for (int i = 0; i < BLOCKS; i++) checksum += pattern_read(set[i], 0, BLOCK, tag + (uint64_t)i);
+    for (int i = 0; i < BLOCKS; i++) sum += pattern_read(set[i], 0, BLOCK, tag + (uint64_t)i);
   for (int i = 0; i < BLOCKS; i++) free(set[i]);
   free(set);
+  checksum += sum;
 }
 
 static void work(int cpu, void *arg) {

@@ -40,7 +40,9 @@ uint64_t pattern_read(const void *p, size_t from, size_t size, uint64_t tag);
 
 void pattern_fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
-/* The RESULT line: the pattern's name, the CPUs, and a checksum of what was read. */
+/* The RESULT line: the pattern's name, the CPUs, and a checksum of what was read. Threads sum
+ * into locals and store their total once: a shared array of sums written on every read would
+ * make the threads invalidate each other's copy of its line, which is not the pattern. */
 void pattern_result(const char *name, int cpus, uint64_t checksum);
 
 #endif

@@ -26,9 +26,10 @@ static void work(int cpu, void *arg) {
   uint64_t rng = 0x5eed0000u + (uint64_t)cpu;
   object_t *set = pattern_malloc(OBJECTS * sizeof *set);
   for (int i = 0; i < OBJECTS; i++) renew(&set[i], &rng, (uint64_t)i);
+  uint64_t sum = 0;
   for (int r = 0; r < ROUNDS; r++)
     for (int i = 0; i < OBJECTS; i++) {
-      sums[cpu] += pattern_read(set[i].p, 0, set[i].size, set[i].tag);
+      sum += pattern_read(set[i].p, 0, set[i].size, set[i].tag);
       if (tu_rand(&rng) % 5 == 0) {
         free(set[i].p);
         renew(&set[i], &rng, set[i].tag + 1);
@@ -36,6 +37,7 @@ static void work(int cpu, void *arg) {
     }
   for (int i = 0; i < OBJECTS; i++) free(set[i].p);
   free(set);
+  sums[cpu] = sum;
 }
 
 int main(int argc, char **argv) {

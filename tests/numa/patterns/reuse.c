@@ -23,11 +23,13 @@ static void build_and_walk(int cpu, void *arg) {
     n->next = head; /* over the first line's word: the walk checks the others */
     head = n;
   }
+  uint64_t sum = 0;
   for (int w = 0; w < WALKS; w++) {
     int i = LISTED;
     for (node_t *n = head; n; n = n->next)
-      checksum += pattern_read(n, PATTERN_LINE, BLOCK, (uint64_t)--i);
+      sum += pattern_read(n, PATTERN_LINE, BLOCK, (uint64_t)--i);
   }
+  checksum = sum;
   while (head) {
     node_t *next = head->next;
     free(head);

@@ -15,16 +15,17 @@ static uint64_t *table; /* one word per line is used: line i holds i, or i + 1 o
 static uint64_t sums[64];
 
 static void work(int cpu, void *arg) {
-  uint64_t rng = 0x7ab1e000u + (uint64_t)cpu;
+  uint64_t rng = 0x7ab1e000u + (uint64_t)cpu, sum = 0;
   for (int r = 0; r < READS; r++) {
     size_t line = tu_rand(&rng) % LINES;
     volatile uint64_t *w = &table[line * (PATTERN_LINE / 8)];
     uint64_t v = *w;
     if (v != line && v != line + 1)
       pattern_fail("table line %zu holds %llu", line, (unsigned long long)v);
-    sums[cpu] += v;
+    sum += v;
     if (r % WRITE_EVERY == 0) *w = line + 1;
   }
+  sums[cpu] = sum;
 }
 
 int main(int argc, char **argv) {
