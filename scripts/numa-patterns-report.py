@@ -189,6 +189,13 @@ def targets(runs, layouts, patterns, allocators, lines):
                 ratio = runs[key]["time"] / best
                 row("numalloc default: memory time <= every peer's on %s" % p, layout,
                     "%.3fx the best peer: %s" % (ratio, verdict(ratio, 1.0)))
+        for p in patterns:
+            rec = recommend(runs, layout, p, allocators)
+            best = best_peer_time(runs, layout, p)
+            if rec and best:
+                ratio = runs[layout, p, rec]["time"] / best
+                row("recommended policy: memory time < every peer's on %s" % p, layout,
+                    "%s, %.3fx the best peer: %s" % (policy_name(rec), ratio, "met" if ratio < 1 else "MISSED"))
     lines.append("")
 
 
