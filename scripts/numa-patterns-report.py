@@ -153,6 +153,14 @@ def tables(runs, layout, patterns, allocators, lines, dat):
             f.write("%s %s %s\n" % (p, " ".join(rem), " ".join(tim)))
 
 
+def ratio_text(ratio):
+    """A ratio that rounds to 1.000x also says by how much it is over or under: the verdict is
+    strict, and repeated runs of one program differ in their counts by that order."""
+    if round(ratio, 3) == 1.0 and ratio != 1.0:
+        return "1.000x (%+.2f%%)" % (100 * (ratio - 1))
+    return "%.3fx" % ratio
+
+
 def verdict(value, bound):
     return "met" if value <= bound else "MISSED"
 
@@ -188,14 +196,14 @@ def targets(runs, layouts, patterns, allocators, lines):
             if ok(runs, key) and best:
                 ratio = runs[key]["time"] / best
                 row("numalloc default: memory time <= every peer's on %s" % p, layout,
-                    "%.3fx the best peer: %s" % (ratio, verdict(ratio, 1.0)))
+                    "%s the best peer: %s" % (ratio_text(ratio), verdict(ratio, 1.0)))
         for p in patterns:
             rec = recommend(runs, layout, p, allocators)
             best = best_peer_time(runs, layout, p)
             if rec and best:
                 ratio = runs[layout, p, rec]["time"] / best
                 row("recommended policy: memory time < every peer's on %s" % p, layout,
-                    "%s, %.3fx the best peer: %s" % (policy_name(rec), ratio, "met" if ratio < 1 else "MISSED"))
+                    "%s, %s the best peer: %s" % (policy_name(rec), ratio_text(ratio), "met" if ratio < 1 else "MISSED"))
     lines.append("")
 
 
