@@ -67,7 +67,18 @@ void na_heap_page_unfull(na_heap_t *heap, na_page_t *page) {
   set_current(heap, page->size_class);
 }
 
+/* The statistics' count of the heap's pages, kept as pages join and leave. The bytes in
+ * use are counted again at each pass, and whenever the pages grew by a quarter since the
+ * last count (a few times while a heap fills, so a young thread's figure is not stale). */
+static void hold(na_heap_t *heap, const na_page_t *page, bool join) {
+  uint64_t bytes = (uint64_t)page->slice_count << NA_SLICE_SHIFT;
+  na_relaxed_store(&heap->held.pages, join ? heap->held.pages + 1 : heap->held.pages - 1);
+  na_relaxed_store(&heap->held.bytes, join ? heap->held.bytes + bytes : heap->held.bytes - bytes);
+  if (join && heap->held.pages > heap->census_pages + heap->census_pages / 4) na_heap_census(heap);
+}
+
 static void page_release(na_heap_t *heap, na_page_t *page) {
+  hold(heap, page, false);
   na_heap_page_queue_remove(heap, page);
   na_page_account_partial(page);
   page->flags.value = 0;
@@ -111,7 +122,10 @@ static void release_idle_pages(na_heap_t *heap, int except_class) {
  * empty, and let the arena purge its free spans. So memory goes back only after it stayed
  * unused for at least the delay, in batches, and a page that is used again in the meantime
  * is never purged. */
-#define PURGE_BACKOFF_MAX    256
+#define PURGE_BACKOFF_MAX 256
+/* page.sparse_marked: a purge candidate since pass sparse_pass, or empty at that pass */
+#define MARK_SPARSE          1
+#define MARK_EMPTY           2
 #define PURGE_PAGES_PER_PASS 32 /* bounds the madvise calls of one pass */
 
 static void purge_back_off(na_heap_t *heap, int size_class) {
@@ -144,7 +158,7 @@ static void purge_sparse_pages(na_heap_t *heap, bool force) {
   int budget = force ? INT_MAX : PURGE_PAGES_PER_PASS;
   for (int c = 0; c < NA_CLASS_COUNT && budget > 0; c++)
     for (na_page_t *page = heap->queues[c].first; page != NULL && budget > 0; page = page->next) {
-      if (!page->sparse_marked || page == heap->current[c]) continue;
+      if (page->sparse_marked != MARK_SPARSE || page == heap->current[c]) continue;
       if (!force && heap->pass - page->sparse_pass < 2) continue; /* marked within a delay */
       page->sparse_marked = 0;
       if (force)
@@ -154,16 +168,75 @@ static void purge_sparse_pages(na_heap_t *heap, bool force) {
     }
 }
 
+static void page_low_elsewhere(na_heap_t *heap, na_page_t *page);
+static void pool_class(na_heap_t *heap, int size_class);
+
+/* What the owner's allocations and frees change in a class's current page (other threads'
+ * frees wait on its thread_free list until the owner takes them in). */
+static uint32_t class_signature(const na_heap_t *heap, int size_class) {
+  const na_page_t *page = heap->current[size_class];
+  uint64_t x = (uintptr_t)page ^ ((uintptr_t)page->free << 7) ^ ((uintptr_t)page->local_free << 3) ^
+               ((uint64_t)page->used << 32) ^ page->capacity;
+  return (uint32_t)(x ^ (x >> 32));
+}
+
+/* Takes other threads' frees in: a page they emptied goes back to the arena once it had no
+ * block in use at two passes in a row (one when forced) and was not refilled in between,
+ * its class's current page included; a page they left sparse becomes a purge candidate. */
+static void tidy_class(na_heap_t *heap, int size_class, bool force) {
+  na_page_t *next;
+  for (na_page_t *page = heap->queues[size_class].first; page != NULL; page = next) {
+    next = page->next;
+    na_page_collect_remote(page);
+    if (page->used == 0) {
+      if (force || (page->sparse_marked == MARK_EMPTY && page->sparse_pass != heap->pass)) {
+        page_release(heap, page);
+        continue;
+      }
+      page->sparse_marked = MARK_EMPTY; /* a refill clears it */
+      page->sparse_pass = heap->pass;
+    } else if (page->used < page->sparse_below && page != heap->current[size_class]) {
+      page_low_elsewhere(heap, page);
+    }
+  }
+}
+
+/* Frees by other threads reach a page's owner only when it refills the page, and a heap
+ * keeps a page of every class it ever used: pages emptied that way would stay with it, and
+ * so would the free blocks of classes the thread allocates only now and then (blocks of
+ * 8 KiB and more, in pages of several slices, held most of the memory of a 4-node stress
+ * run under rr, every thread keeping such pages on every node). So at each pass a class the
+ * thread did not touch since the last one hands its pages to the node's pool, where any heap
+ * of the node that needs the class adopts them before it takes a fresh span, and the other
+ * classes are tidied. */
+static void tidy_pages(na_heap_t *heap, bool force) {
+  for (int c = 0; c < NA_CLASS_COUNT; c++) {
+    if (heap->queues[c].first == NULL) continue;
+    if (!force && class_signature(heap, c) == heap->class_sig[c]) {
+      pool_class(heap, c);
+      continue;
+    }
+    tidy_class(heap, c, force);
+    heap->class_sig[c] = class_signature(heap, c); /* as this pass leaves it */
+  }
+}
+
 void na_heap_pass(na_heap_t *heap) {
   uint32_t now = na_os_clock_ms();
   if ((uint32_t)(now - heap->last_pass_ms) < (uint32_t)na_options.purge_delay_ms) return;
   heap->last_pass_ms = now;
   heap->pass++;
+  tidy_pages(heap, false);
   if (!na_options.background) purge_sparse_pages(heap, false); /* no system call here then */
+  na_heap_census(heap);
+  na_pool_collect(heap->arena_index, false);
   na_arena_purge_expired(heap->arena_index);
 }
 
-void na_heap_collect(na_heap_t *heap) { purge_sparse_pages(heap, true); }
+void na_heap_collect(na_heap_t *heap) {
+  tidy_pages(heap, true);
+  purge_sparse_pages(heap, true);
+}
 
 static na_noinline void page_low_elsewhere(na_heap_t *heap, na_page_t *page) {
   if (page->used == 0) {
@@ -172,7 +245,7 @@ static na_noinline void page_low_elsewhere(na_heap_t *heap, na_page_t *page) {
   }
   page->sparse_below = (uint16_t)(page->used / 2 + 1); /* again when half the rest is free */
   if (page->flags.bits.in_full) return;
-  page->sparse_marked = 1;
+  page->sparse_marked = MARK_SPARSE;
   page->sparse_pass = heap->pass;
 }
 
@@ -208,8 +281,10 @@ static int span_node_for(na_heap_t *heap) {
 }
 
 static na_page_t *page_adopt(na_heap_t *heap, int arena_index, int size_class) {
-  na_page_t *page = na_arena_adopt_page(arena_index, size_class);
+  na_page_t *page = na_pool_adopt(arena_index, size_class);
   if (page == NULL) return NULL;
+  if (heap->tld != NULL) heap->tld->stats[arena_index].pool_in_pages++;
+  hold(heap, page, true);
   page->heap = heap;
   na_relaxed_store(&page->owner, na_thread_id());
   na_page_reset_flags(page);
@@ -225,6 +300,7 @@ static na_page_t *page_fresh(na_heap_t *heap, int size_class, int arena_index) {
   if (page == NULL) return NULL;
   if (actual != arena_index && heap->tld) heap->tld->stats[arena_index].fallback_count++;
   na_page_init(page, heap, size_class, page->is_zero);
+  hold(heap, page, true);
   return page;
 }
 
@@ -272,9 +348,41 @@ void *na_heap_alloc_small(na_heap_t *heap, int size_class) {
   return na_page_pop(page);
 }
 
-/* The thread is exiting: every page goes back to the arena, or is left there for another
- * thread to adopt when blocks of it are still in use. */
-void na_heap_abandon(na_heap_t *heap) {
+/* The pages of `q` leave the heap, their delay NA_DELAY_NEVER already: empty ones go back to
+ * the arena, the others onto *kept, for the node's pool. */
+static void give_up(na_heap_t *heap, na_page_queue_t *q, int ran_on, na_page_t **kept) {
+  na_page_t *page;
+  while ((page = q->first) != NULL) {
+    hold(heap, page, false);
+    na_queue_remove(q, page);
+    na_page_reset_flags(page);
+    na_page_account_partial_on(page, ran_on);
+    na_page_collect_remote(page);
+    if (page->used == 0) {
+      na_arena_free_span(page);
+      continue;
+    }
+    page->next = *kept;
+    *kept = page;
+    if (heap->tld != NULL)
+      heap->tld->stats[na_segment_of_aligned(page)->arena_index].pool_out_pages++;
+  }
+}
+
+/* A class's pages (none of them full: those stay) go to the pool. */
+static void pool_class(na_heap_t *heap, int size_class) {
+  na_page_queue_t *q = &heap->queues[size_class];
+  for (na_page_t *page = q->first; page != NULL; page = page->next)
+    na_page_set_delay(page, NA_DELAY_NEVER, false);
+  na_page_t *kept = NULL;
+  give_up(heap, q, -1, &kept);
+  na_pool_abandon(kept);
+  set_current(heap, size_class);
+}
+
+/* The thread is exiting, or left the heap's node: every page goes back to the arena, or to
+ * the node's pool for another heap to adopt when blocks of it are still in use. */
+void na_heap_abandon(na_heap_t *heap, int ran_on) {
   na_page_queue_t *lists[NA_CLASS_COUNT + 1];
   for (int c = 0; c < NA_CLASS_COUNT; c++) lists[c] = &heap->queues[c];
   lists[NA_CLASS_COUNT] = &heap->full;
@@ -282,20 +390,31 @@ void na_heap_abandon(na_heap_t *heap) {
     for (na_page_t *page = lists[i]->first; page != NULL; page = page->next)
       na_page_set_delay(page, NA_DELAY_NEVER, false); /* no more notifications to this heap */
   na_heap_free_delayed(heap);
-  for (int i = 0; i <= NA_CLASS_COUNT; i++) {
-    na_page_t *page;
-    while ((page = lists[i]->first) != NULL) {
-      na_queue_remove(lists[i], page);
-      na_page_reset_flags(page);
-      na_page_account_partial(page);
-      na_page_collect_remote(page);
-      if (page->used == 0)
-        na_arena_free_span(page);
-      else
-        na_arena_abandon_page(page);
-    }
-  }
+  na_page_t *kept = NULL;
+  for (int i = 0; i <= NA_CLASS_COUNT; i++) give_up(heap, lists[i], ran_on, &kept);
+  na_pool_abandon(kept);
   for (int c = 0; c < NA_CLASS_COUNT; c++) set_current(heap, c);
+  na_relaxed_store(&heap->held.pages, 0);
+  na_relaxed_store(&heap->held.bytes, 0);
+  na_relaxed_store(&heap->held.used_bytes, 0);
+  na_relaxed_store(&heap->held.touched_bytes, 0);
+  heap->census_pages = 0;
+}
+
+void na_heap_census(na_heap_t *heap) {
+  uint64_t used = 0, touched = 0;
+  for (int c = 0; c < NA_CLASS_COUNT; c++)
+    for (const na_page_t *page = heap->queues[c].first; page != NULL; page = page->next) {
+      used += na_page_live_bytes(page);
+      touched += na_page_touched_bytes(page);
+    }
+  for (const na_page_t *page = heap->full.first; page != NULL; page = page->next) {
+    used += na_page_live_bytes(page);
+    touched += na_page_touched_bytes(page);
+  }
+  na_relaxed_store(&heap->held.used_bytes, used);
+  na_relaxed_store(&heap->held.touched_bytes, touched);
+  heap->census_pages = heap->held.pages;
 }
 
 /* Brings the thread's own counters up to date before a report. */

@@ -20,11 +20,13 @@ void na_set_system_allocator(const na_system_allocator_t *system) { na_system = 
 
 static void before_fork(void) {
   na_thread_lock_all();
+  na_pool_lock_all();
   na_arena_lock_all();
 }
 
 static void after_fork_parent(void) {
   na_arena_unlock_all();
+  na_pool_unlock_all();
   na_thread_unlock_all();
 }
 
@@ -34,6 +36,7 @@ static void after_fork_parent(void) {
 static void after_fork_child(void) {
   na_arena_unlock_all();
   na_purge_after_fork_child();
+  na_pool_unlock_all();
   na_thread_after_fork_child();
 }
 

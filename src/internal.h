@@ -253,7 +253,16 @@ void na_page_init(na_page_t *page, struct na_heap_s *heap, int size_class, bool 
  * to take back blocks it gave the OS less than a purge delay ago. */
 typedef enum na_refill_e { NA_REFILL_DONE, NA_REFILL_REGRET } na_refill_t;
 na_refill_t na_page_refill(na_page_t *page);
+/* Counts what was handed out of `free` so far for the heap's thread, as local when the
+ * page's node is `ran_on` (the node the thread ran on; -1: the node it runs on now). */
+void na_page_account_partial_on(na_page_t *page, int ran_on);
 void na_page_account_partial(na_page_t *page);
+/* Bytes of the blocks in use: handed out, less those other threads freed and the owner has
+ * not taken in yet. */
+uint64_t na_page_live_bytes(const na_page_t *page);
+/* Bytes of the blocks carved so far, less the OS pages given back: what the page may hold
+ * resident. */
+uint64_t na_page_touched_bytes(const na_page_t *page);
 /* Moves the blocks other threads freed into local_free; returns how many. */
 size_t na_page_collect_remote(na_page_t *page);
 bool na_page_set_delay(na_page_t *page, na_delay_t delay, bool only_if_empty);
@@ -323,10 +332,29 @@ void na_heap_pass(na_heap_t *heap);
 /* Every sparse page of the heap gives back what it can, now (numalloc_collect). */
 void na_heap_collect(na_heap_t *heap);
 void na_heap_free_delayed(na_heap_t *heap);
-void na_heap_abandon(na_heap_t *heap);
+/* Every page leaves the heap: empty ones go back to the arena, the others to their node's
+ * pool for the node's other heaps. `ran_on` is the node the thread ran on while it
+ * allocated from the heap (statistics: local or remote). The heap stays usable. */
+void na_heap_abandon(na_heap_t *heap, int ran_on);
 void na_heap_account(na_heap_t *heap);
+/* Counts the bytes of blocks in use in the heap's pages now (owner only). */
+void na_heap_census(na_heap_t *heap);
 /* A block of `size_class` from the heap's pages; NULL (ENOMEM) when no memory is left. */
 void *na_heap_alloc_small(na_heap_t *heap, int size_class);
+
+/* ---- node_pool.c -------------------------------------------------------------------- */
+/* Pages no thread owns (their thread exited or left their node), per node, for the node's
+ * heaps to adopt. na_pool_abandon takes a list linked by `next`, each page with delay
+ * NA_DELAY_NEVER. */
+void na_pool_abandon(na_page_t *pages);
+na_page_t *na_pool_adopt(int arena_index, int size_class);
+/* Pages whose blocks were all freed go back to the arena: at most once per purge delay,
+ * or now when forced. */
+void na_pool_collect(int arena_index, bool force);
+void na_pool_collect_all(void);
+void na_pool_census(int arena_index, na_census_t *out);
+void na_pool_lock_all(void);
+void na_pool_unlock_all(void);
 
 /* ---- thread.c ----------------------------------------------------------------------- */
 /* The calling thread's record, created on first use; NULL while the process is starting. */

@@ -77,7 +77,7 @@ size_t na_page_collect_remote(na_page_t *page) {
 
 /* Statistics without a cost on the fast path: when a page's free list runs dry, every block
  * the last refill put there has been handed out. */
-static void account_handed(na_page_t *page, uint32_t handed) {
+static void account_handed(na_page_t *page, uint32_t handed, int ran_on) {
   na_tld_t *tld = page->heap != NULL ? page->heap->tld : NULL;
   if (tld == NULL || handed == 0) return;
   int arena_index = na_segment_of_aligned(page)->arena_index;
@@ -85,19 +85,34 @@ static void account_handed(na_page_t *page, uint32_t handed) {
   stats->alloc_count += handed;
   stats->alloc_bytes += (int64_t)handed * page->block_size;
   if (arena_index == NA_INTERLEAVE_ARENA) return; /* spread over nodes: neither */
-  if (arena_index == tld->node)
+  if (ran_on < 0) ran_on = tld->node;
+  if (arena_index == ran_on)
     stats->local_count += handed;
   else
     stats->remote_count += handed;
 }
 
 /* Counts what was handed out of `free` so far (a page leaving its heap, or a report). */
-void na_page_account_partial(na_page_t *page) {
+void na_page_account_partial_on(na_page_t *page, int ran_on) {
   uint32_t left = 0;
   for (na_block_t *b = page->free; b != NULL && left <= page->reserved; b = na_block_next(page, b))
     left++;
-  account_handed(page, page->installed > left ? page->installed - left : 0);
+  account_handed(page, page->installed > left ? page->installed - left : 0, ran_on);
   page->installed = left;
+}
+
+void na_page_account_partial(na_page_t *page) { na_page_account_partial_on(page, -1); }
+
+uint64_t na_page_live_bytes(const na_page_t *page) {
+  uint32_t used = na_relaxed_load(&page->used);
+  uint32_t pending = na_tf_count(atomic_load_explicit(&page->thread_free, memory_order_relaxed));
+  return used > pending ? (uint64_t)(used - pending) * page->block_size : 0;
+}
+
+uint64_t na_page_touched_bytes(const na_page_t *page) {
+  uint64_t carved = (uint64_t)na_relaxed_load(&page->capacity) * page->block_size;
+  uint64_t purged = (uint64_t)__builtin_popcount(na_relaxed_load(&page->purged)) * NA_PAGE_SIZE;
+  return carved > purged ? carved - purged : 0;
 }
 
 /* ---- purging the free blocks of a sparse page --------------------------------------
@@ -245,7 +260,7 @@ na_refill_t na_page_refill(na_page_t *page) {
   if (na_unlikely(na_options.verify) && page->installed != 0)
     na_stats_verify(na_segment_of_aligned(page)->arena_index, na_page_start(page),
                     (size_t)page->capacity * page->block_size);
-  account_handed(page, page->installed);
+  account_handed(page, page->installed, -1);
   page->installed = 0;
   if (page->local_free == NULL) na_page_collect_remote(page);
   arm_sparse(page);

@@ -68,7 +68,10 @@ static void add_live(struct na_tld_s *tld, void *arg) {
 static void snapshot(na_node_stats_t *total) {
   na_tld_t *self = na_tld_peek();
   for (int i = 0; self != NULL && i < NA_ARENA_COUNT; i++)
-    if (self->heaps[i] != NULL) na_heap_account(self->heaps[i]);
+    if (self->heaps[i] != NULL) {
+      na_heap_account(self->heaps[i]);
+      na_heap_census(self->heaps[i]);
+    }
   pthread_mutex_lock(&merged_lock);
   memcpy(total, merged, sizeof merged);
   pthread_mutex_unlock(&merged_lock);
@@ -90,7 +93,125 @@ static double remote_pct(const na_node_stats_t *total) {
   return percent(remote, local + remote);
 }
 
-static void json_node(FILE *out, const char *name, int arena, const na_node_stats_t *s) {
+/* ---- live threads, and the small pages they hold -------------------------------------
+ * Gathered under the registry lock and printed after it: printing may allocate (a stream's
+ * first buffer), and an allocation may need that lock (a thread's first heap on a node).
+ * A heap counts its pages as they come and go; the bytes its pages touched (blocks carved
+ * out of them, less OS pages given back) and the bytes of blocks in use are as of its last
+ * count: its thread's last purge pass (at most a purge delay old while the thread
+ * allocates), or when its pages last grew by a quarter. "In use" is the share of the touched
+ * bytes that blocks in use take: the rest is what holding the pages costs. */
+typedef struct thread_view_s {
+  int policy;
+  int64_t count, bytes, local, remote;
+  na_census_t held[NA_ARENA_COUNT];
+} thread_view_t;
+
+typedef struct report_s {
+  const na_node_stats_t *total;
+  thread_view_t *threads; /* NULL when there was no memory for them */
+  size_t thread_count, thread_room, threads_size;
+  na_census_t heaps[NA_ARENA_COUNT]; /* small pages in live threads' heaps, per arena */
+  na_census_t pools[NA_ARENA_COUNT]; /* small pages no thread owns, per arena */
+} report_t;
+
+static void census_add(na_census_t *into, const na_census_t *from) {
+  into->pages += from->pages;
+  into->bytes += from->bytes;
+  into->used_bytes += from->used_bytes;
+  into->touched_bytes += from->touched_bytes;
+}
+
+static void census_of_heap(const na_heap_t *heap, na_census_t *out) {
+  out->pages = na_relaxed_load(&heap->held.pages);
+  out->bytes = na_relaxed_load(&heap->held.bytes);
+  out->used_bytes = na_relaxed_load(&heap->held.used_bytes);
+  out->touched_bytes = na_relaxed_load(&heap->held.touched_bytes);
+}
+
+static double used_pct(const na_census_t *c) {
+  return percent((int64_t)c->used_bytes, (int64_t)c->touched_bytes);
+}
+
+static void count_thread(struct na_tld_s *tld, void *arg) {
+  (void)tld;
+  ++*(size_t *)arg;
+}
+
+static void view_thread(struct na_tld_s *tld, void *arg) {
+  report_t *r = arg;
+  thread_view_t scratch, *t = &scratch;
+  if (r->threads != NULL && r->thread_count < r->thread_room) t = &r->threads[r->thread_count++];
+  memset(t, 0, sizeof *t);
+  t->policy = tld->policy;
+  for (int i = 0; i < NA_ARENA_COUNT; i++) {
+    t->count += tld->stats[i].alloc_count;
+    t->bytes += tld->stats[i].alloc_bytes;
+    t->local += tld->stats[i].local_count;
+    t->remote += tld->stats[i].remote_count;
+    const na_heap_t *heap = na_relaxed_load(&tld->heaps[i]);
+    if (heap == NULL) continue;
+    census_of_heap(heap, &t->held[i]);
+    census_add(&r->heaps[i], &t->held[i]);
+  }
+}
+
+static void report_gather(report_t *r, const na_node_stats_t *total) {
+  memset(r, 0, sizeof *r);
+  r->total = total;
+  size_t count = 0;
+  na_thread_foreach(count_thread, &count);
+  r->thread_room = count + 16; /* threads that start meanwhile */
+  /* mapped, not allocated: a report must not change the counts it reports */
+  r->threads_size = na_align_up(r->thread_room * sizeof *r->threads, NA_PAGE_SIZE);
+  r->threads = na_os_map_aligned(r->threads_size, NA_PAGE_SIZE);
+  na_thread_foreach(view_thread, r);
+  for (int i = 0; i < NA_ARENA_COUNT; i++) na_pool_census(i, &r->pools[i]);
+}
+
+/* "pages", "page_mb", "touched_mb", "used_mb", "used_pct", each after `prefix`. */
+static void json_census(FILE *out, const char *prefix, const na_census_t *c) {
+  fprintf(out,
+          "\"%spages\": %llu, \"%spage_mb\": %.1f, \"%stouched_mb\": %.1f, \"%sused_mb\": %.1f, "
+          "\"%sused_pct\": %.1f",
+          prefix, (unsigned long long)c->pages, prefix, mib((double)c->bytes), prefix,
+          mib((double)c->touched_bytes), prefix, mib((double)c->used_bytes), prefix, used_pct(c));
+}
+
+static int arena_node_number(int arena) {
+  return arena == NA_INTERLEAVE_ARENA ? NA_NODE_INTERLEAVED : arena;
+}
+
+static void json_thread(FILE *out, int index, const thread_view_t *t) {
+  na_census_t all = {0};
+  for (int i = 0; i < NA_ARENA_COUNT; i++) census_add(&all, &t->held[i]);
+  fprintf(out,
+          "%s{\"thread\": %d, \"policy\": \"%s\", \"alloc_count\": %lld, \"allocated_mb\": "
+          "%.1f, \"local_pct\": %.1f, ",
+          index > 1 ? ", " : "", index, numalloc_policy_name((numalloc_policy_t)t->policy),
+          (long long)t->count, mib((double)t->bytes), percent(t->local, t->local + t->remote));
+  json_census(out, "", &all);
+  fprintf(out, ", \"held\": [");
+  const char *sep = "";
+  for (int i = 0; i < NA_ARENA_COUNT; i++) {
+    const na_census_t *c = &t->held[i];
+    if (c->pages == 0) continue;
+    fprintf(out, "%s{\"node\": %d, ", sep, arena_node_number(i));
+    json_census(out, "", c);
+    fprintf(out, "}");
+    sep = ", ";
+  }
+  fprintf(out, "]}");
+}
+
+static void json_threads(FILE *out, const report_t *r) {
+  fprintf(out, "  \"threads\": [");
+  for (size_t i = 0; i < r->thread_count; i++) json_thread(out, (int)i + 1, &r->threads[i]);
+  fprintf(out, "],\n");
+}
+
+static void json_node(FILE *out, const char *name, int arena, const report_t *r) {
+  const na_node_stats_t *s = &r->total[arena];
   fprintf(out,
           "  \"%s\": {\"allocated_mb\": %.1f, \"local_pct\": %.1f, \"live_mb\": %.1f, "
           "\"mapped_mb\": %.1f, \"peak_mapped_mb\": %.1f",
@@ -101,6 +222,10 @@ static void json_node(FILE *out, const char *name, int arena, const na_node_stat
 #define NA_STAT_JSON(field, text) fprintf(out, ", \"" #field "\": %lld", (long long)s->field);
   NA_STAT_FIELDS(NA_STAT_JSON)
 #undef NA_STAT_JSON
+  fprintf(out, ", ");
+  json_census(out, "heap_", &r->heaps[arena]);
+  fprintf(out, ", ");
+  json_census(out, "pool_", &r->pools[arena]);
   fprintf(out, "},\n");
 }
 
@@ -115,36 +240,6 @@ static void json_topology(FILE *out) {
     fprintf(out, "]");
   }
   fprintf(out, "]},\n");
-}
-
-/* Live threads, each with its own totals (exited threads are in the node totals only). */
-typedef struct thread_json {
-  FILE *out;
-  int index;
-} thread_json_t;
-
-static void json_thread(struct na_tld_s *tld, void *arg) {
-  thread_json_t *j = arg;
-  int64_t count = 0, bytes = 0, local = 0, remote = 0;
-  for (int i = 0; i < NA_ARENA_COUNT; i++) {
-    count += tld->stats[i].alloc_count;
-    bytes += tld->stats[i].alloc_bytes;
-    local += tld->stats[i].local_count;
-    remote += tld->stats[i].remote_count;
-  }
-  j->index++;
-  fprintf(j->out,
-          "%s{\"thread\": %d, \"policy\": \"%s\", \"alloc_count\": %lld, \"allocated_mb\": "
-          "%.1f, \"local_pct\": %.1f}",
-          j->index > 1 ? ", " : "", j->index, numalloc_policy_name((numalloc_policy_t)tld->policy),
-          (long long)count, mib((double)bytes), percent(local, local + remote));
-}
-
-static void json_threads(FILE *out) {
-  thread_json_t j = {out, 0};
-  fprintf(out, "  \"threads\": [");
-  na_thread_foreach(json_thread, &j);
-  fprintf(out, "],\n");
 }
 
 /* ---- what placement can be trusted ------------------------------------------------------ */
@@ -207,21 +302,21 @@ static void json_placement(FILE *out, const na_node_stats_t *total) {
   fprintf(out, "]},\n");
 }
 
-static void print_json(FILE *out, const na_node_stats_t *total) {
+static void print_json(FILE *out, const report_t *r) {
   char name[32];
   fprintf(out, "{\n  \"policy\": \"%s\",\n", numalloc_policy_name(numalloc_policy()));
   json_topology(out);
   for (int n = 0; n < na_topology.node_count; n++) {
     snprintf(name, sizeof name, "node%d", n);
-    json_node(out, name, n, &total[n]);
+    json_node(out, name, n, r);
   }
   if (na_arena_peak_mapped_bytes(NA_INTERLEAVE_ARENA) > 0)
-    json_node(out, "interleaved", NA_INTERLEAVE_ARENA, &total[NA_INTERLEAVE_ARENA]);
+    json_node(out, "interleaved", NA_INTERLEAVE_ARENA, r);
   if (na_arena_peak_mapped_bytes(NA_TOUCH_ARENA) > 0)
-    json_node(out, "first_touch", NA_TOUCH_ARENA, &total[NA_TOUCH_ARENA]);
-  json_threads(out);
-  json_placement(out, total);
-  fprintf(out, "  \"remote_pct\": %.1f\n}\n", remote_pct(total));
+    json_node(out, "first_touch", NA_TOUCH_ARENA, r);
+  json_threads(out, r);
+  json_placement(out, r->total);
+  fprintf(out, "  \"remote_pct\": %.1f\n}\n", remote_pct(r->total));
 }
 
 /* NUMALLOC_VERIFY's result, naming the call it used; a check that could not run, or found no
@@ -245,7 +340,54 @@ static void print_check(FILE *out, const na_node_stats_t *total, const na_access
             a->check == NA_CHECK_MOVE_PAGES ? "" : check, (long long)checked, (long long)misplaced);
 }
 
-static void print_text(FILE *out, const na_node_stats_t *total) {
+/* Small pages per node: in live threads' heaps and in the node's pool, and how pages went
+ * between them. */
+static void text_held(FILE *out, const report_t *r) {
+  fprintf(out, "numalloc: held  node  thread pages  touched MiB  in use %%  pool pages  "
+               "touched MiB  in use %%  heaps left  to pool  from pool\n");
+  for (int n = 0; n <= na_topology.node_count; n++) {
+    int arena = n < na_topology.node_count ? n : NA_INTERLEAVE_ARENA;
+    const na_census_t *h = &r->heaps[arena], *p = &r->pools[arena];
+    const na_node_stats_t *s = &r->total[arena];
+    if (arena == NA_INTERLEAVE_ARENA && h->pages == 0 && p->pages == 0 && s->pool_out_pages == 0)
+      continue;
+    char label[16];
+    snprintf(label, sizeof label, arena == NA_INTERLEAVE_ARENA ? "il" : "%d", n);
+    fprintf(out,
+            "numalloc: held  %4s  %12llu  %11.1f  %8.1f  %10llu  %11.1f  %8.1f  %10lld  %7lld  "
+            "%9lld\n",
+            label, (unsigned long long)h->pages, mib((double)h->touched_bytes), used_pct(h),
+            (unsigned long long)p->pages, mib((double)p->touched_bytes), used_pct(p),
+            (long long)s->heaps_left, (long long)s->pool_out_pages, (long long)s->pool_in_pages);
+  }
+}
+
+static void text_threads(FILE *out, const report_t *r) {
+  for (size_t i = 0; i < r->thread_count; i++) {
+    const thread_view_t *t = &r->threads[i];
+    na_census_t all = {0};
+    for (int a = 0; a < NA_ARENA_COUNT; a++) census_add(&all, &t->held[a]);
+    fprintf(out, "numalloc: thread %zu (%s): %llu pages, %.1f MiB touched, %.1f%% in use", i + 1,
+            numalloc_policy_name((numalloc_policy_t)t->policy), (unsigned long long)all.pages,
+            mib((double)all.touched_bytes), used_pct(&all));
+    const char *sep = " (";
+    for (int a = 0; a < NA_ARENA_COUNT; a++) {
+      const na_census_t *c = &t->held[a];
+      if (c->pages == 0) continue;
+      if (a == NA_INTERLEAVE_ARENA)
+        fprintf(out, "%sinterleaved: ", sep);
+      else
+        fprintf(out, "%snode %d: ", sep, a);
+      fprintf(out, "%llu pages, %.1f MiB, %.1f%%", (unsigned long long)c->pages,
+              mib((double)c->touched_bytes), used_pct(c));
+      sep = "; ";
+    }
+    fprintf(out, "%s\n", all.pages != 0 ? ")" : "");
+  }
+}
+
+static void print_text(FILE *out, const report_t *r) {
+  const na_node_stats_t *total = r->total;
   fprintf(out, "numalloc: policy %s, %d node(s)\n", numalloc_policy_name(numalloc_policy()),
           na_topology.node_count);
   fprintf(out, "numalloc: node  allocated MiB  allocations  local %%  live MiB  mapped MiB  "
@@ -280,6 +422,8 @@ static void print_text(FILE *out, const na_node_stats_t *total) {
             bind);
   }
   if (na_options.verify) print_check(out, total, &a);
+  text_held(out, r);
+  text_threads(out, r);
 }
 
 int numalloc_stats_print(FILE *out, const char *format) {
@@ -290,11 +434,14 @@ int numalloc_stats_print(FILE *out, const char *format) {
   }
   if (!na_ensure_init()) return -1;
   static na_node_stats_t total[NA_ARENA_COUNT];
+  static report_t report;
   snapshot(total);
+  report_gather(&report, total);
   if (json)
-    print_json(out, total);
+    print_json(out, &report);
   else
-    print_text(out, total);
+    print_text(out, &report);
+  if (report.threads != NULL) na_os_unmap(report.threads, report.threads_size);
   return 0;
 }
 
@@ -337,5 +484,6 @@ void numalloc_collect(void) {
   na_tld_t *self = na_tld_peek();
   for (int i = 0; self != NULL && i < NA_ARENA_COUNT; i++)
     if (self->heaps[i] != NULL) na_heap_collect(self->heaps[i]);
+  na_pool_collect_all();
   na_arena_collect(true);
 }

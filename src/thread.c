@@ -68,6 +68,8 @@ static na_tld_t *tld_new(void) {
   tld->policy = na_options.policy;
   tld->bound_node = na_topology.usable_list[0];
   tld->node = na_policy_current_node();
+  tld->heap = NULL;
+  tld->left[0] = tld->left[1] = 0;
   pthread_mutex_lock(&registry_lock);
   live_link(tld);
   pthread_mutex_unlock(&registry_lock);
@@ -98,11 +100,64 @@ na_heap_t *na_tld_heap_for_arena(struct na_tld_s *tld, int arena_index) {
   return heap;
 }
 
+/* ---- heaps a thread moved away from ---------------------------------------------------
+ * A thread that the scheduler moves to another node allocates from that node's heap, and
+ * the heap of the node it left would keep its partly used pages of every class for as long
+ * as the thread stays away: with threads that visit every node, a set of half used pages
+ * per thread and node (a 4-node VM running 16 threads on 8 CPUs held twice glibc's resident
+ * memory so). So a heap left for LEAVE_DELAY_MS (or the purge delay, when shorter) hands its
+ * pages to its node's pool, where the node's other heaps adopt them before they take fresh
+ * spans, as they do with an exited thread's pages. A thread that comes back sooner finds its
+ * pages in place, so one that bounces between two nodes does not hand them over each time.
+ * Checked on the allocation slow path, which also notices the move. */
+#define LEAVE_DELAY_MS 100
+
+static uint32_t leave_delay(void) {
+  long purge = na_options.purge_delay_ms;
+  return (uint32_t)(purge < LEAVE_DELAY_MS ? purge : LEAVE_DELAY_MS);
+}
+
+static void set_left_bit(na_tld_t *tld, int arena_index, bool on) {
+  uint64_t bit = (uint64_t)1 << (arena_index % 64);
+  tld->left[arena_index / 64] =
+      on ? tld->left[arena_index / 64] | bit : tld->left[arena_index / 64] & ~bit;
+}
+
+static bool is_left(const na_tld_t *tld, int arena_index) {
+  return (tld->left[arena_index / 64] >> (arena_index % 64)) & 1;
+}
+
+static void note_move(na_tld_t *tld, na_heap_t *to) {
+  na_heap_t *from = tld->heap;
+  tld->heap = to;
+  set_left_bit(tld, to->arena_index, false); /* back before its pages went */
+  if (from == NULL) return;
+  from->left_ms = na_os_clock_ms();
+  set_left_bit(tld, from->arena_index, true);
+}
+
+/* Heaps left long enough give their pages to their nodes' pools. */
+static void release_left(na_tld_t *tld) {
+  uint32_t now = na_os_clock_ms();
+  for (int w = 0; w < 2; w++)
+    for (uint64_t bits = tld->left[w]; bits != 0; bits &= bits - 1) {
+      int arena_index = w * 64 + __builtin_ctzll(bits);
+      na_heap_t *heap = tld->heaps[arena_index];
+      if ((uint32_t)(now - heap->left_ms) < leave_delay()) continue;
+      set_left_bit(tld, arena_index, false);
+      tld->stats[arena_index].heaps_left++;
+      na_heap_abandon(heap, arena_index); /* its blocks were handed out on its node */
+    }
+}
+
 na_heap_t *na_tld_pick_heap(struct na_tld_s *tld) {
   tld->node = na_policy_current_node();
   int arena_index = na_policy_arena(tld);
   if (arena_index < 0) return NULL;
   na_heap_t *heap = na_tld_heap_for_arena(tld, arena_index);
+  /* rr moves from heap to heap on purpose, at every allocation */
+  if (heap != NULL && heap != tld->heap && tld->policy != NUMALLOC_POLICY_RR) note_move(tld, heap);
+  if (na_unlikely((tld->left[0] | tld->left[1]) != 0)) release_left(tld);
   /* rr must see every allocation, so its threads keep the empty heap on the fast path */
   na_tls_heap = (heap == NULL || tld->policy == NUMALLOC_POLICY_RR) ? &na_heap_empty : heap;
   return heap;
@@ -113,7 +168,7 @@ static void thread_exit(void *arg) {
   na_tls_heap = &na_heap_empty;
   tls_tld = NULL;
   for (int i = 0; i < NA_ARENA_COUNT; i++)
-    if (tld->heaps[i] != NULL) na_heap_abandon(tld->heaps[i]);
+    if (tld->heaps[i] != NULL) na_heap_abandon(tld->heaps[i], is_left(tld, i) ? i : -1);
   pthread_mutex_lock(&registry_lock);
   live_unlink(tld);
   pthread_mutex_unlock(&registry_lock);

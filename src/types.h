@@ -154,6 +154,15 @@ typedef struct na_page_queue_s {
   na_page_t *last;
 } na_page_queue_t;
 
+/* Small pages held somewhere (a heap, a node's pool): how many, their bytes, and the bytes
+ * of the blocks in use in them. */
+typedef struct na_census_s {
+  uint64_t pages;
+  uint64_t bytes;
+  uint64_t touched_bytes; /* of the blocks carved so far, less OS pages given back */
+  uint64_t used_bytes;
+} na_census_t;
+
 /* A thread's allocation state for one node (or for interleaved spans). */
 typedef struct na_heap_s {
   na_page_t *direct[NA_DIRECT_COUNT]; /* (size+15)/16 -> page for that size's class */
@@ -170,6 +179,13 @@ typedef struct na_heap_s {
   /* Memory goes back to the OS in passes, at most one per purge delay, from the slow path. */
   uint32_t pass;         /* passes so far */
   uint32_t last_pass_ms; /* when the last one ran */
+  /* What the heap holds, for the statistics: pages and their bytes counted as pages join
+   * and leave, the bytes of blocks in use as of its last pass. Written by the owner only,
+   * read by reports from any thread. */
+  na_census_t held;
+  uint64_t census_pages;              /* pages at the last count of the bytes in use */
+  uint32_t left_ms;                   /* when its thread last moved away from it (see thread.c) */
+  uint32_t class_sig[NA_CLASS_COUNT]; /* each class's current page as the last pass saw it */
 } na_heap_t;
 
 /* Per-thread statistics: plain counters, merged on read and at thread exit. The field list
@@ -185,7 +201,10 @@ typedef struct na_heap_s {
   X(verified_pages, "pages whose node was checked (NUMALLOC_VERIFY)")                              \
   X(purge_calls, "madvise and munmap calls that gave memory back to the OS")                       \
   X(purged_bytes, "bytes given back to the OS")                                                    \
-  X(misplaced_pages, "checked pages found on another node than promised")
+  X(misplaced_pages, "checked pages found on another node than promised")                          \
+  X(heaps_left, "heaps given up because their thread moved to another node")                       \
+  X(pool_out_pages, "pages handed to the node's pool (thread exited or moved, class unused)")      \
+  X(pool_in_pages, "pages adopted from the node's pool")
 
 typedef struct na_node_stats_s {
 #define NA_STAT_DECLARE(name, text) int64_t name;
@@ -195,8 +214,9 @@ typedef struct na_node_stats_s {
 
 typedef struct na_tld_s {
   na_heap_t *heaps[NA_ARENA_COUNT]; /* created on first use */
-  na_heap_t *heap;                  /* where the next allocation goes */
-  int policy;                       /* numalloc_policy_t for this thread */
+  na_heap_t *heap;                  /* the heap the last pick chose */
+  uint64_t left[2]; /* bit per arena index: heaps left for another, still holding pages */
+  int policy;       /* numalloc_policy_t for this thread */
   int bound_node;
   uint32_t rr_turn;
   int node; /* the node of its CPU at its last slow path (statistics: local or remote) */

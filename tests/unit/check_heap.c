@@ -277,7 +277,8 @@ START_TEST(sparse_page_gives_pages_back) {
   ck_assert(old->sparse_marked);
   na_options.purge_delay_ms = 0;
   na_heap_pass(heap);
-  ck_assert_uint_eq(old->purged, 0); /* marked within the last pass */
+  ck_assert_uint_eq(old->purged, 0);    /* marked within the last pass */
+  numalloc_free(numalloc_malloc(SIZE)); /* the class stays in use */
   na_heap_pass(heap);
   ck_assert_int_gt(unit_purge_calls(), calls);
   ck_assert_uint_ne(old->purged, 0);
@@ -305,6 +306,136 @@ START_TEST(sparse_page_gives_pages_back) {
 }
 END_TEST
 
+/* Blocks other threads freed reach the owner at its passes: a page they emptied goes back
+ * to the arena at the second pass that finds it empty, even as its class's current page,
+ * unless the owner allocated from it again in between. */
+static void *free_all(void *arg) {
+  void **blocks = arg;
+  for (int i = 0; i < 100; i++) numalloc_free(blocks[i]);
+  return NULL;
+}
+
+START_TEST(pages_emptied_by_other_threads_go_back) {
+  static void *blocks[100];
+  na_heap_t *heap = NULL;
+  int c = na_size_class(SIZE);
+  for (int i = 0; i < 100; i++) blocks[i] = numalloc_malloc(SIZE);
+  heap = na_tls_heap;
+  na_page_t *page = page_of(blocks[0]);
+  ck_assert_ptr_eq(heap->current[c], page);
+  unit_run_threads(1, free_all, blocks, 0);
+  ck_assert_uint_eq(page->used, 100); /* not seen yet */
+  na_options.purge_delay_ms = 0;
+  na_heap_pass(heap);
+  ck_assert_uint_eq(page->used, 0); /* taken in */
+  ck_assert_int_eq(page->kind, NA_SPAN_SMALL);
+  ck_assert_ptr_eq(heap->current[c], page);
+  na_heap_pass(heap);
+  ck_assert_int_ne(page->kind, NA_SPAN_SMALL);
+  ck_assert_ptr_eq(heap->current[c], &na_page_empty);
+  ck_assert_ptr_eq(heap->direct[(SIZE + 15) >> 4], &na_page_empty);
+  ck_assert_uint_eq(heap->held.pages, 0);
+}
+END_TEST
+
+START_TEST(a_page_used_between_passes_stays) {
+  static void *blocks[100];
+  for (int i = 0; i < 100; i++) blocks[i] = numalloc_malloc(SIZE);
+  na_heap_t *heap = na_tls_heap;
+  na_page_t *page = page_of(blocks[0]);
+  unit_run_threads(1, free_all, blocks, 0);
+  na_options.purge_delay_ms = 0;
+  na_heap_pass(heap);
+  /* the owner runs through the page's free list: its refill takes the page back into use */
+  size_t listed = 0;
+  for (na_block_t *b = page->free; b != NULL; b = na_block_next(page, b)) listed++;
+  static void *again[8192];
+  for (size_t i = 0; i <= listed; i++) {
+    again[i] = numalloc_malloc(SIZE);
+    ck_assert_ptr_eq(page_of(again[i]), page);
+  }
+  for (size_t i = 0; i <= listed; i++) numalloc_free(again[i]);
+  ck_assert_uint_eq(page->used, 0);
+  na_heap_pass(heap);
+  ck_assert_int_eq(page->kind, NA_SPAN_SMALL);
+  ck_assert_ptr_eq(page->heap, heap);
+}
+END_TEST
+
+/* A class the thread did not allocate from since the last pass hands its pages to the node's
+ * pool; the next allocation of the class adopts one back. Full pages stay. */
+static void *free_three(void *arg) {
+  void **blocks = arg;
+  for (int i = 0; i < 3; i++) numalloc_free(blocks[i]);
+  return NULL;
+}
+
+START_TEST(a_class_left_alone_for_a_pass_goes_to_the_pool) {
+  static void *blocks[10];
+  int c = na_size_class(SIZE);
+  for (int i = 0; i < 10; i++) blocks[i] = numalloc_malloc(SIZE);
+  void *other = numalloc_malloc(1000); /* another class, kept busy */
+  na_heap_t *heap = na_tls_heap;
+  na_page_t *page = page_of(blocks[0]);
+  uint64_t pages = heap->held.pages;
+  na_options.purge_delay_ms = 0;
+  unit_run_threads(1, free_three, blocks, 0); /* other threads' frees are no use of the class */
+  na_heap_pass(heap);                         /* (this pass takes them in) */
+  ck_assert_ptr_eq(page->heap, heap);
+  numalloc_free(other);
+  other = numalloc_malloc(1000);
+  unit_run_threads(1, free_three, blocks + 3, 0);
+  na_heap_pass(heap);
+  ck_assert_ptr_null(page->heap);
+  ck_assert_uint_eq(page->owner, 0);
+  ck_assert_ptr_eq(heap->current[c], &na_page_empty);
+  ck_assert_ptr_eq(heap->direct[(SIZE + 15) >> 4], &na_page_empty);
+  ck_assert_ptr_eq(page_of(other)->heap, heap); /* the busy class kept its page */
+  ck_assert_uint_eq(heap->held.pages, pages - 1);
+  ck_assert_int_eq(heap->tld->stats[unit_home_node()].pool_out_pages, 1);
+  void *again = numalloc_malloc(SIZE);
+  ck_assert_ptr_eq(page_of(again), page);
+  ck_assert_ptr_eq(page->heap, heap);
+  for (int i = 6; i < 10; i++) ck_assert_ptr_ne(again, blocks[i]);
+  numalloc_free(again);
+  for (int i = 6; i < 10; i++) numalloc_free(blocks[i]);
+  numalloc_free(other);
+}
+END_TEST
+
+/* Blocks of 10 KiB and more live in pages of several slices; a free block of the class's
+ * current page that stayed free for a whole pass gives back its OS pages but the first (its
+ * link), and is handed out again whole. */
+/* The statistics' count: pages as they join and leave, blocks in use and bytes touched as
+ * of the last count. */
+START_TEST(census_counts_pages_and_blocks_in_use) {
+  enum { COUNT = 3000 };
+  static void *blocks[COUNT];
+  for (int i = 0; i < COUNT; i++) blocks[i] = numalloc_malloc(SIZE);
+  void *big = numalloc_malloc(20000);
+  na_heap_t *heap = na_tls_heap;
+  uint64_t pages = 0, bytes = 0;
+  for (int c = 0; c < NA_CLASS_COUNT; c++)
+    for (na_page_t *p = heap->queues[c].first; p != NULL; p = p->next, pages++)
+      bytes += (uint64_t)p->slice_count << NA_SLICE_SHIFT;
+  for (na_page_t *p = heap->full.first; p != NULL; p = p->next, pages++)
+    bytes += (uint64_t)p->slice_count << NA_SLICE_SHIFT;
+  ck_assert_uint_ge(pages, 3);
+  ck_assert_uint_eq(heap->held.pages, pages);
+  ck_assert_uint_eq(heap->held.bytes, bytes);
+  na_heap_census(heap);
+  uint64_t used =
+      (uint64_t)COUNT * na_class_size(na_size_class(SIZE)) + na_class_size(na_size_class(20000));
+  ck_assert_uint_eq(heap->held.used_bytes, used);
+  ck_assert_uint_ge(heap->held.touched_bytes, used);
+  ck_assert_uint_le(heap->held.touched_bytes, bytes);
+  for (int i = 0; i < COUNT; i++) numalloc_free(blocks[i]);
+  numalloc_free(big);
+  na_heap_census(heap);
+  ck_assert_uint_eq(heap->held.used_bytes, 0);
+}
+END_TEST
+
 int main(int argc, char **argv) {
   (void)argc;
   Suite *s = suite_create("heap");
@@ -319,5 +450,9 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, random_frees_leave_one_page);
   tcase_add_test(tc, idle_multi_slice_pages_go_back_past_2_mib);
   tcase_add_test(tc, sparse_page_gives_pages_back);
+  tcase_add_test(tc, pages_emptied_by_other_threads_go_back);
+  tcase_add_test(tc, a_page_used_between_passes_stays);
+  tcase_add_test(tc, a_class_left_alone_for_a_pass_goes_to_the_pool);
+  tcase_add_test(tc, census_counts_pages_and_blocks_in_use);
   return unit_run(s, argv);
 }

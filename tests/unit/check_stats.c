@@ -113,6 +113,51 @@ START_TEST(remote_frees_leave_live_at_once) {
 }
 END_TEST
 
+/* The small pages held: per node in live threads' heaps and in the node's pool, per thread
+ * per node; a thread that exits with blocks in use leaves its pages in the pool. */
+static double json_number_after(const char *json, const char *from, const char *field) {
+  const char *at = strstr(json, from);
+  ck_assert_msg(at != NULL, "no %s in %s", from, json);
+  char name[64];
+  snprintf(name, sizeof name, "\"%s\": ", field);
+  const char *f = strstr(at, name);
+  ck_assert_msg(f != NULL, "no %s after %s", field, from);
+  return strtod(f + strlen(name), NULL);
+}
+
+static void *leave_blocks(void *arg) {
+  void **blocks = arg;
+  for (int i = 0; i < 100; i++) blocks[i] = numalloc_malloc(1000);
+  return NULL;
+}
+
+START_TEST(reports_the_pages_held) {
+  int node = unit_home_node();
+  static void *mine[2000], *left[100];
+  for (int i = 0; i < 2000; i++) mine[i] = numalloc_malloc(100);
+  const char *json = report("json");
+  ck_assert_double_ge(json_field(json, node, "heap_pages"), 1);
+  ck_assert_double_eq(json_field(json, node, "pool_pages"), 0);
+  double used = json_field(json, node, "heap_used_mb");
+  ck_assert_double_ge(used, 2000.0 * 112 / NA_MiB - 0.05); /* 100 bytes: the 112-byte class */
+  ck_assert_double_ge(json_field(json, node, "heap_touched_mb"), used);
+  ck_assert_double_gt(json_field(json, node, "heap_used_pct"), 50);
+  /* the thread's own entry, and its node's */
+  ck_assert_double_ge(json_number_after(json, "\"threads\": [", "pages"), 1);
+  ck_assert_double_eq(json_number_after(json, "\"held\": [", "node"), node);
+  unit_run_threads(1, leave_blocks, left, 0);
+  json = report("json");
+  ck_assert_double_ge(json_field(json, node, "pool_pages"), 1);
+  ck_assert_double_ge(json_field(json, node, "pool_used_mb"), 100.0 * 1024 / NA_MiB - 0.05);
+  ck_assert_double_ge(json_field(json, node, "pool_out_pages"), 1);
+  const char *text = report("text");
+  ck_assert_ptr_nonnull(strstr(text, "thread pages  touched MiB  in use %"));
+  ck_assert_int_eq(unit_count_lines_with(text, "numalloc: thread 1 (local): "), 1);
+  for (int i = 0; i < 100; i++) numalloc_free(left[i]);
+  for (int i = 0; i < 2000; i++) numalloc_free(mine[i]);
+}
+END_TEST
+
 int main(int argc, char **argv) {
   (void)argc;
   Suite *s = suite_create("stats");
@@ -121,5 +166,6 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, counts_live_and_exited_threads);
   tcase_add_test(tc, counts_every_reuse_of_a_block);
   tcase_add_test(tc, remote_frees_leave_live_at_once);
+  tcase_add_test(tc, reports_the_pages_held);
   return unit_run(s, argv);
 }

@@ -148,6 +148,73 @@ START_TEST(fork_while_threads_allocate) {
 }
 END_TEST
 
+/* A thread the scheduler moved to another node: the heap it left keeps its pages for a
+ * short while, so that a thread that comes back finds them, then hands them to the left
+ * node's pool. The move is played with the thread's record: the last pick chose the heap of
+ * another node (on a one-node machine, an arena no CPU uses). */
+static na_page_t *page_of(void *p) { return na_page_of(na_segment_lookup(p), p); }
+
+static int other_node(void) { return unit_home_node() == 0 ? 1 : 0; }
+
+START_TEST(a_heap_left_for_a_while_goes_to_its_pool) {
+  unit_quiet_purge();
+  int home = unit_home_node(), other = other_node();
+  void *p = na_alloc_generic(48, 16, false, other);
+  na_tld_t *tld = na_tld_peek();
+  na_heap_t *left = tld->heaps[other];
+  na_page_t *page = page_of(p);
+  ck_assert_ptr_eq(page->heap, left);
+  tld->heap = left; /* it ran on the other node until now */
+  ck_assert_ptr_eq(na_tld_pick_heap(tld), tld->heaps[home]);
+  ck_assert_ptr_eq(page->heap, left); /* kept for a while */
+  ck_assert_uint_eq(left->held.pages, 1);
+  left->left_ms -= 1000; /* a while later */
+  na_tld_pick_heap(tld);
+  ck_assert_ptr_null(page->heap);
+  ck_assert_uint_eq(page->owner, 0);
+  ck_assert_uint_eq(left->held.pages, 0);
+  ck_assert_ptr_eq(left->current[page->size_class], &na_page_empty);
+  ck_assert_int_eq(tld->stats[other].heaps_left, 1);
+  ck_assert_int_eq(tld->stats[other].pool_out_pages, 1);
+  na_census_t pool;
+  na_pool_census(other, &pool);
+  ck_assert_uint_eq(pool.pages, 1);
+  ck_assert_uint_eq(pool.used_bytes, page->block_size);
+  numalloc_free(p); /* a remote free now: the page has no owner */
+  na_pool_collect(other, true);
+  ck_assert_int_ne(page->kind, NA_SPAN_SMALL);
+}
+END_TEST
+
+START_TEST(a_thread_that_comes_back_keeps_its_pages) {
+  unit_quiet_purge();
+  int other = other_node();
+  void *p = na_alloc_generic(48, 16, false, other);
+  na_tld_t *tld = na_tld_peek();
+  na_heap_t *left = tld->heaps[other];
+  tld->heap = left;
+  na_tld_pick_heap(tld); /* moved home */
+  left->left_ms -= 50;
+  tld->policy = NUMALLOC_POLICY_BIND; /* and back on the other node before the delay */
+  tld->bound_node = other;
+  ck_assert_ptr_eq(na_tld_pick_heap(tld), left);
+  left->left_ms -= 1000;
+  na_tld_pick_heap(tld);
+  ck_assert_ptr_eq(page_of(p)->heap, left);
+  ck_assert_int_eq(tld->stats[other].heaps_left, 0);
+  numalloc_free(p);
+}
+END_TEST
+
+/* rr changes heaps at every allocation on purpose: none of them is left. */
+START_TEST(rr_leaves_no_heap) {
+  ck_assert_int_eq(numalloc_thread_set_policy(NUMALLOC_POLICY_RR), 0);
+  for (int i = 0; i < 100; i++) numalloc_free(numalloc_malloc(48));
+  na_tld_t *tld = na_tld_peek();
+  ck_assert_uint_eq(tld->left[0] | tld->left[1], 0);
+}
+END_TEST
+
 int main(int argc, char **argv) {
   (void)argc;
   Suite *s = suite_create("thread");
@@ -156,5 +223,8 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, live_threads_are_listed);
   tcase_add_test(tc, short_threads_reuse_records);
   tcase_add_test(tc, fork_while_threads_allocate);
+  tcase_add_test(tc, a_heap_left_for_a_while_goes_to_its_pool);
+  tcase_add_test(tc, a_thread_that_comes_back_keeps_its_pages);
+  tcase_add_test(tc, rr_leaves_no_heap);
   return unit_run(s, argv);
 }

@@ -1,0 +1,142 @@
+/* node_pool.c: per node, the small pages no thread owns: pages of threads that exited and
+ * pages a thread left on a node it no longer runs on. A heap of the node adopts one of them
+ * before it takes a fresh span, so the partly used pages of a node fill up again before new
+ * memory is touched, whichever of its threads made them; a pool page whose blocks were all
+ * freed goes back to the arena. A page changes hands by the abandon and adopt protocol of
+ * heap.c: its delay state is NA_DELAY_NEVER while it is here, so other threads' frees only
+ * push onto its thread_free list. One lock per pool, never held with an arena's lock nor
+ * across a system call. */
+#include "internal.h"
+
+typedef struct na_pool_s {
+  pthread_mutex_t lock;
+  na_page_t *pages[NA_CLASS_COUNT]; /* singly linked; the head is read without the lock */
+  uint32_t count;                   /* pages here, and their bytes (statistics) */
+  uint64_t bytes;
+  uint32_t last_collect_ms;
+} na_pool_t;
+
+static na_pool_t pools[NA_ARENA_COUNT] = {
+    [0 ... NA_ARENA_COUNT - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER},
+};
+
+static int arena_of(const na_page_t *page) { return na_segment_of_aligned(page)->arena_index; }
+
+static uint64_t page_bytes(const na_page_t *page) {
+  return (uint64_t)page->slice_count << NA_SLICE_SHIFT;
+}
+
+static void push_locked(na_pool_t *pool, na_page_t *page) {
+  na_relaxed_store(&page->owner, 0);
+  page->heap = NULL;
+  page->prev = NULL;
+  page->next = pool->pages[page->size_class];
+  na_relaxed_store(&pool->pages[page->size_class], page);
+  pool->count++;
+  pool->bytes += page_bytes(page);
+}
+
+/* Pages of one heap in one call: most share a node, so the lock is taken about once. The
+ * caller set their delay to NA_DELAY_NEVER and took their own and remote frees in. */
+void na_pool_abandon(na_page_t *pages) {
+  na_pool_t *locked = NULL;
+  while (pages != NULL) {
+    na_page_t *page = pages;
+    pages = page->next;
+    na_pool_t *pool = &pools[arena_of(page)];
+    if (pool != locked) {
+      if (locked != NULL) pthread_mutex_unlock(&locked->lock);
+      pthread_mutex_lock(&pool->lock);
+      locked = pool;
+    }
+    push_locked(pool, page);
+  }
+  if (locked != NULL) pthread_mutex_unlock(&locked->lock);
+}
+
+na_page_t *na_pool_adopt(int arena_index, int size_class) {
+  na_pool_t *pool = &pools[arena_index];
+  if (na_relaxed_load(&pool->pages[size_class]) == NULL) return NULL;
+  pthread_mutex_lock(&pool->lock);
+  na_page_t *page = pool->pages[size_class];
+  if (page != NULL) {
+    na_relaxed_store(&pool->pages[size_class], page->next);
+    page->next = NULL;
+    pool->count--;
+    pool->bytes -= page_bytes(page);
+  }
+  pthread_mutex_unlock(&pool->lock);
+  return page;
+}
+
+/* Takes out, under the lock, the pages whose blocks were all freed meanwhile. */
+static na_page_t *take_empty_locked(na_pool_t *pool) {
+  na_page_t *empty = NULL;
+  for (int c = 0; c < NA_CLASS_COUNT; c++) {
+    na_page_t **link = &pool->pages[c];
+    while (*link != NULL) {
+      na_page_t *page = *link;
+      na_page_collect_remote(page);
+      if (page->used != 0) {
+        link = &page->next;
+        continue;
+      }
+      na_relaxed_store(link, page->next);
+      pool->count--;
+      pool->bytes -= page_bytes(page);
+      page->next = empty;
+      empty = page;
+    }
+  }
+  return empty;
+}
+
+static void collect(na_pool_t *pool, uint32_t now) {
+  pthread_mutex_lock(&pool->lock);
+  na_relaxed_store(&pool->last_collect_ms, now);
+  na_page_t *empty = take_empty_locked(pool);
+  pthread_mutex_unlock(&pool->lock);
+  while (empty != NULL) {
+    na_page_t *page = empty;
+    empty = page->next;
+    page->flags.value = 0;
+    na_arena_free_span(page);
+  }
+}
+
+void na_pool_collect(int arena_index, bool force) {
+  na_pool_t *pool = &pools[arena_index];
+  if (na_relaxed_load(&pool->count) == 0) return;
+  uint32_t now = na_os_clock_ms();
+  if (!force && (uint32_t)(now - na_relaxed_load(&pool->last_collect_ms)) <
+                    (uint32_t)na_options.purge_delay_ms)
+    return;
+  collect(pool, now);
+}
+
+void na_pool_collect_all(void) {
+  for (int i = 0; i < NA_ARENA_COUNT; i++) na_pool_collect(i, true);
+}
+
+void na_pool_census(int arena_index, na_census_t *out) {
+  na_pool_t *pool = &pools[arena_index];
+  *out = (na_census_t){0};
+  if (na_relaxed_load(&pool->count) == 0) return;
+  pthread_mutex_lock(&pool->lock);
+  out->pages = pool->count;
+  out->bytes = pool->bytes;
+  for (int c = 0; c < NA_CLASS_COUNT; c++)
+    for (const na_page_t *page = pool->pages[c]; page != NULL; page = page->next) {
+      out->used_bytes += na_page_live_bytes(page);
+      out->touched_bytes += na_page_touched_bytes(page);
+    }
+  pthread_mutex_unlock(&pool->lock);
+}
+
+void na_pool_lock_all(void) {
+  for (int i = 0; i < NA_ARENA_COUNT; i++) pthread_mutex_lock(&pools[i].lock);
+}
+
+void na_pool_unlock_all(void) {
+  for (int i = NA_ARENA_COUNT - 1; i >= 0; i--) pthread_mutex_unlock(&pools[i].lock);
+}

@@ -1,0 +1,115 @@
+/* check_node_pool.c: the pools of pages no thread owns (node_pool.c). An exiting thread's
+ * pages with live blocks land in their node's pool, counted with their blocks in use; a heap
+ * adopts them one class at a time; a pool page whose blocks were all freed goes back to the
+ * arena when the pool is collected. */
+#include "unit.h"
+
+#include <pthread.h>
+
+enum { SMALL = 64, BIG = 3000, COUNT = 16 }; /* one page of each class */
+
+static int node;
+static void *smalls[COUNT], *bigs[COUNT];
+
+static void setup(void) {
+  unit_quiet_purge();
+  node = unit_home_node();
+}
+
+static na_page_t *page_of(void *p) { return na_page_of(na_segment_lookup(p), p); }
+
+static void *allocate_and_exit(void *arg) {
+  (void)arg;
+  for (int i = 0; i < COUNT; i++) {
+    smalls[i] = numalloc_malloc(SMALL);
+    bigs[i] = numalloc_malloc(BIG);
+  }
+  return NULL;
+}
+
+static na_census_t census(void) {
+  na_census_t c;
+  na_pool_census(node, &c);
+  return c;
+}
+
+START_TEST(exited_thread_pages_wait_in_the_pool) {
+  ck_assert_uint_eq(census().pages, 0);
+  unit_run_threads(1, allocate_and_exit, NULL, 0);
+  na_page_t *small = page_of(smalls[0]), *big = page_of(bigs[0]);
+  na_census_t c = census();
+  ck_assert_uint_eq(c.pages, 2);
+  ck_assert_uint_eq(c.bytes, ((uint64_t)small->slice_count + big->slice_count) << NA_SLICE_SHIFT);
+  ck_assert_uint_eq(c.used_bytes, (uint64_t)COUNT * (small->block_size + big->block_size));
+  ck_assert_uint_ge(c.touched_bytes, c.used_bytes);
+  for (int i = 0; i < COUNT / 2; i++) numalloc_free(smalls[i]); /* pending on the page */
+  ck_assert_uint_eq(census().used_bytes,
+                    (uint64_t)COUNT * big->block_size + (uint64_t)(COUNT / 2) * small->block_size);
+  ck_assert_uint_eq(small->owner, 0);
+  ck_assert_ptr_null(small->heap);
+}
+END_TEST
+
+START_TEST(adoption_goes_by_class) {
+  unit_run_threads(1, allocate_and_exit, NULL, 0);
+  na_page_t *small = page_of(smalls[0]), *big = page_of(bigs[0]);
+  ck_assert_ptr_null(na_pool_adopt(node, na_size_class(100))); /* no page of that class */
+  ck_assert_ptr_eq(na_pool_adopt(node, small->size_class), small);
+  ck_assert_ptr_null(na_pool_adopt(node, small->size_class));
+  ck_assert_uint_eq(census().pages, 1);
+  ck_assert_ptr_eq(na_pool_adopt(node, big->size_class), big);
+  ck_assert_uint_eq(census().pages, 0);
+  small->next = big; /* back, as a heap hands its pages over: a list */
+  big->next = NULL;
+  na_pool_abandon(small);
+  ck_assert_uint_eq(census().pages, 2);
+  for (int i = 0; i < COUNT; i++) numalloc_free(smalls[i]);
+  for (int i = 0; i < COUNT; i++) numalloc_free(bigs[i]);
+}
+END_TEST
+
+/* A heap that needs the class takes the pool's page before a fresh span. */
+START_TEST(a_heap_adopts_before_taking_a_fresh_span) {
+  unit_run_threads(1, allocate_and_exit, NULL, 0);
+  na_page_t *small = page_of(smalls[0]);
+  void *p = numalloc_malloc(SMALL);
+  ck_assert_ptr_eq(page_of(p), small);
+  ck_assert_ptr_eq(small->heap, na_tls_heap);
+  ck_assert_uint_eq(small->owner, na_thread_id());
+  ck_assert_uint_eq(census().pages, 1);
+  ck_assert_int_eq(na_tld_peek()->stats[node].pool_in_pages, 1);
+  for (int i = 0; i < COUNT; i++) ck_assert_ptr_ne(p, smalls[i]); /* live blocks stay live */
+  numalloc_free(p);
+  for (int i = 0; i < COUNT; i++) numalloc_free(smalls[i]);
+  for (int i = 0; i < COUNT; i++) numalloc_free(bigs[i]);
+}
+END_TEST
+
+/* Pages whose blocks were all freed go back to the arena when the pool is collected; the
+ * others stay. */
+START_TEST(collect_returns_emptied_pages) {
+  unit_run_threads(1, allocate_and_exit, NULL, 0);
+  na_page_t *small = page_of(smalls[0]), *big = page_of(bigs[0]);
+  for (int i = 0; i < COUNT; i++) numalloc_free(smalls[i]);
+  na_pool_collect(node, true);
+  ck_assert_int_ne(small->kind, NA_SPAN_SMALL);
+  ck_assert_int_eq(big->kind, NA_SPAN_SMALL);
+  ck_assert_uint_eq(census().pages, 1);
+  for (int i = 0; i < COUNT; i++) numalloc_free(bigs[i]);
+  numalloc_collect(); /* collects the pools too; the segment is unmapped */
+  ck_assert_uint_eq(census().pages, 0);
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 0);
+}
+END_TEST
+
+int main(int argc, char **argv) {
+  (void)argc;
+  Suite *s = suite_create("node_pool");
+  TCase *tc = unit_tcase(s, "node_pool", 10);
+  tcase_add_checked_fixture(tc, setup, NULL);
+  tcase_add_test(tc, exited_thread_pages_wait_in_the_pool);
+  tcase_add_test(tc, adoption_goes_by_class);
+  tcase_add_test(tc, a_heap_adopts_before_taking_a_fresh_span);
+  tcase_add_test(tc, collect_returns_emptied_pages);
+  return unit_run(s, argv);
+}
