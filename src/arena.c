@@ -330,34 +330,6 @@ void na_arena_shrink_span(na_page_t *span, size_t slices) {
   pthread_mutex_unlock(&arena->lock);
 }
 
-/* ---- abandoned pages ---------------------------------------------------------------------- */
-
-void na_arena_abandon_page(na_page_t *page) {
-  na_arena_t *arena = na_arena_at(na_segment_of_aligned(page)->arena_index);
-  pthread_mutex_lock(&arena->lock);
-  na_relaxed_store(&page->owner, 0);
-  page->heap = NULL;
-  page->prev = NULL;
-  page->next = arena->abandoned[page->size_class];
-  na_relaxed_store(&arena->abandoned[page->size_class], page);
-  arena->abandoned_count++;
-  pthread_mutex_unlock(&arena->lock);
-}
-
-na_page_t *na_arena_adopt_page(int arena_index, int size_class) {
-  na_arena_t *arena = na_arena_at(arena_index);
-  if (na_relaxed_load(&arena->abandoned[size_class]) == NULL) return NULL;
-  pthread_mutex_lock(&arena->lock);
-  na_page_t *page = arena->abandoned[size_class];
-  if (page != NULL) {
-    na_relaxed_store(&arena->abandoned[size_class], page->next);
-    arena->abandoned_count--;
-    page->next = NULL;
-  }
-  pthread_mutex_unlock(&arena->lock);
-  return page;
-}
-
 /* ---- fork ------------------------------------------------------------------------------- */
 
 void na_arena_lock_all(void) {

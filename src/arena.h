@@ -1,5 +1,5 @@
 /* arena.h: what the arena's own files share, and nothing else includes: arena.c (segments,
- * free spans, abandoned pages), purge.c (giving memory back to the OS) and huge.c (blocks
+ * free spans), purge.c (giving memory back to the OS) and huge.c (blocks
  * of a segment each). An arena is locked; its lock is never held across a system call. */
 #ifndef NUMALLOC_ARENA_H
 #define NUMALLOC_ARENA_H
@@ -12,8 +12,6 @@ typedef struct na_arena_s {
   pthread_mutex_t lock;
   na_segment_t *segments;
   na_page_queue_t bins[NA_BIN_COUNT];
-  na_page_t *abandoned[NA_CLASS_COUNT];
-  size_t abandoned_count;
   size_t empty_segments;
   _Atomic size_t mapped_bytes;
   _Atomic size_t peak_mapped_bytes;
@@ -44,6 +42,5 @@ bool na_arena_segment_is_empty(const na_segment_t *segment);
 void na_arena_segment_unlink(na_arena_t *arena, na_segment_t *segment);
 
 /* purge.c: pages of exited threads whose blocks all came back become free spans. */
-void na_arena_collect_abandoned_locked(na_arena_t *arena);
 
 #endif /* NUMALLOC_ARENA_H */

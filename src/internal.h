@@ -193,9 +193,6 @@ void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool *
 void na_arena_free_huge(na_segment_t *segment);
 void *na_arena_realloc_huge(na_segment_t *segment, void *p, size_t new_size);
 size_t na_huge_usable(const na_segment_t *segment, const void *p);
-/* Pages whose thread exited: put aside, and taken back by a thread that needs that class. */
-void na_arena_abandon_page(na_page_t *page);
-na_page_t *na_arena_adopt_page(int arena_index, int size_class);
 /* ---- purge.c */
 void na_arena_collect(bool force);
 /* Gives back free spans idle for longer than the purge delay and empty segments beyond the

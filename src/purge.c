@@ -55,7 +55,6 @@ static void purge_arena(int arena_index, bool force) {
     uint32_t now = na_os_clock_ms();
     pthread_mutex_lock(&arena->lock);
     na_relaxed_store(&arena->last_purge_ms, now);
-    na_arena_collect_abandoned_locked(arena);
     purge_select(arena, force, now, &batch);
     pthread_mutex_unlock(&arena->lock);
     for (size_t i = 0; i < batch.count; i++) {
@@ -97,28 +96,8 @@ void na_arena_purge_expired(int arena_index) {
 
 void na_arena_collect(bool force) {
   for (int i = 0; i < NA_ARENA_COUNT; i++)
-    if (na_arena_at(i)->segments != NULL || na_arena_at(i)->abandoned_count != 0)
+    if (na_arena_at(i)->segments != NULL)
       purge_arena(i, force);
-}
-
-/* Abandoned pages whose blocks were all freed by other threads go back as free spans. */
-void na_arena_collect_abandoned_locked(na_arena_t *arena) {
-  uint32_t now = na_os_clock_ms();
-  for (int c = 0; c < NA_CLASS_COUNT; c++) {
-    na_page_t **link = &arena->abandoned[c];
-    while (*link != NULL) {
-      na_page_t *page = *link;
-      na_page_collect_remote(page);
-      if (page->used == 0) {
-        na_relaxed_store(link, page->next); /* adopt_page peeks at the list head */
-        arena->abandoned_count--;
-        page->kind = NA_SPAN_LARGE;
-        na_span_free_locked(arena, page, now);
-      } else {
-        link = &page->next;
-      }
-    }
-  }
 }
 
 /* ---- first touch -------------------------------------------------------------------------
