@@ -96,8 +96,7 @@ void na_arena_purge_expired(int arena_index) {
 
 void na_arena_collect(bool force) {
   for (int i = 0; i < NA_ARENA_COUNT; i++)
-    if (na_arena_at(i)->segments != NULL)
-      purge_arena(i, force);
+    if (na_arena_at(i)->segments != NULL) purge_arena(i, force);
 }
 
 /* ---- first touch -------------------------------------------------------------------------
