@@ -32,7 +32,7 @@ static void push_locked(na_pool_t *pool, na_page_t *page) {
   page->prev = NULL;
   page->next = pool->pages[page->size_class];
   na_relaxed_store(&pool->pages[page->size_class], page);
-  pool->count++;
+  na_relaxed_store(&pool->count, pool->count + 1); /* read without the lock */
   pool->bytes += page_bytes(page);
 }
 
@@ -62,7 +62,7 @@ na_page_t *na_pool_adopt(int arena_index, int size_class) {
   if (page != NULL) {
     na_relaxed_store(&pool->pages[size_class], page->next);
     page->next = NULL;
-    pool->count--;
+    na_relaxed_store(&pool->count, pool->count - 1);
     pool->bytes -= page_bytes(page);
   }
   pthread_mutex_unlock(&pool->lock);
@@ -82,7 +82,7 @@ static na_page_t *take_empty_locked(na_pool_t *pool) {
         continue;
       }
       na_relaxed_store(link, page->next);
-      pool->count--;
+      na_relaxed_store(&pool->count, pool->count - 1);
       pool->bytes -= page_bytes(page);
       page->next = empty;
       empty = page;
