@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #include "access.h"
+#include "stats_live.h"
 
 #include <stdlib.h>
 
@@ -19,6 +20,7 @@ static __thread bool tls_initializing __attribute__((tls_model("initial-exec")))
 void na_set_system_allocator(const na_system_allocator_t *system) { na_system = *system; }
 
 static void before_fork(void) {
+  na_live_before_fork(); /* first: a publication holds it while it takes the others */
   na_thread_lock_all();
   na_pool_lock_all();
   na_arena_lock_all();
@@ -28,6 +30,7 @@ static void after_fork_parent(void) {
   na_arena_unlock_all();
   na_pool_unlock_all();
   na_thread_unlock_all();
+  na_live_after_fork_parent();
 }
 
 /* The child's one thread is the one that took every lock before the fork, so it releases
@@ -38,6 +41,7 @@ static void after_fork_child(void) {
   na_purge_after_fork_child();
   na_pool_unlock_all();
   na_thread_after_fork_child();
+  na_live_after_fork_child();
 }
 
 static void print_topology(void) {
@@ -69,6 +73,7 @@ static void start(void) {
     na_stats_init();
     atexit(na_stats_at_exit);
   }
+  if (na_live_interval_s > 0) atexit(na_live_at_exit);
   atomic_store(&na_init_state, NA_INIT_DONE);
   tls_initializing = false;
 }

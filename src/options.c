@@ -2,6 +2,7 @@
  * environment; a bad value gets one warning line naming the variable, the value and the
  * default kept. */
 #include "internal.h"
+#include "stats_live.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -188,6 +189,9 @@ static bool apply_stats_file(const char *t) {
   na_options.stats_file = t;
   return true;
 }
+static bool apply_stats_interval(const char *t) {
+  return na_parse_long(t, 0, NA_LIVE_INTERVAL_MAX, &na_live_interval_s);
+}
 static bool apply_hugepages(const char *t) { return na_parse_bool(t, &na_options.hugepages); }
 static bool apply_verify(const char *t) { return na_parse_bool(t, &na_options.verify); }
 static bool apply_background(const char *t) { return na_parse_bool(t, &na_options.background); }
@@ -258,6 +262,11 @@ static const option_t option_table[] = {
      .unset = true,
      .apply = apply_stats_file,
      .description = "write statistics there instead (%p: the pid)"},
+    {.name = "STATS_INTERVAL",
+     .default_text = "0",
+     .apply = apply_stats_interval,
+     .description = "seconds, 1 to 3600: publish live statistics to " NA_LIVE_DIR "/" NA_LIVE_PREFIX
+                    "PID for numalloc stats and top; 0: never"},
     {.name = "HUGEPAGES",
      .default_text = "0",
      .apply = apply_hugepages,

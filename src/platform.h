@@ -78,6 +78,14 @@ void na_os_write_stderr(const char *text, size_t len);
  * close fd 2 in their own exit handlers before ours run. -1 on failure. */
 int na_os_dup_stderr(void);
 const char *na_os_getenv(const char *name);
+/* Files of the live statistics (NUMALLOC_STATS_INTERVAL). na_os_create_private makes `path`
+ * for writing, readable by its owner only, and refuses anything already there (a symbolic link
+ * included): a descriptor, or -errno. */
+int na_os_create_private(const char *path);
+int na_os_rename(const char *from, const char *to); /* 0, or the errno */
+void na_os_remove(const char *path);
+void na_os_close(int fd);
+int na_os_getpid(void);
 void na_os_yield(void);
 void na_os_sleep_ms(uint32_t ms);
 /* Starts a detached thread named `name` (at most 15 characters, as ps and perf show it)

@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -265,6 +266,35 @@ int na_os_dup_stderr(void) {
 }
 
 const char *na_os_getenv(const char *name) { return getenv(name); }
+
+int na_os_create_private(const char *path) {
+  int saved = errno;
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) fd = -errno;
+  errno = saved;
+  return fd;
+}
+
+int na_os_rename(const char *from, const char *to) {
+  int saved = errno;
+  int error = rename(from, to) == 0 ? 0 : errno;
+  errno = saved;
+  return error;
+}
+
+void na_os_remove(const char *path) {
+  int saved = errno;
+  unlink(path);
+  errno = saved;
+}
+
+int na_os_getpid(void) { return (int)getpid(); }
+
+void na_os_close(int fd) {
+  int saved = errno;
+  close(fd);
+  errno = saved;
+}
 
 void na_os_yield(void) { sched_yield(); }
 

@@ -5,6 +5,10 @@
  * one batch: memory reused within the delay is never given back, and no free waits on the
  * kernel. Pages of exited threads whose blocks have all come back become free spans here. */
 #include "arena.h"
+#include "stats_live.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 #define PURGE_BATCH 64
 
@@ -83,6 +87,7 @@ static void purge_arena(int arena_index, bool force) {
 static void background_start(int arena_index);
 
 void na_arena_purge_expired(int arena_index) {
+  na_live_start();
   if (na_options.background) {
     background_start(arena_index);
     return;
@@ -150,7 +155,7 @@ static void *background_main(void *arg) {
   for (;;) {
     pin_near(node); /* again each time: cpusets change under running programs */
     uint32_t delay = (uint32_t)na_options.purge_delay_ms;
-    na_os_sleep_ms(delay / 2 > 0 ? delay / 2 : 1);
+    na_helper_sleep(delay / 2 > 0 ? delay / 2 : 1);
     purge_arena(node, false);
     if (serves_shared) {
       purge_arena(NA_INTERLEAVE_ARENA, false);
@@ -160,14 +165,55 @@ static void *background_main(void *arg) {
   return NULL;
 }
 
+static _Atomic int helper_count;
+
+bool na_helper_start(_Atomic bool *running, const char *name, void *(*fn)(void *), void *arg) {
+  if (atomic_load_explicit(running, memory_order_relaxed)) return true;
+  if (atomic_exchange(running, true)) return true;
+  atomic_fetch_add(&helper_count, 1);
+  if (na_os_thread_start(name, fn, arg)) return true;
+  atomic_fetch_sub(&helper_count, 1);
+  atomic_store(running, false); /* tried again at a later slow path */
+  return false;
+}
+
+void na_helper_exit(void) { atomic_fetch_sub(&helper_count, 1); }
+
+/* Whether the main thread has called pthread_exit (the thread group's leader is a zombie)
+ * and only helper threads are left. */
+static bool only_helpers_left(void) {
+  char buf[4096];
+  if (na_os_read_file("/proc/self/stat", buf, sizeof buf) <= 0) return false;
+  const char *p = strrchr(buf, ')');
+  if (p == NULL || p[1] != ' ' || p[2] != 'Z') return false; /* the main thread runs */
+  if (na_os_read_file("/proc/self/status", buf, sizeof buf) <= 0) return false;
+  p = strstr(buf, "\nThreads:");
+  long threads;
+  char digits[16] = {0};
+  if (p == NULL) return false;
+  p += strlen("\nThreads:");
+  while (*p == ' ' || *p == '\t') p++;
+  for (size_t i = 0; i + 1 < sizeof digits && *p >= '0' && *p <= '9'; i++) digits[i] = *p++;
+  if (!na_parse_long(digits, 1, 1L << 30, &threads)) return false;
+  return threads <= 1 + atomic_load(&helper_count); /* the zombie main thread counts too */
+}
+
+/* glibc ends a process with exit(0) when its last thread returns; with helper threads still
+ * sleeping that never happens, and as they block every signal, nothing but SIGKILL would end
+ * it. So the first helper to find itself among the last ones ends it as glibc would have. */
+void na_helper_sleep(uint32_t ms) {
+  static _Atomic bool ending;
+  na_os_sleep_ms(ms);
+  if (only_helpers_left() && !atomic_exchange(&ending, true)) exit(0);
+}
+
 static void background_start(int arena_index) {
   int node = arena_index < NA_MAX_NODES ? arena_index : na_topology.usable_list[0];
-  if (atomic_load_explicit(&background_running[node], memory_order_relaxed)) return;
-  if (atomic_exchange(&background_running[node], true)) return;
-  if (!na_os_thread_start("numalloc-purge", background_main, (void *)(intptr_t)node))
-    atomic_store(&background_running[node], false); /* tried again at a later slow path */
+  na_helper_start(&background_running[node], "numalloc-purge", background_main,
+                  (void *)(intptr_t)node);
 }
 
 void na_purge_after_fork_child(void) {
+  atomic_store(&helper_count, 0); /* only the forking thread crossed */
   for (int n = 0; n < NA_MAX_NODES; n++) atomic_store(&background_running[n], false);
 }

@@ -4,6 +4,7 @@
 #include "internal.h"
 
 #include "access.h"
+#include "stats_live.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -443,6 +444,14 @@ int numalloc_stats_print(FILE *out, const char *format) {
     print_text(out, &report);
   if (report.threads != NULL) na_os_unmap(report.threads, report.threads_size);
   return 0;
+}
+
+void na_stats_write_live(FILE *out) {
+  na_node_stats_t total[NA_ARENA_COUNT]; /* not numalloc_stats_print's: the program may call it */
+  snapshot(total);
+  print_text(out, total);
+  fputs("json\n", out);
+  print_json(out, total);
 }
 
 static int report_fd = -1;

@@ -1,0 +1,112 @@
+/* stats_live.c: NUMALLOC_STATS_INTERVAL=SECONDS. A helper thread writes the merged statistics
+ * every interval to /dev/shm/numalloc-stats.PID, readable by the process's user only, for
+ * `numalloc stats PID` and `numalloc top PID`. Each report is written under a temporary name
+ * and renamed over the last, so a reader gets a whole report, never half of one; the file is
+ * removed at exit (from main or from any thread). A process that dies without exiting
+ * (SIGKILL, a crash, _exit) leaves it behind: its header names the pid and the process's
+ * start time, which lets the reader tell it is stale even once the pid is reused. The thread
+ * starts from a slow path and takes no lock an allocation takes on its fast path. */
+#include "stats_live.h"
+
+#include <errno.h>
+#include <string.h>
+
+long na_live_interval_s;
+
+static _Atomic bool running;
+/* Held for a whole publication: exit and fork wait for it, so neither leaves a temporary
+ * file behind nor a report half written under the parent's name in the child. */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool closed; /* exiting: nothing more is published */
+static unsigned long sequence;
+static bool warned;
+
+void na_live_path(char *buf, size_t size, int pid, bool temporary) {
+  snprintf(buf, size, NA_LIVE_DIR "/" NA_LIVE_PREFIX "%d%s", pid, temporary ? ".tmp" : "");
+}
+
+/* Field 22 of /proc/self/stat: the process's start, in clock ticks since boot. */
+static bool start_time(char *out, size_t size) {
+  char stat[1024];
+  if (na_os_read_file("/proc/self/stat", stat, sizeof stat) <= 0) return false;
+  const char *p = strrchr(stat, ')'); /* the command name before it may hold spaces */
+  for (int field = 2; p != NULL && field < 22; field++) p = strchr(p + 1, ' ');
+  if (p == NULL) return false;
+  size_t digits = strspn(p + 1, "0123456789");
+  if (digits == 0 || digits >= size) return false;
+  memcpy(out, p + 1, digits);
+  out[digits] = '\0';
+  return true;
+}
+
+/* 0 or the errno of the step that failed; `temporary` never outlives the call. */
+static int write_report(int pid, const char *start, const char *temporary, const char *path) {
+  na_os_remove(temporary); /* left by an earlier process with this pid, killed while writing */
+  int fd = na_os_create_private(temporary);
+  if (fd < 0) return -fd;
+  FILE *out = fdopen(fd, "w");
+  if (out == NULL) {
+    na_os_close(fd);
+    na_os_remove(temporary);
+    return ENOMEM;
+  }
+  fprintf(out, "numalloc-live 1\npid %d\nstart %s\ninterval %ld\nsequence %lu\ntext\n", pid, start,
+          na_live_interval_s, ++sequence);
+  na_stats_write_live(out);
+  bool written = !ferror(out);
+  if (fclose(out) != 0) written = false;
+  int error = written ? na_os_rename(temporary, path) : EIO;
+  if (error != 0) na_os_remove(temporary);
+  return error;
+}
+
+bool na_live_publish(void) {
+  char path[96], temporary[96], start[32];
+  int pid = na_os_getpid();
+  na_live_path(path, sizeof path, pid, false);
+  na_live_path(temporary, sizeof temporary, pid, true);
+  int error = start_time(start, sizeof start) ? 0 : ENOENT;
+  pthread_mutex_lock(&live_lock);
+  bool open = !closed;
+  if (open && error == 0) error = write_report(pid, start, temporary, path);
+  bool warn = open && error != 0 && !warned;
+  if (warn) warned = true;
+  pthread_mutex_unlock(&live_lock);
+  if (warn)
+    na_warning("NUMALLOC_STATS_INTERVAL: cannot write %s (%s); live statistics are off", path,
+               na_os_error_text(error));
+  return open && error == 0;
+}
+
+static void *publisher_main(void *arg) {
+  (void)arg;
+  while (na_live_publish()) na_helper_sleep((uint32_t)na_live_interval_s * 1000);
+  na_helper_exit(); /* exiting, or the file cannot be written: said once above */
+  return NULL;
+}
+
+void na_live_start(void) {
+  if (na_live_interval_s > 0) na_helper_start(&running, "numalloc-stats", publisher_main, NULL);
+}
+
+/* The file of this pid goes even when this program never wrote it: the program it replaced
+ * by exec may have, and a forked child's pid names its own file, never its parent's. */
+void na_live_at_exit(void) {
+  char path[96];
+  na_live_path(path, sizeof path, na_os_getpid(), false);
+  pthread_mutex_lock(&live_lock);
+  closed = true;
+  na_os_remove(path);
+  pthread_mutex_unlock(&live_lock);
+}
+
+void na_live_before_fork(void) { pthread_mutex_lock(&live_lock); }
+void na_live_after_fork_parent(void) { pthread_mutex_unlock(&live_lock); }
+
+/* The publishing thread did not cross the fork; the child's own starts at its next slow
+ * path and writes under the child's pid. */
+void na_live_after_fork_child(void) {
+  pthread_mutex_unlock(&live_lock);
+  atomic_store(&running, false);
+  warned = false;
+}
