@@ -85,6 +85,8 @@ int na_os_create_private(const char *path);
 int na_os_rename(const char *from, const char *to); /* 0, or the errno */
 void na_os_remove(const char *path);
 void na_os_close(int fd);
+/* The target of a symbolic link into `buf` (NUL-terminated); false when it cannot be read. */
+bool na_os_read_link(const char *path, char *buf, size_t size);
 int na_os_getpid(void);
 void na_os_yield(void);
 void na_os_sleep_ms(uint32_t ms);

@@ -290,6 +290,15 @@ void na_os_remove(const char *path) {
 
 int na_os_getpid(void) { return (int)getpid(); }
 
+bool na_os_read_link(const char *path, char *buf, size_t size) {
+  int saved = errno;
+  ssize_t n = readlink(path, buf, size - 1);
+  errno = saved;
+  if (n < 0) return false;
+  buf[n] = '\0';
+  return true;
+}
+
 void na_os_close(int fd) {
   int saved = errno;
   close(fd);

@@ -39,6 +39,16 @@ static bool start_time(char *out, size_t size) {
   return true;
 }
 
+/* The program this process runs: a file its pid and start time name could have been left
+ * by the program it replaced with exec. A deleted or renamed binary keeps the name it had. */
+static void program_path(char *out, size_t size) {
+  if (!na_os_read_link("/proc/self/exe", out, size)) snprintf(out, size, "?");
+  char *deleted = strstr(out, " (deleted)");
+  if (deleted != NULL && deleted[10] == '\0') *deleted = '\0';
+  for (char *c = out; *c; c++)
+    if (*c == '\n') *c = '?'; /* the header has a line per field */
+}
+
 /* 0 or the errno of the step that failed; `temporary` never outlives the call. */
 static int write_report(int pid, const char *start, const char *temporary, const char *path) {
   na_os_remove(temporary); /* left by an earlier process with this pid, killed while writing */
@@ -50,8 +60,10 @@ static int write_report(int pid, const char *start, const char *temporary, const
     na_os_remove(temporary);
     return ENOMEM;
   }
-  fprintf(out, "numalloc-live 1\npid %d\nstart %s\ninterval %ld\nsequence %lu\ntext\n", pid, start,
-          na_live_interval_s, ++sequence);
+  char program[512];
+  program_path(program, sizeof program);
+  fprintf(out, "numalloc-live 1\npid %d\nstart %s\nexe %s\ninterval %ld\nsequence %lu\ntext\n", pid,
+          start, program, na_live_interval_s, ++sequence);
   na_stats_write_live(out);
   bool written = !ferror(out);
   if (fclose(out) != 0) written = false;
