@@ -73,7 +73,10 @@ static void start(void) {
     na_stats_init();
     atexit(na_stats_at_exit);
   }
-  if (na_live_interval_s > 0) atexit(na_live_at_exit);
+  if (na_live_interval_s > 0) {
+    na_helper_on_slow_path(na_live_start);
+    atexit(na_live_at_exit);
+  }
   atomic_store(&na_init_state, NA_INIT_DONE);
   tls_initializing = false;
 }

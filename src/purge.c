@@ -86,8 +86,12 @@ static void purge_arena(int arena_index, bool force) {
 
 static void background_start(int arena_index);
 
+static void (*slow_path_hook)(void);
+
+void na_helper_on_slow_path(void (*hook)(void)) { slow_path_hook = hook; }
+
 void na_arena_purge_expired(int arena_index) {
-  na_live_start();
+  if (slow_path_hook != NULL) slow_path_hook(); /* starts the statistics publisher */
   if (na_options.background) {
     background_start(arena_index);
     return;

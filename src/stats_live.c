@@ -3,9 +3,10 @@
  * `numalloc stats PID` and `numalloc top PID`. Each report is written under a temporary name
  * and renamed over the last, so a reader gets a whole report, never half of one; the file is
  * removed at exit (from main or from any thread). A process that dies without exiting
- * (SIGKILL, a crash, _exit) leaves it behind: its header names the pid and the process's
- * start time, which lets the reader tell it is stale even once the pid is reused. The thread
- * starts from a slow path and takes no lock an allocation takes on its fast path. */
+ * (SIGKILL, a crash, _exit) leaves it behind: its header names the pid, the process's start
+ * time and its program, which lets the reader tell it is stale even once the pid is reused or
+ * the program replaced by exec. The thread starts from a slow path and takes no lock an
+ * allocation takes on its fast path. */
 #include "stats_live.h"
 
 #include <errno.h>

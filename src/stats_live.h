@@ -42,5 +42,8 @@ bool na_helper_start(_Atomic bool *running, const char *name, void *(*fn)(void *
 void na_helper_sleep(uint32_t ms);
 /* Called by a helper thread that returns. */
 void na_helper_exit(void);
+/* `hook` runs at every purge check of an allocation slow path: how a higher layer (the
+ * statistics publisher) starts its thread there without purge.c calling up. Set at start. */
+void na_helper_on_slow_path(void (*hook)(void));
 
 #endif /* NUMALLOC_STATS_LIVE_H */
