@@ -156,6 +156,7 @@ static void pin_near(int node) {
 static void *background_main(void *arg) {
   int node = (int)(intptr_t)arg;
   bool serves_shared = node == na_topology.usable_list[0];
+  na_helper_enter();
   for (;;) {
     pin_near(node); /* again each time: cpusets change under running programs */
     uint32_t delay = (uint32_t)na_options.purge_delay_ms;
@@ -174,13 +175,14 @@ static _Atomic int helper_count;
 bool na_helper_start(_Atomic bool *running, const char *name, void *(*fn)(void *), void *arg) {
   if (atomic_load_explicit(running, memory_order_relaxed)) return true;
   if (atomic_exchange(running, true)) return true;
-  atomic_fetch_add(&helper_count, 1);
   if (na_os_thread_start(name, fn, arg)) return true;
-  atomic_fetch_sub(&helper_count, 1);
   atomic_store(running, false); /* tried again at a later slow path */
   return false;
 }
 
+/* Counted by the helper itself, once it runs, and uncounted before it returns: never more
+ * than are there, so a program thread is never taken for a helper. */
+void na_helper_enter(void) { atomic_fetch_add(&helper_count, 1); }
 void na_helper_exit(void) { atomic_fetch_sub(&helper_count, 1); }
 
 /* Whether the main thread has called pthread_exit (the thread group's leader is a zombie)

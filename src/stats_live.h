@@ -40,7 +40,8 @@ bool na_helper_start(_Atomic bool *running, const char *name, void *(*fn)(void *
 /* A helper's wait between two rounds; once only helpers are left of a program whose main
  * thread called pthread_exit, it ends the process with exit(0), as glibc's last thread does. */
 void na_helper_sleep(uint32_t ms);
-/* Called by a helper thread that returns. */
+/* Called by a helper thread first, and before it returns. */
+void na_helper_enter(void);
 void na_helper_exit(void);
 /* `hook` runs at every purge check of an allocation slow path: how a higher layer (the
  * statistics publisher) starts its thread there without purge.c calling up. Set at start. */
