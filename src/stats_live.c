@@ -103,14 +103,16 @@ void na_live_start(void) {
   if (na_live_interval_s > 0) na_helper_start(&running, "numalloc-stats", publisher_main, NULL);
 }
 
-/* The file of this pid goes even when this program never wrote it: the program it replaced
+/* The files of this pid go even when this program never wrote them: the program it replaced
  * by exec may have, and a forked child's pid names its own file, never its parent's. */
 void na_live_at_exit(void) {
-  char path[96];
+  char path[96], temporary[96];
   na_live_path(path, sizeof path, na_os_getpid(), false);
+  na_live_path(temporary, sizeof temporary, na_os_getpid(), true);
   pthread_mutex_lock(&live_lock);
   closed = true;
   na_os_remove(path);
+  na_os_remove(temporary); /* left by that program if exec cut its publication short */
   pthread_mutex_unlock(&live_lock);
 }
 
