@@ -448,10 +448,13 @@ int numalloc_stats_print(FILE *out, const char *format) {
 
 void na_stats_write_live(FILE *out) {
   na_node_stats_t total[NA_ARENA_COUNT]; /* not numalloc_stats_print's: the program may call it */
+  report_t report;
   snapshot(total);
-  print_text(out, total);
+  report_gather(&report, total);
+  print_text(out, &report);
   fputs("json\n", out);
-  print_json(out, total);
+  print_json(out, &report);
+  if (report.threads != NULL) na_os_unmap(report.threads, report.threads_size);
 }
 
 static int report_fd = -1;

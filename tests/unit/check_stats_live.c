@@ -67,12 +67,12 @@ static const char *header(const char *text, const char *name) {
   return value;
 }
 
-/* Sum over the JSON section of every "alloc_count" of a node (threads list excluded). */
+/* Sum over the JSON section of every node's "alloc_count" (lines `  "nodeN": {...}`). */
 static long long json_alloc_count(const char *text) {
   const char *json = strstr(text, "\njson\n{");
   ck_assert_ptr_nonnull(json);
   long long total = 0;
-  for (const char *at = strstr(json, "\"node"); at != NULL; at = strstr(at + 1, "\"node")) {
+  for (const char *at = strstr(json, "\n  \"node"); at != NULL; at = strstr(at + 1, "\n  \"node")) {
     const char *field = strstr(at, "\"alloc_count\": ");
     ck_assert_ptr_nonnull(field);
     total += strtoll(field + strlen("\"alloc_count\": "), NULL, 10);
