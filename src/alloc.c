@@ -221,6 +221,17 @@ static void *realloc_unowned(void *p, size_t size) {
   na_fatal("realloc of %p, which numalloc did not allocate (invalid pointer)", p);
 }
 
+/* A block that grows by small steps (a string or vector growing by a fixed amount) would be
+ * copied at every size class it crosses, four per doubling: when it moves by less than an
+ * eighth, it gets a quarter more room, so the next steps fit where it is. Growth by a factor
+ * (vectors that double or grow by half), and small blocks, take the size asked for. */
+#define REALLOC_ROOM_MIN ((size_t)4096)
+
+static size_t grown_size(size_t usable, size_t size) {
+  if (size < REALLOC_ROOM_MIN || size - usable >= usable / 8 || size > NA_SIZE_MAX / 2) return size;
+  return size + size / 4;
+}
+
 /* A large block grows into the free slices after it, or gives back its tail. */
 static bool resize_large(na_page_t *span, void *p, size_t size) {
   size_t offset = (size_t)((char *)p - (char *)na_page_start(span));
@@ -249,7 +260,7 @@ void *numalloc_realloc(void *p, size_t size) {
   /* Keep the block when the new size fits and would not waste more than half of it. */
   if (size <= usable && size >= usable / 2 && page->kind != NA_SPAN_HUGE) return p;
   if (size <= usable && page->kind == NA_SPAN_HUGE && size > NA_LARGE_MAX) return p;
-  return realloc_copy(p, usable, size);
+  return realloc_copy(p, usable, size > usable ? grown_size(usable, size) : size);
 }
 
 void *numalloc_reallocarray(void *p, size_t count, size_t size) {

@@ -417,6 +417,31 @@ START_TEST(realloc_within_the_block_stays) {
 }
 END_TEST
 
+/* Growth by small steps: a move leaves a quarter more room, so the next steps stay; growth by
+ * a factor gets the size class of what it asked for, no more. */
+START_TEST(realloc_by_small_steps_leaves_room) {
+  char *p = numalloc_malloc(8192);
+  ck_assert_uint_eq(numalloc_usable_size(p), 8192);
+  tu_fill(p, 8192, 3);
+  size_t size = 8192 + 256;
+  char *q = numalloc_realloc(p, size);
+  ck_assert_ptr_ne(q, p);
+  ck_assert_uint_eq(tu_mismatch(q, 8192, 3), SIZE_MAX);
+  ck_assert_uint_ge(numalloc_usable_size(q), size + size / 4);
+  int moves = 0;
+  for (; size + 256 <= 8448 + 8448 / 4; size += 256) {
+    char *r = numalloc_realloc(q, size + 256);
+    moves += r != q;
+    q = r;
+  }
+  ck_assert_int_eq(moves, 0);
+  size_t usable = numalloc_usable_size(q);
+  char *doubled = numalloc_realloc(q, 2 * usable);
+  ck_assert_uint_lt(numalloc_usable_size(doubled), 2 * usable + 2 * usable / 4);
+  numalloc_free(doubled);
+}
+END_TEST
+
 START_TEST(failed_realloc_leaves_the_block) {
   const size_t sizes[] = {100, 5000, 300000, 40 * NA_MiB};
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
@@ -523,6 +548,7 @@ int main(int argc, char **argv) {
   tcase_add_checked_fixture(tc, setup, NULL);
   tcase_add_test(tc, realloc_keeps_contents_across_kinds);
   tcase_add_test(tc, realloc_within_the_block_stays);
+  tcase_add_test(tc, realloc_by_small_steps_leaves_room);
   tcase_add_test(tc, failed_realloc_leaves_the_block);
   tc = unit_tcase(s, "onnode", 20);
   tcase_add_checked_fixture(tc, setup, NULL);
