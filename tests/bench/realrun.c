@@ -62,8 +62,7 @@ static int check_probe(const char *file, pid_t first, const char *want) {
     processes++;
     if (pid == (long)first) first_seen = 1;
     if (strcmp(status, "ok") != 0) {
-      fprintf(stderr, "bench_realrun: process %ld: %s, not from %s\n", pid, from,
-              want);
+      fprintf(stderr, "bench_realrun: process %ld: %s, not from %s\n", pid, from, want);
       bad = 1;
     }
   }
