@@ -234,6 +234,7 @@ def main():
     ap = argparse.ArgumentParser()
     for opt in ["out", "layouts", "patterns", "allocators", "machine", "versions", "date"]:
         ap.add_argument("--" + opt, required=True)
+    ap.add_argument("--notes", help="Markdown written by hand about a run, put after the targets")
     args = ap.parse_args()
     layouts = args.layouts.split(",")
     patterns = args.patterns.split(",")
@@ -285,6 +286,9 @@ def main():
         lines.append("| %s | %s |" % (p, " | ".join(cells)))
     lines.append("")
     targets(runs, layouts, patterns, allocators, lines)
+    if args.notes and os.path.exists(args.notes):
+        with open(args.notes) as f:
+            lines += [f.read().rstrip("\n"), ""]
     variation(runs, lines)
     lines += ["## Reproducing", "",
               "`scripts/numa-patterns --docs` runs the whole matrix (one VM per run) and rewrites this",
