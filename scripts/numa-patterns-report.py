@@ -291,10 +291,18 @@ def main():
             lines += [f.read().rstrip("\n"), ""]
     variation(runs, lines)
     lines += ["## Reproducing", "",
-              "`scripts/numa-patterns --docs` runs the whole matrix (one VM per run) and rewrites this",
-              "page; `--layouts`, `--patterns` and `--allocators` take subsets, `--report` rebuilds the",
-              "page from the results of an earlier run. The JSON report of every run is kept in",
-              "`build-numa/results/json/`.", ""]
+              "`scripts/numa-patterns --docs` runs the whole matrix, one VM at a time (about 45 minutes",
+              "on two host cores under TCG), and rewrites this page and its charts; `--layouts`,",
+              "`--patterns` and `--allocators` take subsets, `--runs N` repeats each combination,",
+              "`--add` adds runs to those already in `build-numa/results` (the table above shows which",
+              "were run more than once), and `--report` rebuilds the page from them. The JSON report of",
+              "every run is kept in `build-numa/results/json/`. The reading of the figures comes from",
+              "`tests/numa/patterns/findings.md`, written by hand for a run: read it again when the",
+              "figures change. One pattern by hand, in the 2-node layout:", "",
+              "```",
+              "scripts/numa-vm --node-cpus 1,1 --node-mem 512,512 --dist 0-1=21 --profile \\",
+              "  -- env LD_PRELOAD=$PWD/build/libnumapreload.so build-numa/patterns/pattern_reuse",
+              "```", ""]
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write("\n".join(lines))
 
