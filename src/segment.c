@@ -73,6 +73,11 @@ na_segment_t *na_segment_create_aligned(int arena_index, size_t size, size_t ali
     na_os_advise_huge(segment, size, true);
   else if (size == NA_SEGMENT_SIZE)
     na_os_advise_huge(segment, size, false);
+  else if (arena_index == NA_TOUCH_ARENA)
+    /* A huge block left to first touch shares its first huge page with the header, which the
+     * allocating thread writes now: that whole page would fault on the allocating thread's
+     * node, not the user's. */
+    na_os_advise_huge(segment, NA_THP_SIZE, false);
   segment->cookie = (uintptr_t)segment ^ na_secret;
   segment->size = size;
   segment->arena_index = arena_index;

@@ -19,6 +19,8 @@
 
 #define NA_KiB ((size_t)1024)
 #define NA_MiB (NA_KiB * NA_KiB)
+/* A transparent huge page (x86-64, and arm64 with 4 KiB pages). */
+#define NA_THP_SIZE (2 * NA_MiB)
 
 #define NA_SEGMENT_SHIFT      25 /* 32 MiB */
 #define NA_SEGMENT_SIZE       ((size_t)1 << NA_SEGMENT_SHIFT)
