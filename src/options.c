@@ -155,8 +155,9 @@ static bool parse_stats(const char *text, na_stats_mode_t *out) {
 
 /* One setting: its default is written here only. na_options_init applies `default_text`
  * through the option's own `apply`, as if the environment had said it, then the environment.
- * A default that no value spells ("as NUMALLOC_POLICY", "all", "stderr") is `unset`: apply
- * gets NULL and puts the field back to "not set"; default_text only names it. */
+ * A default that no value spells ("first touch under local, else as NUMALLOC_POLICY", "all",
+ * "stderr") is `unset`: apply gets NULL and puts the field back to "not set"; default_text
+ * only names it. */
 typedef struct option_s {
   const char *name; /* NUMALLOC_<name> */
   const char *default_text;
@@ -218,7 +219,7 @@ static const option_t option_table[] = {
      .apply = apply_policy,
      .description = "where memory goes: local, interleave, rr, weighted:N=W,... or system"},
     {.name = "LARGE_POLICY",
-     .default_text = "as NUMALLOC_POLICY",
+     .default_text = "first touch under local, else as NUMALLOC_POLICY",
      .unset = true,
      .apply = apply_large_policy,
      .description = "policy for blocks from NUMALLOC_LARGE_THRESHOLD up: local, interleave or rr"},
