@@ -157,7 +157,7 @@ def ratio_text(ratio):
     """A ratio that rounds to 1.000x also says by how much it is over or under: the verdict is
     strict, and repeated runs of one program differ in their counts by that order."""
     if round(ratio, 3) == 1.0 and ratio != 1.0:
-        return "1.000x (%+.2f%%)" % (100 * (ratio - 1))
+        return "1.000x (%+.3f%%)" % (100 * (ratio - 1))
     return "%.3fx" % ratio
 
 
