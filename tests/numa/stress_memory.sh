@@ -4,9 +4,11 @@
 # MiB"), under numalloc's policies and under glibc. Run inside a multi-node VM (scripts/numa-vm)
 # whose scheduler moves the threads between nodes, as a real kernel does with unpinned threads.
 #
-#   stress_memory.sh STRESS PRELOAD check GLIBC_MIB POLICY=RATIO...
+#   stress_memory.sh STRESS PRELOAD check GLIBC_MIB|glibc POLICY=RATIO...
 #       runs STRESS under PRELOAD with each policy, and fails when a peak exceeds RATIO times
-#       GLIBC_MIB (glibc's peak in the same VM, measured beforehand by `measure`)
+#       glibc's peak in two runs in a row; `glibc` measures that peak first in this VM (a run's
+#       peak grows with how far the program gets in its time, so a figure measured on another
+#       day or load is no base), GLIBC_MIB gives it
 #   stress_memory.sh STRESS PRELOAD measure [RUNS]
 #       RUNS rounds (default 3) of glibc, then numalloc local, interleave and rr; prints every
 #       peak, then each one's median and its ratio to glibc's median
@@ -23,7 +25,7 @@
 set -uo pipefail
 
 usage() {
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -90,6 +92,10 @@ run_numalloc() { run "$1" LD_PRELOAD="$preload" STRESS_EXPECT_NUMALLOC=1 NUMALLO
 
 check() {
   local glibc=$1 spec policy ratio peak limit failed=0
+  if [[ $glibc == glibc ]]; then
+    glibc=$(run glibc LD_PRELOAD=) || return 1
+    echo "stress_memory: glibc: peak $glibc MiB"
+  fi
   [[ $glibc =~ ^[1-9][0-9]*$ ]] || usage
   shift
   (($#)) || usage
@@ -98,6 +104,13 @@ check() {
     [[ $ratio =~ ^[0-9]+(\.[0-9]+)?$ ]] || usage
     peak=$(run_numalloc "$policy") || return 1
     limit=$(awk -v r="$ratio" -v g="$glibc" 'BEGIN { printf "%d", r * g }')
+    if ((peak > limit)); then
+      # where the scheduler moved the threads decides much of a run's peak, and on a loaded
+      # host the guest's threads stall and move more: a policy fails when a second run is
+      # above the limit too
+      echo "stress_memory: $policy: peak $peak MiB above the limit $limit MiB: once more"
+      peak=$(run_numalloc "$policy") || return 1
+    fi
     if ((peak > limit)); then
       echo "stress_memory: FAIL: $policy: peak $peak MiB, above $ratio x glibc's $glibc MiB = $limit MiB"
       failed=1
