@@ -1,6 +1,7 @@
 /* bench.c: the helpers every workload shares (see bench.h). */
 #define _GNU_SOURCE
 #include "bench.h"
+#include "maps_check.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -54,20 +55,6 @@ void bench_init(int argc, char **argv, bench_args *args) {
   cpu_at_start = cpu_seconds();
 }
 
-/* Reads all of /proc/self/maps with plain read(2), so the check does not depend on stdio. */
-static int maps_contains(const char *needle) {
-  static char buf[1 << 20];
-  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  size_t len = 0;
-  ssize_t n;
-  while (len < sizeof buf - 1 && (n = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
-    len += (size_t)n;
-  close(fd);
-  buf[len] = '\0';
-  return strstr(buf, needle) != NULL;
-}
-
 /* The path of the object that defines the function the program actually calls. */
 static const char *defining_object(void *fn) {
   Dl_info info;
@@ -89,7 +76,7 @@ void bench_check_preload(void) {
       exit(BENCH_EXIT_PRELOAD);
     }
   }
-  if (!maps_contains(want)) {
+  if (!bench_maps_contain(want)) {
     fprintf(stderr, "bench: %s is not mapped in /proc/self/maps\n", want);
     exit(BENCH_EXIT_PRELOAD);
   }

@@ -19,6 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "maps_check.h"
+
 /* The object whose definition of `name` the program's calls reach. dlsym(RTLD_DEFAULT) is not
  * enough: where a non-PIE executable takes a function's address (python3 and cc1 do), the
  * executable carries an undefined symbol with a value, the canonical address of its PLT stub,
@@ -38,27 +40,13 @@ static const char *defining_object(const char *name) {
   return info.dli_fname != NULL ? info.dli_fname : "unknown";
 }
 
-/* Reads /proc/self/maps with plain read(2), so the check does not depend on stdio. */
-static int maps_contain(const char *needle) {
-  static char buf[1 << 20];
-  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  size_t len = 0;
-  ssize_t n;
-  while (len < sizeof buf - 1 && (n = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
-    len += (size_t)n;
-  close(fd);
-  buf[len] = '\0';
-  return strstr(buf, needle) != NULL;
-}
-
 __attribute__((constructor)) static void probe(void) {
   const char *file = getenv("BENCH_PROBE_FILE");
   const char *want = getenv("BENCH_EXPECT_LIB");
   if (file == NULL || *file == '\0') return;
   const char *names[] = {"malloc", "free", "calloc", "realloc"};
   const char *name = names[0], *from = defining_object(name);
-  int good = want != NULL && *want != '\0' && maps_contain(want);
+  int good = want != NULL && *want != '\0' && bench_maps_contain(want);
   for (size_t i = 0; good && i < sizeof names / sizeof names[0]; i++) {
     name = names[i];
     from = defining_object(name);
