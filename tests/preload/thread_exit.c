@@ -43,11 +43,13 @@ static struct block make_block(uint64_t *rng) {
   return b;
 }
 
+/* A damaged block is reported and never freed: it may be shared with another live block, and
+ * the allocator could abort on it before every damage is reported. */
 static void check_and_free(struct block *b, const char *where) {
   if (!b->p) return;
   size_t bad = tu_mismatch(b->p, b->size, b->tag);
   CHECK(bad == NONE, "%s: %zu-byte block %p damaged at offset %zu", where, b->size, b->p, bad);
-  free(b->p);
+  if (bad == NONE) free(b->p);
   b->p = NULL;
 }
 
@@ -72,8 +74,9 @@ static void *worker(void *argp) {
   for (int i = 0; i < LEFT; i++) {
     struct block *b = &mine[2 * i + 1];
     size_t bad = b->p ? tu_mismatch(b->p, b->size, b->tag) : NONE;
-    CHECK(bad == NONE, "own kept block %p damaged at %zu", b->p, bad);
+    CHECK(bad == NONE, "own kept block %p damaged at offset %zu", b->p, bad);
     left[cur][arg->index][i] = *b;
+    if (bad != NONE) left[cur][arg->index][i].p = NULL;
   }
   free(arg);
   return NULL;
