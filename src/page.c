@@ -34,9 +34,14 @@ void na_page_init(na_page_t *page, na_heap_t *heap, int size_class, bool is_zero
   atomic_store_explicit(&page->thread_free, NA_DELAY_NONE, memory_order_relaxed);
 }
 
+/* Blocks carved ahead sit on the free list, and the fast path hands them out without asking
+ * where the thread runs now: a thread that moved to another node would get its old node's
+ * memory for as long as they last. So blocks above EXTEND_BYTES are carved one at a time
+ * (each then takes the slow path, which looks at the node again, at the cost of one slow
+ * call per several KiB handed out); smaller ones at least four at a time. */
 static void page_extend(na_page_t *page) {
   size_t count = EXTEND_BYTES / page->block_size;
-  if (count < 4) count = 4;
+  if (count < 4) count = page->block_size <= EXTEND_BYTES ? 4 : 1;
   if (count > page->reserved - page->capacity) count = page->reserved - page->capacity;
   char *start = (char *)na_page_start(page) + (size_t)page->capacity * page->block_size;
   na_block_t *first = (na_block_t *)start;
