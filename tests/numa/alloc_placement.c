@@ -262,14 +262,24 @@ static int scenario_migrate(void) {
   cpus_with_nodes(cpu_of_node);
   pin_to_cpu(cpu_of_node[0]);
   for (int i = 0; i < 2000; i++) memset(malloc(1000), 1, 1000);
+  /* A block of a small class above 4 KiB, so that its page has room for more: the first one
+   * of its size after the move must not come from that page on node 0. */
+  enum { BIG = 40000 };
+  memset(malloc(BIG), 1, BIG);
   pin_to_cpu(cpu_of_node[1]);
+  char *big = malloc(BIG);
+  memset(big, 1, BIG);
+  long big_per_node[MAX_NODES] = {0};
+  tally(big, BIG, -1, big_per_node);
+  printf("  %d-byte block after moving to node 1: node0 %ld pages, node1 %ld pages\n", BIG,
+         big_per_node[0], big_per_node[1]);
   enum { COUNT = 20000 };
   static char *after[COUNT];
   for (int i = 0; i < COUNT; i++) after[i] = malloc(1000), memset(after[i], 1, 1000);
   long per_node[MAX_NODES] = {0};
   for (int i = COUNT / 2; i < COUNT; i++) tally(after[i], 1000, -1, per_node);
   printf("  after moving to node 1: node0 %ld pages, node1 %ld pages\n", per_node[0], per_node[1]);
-  return per_node[0] != 0 || per_node[1] == 0;
+  return per_node[0] != 0 || per_node[1] == 0 || big_per_node[0] != 0 || big_per_node[1] == 0;
 }
 
 /* ---- NUMALLOC_NODES=1: a thread on node 0 still gets node 1 ----------------------------- */
