@@ -36,12 +36,16 @@ void na_page_init(na_page_t *page, na_heap_t *heap, int size_class, bool is_zero
 
 /* Blocks carved ahead sit on the free list, and the fast path hands them out without asking
  * where the thread runs now: a thread that moved to another node would get its old node's
- * memory for as long as they last. So blocks above EXTEND_BYTES are carved one at a time
- * (each then takes the slow path, which looks at the node again, at the cost of one slow
- * call per several KiB handed out); smaller ones at least four at a time. */
+ * memory for as long as they last. So a carve takes about EXTEND_BYTES and at least four
+ * blocks, but never more than AHEAD_BYTES unless one block is larger: such blocks come one at
+ * a time, each through the slow path, which looks at the node again. */
+#define AHEAD_BYTES (16 * NA_KiB)
 static void page_extend(na_page_t *page) {
   size_t count = EXTEND_BYTES / page->block_size;
-  if (count < 4) count = page->block_size <= EXTEND_BYTES ? 4 : 1;
+  if (count < 4) {
+    size_t fit = AHEAD_BYTES / page->block_size;
+    count = fit < 1 ? 1 : fit > 4 ? 4 : fit;
+  }
   if (count > page->reserved - page->capacity) count = page->reserved - page->capacity;
   char *start = (char *)na_page_start(page) + (size_t)page->capacity * page->block_size;
   na_block_t *first = (na_block_t *)start;

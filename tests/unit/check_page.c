@@ -83,14 +83,15 @@ START_TEST(init_describes_the_page) {
 }
 END_TEST
 
-/* Every block of the page, carved about 4 KiB at a time (at least 4 blocks of up to 4 KiB,
- * larger blocks one by one), in address order, each exactly once. */
+/* Every block of the page, carved about 4 KiB at a time (at least 4 blocks, but at most 16 KiB
+ * unless one block is larger), in address order, each exactly once. */
 START_TEST(refill_carves_every_block_once) {
   int c = classes[_i];
   na_page_t *page = page_make(c);
   char *start = na_page_start(page);
   size_t size = page->block_size;
-  size_t step = 4096 / size >= 4 ? 4096 / size : size <= 4096 ? 4 : 1;
+  size_t fit = 16384 / size < 1 ? 1 : 16384 / size > 4 ? 4 : 16384 / size;
+  size_t step = 4096 / size >= 4 ? 4096 / size : fit;
   size_t handed = 0;
   while (page->capacity < page->reserved) {
     size_t before = page->capacity;
