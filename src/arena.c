@@ -152,15 +152,30 @@ void na_span_insert(na_arena_t *arena, na_segment_t *segment, size_t first, size
   span->used_on = state.used_on;
   span->owner = 0;
   span->heap = NULL;
-  na_queue_push_front(&arena->bins[bin_of(count)], span);
+  if (span->is_dirty)
+    na_queue_push_front(&arena->bins[bin_of(count)], span); /* before every clean span */
+  else
+    na_queue_push_back(&arena->bins[bin_of(count)], span);
 }
 
-static na_page_t *span_find(na_arena_t *arena, size_t slices) {
+/* Memory that is resident already is reused first, from the smallest bin that has a dirty
+ * span big enough, as jemalloc reuses dirty extents before clean ones: a fresh span would
+ * add resident memory while the dirty one waits out the purge delay. Under rr a thread's
+ * spans go to every node in turn, and each node's dirty spans are reused only by its own
+ * allocations, so dirty memory left waiting added up on every node. First-touch spans keep
+ * the first fit: a dirty span of another node's thread would be purged to be placed anew. */
+static na_page_t *span_find(na_arena_t *arena, int arena_index, size_t slices) {
+  bool dirty_first = arena_index != NA_TOUCH_ARENA;
+  na_page_t *clean = NULL;
   for (int bin = bin_of(slices); bin < NA_BIN_COUNT; bin++) {
-    for (na_page_t *span = arena->bins[bin].first; span != NULL; span = span->next)
-      if (span->slice_count >= slices) return span;
+    for (na_page_t *span = arena->bins[bin].first; span != NULL; span = span->next) {
+      if (span->slice_count < slices) continue;
+      if (span->is_dirty || !dirty_first) return span;
+      clean = clean ? clean : span;
+      break; /* the rest of the bin is clean */
+    }
   }
-  return NULL;
+  return clean;
 }
 
 /* Takes `slices` from a free span, returning the rest to the bins. */
@@ -220,7 +235,7 @@ static na_page_t *alloc_span_on(int arena_index, size_t slices) {
   na_arena_t *arena = na_arena_at(arena_index);
   for (int attempt = 0; attempt < 4; attempt++) {
     pthread_mutex_lock(&arena->lock);
-    na_page_t *span = span_find(arena, slices);
+    na_page_t *span = span_find(arena, arena_index, slices);
     if (span != NULL) {
       na_segment_t *segment = na_segment_of_aligned(span);
       if (na_arena_segment_is_empty(segment))

@@ -152,6 +152,17 @@ static bool try_purge(na_heap_t *heap, na_page_t *page) {
   return true;
 }
 
+/* The free blocks of big-block pages that stayed free since the last pass (see
+ * na_page_purge_idle), unless the class is waiting after a purge it regretted. */
+static void purge_idle(na_heap_t *heap, na_page_t *page) {
+  int c = page->size_class;
+  if (heap->purge_skip[c] > 0) {
+    heap->purge_skip[c]--;
+    return;
+  }
+  if (na_page_purge_idle(page) > 0) heap->purge_backoff[c] /= 2;
+}
+
 /* Pages marked sparse at least a whole pass ago (all of them when forced) give back the OS
  * pages their free blocks leave empty. */
 static void purge_sparse_pages(na_heap_t *heap, bool force) {
@@ -198,6 +209,8 @@ static void tidy_class(na_heap_t *heap, int size_class, bool force) {
     } else if (page->used < page->sparse_below && page != heap->current[size_class]) {
       page_low_elsewhere(heap, page);
     }
+    if (page->used != 0 && page->slice_count > 1 && !force && !na_options.background)
+      purge_idle(heap, page); /* no system call from a pass when a purge thread exists */
   }
 }
 

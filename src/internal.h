@@ -265,19 +265,23 @@ size_t na_page_collect_remote(na_page_t *page);
 bool na_page_set_delay(na_page_t *page, na_delay_t delay, bool only_if_empty);
 void *na_page_block_start(const na_page_t *page, const void *p);
 bool na_page_block_is_free(const na_page_t *page, const na_block_t *block);
-/* Gives back the OS pages of a mostly free one-slice page that hold only free blocks;
- * returns the bytes purged. */
+/* Gives back the OS pages of a mostly free page that hold only free blocks; returns the
+ * bytes purged. */
 size_t na_page_purge_free(na_page_t *page);
+/* A page of several slices gives back its blocks that were free at its last check too. */
+size_t na_page_purge_idle(na_page_t *page);
+size_t na_page_purged_bytes(const na_page_t *page);
 /* Flags of a page that changes hands (adopted or abandoned): only the purge's survives. */
 static inline void na_page_reset_flags(na_page_t *page) {
   page->flags.value = 0;
   page->flags.bits.has_purged = page->purged != 0;
 }
-/* True for a free block left off the lists in a purged OS page. */
+/* True for a free block left off the lists by a purge. */
 static inline bool na_page_block_is_unlinked(const na_page_t *page, const void *block) {
   unsigned purged = na_relaxed_load(&page->purged);
   if (na_likely(purged == 0)) return false;
   size_t offset = (size_t)((const char *)block - (const char *)na_page_start(page));
+  if (page->slice_count > 1) return (purged >> (offset / page->block_size)) & 1; /* by block */
   return offset < NA_SLICE_SIZE && (purged >> (offset / NA_PAGE_SIZE)) & 1;
 }
 extern na_page_t na_page_empty;

@@ -28,6 +28,7 @@ void na_page_init(na_page_t *page, na_heap_t *heap, int size_class, bool is_zero
   page->flags.value = 0;
   page->sparse_below = 1; /* retire when empty */
   na_relaxed_store(&page->purged, 0);
+  page->idle = 0;
   na_relaxed_store(&page->owner, heap->tld ? na_thread_id() : 0);
   page->heap = heap;
   page->next = page->prev = NULL;
@@ -120,30 +121,59 @@ uint64_t na_page_live_bytes(const na_page_t *page) {
 
 uint64_t na_page_touched_bytes(const na_page_t *page) {
   uint64_t carved = (uint64_t)na_relaxed_load(&page->capacity) * page->block_size;
-  uint64_t purged = (uint64_t)__builtin_popcount(na_relaxed_load(&page->purged)) * NA_PAGE_SIZE;
+  uint64_t purged = na_page_purged_bytes(page);
   return carved > purged ? carved - purged : 0;
 }
 
 /* ---- purging the free blocks of a sparse page --------------------------------------
- * A one-slice page whose blocks are mostly free gives back the OS pages that hold only
- * free blocks. Their blocks stay free but leave the lists (a link would touch the page
- * again); `purged` remembers them, and the page links them back when it has nothing else
- * to hand out. */
+ * A mostly free page gives back the OS pages that hold only free blocks. Their blocks stay
+ * free but leave the lists (a link would touch the page again); `purged` remembers them, and
+ * the page links them back when it has nothing else to hand out. In a one-slice page a bit
+ * of `purged` is an OS page, and every block starting in it is unlinked; a page of several
+ * slices has at most 16 blocks of more than 8 KiB, and a bit is a block, whose OS pages that
+ * no other block shares are given back. */
 #define OS_PAGES (NA_SLICE_SIZE / NA_PAGE_SIZE) /* in a one-slice page */
 _Static_assert(OS_PAGES <= 16, "page.purged has a bit per OS page of a slice");
 
-/* Carved blocks whose first byte lies in OS page k: [*first, *end). */
-static void blocks_starting_in(const na_page_t *page, size_t k, uint32_t *first, uint32_t *end) {
-  size_t size = page->block_size;
-  size_t lo = (k * NA_PAGE_SIZE + size - 1) / size, hi = ((k + 1) * NA_PAGE_SIZE + size - 1) / size;
+static bool purges_by_block(const na_page_t *page) { return page->slice_count > 1; }
+
+/* Carved blocks that bit k of `purged` unlinks: [*first, *end). */
+static void blocks_of_bit(const na_page_t *page, size_t k, uint32_t *first, uint32_t *end) {
+  size_t lo, hi;
+  if (purges_by_block(page)) {
+    lo = k, hi = k + 1;
+  } else {
+    size_t size = page->block_size;
+    lo = (k * NA_PAGE_SIZE + size - 1) / size, hi = ((k + 1) * NA_PAGE_SIZE + size - 1) / size;
+  }
   *first = (uint32_t)(lo < page->capacity ? lo : page->capacity);
   *end = (uint32_t)(hi < page->capacity ? hi : page->capacity);
+}
+
+/* The whole OS pages inside blocks [first, end): [*lo, *hi) from the page's start. */
+static void inner_os_pages(const na_page_t *page, size_t first, size_t end, size_t *lo,
+                           size_t *hi) {
+  *lo = na_align_up(first * page->block_size, NA_PAGE_SIZE);
+  *hi = end * page->block_size / NA_PAGE_SIZE * NA_PAGE_SIZE;
+  if (*hi < *lo) *hi = *lo;
+}
+
+size_t na_page_purged_bytes(const na_page_t *page) {
+  unsigned purged = na_relaxed_load(&page->purged);
+  if (!purges_by_block(page)) return (size_t)__builtin_popcount(purged) * NA_PAGE_SIZE;
+  size_t bytes = 0, lo, hi;
+  for (unsigned mask = purged; mask != 0; mask &= mask - 1) {
+    size_t k = (size_t)__builtin_ctz(mask);
+    inner_os_pages(page, k, k + 1, &lo, &hi);
+    bytes += hi - lo;
+  }
+  return bytes;
 }
 
 static uint32_t unlinked_count(const na_page_t *page) {
   uint32_t count = 0, first, end;
   for (unsigned mask = page->purged; mask != 0; mask &= mask - 1) {
-    blocks_starting_in(page, (size_t)__builtin_ctz(mask), &first, &end);
+    blocks_of_bit(page, (size_t)__builtin_ctz(mask), &first, &end);
     count += end - first;
   }
   return count;
@@ -158,7 +188,7 @@ static bool reclaim_unlinked(na_page_t *page) {
   uint32_t count = 0, first, end;
   char *start = na_page_start(page);
   for (unsigned mask = page->purged; mask != 0; mask &= mask - 1) {
-    blocks_starting_in(page, (size_t)__builtin_ctz(mask), &first, &end);
+    blocks_of_bit(page, (size_t)__builtin_ctz(mask), &first, &end);
     for (uint32_t i = end; i-- > first; count++) {
       na_block_t *block = (na_block_t *)(start + (size_t)i * page->block_size);
       na_block_set_next(page, block, list);
@@ -192,10 +222,20 @@ static bool block_bit(const block_bits_t *bits, size_t index) {
   return bits->word[index / 64] >> (index % 64) & 1;
 }
 
-/* OS pages, not purged yet, that every block overlapping them leaves free. */
-static unsigned purgeable_pages(const na_page_t *page, const block_bits_t *bits) {
+/* Bits, not set yet, whose blocks are all free and hold a whole OS page: in a one-slice
+ * page the OS pages that every block overlapping them leaves free, in a bigger one the free
+ * blocks. */
+static unsigned purgeable(const na_page_t *page, const block_bits_t *bits) {
   unsigned mask = 0;
   size_t size = page->block_size;
+  if (purges_by_block(page)) {
+    for (size_t i = 0; i < page->capacity; i++) {
+      size_t lo, hi;
+      inner_os_pages(page, i, i + 1, &lo, &hi);
+      if (!(page->purged & (1u << i)) && block_bit(bits, i) && hi > lo) mask |= 1u << i;
+    }
+    return mask;
+  }
   for (size_t k = 0; k < OS_PAGES; k++) {
     size_t first = k * NA_PAGE_SIZE / size, last = ((k + 1) * NA_PAGE_SIZE - 1) / size;
     if (last >= page->reserved) last = page->reserved - 1; /* the tail holds no block */
@@ -207,15 +247,17 @@ static unsigned purgeable_pages(const na_page_t *page, const block_bits_t *bits)
   return mask;
 }
 
-/* One madvise per run of adjacent OS pages. */
-static void purge_pages(na_page_t *page, unsigned mask) {
+/* One madvise per run of adjacent bits: OS pages, or the OS pages inside a run of blocks. */
+static void purge_bits(na_page_t *page, unsigned mask) {
   char *start = na_page_start(page);
   int arena_index = na_segment_of_aligned(page)->arena_index;
   while (mask != 0) {
     unsigned first = (unsigned)__builtin_ctz(mask);
-    unsigned run = (unsigned)__builtin_ctz(~(mask >> first)); /* adjacent pages from first */
-    na_os_purge(start + first * NA_PAGE_SIZE, run * NA_PAGE_SIZE);
-    na_stats_count_purge(arena_index, run * NA_PAGE_SIZE);
+    unsigned run = (unsigned)__builtin_ctz(~(mask >> first)); /* adjacent bits from first */
+    size_t lo = (size_t)first * NA_PAGE_SIZE, hi = (size_t)(first + run) * NA_PAGE_SIZE;
+    if (purges_by_block(page)) inner_os_pages(page, first, first + run, &lo, &hi);
+    na_os_purge(start + lo, hi - lo);
+    na_stats_count_purge(arena_index, hi - lo);
     mask &= ~(((1u << run) - 1) << first);
   }
 }
@@ -238,30 +280,53 @@ static void relink_free(na_page_t *page, const block_bits_t *bits) {
   page->is_zero = false;
 }
 
-size_t na_page_purge_free(na_page_t *page) {
-  if (page->slice_count != 1 || na_placement_is_strict(na_segment_of_aligned(page)->arena_index))
-    return 0;
+static void mark_free(na_page_t *page, block_bits_t *bits) {
   na_page_collect_remote(page);
   na_page_account_partial(page);
-  block_bits_t bits;
-  memset(bits.word, 0, ((size_t)page->capacity + 63) / 64 * sizeof bits.word[0]);
-  mark_list(page, page->free, &bits);
-  mark_list(page, page->local_free, &bits);
-  unsigned mask = purgeable_pages(page, &bits);
-  if (mask == 0) return 0;
-  purge_pages(page, mask);
-  page->free_stamp = na_os_clock_ms(); /* when, to tell a purge that came too early */
-  na_relaxed_store(&page->purged, (uint16_t)(page->purged | mask));
-  relink_free(page, &bits);
-  page->flags.bits.has_purged = 1;
-  return (size_t)__builtin_popcount(mask) * NA_PAGE_SIZE;
+  memset(bits->word, 0, ((size_t)page->capacity + 63) / 64 * sizeof bits->word[0]);
+  mark_list(page, page->free, bits);
+  mark_list(page, page->local_free, bits);
 }
 
-/* Arms the sparse check: every page calls its heap when it empties; a one-slice page also
- * when it drops to a quarter full (and again at each halving after that, see heap.c). */
+/* Purges the bits of `mask` (see purgeable), the free blocks marked in `bits`. */
+static size_t purge_free_bits(na_page_t *page, const block_bits_t *bits, unsigned mask) {
+  size_t before = na_page_purged_bytes(page);
+  purge_bits(page, mask);
+  page->free_stamp = na_os_clock_ms(); /* when, to tell a purge that came too early */
+  na_relaxed_store(&page->purged, (uint16_t)(page->purged | mask));
+  relink_free(page, bits);
+  page->flags.bits.has_purged = 1;
+  return na_page_purged_bytes(page) - before;
+}
+
+size_t na_page_purge_free(na_page_t *page) {
+  if (na_placement_is_strict(na_segment_of_aligned(page)->arena_index)) return 0;
+  block_bits_t bits;
+  mark_free(page, &bits);
+  unsigned mask = purgeable(page, &bits);
+  return mask == 0 ? 0 : purge_free_bits(page, &bits, mask);
+}
+
+/* A page of a few big blocks hands out the block freed last first, so blocks that stay free
+ * from one check to the next (a heap pass, a purge delay apart) are the ones it does not
+ * need: they go back, wherever the page is, its class's current page included. */
+size_t na_page_purge_idle(na_page_t *page) {
+  if (!purges_by_block(page) || na_placement_is_strict(na_segment_of_aligned(page)->arena_index))
+    return 0;
+  block_bits_t bits;
+  mark_free(page, &bits);
+  unsigned free_now = purgeable(page, &bits);
+  unsigned mask = free_now & page->idle;
+  page->idle = (uint16_t)(free_now & ~mask);
+  return mask == 0 ? 0 : purge_free_bits(page, &bits, mask);
+}
+
+/* Arms the sparse check: every page calls its heap when it empties, and also when it drops
+ * to a quarter full, or half full for the few big blocks of a page of several slices (and
+ * again at each halving after that, see heap.c). */
 static void arm_sparse(na_page_t *page) {
-  bool purges = page->slice_count == 1 && na_options.purge_sparse;
-  page->sparse_below = (uint16_t)(purges ? page->reserved / 4 + 1 : 1);
+  uint32_t below = purges_by_block(page) ? page->reserved / 2 + 1 : page->reserved / 4 + 1;
+  page->sparse_below = (uint16_t)(na_options.purge_sparse ? below : 1);
 }
 
 na_refill_t na_page_refill(na_page_t *page) {

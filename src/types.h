@@ -133,12 +133,14 @@ typedef struct __attribute__((aligned(128))) na_page_s {
   uint32_t installed; /* blocks put on `free` by the last refill (statistics) */
   uint32_t slice_count;
   uint32_t free_stamp;   /* coarse time when a free span was freed, for the purge delay */
-  uint16_t purged;       /* OS pages of a one-slice page given back while blocks lived */
+  uint16_t purged;       /* given back while blocks lived: OS pages of a one-slice page, or
+                            blocks of a bigger one (see page.c) */
   uint8_t is_zero;       /* the span's memory is known to be zero (fresh or purged) */
   uint8_t is_dirty;      /* free span whose pages may be resident */
   uint8_t sparse_marked; /* a free left the page sparse in heap pass `sparse_pass` */
   int8_t used_on;        /* first-touch spans: the node of the thread that last used it */
   uint32_t sparse_pass;
+  uint16_t idle; /* blocks of a page of several slices that were free at its last idle check */
 } na_page_t;
 
 typedef struct na_segment_s {

@@ -43,6 +43,11 @@ static void *pop(na_page_t *page) {
   return block;
 }
 
+static void *pop_after_refill(na_page_t *page) {
+  na_page_refill(page);
+  return pop(page);
+}
+
 /* Hands out every block the page can hold; returns how many. */
 static size_t take_all(na_page_t *page, void **blocks) {
   size_t total = 0;
@@ -300,6 +305,63 @@ START_TEST(sparse_page_purges_free_os_pages) {
 }
 END_TEST
 
+/* A page of several slices holds a few big blocks: each free block gives back the OS pages
+ * that only it covers, leaves the lists, and comes back once; the check for blocks left idle
+ * gives back only the blocks that were free at its previous call too. */
+START_TEST(big_block_page_purges_free_blocks) {
+  int size_class = na_size_class(10 * 1024); /* 10 KiB: blocks straddle OS pages */
+  ck_assert_uint_gt(na_class_page_slices(size_class), 1);
+  na_page_t *page = page_make(size_class);
+  size_t size = page->block_size;
+  void *blocks[16];
+  size_t total = take_all(page, blocks);
+  ck_assert_uint_eq(total, page->reserved);
+  ck_assert_uint_le(total, 16);
+  for (size_t i = 0; i < total; i++) memset(blocks[i], 0xab, size);
+  free_to_local(page, blocks[1]);
+  free_to_local(page, blocks[2]);
+  free_to_local(page, blocks[5]);
+  /* blocks 1 and 2 are adjacent: one range, from the first OS page boundary in block 1 to the
+   * last one in block 2; block 5 alone */
+  size_t lo12 = na_align_up(1 * size, NA_PAGE_SIZE), hi12 = 3 * size / NA_PAGE_SIZE * NA_PAGE_SIZE;
+  size_t lo5 = na_align_up(5 * size, NA_PAGE_SIZE), hi5 = 6 * size / NA_PAGE_SIZE * NA_PAGE_SIZE;
+  char *start = na_page_start(page);
+  ck_assert_int_eq(unit_resident_pages(start + lo5, hi5 - lo5), (int)((hi5 - lo5) / NA_PAGE_SIZE));
+  ck_assert_uint_eq(na_page_purge_idle(page), 0); /* first check: only noted */
+  ck_assert_uint_eq(page->purged, 0);
+  char *again = pop_after_refill(page); /* one of them is used again before the next check */
+  ck_assert_ptr_eq(again, blocks[5]);   /* the block freed last comes first */
+  size_t purged = na_page_purge_idle(page);
+  ck_assert_uint_eq(page->purged, (1u << 1) | (1u << 2));
+  ck_assert_uint_eq(purged, na_page_purged_bytes(page));
+  ck_assert_uint_ge(purged, hi12 - lo12 - NA_PAGE_SIZE);
+  ck_assert_int_eq(unit_resident_pages(start + lo12, hi12 - lo12), 0);
+  ck_assert(page->flags.bits.has_purged);
+  ck_assert(na_page_block_is_unlinked(page, blocks[2]));
+  ck_assert(!na_page_block_is_unlinked(page, blocks[5]));
+  ck_assert(!na_page_block_is_unlinked(page, blocks[3]));
+  ck_assert_uint_lt(na_page_touched_bytes(page), (uint64_t)total * size);
+  /* the rest, purged at once, then everything handed out again, each block once */
+  free_to_local(page, again);
+  ck_assert_uint_gt(na_page_purge_free(page), 0);
+  ck_assert_uint_eq(page->purged, (1u << 1) | (1u << 2) | (1u << 5));
+  size_t handed = 0;
+  for (;;) {
+    na_page_refill(page);
+    if (page->free == NULL) break;
+    char *b = pop(page);
+    UNIT_REQUIRE(b[size - 1] == (char)0xab || b[size - 1] == 0, "block %p holds foreign data",
+                 (void *)b);
+    b[size - 1] = 0x55; /* a block handed out twice would show it */
+    handed++;
+  }
+  ck_assert_uint_eq(handed, 3);
+  ck_assert_uint_eq(page->used, total);
+  ck_assert_uint_eq(page->purged, 0);
+  na_arena_free_span(page);
+}
+END_TEST
+
 /* Freeing a block that sits unlinked in a purged OS page is a double free. */
 START_TEST(double_free_of_a_purged_block_aborts) {
   na_page_t *page = page_make(3);
@@ -351,6 +413,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, interior_pointers_find_their_block);
   tcase_add_test_raise_signal(tc, looping_remote_list_aborts, SIGABRT);
   tcase_add_test(tc, sparse_page_purges_free_os_pages);
+  tcase_add_test(tc, big_block_page_purges_free_blocks);
   tcase_add_test(tc, strict_placement_never_purges_blocks);
   tcase_add_test_raise_signal(tc, double_free_of_a_purged_block_aborts, SIGABRT);
   return unit_run(s, argv);
