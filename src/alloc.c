@@ -251,7 +251,7 @@ void *numalloc_realloc(void *p, size_t size) {
   na_segment_t *segment = na_segment_lookup(p);
   if (segment == NULL) return realloc_unowned(p, size);
   na_page_t *page = na_page_of(segment, p);
-  size_t usable = na_usable_size_of(p);
+  size_t usable = na_usable_in(segment, page, p);
   if (page->kind == NA_SPAN_HUGE && size > NA_LARGE_MAX) {
     void *q = na_arena_realloc_huge(segment, p, size);
     if (q != NULL) return q;

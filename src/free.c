@@ -137,7 +137,10 @@ size_t na_usable_size_of(const void *p) {
       return na_system.usable_size((void *)p);
     return 0;
   }
-  na_page_t *page = na_page_of(segment, p);
+  return na_usable_in(segment, na_page_of(segment, p), p);
+}
+
+size_t na_usable_in(na_segment_t *segment, na_page_t *page, const void *p) {
   char *start = na_page_start(page);
   size_t offset = (size_t)((const char *)p - start);
   switch (page->kind) {

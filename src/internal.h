@@ -392,6 +392,8 @@ void na_free_generic(na_segment_t *segment, na_page_t *page, void *p);
 void na_free_unowned(void *p);
 void na_free_remote(na_page_t *page, na_block_t *block);
 size_t na_usable_size_of(const void *p);
+/* The same, for a pointer whose segment and page are known. */
+size_t na_usable_in(na_segment_t *segment, na_page_t *page, const void *p);
 
 /* ---- alloc.c ------------------------------------------------------------------------ */
 /* The one slow path of the malloc family: `arena_index` is a node, NA_INTERLEAVE_ARENA, or

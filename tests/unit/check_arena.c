@@ -127,6 +127,33 @@ START_TEST(holes_are_filled_first) {
 }
 END_TEST
 
+/* Resident memory is reused first: a dirty free span is split for a request that a clean span
+ * (given back to the OS) would fit exactly, and the rest of it stays dirty and free. */
+START_TEST(dirty_spans_are_reused_before_clean_ones) {
+  na_page_t *a = span_alloc(8), *sep1 = span_alloc(1), *c = span_alloc(2), *sep2 = span_alloc(1);
+  na_segment_t *seg = na_segment_of_aligned(a);
+  na_arena_free_span(c);
+  na_arena_collect(true); /* c's slices go back to the OS: clean */
+  ck_assert(!seg->slices[slice_index(c)].is_dirty);
+  na_arena_free_span(a);
+  ck_assert(seg->slices[slice_index(a)].is_dirty);
+  na_page_t *d = span_alloc(2);
+  ck_assert_ptr_eq(d, a);
+  size_t rest = slice_index(a) + 2;
+  ck_assert_int_eq(seg->slices[rest].kind, NA_SPAN_FREE);
+  ck_assert_uint_eq(seg->slices[rest].slice_count, 6);
+  ck_assert(seg->slices[rest].is_dirty);
+  check_segment(seg);
+  na_page_t *e = span_alloc(2); /* the dirty rest again, not the clean hole */
+  ck_assert_uint_eq(slice_index(e), rest);
+  na_arena_free_span(d);
+  na_arena_free_span(e);
+  na_arena_free_span(sep1);
+  na_arena_free_span(sep2);
+  check_segment(seg);
+}
+END_TEST
+
 /* A span that fills a segment; the next one needs a second segment. */
 START_TEST(full_segment_grows_the_arena) {
   na_page_t *all = span_alloc(NA_SLICES_PER_SEGMENT - NA_META_SLICES);
@@ -597,6 +624,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, validators_name_what_is_broken);
   tcase_add_test(tc, spans_split_and_coalesce);
   tcase_add_test(tc, holes_are_filled_first);
+  tcase_add_test(tc, dirty_spans_are_reused_before_clean_ones);
   tcase_add_test(tc, full_segment_grows_the_arena);
   tcase_add_test(tc, random_spans_keep_segments_consistent);
   tcase_add_test(tc, large_blocks_are_reused);
