@@ -209,7 +209,8 @@ static void tidy_class(na_heap_t *heap, int size_class, bool force) {
     } else if (page->used < page->sparse_below && page != heap->current[size_class]) {
       page_low_elsewhere(heap, page);
     }
-    if (page->used != 0 && page->slice_count > 1 && !force && !na_options.background)
+    if (page->used != 0 && page->slice_count > 1 && !force && !na_options.background &&
+        na_options.purge_sparse)
       purge_idle(heap, page); /* no system call from a pass when a purge thread exists */
   }
 }

@@ -248,8 +248,9 @@ static const option_t option_table[] = {
     {.name = "PURGE_SPARSE",
      .default_text = "1",
      .apply = apply_purge_sparse,
-     .description = "1: a page left a quarter full gives back the OS pages its free blocks leave "
-                    "empty; 0: never"},
+     .description = "1: a page left a quarter full (half for blocks over 8 KiB) gives back the OS "
+                    "pages its free blocks leave empty, as do blocks over 8 KiB free for a pass; "
+                    "0: never"},
     {.name = "VERBOSE",
      .default_text = "0",
      .apply = apply_verbose,
