@@ -240,7 +240,8 @@ static const option_t option_table[] = {
      .default_text = "1000",
      .apply = apply_purge_delay,
      .description =
-         "milliseconds free memory stays unused before it goes back to the OS (in passes)"},
+         "milliseconds free memory stays unused before it goes back to the OS (in passes; free "
+         "spans: a quarter of it)"},
     {.name = "SEGMENT_CACHE",
      .default_text = "2",
      .apply = apply_segment_cache,

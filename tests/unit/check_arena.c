@@ -297,6 +297,27 @@ START_TEST(frees_never_purge_the_next_span_allocation_does) {
 }
 END_TEST
 
+/* A free span goes back after a quarter of the purge delay: resident a moment after its
+ * free, given back by the first span allocation once that quarter has passed (while sparse
+ * pages and empty segments wait the whole delay). */
+START_TEST(spans_go_back_after_a_quarter_of_the_delay) {
+  na_options.purge_delay_ms = 2000;
+  size_t size = 2 * NA_MiB;
+  char *keep = numalloc_malloc(300 * NA_KiB);
+  char *p = numalloc_malloc(size);
+  memset(p, 1, size);
+  numalloc_free(p);
+  char *q = numalloc_malloc(64 * NA_KiB * 5); /* another span, within the quarter */
+  ck_assert_int_eq(unit_resident_pages(p, size), (int)(size / NA_PAGE_SIZE));
+  numalloc_free(q);
+  usleep(600 * 1000);              /* past a quarter (500 ms), well within the delay */
+  q = numalloc_malloc(4 * NA_MiB); /* too big for p's span: it stays free */
+  ck_assert_int_eq(unit_resident_pages(p, size), 0);
+  numalloc_free(q);
+  numalloc_free(keep);
+}
+END_TEST
+
 /* With a delay, spans freed less than the delay ago stay resident through an allocation. */
 START_TEST(spans_younger_than_the_delay_stay) {
   na_options.purge_delay_ms = 3600000;
@@ -635,6 +656,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, collect_returns_freed_spans);
   tcase_add_test(tc, frees_never_purge_the_next_span_allocation_does);
   tcase_add_test(tc, spans_younger_than_the_delay_stay);
+  tcase_add_test(tc, spans_go_back_after_a_quarter_of_the_delay);
   tcase_add_test(tc, background_thread_purges_for_the_program);
   tcase_add_test(tc, segment_cache_bounds_empty_segments);
   tcase_add_test(tc, freeing_everything_returns_resident_memory);
