@@ -525,6 +525,93 @@ START_TEST(interior_free_by_owner_aborts) {
 }
 END_TEST
 
+/* ---- block starts found from another thread ----------------------------------------
+ * A free by a thread that does not own the page finds the block's index by multiplying by
+ * the page's block_magic (free.c). One page of each class filled exactly, so its last block
+ * lies at the far end of the page. */
+static struct {
+  void **blocks;
+  size_t count;
+} handed;
+
+static size_t page_blocks(int size_class) {
+  return (na_class_page_slices(size_class) << NA_SLICE_SHIFT) / na_class_size(size_class);
+}
+
+static void fill_page(int size_class) {
+  handed.count = page_blocks(size_class);
+  handed.blocks = malloc(handed.count * sizeof *handed.blocks);
+  ck_assert_ptr_nonnull(handed.blocks);
+  for (size_t i = 0; i < handed.count; i++) {
+    handed.blocks[i] = numalloc_malloc(na_class_size(size_class));
+    UNIT_REQUIRE(handed.blocks[i] != NULL, "class %d, block %zu", size_class, i);
+  }
+}
+
+static int address_order(const void *a, const void *b) {
+  uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+  return (x > y) - (x < y);
+}
+
+static void *free_handed(void *arg) {
+  (void)arg;
+  for (size_t i = 0; i < handed.count; i++) numalloc_free(handed.blocks[i]);
+  return NULL;
+}
+
+/* Every block start of every class, to the far end of its page, is taken from another
+ * thread, and the owner's next allocations of the class hand back exactly those blocks. */
+START_TEST(remote_frees_take_every_block_start) {
+  for (int c = 0; c < NA_CLASS_COUNT; c++) {
+    fill_page(c);
+    qsort(handed.blocks, handed.count, sizeof *handed.blocks, address_order);
+    size_t span = (size_t)((char *)handed.blocks[handed.count - 1] - (char *)handed.blocks[0]);
+    UNIT_REQUIRE(span == (handed.count - 1) * na_class_size(c), "class %d: not one page", c);
+    unit_run_threads(1, free_handed, NULL, 0);
+    bool *back = calloc(handed.count, sizeof *back);
+    ck_assert_ptr_nonnull(back);
+    for (size_t i = 0; i < handed.count; i++) {
+      void *p = numalloc_malloc(na_class_size(c));
+      void **hit = bsearch(&p, handed.blocks, handed.count, sizeof *handed.blocks, address_order);
+      UNIT_REQUIRE(hit != NULL, "class %d: allocation %zu gave %p, not a freed block", c, i, p);
+      UNIT_REQUIRE(!back[hit - handed.blocks], "class %d: %p handed out twice", c, p);
+      back[hit - handed.blocks] = true;
+    }
+    for (size_t i = 0; i < handed.count; i++) numalloc_free(handed.blocks[i]);
+    free(back);
+    free(handed.blocks);
+  }
+}
+END_TEST
+
+static void *free_far_interior(void *arg) {
+  (void)arg;
+  numalloc_free((char *)handed.blocks[handed.count - 1] + 8);
+  return NULL;
+}
+
+/* Looped over the classes of 16 bytes and more (8 bytes past a block's start is inside it). */
+START_TEST(interior_free_at_the_end_of_a_page_from_another_thread_aborts) {
+  int c = na_size_class(16) + _i;
+  fill_page(c);
+  qsort(handed.blocks, handed.count, sizeof *handed.blocks, address_order);
+  unit_silence_stderr();
+  unit_run_threads(1, free_far_interior, NULL, 0);
+}
+END_TEST
+
+static void *free_uncarved(void *p) {
+  numalloc_free((char *)p + 32 * NA_KiB); /* the start of a block not carved yet */
+  return NULL;
+}
+
+START_TEST(free_of_an_uncarved_block_from_another_thread_aborts) {
+  void *p = numalloc_malloc(NA_KiB); /* a fresh page carves a few blocks at a time */
+  unit_silence_stderr();
+  unit_run_threads(1, free_uncarved, p, 0);
+}
+END_TEST
+
 int main(int argc, char **argv) {
   (void)argc;
   Suite *s = suite_create("free");
@@ -538,6 +625,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, frees_race_with_the_owner_exiting);
   tcase_add_test(tc, thread_churn_does_not_leak);
   tcase_add_test(tc, thread_churn_with_large_blocks_ends_empty);
+  tcase_add_test(tc, remote_frees_take_every_block_start);
   tc = unit_tcase(s, "misuse", 10);
   tcase_add_checked_fixture(tc, setup, NULL);
   tcase_add_test(tc, free_keeps_errno);
@@ -553,5 +641,9 @@ int main(int argc, char **argv) {
   tcase_add_test_raise_signal(tc, interior_free_of_huge_aborts, SIGABRT);
   tcase_add_test_raise_signal(tc, interior_free_of_aligned_large_aborts, SIGABRT);
   tcase_add_test_raise_signal(tc, interior_free_by_owner_aborts, SIGABRT);
+  tcase_add_loop_test_raise_signal(tc,
+                                   interior_free_at_the_end_of_a_page_from_another_thread_aborts,
+                                   SIGABRT, 0, NA_CLASS_COUNT - na_size_class(16));
+  tcase_add_test_raise_signal(tc, free_of_an_uncarved_block_from_another_thread_aborts, SIGABRT);
   return unit_run(s, argv);
 }
