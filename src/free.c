@@ -7,10 +7,15 @@
 
 #include "access.h"
 
+/* A block that looks freed but is on none of the page's lists waits in another thread's
+ * chain of remote frees (or, once in 2^39, holds data that looks like a link). */
 static void free_local(na_page_t *page, na_block_t *block) {
-  if ((na_block_looks_free(page, block) && na_page_block_is_free(page, block)) ||
-      na_page_block_is_unlinked(page, block))
+  if (na_page_block_is_unlinked(page, block) ||
+      (na_block_looks_free(page, block) && na_page_block_is_free(page, block)))
     na_fatal("double free of %p (size class %u)", (void *)block, page->block_size);
+  if (na_block_looks_free(page, block))
+    na_fatal("double free of %p (size class %u, freed by another thread too)", (void *)block,
+             page->block_size);
   na_block_set_next(page, block, page->local_free);
   page->local_free = block;
   page->used--;
@@ -32,37 +37,95 @@ static void hand_to_heap(na_page_t *page, na_block_t *block) {
   }
 }
 
-static void account_remote_free(na_page_t *page) {
-  na_tld_t *tld = na_tld_peek();
-  if (tld == NULL) return;
+static void account_remote_free(na_tld_t *tld, na_page_t *page) {
   int arena_index = na_segment_of_aligned(page)->arena_index;
   tld->stats[arena_index].remote_free_count++;
   if (arena_index != na_policy_current_node()) tld->stats[arena_index].cross_node_free_count++;
 }
 
-void na_free_remote(na_page_t *page, na_block_t *block) {
-  account_remote_free(page);
+/* Pushes the chain head..tail (linked for `page`) onto the page's thread_free list with one
+ * atomic operation. A page that is full and off its heap's queue asks for a notification:
+ * `head` then goes to the heap, which brings the page back, and the rest onto the page. */
+static void push_chain(na_page_t *page, na_block_t *head, na_block_t *tail, uint32_t count) {
   uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
   uintptr_t desired;
   bool notify;
   do {
-    notify = na_tf_delay(tf) == NA_DELAY_NOTIFY;
-    if (notify) {
-      desired = (tf & ~NA_TF_DELAY_MASK) | NA_DELAY_BUSY;
-    } else if (na_tf_delay(tf) == NA_DELAY_BUSY) {
+    na_delay_t delay = na_tf_delay(tf);
+    if (delay == NA_DELAY_BUSY) {
       na_os_yield(); /* another thread is notifying the heap; push after it */
       tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
       continue;
-    } else {
-      na_block_set_next(page, block, na_tf_blocks(tf));
-      desired = (uintptr_t)(na_tf_count(tf) + 1) << NA_TF_COUNT_SHIFT | (uintptr_t)block |
-                (tf & NA_TF_DELAY_MASK);
     }
+    notify = delay == NA_DELAY_NOTIFY;
+    na_block_t *first = notify ? (count > 1 ? na_block_next(page, head) : NULL) : head;
+    uint32_t pushed = notify ? count - 1 : count;
+    desired = tf & ~NA_TF_DELAY_MASK;
+    if (first != NULL) {
+      na_block_set_next(page, tail, na_tf_blocks(tf));
+      desired = (uintptr_t)(na_tf_count(tf) + pushed) << NA_TF_COUNT_SHIFT | (uintptr_t)first;
+    }
+    desired |= notify ? NA_DELAY_BUSY : (uintptr_t)delay;
     if (atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, desired,
                                               memory_order_acq_rel, memory_order_relaxed))
       break;
   } while (true);
-  if (notify) hand_to_heap(page, block);
+  if (notify) hand_to_heap(page, head);
+}
+
+static void flush_batch(na_tld_t *tld, unsigned slot) {
+  na_remote_batch_t *batch = &tld->remote[slot];
+  na_page_t *page = batch->page;
+  uint32_t count = batch->count;
+  batch->page = NULL;
+  batch->count = 0;
+  tld->remote_waiting &= ~((uint64_t)1 << slot);
+  if (count > 0) push_chain(page, batch->head, batch->tail, count);
+}
+
+void na_free_remote_flush(na_tld_t *tld) {
+  while (tld->remote_waiting != 0) flush_batch(tld, (unsigned)__builtin_ctzll(tld->remote_waiting));
+}
+
+/* Frees into another thread's page wait in the freeing thread, a chain per page, and go
+ * with one atomic operation per chain: blocks freed in a row mostly come from a few pages
+ * (a batch of objects handed from thread to thread), and an atomic operation per block on
+ * a line the owner also takes cost most of such a free. The chain goes when it is full,
+ * when another page needs its slot, and at the thread's next allocation slow path, its
+ * exit, and numalloc_collect(); its blocks are linked as freed blocks are, so a second free
+ * of one of them is caught as before. */
+void na_free_remote(na_page_t *page, na_block_t *block) {
+  na_tld_t *tld = na_tld_peek();
+  if (tld != NULL) account_remote_free(tld, page);
+  /* A page no thread owns goes back to the arena as soon as its pool sees it empty; a
+   * thread without a record, or past its exit, would never push its chains; a big block
+   * gains little from waiting and would hold much memory. */
+  if (tld == NULL || tld->exiting || na_relaxed_load(&page->owner) == 0 ||
+      page->block_size > NA_REMOTE_BLOCK_MAX) {
+    push_chain(page, block, block, 1);
+    return;
+  }
+  unsigned slot = (unsigned)((uintptr_t)page >> NA_DESCRIPTOR_SHIFT) % NA_REMOTE_SLOTS;
+  na_remote_batch_t *batch = &tld->remote[slot];
+  if (batch->page == page && batch->count > 0) {
+    na_block_set_next(page, block, batch->head);
+    batch->head = block;
+    if (++batch->count >= NA_REMOTE_BATCH_MAX) flush_batch(tld, slot);
+    return;
+  }
+  if (batch->page == page) { /* the second free in a row into this page: a chain starts */
+    na_block_set_next(page, block, NULL);
+    batch->head = batch->tail = block;
+    batch->count = 1;
+    tld->remote_waiting |= (uint64_t)1 << slot;
+    return;
+  }
+  /* A page's first free goes at once: frees spread over many pages gain nothing from
+   * waiting, and the owner sees the block sooner. */
+  if (batch->count > 0) flush_batch(tld, slot);
+  batch->page = page;
+  batch->count = 0;
+  push_chain(page, block, block, 1);
 }
 
 /* The index of the block that starts `offset` bytes into its page, or UINT64_MAX when no

@@ -391,6 +391,8 @@ int na_policy_large_arena(struct na_tld_s *tld, size_t size, int arena_index);
 void na_free_generic(na_segment_t *segment, na_page_t *page, void *p);
 void na_free_unowned(void *p);
 void na_free_remote(na_page_t *page, na_block_t *block);
+/* Pushes the blocks the thread's frees into other threads' pages kept waiting. */
+void na_free_remote_flush(struct na_tld_s *tld);
 size_t na_usable_size_of(const void *p);
 /* The same, for a pointer whose segment and page are known. */
 size_t na_usable_in(na_segment_t *segment, na_page_t *page, const void *p);

@@ -494,6 +494,7 @@ void numalloc_collect(void) {
   na_topology_init();
   na_policy_init(); /* interleave and weighted spread over the nodes usable now */
   na_tld_t *self = na_tld_peek();
+  if (self != NULL) na_free_remote_flush(self);
   for (int i = 0; self != NULL && i < NA_ARENA_COUNT; i++)
     if (self->heaps[i] != NULL) na_heap_collect(self->heaps[i]);
   na_pool_collect_all();

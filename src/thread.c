@@ -11,6 +11,8 @@
 #define META_CHUNK (1 * NA_MiB)
 
 static __thread struct na_tld_s *tls_tld __attribute__((tls_model("initial-exec")));
+/* The thread's exit ran (key destructors that run after it may still allocate and free). */
+static __thread bool tls_exited __attribute__((tls_model("initial-exec")));
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static na_tld_t *free_tlds;
 static na_tld_t *live_tlds;
@@ -65,6 +67,7 @@ static na_tld_t *tld_new(void) {
     memset(tld, 0, sizeof *tld);
   }
   memset(tld->stats, 0, sizeof tld->stats);
+  tld->exiting = tls_exited;
   tld->policy = na_options.policy;
   tld->bound_node = na_topology.usable_list[0];
   tld->node = na_policy_current_node();
@@ -165,6 +168,8 @@ na_heap_t *na_tld_pick_heap(struct na_tld_s *tld) {
 
 static void thread_exit(void *arg) {
   na_tld_t *tld = arg;
+  na_free_remote_flush(tld);
+  tls_exited = true;
   na_tls_heap = &na_heap_empty;
   tls_tld = NULL;
   for (int i = 0; i < NA_ARENA_COUNT; i++)
@@ -196,6 +201,8 @@ void na_thread_unlock_all(void) { pthread_mutex_unlock(&registry_lock); }
 void na_thread_after_fork_child(void) {
   pthread_mutex_unlock(&registry_lock);
   na_tld_t *self = tls_tld;
+  for (na_tld_t *tld = live_tlds; tld != NULL; tld = tld->next_live)
+    if (tld != self) na_free_remote_flush(tld); /* their frees still reach the pages */
   live_tlds = NULL;
   if (self != NULL) live_link(self);
 }

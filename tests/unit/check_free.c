@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static int node;
 
@@ -420,19 +421,141 @@ START_TEST(double_free_after_other_frees_aborts) {
 }
 END_TEST
 
-/* A live block whose first word happens to decode like a free-list link is freed normally
- * (the fast path only sends it to the slow path, which searches the lists). */
-START_TEST(live_block_that_looks_free_is_freed) {
-  uintptr_t *p = numalloc_malloc(64), *q = numalloc_malloc(64);
-  na_page_t *page = na_page_of(na_segment_of_aligned(p), p);
-  p[0] = (uintptr_t)q ^ page->key;
-  q[0] = 0 ^ page->key;
-  uint32_t used = page->used;
-  numalloc_free(p);
-  numalloc_free(q);
-  ck_assert_uint_eq(page->used, used - 2);
-  ck_assert(na_page_block_is_free(page, (na_block_t *)p));
-  ck_assert(na_page_block_is_free(page, (na_block_t *)q));
+/* ---- frees into other threads' pages wait in the freeing thread ----------------------- */
+
+enum { WAITING = 10 };
+
+typedef struct remote_job_s {
+  void **blocks; /* of one page of the main thread's */
+  na_page_t *page;
+  uint32_t pushed_before, pushed_after; /* on the page's thread_free list */
+  uint32_t waiting_slots;
+} remote_job_t;
+
+static uint32_t pushed(na_page_t *page) { return na_tf_count(atomic_load(&page->thread_free)); }
+
+static void *free_then_collect(void *arg) {
+  remote_job_t *job = arg;
+  numalloc_free(numalloc_malloc(16)); /* the thread's record */
+  for (int i = 0; i < WAITING; i++) numalloc_free(job->blocks[i]);
+  job->pushed_before = pushed(job->page);
+  job->waiting_slots = (uint32_t)__builtin_popcountll(na_tld_peek()->remote_waiting);
+  numalloc_collect();
+  job->pushed_after = pushed(job->page);
+  return NULL;
+}
+
+/* A page's first free goes at once; the frees into it that follow in a row wait in a chain,
+ * pushed with one atomic operation at the freeing thread's next slow path (here
+ * numalloc_collect). */
+START_TEST(remote_frees_wait_and_go_together) {
+  void *blocks[WAITING];
+  for (int i = 0; i < WAITING; i++) blocks[i] = numalloc_malloc(64);
+  remote_job_t job = {blocks, na_page_of(na_segment_of_aligned(blocks[0]), blocks[0]), 0, 0, 0};
+  for (int i = 1; i < WAITING; i++)
+    ck_assert_ptr_eq(na_page_of(na_segment_of_aligned(blocks[i]), blocks[i]), job.page);
+  uint32_t used = job.page->used;
+  unit_run_threads(1, free_then_collect, &job, 0);
+  ck_assert_uint_eq(job.pushed_before, 1);
+  ck_assert_uint_eq(job.waiting_slots, 1);
+  ck_assert_uint_eq(job.pushed_after, WAITING);
+  ck_assert_uint_eq(na_page_collect_remote(job.page), WAITING);
+  ck_assert_uint_eq(job.page->used, used - WAITING);
+}
+END_TEST
+
+typedef struct spread_job_s {
+  void **blocks; /* one per page */
+  na_page_t **pages;
+  uint32_t pushed[WAITING];
+  uint32_t waiting_slots;
+} spread_job_t;
+
+static void *free_spread(void *arg) {
+  spread_job_t *job = arg;
+  numalloc_free(numalloc_malloc(16)); /* the thread's record */
+  for (int i = 0; i < WAITING; i++) numalloc_free(job->blocks[i]);
+  for (int i = 0; i < WAITING; i++) job->pushed[i] = pushed(job->pages[i]);
+  job->waiting_slots = (uint32_t)__builtin_popcountll(na_tld_peek()->remote_waiting);
+  return NULL;
+}
+
+/* Frees that go to a different page each time never wait: no chain would form. */
+START_TEST(remote_frees_over_many_pages_go_at_once) {
+  void *blocks[WAITING];
+  na_page_t *pages[WAITING];
+  for (int i = 0; i < WAITING; i++) {
+    size_t size = i < 8 ? 16 * (size_t)(i + 1) : 160 + 32 * (size_t)(i - 8);
+    blocks[i] = numalloc_malloc(size); /* a class, and so a page, each */
+    pages[i] = na_page_of(na_segment_of_aligned(blocks[i]), blocks[i]);
+    for (int j = 0; j < i; j++) ck_assert_ptr_ne(pages[j], pages[i]);
+  }
+  spread_job_t job = {blocks, pages, {0}, 0};
+  unit_run_threads(1, free_spread, &job, 0);
+  for (int i = 0; i < WAITING; i++) ck_assert_uint_eq(job.pushed[i], 1);
+  ck_assert_uint_eq(job.waiting_slots, 0);
+}
+END_TEST
+
+/* Blocks above 1 KiB do not wait: pushed at once, one by one. */
+START_TEST(big_remote_frees_go_at_once) {
+  void *blocks[WAITING];
+  for (int i = 0; i < WAITING; i++) blocks[i] = numalloc_malloc(2048);
+  remote_job_t job = {blocks, na_page_of(na_segment_of_aligned(blocks[0]), blocks[0]), 0, 0, 0};
+  unit_run_threads(1, free_then_collect, &job, 0);
+  ck_assert_uint_eq(job.pushed_before, WAITING);
+  ck_assert_uint_eq(job.waiting_slots, 0);
+}
+END_TEST
+
+static void *free_then_exit(void *arg) {
+  remote_job_t *job = arg;
+  numalloc_free(numalloc_malloc(16));
+  for (int i = 0; i < WAITING; i++) numalloc_free(job->blocks[i]);
+  return NULL;
+}
+
+/* A thread's exit pushes what it kept waiting. */
+START_TEST(remote_frees_go_at_exit) {
+  void *blocks[WAITING];
+  for (int i = 0; i < WAITING; i++) blocks[i] = numalloc_malloc(64);
+  remote_job_t job = {blocks, na_page_of(na_segment_of_aligned(blocks[0]), blocks[0]), 0, 0, 0};
+  unit_run_threads(1, free_then_exit, &job, 0);
+  ck_assert_uint_eq(pushed(job.page), WAITING);
+}
+END_TEST
+
+static pthread_mutex_t waiter_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t waiter_cond = PTHREAD_COND_INITIALIZER;
+static bool waiter_freed;
+
+static void *free_and_wait(void *arg) {
+  void **pair = arg;
+  numalloc_free(numalloc_malloc(16));
+  numalloc_free(pair[0]); /* the page's first free goes at once */
+  numalloc_free(pair[1]); /* the second waits in a chain */
+  pthread_mutex_lock(&waiter_lock);
+  waiter_freed = true;
+  pthread_cond_signal(&waiter_cond);
+  pthread_mutex_unlock(&waiter_lock);
+  for (;;) pause(); /* keeps the block waiting in this thread */
+  return NULL;
+}
+
+/* The owner frees a block that another thread freed and still keeps waiting: it looks freed
+ * but is on none of the page's lists, and is named as a double free. */
+START_TEST(double_free_of_a_block_waiting_elsewhere_aborts) {
+  void *pair[2] = {numalloc_malloc(48), numalloc_malloc(48)};
+  na_page_t *page = na_page_of(na_segment_of_aligned(pair[0]), pair[0]);
+  ck_assert_ptr_eq(na_page_of(na_segment_of_aligned(pair[1]), pair[1]), page);
+  pthread_t thread;
+  ck_assert_int_eq(pthread_create(&thread, NULL, free_and_wait, pair), 0);
+  pthread_mutex_lock(&waiter_lock);
+  while (!waiter_freed) pthread_cond_wait(&waiter_cond, &waiter_lock);
+  pthread_mutex_unlock(&waiter_lock);
+  ck_assert_uint_eq(pushed(page), 1); /* the second block is on none of the page's lists */
+  unit_silence_stderr();
+  numalloc_free(pair[1]);
 }
 END_TEST
 
@@ -619,6 +742,10 @@ int main(int argc, char **argv) {
   tcase_add_checked_fixture(tc, setup, NULL);
   tcase_add_test(tc, blocks_passed_between_threads_keep_their_contents);
   tcase_add_test(tc, owner_reuses_what_others_free);
+  tcase_add_test(tc, remote_frees_wait_and_go_together);
+  tcase_add_test(tc, remote_frees_over_many_pages_go_at_once);
+  tcase_add_test(tc, remote_frees_go_at_exit);
+  tcase_add_test(tc, big_remote_frees_go_at_once);
   tcase_add_test(tc, exiting_thread_returns_its_pages);
   tcase_add_test(tc, blocks_of_exited_thread_stay_valid_and_are_freed_later);
   tcase_add_test(tc, another_thread_adopts_abandoned_pages);
@@ -631,7 +758,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, free_keeps_errno);
   tcase_add_test_raise_signal(tc, double_free_small_aborts, SIGABRT);
   tcase_add_test_raise_signal(tc, double_free_after_other_frees_aborts, SIGABRT);
-  tcase_add_test(tc, live_block_that_looks_free_is_freed);
+  tcase_add_test_raise_signal(tc, double_free_of_a_block_waiting_elsewhere_aborts, SIGABRT);
   tcase_add_test_raise_signal(tc, double_free_large_aborts, SIGABRT);
   tcase_add_test_raise_signal(tc, double_free_huge_aborts, SIGABRT);
   tcase_add_test_raise_signal(tc, free_into_split_free_span_aborts, SIGABRT);
