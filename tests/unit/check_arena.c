@@ -297,16 +297,24 @@ START_TEST(frees_never_purge_the_next_span_allocation_does) {
 }
 END_TEST
 
+/* A span of `size` bytes written and freed, so resident and free; *keep, a smaller block
+ * allocated before it, keeps its segment from being empty (freed by the caller). */
+static char *freed_resident_span(size_t size, char **keep) {
+  *keep = numalloc_malloc(300 * NA_KiB);
+  char *p = numalloc_malloc(size);
+  memset(p, 1, size);
+  numalloc_free(p);
+  return p;
+}
+
 /* A free span goes back after a quarter of the purge delay: resident a moment after its
  * free, given back by the first span allocation once that quarter has passed (while sparse
  * pages and empty segments wait the whole delay). */
 START_TEST(spans_go_back_after_a_quarter_of_the_delay) {
   na_options.purge_delay_ms = 2000;
   size_t size = 2 * NA_MiB;
-  char *keep = numalloc_malloc(300 * NA_KiB);
-  char *p = numalloc_malloc(size);
-  memset(p, 1, size);
-  numalloc_free(p);
+  char *keep;
+  char *p = freed_resident_span(size, &keep);
   char *q = numalloc_malloc(64 * NA_KiB * 5); /* another span, within the quarter */
   ck_assert_int_eq(unit_resident_pages(p, size), (int)(size / NA_PAGE_SIZE));
   numalloc_free(q);
@@ -322,10 +330,8 @@ END_TEST
 START_TEST(spans_younger_than_the_delay_stay) {
   na_options.purge_delay_ms = 3600000;
   size_t size = 2 * NA_MiB;
-  char *keep = numalloc_malloc(300 * NA_KiB);
-  char *p = numalloc_malloc(size);
-  memset(p, 1, size);
-  numalloc_free(p);
+  char *keep;
+  char *p = freed_resident_span(size, &keep);
   numalloc_free(numalloc_malloc(4 * NA_MiB));
   ck_assert_int_eq(unit_resident_pages(p, size), (int)(size / NA_PAGE_SIZE));
   numalloc_free(keep);
