@@ -57,8 +57,11 @@ C
 # shellcheck disable=SC2086 # the flags are words
 if cc -o "$work/linked" "$work/linked.c" $flags 2>"$work/cc.log"; then
   LD_LIBRARY_PATH=$libdir "$work/linked" || fail "the linked program did not get numalloc's blocks"
-  LD_LIBRARY_PATH=$libdir ldd "$work/linked" | grep -q "$libdir/libnumapreload.so.0" ||
-    fail "the program is not linked against the installed library"
+  # ldd's whole output first: grep -q in a pipe exits at its match, and under pipefail the
+  # SIGPIPE ldd may then get would read as a failure.
+  deps=$(LD_LIBRARY_PATH=$libdir ldd "$work/linked")
+  case $deps in *"$libdir/libnumapreload.so.0"*) ;;
+    *) fail "the program is not linked against the installed library: $deps" ;; esac
 else
   cat "$work/cc.log"
   fail "cc with the pkg-config flags"
