@@ -44,7 +44,9 @@ static void *account_large(void *p, int arena_index, int actual, size_t size) {
   return p;
 }
 
-void *na_alloc_large(int arena_index, size_t size, size_t alignment, bool zero) {
+/* The span holds at least `capacity` bytes from the block's start (room to grow into). */
+static void *alloc_large(int arena_index, size_t size, size_t alignment, bool zero,
+                         size_t capacity) {
   if (size > NA_SIZE_MAX || alignment > NA_ALIGNMENT_MAX || size + alignment > NA_SIZE_MAX) {
     errno = ENOMEM;
     return NULL;
@@ -61,7 +63,9 @@ void *na_alloc_large(int arena_index, size_t size, size_t alignment, bool zero) 
       memset(p, 0, size);
     return p;
   }
-  size_t slices = na_align_up(size + extra, NA_SLICE_SIZE) >> NA_SLICE_SHIFT;
+  size_t span_bytes = size + extra;
+  if (capacity > size && capacity + extra <= NA_LARGE_MAX) span_bytes = capacity + extra;
+  size_t slices = na_align_up(span_bytes, NA_SLICE_SIZE) >> NA_SLICE_SHIFT;
   if (arena_index == NA_INTERLEAVE_ARENA && na_policy_is_weighted())
     arena_index = na_policy_spread_next_shared(); /* weighted: whole spans by the schedule */
   int actual = arena_index;
@@ -77,10 +81,16 @@ void *na_alloc_large(int arena_index, size_t size, size_t alignment, bool zero) 
   na_relaxed_store(&span->kind, NA_SPAN_LARGE);
   na_relaxed_store(&span->owner, 0);
   span->flags.value = 0;
+  span->flags.bits.grown = capacity > 0;
   span->block_size = (uint32_t)(p - start); /* where the block starts: frees must match */
+  span->large_size = (uint32_t)na_align_up(size, NA_MIN_ALIGN);
   if (zero && !span->is_zero) memset(p, 0, size);
   span->is_zero = false;
   return account_large(p, arena_index, actual, size);
+}
+
+void *na_alloc_large(int arena_index, size_t size, size_t alignment, bool zero) {
+  return alloc_large(arena_index, size, alignment, zero, 0);
 }
 
 /* The smallest class that fits `size` and whose blocks all fall on `alignment` (pages
@@ -132,7 +142,8 @@ static int arena_by_policy(na_tld_t *tld, size_t size) {
  * first call, a page out of blocks, a policy other than local, a size above the small
  * classes, zeroing, alignment, an explicit node. The arena is decided once (policy, large
  * policy, explicit node), then the size picks a small page, a span or a segment. */
-void *na_alloc_generic(size_t size, size_t alignment, bool zero, int arena_index) {
+static void *alloc_generic(size_t size, size_t alignment, bool zero, int arena_index,
+                           size_t capacity) {
   if (na_unlikely(!na_ensure_init())) return alloc_bootstrap(size, alignment, zero);
   na_tld_t *tld = na_tld_get();
   if (tld == NULL) {
@@ -144,8 +155,13 @@ void *na_alloc_generic(size_t size, size_t alignment, bool zero, int arena_index
   if (arena_index < 0) return alloc_system(size, alignment, zero);
   int size_class = alignment <= NA_MIN_ALIGN ? (size <= NA_SMALL_MAX ? na_size_class(size) : -1)
                                              : aligned_class(size, alignment);
-  if (size_class < 0) return na_alloc_large(arena_index, size, alignment, zero);
+  if (size_class < 0 || capacity > 0)
+    return alloc_large(arena_index, size, alignment, zero, capacity);
   return alloc_small(tld, arena_index, size_class, size, zero);
+}
+
+void *na_alloc_generic(size_t size, size_t alignment, bool zero, int arena_index) {
+  return alloc_generic(size, alignment, zero, arena_index, 0);
 }
 
 void *numalloc_calloc(size_t count, size_t size) {
@@ -207,8 +223,10 @@ void *numalloc_pvalloc(size_t size) {
 
 /* ---- realloc ------------------------------------------------------------------------ */
 
-static void *realloc_copy(void *p, size_t old_usable, size_t size) {
-  void *q = numalloc_malloc(size);
+/* A nonzero `capacity` asks for a large span of at least that many bytes, marked grown. */
+static void *realloc_copy(void *p, size_t old_usable, size_t size, size_t capacity) {
+  void *q = capacity > 0 ? alloc_generic(size, NA_MIN_ALIGN, false, NA_ARENA_BY_POLICY, capacity)
+                         : numalloc_malloc(size);
   if (q == NULL) return NULL; /* the old block stays as it was */
   memcpy(q, p, old_usable < size ? old_usable : size);
   numalloc_free(p);
@@ -216,7 +234,7 @@ static void *realloc_copy(void *p, size_t old_usable, size_t size) {
 }
 
 static void *realloc_unowned(void *p, size_t size) {
-  if (na_bootstrap_owns(p)) return realloc_copy(p, na_bootstrap_usable(p), size);
+  if (na_bootstrap_owns(p)) return realloc_copy(p, na_bootstrap_usable(p), size, 0);
   if (na_options.policy == NUMALLOC_POLICY_SYSTEM && na_system.realloc != NULL)
     return na_system.realloc(p, size);
   na_fatal("realloc of %p, which numalloc did not allocate (invalid pointer)", p);
@@ -233,13 +251,31 @@ static size_t grown_size(size_t usable, size_t size) {
   return size + size / 4;
 }
 
-/* A large block grows into the free slices after it, or gives back its tail. */
+/* Buffers and vectors that grow by realloc would move at every step, copying all they hold.
+ * A block that grows past the small classes becomes a large span marked as grown; when one
+ * of those has to move again, its new span reaches the next power of two, so the next steps
+ * grow in place and copy nothing, and such blocks share a few span sizes, so the span one
+ * leaves fits the next exactly (still warm in the cache). The room costs address space only:
+ * the block's usable size stays what was asked for, so nothing touches the room until the
+ * block grows into it. Blocks that grow once keep spans of their size: the room would hold
+ * memory that other blocks could use. */
+static size_t growth_capacity(const na_page_t *page, size_t usable, size_t size) {
+  if (size <= NA_SMALL_MAX || size <= usable || size > NA_LARGE_MAX / 2) return 0;
+  if (page->kind != NA_SPAN_LARGE || !page->flags.bits.grown) return size;
+  size_t capacity = NA_SLICE_SIZE;
+  while (capacity < size) capacity <<= 1;
+  return capacity;
+}
+
+/* A large block grows into its span's room or the free slices after it; one that shrinks
+ * gives back the slices it no longer covers. */
 static bool resize_large(na_page_t *span, void *p, size_t size) {
   size_t offset = (size_t)((char *)p - (char *)na_page_start(span));
   if (offset + size > NA_LARGE_MAX) return false;
   size_t slices = na_align_up(offset + size, NA_SLICE_SIZE) >> NA_SLICE_SHIFT;
-  if (slices > span->slice_count) return na_arena_grow_span(span, slices);
-  if (slices < span->slice_count) na_arena_shrink_span(span, slices);
+  if (slices > span->slice_count && !na_arena_grow_span(span, slices)) return false;
+  if (size < span->large_size && slices < span->slice_count) na_arena_shrink_span(span, slices);
+  span->large_size = (uint32_t)na_align_up(size, NA_MIN_ALIGN);
   return true;
 }
 
@@ -257,11 +293,14 @@ void *numalloc_realloc(void *p, size_t size) {
     void *q = na_arena_realloc_huge(segment, p, size);
     if (q != NULL) return q;
   }
-  if (page->kind == NA_SPAN_LARGE && size > NA_SMALL_MAX && resize_large(page, p, size)) return p;
+  /* A large block resized to more than a slice stays in its span. */
+  if (page->kind == NA_SPAN_LARGE && size > NA_SLICE_SIZE && resize_large(page, p, size)) return p;
   /* Keep the block when the new size fits and would not waste more than half of it. */
   if (size <= usable && size >= usable / 2 && page->kind != NA_SPAN_HUGE) return p;
   if (size <= usable && page->kind == NA_SPAN_HUGE && size > NA_LARGE_MAX) return p;
-  return realloc_copy(p, usable, size > usable ? grown_size(usable, size) : size);
+  size_t capacity = growth_capacity(page, usable, size);
+  if (capacity > 0) return realloc_copy(p, usable, size, capacity);
+  return realloc_copy(p, usable, size > usable ? grown_size(usable, size) : size, 0);
 }
 
 void *numalloc_reallocarray(void *p, size_t count, size_t size) {

@@ -117,7 +117,8 @@ typedef struct __attribute__((aligned(128))) na_page_s {
     struct {
       uint8_t in_full;    /* off the heap's queue because it had no free block */
       uint8_t has_purged; /* free blocks sit unlinked in OS pages given back (purged) */
-      uint8_t unused[2];
+      uint8_t grown;      /* large spans: the block came here by growing with realloc */
+      uint8_t unused;
     } bits;
     uint32_t value; /* zero on the fast free path */
   } flags;
@@ -139,8 +140,10 @@ typedef struct __attribute__((aligned(128))) na_page_s {
   uint8_t is_dirty;      /* free span whose pages may be resident */
   uint8_t sparse_marked; /* a free left the page sparse in heap pass `sparse_pass` */
   int8_t used_on;        /* first-touch spans: the node of the thread that last used it */
-  uint32_t sparse_pass;
   uint16_t idle; /* blocks of a page of several slices that were free at its last idle check */
+  uint32_t sparse_pass;
+  uint32_t large_size; /* large spans: bytes the block may use; the slices after them are room
+                          for it to grow into */
 } na_page_t;
 
 typedef struct na_segment_s {

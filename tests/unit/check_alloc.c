@@ -442,6 +442,66 @@ START_TEST(realloc_by_small_steps_leaves_room) {
 }
 END_TEST
 
+/* The slices right after a large block's span taken, so that growing past the span has to
+ * move: large blocks of the free span's size until one lands there (the caller frees them). */
+#define BLOCKERS_MAX 256
+typedef struct blockers {
+  void *p[BLOCKERS_MAX];
+  int count;
+} blockers;
+
+static void block_the_slices_after(void *p, blockers *b) {
+  na_segment_t *seg = na_segment_lookup(p);
+  na_page_t *span = na_page_of(seg, p);
+  size_t next = (size_t)(span - seg->slices) + span->slice_count;
+  while (next < NA_SLICES_PER_SEGMENT && seg->slices[next].kind == NA_SPAN_FREE) {
+    ck_assert_int_lt(b->count, BLOCKERS_MAX);
+    b->p[b->count] = numalloc_malloc((size_t)seg->slices[next].slice_count << NA_SLICE_SHIFT);
+    ck_assert_ptr_nonnull(b->p[b->count++]);
+  }
+}
+
+static void free_blockers(blockers *b) {
+  while (b->count > 0) numalloc_free(b->p[--b->count]);
+}
+
+static size_t span_bytes(void *p) {
+  return (size_t)na_page_of(na_segment_lookup(p), p)->slice_count << NA_SLICE_SHIFT;
+}
+
+/* A large block's usable size is what was asked for. One that moves to grow a second time
+ * gets a span reaching the next power of two, so the next steps stay in place; the room is
+ * not part of the block (nothing touches it), and shrinking gives the slices back. */
+START_TEST(realloc_growth_keeps_room_to_grow_in_place) {
+  char *p = numalloc_malloc(300000);
+  ck_assert_uint_eq(numalloc_usable_size(p), 300000);
+  tu_fill(p, 300000, 7);
+  static blockers taken;
+  block_the_slices_after(p, &taken);
+  char *q = numalloc_realloc(p, 400000); /* the first growth: the size asked for */
+  ck_assert_ptr_ne(q, p);
+  ck_assert_uint_eq(numalloc_usable_size(q), 400000);
+  ck_assert_uint_eq(span_bytes(q), na_align_up(400000, NA_SLICE_SIZE));
+  ck_assert_uint_eq(tu_mismatch(q, 300000, 7), SIZE_MAX);
+  tu_fill(q, 400000, 8);
+  block_the_slices_after(q, &taken);
+  char *r = numalloc_realloc(q, 600000); /* grown before: room up to 1 MiB */
+  ck_assert_ptr_ne(r, q);
+  ck_assert_uint_eq(span_bytes(r), NA_MiB);
+  ck_assert_uint_eq(numalloc_usable_size(r), 600000);
+  ck_assert_uint_eq(tu_mismatch(r, 400000, 8), SIZE_MAX);
+  ck_assert_ptr_eq(numalloc_realloc(r, 900000), r);
+  ck_assert_ptr_eq(numalloc_realloc(r, NA_MiB), r);
+  ck_assert_uint_eq(numalloc_usable_size(r), NA_MiB);
+  ck_assert_ptr_eq(numalloc_realloc(r, 200000), r); /* shrinks in place to four slices */
+  ck_assert_uint_eq(span_bytes(r), 4 * NA_SLICE_SIZE);
+  ck_assert_uint_eq(numalloc_usable_size(r), 200000);
+  ck_assert_uint_eq(tu_mismatch(r, 200000, 8), SIZE_MAX);
+  numalloc_free(r);
+  free_blockers(&taken);
+}
+END_TEST
+
 START_TEST(failed_realloc_leaves_the_block) {
   const size_t sizes[] = {100, 5000, 300000, 40 * NA_MiB};
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
@@ -549,6 +609,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, realloc_keeps_contents_across_kinds);
   tcase_add_test(tc, realloc_within_the_block_stays);
   tcase_add_test(tc, realloc_by_small_steps_leaves_room);
+  tcase_add_test(tc, realloc_growth_keeps_room_to_grow_in_place);
   tcase_add_test(tc, failed_realloc_leaves_the_block);
   tc = unit_tcase(s, "onnode", 20);
   tcase_add_checked_fixture(tc, setup, NULL);
