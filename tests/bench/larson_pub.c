@@ -6,6 +6,7 @@
  * block carries a tag in its first and last words. */
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bench.h"
 
@@ -16,7 +17,7 @@
 #define FULL_GENERATIONS 60
 
 typedef struct lane {
-  bench_block *blocks;
+  _Alignas(64) bench_block *blocks;
   bench_rng rng;
   size_t generation;
   size_t ops_left;
@@ -57,7 +58,8 @@ int main(int argc, char **argv) {
   generations = (ops + OPS_PER_THREAD - 1) / OPS_PER_THREAD;
   size_t total = (size_t)n * BLOCKS;
   bench_block *all = calloc(total, sizeof *all);
-  lane *lanes = calloc((size_t)n, sizeof *lanes);
+  lane *lanes = aligned_alloc(64, (size_t)n * sizeof *lanes); /* a line each: no false sharing */
+  if (lanes != NULL) memset(lanes, 0, (size_t)n * sizeof *lanes);
   if (all == NULL || lanes == NULL) bench_fail("no memory for the arrays");
   bench_rng rng = {4141};
 
