@@ -293,6 +293,8 @@ void *numalloc_realloc(void *p, size_t size) {
     void *q = na_arena_realloc_huge(segment, p, size);
     if (q != NULL) return q;
   }
+  if (page->kind == NA_SPAN_LARGE && (char *)p != (char *)na_page_start(page) + page->block_size)
+    na_fatal("realloc of %p, which is inside a large block, not its start", p);
   /* A large block resized to more than a slice stays in its span. */
   if (page->kind == NA_SPAN_LARGE && size > NA_SLICE_SIZE && resize_large(page, p, size)) return p;
   /* Keep the block when the new size fits and would not waste more than half of it. */

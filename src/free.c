@@ -217,7 +217,10 @@ size_t na_usable_in(na_segment_t *segment, na_page_t *page, const void *p) {
   size_t offset = (size_t)((const char *)p - start);
   switch (page->kind) {
   case NA_SPAN_SMALL: return page->block_size - offset % page->block_size;
-  case NA_SPAN_LARGE: return page->large_size - (offset - page->block_size);
+  case NA_SPAN_LARGE: { /* 0 for a pointer outside the block (room, alignment padding) */
+    size_t into = offset - page->block_size;
+    return into < page->large_size ? page->large_size - into : 0;
+  }
   case NA_SPAN_HUGE: return na_huge_usable(segment, p);
   default: return 0;
   }

@@ -5,6 +5,7 @@
  * and huge and leaving the block alone when it fails, and explicit node placement. */
 #include "unit.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -502,6 +503,15 @@ START_TEST(realloc_growth_keeps_room_to_grow_in_place) {
 }
 END_TEST
 
+/* realloc of a pointer inside a large block (as free of one) is named, never a resize that
+ * would let the block overlap what follows it. */
+START_TEST(realloc_inside_a_large_block_aborts) {
+  char *p = numalloc_malloc(NA_MiB);
+  unit_silence_stderr();
+  numalloc_realloc(p + 4096, 2 * NA_MiB);
+}
+END_TEST
+
 START_TEST(failed_realloc_leaves_the_block) {
   const size_t sizes[] = {100, 5000, 300000, 40 * NA_MiB};
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
@@ -611,6 +621,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, realloc_by_small_steps_leaves_room);
   tcase_add_test(tc, realloc_growth_keeps_room_to_grow_in_place);
   tcase_add_test(tc, failed_realloc_leaves_the_block);
+  tcase_add_test_raise_signal(tc, realloc_inside_a_large_block_aborts, SIGABRT);
   tc = unit_tcase(s, "onnode", 20);
   tcase_add_checked_fixture(tc, setup, NULL);
   tcase_add_test(tc, onnode_places_on_the_node);
