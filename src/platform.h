@@ -32,8 +32,11 @@ bool na_os_bind(void *addr, size_t size, na_bind_mode_t mode, const uint64_t *no
 bool na_os_populate(void *addr, size_t size);
 /* Grows or moves a mapping without copying: to `new_addr` (a reserved range) when not NULL. */
 void *na_os_remap(void *addr, size_t old_size, size_t new_size, void *new_addr);
-/* Asks for transparent huge pages (on) or for none (off), whatever the system default. */
+/* Asks for transparent huge pages (on) or for none (off; only where the system's default
+ * would give them, see na_os_thp_always). */
 bool na_os_advise_huge(void *addr, size_t size, bool on);
+/* True when the kernel's transparent huge pages are "always" (or their mode is unknown). */
+bool na_os_thp_always(void);
 /* The node of each page, or a negative errno value per page (move_pages query mode). */
 bool na_os_page_nodes(void *const *pages, int *nodes, size_t count);
 

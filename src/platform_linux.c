@@ -107,7 +107,23 @@ void *na_os_remap(void *addr, size_t old_size, size_t new_size, void *new_addr) 
   return p == MAP_FAILED ? NULL : p;
 }
 
+/* Refusing huge pages matters only where the kernel hands them out unasked ("always"): under
+ * "madvise" or "never" MADV_NOHUGEPAGE changes nothing and would cost a system call per
+ * segment. The mode is read once; a mode that cannot be read counts as "always". */
+static int thp_always = -1;
+
+bool na_os_thp_always(void) {
+  int known = __atomic_load_n(&thp_always, __ATOMIC_RELAXED);
+  if (known >= 0) return known;
+  char mode[128];
+  long n = na_os_read_file("/sys/kernel/mm/transparent_hugepage/enabled", mode, sizeof mode);
+  known = n <= 0 || strstr(mode, "[always]") != NULL;
+  __atomic_store_n(&thp_always, known, __ATOMIC_RELAXED);
+  return known;
+}
+
 bool na_os_advise_huge(void *addr, size_t size, bool on) {
+  if (!on && !na_os_thp_always()) return true;
   int saved = errno;
   bool ok = madvise(addr, size, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0;
   errno = saved;

@@ -6,6 +6,7 @@
 #include "unit.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -27,6 +28,45 @@ START_TEST(aligned_mappings) {
   ck_assert_ptr_null(na_os_map_aligned(SIZE_MAX - NA_PAGE_SIZE, NA_SEGMENT_SIZE));
   ck_assert_ptr_null(na_os_map_aligned((size_t)1 << 62, NA_SEGMENT_SIZE));
   ck_assert_int_eq(errno, EDOM);
+}
+END_TEST
+
+/* The VmFlags line of the mapping that starts at `p`, from /proc/self/smaps. */
+static bool vm_flags_of(const void *p, char *flags, size_t size) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  if (f == NULL) return false;
+  char line[512], start[32];
+  snprintf(start, sizeof start, "%lx-", (unsigned long)(uintptr_t)p);
+  bool in_mapping = false, found = false;
+  while (!found && fgets(line, sizeof line, f) != NULL) {
+    if (strncmp(line, start, strlen(start)) == 0) in_mapping = true;
+    if (in_mapping && strncmp(line, "VmFlags:", 8) == 0) {
+      snprintf(flags, size, "%s", line + 8);
+      found = true;
+    }
+  }
+  fclose(f);
+  return found;
+}
+
+/* Refusing huge pages is asked of the kernel only under THP "always", where it would give
+ * them unasked (the mapping's flags then say nh); asking for them always reaches it (hg). */
+START_TEST(huge_page_advice_follows_the_thp_mode) {
+  char mode[128] = "";
+  long n = na_os_read_file("/sys/kernel/mm/transparent_hugepage/enabled", mode, sizeof mode);
+  bool always = n <= 0 || strstr(mode, "[always]") != NULL;
+  ck_assert_int_eq(na_os_thp_always(), always);
+  size_t size = 4 * NA_MiB;
+  char *p = na_os_map_aligned(size, 2 * NA_MiB);
+  ck_assert_ptr_nonnull(p);
+  char flags[512];
+  ck_assert(na_os_advise_huge(p, size, false));
+  ck_assert(vm_flags_of(p, flags, sizeof flags));
+  ck_assert_msg((strstr(flags, " nh") != NULL) == always, "THP %s, flags%s", mode, flags);
+  ck_assert(na_os_advise_huge(p, size, true));
+  ck_assert(vm_flags_of(p, flags, sizeof flags));
+  ck_assert_msg(strstr(flags, " hg") != NULL, "flags%s", flags);
+  na_os_unmap(p, size);
 }
 END_TEST
 
@@ -325,6 +365,7 @@ int main(int argc, char **argv) {
   Suite *s = suite_create("platform");
   TCase *tc = unit_tcase(s, "os", 10);
   tcase_add_test(tc, aligned_mappings);
+  tcase_add_test(tc, huge_page_advice_follows_the_thp_mode);
   tcase_add_test(tc, purge_gives_pages_back);
   tcase_add_test(tc, populate_faults_in);
   tcase_add_test(tc, remap_grows_in_place_or_moves);
