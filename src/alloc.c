@@ -89,10 +89,6 @@ static void *alloc_large(int arena_index, size_t size, size_t alignment, bool ze
   return account_large(p, arena_index, actual, size);
 }
 
-void *na_alloc_large(int arena_index, size_t size, size_t alignment, bool zero) {
-  return alloc_large(arena_index, size, alignment, zero, 0);
-}
-
 /* The smallest class that fits `size` and whose blocks all fall on `alignment` (pages
  * start on a slice boundary, so a class that is a multiple of the alignment is aligned). */
 static int aligned_class(size_t size, size_t alignment) {
@@ -155,8 +151,7 @@ static void *alloc_generic(size_t size, size_t alignment, bool zero, int arena_i
   if (arena_index < 0) return alloc_system(size, alignment, zero);
   int size_class = alignment <= NA_MIN_ALIGN ? (size <= NA_SMALL_MAX ? na_size_class(size) : -1)
                                              : aligned_class(size, alignment);
-  if (size_class < 0 || capacity > 0)
-    return alloc_large(arena_index, size, alignment, zero, capacity);
+  if (size_class < 0) return alloc_large(arena_index, size, alignment, zero, capacity);
   return alloc_small(tld, arena_index, size_class, size, zero);
 }
 
@@ -293,16 +288,18 @@ void *numalloc_realloc(void *p, size_t size) {
     void *q = na_arena_realloc_huge(segment, p, size);
     if (q != NULL) return q;
   }
-  if (page->kind == NA_SPAN_LARGE && (char *)p != (char *)na_page_start(page) + page->block_size)
-    na_fatal("realloc of %p, which is inside a large block, not its start", p);
-  /* A large block resized to more than a slice stays in its span. */
-  if (page->kind == NA_SPAN_LARGE && size > NA_SLICE_SIZE && resize_large(page, p, size)) return p;
+  if (page->kind == NA_SPAN_LARGE) {
+    if ((char *)p != (char *)na_page_start(page) + page->block_size)
+      na_fatal("realloc of %p, which is inside a large block, not its start", p);
+    /* resized to more than a slice, it stays in its span */
+    if (size > NA_SLICE_SIZE && resize_large(page, p, size)) return p;
+  }
   /* Keep the block when the new size fits and would not waste more than half of it. */
   if (size <= usable && size >= usable / 2 && page->kind != NA_SPAN_HUGE) return p;
   if (size <= usable && page->kind == NA_SPAN_HUGE && size > NA_LARGE_MAX) return p;
   size_t capacity = growth_capacity(page, usable, size);
-  if (capacity > 0) return realloc_copy(p, usable, size, capacity);
-  return realloc_copy(p, usable, size > usable ? grown_size(usable, size) : size, 0);
+  size_t asked = capacity == 0 && size > usable ? grown_size(usable, size) : size;
+  return realloc_copy(p, usable, asked, capacity);
 }
 
 void *numalloc_reallocarray(void *p, size_t count, size_t size) {

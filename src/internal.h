@@ -402,7 +402,6 @@ size_t na_usable_in(na_segment_t *segment, na_page_t *page, const void *p);
  * NA_ARENA_BY_POLICY for the calling thread's policy (and NUMALLOC_LARGE_POLICY). */
 #define NA_ARENA_BY_POLICY (-1)
 void *na_alloc_generic(size_t size, size_t alignment, bool zero, int arena_index);
-void *na_alloc_large(int arena_index, size_t size, size_t alignment, bool zero);
 
 /* ---- invariant.c -------------------------------------------------------------------- */
 /* NULL when the structure is sound, else a sentence naming what is broken. */
