@@ -10,6 +10,7 @@
 
 na_heap_t na_heap_empty = {
     .direct = {[0 ... NA_DIRECT_COUNT - 1] = &na_page_empty},
+    .direct_bin = {[0 ... NA_DIRECT_COUNT - 1] = &na_heap_empty.bins[0]},
     .current = {[0 ... NA_CLASS_COUNT - 1] = &na_page_empty},
     .arena_index = -1,
 };
@@ -21,6 +22,7 @@ void na_heap_init(na_heap_t *heap, struct na_tld_s *tld, int arena_index) {
   for (int c = 0; c < NA_CLASS_COUNT; c++) heap->current[c] = &na_page_empty;
   heap->tld = tld;
   heap->arena_index = arena_index;
+  na_bins_init(heap);
 }
 
 /* The direct-table slots that map to `size_class`: sizes (prev class, this class]. */
@@ -182,12 +184,13 @@ static void purge_sparse_pages(na_heap_t *heap, bool force) {
 static void page_low_elsewhere(na_heap_t *heap, na_page_t *page);
 static void pool_class(na_heap_t *heap, int size_class);
 
-/* What the owner's allocations and frees change in a class's current page (other threads'
- * frees wait on its thread_free list until the owner takes them in). */
+/* What the owner's allocations and frees change in a class's current page and bin (other
+ * threads' frees wait on its thread_free list until the owner takes them in). */
 static uint32_t class_signature(const na_heap_t *heap, int size_class) {
   const na_page_t *page = heap->current[size_class];
   uint64_t x = (uintptr_t)page ^ ((uintptr_t)page->free << 7) ^ ((uintptr_t)page->local_free << 3) ^
-               ((uint64_t)page->used << 32) ^ page->capacity;
+               ((uint64_t)page->used << 32) ^ page->capacity ^
+               ((uint64_t)heap->bins[size_class].handed << 13);
   return (uint32_t)(x ^ (x >> 32));
 }
 
@@ -240,6 +243,7 @@ void na_heap_pass(na_heap_t *heap) {
   if ((uint32_t)(now - heap->last_pass_ms) < (uint32_t)na_options.purge_delay_ms) return;
   heap->last_pass_ms = now;
   heap->pass++;
+  na_bins_flush(heap);
   tidy_pages(heap, false);
   if (!na_options.background) purge_sparse_pages(heap, false); /* no system call here then */
   na_heap_census(heap);
@@ -248,6 +252,7 @@ void na_heap_pass(na_heap_t *heap) {
 }
 
 void na_heap_collect(na_heap_t *heap) {
+  na_bins_flush(heap);
   tidy_pages(heap, true);
   purge_sparse_pages(heap, true);
 }
@@ -397,6 +402,8 @@ static void pool_class(na_heap_t *heap, int size_class) {
 /* The thread is exiting, or left the heap's node: every page goes back to the arena, or to
  * the node's pool for another heap to adopt when blocks of it are still in use. */
 void na_heap_abandon(na_heap_t *heap, int ran_on) {
+  na_bins_account(heap, ran_on);
+  na_bins_flush(heap);
   na_page_queue_t *lists[NA_CLASS_COUNT + 1];
   for (int c = 0; c < NA_CLASS_COUNT; c++) lists[c] = &heap->queues[c];
   lists[NA_CLASS_COUNT] = &heap->full;
@@ -426,6 +433,8 @@ void na_heap_census(na_heap_t *heap) {
     used += na_page_live_bytes(page);
     touched += na_page_touched_bytes(page);
   }
+  uint64_t kept = na_bins_bytes(heap); /* freed, though their pages count them in use */
+  used = used > kept ? used - kept : 0;
   na_relaxed_store(&heap->held.used_bytes, used);
   na_relaxed_store(&heap->held.touched_bytes, touched);
   heap->census_pages = heap->held.pages;
@@ -433,6 +442,7 @@ void na_heap_census(na_heap_t *heap) {
 
 /* Brings the thread's own counters up to date before a report. */
 void na_heap_account(na_heap_t *heap) {
+  na_bins_account(heap, -1);
   for (int c = 0; c < NA_CLASS_COUNT; c++)
     for (na_page_t *page = heap->queues[c].first; page != NULL; page = page->next)
       na_page_account_partial(page);

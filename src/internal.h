@@ -408,6 +408,7 @@ void *na_alloc_generic(size_t size, size_t alignment, bool zero, int arena_index
 const char *na_check_segment(const na_segment_t *segment);
 const char *na_check_page(const na_page_t *page);
 const char *na_check_heap(const na_heap_t *heap);
+const char *na_check_bins(const na_heap_t *heap);
 /* Aborts naming the problem, when there is one. */
 void na_validate(const char *problem_found);
 
@@ -446,8 +447,24 @@ void na_stats_verify(int arena_index, const void *addr, size_t size);
 void na_stats_merge_thread(struct na_tld_s *tld);
 /* One system call that gave `bytes` of the arena's memory back, counted for the caller. */
 void na_stats_count_purge(int arena_index, size_t bytes);
+/* `count` blocks of `block_size` handed out from the arena's memory by the thread; ran_on is
+ * the node it ran on, or -1 for the node it runs on now. */
+void na_stats_count_handed(struct na_tld_s *tld, int arena_index, uint64_t count, size_t block_size,
+                           int ran_on);
 void na_stats_init(void);
 void na_stats_at_exit(void);
+
+/* ---- bin.c -------------------------------------------------------------------------- */
+void na_bins_init(na_heap_t *heap);
+/* Counts the allocations the bins served since the last count (ran_on as in
+ * na_page_account_partial_on). */
+void na_bins_account(na_heap_t *heap, int ran_on);
+/* Sends every block in the heap's bins back to its page. */
+void na_bins_flush(na_heap_t *heap);
+/* Bytes of the blocks waiting in the heap's bins. */
+uint64_t na_bins_bytes(const na_heap_t *heap);
+/* True when `block` waits in one of the heap's bins. */
+bool na_bins_hold(const na_heap_t *heap, const na_block_t *block);
 
 /* ---- the fast paths (alloc.c, free.c; inlined into the preload's entry points) ----- */
 
@@ -464,7 +481,17 @@ static inline void *na_page_pop(na_page_t *page) {
 static inline void *na_malloc_fast(size_t size) {
   na_heap_t *heap = na_tls_heap;
   if (na_likely(size <= NA_DIRECT_MAX)) {
-    na_page_t *page = heap->direct[(size + 15) >> 4];
+    size_t slot = (size + 15) >> 4;
+    na_bin_t *bin = heap->direct_bin[slot];
+    uint32_t count = bin->count;
+    if (na_likely(count != 0)) {
+      na_block_t *block = bin->slots[--count];
+      bin->count = count;
+      bin->handed++;
+      block->next_encoded = 0; /* no longer looks freed */
+      return block;
+    }
+    na_page_t *page = heap->direct[slot];
     if (na_likely(page->free != NULL)) return na_page_pop(page);
   } else if (size <= NA_SMALL_MAX) {
     na_page_t *page = heap->current[na_size_class(size)];
@@ -500,6 +527,15 @@ static inline void na_free_fast(void *p) {
   if (na_likely(na_relaxed_load(&page->owner) == na_thread_id() && page->flags.value == 0 &&
                 in_page * page->block_magic < page->block_magic &&
                 !na_block_looks_free(page, block))) {
+    na_heap_t *heap = na_tls_heap;
+    na_bin_t *bin = &heap->bins[page->size_class];
+    uint32_t count = bin->count;
+    if (na_likely(tag == heap->bin_tag && count < NA_BIN_SLOTS)) {
+      block->next_encoded = (uintptr_t)block ^ page->key; /* looks freed: a second free is caught */
+      bin->slots[count] = block;
+      bin->count = count + 1;
+      return;
+    }
     na_block_set_next(page, block, page->local_free);
     page->local_free = block;
     if (na_unlikely(--page->used < page->sparse_below)) na_heap_page_low(page->heap, page);

@@ -104,6 +104,41 @@ const char *na_check_heap(const na_heap_t *heap) {
       return VIOLATED("heap %p: class %d allocates from a page that is not its first",
                       (const void *)heap, c);
   }
+  return na_check_bins(heap);
+}
+
+/* A bin of a small class holds freed blocks of its class in its heap's arena, each once; a
+ * bin of a bigger class stays full and is never used. */
+const char *na_check_bins(const na_heap_t *heap) {
+  for (int c = 0; c < NA_CLASS_COUNT; c++) {
+    const na_bin_t *bin = &heap->bins[c];
+    if (c >= NA_BIN_CLASSES) {
+      if (bin->count != NA_BIN_SLOTS && heap != &na_heap_empty)
+        return VIOLATED("heap %p: bin of class %d is in use", (const void *)heap, c);
+      continue;
+    }
+    if (bin->count > NA_BIN_SLOTS)
+      return VIOLATED("heap %p: bin of class %d holds %u blocks", (const void *)heap, c,
+                      bin->count);
+    for (uint32_t i = 0; i < bin->count; i++) {
+      const na_block_t *block = bin->slots[i];
+      na_segment_t *segment = na_segment_lookup(block);
+      if (segment == NULL || segment->arena_index != heap->arena_index)
+        return VIOLATED("heap %p: bin of class %d holds %p, not of its arena", (const void *)heap,
+                        c, (const void *)block);
+      const na_page_t *page = na_page_of(segment, block);
+      if (page->kind != NA_SPAN_SMALL || page->size_class != c)
+        return VIOLATED("heap %p: bin of class %d holds %p, a block of another class",
+                        (const void *)heap, c, (const void *)block);
+      if (!na_block_looks_free(page, block))
+        return VIOLATED("heap %p: bin of class %d holds %p, which is in use", (const void *)heap, c,
+                        (const void *)block);
+      for (uint32_t j = 0; j < i; j++)
+        if (bin->slots[j] == block)
+          return VIOLATED("heap %p: bin of class %d holds %p twice", (const void *)heap, c,
+                          (const void *)block);
+    }
+  }
   return NULL;
 }
 

@@ -90,16 +90,8 @@ size_t na_page_collect_remote(na_page_t *page) {
 static void account_handed(na_page_t *page, uint32_t handed, int ran_on) {
   na_tld_t *tld = page->heap != NULL ? page->heap->tld : NULL;
   if (tld == NULL || handed == 0) return;
-  int arena_index = na_segment_of_aligned(page)->arena_index;
-  na_node_stats_t *stats = &tld->stats[arena_index];
-  stats->alloc_count += handed;
-  stats->alloc_bytes += (int64_t)handed * page->block_size;
-  if (arena_index == NA_INTERLEAVE_ARENA) return; /* spread over nodes: neither */
-  if (ran_on < 0) ran_on = tld->node;
-  if (arena_index == ran_on)
-    stats->local_count += handed;
-  else
-    stats->remote_count += handed;
+  na_stats_count_handed(tld, na_segment_of_aligned(page)->arena_index, handed, page->block_size,
+                        ran_on);
 }
 
 /* Counts what was handed out of `free` so far (a page leaving its heap, or a report). */

@@ -171,9 +171,25 @@ typedef struct na_census_s {
 } na_census_t;
 
 /* A thread's allocation state for one node (or for interleaved spans). */
+/* The blocks of one class the heap's thread freed last, handed out again first (bin.c).
+ * Blocks here still count as used in their pages. */
+#define NA_BIN_CLASSES 20 /* the classes up to NA_DIRECT_MAX */
+#define NA_BIN_SLOTS   15
+typedef struct na_bin_s {
+  uint32_t count;
+  uint32_t handed; /* blocks handed out, ever (wraps) */
+  na_block_t *slots[NA_BIN_SLOTS];
+} na_bin_t;
+
 typedef struct na_heap_s {
   na_page_t *direct[NA_DIRECT_COUNT]; /* (size+15)/16 -> page for that size's class */
-  na_page_t *current[NA_CLASS_COUNT]; /* class -> page to allocate from */
+  /* The segment-map tag of the heap's arena: a free of a block in that arena's segments,
+   * by the thread of the heap, may go to the bins; 0 (the empty heap) takes none. */
+  uint32_t bin_tag;
+  na_bin_t *direct_bin[NA_DIRECT_COUNT]; /* (size+15)/16 -> bin of that size's class */
+  na_bin_t bins[NA_CLASS_COUNT];         /* those of bigger classes stay full: never used */
+  uint32_t bin_counted[NA_BIN_CLASSES];  /* each bin's `handed` when the statistics last counted */
+  na_page_t *current[NA_CLASS_COUNT];    /* class -> page to allocate from */
   na_page_queue_t queues[NA_CLASS_COUNT];
   na_page_queue_t full;
   _Atomic(na_block_t *) delayed_free; /* blocks of full pages freed by other threads */

@@ -20,6 +20,9 @@ static na_page_t *page_of(void *p) {
   return na_page_of(segment, p);
 }
 
+/* Blocks freed last wait in the heap's bins; these tests look at what frees do to pages. */
+static void bins_to_pages(void) { na_bins_flush(na_tls_heap); }
+
 static bool queue_has(const na_page_queue_t *q, const na_page_t *page) {
   for (const na_page_t *p = q->first; p != NULL; p = p->next)
     if (p == page) return true;
@@ -174,10 +177,12 @@ START_TEST(empty_pages_retire_but_current_stays) {
   int c = na_size_class(SIZE);
   na_page_t *old = page_of(first[0]), *current = page_of(next);
   for (size_t i = 0; i < count; i++) numalloc_free(first[i]);
+  bins_to_pages();
   ck_assert(!queue_has(&heap->queues[c], old));
   ck_assert(!queue_has(&heap->full, old));
   ck_assert_int_ne(na_page_of(na_segment_of_aligned(first[0]), first[0])->kind, NA_SPAN_SMALL);
   numalloc_free(next);
+  bins_to_pages();
   ck_assert_int_eq(current->kind, NA_SPAN_SMALL);
   ck_assert_uint_eq(current->used, 0);
   ck_assert_ptr_eq(heap->current[c], current);
@@ -245,6 +250,7 @@ START_TEST(random_frees_leave_one_page) {
     blocks[j] = t;
   }
   for (int i = 0; i < COUNT; i++) numalloc_free(blocks[i]);
+  bins_to_pages();
   na_heap_t *heap = na_tls_heap;
   int c = na_size_class(SIZE);
   size_t pages = 0;
@@ -270,6 +276,7 @@ START_TEST(sparse_page_gives_pages_back) {
   ck_assert_int_eq(unit_resident_pages(start + NA_SLICE_SIZE - NA_PAGE_SIZE, NA_PAGE_SIZE), 1);
   int64_t calls = unit_purge_calls();
   for (size_t i = count - 1; i > 0; i--) numalloc_free(first[i]); /* first[0] stays */
+  bins_to_pages();
   ck_assert_ptr_ne(heap->current[c], old);
   /* the frees made no system call; the heap's passes purge a delay later, not sooner */
   ck_assert_int_eq(unit_purge_calls(), calls);
@@ -355,6 +362,7 @@ START_TEST(a_page_used_between_passes_stays) {
     ck_assert_ptr_eq(page_of(again[i]), page);
   }
   for (size_t i = 0; i <= listed; i++) numalloc_free(again[i]);
+  bins_to_pages();
   ck_assert_uint_eq(page->used, 0);
   na_heap_pass(heap);
   ck_assert_int_eq(page->kind, NA_SPAN_SMALL);

@@ -1,0 +1,57 @@
+/* bin.c: the blocks a heap's thread freed last, kept aside per class and handed out again
+ * first, newest first. A block freed a moment ago is still in the CPU's cache, so the next
+ * allocation of its class writes into it without a miss; a page's own free lists hand out
+ * blocks freed long before. Only blocks of the heap's own arena and the small classes go
+ * there. A bin stays a few blocks deep: when it is full, frees go to the pages as before,
+ * and every heap pass, collection and thread exit send the blocks back to their pages. */
+#include "internal.h"
+
+#include <string.h>
+
+void na_bins_init(na_heap_t *heap) {
+  heap->bin_tag = (uint32_t)heap->arena_index + 1;
+  for (int c = NA_BIN_CLASSES; c < NA_CLASS_COUNT; c++) heap->bins[c].count = NA_BIN_SLOTS;
+  for (int i = 0; i < NA_DIRECT_COUNT; i++)
+    heap->direct_bin[i] = &heap->bins[na_size_class((size_t)i * 16)];
+}
+
+void na_bins_account(na_heap_t *heap, int ran_on) {
+  if (heap->tld == NULL) return;
+  for (int c = 0; c < NA_BIN_CLASSES; c++) {
+    uint32_t handed = heap->bins[c].handed - heap->bin_counted[c];
+    if (handed == 0) continue;
+    na_stats_count_handed(heap->tld, heap->arena_index, handed, na_class_size(c), ran_on);
+    heap->bin_counted[c] = heap->bins[c].handed;
+  }
+}
+
+/* The thread may no longer own the block's page (a heap of the thread on the same node gave
+ * its pages up), so the block takes the whole free path. */
+static void bin_release(na_block_t *block) {
+  block->next_encoded = 0;
+  na_segment_t *segment = na_segment_of_aligned(block);
+  na_free_generic(segment, na_page_of(segment, block), block);
+}
+
+void na_bins_flush(na_heap_t *heap) {
+  na_bins_account(heap, -1);
+  for (int c = 0; c < NA_BIN_CLASSES; c++) {
+    na_bin_t *bin = &heap->bins[c];
+    uint32_t count = bin->count;
+    bin->count = 0;
+    for (uint32_t i = 0; i < count; i++) bin_release(bin->slots[i]);
+  }
+}
+
+uint64_t na_bins_bytes(const na_heap_t *heap) {
+  uint64_t bytes = 0;
+  for (int c = 0; c < NA_BIN_CLASSES; c++) bytes += heap->bins[c].count * na_class_size(c);
+  return bytes;
+}
+
+bool na_bins_hold(const na_heap_t *heap, const na_block_t *block) {
+  for (int c = 0; c < NA_BIN_CLASSES; c++)
+    for (uint32_t i = 0; i < heap->bins[c].count; i++)
+      if (heap->bins[c].slots[i] == block) return true;
+  return false;
+}

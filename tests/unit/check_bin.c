@@ -1,0 +1,187 @@
+/* check_bin.c: the heap's bins (bin.c). The block a thread freed last is the next one its
+ * class hands out, whichever page it is on; a full bin leaves frees to the pages; a bin takes
+ * only blocks of its heap's own arena; a pass, a collection and the thread's exit send the
+ * blocks back to their pages; every allocation from a bin is counted; the invariant check
+ * reads the bins; a second free of a block waiting in a bin is named. */
+#include "unit.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { SIZE = 48 };
+
+static void setup(void) { unit_quiet_purge(); }
+
+static na_page_t *page_of(void *p) {
+  na_segment_t *segment = na_segment_lookup(p);
+  UNIT_REQUIRE(segment != NULL, "%p not owned", p);
+  return na_page_of(segment, p);
+}
+
+static int arena_of(void *p) { return na_segment_lookup(p)->arena_index; }
+
+START_TEST(the_block_freed_last_is_handed_out_next) {
+  void *a = numalloc_malloc(SIZE), *b = numalloc_malloc(SIZE), *c = numalloc_malloc(SIZE);
+  numalloc_free(b);
+  ck_assert_ptr_eq(numalloc_malloc(SIZE), b);
+  numalloc_free(a);
+  numalloc_free(c);
+  ck_assert_ptr_eq(numalloc_malloc(SIZE - 8), c); /* another size of the same class */
+  ck_assert_ptr_eq(numalloc_malloc(SIZE), a);
+  numalloc_free(a);
+  numalloc_free(b);
+  numalloc_free(c);
+}
+END_TEST
+
+/* Blocks of two pages, freed in turn: each comes back newest first, across the pages. */
+START_TEST(a_bin_spans_the_pages_of_its_class) {
+  static void *blocks[8192];
+  size_t n = 0;
+  blocks[n++] = numalloc_malloc(SIZE);
+  na_page_t *first = page_of(blocks[0]);
+  while (page_of(blocks[n - 1]) == first) {
+    UNIT_REQUIRE(n < 8192, "page of %u blocks", first->reserved);
+    blocks[n++] = numalloc_malloc(SIZE);
+  }
+  void *other_page = blocks[n - 1], *this_page = blocks[n / 2];
+  numalloc_free(blocks[0]); /* the first page was full: this brings it back to its queue */
+  blocks[0] = NULL;
+  numalloc_free(this_page);
+  numalloc_free(other_page);
+  ck_assert_ptr_eq(numalloc_malloc(SIZE), other_page);
+  ck_assert_ptr_eq(numalloc_malloc(SIZE), this_page);
+  for (size_t i = 0; i < n; i++) numalloc_free(blocks[i]);
+}
+END_TEST
+
+START_TEST(a_full_bin_leaves_frees_to_the_page) {
+  static void *blocks[NA_BIN_SLOTS + 1];
+  for (int i = 0; i <= NA_BIN_SLOTS; i++) blocks[i] = numalloc_malloc(SIZE);
+  na_page_t *page = page_of(blocks[0]);
+  uint32_t used = page->used;
+  na_bin_t *bin = &na_tls_heap->bins[na_size_class(SIZE)];
+  ck_assert_uint_eq(bin->count, 0);
+  for (int i = 0; i < NA_BIN_SLOTS; i++) numalloc_free(blocks[i]);
+  ck_assert_uint_eq(bin->count, NA_BIN_SLOTS);
+  ck_assert_uint_eq(page->used, used); /* still counted in use by the page */
+  numalloc_free(blocks[NA_BIN_SLOTS]);
+  ck_assert_uint_eq(bin->count, NA_BIN_SLOTS);
+  ck_assert_uint_eq(page->used, used - 1);
+  ck_assert_ptr_eq(page->local_free, blocks[NA_BIN_SLOTS]);
+}
+END_TEST
+
+/* A block of another arena of the same thread (here the interleaved one's heap) goes to its
+ * page when freed: the node's bin never hands out memory of another arena. */
+START_TEST(a_bin_takes_only_blocks_of_its_heaps_arena) {
+  int node = unit_home_node();
+  void *local = numalloc_malloc(SIZE);
+  ck_assert_int_eq(arena_of(local), node);
+  void *spread = na_alloc_generic(SIZE, NA_MIN_ALIGN, false, NA_INTERLEAVE_ARENA);
+  ck_assert_int_eq(arena_of(spread), NA_INTERLEAVE_ARENA);
+  ck_assert_uint_eq(page_of(spread)->owner, page_of(local)->owner); /* the same thread's */
+  numalloc_free(local);
+  numalloc_free(spread);
+  void *again = numalloc_malloc(SIZE), *next = numalloc_malloc(SIZE);
+  ck_assert_ptr_eq(again, local);
+  ck_assert_ptr_ne(next, spread);
+  ck_assert_int_eq(arena_of(next), node);
+  numalloc_free(again);
+  numalloc_free(next);
+}
+END_TEST
+
+START_TEST(a_pass_and_a_collection_empty_the_bins) {
+  void *p = numalloc_malloc(SIZE);
+  na_heap_t *heap = na_tls_heap;
+  na_page_t *page = page_of(p);
+  uint32_t used = page->used;
+  numalloc_free(p);
+  ck_assert_uint_eq(na_bins_bytes(heap), na_class_size(na_size_class(SIZE)));
+  na_options.purge_delay_ms = 0;
+  na_heap_pass(heap);
+  ck_assert_uint_eq(na_bins_bytes(heap), 0);
+  ck_assert_uint_eq(page->used, used - 1);
+  p = numalloc_malloc(SIZE);
+  numalloc_free(p);
+  numalloc_collect();
+  ck_assert_uint_eq(na_bins_bytes(heap), 0);
+}
+END_TEST
+
+/* A thread that exits leaves nothing in its bins: its page goes back empty. */
+static void *free_and_exit(void *arg) {
+  void **out = arg;
+  void *p = numalloc_malloc(SIZE);
+  *out = page_of(p);
+  numalloc_free(p);
+  ck_assert_uint_eq(na_bins_bytes(na_tls_heap), na_class_size(na_size_class(SIZE)));
+  return NULL;
+}
+
+START_TEST(a_thread_exit_empties_its_bins) {
+  void *page = NULL;
+  unit_run_threads(1, free_and_exit, &page, 0);
+  ck_assert_ptr_nonnull(page);
+  ck_assert_int_ne(((na_page_t *)page)->kind, NA_SPAN_SMALL); /* back in the arena */
+}
+END_TEST
+
+START_TEST(allocations_from_a_bin_are_counted) {
+  void *warm = numalloc_malloc(SIZE);
+  na_heap_t *heap = na_tls_heap;
+  int node = unit_home_node();
+  na_heap_account(heap);
+  int64_t before = heap->tld->stats[node].alloc_count;
+  for (int i = 0; i < 1000; i++) numalloc_free(numalloc_malloc(SIZE));
+  na_heap_account(heap);
+  ck_assert_int_eq(heap->tld->stats[node].alloc_count, before + 1000);
+  numalloc_free(warm);
+}
+END_TEST
+
+/* The invariant check sees a bin's contents: a block held twice, or one handed out. */
+START_TEST(the_invariant_check_reads_the_bins) {
+  void *a = numalloc_malloc(SIZE), *b = numalloc_malloc(SIZE);
+  numalloc_free(a);
+  na_heap_t *heap = na_tls_heap;
+  na_bin_t *bin = &heap->bins[na_size_class(SIZE)];
+  ck_assert_ptr_null(na_check_heap(heap));
+  bin->slots[bin->count++] = a;
+  ck_assert_ptr_nonnull(strstr(na_check_bins(heap), "twice"));
+  bin->slots[bin->count - 1] = b;
+  ck_assert_ptr_nonnull(strstr(na_check_bins(heap), "in use"));
+  bin->count--;
+  ck_assert_ptr_null(na_check_heap(heap));
+  numalloc_free(b);
+}
+END_TEST
+
+START_TEST(a_second_free_of_a_block_in_a_bin_aborts) {
+  void *a = numalloc_malloc(SIZE), *b = numalloc_malloc(SIZE);
+  numalloc_free(a);
+  numalloc_free(b); /* a is no longer the newest */
+  unit_silence_stderr();
+  numalloc_free(a);
+}
+END_TEST
+
+int main(int argc, char **argv) {
+  (void)argc;
+  Suite *s = suite_create("bin");
+  TCase *tc = unit_tcase(s, "bin", 10);
+  tcase_add_checked_fixture(tc, setup, NULL);
+  tcase_add_test(tc, the_block_freed_last_is_handed_out_next);
+  tcase_add_test(tc, a_bin_spans_the_pages_of_its_class);
+  tcase_add_test(tc, a_full_bin_leaves_frees_to_the_page);
+  tcase_add_test(tc, a_bin_takes_only_blocks_of_its_heaps_arena);
+  tcase_add_test(tc, a_pass_and_a_collection_empty_the_bins);
+  tcase_add_test(tc, a_thread_exit_empties_its_bins);
+  tcase_add_test(tc, allocations_from_a_bin_are_counted);
+  tcase_add_test(tc, the_invariant_check_reads_the_bins);
+  tcase_add_test_raise_signal(tc, a_second_free_of_a_block_in_a_bin_aborts, SIGABRT);
+  return unit_run(s, argv);
+}
