@@ -1,7 +1,7 @@
-/* alloc.c: the malloc family. The fast path pops the calling thread's current page for the
- * size: one load of the thread's heap, one of the page, one of its free list, one unlikely
- * branch, about a dozen instructions. Everything else tail-calls the one slow path below,
- * na_alloc_generic. Large blocks are spans from the node's arena; huge ones get a segment
+/* alloc.c: the malloc family. The fast path (internal.h) takes the block the calling thread
+ * freed last in the size's class (bin.c), or pops the thread's current page for the size:
+ * about fifteen instructions, no lock, no atomic. Everything else tail-calls the one slow path
+ * below, na_alloc_generic. Large blocks are spans from the node's arena; huge ones get a segment
  * each. */
 #include "internal.h"
 

@@ -476,8 +476,9 @@ static inline void *na_page_pop(na_page_t *page) {
   return block;
 }
 
-/* About a dozen instructions: the thread's heap, the page for the size, pop its list. The
- * empty heap and empty page make a thread's first call fall through to the slow path. */
+/* About fifteen instructions: the thread's heap; up to 1 KiB the top of the class's bin (the
+ * block the thread freed last), else the page for the size, pop its list. The empty heap,
+ * its empty bins and the empty page make a thread's first call fall through to the slow path. */
 static inline void *na_malloc_fast(size_t size) {
   na_heap_t *heap = na_tls_heap;
   if (na_likely(size <= NA_DIRECT_MAX)) {
@@ -508,9 +509,10 @@ static inline bool na_block_looks_free(const na_page_t *page, const na_block_t *
   return ((next ^ (uintptr_t)block) >> NA_SEGMENT_SHIFT) == 0 || next == 0;
 }
 
-/* One map lookup, then for the owning thread a push on its page's list. A pointer that is
- * not the start of a block, or a block that looks freed already, goes to na_free_generic,
- * which names the misuse and aborts. */
+/* One map lookup, then for the owning thread a push on the bin of the block's class when the
+ * block is of its current heap's arena and the bin has room, else on its page's list. A
+ * pointer that is not the start of a block, or a block that looks freed already, goes to
+ * na_free_generic, which names the misuse and aborts. */
 static inline void na_free_fast(void *p) {
   uint8_t tag = na_segmap_tag(p);
   if (na_unlikely((int8_t)tag <= 0)) { /* 0, or NA_SEGMAP_CONT: a huge segment's tail */
