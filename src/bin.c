@@ -1,16 +1,22 @@
 /* bin.c: the blocks a heap's thread freed last, kept aside per class and handed out again
  * first, newest first. A block freed a moment ago is still in the CPU's cache, so the next
  * allocation of its class writes into it without a miss; a page's own free lists hand out
- * blocks freed long before. Only blocks of the heap's own arena and the small classes go
- * there. A bin stays a few blocks deep: when it is full, frees go to the pages as before,
- * and every heap pass, collection and thread exit send the blocks back to their pages. */
+ * blocks freed long before. Only blocks of the heap's own arena and of classes up to
+ * NA_BIN_MAX go there. A bin stays a few blocks deep (15, or about NA_BIN_BYTES of big
+ * blocks): when it is full, frees go to the pages as before, and every heap pass,
+ * collection and thread exit send the blocks back to their pages. */
 #include "internal.h"
 
 #include <string.h>
 
+_Static_assert(NA_BIN_MAX <= NA_SMALL_MAX, "bins hold small blocks");
+
 void na_bins_init(na_heap_t *heap) {
   heap->bin_tag = (uint32_t)heap->arena_index + 1;
-  for (int c = NA_BIN_CLASSES; c < NA_CLASS_COUNT; c++) heap->bins[c].count = NA_BIN_SLOTS;
+  for (int c = 0; c < NA_BIN_CLASSES; c++) {
+    size_t room = NA_BIN_BYTES / na_class_size(c);
+    heap->bins[c].capacity = (uint16_t)(room > NA_BIN_SLOTS ? NA_BIN_SLOTS : room < 1 ? 1 : room);
+  }
   for (int i = 0; i < NA_DIRECT_COUNT; i++)
     heap->direct_bin[i] = &heap->bins[na_size_class((size_t)i * 16)];
 }

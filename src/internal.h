@@ -476,7 +476,14 @@ static inline void *na_page_pop(na_page_t *page) {
   return block;
 }
 
-/* About fifteen instructions: the thread's heap; up to 1 KiB the top of the class's bin (the
+static inline void *na_bin_pop(na_bin_t *bin) {
+  na_block_t *block = bin->slots[--bin->count];
+  bin->handed++;
+  block->next_encoded = 0; /* no longer looks freed */
+  return block;
+}
+
+/* About fifteen instructions: the thread's heap; the top of the size's class's bin (the
  * block the thread freed last), else the page for the size, pop its list. The empty heap,
  * its empty bins and the empty page make a thread's first call fall through to the slow path. */
 static inline void *na_malloc_fast(size_t size) {
@@ -484,18 +491,14 @@ static inline void *na_malloc_fast(size_t size) {
   if (na_likely(size <= NA_DIRECT_MAX)) {
     size_t slot = (size + 15) >> 4;
     na_bin_t *bin = heap->direct_bin[slot];
-    uint32_t count = bin->count;
-    if (na_likely(count != 0)) {
-      na_block_t *block = bin->slots[--count];
-      bin->count = count;
-      bin->handed++;
-      block->next_encoded = 0; /* no longer looks freed */
-      return block;
-    }
+    if (na_likely(bin->count != 0)) return na_bin_pop(bin);
     na_page_t *page = heap->direct[slot];
     if (na_likely(page->free != NULL)) return na_page_pop(page);
   } else if (size <= NA_SMALL_MAX) {
-    na_page_t *page = heap->current[na_size_class(size)];
+    int size_class = na_size_class(size);
+    na_bin_t *bin = &heap->bins[size_class];
+    if (bin->count != 0) return na_bin_pop(bin);
+    na_page_t *page = heap->current[size_class];
     if (na_likely(page->free != NULL)) return na_page_pop(page);
   }
   return na_alloc_generic(size, NA_MIN_ALIGN, false, NA_ARENA_BY_POLICY);
@@ -532,7 +535,7 @@ static inline void na_free_fast(void *p) {
     na_heap_t *heap = na_tls_heap;
     na_bin_t *bin = &heap->bins[page->size_class];
     uint32_t count = bin->count;
-    if (na_likely(tag == heap->bin_tag && count < NA_BIN_SLOTS)) {
+    if (na_likely(tag == heap->bin_tag && count < bin->capacity)) {
       block->next_encoded = (uintptr_t)block ^ page->key; /* looks freed: a second free is caught */
       bin->slots[count] = block;
       bin->count = count + 1;

@@ -112,12 +112,9 @@ const char *na_check_heap(const na_heap_t *heap) {
 const char *na_check_bins(const na_heap_t *heap) {
   for (int c = 0; c < NA_CLASS_COUNT; c++) {
     const na_bin_t *bin = &heap->bins[c];
-    if (c >= NA_BIN_CLASSES) {
-      if (bin->count != NA_BIN_SLOTS && heap != &na_heap_empty)
-        return VIOLATED("heap %p: bin of class %d is in use", (const void *)heap, c);
-      continue;
-    }
-    if (bin->count > NA_BIN_SLOTS)
+    if (c >= NA_BIN_CLASSES && (bin->capacity != 0 || bin->count != 0))
+      return VIOLATED("heap %p: class %d has a bin", (const void *)heap, c);
+    if (bin->count > bin->capacity || bin->capacity > NA_BIN_SLOTS)
       return VIOLATED("heap %p: bin of class %d holds %u blocks", (const void *)heap, c,
                       bin->count);
     for (uint32_t i = 0; i < bin->count; i++) {

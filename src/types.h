@@ -171,13 +171,16 @@ typedef struct na_census_s {
 } na_census_t;
 
 /* A thread's allocation state for one node (or for interleaved spans). */
-/* The blocks of one class the heap's thread freed last, handed out again first (bin.c).
- * Blocks here still count as used in their pages. */
-#define NA_BIN_CLASSES 20 /* the classes up to NA_DIRECT_MAX */
+/* The blocks of one class the heap's thread freed last, handed out again first (bin.c):
+ * up to 15, fewer for classes above 2 KiB. Blocks here still count as used in their pages. */
+#define NA_BIN_MAX     ((size_t)32 * NA_KiB) /* the biggest class with a bin */
+#define NA_BIN_CLASSES 40                    /* the classes up to NA_BIN_MAX */
 #define NA_BIN_SLOTS   15
+#define NA_BIN_BYTES   ((size_t)32 * NA_KiB) /* a bin of big blocks holds about this much */
 typedef struct na_bin_s {
-  uint32_t count;
-  uint32_t handed; /* blocks handed out, ever (wraps) */
+  uint16_t count;
+  uint16_t capacity; /* 0 for the classes without a bin: a free never stops here */
+  uint32_t handed;   /* blocks handed out, ever (wraps) */
   na_block_t *slots[NA_BIN_SLOTS];
 } na_bin_t;
 
@@ -187,7 +190,7 @@ typedef struct na_heap_s {
    * by the thread of the heap, may go to the bins; 0 (the empty heap) takes none. */
   uint32_t bin_tag;
   na_bin_t *direct_bin[NA_DIRECT_COUNT]; /* (size+15)/16 -> bin of that size's class */
-  na_bin_t bins[NA_CLASS_COUNT];         /* those of bigger classes stay full: never used */
+  na_bin_t bins[NA_CLASS_COUNT];         /* those of bigger classes have no room: never used */
   uint32_t bin_counted[NA_BIN_CLASSES];  /* each bin's `handed` when the statistics last counted */
   na_page_t *current[NA_CLASS_COUNT];    /* class -> page to allocate from */
   na_page_queue_t queues[NA_CLASS_COUNT];

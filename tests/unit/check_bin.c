@@ -74,6 +74,25 @@ START_TEST(a_full_bin_leaves_frees_to_the_page) {
 }
 END_TEST
 
+/* Bins of bigger classes hold about NA_BIN_BYTES; classes above NA_BIN_MAX have none. */
+START_TEST(bins_of_big_classes_hold_a_few_blocks) {
+  ck_assert_int_eq(na_size_class(NA_BIN_MAX), NA_BIN_CLASSES - 1);
+  enum { BIG = 16 * 1024 };
+  void *blocks[4];
+  for (int i = 0; i < 4; i++) blocks[i] = numalloc_malloc(BIG);
+  na_bin_t *bin = &na_tls_heap->bins[na_size_class(BIG)];
+  ck_assert_uint_eq(bin->capacity, NA_BIN_BYTES / BIG);
+  for (int i = 0; i < 4; i++) numalloc_free(blocks[i]);
+  ck_assert_uint_eq(bin->count, bin->capacity);
+  ck_assert_ptr_eq(numalloc_malloc(BIG), blocks[bin->capacity - 1]); /* the newest in the bin */
+  void *huge_class = numalloc_malloc(2 * NA_BIN_MAX);
+  na_page_t *page = page_of(huge_class);
+  numalloc_free(huge_class);
+  ck_assert_ptr_eq(page->local_free, huge_class);
+  ck_assert_uint_eq(na_tls_heap->bins[page->size_class].count, 0);
+}
+END_TEST
+
 /* A block of another arena of the same thread (here the interleaved one's heap) goes to its
  * page when freed: the node's bin never hands out memory of another arena. */
 START_TEST(a_bin_takes_only_blocks_of_its_heaps_arena) {
@@ -177,6 +196,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, the_block_freed_last_is_handed_out_next);
   tcase_add_test(tc, a_bin_spans_the_pages_of_its_class);
   tcase_add_test(tc, a_full_bin_leaves_frees_to_the_page);
+  tcase_add_test(tc, bins_of_big_classes_hold_a_few_blocks);
   tcase_add_test(tc, a_bin_takes_only_blocks_of_its_heaps_arena);
   tcase_add_test(tc, a_pass_and_a_collection_empty_the_bins);
   tcase_add_test(tc, a_thread_exit_empties_its_bins);
