@@ -483,10 +483,11 @@ static inline void *na_bin_pop(na_bin_t *bin) {
   return block;
 }
 
-/* About fifteen instructions: the thread's heap; the top of the size's class's bin (the
- * block the thread freed last), else the page for the size, pop its list. The empty heap,
- * its empty bins and the empty page make a thread's first call fall through to the slow path. */
-static inline void *na_malloc_fast(size_t size) {
+/* The fast path's block for `size`, or NULL when only the slow path can serve it: the top
+ * of the size's class's bin (the block the thread freed last), else the page for the size,
+ * pop its list. The empty heap, its empty bins and the empty page make a thread's first call
+ * fail here. */
+static inline void *na_malloc_quick(size_t size) {
   na_heap_t *heap = na_tls_heap;
   if (na_likely(size <= NA_DIRECT_MAX)) {
     size_t slot = (size + 15) >> 4;
@@ -501,6 +502,13 @@ static inline void *na_malloc_fast(size_t size) {
     na_page_t *page = heap->current[size_class];
     if (na_likely(page->free != NULL)) return na_page_pop(page);
   }
+  return NULL;
+}
+
+/* About fifteen instructions, then a tail call to the slow path when they found nothing. */
+static inline void *na_malloc_fast(size_t size) {
+  void *p = na_malloc_quick(size);
+  if (na_likely(p != NULL)) return p;
   return na_alloc_generic(size, NA_MIN_ALIGN, false, NA_ARENA_BY_POLICY);
 }
 

@@ -291,6 +291,21 @@ START_TEST(calloc_in_a_page_with_reused_blocks) {
 }
 END_TEST
 
+/* A small calloc takes the fast path's block, the one freed last, and clears it. */
+START_TEST(calloc_clears_the_block_freed_last) {
+  static const size_t sizes[] = {1, 48, 1000, 1024};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    char *dirty = numalloc_malloc(sizes[i]);
+    memset(dirty, 0xa5, sizes[i]);
+    numalloc_free(dirty);
+    char *p = numalloc_calloc(1, sizes[i]);
+    ck_assert_ptr_eq(p, dirty);
+    ck_assert_uint_eq(tu_nonzero(p, sizes[i]), SIZE_MAX);
+    numalloc_free(p);
+  }
+}
+END_TEST
+
 /* Resident pages of a block past the first 2 MiB of its segment (the header's page may come
  * in as a transparent huge page where THP is "always"). */
 static long resident_after_header(char *p, size_t size) {
@@ -613,6 +628,7 @@ int main(int argc, char **argv) {
   tcase_add_checked_fixture(tc, setup, NULL);
   tcase_add_test(tc, calloc_zeroes_fresh_and_reused_memory);
   tcase_add_test(tc, calloc_in_a_page_with_reused_blocks);
+  tcase_add_test(tc, calloc_clears_the_block_freed_last);
   tcase_add_test(tc, calloc_does_not_touch_fresh_memory);
   tc = unit_tcase(s, "realloc", 20);
   tcase_add_checked_fixture(tc, setup, NULL);
