@@ -176,8 +176,15 @@ void *numalloc_calloc(size_t count, size_t size) {
   return na_alloc_generic(total, NA_MIN_ALIGN, true, NA_ARENA_BY_POLICY);
 }
 
+/* Every block of a class whose size is a multiple of the alignment is aligned (pages start
+ * on a slice boundary), so an aligned small block comes from that class's fast path. */
 static void *alloc_aligned(size_t size, size_t alignment) {
   if (alignment <= NA_MIN_ALIGN) return numalloc_malloc(size);
+  int size_class = aligned_class(size, alignment);
+  if (size_class >= 0) {
+    void *p = na_class_quick(na_tls_heap, size_class);
+    if (na_likely(p != NULL)) return p;
+  }
   return na_alloc_generic(size, alignment, false, NA_ARENA_BY_POLICY);
 }
 

@@ -483,6 +483,15 @@ static inline void *na_bin_pop(na_bin_t *bin) {
   return block;
 }
 
+/* A block of the class from the heap's bin or current page, or NULL. */
+static inline void *na_class_quick(na_heap_t *heap, int size_class) {
+  na_bin_t *bin = &heap->bins[size_class];
+  if (bin->count != 0) return na_bin_pop(bin);
+  na_page_t *page = heap->current[size_class];
+  if (na_likely(page->free != NULL)) return na_page_pop(page);
+  return NULL;
+}
+
 /* The fast path's block for `size`, or NULL when only the slow path can serve it: the top
  * of the size's class's bin (the block the thread freed last), else the page for the size,
  * pop its list. The empty heap, its empty bins and the empty page make a thread's first call
@@ -496,11 +505,7 @@ static inline void *na_malloc_quick(size_t size) {
     na_page_t *page = heap->direct[slot];
     if (na_likely(page->free != NULL)) return na_page_pop(page);
   } else if (size <= NA_SMALL_MAX) {
-    int size_class = na_size_class(size);
-    na_bin_t *bin = &heap->bins[size_class];
-    if (bin->count != 0) return na_bin_pop(bin);
-    na_page_t *page = heap->current[size_class];
-    if (na_likely(page->free != NULL)) return na_page_pop(page);
+    return na_class_quick(heap, na_size_class(size));
   }
   return NULL;
 }

@@ -306,6 +306,23 @@ START_TEST(calloc_clears_the_block_freed_last) {
 }
 END_TEST
 
+/* An aligned small request takes the fast path's block of a class whose blocks are all
+ * aligned: the block freed last, aligned. */
+START_TEST(aligned_requests_take_the_block_freed_last) {
+  static const size_t alignments[] = {32, 64, 256, 4096};
+  for (size_t i = 0; i < sizeof alignments / sizeof alignments[0]; i++) {
+    size_t a = alignments[i];
+    void *p = NULL, *q = NULL;
+    ck_assert_int_eq(numalloc_posix_memalign(&p, a, a / 2 + 1), 0);
+    numalloc_free(p);
+    ck_assert_int_eq(numalloc_posix_memalign(&q, a, a / 2 + 1), 0);
+    ck_assert_ptr_eq(q, p);
+    ck_assert_uint_eq((uintptr_t)q % a, 0);
+    numalloc_free(q);
+  }
+}
+END_TEST
+
 /* Resident pages of a block past the first 2 MiB of its segment (the header's page may come
  * in as a transparent huge page where THP is "always"). */
 static long resident_after_header(char *p, size_t size) {
@@ -629,6 +646,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, calloc_zeroes_fresh_and_reused_memory);
   tcase_add_test(tc, calloc_in_a_page_with_reused_blocks);
   tcase_add_test(tc, calloc_clears_the_block_freed_last);
+  tcase_add_test(tc, aligned_requests_take_the_block_freed_last);
   tcase_add_test(tc, calloc_does_not_touch_fresh_memory);
   tc = unit_tcase(s, "realloc", 20);
   tcase_add_checked_fixture(tc, setup, NULL);
