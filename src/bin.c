@@ -7,15 +7,14 @@
  * collection and thread exit send the blocks back to their pages. */
 #include "internal.h"
 
-#include <string.h>
-
 _Static_assert(NA_BIN_MAX <= NA_SMALL_MAX, "bins hold small blocks");
+_Static_assert(NA_BIN_MAX <= NA_BIN_BYTES, "every bin has room for a block");
 
 void na_bins_init(na_heap_t *heap) {
   heap->bin_tag = (uint32_t)heap->arena_index + 1;
   for (int c = 0; c < NA_BIN_CLASSES; c++) {
-    size_t room = NA_BIN_BYTES / na_class_size(c);
-    heap->bins[c].capacity = (uint16_t)(room > NA_BIN_SLOTS ? NA_BIN_SLOTS : room < 1 ? 1 : room);
+    size_t room = NA_BIN_BYTES / na_class_size(c); /* at least 1: NA_BIN_MAX <= NA_BIN_BYTES */
+    heap->bins[c].capacity = (uint16_t)(room > NA_BIN_SLOTS ? NA_BIN_SLOTS : room);
   }
   for (int i = 0; i < NA_DIRECT_COUNT; i++)
     heap->direct_bin[i] = &heap->bins[na_size_class((size_t)i * 16)];

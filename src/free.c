@@ -7,13 +7,13 @@
 
 #include "access.h"
 
-/* A block that looks freed but is on none of the page's lists waits in another thread's
- * chain of remote frees (or, once in 2^39, holds data that looks like a link). */
+/* A block that looks freed but is neither on the page's lists nor in the thread's bins waits
+ * in another thread's chain of remote frees (or, once in 2^39, holds data that looks like a
+ * link). */
 static void free_local(na_page_t *page, na_block_t *block) {
-  if (na_block_looks_free(page, block) && na_bins_hold(na_tls_heap, block))
-    na_fatal("double free of %p (size class %u)", (void *)block, page->block_size);
   if (na_page_block_is_unlinked(page, block) ||
-      (na_block_looks_free(page, block) && na_page_block_is_free(page, block)))
+      (na_block_looks_free(page, block) &&
+       (na_bins_hold(na_tls_heap, block) || na_page_block_is_free(page, block))))
     na_fatal("double free of %p (size class %u)", (void *)block, page->block_size);
   if (na_block_looks_free(page, block))
     na_fatal("double free of %p (size class %u, freed by another thread too)", (void *)block,

@@ -107,8 +107,8 @@ const char *na_check_heap(const na_heap_t *heap) {
   return na_check_bins(heap);
 }
 
-/* A bin of a small class holds freed blocks of its class in its heap's arena, each once; a
- * bin of a bigger class stays full and is never used. */
+/* A bin holds freed blocks of its class in its heap's arena, each once, no more than its
+ * capacity; classes above NA_BIN_MAX have no room. */
 const char *na_check_bins(const na_heap_t *heap) {
   for (int c = 0; c < NA_CLASS_COUNT; c++) {
     const na_bin_t *bin = &heap->bins[c];

@@ -33,8 +33,6 @@ void na_stats_verify(int arena_index, const void *addr, size_t size) {
   }
 }
 
-/* A thread without a record (exiting, or a background purger) counts straight into the
- * merged totals: rare, and off every fast path. */
 void na_stats_count_handed(na_tld_t *tld, int arena_index, uint64_t count, size_t block_size,
                            int ran_on) {
   na_node_stats_t *stats = &tld->stats[arena_index];
@@ -48,6 +46,8 @@ void na_stats_count_handed(na_tld_t *tld, int arena_index, uint64_t count, size_
     stats->remote_count += count;
 }
 
+/* A thread without a record (exiting, or a background purger) counts straight into the
+ * merged totals: rare, and off every fast path. */
 void na_stats_count_purge(int arena_index, size_t bytes) {
   na_tld_t *tld = na_tld_peek();
   if (tld != NULL) {

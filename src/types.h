@@ -170,7 +170,6 @@ typedef struct na_census_s {
   uint64_t used_bytes;
 } na_census_t;
 
-/* A thread's allocation state for one node (or for interleaved spans). */
 /* The blocks of one class the heap's thread freed last, handed out again first (bin.c):
  * up to 15, fewer for classes above 2 KiB. Blocks here still count as used in their pages. */
 #define NA_BIN_MAX     ((size_t)32 * NA_KiB) /* the biggest class with a bin */
@@ -184,6 +183,7 @@ typedef struct na_bin_s {
   na_block_t *slots[NA_BIN_SLOTS];
 } na_bin_t;
 
+/* A thread's allocation state for one node (or for interleaved spans). */
 typedef struct na_heap_s {
   na_page_t *direct[NA_DIRECT_COUNT]; /* (size+15)/16 -> page for that size's class */
   /* The segment-map tag of the heap's arena: a free of a block in that arena's segments,
