@@ -100,17 +100,16 @@ struct na_segment_s;
 
 /* Descriptor of a span (valid in the span's first slice; the other slices of a span only
  * carry slice_offset back to it). 128 bytes: finding it from an address is a shift, and
- * pages of different threads never share a cache line. The first line holds what the
- * owner's fast paths read and write; the second starts with thread_free, which other
- * threads write, so a remote free does not take the owner's hot line away from it. */
+ * pages of different threads never share a cache line. The first line holds what every
+ * free reads and the owner writes only when the page changes state (carving, filling,
+ * purging, a new owner); the second what the owner's fast paths write and what other
+ * threads push onto. A remote free reads the first line without taking it from the owner,
+ * and the owner's next free or allocation in the page does not wait for it to come back. */
 typedef struct __attribute__((aligned(128))) na_page_s {
-  na_block_t *free;       /* next blocks to hand out (owner only) */
-  na_block_t *local_free; /* blocks the owner freed */
-  uintptr_t key;          /* free-list pointer encoding */
-  uint64_t block_magic;   /* 2^64 / block_size, rounded up: block starts in one multiply */
-  uintptr_t owner;        /* owning thread's identity, 0 when no thread owns it */
-  uint32_t used;          /* blocks handed out and not freed to a list the owner has seen */
-  uint32_t capacity;      /* blocks carved from the page so far */
+  uintptr_t key;        /* free-list pointer encoding */
+  uint64_t block_magic; /* 2^64 / block_size, rounded up: block starts in one multiply */
+  uintptr_t owner;      /* owning thread's identity, 0 when no thread owns it */
+  uint32_t capacity;    /* blocks carved from the page so far */
   uint32_t block_size;
   uint32_t slice_offset; /* bytes back to the span's descriptor */
   union {
@@ -125,25 +124,29 @@ typedef struct __attribute__((aligned(128))) na_page_s {
   uint16_t sparse_below; /* a free that leaves `used` below this calls the heap; 0 never */
   uint8_t kind;
   uint8_t size_class;
+  uint16_t purged;   /* given back while blocks lived: OS pages of a one-slice page, or
+                        blocks of a bigger one (see page.c) */
+  uint16_t idle;     /* blocks of a page of several slices that were free at its last idle
+                        check */
+  uint32_t reserved; /* blocks that fit in the page */
+  uint32_t slice_count;
+  uint32_t sparse_pass;
+  uint32_t large_size; /* large spans: bytes the block may use; the slices after them are room
+                          for it to grow into */
 
-  _Alignas(64) _Atomic(uintptr_t) thread_free; /* blocks other threads freed | na_delay_t */
+  _Alignas(64) na_block_t *free;  /* next blocks to hand out (owner only) */
+  na_block_t *local_free;         /* blocks the owner freed */
+  _Atomic(uintptr_t) thread_free; /* blocks other threads freed | na_delay_t */
   struct na_heap_s *heap;
   struct na_page_s *next;
   struct na_page_s *prev;
-  uint32_t reserved;  /* blocks that fit in the page */
-  uint32_t installed; /* blocks put on `free` by the last refill (statistics) */
-  uint32_t slice_count;
+  uint32_t used;         /* blocks handed out and not freed to a list the owner has seen */
+  uint32_t installed;    /* blocks put on `free` by the last refill (statistics) */
   uint32_t free_stamp;   /* coarse time when a free span was freed, for the purge delay */
-  uint16_t purged;       /* given back while blocks lived: OS pages of a one-slice page, or
-                            blocks of a bigger one (see page.c) */
   uint8_t is_zero;       /* the span's memory is known to be zero (fresh or purged) */
   uint8_t is_dirty;      /* free span whose pages may be resident */
   uint8_t sparse_marked; /* a free left the page sparse in heap pass `sparse_pass` */
   int8_t used_on;        /* first-touch spans: the node of the thread that last used it */
-  uint16_t idle; /* blocks of a page of several slices that were free at its last idle check */
-  uint32_t sparse_pass;
-  uint32_t large_size; /* large spans: bytes the block may use; the slices after them are room
-                          for it to grow into */
 } na_page_t;
 
 typedef struct na_segment_s {
