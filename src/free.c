@@ -218,7 +218,10 @@ size_t na_usable_in(na_segment_t *segment, na_page_t *page, const void *p) {
   char *start = na_page_start(page);
   size_t offset = (size_t)((const char *)p - start);
   switch (page->kind) {
-  case NA_SPAN_SMALL: return page->block_size - offset % page->block_size;
+  case NA_SPAN_SMALL: { /* the block's index by the page's magic, as in block_index */
+    uint64_t index = (uint64_t)(((__uint128_t)offset * page->block_magic) >> 64);
+    return (size_t)(index + 1) * page->block_size - offset;
+  }
   case NA_SPAN_LARGE: { /* 0 for a pointer outside the block (room, alignment padding) */
     size_t into = offset - page->block_size;
     return into < page->large_size ? page->large_size - into : 0;
