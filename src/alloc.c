@@ -146,7 +146,6 @@ static void *alloc_generic(size_t size, size_t alignment, bool zero, int arena_i
     errno = ENOMEM; /* no memory even for the thread's record */
     return NULL;
   }
-  if (na_unlikely(tld->remote_waiting != 0)) na_free_remote_flush(tld);
   if (arena_index == NA_ARENA_BY_POLICY) arena_index = arena_by_policy(tld, size);
   if (arena_index < 0) return alloc_system(size, alignment, zero);
   int size_class = alignment <= NA_MIN_ALIGN ? (size <= NA_SMALL_MAX ? na_size_class(size) : -1)

@@ -241,18 +241,14 @@ typedef struct na_node_stats_s {
 #undef NA_STAT_DECLARE
 } na_node_stats_t;
 
-/* Blocks this thread freed into one page of another thread's, not yet pushed onto the page's
- * thread_free list: a chain linked as that list links them (head first, tail last). Blocks
- * up to NA_REMOTE_BLOCK_MAX bytes only, so what waits stays under 1 MiB per thread. */
-#define NA_REMOTE_SLOTS     4    /* pages with blocks waiting, chosen by the page's address */
-#define NA_REMOTE_BATCH_MAX 16   /* blocks of one page pushed with one atomic operation */
-#define NA_REMOTE_BLOCK_MAX 1024 /* larger blocks are pushed one by one, at once */
-_Static_assert(NA_REMOTE_SLOTS <= 64, "one bit per slot in a 64-bit word");
-typedef struct na_remote_batch_s {
-  struct na_page_s *page; /* the page of the last free through the slot, or NULL */
-  na_block_t *head, *tail;
-  uint32_t count; /* 0: the page's first free went at once, nothing waits */
-} na_remote_batch_t;
+/* Blocks this thread freed into other threads' pages, not yet pushed onto the pages'
+ * thread_free lists: at most NA_REMOTE_WAITING blocks and about NA_REMOTE_BYTES. */
+#define NA_REMOTE_WAITING 256
+#define NA_REMOTE_BYTES   ((size_t)256 << 10)
+typedef struct na_remote_wait_s {
+  na_block_t *block;
+  struct na_page_s *page;
+} na_remote_wait_t;
 
 typedef struct na_tld_s {
   na_heap_t *heaps[NA_ARENA_COUNT]; /* created on first use */
@@ -263,9 +259,10 @@ typedef struct na_tld_s {
   uint32_t rr_turn;
   int node; /* the node of its CPU at its last slow path (statistics: local or remote) */
   struct na_tld_s *next_free; /* pool of exited threads' records */
-  uint64_t remote_waiting;    /* bit per slot of `remote` that holds blocks */
+  uint32_t remote_count;      /* blocks in `remote` */
+  size_t remote_bytes;        /* their sizes */
   bool exiting; /* made after the thread's exit ran: no later exit would push `remote` */
-  na_remote_batch_t remote[NA_REMOTE_SLOTS];
+  na_remote_wait_t remote[NA_REMOTE_WAITING];
   na_node_stats_t stats[NA_ARENA_COUNT];
   struct na_tld_s *next_live, *prev_live; /* all live threads, for statistics on read */
 } na_tld_t;

@@ -429,7 +429,7 @@ typedef struct remote_job_s {
   void **blocks; /* of one page of the main thread's */
   na_page_t *page;
   uint32_t pushed_before, pushed_after; /* on the page's thread_free list */
-  uint32_t waiting_slots;
+  uint32_t waiting;
 } remote_job_t;
 
 static uint32_t pushed(na_page_t *page) { return na_tf_count(atomic_load(&page->thread_free)); }
@@ -439,15 +439,14 @@ static void *free_then_collect(void *arg) {
   numalloc_free(numalloc_malloc(16)); /* the thread's record */
   for (int i = 0; i < WAITING; i++) numalloc_free(job->blocks[i]);
   job->pushed_before = pushed(job->page);
-  job->waiting_slots = (uint32_t)__builtin_popcountll(na_tld_peek()->remote_waiting);
+  job->waiting = na_tld_peek()->remote_count;
   numalloc_collect();
   job->pushed_after = pushed(job->page);
   return NULL;
 }
 
-/* A page's first free goes at once; the frees into it that follow in a row wait in a chain,
- * pushed with one atomic operation at the freeing thread's next slow path (here
- * numalloc_collect). */
+/* Frees into another thread's page wait in the freeing thread and reach the page together,
+ * at the thread's numalloc_collect() here. */
 START_TEST(remote_frees_wait_and_go_together) {
   void *blocks[WAITING];
   for (int i = 0; i < WAITING; i++) blocks[i] = numalloc_malloc(64);
@@ -456,8 +455,8 @@ START_TEST(remote_frees_wait_and_go_together) {
     ck_assert_ptr_eq(na_page_of(na_segment_of_aligned(blocks[i]), blocks[i]), job.page);
   uint32_t used = job.page->used;
   unit_run_threads(1, free_then_collect, &job, 0);
-  ck_assert_uint_eq(job.pushed_before, 1);
-  ck_assert_uint_eq(job.waiting_slots, 1);
+  ck_assert_uint_eq(job.pushed_before, 0);
+  ck_assert_uint_eq(job.waiting, WAITING);
   ck_assert_uint_eq(job.pushed_after, WAITING);
   ck_assert_uint_eq(na_page_collect_remote(job.page), WAITING);
   ck_assert_uint_eq(job.page->used, used - WAITING);
@@ -467,8 +466,8 @@ END_TEST
 typedef struct spread_job_s {
   void **blocks; /* one per page */
   na_page_t **pages;
-  uint32_t pushed[WAITING];
-  uint32_t waiting_slots;
+  uint32_t pushed[WAITING], pushed_after[WAITING];
+  uint32_t waiting;
 } spread_job_t;
 
 static void *free_spread(void *arg) {
@@ -476,12 +475,14 @@ static void *free_spread(void *arg) {
   numalloc_free(numalloc_malloc(16)); /* the thread's record */
   for (int i = 0; i < WAITING; i++) numalloc_free(job->blocks[i]);
   for (int i = 0; i < WAITING; i++) job->pushed[i] = pushed(job->pages[i]);
-  job->waiting_slots = (uint32_t)__builtin_popcountll(na_tld_peek()->remote_waiting);
+  job->waiting = na_tld_peek()->remote_count;
+  numalloc_collect();
+  for (int i = 0; i < WAITING; i++) job->pushed_after[i] = pushed(job->pages[i]);
   return NULL;
 }
 
-/* Frees that go to a different page each time never wait: no chain would form. */
-START_TEST(remote_frees_over_many_pages_go_at_once) {
+/* Frees over many pages wait as well, and each page gets its own block back. */
+START_TEST(remote_frees_over_many_pages_wait_and_reach_each_page) {
   void *blocks[WAITING];
   na_page_t *pages[WAITING];
   for (int i = 0; i < WAITING; i++) {
@@ -490,21 +491,62 @@ START_TEST(remote_frees_over_many_pages_go_at_once) {
     pages[i] = na_page_of(na_segment_of_aligned(blocks[i]), blocks[i]);
     for (int j = 0; j < i; j++) ck_assert_ptr_ne(pages[j], pages[i]);
   }
-  spread_job_t job = {blocks, pages, {0}, 0};
+  spread_job_t job = {blocks, pages, {0}, {0}, 0};
   unit_run_threads(1, free_spread, &job, 0);
-  for (int i = 0; i < WAITING; i++) ck_assert_uint_eq(job.pushed[i], 1);
-  ck_assert_uint_eq(job.waiting_slots, 0);
+  ck_assert_uint_eq(job.waiting, WAITING);
+  for (int i = 0; i < WAITING; i++) {
+    ck_assert_uint_eq(job.pushed[i], 0);
+    ck_assert_uint_eq(job.pushed_after[i], 1);
+  }
 }
 END_TEST
 
-/* Blocks above 1 KiB do not wait: pushed at once, one by one. */
-START_TEST(big_remote_frees_go_at_once) {
-  void *blocks[WAITING];
-  for (int i = 0; i < WAITING; i++) blocks[i] = numalloc_malloc(2048);
-  remote_job_t job = {blocks, na_page_of(na_segment_of_aligned(blocks[0]), blocks[0]), 0, 0, 0};
-  unit_run_threads(1, free_then_collect, &job, 0);
-  ck_assert_uint_eq(job.pushed_before, WAITING);
-  ck_assert_uint_eq(job.waiting_slots, 0);
+typedef struct full_job_s {
+  void **blocks;
+  size_t count;
+  uint32_t waiting_before_last, waiting_after_last;
+} full_job_t;
+
+static void *free_until_full(void *arg) {
+  full_job_t *job = arg;
+  numalloc_free(numalloc_malloc(16)); /* the thread's record */
+  for (size_t i = 0; i + 1 < job->count; i++) numalloc_free(job->blocks[i]);
+  job->waiting_before_last = na_tld_peek()->remote_count;
+  numalloc_free(job->blocks[job->count - 1]);
+  job->waiting_after_last = na_tld_peek()->remote_count;
+  return NULL;
+}
+
+/* At most NA_REMOTE_WAITING blocks wait: the free that fills the list pushes them all, and
+ * every page gets back what was freed into it. */
+START_TEST(remote_frees_go_when_the_list_is_full) {
+  enum { COUNT = NA_REMOTE_WAITING };
+  void **blocks = numalloc_malloc(COUNT * sizeof *blocks);
+  for (int i = 0; i < COUNT; i++) blocks[i] = numalloc_malloc(16 + 16 * (size_t)(i % 40));
+  na_page_t *first = na_page_of(na_segment_of_aligned(blocks[0]), blocks[0]);
+  uint32_t used = first->used;
+  full_job_t job = {blocks, COUNT, 0, 0};
+  unit_run_threads(1, free_until_full, &job, 0);
+  ck_assert_uint_eq(job.waiting_before_last, COUNT - 1);
+  ck_assert_uint_eq(job.waiting_after_last, 0);
+  na_page_collect_remote(first);
+  ck_assert_uint_eq(first->used, used - (COUNT + 39) / 40);
+  numalloc_free(blocks);
+}
+END_TEST
+
+/* Big blocks wait too, until about NA_REMOTE_BYTES wait: the free that reaches it pushes
+ * them all. */
+START_TEST(big_remote_frees_go_when_their_bytes_add_up) {
+  void *blocks[16];
+  size_t block_size = numalloc_usable_size(blocks[0] = numalloc_malloc(32 * NA_KiB));
+  size_t count = (NA_REMOTE_BYTES + block_size - 1) / block_size;
+  ck_assert_uint_le(count, 16);
+  for (size_t i = 1; i < count; i++) blocks[i] = numalloc_malloc(32 * NA_KiB);
+  full_job_t job = {blocks, count, 0, 0};
+  unit_run_threads(1, free_until_full, &job, 0);
+  ck_assert_uint_eq(job.waiting_before_last, count - 1);
+  ck_assert_uint_eq(job.waiting_after_last, 0);
 }
 END_TEST
 
@@ -525,6 +567,22 @@ START_TEST(remote_frees_go_at_exit) {
 }
 END_TEST
 
+static void *free_twice(void *arg) {
+  void *p = arg;
+  numalloc_free(numalloc_malloc(16));
+  numalloc_free(p); /* waits in this thread */
+  numalloc_free(p);
+  return NULL;
+}
+
+/* A second free of a block that waits in the freeing thread is named. */
+START_TEST(second_remote_free_of_a_waiting_block_aborts) {
+  void *p = numalloc_malloc(48);
+  unit_silence_stderr();
+  unit_run_threads(1, free_twice, p, 0);
+}
+END_TEST
+
 static pthread_mutex_t waiter_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t waiter_cond = PTHREAD_COND_INITIALIZER;
 static bool waiter_freed;
@@ -532,8 +590,8 @@ static bool waiter_freed;
 static void *free_and_wait(void *arg) {
   void **pair = arg;
   numalloc_free(numalloc_malloc(16));
-  numalloc_free(pair[0]); /* the page's first free goes at once */
-  numalloc_free(pair[1]); /* the second waits in a chain */
+  numalloc_free(pair[0]); /* both wait in this thread */
+  numalloc_free(pair[1]);
   pthread_mutex_lock(&waiter_lock);
   waiter_freed = true;
   pthread_cond_signal(&waiter_cond);
@@ -553,7 +611,7 @@ START_TEST(double_free_of_a_block_waiting_elsewhere_aborts) {
   pthread_mutex_lock(&waiter_lock);
   while (!waiter_freed) pthread_cond_wait(&waiter_cond, &waiter_lock);
   pthread_mutex_unlock(&waiter_lock);
-  ck_assert_uint_eq(pushed(page), 1); /* the second block is on none of the page's lists */
+  ck_assert_uint_eq(pushed(page), 0); /* the blocks are on none of the page's lists */
   unit_silence_stderr();
   numalloc_free(pair[1]);
 }
@@ -743,9 +801,10 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, blocks_passed_between_threads_keep_their_contents);
   tcase_add_test(tc, owner_reuses_what_others_free);
   tcase_add_test(tc, remote_frees_wait_and_go_together);
-  tcase_add_test(tc, remote_frees_over_many_pages_go_at_once);
+  tcase_add_test(tc, remote_frees_over_many_pages_wait_and_reach_each_page);
+  tcase_add_test(tc, remote_frees_go_when_the_list_is_full);
   tcase_add_test(tc, remote_frees_go_at_exit);
-  tcase_add_test(tc, big_remote_frees_go_at_once);
+  tcase_add_test(tc, big_remote_frees_go_when_their_bytes_add_up);
   tcase_add_test(tc, exiting_thread_returns_its_pages);
   tcase_add_test(tc, blocks_of_exited_thread_stay_valid_and_are_freed_later);
   tcase_add_test(tc, another_thread_adopts_abandoned_pages);
@@ -759,6 +818,7 @@ int main(int argc, char **argv) {
   tcase_add_test_raise_signal(tc, double_free_small_aborts, SIGABRT);
   tcase_add_test_raise_signal(tc, double_free_after_other_frees_aborts, SIGABRT);
   tcase_add_test_raise_signal(tc, double_free_of_a_block_waiting_elsewhere_aborts, SIGABRT);
+  tcase_add_test_raise_signal(tc, second_remote_free_of_a_waiting_block_aborts, SIGABRT);
   tcase_add_test_raise_signal(tc, double_free_large_aborts, SIGABRT);
   tcase_add_test_raise_signal(tc, double_free_huge_aborts, SIGABRT);
   tcase_add_test_raise_signal(tc, free_into_split_free_span_aborts, SIGABRT);
