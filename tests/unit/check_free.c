@@ -114,6 +114,26 @@ static void *pass_blocks(void *arg) {
   return NULL;
 }
 
+/* From any byte of a small block, the usable size is what remains of that block: the
+ * block's index comes from a multiplication by the page's magic, which must agree with a
+ * division at every offset, the last byte of a block and the first of the next included. */
+START_TEST(usable_size_inside_small_blocks_is_what_remains) {
+  for (int c = 0; c < NA_CLASS_COUNT; c++) {
+    size_t size = na_class_size(c);
+    char *p = numalloc_malloc(size);
+    na_segment_t *segment = na_segment_of_aligned(p);
+    na_page_t *page = na_page_of(segment, p);
+    ck_assert_uint_eq(page->block_size, size);
+    size_t start = (size_t)(p - (char *)na_page_start(page)), end = (size_t)page->capacity * size;
+    size_t offsets[] = {0, 1, size / 3, size / 2, size - 1, size, size + 1, 2 * size - 1};
+    for (size_t i = 0; i < sizeof offsets / sizeof offsets[0]; i++)
+      if (start + offsets[i] < end)
+        ck_assert_uint_eq(na_usable_in(segment, page, p + offsets[i]), size - offsets[i] % size);
+    numalloc_free(p);
+  }
+}
+END_TEST
+
 START_TEST(blocks_passed_between_threads_keep_their_contents) {
   int ids[PASS_THREADS];
   for (int i = 0; i < PASS_THREADS; i++) ids[i] = i;
@@ -800,6 +820,7 @@ int main(int argc, char **argv) {
   tcase_add_checked_fixture(tc, setup, NULL);
   tcase_add_test(tc, blocks_passed_between_threads_keep_their_contents);
   tcase_add_test(tc, owner_reuses_what_others_free);
+  tcase_add_test(tc, usable_size_inside_small_blocks_is_what_remains);
   tcase_add_test(tc, remote_frees_wait_and_go_together);
   tcase_add_test(tc, remote_frees_over_many_pages_wait_and_reach_each_page);
   tcase_add_test(tc, remote_frees_go_when_the_list_is_full);
