@@ -1,8 +1,8 @@
 #!/bin/bash
 # vm-timeout-check.sh NUMA_VM: how scripts/numa-vm ends a run that does not finish. A command
-# that hangs is stopped at the timeout, exit 124, with no second boot; a guest that never
-# reaches its command (here a kernel left hanging: panic=0 and no init to run) is booted once
-# more, then the run ends at the timeout with exit 124 too.
+# that hangs is stopped at the timeout, exit 124, with no second boot; a guest that does not
+# reach its command by the boot limit (here a kernel left hanging: panic=0 and no init to run)
+# is booted once more, and when that stalls too the run ends with exit 124.
 set -u
 vm=${1:?usage: vm-timeout-check.sh NUMA_VM}
 err=$(mktemp)
@@ -10,7 +10,8 @@ trap 'rm -f "$err"' EXIT
 fails=0
 retries() { grep -c "booting it once more" "$err"; }
 
-"$vm" --node-cpus 1 --node-mem 256 --timeout 20 -- sleep 600 >/dev/null 2>"$err"
+NUMA_VM_BOOT_LIMIT=15 "$vm" --node-cpus 1 --node-mem 256 --timeout 25 -- sleep 600 \
+  >/dev/null 2>"$err"
 rc=$?
 if [ $rc -ne 124 ] || [ "$(retries)" -ne 0 ]; then
   echo "FAIL: a hanging command: exit $rc, $(retries) second boot(s), want 124 and none"
@@ -20,14 +21,17 @@ else
   echo "ok: a hanging command stops at the timeout, exit 124, booted once"
 fi
 
-NUMA_VM_APPEND="panic=0 rdinit=/nonexistent" "$vm" --node-cpus 1 --node-mem 256 --timeout 8 \
-  -- true >/dev/null 2>"$err"
+start=$SECONDS
+NUMA_VM_APPEND="panic=0 rdinit=/nonexistent" NUMA_VM_BOOT_LIMIT=5 "$vm" --node-cpus 1 \
+  --node-mem 256 --timeout 100 -- true >/dev/null 2>"$err"
 rc=$?
-if [ $rc -ne 124 ] || [ "$(retries)" -ne 1 ]; then
-  echo "FAIL: a stalled boot: exit $rc, $(retries) second boot(s), want 124 and one"
+took=$((SECONDS - start))
+if [ $rc -ne 124 ] || [ "$(retries)" -ne 1 ] || [ $took -ge 60 ]; then
+  echo "FAIL: a stalled boot: exit $rc, $(retries) second boot(s) in $took s, want 124, one,"
+  echo "and two boot limits of 5 s, not the 100 s timeout"
   cat "$err"
   fails=1
 else
-  echo "ok: a stalled boot is booted once more, then ends at the timeout, exit 124"
+  echo "ok: a stalled boot is booted once more after the boot limit, then ends, exit 124 ($took s)"
 fi
 exit $fails
