@@ -106,8 +106,7 @@ void na_free_remote_flush(na_tld_t *tld) {
     unsigned slot = (unsigned)((uintptr_t)page >> NA_DESCRIPTOR_SHIFT) % GROUP_SLOTS;
     remote_group_t *group = &groups[slot];
     if (group->page == NULL) {
-      *group = (remote_group_t){page, block, block, 1};
-      na_block_set_next(page, block, NULL);
+      *group = (remote_group_t){page, block, block, 1}; /* push_chain links the tail */
     } else if (group->page == page) {
       na_block_set_next(page, block, group->head);
       group->head = block;
@@ -130,20 +129,25 @@ void na_free_remote(na_page_t *page, na_block_t *block) {
     push_chain(page, block, block, 1);
     return;
   }
-  block->next_encoded = (uintptr_t)block ^ page->key; /* looks freed: a second free is caught */
+  na_block_mark_freed(page, block);
   tld->remote[tld->remote_count] = (na_remote_wait_t){block, page};
   tld->remote_bytes += page->block_size;
   if (++tld->remote_count == NA_REMOTE_WAITING || tld->remote_bytes >= NA_REMOTE_BYTES)
     na_free_remote_flush(tld);
 }
 
+/* offset * block_magic, block_magic being 2^64 / block_size rounded up: for offsets below
+ * 2^32 (a page spans at most a segment) the high half is the index of the block holding
+ * `offset`, and the low half is below the magic exactly at multiples of the size. Two
+ * multiplications where a division and a remainder took tens of cycles. */
+static inline __uint128_t by_magic(const na_page_t *page, size_t offset) {
+  return (__uint128_t)offset * page->block_magic;
+}
+
 /* The index of the block that starts `offset` bytes into its page, or UINT64_MAX when no
- * block starts there. block_magic is 2^64 / block_size rounded up, so for offsets below 2^32
- * (a page spans at most a segment) the low half of offset * magic is below the magic exactly
- * at multiples of the size, and the high half is the quotient: two multiplications where a
- * division and a remainder took tens of cycles of every free that leaves the fast path. */
+ * block starts there. */
 static inline uint64_t block_index(const na_page_t *page, size_t offset) {
-  __uint128_t product = (__uint128_t)offset * page->block_magic;
+  __uint128_t product = by_magic(page, offset);
   return (uint64_t)product < page->block_magic ? (uint64_t)(product >> 64) : UINT64_MAX;
 }
 _Static_assert(NA_SEGMENT_SIZE <= ((size_t)1 << 32), "block_index needs offsets below 2^32");
@@ -225,8 +229,8 @@ size_t na_usable_in(na_segment_t *segment, na_page_t *page, const void *p) {
   char *start = na_page_start(page);
   size_t offset = (size_t)((const char *)p - start);
   switch (page->kind) {
-  case NA_SPAN_SMALL: { /* the block's index by the page's magic, as in block_index */
-    uint64_t index = (uint64_t)(((__uint128_t)offset * page->block_magic) >> 64);
+  case NA_SPAN_SMALL: {
+    uint64_t index = (uint64_t)(by_magic(page, offset) >> 64);
     return (size_t)(index + 1) * page->block_size - offset;
   }
   case NA_SPAN_LARGE: { /* 0 for a pointer outside the block (room, alignment padding) */

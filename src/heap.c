@@ -244,7 +244,7 @@ void na_heap_pass(na_heap_t *heap) {
   heap->last_pass_ms = now;
   heap->pass++;
   na_bins_flush(heap);
-  if (heap->tld != NULL) na_free_remote_flush(heap->tld); /* waits a purge delay at most */
+  if (heap->tld != NULL) na_free_remote_flush(heap->tld); /* other threads' blocks go home too */
   tidy_pages(heap, false);
   if (!na_options.background) purge_sparse_pages(heap, false); /* no system call here then */
   na_heap_census(heap);

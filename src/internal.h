@@ -525,6 +525,12 @@ static inline bool na_block_looks_free(const na_page_t *page, const na_block_t *
   return ((next ^ (uintptr_t)block) >> NA_SEGMENT_SHIFT) == 0 || next == 0;
 }
 
+/* A block kept aside off the page's lists (in a bin, or waiting to go home) links to itself,
+ * so it looks freed and a second free of it is caught. */
+static inline void na_block_mark_freed(const na_page_t *page, na_block_t *block) {
+  na_block_set_next(page, block, block);
+}
+
 /* One map lookup, then for the owning thread a push on the bin of the block's class when the
  * block is of its current heap's arena and the bin has room, else on its page's list. A
  * pointer that is not the start of a block, or a block that looks freed already, goes to
@@ -549,7 +555,7 @@ static inline void na_free_fast(void *p) {
     na_bin_t *bin = &heap->bins[page->size_class];
     uint32_t count = bin->count;
     if (na_likely(tag == heap->bin_tag && count < bin->capacity)) {
-      block->next_encoded = (uintptr_t)block ^ page->key; /* looks freed: a second free is caught */
+      na_block_mark_freed(page, block);
       bin->slots[count] = block;
       bin->count = count + 1;
       return;
