@@ -10,15 +10,21 @@
 #include <string.h>
 
 static na_arena_t arenas[NA_ARENA_COUNT];
-static pthread_once_t arenas_once = PTHREAD_ONCE_INIT;
 
-static void arenas_init(void) {
-  for (int i = 0; i < NA_ARENA_COUNT; i++) pthread_mutex_init(&arenas[i].lock, NULL);
-}
+/* The locks live apart from the arenas, side by side, a cache line each: fork takes and
+ * releases every one, and each page they are on is then copied in the parent and in the
+ * child, so two pages of locks cost a fork four copies where locks inside the arenas, over
+ * ten pages, cost twenty. */
+static na_lock_slot_t arena_locks[NA_ARENA_COUNT] NA_PAGE_ALIGNED = {
+    [0 ... NA_ARENA_COUNT - 1] = {PTHREAD_MUTEX_INITIALIZER},
+};
 
-na_arena_t *na_arena_at(int index) {
-  pthread_once(&arenas_once, arenas_init);
-  return &arenas[index];
+na_arena_t *na_arena_at(int index) { return &arenas[index]; }
+
+void na_arena_lock(na_arena_t *arena) { pthread_mutex_lock(&arena_locks[arena - arenas].mutex); }
+
+void na_arena_unlock(na_arena_t *arena) {
+  pthread_mutex_unlock(&arena_locks[arena - arenas].mutex);
 }
 
 size_t na_arena_mapped_bytes(int arena_index) {
@@ -67,10 +73,10 @@ static size_t segment_live_bytes(const na_segment_t *segment) {
 
 size_t na_arena_live_bytes(int arena_index) {
   na_arena_t *arena = na_arena_at(arena_index);
-  pthread_mutex_lock(&arena->lock);
+  na_arena_lock(arena);
   size_t live = 0;
   for (na_segment_t *s = arena->segments; s != NULL; s = s->next) live += segment_live_bytes(s);
-  pthread_mutex_unlock(&arena->lock);
+  na_arena_unlock(arena);
   int64_t huge = atomic_load_explicit(&arena->huge_bytes, memory_order_relaxed);
   return live + (huge > 0 ? (size_t)huge : 0);
 }
@@ -221,20 +227,20 @@ static na_segment_t *segment_grow(int arena_index) {
   if (segment == NULL) return NULL;
   na_arena_t *arena = na_arena_at(arena_index);
   na_arena_add_mapped(arena, (int64_t)NA_SEGMENT_SIZE);
-  pthread_mutex_lock(&arena->lock);
+  na_arena_lock(arena);
   segment->free_slices = NA_SLICES_PER_SEGMENT - NA_META_SLICES;
   segment_link(arena, segment);
   na_relaxed_store(&arena->empty_segments, arena->empty_segments + 1);
   na_span_insert(arena, segment, NA_META_SLICES, NA_SLICES_PER_SEGMENT - NA_META_SLICES,
                  (na_span_state_t){.zero = zero, .used_on = -1});
-  pthread_mutex_unlock(&arena->lock);
+  na_arena_unlock(arena);
   return segment;
 }
 
 static na_page_t *alloc_span_on(int arena_index, size_t slices) {
   na_arena_t *arena = na_arena_at(arena_index);
   for (int attempt = 0; attempt < 4; attempt++) {
-    pthread_mutex_lock(&arena->lock);
+    na_arena_lock(arena);
     na_page_t *span = span_find(arena, arena_index, slices);
     if (span != NULL) {
       na_segment_t *segment = na_segment_of_aligned(span);
@@ -242,10 +248,10 @@ static na_page_t *alloc_span_on(int arena_index, size_t slices) {
         na_relaxed_store(&arena->empty_segments, arena->empty_segments - 1);
       span = span_take(arena, span, slices);
       if (na_checks_enabled) na_validate(na_check_segment(segment));
-      pthread_mutex_unlock(&arena->lock);
+      na_arena_unlock(arena);
       return span;
     }
-    pthread_mutex_unlock(&arena->lock);
+    na_arena_unlock(arena);
     if (segment_grow(arena_index) == NULL) return NULL;
   }
   return NULL;
@@ -300,10 +306,10 @@ void na_span_free_locked(na_arena_t *arena, na_page_t *span, uint32_t now) {
 void na_arena_free_span(na_page_t *span) {
   int arena_index = na_segment_of_aligned(span)->arena_index;
   na_arena_t *arena = na_arena_at(arena_index);
-  pthread_mutex_lock(&arena->lock);
+  na_arena_lock(arena);
   na_span_free_locked(arena, span, na_os_clock_ms());
   if (na_checks_enabled) na_validate(na_check_segment(na_segment_of_aligned(span)));
-  pthread_mutex_unlock(&arena->lock);
+  na_arena_unlock(arena);
 }
 
 /* ---- large blocks resized in place ----------------------------------------------------- */
@@ -315,7 +321,7 @@ bool na_arena_grow_span(na_page_t *span, size_t slices) {
   size_t first = (size_t)(span - segment->slices), end = first + span->slice_count;
   size_t need = slices - span->slice_count;
   bool grown = false;
-  pthread_mutex_lock(&arena->lock);
+  na_arena_lock(arena);
   na_page_t *right = end < NA_SLICES_PER_SEGMENT ? &segment->slices[end] : NULL;
   if (right != NULL && na_span_is_free_head(right) && right->slice_count >= need) {
     size_t right_count = right->slice_count;
@@ -328,7 +334,7 @@ bool na_arena_grow_span(na_page_t *span, size_t slices) {
     if (na_checks_enabled) na_validate(na_check_segment(segment));
     grown = true;
   }
-  pthread_mutex_unlock(&arena->lock);
+  na_arena_unlock(arena);
   return grown;
 }
 
@@ -337,20 +343,20 @@ void na_arena_shrink_span(na_page_t *span, size_t slices) {
   na_segment_t *segment = na_segment_of_aligned(span);
   na_arena_t *arena = na_arena_at(segment->arena_index);
   size_t first = (size_t)(span - segment->slices), count = span->slice_count;
-  pthread_mutex_lock(&arena->lock);
+  na_arena_lock(arena);
   na_segment_set_span(segment, first, slices, NA_SPAN_LARGE);
   na_segment_set_span(segment, first + slices, count - slices, NA_SPAN_LARGE);
   na_span_free_locked(arena, &segment->slices[first + slices], na_os_clock_ms());
   if (na_checks_enabled) na_validate(na_check_segment(segment));
-  pthread_mutex_unlock(&arena->lock);
+  na_arena_unlock(arena);
 }
 
 /* ---- fork ------------------------------------------------------------------------------- */
 
 void na_arena_lock_all(void) {
-  for (int i = 0; i < NA_ARENA_COUNT; i++) pthread_mutex_lock(&na_arena_at(i)->lock);
+  for (int i = 0; i < NA_ARENA_COUNT; i++) pthread_mutex_lock(&arena_locks[i].mutex);
 }
 
 void na_arena_unlock_all(void) {
-  for (int i = NA_ARENA_COUNT - 1; i >= 0; i--) pthread_mutex_unlock(&na_arena_at(i)->lock);
+  for (int i = NA_ARENA_COUNT - 1; i >= 0; i--) pthread_mutex_unlock(&arena_locks[i].mutex);
 }

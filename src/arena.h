@@ -8,8 +8,7 @@
 
 #define NA_BIN_COUNT 32 /* free spans binned by size, as size classes of slices */
 
-typedef struct na_arena_s {
-  pthread_mutex_t lock;
+typedef struct na_arena_s { /* guarded by the arena's lock, but for the atomics */
   na_segment_t *segments;
   na_page_queue_t bins[NA_BIN_COUNT];
   size_t empty_segments;
@@ -20,6 +19,8 @@ typedef struct na_arena_s {
 } na_arena_t;
 
 na_arena_t *na_arena_at(int index);
+void na_arena_lock(na_arena_t *arena);
+void na_arena_unlock(na_arena_t *arena);
 void na_arena_add_mapped(na_arena_t *arena, int64_t bytes);
 
 /* What a free span knows about its memory; merging two spans merges their states. */

@@ -17,7 +17,6 @@ na_heap_t na_heap_empty = {
 __thread na_heap_t *na_tls_heap __attribute__((tls_model("initial-exec"))) = &na_heap_empty;
 
 void na_heap_init(na_heap_t *heap, struct na_tld_s *tld, int arena_index) {
-  memset(heap, 0, sizeof *heap);
   for (int i = 0; i < NA_DIRECT_COUNT; i++) heap->direct[i] = &na_page_empty;
   for (int c = 0; c < NA_CLASS_COUNT; c++) heap->current[c] = &na_page_empty;
   heap->tld = tld;

@@ -16,6 +16,12 @@
 #define na_relaxed_store(ptr, value) __atomic_store_n((ptr), (value), __ATOMIC_RELAXED)
 #define na_noinline                  __attribute__((noinline))
 #define na_internal                  __attribute__((visibility("hidden")))
+#define NA_PAGE_ALIGNED              __attribute__((aligned(4096)))
+
+/* A lock alone on its cache line, for tables of locks of different nodes. */
+typedef struct na_lock_slot_s {
+  _Alignas(64) pthread_mutex_t mutex;
+} na_lock_slot_t;
 
 /* Cheap invariants: checked in Debug, stress and fuzz builds (NUMALLOC_CHECKS), compiled
  * out of Release. A failed one aborts with its condition, as heap corruption does. */
@@ -320,6 +326,7 @@ static inline void na_queue_remove(na_page_queue_t *q, na_page_t *page) {
 extern __thread na_heap_t *na_tls_heap __attribute__((tls_model("initial-exec")));
 extern na_heap_t na_heap_empty;
 static inline uintptr_t na_thread_id(void) { return (uintptr_t)__builtin_thread_pointer(); }
+/* `heap` is zeroed memory (fresh metadata, thread.c). */
 void na_heap_init(na_heap_t *heap, struct na_tld_s *tld, int arena_index);
 void na_heap_page_queue_remove(na_heap_t *heap, na_page_t *page);
 void na_heap_page_unfull(na_heap_t *heap, na_page_t *page);

@@ -8,17 +8,22 @@
  * across a system call. */
 #include "internal.h"
 
-typedef struct na_pool_s {
-  pthread_mutex_t lock;
+typedef struct na_pool_s { /* guarded by the pool's lock, but for what is read without it */
   na_page_t *pages[NA_CLASS_COUNT]; /* singly linked; the head is read without the lock */
   uint32_t count;                   /* pages here, and their bytes (statistics) */
   uint64_t bytes;
   uint32_t last_collect_ms;
 } na_pool_t;
 
-static na_pool_t pools[NA_ARENA_COUNT] = {
-    [0 ... NA_ARENA_COUNT - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER},
+static na_pool_t pools[NA_ARENA_COUNT];
+
+/* Side by side, apart from the pools, for fork's sake (see arena.c's locks). */
+static na_lock_slot_t pool_locks[NA_ARENA_COUNT] NA_PAGE_ALIGNED = {
+    [0 ... NA_ARENA_COUNT - 1] = {PTHREAD_MUTEX_INITIALIZER},
 };
+
+static void pool_lock(na_pool_t *pool) { pthread_mutex_lock(&pool_locks[pool - pools].mutex); }
+static void pool_unlock(na_pool_t *pool) { pthread_mutex_unlock(&pool_locks[pool - pools].mutex); }
 
 static int arena_of(const na_page_t *page) { return na_segment_of_aligned(page)->arena_index; }
 
@@ -45,19 +50,19 @@ void na_pool_abandon(na_page_t *pages) {
     pages = page->next;
     na_pool_t *pool = &pools[arena_of(page)];
     if (pool != locked) {
-      if (locked != NULL) pthread_mutex_unlock(&locked->lock);
-      pthread_mutex_lock(&pool->lock);
+      if (locked != NULL) pool_unlock(locked);
+      pool_lock(pool);
       locked = pool;
     }
     push_locked(pool, page);
   }
-  if (locked != NULL) pthread_mutex_unlock(&locked->lock);
+  if (locked != NULL) pool_unlock(locked);
 }
 
 na_page_t *na_pool_adopt(int arena_index, int size_class) {
   na_pool_t *pool = &pools[arena_index];
   if (na_relaxed_load(&pool->pages[size_class]) == NULL) return NULL;
-  pthread_mutex_lock(&pool->lock);
+  pool_lock(pool);
   na_page_t *page = pool->pages[size_class];
   if (page != NULL) {
     na_relaxed_store(&pool->pages[size_class], page->next);
@@ -65,7 +70,7 @@ na_page_t *na_pool_adopt(int arena_index, int size_class) {
     na_relaxed_store(&pool->count, pool->count - 1);
     pool->bytes -= page_bytes(page);
   }
-  pthread_mutex_unlock(&pool->lock);
+  pool_unlock(pool);
   return page;
 }
 
@@ -92,10 +97,10 @@ static na_page_t *take_empty_locked(na_pool_t *pool) {
 }
 
 static void collect(na_pool_t *pool, uint32_t now) {
-  pthread_mutex_lock(&pool->lock);
+  pool_lock(pool);
   na_relaxed_store(&pool->last_collect_ms, now);
   na_page_t *empty = take_empty_locked(pool);
-  pthread_mutex_unlock(&pool->lock);
+  pool_unlock(pool);
   while (empty != NULL) {
     na_page_t *page = empty;
     empty = page->next;
@@ -122,7 +127,7 @@ void na_pool_census(int arena_index, na_census_t *out) {
   na_pool_t *pool = &pools[arena_index];
   *out = (na_census_t){0};
   if (na_relaxed_load(&pool->count) == 0) return;
-  pthread_mutex_lock(&pool->lock);
+  pool_lock(pool);
   out->pages = pool->count;
   out->bytes = pool->bytes;
   for (int c = 0; c < NA_CLASS_COUNT; c++)
@@ -130,13 +135,13 @@ void na_pool_census(int arena_index, na_census_t *out) {
       out->used_bytes += na_page_live_bytes(page);
       out->touched_bytes += na_page_touched_bytes(page);
     }
-  pthread_mutex_unlock(&pool->lock);
+  pool_unlock(pool);
 }
 
 void na_pool_lock_all(void) {
-  for (int i = 0; i < NA_ARENA_COUNT; i++) pthread_mutex_lock(&pools[i].lock);
+  for (int i = 0; i < NA_ARENA_COUNT; i++) pthread_mutex_lock(&pool_locks[i].mutex);
 }
 
 void na_pool_unlock_all(void) {
-  for (int i = NA_ARENA_COUNT - 1; i >= 0; i--) pthread_mutex_unlock(&pools[i].lock);
+  for (int i = NA_ARENA_COUNT - 1; i >= 0; i--) pthread_mutex_unlock(&pool_locks[i].mutex);
 }

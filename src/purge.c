@@ -64,10 +64,10 @@ static void purge_arena(int arena_index, bool force) {
   do {
     batch.count = batch.unmap_count = 0;
     uint32_t now = na_os_clock_ms();
-    pthread_mutex_lock(&arena->lock);
+    na_arena_lock(arena);
     na_relaxed_store(&arena->last_purge_ms, now);
     purge_select(arena, force, now, &batch);
-    pthread_mutex_unlock(&arena->lock);
+    na_arena_unlock(arena);
     for (size_t i = 0; i < batch.count; i++) {
       size_t bytes = batch.spans[i]->slice_count * NA_SLICE_SIZE;
       na_os_purge(na_page_start(batch.spans[i]), bytes);
@@ -79,7 +79,7 @@ static void purge_arena(int arena_index, bool force) {
       na_segment_destroy(batch.unmap[i]);
       na_stats_count_purge(arena_index, bytes);
     }
-    pthread_mutex_lock(&arena->lock);
+    na_arena_lock(arena);
     for (size_t i = 0; i < batch.count; i++) {
       na_page_t *span = batch.spans[i];
       na_segment_t *segment = na_segment_of_aligned(span);
@@ -87,7 +87,7 @@ static void purge_arena(int arena_index, bool force) {
       na_span_insert(arena, segment, (size_t)(span - segment->slices), span->slice_count,
                      (na_span_state_t){.zero = true, .stamp = now, .used_on = -1});
     }
-    pthread_mutex_unlock(&arena->lock);
+    na_arena_unlock(arena);
   } while (batch.count == PURGE_BATCH || batch.unmap_count == PURGE_BATCH);
 }
 

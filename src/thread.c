@@ -20,7 +20,7 @@ static char *meta_cursor[NA_ARENA_COUNT], *meta_end[NA_ARENA_COUNT];
 static pthread_key_t exit_key;
 
 /* Internal metadata, bump-allocated from page-aligned chunks bound to the node whose memory
- * it describes (a heap for node 1 lives on node 1); never returned. */
+ * it describes (a heap for node 1 lives on node 1); never returned, so it comes zeroed. */
 static void *meta_alloc(size_t size, int arena_index) {
   size = na_align_up(size, 64);
   pthread_mutex_lock(&registry_lock);
@@ -63,10 +63,10 @@ static na_tld_t *tld_new(void) {
   pthread_mutex_unlock(&registry_lock);
   if (tld == NULL) {
     tld = meta_alloc(sizeof *tld, na_policy_current_node());
-    if (tld == NULL) return NULL;
-    memset(tld, 0, sizeof *tld);
+    if (tld == NULL) return NULL; /* else all zero, and its pages untouched until used */
+  } else {
+    memset(tld->stats, 0, sizeof tld->stats);
   }
-  memset(tld->stats, 0, sizeof tld->stats);
   tld->exiting = tls_exited;
   tld->policy = na_options.policy;
   tld->bound_node = na_topology.usable_list[0];

@@ -241,7 +241,7 @@ static bool told_above_cap; /* nodes above NA_MAX_NODES are said once per proces
 /* Without a node directory (a kernel without NUMA, or a sandbox that hides it) the machine
  * is one node, as the kernel itself would place memory. `known`: the last reading, or NULL. */
 static void read_machine(na_topology_t *t, const na_topology_t *known) {
-  memset(t, 0, sizeof *t);
+  if (known != NULL) memset(t, 0, sizeof *t); /* the first reading's table is still all zero */
   for (int c = 0; c < CPU_SLOTS; c++) t->cpu_node[c] = -1;
   t->cpu_count = read_list_span("/sys/devices/system/cpu/present");
   uint64_t online = 0;

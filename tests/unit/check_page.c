@@ -15,6 +15,7 @@ static int node;
 static void setup(void) {
   unit_quiet_purge();
   node = unit_home_node();
+  memset(&heap, 0, sizeof heap); /* as fresh metadata is */
   na_heap_init(&heap, NULL, node);
 }
 
