@@ -110,7 +110,7 @@ typedef struct na_topology_s {
   uint64_t usable[1];  /* allowed, with memory, and in NUMALLOC_NODES */
   size_t memory_bytes[NA_MAX_NODES];
   uint8_t distance[NA_MAX_NODES][NA_MAX_NODES];
-  int16_t cpu_node[NA_MAX_CPUS];       /* cpu -> node; -1 unknown */
+  int16_t cpu_node[NA_MAX_CPUS];       /* cpu below cpu_count -> node; -1 unknown */
   int8_t nearest_usable[NA_MAX_NODES]; /* node -> the usable node to allocate for it */
   int8_t fallback_order[NA_MAX_NODES][NA_MAX_NODES]; /* by distance, -1 terminated */
   int usable_list[NA_MAX_NODES];

@@ -128,13 +128,21 @@ typedef struct cpu_visit_s {
   bool as_home; /* their own node (not the stand-in for a node above the cap) */
 } cpu_visit_t;
 
+/* CPUs below `count` are known, as unknown (-1) until a node lists them; the entries above
+ * stay untouched (the table is 16 KiB, and a process that starts writes only what it has). */
+static void cover_cpus(na_topology_t *t, int count) {
+  if (count > CPU_SLOTS) count = CPU_SLOTS;
+  for (int c = t->cpu_count; c < count; c++) t->cpu_node[c] = -1;
+  if (count > t->cpu_count) t->cpu_count = count;
+}
+
 static void add_cpu(long cpu, void *arg) {
   cpu_visit_t *v = arg;
   /* beyond any kernel's CPUs: na_topology_cpu_node gives such a CPU the first usable node */
   if (cpu >= CPU_SLOTS) return;
+  cover_cpus(v->t, (int)cpu + 1);
   v->t->cpu_node[cpu] = (int16_t)v->node;
   if (v->as_home) set_bit(v->t->has_cpus, v->node);
-  if (cpu >= v->t->cpu_count) v->t->cpu_count = (int)cpu + 1;
 }
 
 /* "Node 0 MemTotal:  1234 kB" */
@@ -206,10 +214,10 @@ static bool read_allowed(uint64_t *mask) {
 
 static void read_single_node(na_topology_t *t) {
   t->node_count = 1;
-  t->cpu_count = t->cpu_count > 0 ? t->cpu_count : 1;
+  cover_cpus(t, 1);
   t->has_memory[0] = t->has_cpus[0] = t->allowed[0] = 1;
   t->distance[0][0] = DISTANCE_SELF;
-  for (int c = 0; c < CPU_SLOTS; c++) t->cpu_node[c] = 0;
+  for (int c = 0; c < t->cpu_count; c++) t->cpu_node[c] = 0;
 }
 
 static uint64_t known_online; /* the online nodes of the last reading */
@@ -242,8 +250,7 @@ static bool told_above_cap; /* nodes above NA_MAX_NODES are said once per proces
  * is one node, as the kernel itself would place memory. `known`: the last reading, or NULL. */
 static void read_machine(na_topology_t *t, const na_topology_t *known) {
   if (known != NULL) memset(t, 0, sizeof *t); /* the first reading's table is still all zero */
-  for (int c = 0; c < CPU_SLOTS; c++) t->cpu_node[c] = -1;
-  t->cpu_count = read_list_span("/sys/devices/system/cpu/present");
+  cover_cpus(t, read_list_span("/sys/devices/system/cpu/present"));
   uint64_t online = 0;
   int span = read_list_span(NODE_DIR "online");
   if (span == 0 || !read_node_list(NODE_DIR "online", &online) || online == 0) {
@@ -269,7 +276,7 @@ static void read_machine(na_topology_t *t, const na_topology_t *known) {
   if (!read_allowed(t->allowed)) t->allowed[0] = online;
   if (t->allowed[0] == 0) t->allowed[0] = t->has_memory[0];
   if (span > NA_MAX_NODES) map_nodes_above_cap(t, span, online);
-  if (t->cpu_count == 0) t->cpu_count = 1;
+  cover_cpus(t, 1);
 }
 
 /* ---- publishing a new reading --------------------------------------------------------------
@@ -287,7 +294,8 @@ static void publish_row(int8_t *row, const int8_t *from) {
 
 static void publish(na_topology_t *t, const na_topology_t *n) {
   if (n->node_count < t->node_count) STORE(t->node_count, n->node_count);
-  for (int c = 0; c < CPU_SLOTS; c++) STORE(t->cpu_node[c], n->cpu_node[c]);
+  if (n->cpu_count < t->cpu_count) STORE(t->cpu_count, n->cpu_count);
+  for (int c = 0; c < n->cpu_count; c++) STORE(t->cpu_node[c], n->cpu_node[c]);
   for (int a = 0; a < NA_MAX_NODES; a++) {
     STORE(t->memory_bytes[a], n->memory_bytes[a]);
     for (int b = 0; b < NA_MAX_NODES; b++) STORE(t->distance[a][b], n->distance[a][b]);
@@ -396,7 +404,7 @@ void na_topology_set_root(const char *dir) {
  * the topology was read, gets the first usable node. */
 int na_topology_cpu_node(int cpu) {
   int first = na_relaxed_load(&na_topology.usable_list[0]);
-  if (cpu < 0 || cpu >= CPU_SLOTS) return first;
+  if (cpu < 0 || cpu >= na_relaxed_load(&na_topology.cpu_count) || cpu >= CPU_SLOTS) return first;
   int node = na_relaxed_load(&na_topology.cpu_node[cpu]);
   return node < 0 || node >= NA_MAX_NODES ? first : node;
 }
