@@ -24,9 +24,11 @@ static void before_fork(void) {
   na_thread_lock_all();
   na_pool_lock_all();
   na_arena_lock_all();
+  na_stats_lock(); /* a thread exiting in another thread merges its statistics under it */
 }
 
 static void after_fork_parent(void) {
+  na_stats_unlock();
   na_arena_unlock_all();
   na_pool_unlock_all();
   na_thread_unlock_all();
@@ -37,6 +39,7 @@ static void after_fork_parent(void) {
  * them as the parent does (re-initialising a held mutex is undefined, and ThreadSanitizer
  * reports it). */
 static void after_fork_child(void) {
+  na_stats_unlock();
   na_arena_unlock_all();
   na_purge_after_fork_child();
   na_pool_unlock_all();

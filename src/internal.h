@@ -460,6 +460,9 @@ void na_stats_count_handed(struct na_tld_s *tld, int arena_index, uint64_t count
                            int ran_on);
 void na_stats_init(void);
 void na_stats_at_exit(void);
+/* fork: the lock of the merged totals, taken last (nothing is locked under it). */
+void na_stats_lock(void);
+void na_stats_unlock(void);
 
 /* ---- bin.c -------------------------------------------------------------------------- */
 void na_bins_init(na_heap_t *heap);

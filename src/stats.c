@@ -67,6 +67,9 @@ static void add_stats(na_node_stats_t *into, const na_node_stats_t *from) {
 #undef NA_STAT_ADD
 }
 
+void na_stats_lock(void) { pthread_mutex_lock(&merged_lock); }
+void na_stats_unlock(void) { pthread_mutex_unlock(&merged_lock); }
+
 void na_stats_merge_thread(struct na_tld_s *tld) {
   pthread_mutex_lock(&merged_lock);
   for (int i = 0; i < NA_ARENA_COUNT; i++) add_stats(&merged[i], &tld->stats[i]);

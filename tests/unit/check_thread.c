@@ -1,7 +1,7 @@
 /* check_thread.c: thread records (thread.c). A thread gets its record on first allocation,
  * keeps it, is listed while it lives, and at exit the record goes back to a pool the next
  * thread reuses (records are never freed, so a late remote free can still reach a heap);
- * a child forked while other threads allocate can allocate. */
+ * a child forked while other threads allocate, or exit, can allocate and read statistics. */
 #include "unit.h"
 
 #include <pthread.h>
@@ -148,6 +148,52 @@ START_TEST(fork_while_threads_allocate) {
 }
 END_TEST
 
+/* Threads that come and go: each exit merges the thread's statistics into the totals under
+ * their lock. A fork can land while one holds it; the child must still be able to merge
+ * (its own thread's exit) and read the statistics. */
+static void *short_lived(void *arg) {
+  (void)arg;
+  numalloc_free(numalloc_malloc(64));
+  return NULL;
+}
+
+static void *come_and_go(void *arg) {
+  (void)arg;
+  while (!atomic_load(&stop)) {
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, short_lived, NULL) == 0) pthread_join(thread, NULL);
+  }
+  return NULL;
+}
+
+START_TEST(fork_while_threads_exit) {
+  atomic_store(&stop, false);
+  pthread_t threads[2];
+  for (int i = 0; i < 2; i++)
+    ck_assert_int_eq(pthread_create(&threads[i], NULL, come_and_go, NULL), 0);
+  for (int round = 0; round < 300; round++) {
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+      alarm(5); /* a lock held forever ends the child with SIGALRM */
+      pthread_t thread;
+      int ok = pthread_create(&thread, NULL, short_lived, NULL) == 0;
+      if (ok) pthread_join(thread, NULL);
+      FILE *out = fopen("/dev/null", "w");
+      ok = ok && out != NULL && numalloc_stats_print(out, "json") == 0;
+      if (out != NULL) fclose(out);
+      _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d: status %d", round,
+                  status);
+  }
+  atomic_store(&stop, true);
+  for (int i = 0; i < 2; i++) pthread_join(threads[i], NULL);
+}
+END_TEST
+
 /* A thread the scheduler moved to another node: the heap it left keeps its pages for a
  * short while, so that a thread that comes back finds them, then hands them to the left
  * node's pool. The move is played with the thread's record: the last pick chose the heap of
@@ -223,6 +269,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, live_threads_are_listed);
   tcase_add_test(tc, short_threads_reuse_records);
   tcase_add_test(tc, fork_while_threads_allocate);
+  tcase_add_test(tc, fork_while_threads_exit);
   tcase_add_test(tc, a_heap_left_for_a_while_goes_to_its_pool);
   tcase_add_test(tc, a_thread_that_comes_back_keeps_its_pages);
   tcase_add_test(tc, rr_leaves_no_heap);
