@@ -287,9 +287,15 @@ static const option_t option_table[] = {
 
 #define OPTION_COUNT (sizeof option_table / sizeof option_table[0])
 
-/* "NUMALLOC_" + the option's name. */
+/* "NUMALLOC_" + the option's name. Not snprintf: every process starts here, and printf's
+ * code is pages of the C library a small program otherwise never touches. */
 static const char *env_name(const option_t *o, char *buf, size_t size) {
-  snprintf(buf, size, "NUMALLOC_%s", o->name);
+  static const char prefix[] = "NUMALLOC_";
+  size_t length = strlen(o->name);
+  if (sizeof prefix + length > size) length = size - sizeof prefix;
+  memcpy(buf, prefix, sizeof prefix - 1);
+  memcpy(buf + sizeof prefix - 1, o->name, length);
+  buf[sizeof prefix - 1 + length] = '\0';
   return buf;
 }
 
