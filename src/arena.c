@@ -11,21 +11,43 @@
 
 static na_arena_t arenas[NA_ARENA_COUNT];
 
-/* The locks live apart from the arenas, side by side, a cache line each: fork takes and
- * releases every one, and each page they are on is then copied in the parent and in the
- * child, so two pages of locks cost a fork four copies where locks inside the arenas, over
- * ten pages, cost twenty. */
-static na_lock_slot_t arena_locks[NA_ARENA_COUNT] NA_PAGE_ALIGNED = {
-    [0 ... NA_ARENA_COUNT - 1] = {PTHREAD_MUTEX_INITIALIZER},
+/* The locks live apart from the arenas, side by side, a cache line each, in the order of
+ * na_lock_order after the first-use lock: fork takes and releases them, and each page they
+ * are on is then copied in the parent and in the child. Fork takes the locks of the arenas
+ * in use only (in a process on a small machine, all on the table's first page), and an
+ * arena's first use waits for the first-use lock, which fork holds throughout, so no arena
+ * comes into use between fork's look at the flags and the fork itself. */
+#define FIRST_USE_SLOT 0
+static na_lock_slot_t arena_locks[1 + NA_ARENA_COUNT] NA_PAGE_ALIGNED = {
+    [0 ... NA_ARENA_COUNT] = {PTHREAD_MUTEX_INITIALIZER},
 };
+static _Atomic bool arena_used[NA_ARENA_COUNT];
 
 na_arena_t *na_arena_at(int index) { return &arenas[index]; }
 
-void na_arena_lock(na_arena_t *arena) { pthread_mutex_lock(&arena_locks[arena - arenas].mutex); }
-
-void na_arena_unlock(na_arena_t *arena) {
-  pthread_mutex_unlock(&arena_locks[arena - arenas].mutex);
+static na_noinline void note_first_use(int index) {
+  pthread_mutex_lock(&arena_locks[FIRST_USE_SLOT].mutex);
+  atomic_store_explicit(&arena_used[index], true, memory_order_release);
+  pthread_mutex_unlock(&arena_locks[FIRST_USE_SLOT].mutex);
 }
+
+void na_arena_note_use(int index) {
+  if (!atomic_load_explicit(&arena_used[index], memory_order_acquire)) note_first_use(index);
+}
+
+bool na_arena_in_use(int index) {
+  return atomic_load_explicit(&arena_used[index], memory_order_acquire);
+}
+
+static pthread_mutex_t *lock_of(int index) { return &arena_locks[1 + na_lock_order(index)].mutex; }
+
+void na_arena_lock(na_arena_t *arena) {
+  int index = (int)(arena - arenas);
+  na_arena_note_use(index);
+  pthread_mutex_lock(lock_of(index));
+}
+
+void na_arena_unlock(na_arena_t *arena) { pthread_mutex_unlock(lock_of((int)(arena - arenas))); }
 
 size_t na_arena_mapped_bytes(int arena_index) {
   return atomic_load_explicit(&na_arena_at(arena_index)->mapped_bytes, memory_order_relaxed);
@@ -73,11 +95,12 @@ static size_t segment_live_bytes(const na_segment_t *segment) {
 
 size_t na_arena_live_bytes(int arena_index) {
   na_arena_t *arena = na_arena_at(arena_index);
+  int64_t huge = atomic_load_explicit(&arena->huge_bytes, memory_order_relaxed);
+  if (!na_arena_in_use(arena_index)) return huge > 0 ? (size_t)huge : 0; /* no segment yet */
   na_arena_lock(arena);
   size_t live = 0;
   for (na_segment_t *s = arena->segments; s != NULL; s = s->next) live += segment_live_bytes(s);
   na_arena_unlock(arena);
-  int64_t huge = atomic_load_explicit(&arena->huge_bytes, memory_order_relaxed);
   return live + (huge > 0 ? (size_t)huge : 0);
 }
 
@@ -353,10 +376,15 @@ void na_arena_shrink_span(na_page_t *span, size_t slices) {
 
 /* ---- fork ------------------------------------------------------------------------------- */
 
+void na_arena_hold_first_use(void) { pthread_mutex_lock(&arena_locks[FIRST_USE_SLOT].mutex); }
+void na_arena_release_first_use(void) { pthread_mutex_unlock(&arena_locks[FIRST_USE_SLOT].mutex); }
+
 void na_arena_lock_all(void) {
-  for (int i = 0; i < NA_ARENA_COUNT; i++) pthread_mutex_lock(&arena_locks[i].mutex);
+  for (int i = 0; i < NA_ARENA_COUNT; i++)
+    if (na_arena_in_use(i)) pthread_mutex_lock(lock_of(i));
 }
 
 void na_arena_unlock_all(void) {
-  for (int i = NA_ARENA_COUNT - 1; i >= 0; i--) pthread_mutex_unlock(&arena_locks[i].mutex);
+  for (int i = NA_ARENA_COUNT - 1; i >= 0; i--)
+    if (na_arena_in_use(i)) pthread_mutex_unlock(lock_of(i));
 }

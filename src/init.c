@@ -20,7 +20,8 @@ static __thread bool tls_initializing __attribute__((tls_model("initial-exec")))
 void na_set_system_allocator(const na_system_allocator_t *system) { na_system = *system; }
 
 static void before_fork(void) {
-  na_live_before_fork(); /* first: a publication holds it while it takes the others */
+  na_live_before_fork();     /* first: a publication holds it while it takes the others */
+  na_arena_hold_first_use(); /* the arenas and pools in use stay those until after the fork */
   na_thread_lock_all();
   na_pool_lock_all();
   na_arena_lock_all();
@@ -32,6 +33,7 @@ static void after_fork_parent(void) {
   na_arena_unlock_all();
   na_pool_unlock_all();
   na_thread_unlock_all();
+  na_arena_release_first_use();
   na_live_after_fork_parent();
 }
 
@@ -44,6 +46,7 @@ static void after_fork_child(void) {
   na_purge_after_fork_child();
   na_pool_unlock_all();
   na_thread_after_fork_child();
+  na_arena_release_first_use();
   na_live_after_fork_child();
 }
 

@@ -23,6 +23,12 @@ typedef struct na_lock_slot_s {
   _Alignas(64) pthread_mutex_t mutex;
 } na_lock_slot_t;
 
+/* An arena's place in a table of locks: the interleaved and first-touch arenas first, then
+ * the nodes, so that on a machine of fewer than 60 nodes the locks in use share the first
+ * page of their table. */
+#define na_lock_order(arena_index)                                                                 \
+  ((arena_index) >= NA_MAX_NODES ? (arena_index)-NA_MAX_NODES : (arena_index) + 2)
+
 /* Cheap invariants: checked in Debug, stress and fuzz builds (NUMALLOC_CHECKS), compiled
  * out of Release. A failed one aborts with its condition, as heap corruption does. */
 #ifdef NUMALLOC_CHECKS
@@ -206,8 +212,15 @@ void na_arena_collect(bool force);
 void na_arena_purge_expired(int arena_index);
 /* In a forked child no purging thread survived: the next slow path starts them again. */
 void na_purge_after_fork_child(void);
+/* fork: first hold_first_use (no arena comes into use until release_first_use), then
+ * lock_all takes the locks of the arenas in use, unlock_all releases them. */
+void na_arena_hold_first_use(void);
+void na_arena_release_first_use(void);
 void na_arena_lock_all(void);
 void na_arena_unlock_all(void);
+/* An arena is in use from the first time its lock, or its pool's, is taken. */
+void na_arena_note_use(int arena_index);
+bool na_arena_in_use(int arena_index);
 size_t na_arena_mapped_bytes(int arena_index);
 size_t na_arena_peak_mapped_bytes(int arena_index);
 /* Bytes in blocks handed out and not freed, from the pages' own counts. */

@@ -17,13 +17,23 @@ typedef struct na_pool_s { /* guarded by the pool's lock, but for what is read w
 
 static na_pool_t pools[NA_ARENA_COUNT];
 
-/* Side by side, apart from the pools, for fork's sake (see arena.c's locks). */
+/* Side by side, apart from the pools, and taken by fork for the arenas in use only (see
+ * arena.c's locks). */
 static na_lock_slot_t pool_locks[NA_ARENA_COUNT] NA_PAGE_ALIGNED = {
     [0 ... NA_ARENA_COUNT - 1] = {PTHREAD_MUTEX_INITIALIZER},
 };
 
-static void pool_lock(na_pool_t *pool) { pthread_mutex_lock(&pool_locks[pool - pools].mutex); }
-static void pool_unlock(na_pool_t *pool) { pthread_mutex_unlock(&pool_locks[pool - pools].mutex); }
+static pthread_mutex_t *lock_of(int arena_index) {
+  return &pool_locks[na_lock_order(arena_index)].mutex;
+}
+
+static void pool_lock(na_pool_t *pool) {
+  int arena_index = (int)(pool - pools);
+  na_arena_note_use(arena_index);
+  pthread_mutex_lock(lock_of(arena_index));
+}
+
+static void pool_unlock(na_pool_t *pool) { pthread_mutex_unlock(lock_of((int)(pool - pools))); }
 
 static int arena_of(const na_page_t *page) { return na_segment_of_aligned(page)->arena_index; }
 
@@ -139,9 +149,11 @@ void na_pool_census(int arena_index, na_census_t *out) {
 }
 
 void na_pool_lock_all(void) {
-  for (int i = 0; i < NA_ARENA_COUNT; i++) pthread_mutex_lock(&pool_locks[i].mutex);
+  for (int i = 0; i < NA_ARENA_COUNT; i++)
+    if (na_arena_in_use(i)) pthread_mutex_lock(lock_of(i));
 }
 
 void na_pool_unlock_all(void) {
-  for (int i = NA_ARENA_COUNT - 1; i >= 0; i--) pthread_mutex_unlock(&pool_locks[i].mutex);
+  for (int i = NA_ARENA_COUNT - 1; i >= 0; i--)
+    if (na_arena_in_use(i)) pthread_mutex_unlock(lock_of(i));
 }

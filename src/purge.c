@@ -225,7 +225,10 @@ static void background_start(int arena_index) {
                   (void *)(intptr_t)node);
 }
 
+/* Written only where set: the child copies each page it writes. */
 void na_purge_after_fork_child(void) {
-  atomic_store(&helper_count, 0); /* only the forking thread crossed */
-  for (int n = 0; n < NA_MAX_NODES; n++) atomic_store(&background_running[n], false);
+  if (atomic_load(&helper_count) != 0)
+    atomic_store(&helper_count, 0); /* only this thread crossed */
+  for (int n = 0; n < NA_MAX_NODES; n++)
+    if (atomic_load(&background_running[n])) atomic_store(&background_running[n], false);
 }

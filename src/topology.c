@@ -317,8 +317,11 @@ static void publish(na_topology_t *t, const na_topology_t *n) {
 
 static void derive(na_topology_t *t, bool warn);
 
-/* A child forked while another thread was reading has only the flag left of that reading. */
-static void after_fork_child(void) { atomic_store(&reading, false); }
+/* A child forked while another thread was reading has only the flag left of that reading.
+ * Written only then: the child copies each page it writes. */
+static void after_fork_child(void) {
+  if (atomic_load(&reading)) atomic_store(&reading, false);
+}
 
 /* The first reading fills na_topology before any other thread can look; later ones (the
  * program calls numalloc_collect) are read aside and published, and NUMALLOC_NODES problems,

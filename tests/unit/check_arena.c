@@ -3,13 +3,15 @@
  * large blocks are reused; idle memory goes back to the OS on numalloc_collect or after the
  * purge delay, and empty segments beyond the cache are unmapped; huge blocks grow and shrink
  * in place when they can, move when they must, and keep their contents; a node that cannot
- * give memory falls back per NUMALLOC_FALLBACK; purging never races with freeing. */
+ * give memory falls back per NUMALLOC_FALLBACK; purging never races with freeing; a fork
+ * while an arena comes into use leaves the child able to use it. */
 #include "unit.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -643,6 +645,55 @@ START_TEST(purge_races_with_free) {
 }
 END_TEST
 
+/* ---- fork ----------------------------------------------------------------------------
+ * Fork takes the locks of the arenas in use only. A thread brings an arena into use and takes
+ * its lock over and over while its process forks: the child can use the arena. (The window
+ * where a wrong scheme would leave the lock held in the child, between fork's look at the
+ * arenas and the kernel's copy, is microseconds wide: this checks the scheme's use, and
+ * that being in use is each process's own, more than it can catch that race.) */
+static void *use_interleaved_arena(void *arg) {
+  size_t times = arg != NULL ? *(size_t *)arg : 1;
+  na_page_t *span = NULL;
+  for (size_t i = 0; i < times; i++) {
+    int actual = -1;
+    span = na_arena_alloc_span(NA_INTERLEAVE_ARENA, 1, &actual);
+    if (span == NULL) break;
+    na_arena_free_span(span);
+  }
+  return span;
+}
+
+START_TEST(fork_while_an_arena_comes_into_use) {
+  ck_assert(!na_arena_in_use(NA_INTERLEAVE_ARENA));
+  for (int round = 0; round < 100; round++) {
+    pid_t first = fork();
+    ck_assert_int_ge(first, 0);
+    if (first == 0) {   /* a process where the arena is not in use yet */
+      pthread_t thread; /* its first use, then the arena's lock again and again */
+      static size_t times = 2000;
+      if (pthread_create(&thread, NULL, use_interleaved_arena, &times) != 0) _exit(2);
+      pid_t second = fork();
+      if (second == 0) {
+        alarm(5); /* a lock left held: SIGALRM */
+        _exit(use_interleaved_arena(NULL) != NULL ? 0 : 3);
+      }
+      int status = 0;
+      bool done = second > 0 && waitpid(second, &status, 0) == second;
+      void *span = NULL;
+      pthread_join(thread, &span);
+      _exit(!done ? 4 : WIFSIGNALED(status) ? 5 : span == NULL ? 6 : WEXITSTATUS(status));
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(first, &status, 0), first);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "round %d: status %d (5: hung)",
+                  round, status);
+  }
+  ck_assert(!na_arena_in_use(NA_INTERLEAVE_ARENA)); /* the children's use was theirs */
+  use_interleaved_arena(NULL);
+  ck_assert(na_arena_in_use(NA_INTERLEAVE_ARENA));
+}
+END_TEST
+
 int main(int argc, char **argv) {
   (void)argc;
   Suite *s = suite_create("arena");
@@ -674,5 +725,8 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, huge_realloc_in_place);
   tcase_add_test(tc, huge_realloc_moves_when_blocked);
   tcase_add_test(tc, realloc_between_large_and_huge_keeps_contents);
+  tc = unit_tcase(s, "fork", 60);
+  tcase_add_checked_fixture(tc, setup, NULL);
+  tcase_add_test(tc, fork_while_an_arena_comes_into_use);
   return unit_run(s, argv);
 }
