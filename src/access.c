@@ -8,17 +8,29 @@
 
 #include <errno.h>
 
-static int refused[NA_CALL_COUNT]; /* errno, or 0: written by any thread, relaxed */
+/* errno, 0 when permitted, NOT_ASKED until the first time it matters: a process that never
+ * checks a page nor fails a binding never asks (six system calls at every start otherwise).
+ * Written by any thread, relaxed: two that ask at once store the same answer. */
+#define NOT_ASKED (-1)
+static int refused[NA_CALL_COUNT] = {[0 ... NA_CALL_COUNT - 1] = NOT_ASKED};
 static _Atomic bool refusal_said;
 static _Atomic uint64_t failure_said; /* nodes whose failed binding was reported */
 static _Atomic bool interleave_failure_said;
 static _Atomic long bind_failures;
 
-static int refusal(na_numa_call_t call) { return na_relaxed_load(&refused[call]); }
+static int refusal(na_numa_call_t call) {
+  int error = na_relaxed_load(&refused[call]);
+  if (error == NOT_ASKED) {
+    error = na_os_numa_call_error(call);
+    na_relaxed_store(&refused[call], error);
+  }
+  return error;
+}
 
 /* Asks again whether `call` is refused and remembers it if so. */
 static int probe(na_numa_call_t call) {
-  int error = refusal(call);
+  int error = na_relaxed_load(&refused[call]);
+  if (error == NOT_ASKED) return refusal(call);
   if (error == 0) {
     error = na_os_numa_call_error(call);
     if (error != 0) na_relaxed_store(&refused[call], error);
@@ -41,8 +53,6 @@ static void say_bind_refused(void) {
 }
 
 void na_access_init(void) {
-  for (int call = 0; call < NA_CALL_COUNT; call++)
-    na_relaxed_store(&refused[call], na_os_numa_call_error((na_numa_call_t)call));
   if (na_options.fallback == NA_FALLBACK_NONE && na_access_check() == NA_CHECK_NONE &&
       na_options.policy != NUMALLOC_POLICY_SYSTEM)
     na_warning("NUMALLOC_FALLBACK=none: move_pages and get_mempolicy refused (%s), so numalloc "

@@ -1,7 +1,8 @@
 /* access.h: what the kernel lets this process do about placement (access.c). A container's
- * seccomp profile may refuse the NUMA system calls; numalloc asks once at start which are
- * permitted, checks placement with whatever is, says once what it cannot do, and lets the
- * statistics report it instead of claiming placement nobody enforced or checked. */
+ * seccomp profile may refuse the NUMA system calls; numalloc asks once, the first time it
+ * matters, which are permitted, checks placement with whatever is, says once what it cannot
+ * do, and lets the statistics report it instead of claiming placement nobody enforced or
+ * checked. */
 #ifndef NUMALLOC_ACCESS_H
 #define NUMALLOC_ACCESS_H
 
@@ -22,9 +23,9 @@ typedef struct na_access_report_s {
   na_check_t check;
 } na_access_report_t;
 
-/* Asks the kernel which calls it permits; after the topology is read. A refused mbind is said
- * when a binding fails (na_access_bind_failed), so only a process that has memory to bind
- * says it; a strict fallback that cannot be checked is said here. */
+/* After the topology is read: a strict fallback that cannot be checked is said here (which
+ * asks the kernel about the checking calls). A refused mbind is said when a binding fails
+ * (na_access_bind_failed), so only a process that has memory to bind says it. */
 void na_access_init(void);
 /* NUMALLOC_VERBOSE: one line naming each call and whether it is permitted. */
 void na_access_print(void);

@@ -96,10 +96,12 @@ static bool read_node_list(const char *path, uint64_t *mask) {
   return read_text(path) >= 0 && list_each(text, add_node, mask);
 }
 
-/* The highest id in a list file plus one, or 0 when it cannot be read. */
-static int read_list_span(const char *path) {
+/* The highest id in a list file plus one, or 0 when it cannot be read; the ids below
+ * NA_MAX_NODES into `mask` when it is not NULL. */
+static int read_list_span(const char *path, uint64_t *mask) {
   highest_t h = {-1};
   if (read_text(path) < 0 || !list_each(text, note_highest, &h)) return 0;
+  if (mask != NULL && !list_each(text, add_node, mask)) return 0;
   return h.id < 0 ? 0 : (int)(h.id < 1 << 20 ? h.id + 1 : 1 << 20);
 }
 
@@ -250,11 +252,18 @@ static bool told_above_cap; /* nodes above NA_MAX_NODES are said once per proces
  * is one node, as the kernel itself would place memory. `known`: the last reading, or NULL. */
 static void read_machine(na_topology_t *t, const na_topology_t *known) {
   if (known != NULL) memset(t, 0, sizeof *t); /* the first reading's table is still all zero */
-  cover_cpus(t, read_list_span("/sys/devices/system/cpu/present"));
+  cover_cpus(t, read_list_span("/sys/devices/system/cpu/present", NULL));
   uint64_t online = 0;
-  int span = read_list_span(NODE_DIR "online");
-  if (span == 0 || !read_node_list(NODE_DIR "online", &online) || online == 0) {
+  int span = read_list_span(NODE_DIR "online", &online);
+  if (span == 0 || online == 0) {
     read_single_node(t);
+    return;
+  }
+  if (span == 1) {
+    /* Node 0 alone: it has every CPU and all the memory, and any cpuset holds it. Every
+     * process starts here, so the files that would say so go unread; but its size. */
+    read_single_node(t);
+    t->memory_bytes[0] = read_memory(0);
     return;
   }
   if (span > NA_MAX_NODES && !told_above_cap) {

@@ -527,6 +527,24 @@ START_TEST(sub_numa_machine_read_from_sysfs) {
 }
 END_TEST
 
+/* One node: what the short reading of a one-node machine gives (its CPU, distance and
+ * memory files unread but the size) equals a full reading's. */
+static int node_zero(int cpu) {
+  (void)cpu;
+  return 0;
+}
+static int self_distance(int a, int b) { return a == b ? 10 : 20; }
+
+START_TEST(one_node_machine_read_from_sysfs) {
+  const fake_machine_t m = {1, NULL, 12, node_zero, self_distance, all_memory};
+  read_quietly(&m);
+  big_make(1, 12, 0x1, node_zero, self_distance);
+  na_topology_derive(&topo);
+  expect_read_as_built();
+  ck_assert_uint_eq(na_topology.memory_bytes[0], (size_t)1 << 30);
+}
+END_TEST
+
 static bool cpu_nodes_have_memory_too(int node) { return node < CXL_NODES; }
 
 START_TEST(cxl_machine_read_from_sysfs) {
@@ -758,6 +776,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, reading_again_is_quiet);
   tcase_add_test(tc, lookups_during_reading_again);
   tc = unit_tcase(s, "synthetic sysfs", 30);
+  tcase_add_test(tc, one_node_machine_read_from_sysfs);
   tcase_add_test(tc, sub_numa_machine_read_from_sysfs);
   tcase_add_test(tc, cxl_machine_read_from_sysfs);
   tcase_add_test(tc, nodes_past_the_cap_map_to_the_nearest);
