@@ -178,7 +178,7 @@ typedef struct na_census_s {
 #define NA_BIN_MAX     ((size_t)32 * NA_KiB) /* the biggest class with a bin */
 #define NA_BIN_CLASSES 40                    /* the classes up to NA_BIN_MAX */
 #define NA_BIN_SLOTS   15
-#define NA_BIN_BYTES   ((size_t)32 * NA_KiB) /* a bin of big blocks holds about this much */
+#define NA_BIN_BYTES   ((size_t)256 * NA_KiB) /* a bin of big blocks holds about this much */
 typedef struct na_bin_s {
   uint16_t count;
   uint16_t capacity; /* 0 for the classes without a bin: a free never stops here */
