@@ -113,8 +113,11 @@ void *na_os_remap(void *addr, size_t old_size, size_t new_size, void *new_addr) 
 
 /* Refusing huge pages matters only where the kernel hands them out unasked ("always"): under
  * "madvise" or "never" MADV_NOHUGEPAGE changes nothing and would cost a system call per
- * segment. The mode is read once; a mode that cannot be read counts as "always". */
+ * segment. The mode is read once, at the second refusal: the first is one madvise, where
+ * reading the file takes four calls, and most processes map one segment. A mode that cannot
+ * be read counts as "always". */
 static int thp_always = -1;
+static _Atomic int refusals;
 
 bool na_os_thp_always(void) {
   int known = __atomic_load_n(&thp_always, __ATOMIC_RELAXED);
@@ -127,7 +130,9 @@ bool na_os_thp_always(void) {
 }
 
 bool na_os_advise_huge(void *addr, size_t size, bool on) {
-  if (!on && !na_os_thp_always()) return true;
+  if (!on && atomic_fetch_add_explicit(&refusals, 1, memory_order_relaxed) > 0 &&
+      !na_os_thp_always())
+    return true;
   int saved = errno;
   bool ok = madvise(addr, size, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0;
   errno = saved;
