@@ -8,6 +8,7 @@
 #include "unit.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -651,15 +652,17 @@ END_TEST
  * where a wrong scheme would leave the lock held in the child, between fork's look at the
  * arenas and the kernel's copy, is microseconds wide: this checks the scheme's use, and
  * that being in use is each process's own, more than it can catch that race.) */
+static _Atomic bool keep_using;
+
+/* Once, or while keep_using when `arg` is not NULL. */
 static void *use_interleaved_arena(void *arg) {
-  size_t times = arg != NULL ? *(size_t *)arg : 1;
   na_page_t *span = NULL;
-  for (size_t i = 0; i < times; i++) {
+  do {
     int actual = -1;
     span = na_arena_alloc_span(NA_INTERLEAVE_ARENA, 1, &actual);
     if (span == NULL) break;
     na_arena_free_span(span);
-  }
+  } while (arg != NULL && atomic_load(&keep_using));
   return span;
 }
 
@@ -668,15 +671,20 @@ START_TEST(fork_while_an_arena_comes_into_use) {
   for (int round = 0; round < 100; round++) {
     pid_t first = fork();
     ck_assert_int_ge(first, 0);
-    if (first == 0) {   /* a process where the arena is not in use yet */
-      pthread_t thread; /* its first use, then the arena's lock again and again */
-      static size_t times = 2000;
-      if (pthread_create(&thread, NULL, use_interleaved_arena, &times) != 0) _exit(2);
+    if (first == 0) { /* a process where the arena is not in use yet */
+      /* its first use, then the arena's lock again and again until after the fork (the
+       * child forked meanwhile starts no thread: the sanitizers' runtimes require it) */
+      pthread_t thread;
+      atomic_store(&keep_using, true);
+      static int until_told;
+      if (pthread_create(&thread, NULL, use_interleaved_arena, &until_told) != 0) _exit(2);
       pid_t second = fork();
       if (second == 0) {
-        alarm(5); /* a lock left held: SIGALRM */
+        signal(SIGALRM, SIG_DFL); /* not the test runner's handler */
+        alarm(5);                 /* a lock left held: SIGALRM */
         _exit(use_interleaved_arena(NULL) != NULL ? 0 : 3);
       }
+      atomic_store(&keep_using, false);
       int status = 0;
       bool done = second > 0 && waitpid(second, &status, 0) == second;
       void *span = NULL;

@@ -5,6 +5,7 @@
 #include "unit.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -149,8 +150,10 @@ START_TEST(fork_while_threads_allocate) {
 END_TEST
 
 /* Threads that come and go: each exit merges the thread's statistics into the totals under
- * their lock. A fork can land while one holds it; the child must still be able to merge
- * (its own thread's exit) and read the statistics. */
+ * their lock. A fork can land while one holds it; the child must still be able to merge its
+ * own, as its threads' exits and its statistics reads do. (The child starts no thread and
+ * calls no C-library malloc: the sanitizers' runtimes do not support either after a fork of
+ * a threaded process.) */
 static void *short_lived(void *arg) {
   (void)arg;
   numalloc_free(numalloc_malloc(64));
@@ -175,14 +178,12 @@ START_TEST(fork_while_threads_exit) {
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-      alarm(5); /* a lock held forever ends the child with SIGALRM */
-      pthread_t thread;
-      int ok = pthread_create(&thread, NULL, short_lived, NULL) == 0;
-      if (ok) pthread_join(thread, NULL);
-      FILE *out = fopen("/dev/null", "w");
-      ok = ok && out != NULL && numalloc_stats_print(out, "json") == 0;
-      if (out != NULL) fclose(out);
-      _exit(ok ? 0 : 1);
+      signal(SIGALRM, SIG_DFL); /* not the test runner's handler */
+      alarm(5);                 /* a lock held forever ends the child with SIGALRM */
+      na_tld_t *tld = na_tld_get();
+      if (tld == NULL) _exit(1);
+      na_stats_merge_thread(tld);
+      _exit(0);
     }
     int status = 0;
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
