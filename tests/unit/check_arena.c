@@ -654,15 +654,19 @@ END_TEST
  * that being in use is each process's own, more than it can catch that race.) */
 static _Atomic bool keep_using;
 
-/* Once, or while keep_using when `arg` is not NULL. */
-static void *use_interleaved_arena(void *arg) {
-  na_page_t *span = NULL;
-  do {
-    int actual = -1;
-    span = na_arena_alloc_span(NA_INTERLEAVE_ARENA, 1, &actual);
-    if (span == NULL) break;
-    na_arena_free_span(span);
-  } while (arg != NULL && atomic_load(&keep_using));
+/* A span of the interleaved arena taken and given back; the span, or NULL when none came. */
+static na_page_t *use_interleaved_arena(void) {
+  int actual = -1;
+  na_page_t *span = na_arena_alloc_span(NA_INTERLEAVE_ARENA, 1, &actual);
+  if (span != NULL) na_arena_free_span(span);
+  return span;
+}
+
+static void *use_interleaved_arena_until_told(void *arg) {
+  (void)arg;
+  na_page_t *span;
+  do span = use_interleaved_arena();
+  while (span != NULL && atomic_load(&keep_using));
   return span;
 }
 
@@ -676,13 +680,12 @@ START_TEST(fork_while_an_arena_comes_into_use) {
        * child forked meanwhile starts no thread: the sanitizers' runtimes require it) */
       pthread_t thread;
       atomic_store(&keep_using, true);
-      static int until_told;
-      if (pthread_create(&thread, NULL, use_interleaved_arena, &until_told) != 0) _exit(2);
+      if (pthread_create(&thread, NULL, use_interleaved_arena_until_told, NULL) != 0) _exit(2);
       pid_t second = fork();
       if (second == 0) {
         signal(SIGALRM, SIG_DFL); /* not the test runner's handler */
         alarm(5);                 /* a lock left held: SIGALRM */
-        _exit(use_interleaved_arena(NULL) != NULL ? 0 : 3);
+        _exit(use_interleaved_arena() != NULL ? 0 : 3);
       }
       atomic_store(&keep_using, false);
       int status = 0;
@@ -697,7 +700,7 @@ START_TEST(fork_while_an_arena_comes_into_use) {
                   round, status);
   }
   ck_assert(!na_arena_in_use(NA_INTERLEAVE_ARENA)); /* the children's use was theirs */
-  use_interleaved_arena(NULL);
+  use_interleaved_arena();
   ck_assert(na_arena_in_use(NA_INTERLEAVE_ARENA));
 }
 END_TEST

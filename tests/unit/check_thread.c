@@ -120,6 +120,14 @@ static void *churn(void *arg) {
   return NULL;
 }
 
+/* The forked child `pid` of round `round` ended with status 0. */
+static void expect_child_exits_0(pid_t pid, int round) {
+  int status = 0;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d: status %d", round,
+                status);
+}
+
 START_TEST(fork_while_threads_allocate) {
   pthread_t threads[3];
   for (int i = 0; i < 3; i++) ck_assert_int_eq(pthread_create(&threads[i], NULL, churn, NULL), 0);
@@ -139,10 +147,7 @@ START_TEST(fork_while_threads_allocate) {
       }
       _exit(ok ? 0 : 1);
     }
-    int status = 0;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d: status %d", round,
-                  status);
+    expect_child_exits_0(pid, round);
   }
   atomic_store(&stop, true);
   for (int i = 0; i < 3; i++) pthread_join(threads[i], NULL);
@@ -185,10 +190,7 @@ START_TEST(fork_while_threads_exit) {
       na_stats_merge_thread(tld);
       _exit(0);
     }
-    int status = 0;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d: status %d", round,
-                  status);
+    expect_child_exits_0(pid, round);
   }
   atomic_store(&stop, true);
   for (int i = 0; i < 2; i++) pthread_join(threads[i], NULL);
