@@ -41,10 +41,11 @@ static void hand_to_heap(na_page_t *page, na_block_t *block) {
   }
 }
 
-static void account_remote_free(na_tld_t *tld, na_page_t *page) {
-  int arena_index = na_segment_of_aligned(page)->arena_index;
+/* The thread's node as of its last slow path, like its allocations' local and remote
+ * counts: asking the CPU at every free would be a system call on some machines. */
+static void account_remote_free(na_tld_t *tld, int arena_index) {
   tld->stats[arena_index].remote_free_count++;
-  if (arena_index != na_policy_current_node()) tld->stats[arena_index].cross_node_free_count++;
+  if (arena_index != tld->node) tld->stats[arena_index].cross_node_free_count++;
 }
 
 /* Pushes the chain head..tail (linked for `page`) onto the page's thread_free list with one
@@ -122,7 +123,7 @@ void na_free_remote_flush(na_tld_t *tld) {
 
 void na_free_remote(na_page_t *page, na_block_t *block) {
   na_tld_t *tld = na_tld_peek();
-  if (tld != NULL) account_remote_free(tld, page);
+  if (tld != NULL) account_remote_free(tld, na_segment_of_aligned(page)->arena_index);
   /* A page no thread owns goes back to the arena as soon as its pool sees it empty; a
    * thread without a record, or past its exit, would never push what waits. */
   if (tld == NULL || tld->exiting || na_relaxed_load(&page->owner) == 0) {

@@ -10,7 +10,7 @@
 
 #define META_CHUNK (1 * NA_MiB)
 
-static __thread struct na_tld_s *tls_tld __attribute__((tls_model("initial-exec")));
+__thread struct na_tld_s *na_tls_tld __attribute__((tls_model("initial-exec")));
 /* The thread's exit ran (key destructors that run after it may still allocate and free). */
 static __thread bool tls_exited __attribute__((tls_model("initial-exec")));
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -80,17 +80,13 @@ static na_tld_t *tld_new(void) {
 }
 
 struct na_tld_s *na_tld_get(void) {
-  na_tld_t *tld = tls_tld;
+  na_tld_t *tld = na_tls_tld;
   if (na_likely(tld != NULL)) return tld;
   tld = tld_new();
   if (tld == NULL) return NULL;
-  tls_tld = tld;
+  na_tls_tld = tld;
   pthread_setspecific(exit_key, tld);
   return tld;
-}
-
-struct na_tld_s *na_tld_peek(void) {
-  return tls_tld;
 }
 
 na_heap_t *na_tld_heap_for_arena(struct na_tld_s *tld, int arena_index) {
@@ -171,7 +167,7 @@ static void thread_exit(void *arg) {
   na_free_remote_flush(tld);
   tls_exited = true;
   na_tls_heap = &na_heap_empty;
-  tls_tld = NULL;
+  na_tls_tld = NULL;
   for (int i = 0; i < NA_ARENA_COUNT; i++)
     if (tld->heaps[i] != NULL) na_heap_abandon(tld->heaps[i], is_left(tld, i) ? i : -1);
   pthread_mutex_lock(&registry_lock);
@@ -200,7 +196,7 @@ void na_thread_unlock_all(void) { pthread_mutex_unlock(&registry_lock); }
  * allocator after fork). */
 void na_thread_after_fork_child(void) {
   pthread_mutex_unlock(&registry_lock);
-  na_tld_t *self = tls_tld;
+  na_tld_t *self = na_tls_tld;
   for (na_tld_t *tld = live_tlds; tld != NULL; tld = tld->next_live)
     if (tld != self) na_free_remote_flush(tld); /* their frees still reach the pages */
   live_tlds = NULL;
