@@ -483,6 +483,43 @@ START_TEST(remote_frees_wait_and_go_together) {
 }
 END_TEST
 
+typedef struct node_count_job_s {
+  void **blocks; /* two, of arena 0 */
+  uint64_t remote[3], cross[3];
+} node_count_job_t;
+
+static void *free_as_if_on_node_1(void *arg) {
+  node_count_job_t *job = arg;
+  numalloc_free(numalloc_malloc(16)); /* the thread's record */
+  na_tld_t *tld = na_tld_peek();
+  job->remote[0] = tld->stats[0].remote_free_count;
+  job->cross[0] = tld->stats[0].cross_node_free_count;
+  tld->node = 1; /* as after a slow path on a CPU of node 1 */
+  numalloc_free(job->blocks[0]);
+  job->remote[1] = tld->stats[0].remote_free_count;
+  job->cross[1] = tld->stats[0].cross_node_free_count;
+  tld->node = 0;
+  numalloc_free(job->blocks[1]);
+  job->remote[2] = tld->stats[0].remote_free_count;
+  job->cross[2] = tld->stats[0].cross_node_free_count;
+  return NULL;
+}
+
+/* A free into another thread's page counts as cross-node when the block's node is not the
+ * node the freeing thread ran on at its last slow path, the node its allocations count
+ * against too. */
+START_TEST(remote_frees_count_cross_node_by_the_thread_node) {
+  void *blocks[2] = {numalloc_malloc(64), numalloc_malloc(64)};
+  ck_assert_int_eq(na_segment_of_aligned(blocks[0])->arena_index, 0);
+  node_count_job_t job = {blocks, {0}, {0}};
+  unit_run_threads(1, free_as_if_on_node_1, &job, 0);
+  ck_assert_uint_eq(job.remote[1], job.remote[0] + 1);
+  ck_assert_uint_eq(job.cross[1], job.cross[0] + 1);
+  ck_assert_uint_eq(job.remote[2], job.remote[1] + 1);
+  ck_assert_uint_eq(job.cross[2], job.cross[1]);
+}
+END_TEST
+
 typedef struct spread_job_s {
   void **blocks; /* one per page */
   na_page_t **pages;
@@ -825,6 +862,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, remote_frees_over_many_pages_wait_and_reach_each_page);
   tcase_add_test(tc, remote_frees_go_when_the_list_is_full);
   tcase_add_test(tc, remote_frees_go_at_exit);
+  tcase_add_test(tc, remote_frees_count_cross_node_by_the_thread_node);
   tcase_add_test(tc, big_remote_frees_go_when_their_bytes_add_up);
   tcase_add_test(tc, exiting_thread_returns_its_pages);
   tcase_add_test(tc, blocks_of_exited_thread_stay_valid_and_are_freed_later);
