@@ -225,7 +225,7 @@ typedef struct na_heap_s {
   X(local_count, "allocations on the node of the CPU the thread ran on")                           \
   X(remote_count, "allocations on another node")                                                   \
   X(remote_free_count, "frees of blocks another thread owns")                                      \
-  X(cross_node_free_count, "frees by a thread running on another node")                            \
+  X(cross_node_free_count, "frees by a thread of another node")                                    \
   X(fallback_count, "allocations that fell back to another node")                                  \
   X(verified_pages, "pages whose node was checked (NUMALLOC_VERIFY)")                              \
   X(purge_calls, "madvise and munmap calls that gave memory back to the OS")                       \
