@@ -51,7 +51,8 @@ static void account_remote_free(na_tld_t *tld, int arena_index) {
 /* Pushes the chain head..tail (linked for `page`) onto the page's thread_free list with one
  * atomic operation. A page that is full and off its heap's queue asks for a notification:
  * `head` then goes to the heap, which brings the page back, and the rest onto the page. */
-static void push_chain(na_page_t *page, na_block_t *head, na_block_t *tail, uint32_t count) {
+static na_noinline void push_chain(na_page_t *page, na_block_t *head, na_block_t *tail,
+                                   uint32_t count) {
   uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
   uintptr_t desired;
   bool notify;
@@ -124,9 +125,11 @@ void na_free_remote_flush(na_tld_t *tld) {
 void na_free_remote(na_page_t *page, na_block_t *block) {
   na_tld_t *tld = na_tld_peek();
   if (tld != NULL) account_remote_free(tld, na_segment_of_aligned(page)->arena_index);
-  /* A page no thread owns goes back to the arena as soon as its pool sees it empty; a
-   * thread without a record, or past its exit, would never push what waits. */
-  if (tld == NULL || tld->exiting || na_relaxed_load(&page->owner) == 0) {
+  /* A thread without a record, or past its exit, would never push what waits. Blocks of a
+   * page no thread owns (in its node's pool) wait like the others: pushing each at once
+   * would cost an atomic operation per free to a program whose threads free into pages
+   * their owners gave up (a class unused for a while, an exited thread's). */
+  if (tld == NULL || tld->exiting) {
     push_chain(page, block, block, 1);
     return;
   }

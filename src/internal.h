@@ -559,9 +559,11 @@ static inline void na_block_mark_freed(const na_page_t *page, na_block_t *block)
 }
 
 /* One map lookup, then for the owning thread a push on the bin of the block's class when the
- * block is of its current heap's arena and the bin has room, else on its page's list. A
- * pointer that is not the start of a block, or a block that looks freed already, goes to
- * na_free_generic, which names the misuse and aborts. */
+ * block is of its current heap's arena and the bin has room, else on its page's list; for
+ * another thread's small block, straight to the blocks waiting to go home. A pointer that is
+ * not the start of a block, or a block that looks freed already, goes to na_free_generic,
+ * which names the misuse and aborts, as does everything less common (large and huge blocks,
+ * pages with purged blocks, the owner's full or purged pages). */
 static inline void na_free_fast(void *p) {
   uint8_t tag = na_segmap_tag(p);
   if (na_unlikely((int8_t)tag <= 0)) { /* 0, or NA_SEGMAP_CONT: a huge segment's tail */
@@ -575,7 +577,8 @@ static inline void na_free_fast(void *p) {
   uint64_t in_page = ((uintptr_t)p & (NA_SLICE_SIZE - 1)) +
                      ((uint64_t)slice_offset << (NA_SLICE_SHIFT - NA_DESCRIPTOR_SHIFT));
   na_block_t *block = p;
-  if (na_likely(na_relaxed_load(&page->owner) == na_thread_id() && page->flags.value == 0 &&
+  uintptr_t owner = na_relaxed_load(&page->owner);
+  if (na_likely(owner == na_thread_id() && page->flags.value == 0 &&
                 in_page * page->block_magic < page->block_magic &&
                 !na_block_looks_free(page, block))) {
     na_heap_t *heap = na_tls_heap;
@@ -590,6 +593,16 @@ static inline void na_free_fast(void *p) {
     na_block_set_next(page, block, page->local_free);
     page->local_free = block;
     if (na_unlikely(--page->used < page->sparse_below)) na_heap_page_low(page->heap, page);
+    return;
+  }
+  /* A stale magic stays in a span that was small once, hence the kind; the index against the
+   * capacity rejects a block never carved. */
+  __uint128_t product = (__uint128_t)in_page * page->block_magic;
+  if (owner != na_thread_id() && na_relaxed_load(&page->kind) == NA_SPAN_SMALL &&
+      na_relaxed_load(&page->purged) == 0 && (uint64_t)product < page->block_magic &&
+      (uint64_t)(product >> 64) < na_relaxed_load(&page->capacity) &&
+      !na_block_looks_free(page, block)) {
+    na_free_remote(page, block);
     return;
   }
   na_free_generic(segment, page, p);

@@ -838,6 +838,30 @@ START_TEST(interior_free_at_the_end_of_a_page_from_another_thread_aborts) {
 }
 END_TEST
 
+static void *free_one(void *p) {
+  numalloc_free(p);
+  return NULL;
+}
+
+/* A span keeps the key, block magic and capacity of its small past when it becomes a large
+ * block: another thread's free of the large block must still free the span, not take the
+ * block for a small one. The stale values are written here rather than waited for. */
+START_TEST(large_block_in_a_span_that_was_small_is_freed_as_large) {
+  void *small = numalloc_malloc(16);
+  char *p = numalloc_malloc(NA_MiB);
+  na_page_t *span = na_page_of(na_segment_of_aligned(p), p);
+  ck_assert_int_eq(span->kind, NA_SPAN_LARGE);
+  ck_assert_ptr_eq(p, (char *)na_page_start(span) + span->block_size);
+  ck_assert_uint_lt(span->block_size, NA_SLICE_SIZE); /* where the block starts */
+  span->key = na_page_of(na_segment_of_aligned(small), small)->key;
+  span->block_magic = UINT64_MAX / 16 + 1; /* as a page of 16-byte blocks */
+  span->capacity = NA_SLICE_SIZE / 16;
+  unit_run_threads(1, free_one, p, 0);
+  ck_assert_int_eq(span->kind, NA_SPAN_FREE);
+  numalloc_free(small);
+}
+END_TEST
+
 static void *free_uncarved(void *p) {
   numalloc_free((char *)p + 32 * NA_KiB); /* the start of a block not carved yet */
   return NULL;
@@ -871,6 +895,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, thread_churn_does_not_leak);
   tcase_add_test(tc, thread_churn_with_large_blocks_ends_empty);
   tcase_add_test(tc, remote_frees_take_every_block_start);
+  tcase_add_test(tc, large_block_in_a_span_that_was_small_is_freed_as_large);
   tc = unit_tcase(s, "misuse", 10);
   tcase_add_checked_fixture(tc, setup, NULL);
   tcase_add_test(tc, free_keeps_errno);
