@@ -48,15 +48,47 @@ static void account_remote_free(na_tld_t *tld, int arena_index) {
   if (arena_index != tld->node) tld->stats[arena_index].cross_node_free_count++;
 }
 
-/* Pushes the chain head..tail (linked for `page`) onto the page's thread_free list with one
- * atomic operation. A page that is full and off its heap's queue asks for a notification:
- * `head` then goes to the heap, which brings the page back, and the rest onto the page. */
-static na_noinline void push_chain(na_page_t *page, na_block_t *head, na_block_t *tail,
-                                   uint32_t count) {
+/* A notification (the page BUSY until its block has reached the heap) is never cut in two
+ * by a fork: fork waits for those under way and holds back new ones. In the child the
+ * notifying thread does not exist, and a page left BUSY would make every thread that frees
+ * into it, its owner included, wait for ever. Notifications are rare (a full page's first
+ * remote free) and short; fork sets `fork_pending`, then waits for `notifying` to drain, and
+ * a notifier counts itself in, then checks `fork_pending` (both sequentially consistent, so
+ * one of the two sees the other). Not a pthread rwlock: the child could not release the one
+ * its parent's thread took (glibc keeps the writer's thread id, which fork changes). */
+static _Atomic uint32_t notifying;
+static _Atomic bool fork_pending;
+void (*na_free_notify_hook)(void);
+
+void na_free_hold_notifications(void) {
+  atomic_store(&fork_pending, true);
+  while (atomic_load(&notifying) != 0) na_os_yield();
+}
+
+void na_free_release_notifications(bool in_child) {
+  /* A thread of the parent may have counted itself in and not yet out again when it saw
+   * the fork pending: in the child it does not exist. */
+  if (in_child) atomic_store(&notifying, 0);
+  atomic_store(&fork_pending, false);
+}
+
+static void begin_notification(void) {
+  for (;;) {
+    while (atomic_load(&fork_pending)) na_os_yield();
+    atomic_fetch_add(&notifying, 1);
+    if (!atomic_load(&fork_pending)) return;
+    atomic_fetch_sub(&notifying, 1);
+  }
+}
+
+/* push_chain when the page is BUSY (wait for the notifying thread) or asks for a
+ * notification (NOTIFY): `head` then goes to the heap, which brings the page back, and the
+ * rest onto the page. */
+static na_noinline void push_chain_slow(na_page_t *page, na_block_t *head, na_block_t *tail,
+                                        uint32_t count) {
   uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
-  uintptr_t desired;
-  bool notify;
-  do {
+  bool notify, holding = false;
+  for (;;) {
     na_delay_t delay = na_tf_delay(tf);
     if (delay == NA_DELAY_BUSY) {
       na_os_yield(); /* another thread is notifying the heap; push after it */
@@ -64,9 +96,15 @@ static na_noinline void push_chain(na_page_t *page, na_block_t *head, na_block_t
       continue;
     }
     notify = delay == NA_DELAY_NOTIFY;
+    if (notify && !holding) {
+      begin_notification();
+      holding = true;
+      tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
+      continue;
+    }
     na_block_t *first = notify ? (count > 1 ? na_block_next(page, head) : NULL) : head;
     uint32_t pushed = notify ? count - 1 : count;
-    desired = tf & ~NA_TF_DELAY_MASK;
+    uintptr_t desired = tf & ~NA_TF_DELAY_MASK;
     if (first != NULL) {
       na_block_set_next(page, tail, na_tf_blocks(tf));
       desired = (uintptr_t)(na_tf_count(tf) + pushed) << NA_TF_COUNT_SHIFT | (uintptr_t)first;
@@ -75,8 +113,32 @@ static na_noinline void push_chain(na_page_t *page, na_block_t *head, na_block_t
     if (atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, desired,
                                               memory_order_acq_rel, memory_order_relaxed))
       break;
-  } while (true);
-  if (notify) hand_to_heap(page, head);
+  }
+  if (notify) {
+    if (na_unlikely(na_free_notify_hook != NULL)) na_free_notify_hook();
+    hand_to_heap(page, head);
+  }
+  if (holding) atomic_fetch_sub(&notifying, 1);
+}
+
+/* Pushes the chain head..tail (linked for `page`) onto the page's thread_free list with one
+ * atomic operation; a page that is BUSY or asks for a notification takes the slow way. */
+static na_noinline void push_chain(na_page_t *page, na_block_t *head, na_block_t *tail,
+                                   uint32_t count) {
+  uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
+  for (;;) {
+    uintptr_t delay = (uintptr_t)na_tf_delay(tf);
+    if (na_unlikely(delay == NA_DELAY_BUSY || delay == NA_DELAY_NOTIFY)) {
+      push_chain_slow(page, head, tail, count);
+      return;
+    }
+    na_block_set_next(page, tail, na_tf_blocks(tf));
+    uintptr_t desired =
+        (uintptr_t)(na_tf_count(tf) + count) << NA_TF_COUNT_SHIFT | (uintptr_t)head | delay;
+    if (atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, desired,
+                                              memory_order_acq_rel, memory_order_relaxed))
+      return;
+  }
 }
 
 /* Frees into other threads' pages wait in the freeing thread and go in one burst: the

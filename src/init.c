@@ -26,9 +26,13 @@ static void before_fork(void) {
   na_pool_lock_all();
   na_arena_lock_all();
   na_stats_lock(); /* a thread exiting in another thread merges its statistics under it */
+  /* Last: a free may notify under another of these locks, and once it has begun it needs
+   * none to finish. */
+  na_free_hold_notifications();
 }
 
 static void after_fork_parent(void) {
+  na_free_release_notifications(false);
   na_stats_unlock();
   na_arena_unlock_all();
   na_pool_unlock_all();
@@ -41,6 +45,7 @@ static void after_fork_parent(void) {
  * them as the parent does (re-initialising a held mutex is undefined, and ThreadSanitizer
  * reports it). */
 static void after_fork_child(void) {
+  na_free_release_notifications(true);
   na_stats_unlock();
   na_arena_unlock_all();
   na_purge_after_fork_child();

@@ -412,6 +412,11 @@ int na_policy_large_arena(struct na_tld_s *tld, size_t size, int arena_index);
 void na_free_generic(na_segment_t *segment, na_page_t *page, void *p);
 void na_free_unowned(void *p);
 void na_free_remote(na_page_t *page, na_block_t *block);
+/* fork: no page is BUSY (a remote free telling a heap about it) from hold to release. */
+void na_free_hold_notifications(void);
+void na_free_release_notifications(bool in_child);
+/* Tests: called by a remote free while the page it notifies about is BUSY. */
+extern void (*na_free_notify_hook)(void);
 /* Pushes the blocks the thread's frees into other threads' pages kept waiting. */
 void na_free_remote_flush(struct na_tld_s *tld);
 size_t na_usable_size_of(const void *p);

@@ -7,8 +7,12 @@
 #include "unit.h"
 
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 enum { SIZE = 48 }; /* one class for most tests */
 
@@ -138,6 +142,46 @@ START_TEST(remote_free_of_full_page_is_delayed) {
     if (first[i] != victim) numalloc_free(first[i]);
   numalloc_free(next);
   numalloc_free(other);
+}
+END_TEST
+
+static _Atomic bool notifying;
+
+static void pause_while_busy(void) {
+  atomic_store(&notifying, true);
+  usleep(200 * 1000);
+}
+
+/* A fork lands while another thread tells the heap about a full page (the page is BUSY
+ * meanwhile): fork waits for it, so the child, where that thread does not exist, does not
+ * find the page BUSY for ever (it would wait in na_page_set_delay until its alarm). */
+START_TEST(fork_during_a_notification_leaves_no_page_busy) {
+  static void *first[8192];
+  size_t count;
+  void *next = fill_first_page(first, 8192, &count);
+  na_page_t *full = page_of(first[0]);
+  void *victim = first[7];
+  na_free_notify_hook = pause_while_busy;
+  pthread_t thread;
+  ck_assert_int_eq(pthread_create(&thread, NULL, free_one, &victim), 0);
+  while (!atomic_load(&notifying)) usleep(100);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    signal(SIGALRM, SIG_DFL); /* not the test runner's handler */
+    alarm(5);
+    na_page_set_delay(full, NA_DELAY_NONE, false);
+    _exit(0);
+  }
+  int status = 0;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+  ck_assert_int_eq(pthread_join(thread, NULL), 0);
+  na_free_notify_hook = NULL;
+  ck_assert_ptr_eq(atomic_load(&na_tls_heap->delayed_free), victim);
+  for (size_t i = 0; i < count; i++)
+    if (first[i] != victim) numalloc_free(first[i]);
+  numalloc_free(next);
 }
 END_TEST
 
@@ -453,6 +497,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, direct_table_follows_current_pages);
   tcase_add_test(tc, exhausted_page_goes_to_full_and_comes_back);
   tcase_add_test(tc, remote_free_of_full_page_is_delayed);
+  tcase_add_test(tc, fork_during_a_notification_leaves_no_page_busy);
   tcase_add_test(tc, remote_frees_of_live_page_are_reused);
   tcase_add_test(tc, empty_pages_retire_but_current_stays);
   tcase_add_test(tc, random_frees_leave_one_page);
