@@ -185,13 +185,15 @@ void na_free_remote_flush(na_tld_t *tld) {
 }
 
 void na_free_remote(na_page_t *page, na_block_t *block) {
+  /* A thread that only frees (a consumer) gets its record here, so that its exit pushes
+   * what waits; one past its exit, or without memory for a record, pushes at once. Waiting
+   * saves an atomic operation on a line the page's owner keeps using; a page no thread owns
+   * (in its node's pool) has no such owner, and its blocks go at once, so that a thread
+   * that frees a dead thread's blocks and then allocates finds them in the pool's pages. */
   na_tld_t *tld = na_tld_peek();
+  if (na_unlikely(tld == NULL)) tld = na_tld_get_unless_exited();
   if (tld != NULL) account_remote_free(tld, na_segment_of_aligned(page)->arena_index);
-  /* A thread without a record, or past its exit, would never push what waits. Blocks of a
-   * page no thread owns (in its node's pool) wait like the others: pushing each at once
-   * would cost an atomic operation per free to a program whose threads free into pages
-   * their owners gave up (a class unused for a while, an exited thread's). */
-  if (tld == NULL || tld->exiting) {
+  if (tld == NULL || tld->exiting || na_relaxed_load(&page->owner) == 0) {
     push_chain(page, block, block, 1);
     return;
   }

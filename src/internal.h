@@ -380,6 +380,9 @@ void na_pool_unlock_all(void);
 /* ---- thread.c ----------------------------------------------------------------------- */
 /* The calling thread's record, created on first use; NULL while the process is starting. */
 struct na_tld_s *na_tld_get(void);
+/* The same, except for a thread past its exit (NULL): a thread that only frees gets one at
+ * its first free into another thread's page, so that such frees wait and go together. */
+struct na_tld_s *na_tld_get_unless_exited(void);
 /* The calling thread's record if it has one (never creates it). */
 extern __thread struct na_tld_s *na_tls_tld __attribute__((tls_model("initial-exec")));
 static inline struct na_tld_s *na_tld_peek(void) { return na_tls_tld; }

@@ -89,6 +89,10 @@ struct na_tld_s *na_tld_get(void) {
   return tld;
 }
 
+struct na_tld_s *na_tld_get_unless_exited(void) {
+  return na_tls_tld != NULL || !tls_exited ? na_tld_get() : NULL;
+}
+
 na_heap_t *na_tld_heap_for_arena(struct na_tld_s *tld, int arena_index) {
   na_heap_t *heap = tld->heaps[arena_index];
   if (na_likely(heap != NULL)) return heap;

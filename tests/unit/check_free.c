@@ -483,6 +483,34 @@ START_TEST(remote_frees_wait_and_go_together) {
 }
 END_TEST
 
+static bool had_record;
+
+static void *only_free(void *arg) {
+  remote_job_t *job = arg;
+  had_record = na_tld_peek() != NULL; /* it never allocated */
+  for (int i = 0; i < WAITING; i++) numalloc_free(job->blocks[i]);
+  job->pushed_before = pushed(job->page);
+  job->waiting = na_tld_peek() != NULL ? na_tld_peek()->remote_count : 0;
+  return NULL;
+}
+
+/* A thread that only frees gets its record at its first free into another thread's page,
+ * so its frees wait and go together (at its exit here) instead of one atomic push each. */
+START_TEST(a_thread_that_only_frees_lets_its_remote_frees_wait) {
+  void *blocks[WAITING];
+  for (int i = 0; i < WAITING; i++) blocks[i] = numalloc_malloc(64);
+  remote_job_t job = {blocks, na_page_of(na_segment_of_aligned(blocks[0]), blocks[0]), 0, 0, 0};
+  uint32_t used = job.page->used;
+  unit_run_threads(1, only_free, &job, 0);
+  ck_assert(!had_record);
+  ck_assert_uint_eq(job.pushed_before, 0);
+  ck_assert_uint_eq(job.waiting, WAITING);
+  ck_assert_uint_eq(pushed(job.page), WAITING); /* at its exit */
+  ck_assert_uint_eq(na_page_collect_remote(job.page), WAITING);
+  ck_assert_uint_eq(job.page->used, used - WAITING);
+}
+END_TEST
+
 typedef struct node_count_job_s {
   void **blocks; /* two, of arena 0 */
   uint64_t remote[3], cross[3];
@@ -883,6 +911,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, owner_reuses_what_others_free);
   tcase_add_test(tc, usable_size_inside_small_blocks_is_what_remains);
   tcase_add_test(tc, remote_frees_wait_and_go_together);
+  tcase_add_test(tc, a_thread_that_only_frees_lets_its_remote_frees_wait);
   tcase_add_test(tc, remote_frees_over_many_pages_wait_and_reach_each_page);
   tcase_add_test(tc, remote_frees_go_when_the_list_is_full);
   tcase_add_test(tc, remote_frees_go_at_exit);
