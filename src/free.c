@@ -81,13 +81,15 @@ static void begin_notification(void) {
   }
 }
 
+static void push_chain(na_page_t *page, na_block_t *head, na_block_t *tail, uint32_t count);
+
 /* push_chain when the page is BUSY (wait for the notifying thread) or asks for a
  * notification (NOTIFY): `head` then goes to the heap, which brings the page back, and the
  * rest onto the page. */
 static na_noinline void push_chain_slow(na_page_t *page, na_block_t *head, na_block_t *tail,
                                         uint32_t count) {
   uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
-  bool notify, holding = false;
+  bool holding = false;
   for (;;) {
     na_delay_t delay = na_tf_delay(tf);
     if (delay == NA_DELAY_BUSY) {
@@ -95,30 +97,29 @@ static na_noinline void push_chain_slow(na_page_t *page, na_block_t *head, na_bl
       tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
       continue;
     }
-    notify = delay == NA_DELAY_NOTIFY;
-    if (notify && !holding) {
+    if (delay != NA_DELAY_NOTIFY) break; /* another thread took the notification */
+    if (!holding) {
       begin_notification();
       holding = true;
       tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
       continue;
     }
-    na_block_t *first = notify ? (count > 1 ? na_block_next(page, head) : NULL) : head;
-    uint32_t pushed = notify ? count - 1 : count;
-    uintptr_t desired = tf & ~NA_TF_DELAY_MASK;
-    if (first != NULL) {
+    uintptr_t desired = (tf & ~NA_TF_DELAY_MASK) | NA_DELAY_BUSY;
+    if (count > 1) {
       na_block_set_next(page, tail, na_tf_blocks(tf));
-      desired = (uintptr_t)(na_tf_count(tf) + pushed) << NA_TF_COUNT_SHIFT | (uintptr_t)first;
+      desired = (uintptr_t)(na_tf_count(tf) + count - 1) << NA_TF_COUNT_SHIFT |
+                (uintptr_t)na_block_next(page, head) | NA_DELAY_BUSY;
     }
-    desired |= notify ? NA_DELAY_BUSY : (uintptr_t)delay;
     if (atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, desired,
-                                              memory_order_acq_rel, memory_order_relaxed))
-      break;
-  }
-  if (notify) {
-    if (na_unlikely(na_free_notify_hook != NULL)) na_free_notify_hook();
-    hand_to_heap(page, head);
+                                              memory_order_acq_rel, memory_order_relaxed)) {
+      if (na_unlikely(na_free_notify_hook != NULL)) na_free_notify_hook();
+      hand_to_heap(page, head);
+      atomic_fetch_sub(&notifying, 1);
+      return;
+    }
   }
   if (holding) atomic_fetch_sub(&notifying, 1);
+  push_chain(page, head, tail, count);
 }
 
 /* Pushes the chain head..tail (linked for `page`) onto the page's thread_free list with one
@@ -204,25 +205,9 @@ void na_free_remote(na_page_t *page, na_block_t *block) {
     na_free_remote_flush(tld);
 }
 
-/* offset * block_magic, block_magic being 2^64 / block_size rounded up: for offsets below
- * 2^32 (a page spans at most a segment) the high half is the index of the block holding
- * `offset`, and the low half is below the magic exactly at multiples of the size. Two
- * multiplications where a division and a remainder took tens of cycles. */
-static inline __uint128_t by_magic(const na_page_t *page, size_t offset) {
-  return (__uint128_t)offset * page->block_magic;
-}
-
-/* The index of the block that starts `offset` bytes into its page, or UINT64_MAX when no
- * block starts there. */
-static inline uint64_t block_index(const na_page_t *page, size_t offset) {
-  __uint128_t product = by_magic(page, offset);
-  return (uint64_t)product < page->block_magic ? (uint64_t)(product >> 64) : UINT64_MAX;
-}
-_Static_assert(NA_SEGMENT_SIZE <= ((size_t)1 << 32), "block_index needs offsets below 2^32");
-
 static void free_small(na_page_t *page, void *p) {
   size_t offset = (size_t)((char *)p - (char *)na_page_start(page));
-  if (na_unlikely(block_index(page, offset) >= na_relaxed_load(&page->capacity)))
+  if (na_unlikely(na_block_index(page, offset) >= na_relaxed_load(&page->capacity)))
     na_fatal("free of %p, which is inside a block of size class %u, not its start", p,
              page->block_size);
   if (na_relaxed_load(&page->owner) == na_thread_id()) {
@@ -298,7 +283,7 @@ size_t na_usable_in(na_segment_t *segment, na_page_t *page, const void *p) {
   size_t offset = (size_t)((const char *)p - start);
   switch (page->kind) {
   case NA_SPAN_SMALL: {
-    uint64_t index = (uint64_t)(by_magic(page, offset) >> 64);
+    uint64_t index = (uint64_t)(na_by_magic(page, offset) >> 64);
     return (size_t)(index + 1) * page->block_size - offset;
   }
   case NA_SPAN_LARGE: { /* 0 for a pointer outside the block (room, alignment padding) */
