@@ -19,7 +19,18 @@ static __thread bool tls_initializing __attribute__((tls_model("initial-exec")))
 
 void na_set_system_allocator(const na_system_allocator_t *system) { na_system = *system; }
 
+/* With one thread, no other can hold a lock or be inside a free when fork is called: the
+ * handlers then take nothing and write nothing. Each lock they take and release is a write,
+ * and after a fork each page written is copied, in the parent until its child has exec'd and
+ * in the child: a shell forking for every command paid about ten such copies per fork. The
+ * parent records its choice for both sides (the C library may call the child single-threaded
+ * before the child's handler runs), and writes it only when it changes, for the same reason. */
+static bool fork_locks_taken;
+
 static void before_fork(void) {
+  bool take = !na_os_single_threaded();
+  if (fork_locks_taken != take) fork_locks_taken = take;
+  if (!take) return;
   na_live_before_fork();     /* first: a publication holds it while it takes the others */
   na_arena_hold_first_use(); /* the arenas and pools in use stay those until after the fork */
   na_thread_lock_all();
@@ -32,6 +43,7 @@ static void before_fork(void) {
 }
 
 static void after_fork_parent(void) {
+  if (!fork_locks_taken) return;
   na_free_release_notifications(false);
   na_stats_unlock();
   na_arena_unlock_all();
@@ -43,8 +55,10 @@ static void after_fork_parent(void) {
 
 /* The child's one thread is the one that took every lock before the fork, so it releases
  * them as the parent does (re-initialising a held mutex is undefined, and ThreadSanitizer
- * reports it). */
+ * reports it). A parent that had one thread had no helper thread either, and no other
+ * thread's record or waiting frees: the child has nothing to release or forget. */
 static void after_fork_child(void) {
+  if (!fork_locks_taken) return;
   na_free_release_notifications(true);
   na_stats_unlock();
   na_arena_unlock_all();

@@ -91,6 +91,9 @@ void na_os_close(int fd);
 /* The target of a symbolic link into `buf` (NUL-terminated); false when it cannot be read. */
 bool na_os_read_link(const char *path, char *buf, size_t size);
 int na_os_getpid(void);
+/* True when the process has never had a second thread (C library's flag; false when the
+ * library cannot tell). */
+bool na_os_single_threaded(void);
 void na_os_yield(void);
 void na_os_sleep_ms(uint32_t ms);
 /* Starts a detached thread named `name` (at most 15 characters, as ps and perf show it)

@@ -14,6 +14,10 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/rseq.h>
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#define NA_HAVE_SINGLE_THREADED 1
+#endif
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -314,6 +318,14 @@ void na_os_remove(const char *path) {
 }
 
 int na_os_getpid(void) { return (int)getpid(); }
+
+bool na_os_single_threaded(void) {
+#ifdef NA_HAVE_SINGLE_THREADED
+  return __libc_single_threaded;
+#else
+  return false;
+#endif
+}
 
 bool na_os_read_link(const char *path, char *buf, size_t size) {
   int saved = errno;
