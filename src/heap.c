@@ -239,7 +239,10 @@ static void tidy_pages(na_heap_t *heap, bool force) {
 
 void na_heap_pass(na_heap_t *heap) {
   uint32_t now = na_os_clock_ms();
-  if ((uint32_t)(now - heap->last_pass_ms) < (uint32_t)na_options.purge_delay_ms) return;
+  uint32_t interval = (uint32_t)na_options.purge_delay_ms;
+  uint32_t walk_ms = (uint32_t)(heap->held.pages / NA_PASS_PAGES_PER_MS);
+  if (walk_ms > interval) interval = walk_ms;
+  if ((uint32_t)(now - heap->last_pass_ms) < interval) return;
   heap->last_pass_ms = now;
   heap->pass++;
   na_bins_flush(heap);

@@ -347,6 +347,11 @@ void na_heap_page_retire(na_heap_t *heap, na_page_t *page);
 /* A free left the page below its sparse mark: retire it when empty, else mark it for the
  * heap's purge passes (never a system call here). */
 void na_heap_page_low(na_heap_t *heap, na_page_t *page);
+/* A pass walks every page the heap holds. A short purge delay (0: at every slow path) would
+ * make that walk the program's main work once the heap is large (a 1 GiB heap under a zero
+ * delay took 250 s for what runs in 0.7), so passes are also at least a millisecond apart
+ * per NA_PASS_PAGES_PER_MS pages held: walking that many descriptors takes well under that. */
+#define NA_PASS_PAGES_PER_MS 128
 /* A purge pass, when the purge delay has passed since the last: sparse pages marked a whole
  * pass ago, then the arena's expired free spans. Called from the allocation slow path. */
 void na_heap_pass(na_heap_t *heap);

@@ -455,6 +455,40 @@ START_TEST(a_class_left_alone_for_a_pass_goes_to_the_pool) {
 }
 END_TEST
 
+/* A pass walks every page the heap holds, so however short the purge delay, a heap of many
+ * pages passes at most once per millisecond per NA_PASS_PAGES_PER_MS pages: under a zero
+ * delay every slow path made one, and a large heap spent its time walking itself. */
+START_TEST(passes_of_a_large_heap_are_spaced_even_with_no_delay) {
+  enum { BLOCK = 1024, PAGES = 8 * NA_PASS_PAGES_PER_MS };
+  size_t count = (size_t)PAGES * (NA_SLICE_SIZE / BLOCK);
+  void **blocks = numalloc_malloc(count * sizeof *blocks);
+  ck_assert_ptr_nonnull(blocks);
+  for (size_t i = 0; i < count; i++) {
+    blocks[i] = numalloc_malloc(BLOCK);
+    ck_assert_ptr_nonnull(blocks[i]);
+  }
+  na_heap_t *heap = na_tls_heap;
+  ck_assert_uint_ge(heap->held.pages, PAGES);
+  uint32_t interval = (uint32_t)(heap->held.pages / NA_PASS_PAGES_PER_MS);
+  na_options.purge_delay_ms = 0;
+  uint64_t first = heap->pass;
+  uint32_t start = na_os_clock_ms();
+  uint32_t elapsed = 0;
+  size_t calls = 0;
+  while (elapsed < 5 * interval) {
+    na_heap_pass(heap);
+    calls++;
+    elapsed = na_os_clock_ms() - start;
+  }
+  uint64_t passes = heap->pass - first;
+  ck_assert_uint_ge(passes, 1);
+  ck_assert_msg(passes <= elapsed / interval + 1, "%llu passes in %u ms, %zu calls (interval %u)",
+                (unsigned long long)passes, elapsed, calls, interval);
+  for (size_t i = 0; i < count; i++) numalloc_free(blocks[i]);
+  numalloc_free(blocks);
+}
+END_TEST
+
 /* Blocks of 10 KiB and more live in pages of several slices; a free block of the class's
  * current page that stayed free for a whole pass gives back its OS pages but the first (its
  * link), and is handed out again whole. */
@@ -507,5 +541,6 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, a_page_used_between_passes_stays);
   tcase_add_test(tc, a_class_left_alone_for_a_pass_goes_to_the_pool);
   tcase_add_test(tc, census_counts_pages_and_blocks_in_use);
+  tcase_add_test(tc, passes_of_a_large_heap_are_spaced_even_with_no_delay);
   return unit_run(s, argv);
 }
