@@ -271,6 +271,13 @@ START_TEST(environment_is_applied) {
   setenv("NUMALLOC_STATS", "no", 1);
   na_options_init();
   ck_assert_int_eq(na_options.stats, NA_STATS_OFF);
+  /* a zero delay would make every allocation slow path a pass: one per millisecond at most */
+  setenv("NUMALLOC_PURGE_DELAY", "0", 1);
+  unit_capture_start();
+  na_options_init();
+  err = unit_capture_stop();
+  ck_assert_msg(err[0] == '\0', "a zero delay warned: %s", err);
+  ck_assert_int_eq(na_options.purge_delay_ms, 1);
 }
 END_TEST
 
