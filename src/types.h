@@ -154,6 +154,7 @@ typedef struct na_segment_s {
   size_t size;      /* bytes mapped (NA_SEGMENT_SIZE, or more for a huge segment) */
   int arena_index;
   uint32_t free_slices;
+  uintptr_t affinity; /* the thread whose spans it serves first (arena.c) */
   struct na_segment_s *next;
   struct na_segment_s *prev;
   na_page_t slices[NA_SLICES_PER_SEGMENT];

@@ -157,6 +157,34 @@ START_TEST(dirty_spans_are_reused_before_clean_ones) {
 }
 END_TEST
 
+/* A segment serves first the thread that took it: of two free spans that fit, the one in the
+ * calling thread's segment is taken even when another thread's was freed later (the span
+ * freed last would otherwise go first, with its lines still in the other thread's cache). */
+START_TEST(spans_of_the_threads_own_segment_come_first) {
+  const size_t whole = NA_SLICES_PER_SEGMENT - NA_META_SLICES;
+  na_page_t *mine = span_alloc(whole), *theirs = span_alloc(whole);
+  na_segment_t *my_segment = na_segment_of_aligned(mine);
+  na_segment_t *their_segment = na_segment_of_aligned(theirs);
+  ck_assert_ptr_ne(my_segment, their_segment);
+  ck_assert_uint_eq(my_segment->affinity, na_thread_id()); /* taken empty: the taker's */
+  their_segment->affinity = na_thread_id() ^ 0x1000;       /* as another thread's */
+  na_arena_free_span(mine);
+  na_arena_free_span(theirs); /* freed last: first in its bin */
+  ck_assert(my_segment->slices[NA_META_SLICES].is_dirty);
+  ck_assert(their_segment->slices[NA_META_SLICES].is_dirty);
+  na_page_t *again = span_alloc(4);
+  ck_assert_ptr_eq(na_segment_of_aligned(again), my_segment);
+  /* without a span of its own, a thread takes what the arena has */
+  my_segment->affinity = their_segment->affinity;
+  na_page_t *other = span_alloc(4);
+  ck_assert_ptr_nonnull(other);
+  na_arena_free_span(again);
+  na_arena_free_span(other);
+  check_segment(my_segment);
+  check_segment(their_segment);
+}
+END_TEST
+
 /* A span that fills a segment; the next one needs a second segment. */
 START_TEST(full_segment_grows_the_arena) {
   na_page_t *all = span_alloc(NA_SLICES_PER_SEGMENT - NA_META_SLICES);
@@ -714,6 +742,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, spans_split_and_coalesce);
   tcase_add_test(tc, holes_are_filled_first);
   tcase_add_test(tc, dirty_spans_are_reused_before_clean_ones);
+  tcase_add_test(tc, spans_of_the_threads_own_segment_come_first);
   tcase_add_test(tc, full_segment_grows_the_arena);
   tcase_add_test(tc, random_spans_keep_segments_consistent);
   tcase_add_test(tc, large_blocks_are_reused);
