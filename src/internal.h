@@ -79,6 +79,7 @@ typedef struct na_options_s {
   bool verify;
   bool background; /* purge passes in one thread per node, never in application threads */
   uint8_t weights[NA_MAX_NODES]; /* NUMALLOC_POLICY=weighted:0=3,1=1 */
+  bool weights_from_kernel;      /* NUMALLOC_POLICY=weighted: the kernel's table instead */
   int large_policy;              /* or NA_LARGE_POLICY_AS_POLICY */
   long large_threshold;          /* bytes; NUMALLOC_LARGE_POLICY applies from here */
 } na_options_t;
@@ -121,6 +122,9 @@ typedef struct na_topology_s {
   int8_t fallback_order[NA_MAX_NODES][NA_MAX_NODES]; /* by distance, -1 terminated */
   int usable_list[NA_MAX_NODES];
   int usable_count;
+  /* The kernel's weighted-interleave weight of each node (0: it has none), read only when
+   * NUMALLOC_POLICY=weighted asks for them. */
+  uint8_t kernel_weight[NA_MAX_NODES];
 } na_topology_t;
 
 extern na_topology_t na_topology;

@@ -38,6 +38,12 @@ bool na_parse_policy(const char *text, int *out) {
   static const char *const names[] = {"local", "interleave", "rr", "bind", "weighted", "system"};
   if (strncmp(text, "weighted:", 9) == 0) {
     if (!na_parse_weights(text + 9, na_options.weights, NA_MAX_NODES - 1)) return false;
+    na_options.weights_from_kernel = false;
+    *out = NUMALLOC_POLICY_WEIGHTED;
+    return true;
+  }
+  if (strcmp(text, "weighted") == 0) { /* the weights the kernel's weighted interleave uses */
+    na_options.weights_from_kernel = true;
     *out = NUMALLOC_POLICY_WEIGHTED;
     return true;
   }
@@ -223,7 +229,8 @@ static const option_t option_table[] = {
     {.name = "POLICY",
      .default_text = "local",
      .apply = apply_policy,
-     .description = "where memory goes: local, interleave, rr, weighted:N=W,... or system"},
+     .description =
+         "where memory goes: local, interleave, rr, weighted, weighted:N=W,... or system"},
     {.name = "LARGE_POLICY",
      .default_text = "first touch under local, else as NUMALLOC_POLICY",
      .unset = true,

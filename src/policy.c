@@ -17,10 +17,15 @@ static uint32_t spread_length = 1; /* never 0: readers divide by it while it is 
 /* Weighted: node n appears weight[n] times, the turns mixed (0,1,0,0 rather than 0,0,0,1)
  * so that consecutive spans already come close to the proportions. Returns the length, 0
  * when no usable node has a weight. */
+static int weight_of(int node) {
+  if (!na_options.weights_from_kernel) return na_options.weights[node];
+  int weight = na_topology.kernel_weight[node];
+  return weight > 0 ? weight : 1; /* a kernel without the table: evenly */
+}
+
 static uint32_t build_weighted_schedule(int8_t *schedule) {
   int credit[NA_MAX_NODES] = {0}, total = 0;
-  for (int i = 0; i < na_topology.usable_count; i++)
-    total += na_options.weights[na_topology.usable_list[i]];
+  for (int i = 0; i < na_topology.usable_count; i++) total += weight_of(na_topology.usable_list[i]);
   if (total == 0) {
     na_warning("NUMALLOC_POLICY=weighted gives no usable node a weight; spreading evenly");
     return 0;
@@ -30,7 +35,7 @@ static uint32_t build_weighted_schedule(int8_t *schedule) {
     int best = -1;
     for (int i = 0; i < na_topology.usable_count; i++) {
       int n = na_topology.usable_list[i];
-      credit[n] += na_options.weights[n];
+      credit[n] += weight_of(n);
       if (best < 0 || credit[n] > credit[best]) best = n;
     }
     credit[best] -= total;

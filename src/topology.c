@@ -15,6 +15,7 @@
 #include <string.h>
 
 #define NODE_DIR         "/sys/devices/system/node/"
+#define WEIGHT_DIR       "/sys/kernel/mm/mempolicy/weighted_interleave/"
 #define CPU_SLOTS        ((int)(sizeof na_topology.cpu_node / sizeof na_topology.cpu_node[0]))
 #define TEXT_MAX         8192
 #define PATH_MAX_LEN     256
@@ -105,10 +106,9 @@ static int read_list_span(const char *path, uint64_t *mask) {
   return h.id < 0 ? 0 : (int)(h.id < 1 << 20 ? h.id + 1 : 1 << 20);
 }
 
-/* NODE_DIR "node<node>/<file>", built without snprintf (no locale, no allocation). */
-static void node_path(char *path, size_t size, int node, const char *file) {
+/* prefix "<node>" file, built without snprintf (no locale, no allocation). */
+static void node_path_in(char *path, size_t size, const char *prefix, int node, const char *file) {
   size_t at = 0;
-  const char *prefix = NODE_DIR "node";
   while (*prefix && at + 1 < size) path[at++] = *prefix++;
   char digits[8];
   int n = 0;
@@ -117,9 +117,17 @@ static void node_path(char *path, size_t size, int node, const char *file) {
     node /= 10;
   } while (node > 0 && n < (int)sizeof digits);
   while (n > 0 && at + 1 < size) path[at++] = digits[--n];
-  if (at + 1 < size) path[at++] = '/';
   while (*file && at + 1 < size) path[at++] = *file++;
   path[at] = '\0';
+}
+
+/* NODE_DIR "node<node>/<file>" */
+static void node_path(char *path, size_t size, int node, const char *file) {
+  char slash_file[64] = "/";
+  size_t at = 1;
+  while (*file && at + 1 < sizeof slash_file) slash_file[at++] = *file++;
+  slash_file[at] = '\0';
+  node_path_in(path, size, NODE_DIR "node", node, slash_file);
 }
 
 /* ---- one node ----------------------------------------------------------------------------- */
@@ -250,6 +258,23 @@ static bool told_above_cap; /* nodes above NA_MAX_NODES are said once per proces
 
 /* Without a node directory (a kernel without NUMA, or a sandbox that hides it) the machine
  * is one node, as the kernel itself would place memory. `known`: the last reading, or NULL. */
+/* The weights of the kernel's weighted interleave (Linux 6.9 and later; numactl
+ * --weighted-interleave uses them), for NUMALLOC_POLICY=weighted without weights of its own.
+ * A node without the file gets 0, which the policy takes as 1. */
+static void read_kernel_weights(na_topology_t *t, uint64_t online) {
+  for (int node = 0; node < t->node_count; node++) {
+    long weight = 0;
+    if ((online >> node) & 1) {
+      char path[PATH_MAX_LEN];
+      node_path_in(path, sizeof path, WEIGHT_DIR "node", node, "");
+      const char *end = NULL;
+      if (read_text(path) > 0 && (end = parse_number(text, &weight)) != NULL &&
+          (*end == '\n' || *end == '\0') && weight <= 255)
+        t->kernel_weight[node] = (uint8_t)weight;
+    }
+  }
+}
+
 static void read_machine(na_topology_t *t, const na_topology_t *known) {
   if (known != NULL) memset(t, 0, sizeof *t); /* the first reading's table is still all zero */
   cover_cpus(t, read_list_span("/sys/devices/system/cpu/present", NULL));
@@ -285,6 +310,7 @@ static void read_machine(na_topology_t *t, const na_topology_t *known) {
   if (!read_allowed(t->allowed)) t->allowed[0] = online;
   if (t->allowed[0] == 0) t->allowed[0] = t->has_memory[0];
   if (span > NA_MAX_NODES) map_nodes_above_cap(t, span, online);
+  if (na_options.weights_from_kernel) read_kernel_weights(t, online);
   cover_cpus(t, 1);
 }
 
@@ -322,6 +348,7 @@ static void publish(na_topology_t *t, const na_topology_t *n) {
   STORE(t->usable_count, n->usable_count);
   STORE(t->cpu_count, n->cpu_count);
   STORE(t->node_count, n->node_count);
+  for (int a = 0; a < NA_MAX_NODES; a++) STORE(t->kernel_weight[a], n->kernel_weight[a]);
 }
 
 static void derive(na_topology_t *t, bool warn);

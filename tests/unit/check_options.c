@@ -117,7 +117,8 @@ START_TEST(weights) {
   ck_assert_uint_eq(na_options.weights[1], 2);
   ck_assert_uint_eq(na_options.weights[2], 1);
   p = -1;
-  ck_assert(!na_parse_policy("weighted", &p));
+  ck_assert(na_parse_policy("weighted", &p) && p == NUMALLOC_POLICY_WEIGHTED);
+  p = -1;
   ck_assert(!na_parse_policy("weighted:", &p));
   ck_assert(!na_parse_policy("weighted:0=0", &p));
   ck_assert_int_eq(p, -1);

@@ -545,6 +545,45 @@ START_TEST(one_node_machine_read_from_sysfs) {
 }
 END_TEST
 
+/* NUMALLOC_POLICY=weighted without weights takes the kernel's weighted-interleave table
+ * (here node 0: 3, node 1: 1; node 2 has no file and counts as 1), read with the topology. */
+static int three_nodes_cpu(int cpu) { return cpu % 3; }
+
+START_TEST(weighted_takes_the_kernels_weights) {
+  int policy;
+  ck_assert(na_parse_policy("weighted", &policy));
+  ck_assert_int_eq(policy, NUMALLOC_POLICY_WEIGHTED);
+  ck_assert(na_options.weights_from_kernel);
+  const fake_machine_t m = {3, NULL, 6, three_nodes_cpu, self_distance, all_memory};
+  fake_write(&m);
+  fake_file("sys/kernel/mm/mempolicy/weighted_interleave/node0", "3\n");
+  fake_file("sys/kernel/mm/mempolicy/weighted_interleave/node1", "1\n");
+  unit_capture_start();
+  na_topology_init();
+  const char *err = unit_capture_stop();
+  fake_remove();
+  ck_assert_str_eq(err, "");
+  ck_assert_uint_eq(na_topology.kernel_weight[0], 3);
+  ck_assert_uint_eq(na_topology.kernel_weight[1], 1);
+  ck_assert_uint_eq(na_topology.kernel_weight[2], 0);
+  na_options.policy = policy;
+  na_policy_init();
+  uint32_t turn = 0;
+  int count[3] = {0};
+  for (int i = 0; i < 500; i++) count[na_policy_spread_next(&turn)]++;
+  ck_assert_int_eq(count[0], 300);
+  ck_assert_int_eq(count[1], 100);
+  ck_assert_int_eq(count[2], 100);
+  /* weights of its own: the kernel's are not read */
+  ck_assert(na_parse_policy("weighted:0=1,1=1,2=2", &policy));
+  ck_assert(!na_options.weights_from_kernel);
+  na_policy_init();
+  for (int i = 0; i < 3; i++) count[i] = 0;
+  for (int i = 0; i < 400; i++) count[na_policy_spread_next(&turn)]++;
+  ck_assert_int_eq(count[2], 200);
+}
+END_TEST
+
 static bool cpu_nodes_have_memory_too(int node) { return node < CXL_NODES; }
 
 START_TEST(cxl_machine_read_from_sysfs) {
@@ -779,6 +818,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, one_node_machine_read_from_sysfs);
   tcase_add_test(tc, sub_numa_machine_read_from_sysfs);
   tcase_add_test(tc, cxl_machine_read_from_sysfs);
+  tcase_add_test(tc, weighted_takes_the_kernels_weights);
   tcase_add_test(tc, nodes_past_the_cap_map_to_the_nearest);
   return unit_run(s, argv);
 }
