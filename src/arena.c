@@ -187,12 +187,6 @@ void na_span_insert(na_arena_t *arena, na_segment_t *segment, size_t first, size
     na_queue_push_back(&arena->bins[bin_of(count)], span);
 }
 
-/* Memory that is resident already is reused first, from the smallest bin that has a dirty
- * span big enough, as jemalloc reuses dirty extents before clean ones: a fresh span would
- * add resident memory while the dirty one waits out the purge delay. Under rr a thread's
- * spans go to every node in turn, and each node's dirty spans are reused only by its own
- * allocations, so dirty memory left waiting added up on every node. First-touch spans keep
- * the first fit: a dirty span of another node's thread would be purged to be placed anew. */
 /* Threads of a node share its arena, but each segment serves first the thread that mapped it
  * (or took it empty): a span another thread freed a moment ago is still in that thread's
  * cache, and the blocks and growing buffers of two threads side by side make their cores
@@ -215,6 +209,12 @@ static na_page_t *span_find_own(na_arena_t *arena, size_t slices) {
   return NULL;
 }
 
+/* Memory that is resident already is reused first, from the smallest bin that has a dirty
+ * span big enough, as jemalloc reuses dirty extents before clean ones: a fresh span would
+ * add resident memory while the dirty one waits out the purge delay. Under rr a thread's
+ * spans go to every node in turn, and each node's dirty spans are reused only by its own
+ * allocations, so dirty memory left waiting added up on every node. First-touch spans keep
+ * the first fit: a dirty span of another node's thread would be purged to be placed anew. */
 static na_page_t *span_find(na_arena_t *arena, int arena_index, size_t slices) {
   na_page_t *own = span_find_own(arena, slices);
   if (own != NULL) return own;

@@ -14,15 +14,15 @@ int na_policy_current_node(void) {
 static int8_t spread_schedule[SCHEDULE_MAX];
 static uint32_t spread_length = 1; /* never 0: readers divide by it while it is rebuilt */
 
-/* Weighted: node n appears weight[n] times, the turns mixed (0,1,0,0 rather than 0,0,0,1)
- * so that consecutive spans already come close to the proportions. Returns the length, 0
- * when no usable node has a weight. */
 static int weight_of(int node) {
   if (!na_options.weights_from_kernel) return na_options.weights[node];
   int weight = na_topology.kernel_weight[node];
   return weight > 0 ? weight : 1; /* a kernel without the table: evenly */
 }
 
+/* Weighted: node n appears weight[n] times, the turns mixed (0,1,0,0 rather than 0,0,0,1)
+ * so that consecutive spans already come close to the proportions. Returns the length, 0
+ * when no usable node has a weight. */
 static uint32_t build_weighted_schedule(int8_t *schedule) {
   int credit[NA_MAX_NODES] = {0}, total = 0;
   for (int i = 0; i < na_topology.usable_count; i++) total += weight_of(na_topology.usable_list[i]);
