@@ -121,9 +121,10 @@ static bool ref_size(const char *t, long *out) {
 static void check_policy(const char *text) {
   int out = -1;
   bool ok = na_parse_policy(text, &out);
-  static const char *const valid[] = {"local", "interleave", "rr", "system"};
+  /* "weighted" alone is a name too: the kernel's weights */
+  static const char *const valid[] = {"local", "interleave", "rr", "system", "weighted"};
   bool want = false;
-  for (size_t i = 0; i < 4; i++) want |= strcmp(text, valid[i]) == 0;
+  for (size_t i = 0; i < sizeof valid / sizeof valid[0]; i++) want |= strcmp(text, valid[i]) == 0;
   uint8_t weights[NA_MAX_NODES];
   bool weighted =
       strncmp(text, "weighted:", 9) == 0 && ref_weights(text + 9, NA_MAX_NODES - 1, weights);
@@ -134,6 +135,8 @@ static void check_policy(const char *text) {
     disagree("na_parse_policy", text, "gave a policy of another name");
   if (weighted && memcmp(weights, na_options.weights, sizeof weights) != 0)
     disagree("na_parse_policy", text, "weights differ");
+  if (strncmp(text, "weighted", 8) == 0 && na_options.weights_from_kernel != !weighted)
+    disagree("na_parse_policy", text, "took the kernel's weights or not as it should not");
 }
 
 static void check_weights(const char *text, int max_node) {
