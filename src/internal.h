@@ -382,6 +382,9 @@ na_page_t *na_pool_adopt(int arena_index, int size_class);
  * or now when forced. */
 void na_pool_collect(int arena_index, bool force);
 void na_pool_collect_all(void);
+/* Sparse pages that have waited a whole collect give back their free OS pages (the node's
+ * purging thread under NUMALLOC_BACKGROUND=1; collects do it otherwise). */
+void na_pool_purge_sparse(int arena_index);
 void na_pool_census(int arena_index, na_census_t *out);
 void na_pool_lock_all(void);
 void na_pool_unlock_all(void);

@@ -5,15 +5,30 @@
  * freed goes back to the arena. A page changes hands by the abandon and adopt protocol of
  * heap.c: its delay state is NA_DELAY_NEVER while it is here, so other threads' frees only
  * push onto its thread_free list. One lock per pool, never held with an arena's lock nor
- * across a system call. */
+ * across a system call.
+ *
+ * A pool page belongs to no thread, so no heap's pass gives back the OS pages its free
+ * blocks leave empty, and a class the program has left is never adopted again: after a
+ * phase that made and dropped many small blocks, their sparse pages stayed resident for
+ * good. So each collect (at most one per purge delay, or the node's purging thread under
+ * NUMALLOC_BACKGROUND=1) takes out up to POOL_PURGE_PAGES pages that have been here since
+ * the collect before the last and are at most a quarter used, purges them unlocked, and puts
+ * them back; once per stay. */
 #include "internal.h"
+
+#include <limits.h>
 
 typedef struct na_pool_s { /* guarded by the pool's lock, but for what is read without it */
   na_page_t *pages[NA_CLASS_COUNT]; /* singly linked; the head is read without the lock */
   uint32_t count;                   /* pages here, and their bytes (statistics) */
   uint64_t bytes;
   uint32_t last_collect_ms;
+  uint32_t collects; /* a page's sparse_pass is this count when it arrived */
 } na_pool_t;
+
+#define POOL_PURGE_PAGES 32  /* per collect, or a sixteenth of the pool... */
+#define POOL_PURGE_MAX   256 /* ...up to this: a collect runs on an allocation's slow path */
+#define POOL_PURGED      3   /* sparse_marked of a page purged in this stay (heap.c's are 1, 2) */
 
 static na_pool_t pools[NA_ARENA_COUNT];
 
@@ -42,6 +57,8 @@ static uint64_t page_bytes(const na_page_t *page) {
 }
 
 static void push_locked(na_pool_t *pool, na_page_t *page) {
+  page->sparse_pass = pool->collects;
+  page->sparse_marked = 0;
   na_relaxed_store(&page->owner, 0);
   page->heap = NULL;
   page->prev = NULL;
@@ -77,6 +94,7 @@ na_page_t *na_pool_adopt(int arena_index, int size_class) {
   if (page != NULL) {
     na_relaxed_store(&pool->pages[size_class], page->next);
     page->next = NULL;
+    page->sparse_marked = 0;
     na_relaxed_store(&pool->count, pool->count - 1);
     pool->bytes -= page_bytes(page);
   }
@@ -106,9 +124,63 @@ static na_page_t *take_empty_locked(na_pool_t *pool) {
   return empty;
 }
 
-static void collect(na_pool_t *pool, uint32_t now) {
+/* Takes out, under the lock, up to `budget` sparse pages that stayed a whole collect (any
+ * when forced) and were not purged in this stay. */
+static na_page_t *take_sparse_locked(na_pool_t *pool, bool force, int budget) {
+  na_page_t *sparse = NULL;
+  for (int c = 0; c < NA_CLASS_COUNT && budget > 0; c++) {
+    na_page_t **link = &pool->pages[c];
+    while (*link != NULL && budget > 0) {
+      na_page_t *page = *link;
+      na_page_collect_remote(page);
+      if (page->sparse_marked == POOL_PURGED || page->used * 4 > page->reserved ||
+          (!force && pool->collects - page->sparse_pass < 2)) {
+        link = &page->next;
+        continue;
+      }
+      na_relaxed_store(link, page->next);
+      na_relaxed_store(&pool->count, pool->count - 1);
+      pool->bytes -= page_bytes(page);
+      page->next = sparse;
+      sparse = page;
+      budget--;
+    }
+  }
+  return sparse;
+}
+
+static void purge_sparse(na_pool_t *pool, bool force) {
+  if (!na_options.purge_sparse) return;
+  pool_lock(pool);
+  int budget = (int)(pool->count / 16);
+  budget = budget < POOL_PURGE_PAGES ? POOL_PURGE_PAGES
+           : budget > POOL_PURGE_MAX ? POOL_PURGE_MAX
+                                     : budget;
+  na_page_t *sparse = take_sparse_locked(pool, force, force ? INT_MAX : budget);
+  pool_unlock(pool);
+  if (sparse == NULL) return;
+  for (na_page_t *page = sparse; page != NULL; page = page->next) na_page_purge_free(page);
+  pool_lock(pool);
+  while (sparse != NULL) {
+    na_page_t *page = sparse;
+    sparse = page->next;
+    uint32_t arrived = page->sparse_pass;
+    push_locked(pool, page);
+    page->sparse_pass = arrived;
+    page->sparse_marked = POOL_PURGED;
+  }
+  pool_unlock(pool);
+}
+
+void na_pool_purge_sparse(int arena_index) {
+  na_pool_t *pool = &pools[arena_index];
+  if (na_relaxed_load(&pool->count) != 0) purge_sparse(pool, false);
+}
+
+static void collect(na_pool_t *pool, uint32_t now, bool force) {
   pool_lock(pool);
   na_relaxed_store(&pool->last_collect_ms, now);
+  pool->collects++;
   na_page_t *empty = take_empty_locked(pool);
   pool_unlock(pool);
   while (empty != NULL) {
@@ -117,6 +189,7 @@ static void collect(na_pool_t *pool, uint32_t now) {
     page->flags.value = 0;
     na_arena_free_span(page);
   }
+  if (force || !na_options.background) purge_sparse(pool, force); /* else the node's thread */
 }
 
 void na_pool_collect(int arena_index, bool force) {
@@ -126,7 +199,7 @@ void na_pool_collect(int arena_index, bool force) {
   if (!force && (uint32_t)(now - na_relaxed_load(&pool->last_collect_ms)) <
                     (uint32_t)na_options.purge_delay_ms)
     return;
-  collect(pool, now);
+  collect(pool, now, force);
 }
 
 void na_pool_collect_all(void) {

@@ -168,6 +168,7 @@ static void *background_main(void *arg) {
     uint32_t delay = span_delay_ms();
     na_helper_sleep(delay / 2 > 0 ? delay / 2 : 1);
     purge_arena(node, false);
+    na_pool_purge_sparse(node);
     if (serves_shared) {
       purge_arena(NA_INTERLEAVE_ARENA, false);
       purge_arena(NA_TOUCH_ARENA, false);

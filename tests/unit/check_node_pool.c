@@ -5,6 +5,7 @@
 #include "unit.h"
 
 #include <pthread.h>
+#include <string.h>
 
 enum { SMALL = 64, BIG = 3000, COUNT = 16 }; /* one page of each class */
 
@@ -102,6 +103,62 @@ START_TEST(collect_returns_emptied_pages) {
 }
 END_TEST
 
+/* A pool page left mostly free gives back the OS pages its free blocks leave empty, once it
+ * has waited a whole collect, and once per stay; a heap adopting it hands the blocks out
+ * again. Without this, pages of a class the program no longer uses stayed resident. */
+enum { PAGE_BLOCKS = NA_SLICE_SIZE / SMALL, KEPT = NA_PAGE_SIZE / SMALL };
+static void *page_blocks[PAGE_BLOCKS];
+
+static void *fill_a_page_and_exit(void *arg) {
+  (void)arg;
+  for (int i = 0; i < PAGE_BLOCKS; i++) page_blocks[i] = numalloc_malloc(SMALL);
+  return NULL;
+}
+
+START_TEST(sparse_pool_pages_give_back_their_free_os_pages) {
+  unit_run_threads(1, fill_a_page_and_exit, NULL, 0);
+  na_page_t *page = page_of(page_blocks[0]);
+  char *start = na_page_start(page);
+  ck_assert_ptr_eq((void *)page_blocks[0], (void *)start);
+  ck_assert_ptr_eq(page_of(page_blocks[PAGE_BLOCKS - 1]), page);
+  ck_assert_uint_eq(page->owner, 0); /* in the pool */
+  for (int i = KEPT; i < PAGE_BLOCKS; i++)
+    numalloc_free(page_blocks[i]); /* all but the first OS page */
+  ck_assert_int_eq(unit_resident_pages(start + NA_PAGE_SIZE, NA_SLICE_SIZE - NA_PAGE_SIZE),
+                   NA_SLICE_SIZE / NA_PAGE_SIZE - 1);
+  na_options.purge_delay_ms = 0;
+  int64_t calls = unit_purge_calls();
+  na_pool_collect(node, false); /* it arrived since the last collect: it stays whole */
+  ck_assert_uint_eq(page->purged, 0);
+  ck_assert_int_eq(unit_purge_calls(), calls);
+  na_pool_collect(node, false);
+  ck_assert_uint_ne(page->purged, 0);
+  ck_assert_int_gt(unit_purge_calls(), calls);
+  ck_assert_int_eq(unit_resident_pages(start + NA_PAGE_SIZE, NA_SLICE_SIZE - NA_PAGE_SIZE), 0);
+  ck_assert_int_eq(unit_resident_pages(start, NA_PAGE_SIZE), 1); /* its live blocks */
+  ck_assert_uint_eq(census().pages, 1);
+  calls = unit_purge_calls();
+  na_pool_collect(node, false); /* once per stay */
+  ck_assert_int_eq(unit_purge_calls(), calls);
+  /* a double free of a purged block is still named */
+  ck_assert(na_page_block_is_free(page, page_blocks[PAGE_BLOCKS - 1]));
+  /* adopted, the page hands every free block out again, purged ones included */
+  static void *again[PAGE_BLOCKS];
+  int from_page = 0, n = 0;
+  while (from_page < PAGE_BLOCKS - KEPT && n < PAGE_BLOCKS) {
+    again[n] = numalloc_malloc(SMALL);
+    ck_assert_ptr_nonnull(again[n]);
+    memset(again[n], 0x5a, SMALL);
+    if (page_of(again[n]) == page) from_page++;
+    n++;
+  }
+  ck_assert_int_eq(from_page, PAGE_BLOCKS - KEPT);
+  ck_assert_uint_eq(page->used, PAGE_BLOCKS);
+  for (int i = 0; i < n; i++) numalloc_free(again[i]);
+  for (int i = 0; i < KEPT; i++) numalloc_free(page_blocks[i]);
+}
+END_TEST
+
 int main(int argc, char **argv) {
   (void)argc;
   Suite *s = suite_create("node_pool");
@@ -111,5 +168,6 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, adoption_goes_by_class);
   tcase_add_test(tc, a_heap_adopts_before_taking_a_fresh_span);
   tcase_add_test(tc, collect_returns_emptied_pages);
+  tcase_add_test(tc, sparse_pool_pages_give_back_their_free_os_pages);
   return unit_run(s, argv);
 }
