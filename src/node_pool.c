@@ -102,51 +102,43 @@ na_page_t *na_pool_adopt(int arena_index, int size_class) {
   return page;
 }
 
-/* Takes out, under the lock, the pages whose blocks were all freed meanwhile. */
-static na_page_t *take_empty_locked(na_pool_t *pool) {
-  na_page_t *empty = NULL;
-  for (int c = 0; c < NA_CLASS_COUNT; c++) {
-    na_page_t **link = &pool->pages[c];
-    while (*link != NULL) {
-      na_page_t *page = *link;
-      na_page_collect_remote(page);
-      if (page->used != 0) {
-        link = &page->next;
-        continue;
-      }
-      na_relaxed_store(link, page->next);
-      na_relaxed_store(&pool->count, pool->count - 1);
-      pool->bytes -= page_bytes(page);
-      page->next = empty;
-      empty = page;
-    }
-  }
-  return empty;
-}
-
-/* Takes out, under the lock, up to `budget` sparse pages that stayed a whole collect (any
- * when forced) and were not purged in this stay. */
-static na_page_t *take_sparse_locked(na_pool_t *pool, bool force, int budget) {
-  na_page_t *sparse = NULL;
+/* Takes out, under the lock, up to `budget` pages that `wanted` picks (after their remote
+ * frees were taken in), as one list. */
+static na_page_t *take_locked(na_pool_t *pool,
+                              bool (*wanted)(const na_pool_t *, const na_page_t *, bool),
+                              bool force, int budget) {
+  na_page_t *taken = NULL;
   for (int c = 0; c < NA_CLASS_COUNT && budget > 0; c++) {
     na_page_t **link = &pool->pages[c];
     while (*link != NULL && budget > 0) {
       na_page_t *page = *link;
       na_page_collect_remote(page);
-      if (page->sparse_marked == POOL_PURGED || page->used * 4 > page->reserved ||
-          (!force && pool->collects - page->sparse_pass < 2)) {
+      if (!wanted(pool, page, force)) {
         link = &page->next;
         continue;
       }
       na_relaxed_store(link, page->next);
       na_relaxed_store(&pool->count, pool->count - 1);
       pool->bytes -= page_bytes(page);
-      page->next = sparse;
-      sparse = page;
+      page->next = taken;
+      taken = page;
       budget--;
     }
   }
-  return sparse;
+  return taken;
+}
+
+/* Pages whose blocks were all freed meanwhile. */
+static bool is_empty(const na_pool_t *pool, const na_page_t *page, bool force) {
+  (void)pool, (void)force;
+  return page->used == 0;
+}
+
+/* Sparse pages that stayed a whole collect (any when forced) and were not purged in this
+ * stay. */
+static bool is_sparse(const na_pool_t *pool, const na_page_t *page, bool force) {
+  return page->sparse_marked != POOL_PURGED && page->used * 4 <= page->reserved &&
+         (force || pool->collects - page->sparse_pass >= 2);
 }
 
 static void purge_sparse(na_pool_t *pool, bool force) {
@@ -156,7 +148,7 @@ static void purge_sparse(na_pool_t *pool, bool force) {
   budget = budget < POOL_PURGE_PAGES ? POOL_PURGE_PAGES
            : budget > POOL_PURGE_MAX ? POOL_PURGE_MAX
                                      : budget;
-  na_page_t *sparse = take_sparse_locked(pool, force, force ? INT_MAX : budget);
+  na_page_t *sparse = take_locked(pool, is_sparse, force, force ? INT_MAX : budget);
   pool_unlock(pool);
   if (sparse == NULL) return;
   for (na_page_t *page = sparse; page != NULL; page = page->next) na_page_purge_free(page);
@@ -181,7 +173,7 @@ static void collect(na_pool_t *pool, uint32_t now, bool force) {
   pool_lock(pool);
   na_relaxed_store(&pool->last_collect_ms, now);
   pool->collects++;
-  na_page_t *empty = take_empty_locked(pool);
+  na_page_t *empty = take_locked(pool, is_empty, force, INT_MAX);
   pool_unlock(pool);
   while (empty != NULL) {
     na_page_t *page = empty;
