@@ -135,8 +135,9 @@ void na_arena_place_by_use(na_page_t *span, int node) {
  * Low-latency programs ask that none of their threads ever waits on the kernel for memory
  * it gives back. Each node's thread runs on that node's CPUs (a memory-only node's on its
  * nearest node with CPUs), wakes twice per span delay and runs its arena's pass; the first
- * usable node's thread also serves the interleaved and first-touch arenas. Sparse pages are
- * not purged then: their free lists belong to their threads. Threads start lazily, at the
+ * usable node's thread also serves the interleaved and first-touch arenas. Sparse pages of
+ * threads' heaps are not purged then (their free lists belong to their threads); those of
+ * the nodes' pools, which no thread owns, are. Threads start lazily, at the
  * first slow path that would have purged, and again in a forked child. */
 static _Atomic bool background_running[NA_MAX_NODES];
 
@@ -171,6 +172,7 @@ static void *background_main(void *arg) {
     na_pool_purge_sparse(node);
     if (serves_shared) {
       purge_arena(NA_INTERLEAVE_ARENA, false);
+      na_pool_purge_sparse(NA_INTERLEAVE_ARENA); /* small pages of interleaving heaps */
       purge_arena(NA_TOUCH_ARENA, false);
     }
   }

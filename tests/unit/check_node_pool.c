@@ -159,6 +159,26 @@ START_TEST(sparse_pool_pages_give_back_their_free_os_pages) {
 }
 END_TEST
 
+/* Under NUMALLOC_BACKGROUND=1 a collect on an allocation's slow path makes no system call:
+ * the node's purging thread gives the pool's sparse pages back. */
+START_TEST(with_a_purging_thread_collects_leave_the_purge_to_it) {
+  unit_run_threads(1, fill_a_page_and_exit, NULL, 0);
+  na_page_t *page = page_of(page_blocks[0]);
+  for (int i = KEPT; i < PAGE_BLOCKS; i++) numalloc_free(page_blocks[i]);
+  na_options.purge_delay_ms = 0;
+  na_options.background = true;
+  int64_t calls = unit_purge_calls();
+  for (int i = 0; i < 3; i++) na_pool_collect(node, false);
+  ck_assert_int_eq(unit_purge_calls(), calls);
+  ck_assert_uint_eq(page->purged, 0);
+  na_pool_purge_sparse(node); /* what the node's thread does at each wake */
+  ck_assert_uint_ne(page->purged, 0);
+  ck_assert_int_gt(unit_purge_calls(), calls);
+  na_options.background = false;
+  for (int i = 0; i < KEPT; i++) numalloc_free(page_blocks[i]);
+}
+END_TEST
+
 int main(int argc, char **argv) {
   (void)argc;
   Suite *s = suite_create("node_pool");
@@ -169,5 +189,6 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, a_heap_adopts_before_taking_a_fresh_span);
   tcase_add_test(tc, collect_returns_emptied_pages);
   tcase_add_test(tc, sparse_pool_pages_give_back_their_free_os_pages);
+  tcase_add_test(tc, with_a_purging_thread_collects_leave_the_purge_to_it);
   return unit_run(s, argv);
 }
