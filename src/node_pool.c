@@ -11,9 +11,11 @@
  * blocks leave empty, and a class the program has left is never adopted again: after a
  * phase that made and dropped many small blocks, their sparse pages stayed resident for
  * good. So each collect (at most one per purge delay, or the node's purging thread under
- * NUMALLOC_BACKGROUND=1) takes out up to POOL_PURGE_PAGES pages that have been here since
- * the collect before the last and are at most a quarter used, purges them unlocked, and puts
- * them back; once per stay. */
+ * NUMALLOC_BACKGROUND=1) takes out pages that have been here since the collect before the
+ * last and are at most a quarter used, a sixteenth of the pool at a time, purges them
+ * unlocked, and puts them back; once per stay. A page costs about 4 us (its free list walked,
+ * a few madvise calls): a collect with a backlog stalls its slow path for a few ms at most,
+ * once per delay, which a program that cannot afford it moves to the purging threads. */
 #include "internal.h"
 
 #include <limits.h>
@@ -26,9 +28,9 @@ typedef struct na_pool_s { /* guarded by the pool's lock, but for what is read w
   uint32_t collects; /* a page's sparse_pass is this count when it arrived */
 } na_pool_t;
 
-#define POOL_PURGE_PAGES 32  /* per collect, or a sixteenth of the pool... */
-#define POOL_PURGE_MAX   256 /* ...up to this: a collect runs on an allocation's slow path */
-#define POOL_PURGED      3   /* sparse_marked of a page purged in this stay (heap.c's are 1, 2) */
+#define POOL_PURGE_PAGES 32   /* per collect, or a sixteenth of the pool... */
+#define POOL_PURGE_MAX   1024 /* ...up to this */
+#define POOL_PURGED      3    /* sparse_marked of a page purged in this stay (heap.c's are 1, 2) */
 
 static na_pool_t pools[NA_ARENA_COUNT];
 
