@@ -127,13 +127,6 @@ static void release_idle_pages(na_heap_t *heap, int except_class) {
 /* page.sparse_marked: a purge candidate since pass sparse_pass, or empty at that pass */
 #define MARK_SPARSE 1
 #define MARK_EMPTY  2
-/* Sparse pages purged per pass: a sixteenth of the heap's pages, at least 32 and at most
- * 1,024. A page costs about 4 us (its free list walked, a few madvise calls), so a pass with
- * a backlog stalls its slow path a few ms at most; with 32 a heap that kept a class whose
- * pages a phase of the program left 90% free gave back 1 MB in 10 s where jemalloc's decay
- * gave back 234. */
-#define PURGE_PAGES_MIN 32
-#define PURGE_PAGES_MAX 1024
 
 static void purge_back_off(na_heap_t *heap, int size_class) {
   uint16_t backoff = heap->purge_backoff[size_class];
@@ -173,11 +166,7 @@ static void purge_idle(na_heap_t *heap, na_page_t *page) {
 /* Pages marked sparse at least a whole pass ago (all of them when forced) give back the OS
  * pages their free blocks leave empty. */
 static void purge_sparse_pages(na_heap_t *heap, bool force) {
-  uint64_t share = heap->held.pages / 16;
-  int budget = force ? INT_MAX
-                     : (int)(share < PURGE_PAGES_MIN   ? PURGE_PAGES_MIN
-                             : share > PURGE_PAGES_MAX ? PURGE_PAGES_MAX
-                                                       : share);
+  int budget = force ? INT_MAX : na_sparse_purge_budget(heap->held.pages);
   for (int c = 0; c < NA_CLASS_COUNT && budget > 0; c++)
     for (na_page_t *page = heap->queues[c].first; page != NULL && budget > 0; page = page->next) {
       if (page->sparse_marked != MARK_SPARSE || page == heap->current[c]) continue;

@@ -28,9 +28,7 @@ typedef struct na_pool_s { /* guarded by the pool's lock, but for what is read w
   uint32_t collects; /* a page's sparse_pass is this count when it arrived */
 } na_pool_t;
 
-#define POOL_PURGE_PAGES 32   /* per collect, or a sixteenth of the pool... */
-#define POOL_PURGE_MAX   1024 /* ...up to this */
-#define POOL_PURGED      3    /* sparse_marked of a page purged in this stay (heap.c's are 1, 2) */
+#define POOL_PURGED 3 /* sparse_marked of a page purged in this stay (heap.c's are 1, 2) */
 
 static na_pool_t pools[NA_ARENA_COUNT];
 
@@ -146,11 +144,8 @@ static bool is_sparse(const na_pool_t *pool, const na_page_t *page, bool force) 
 static void purge_sparse(na_pool_t *pool, bool force) {
   if (!na_options.purge_sparse) return;
   pool_lock(pool);
-  int budget = (int)(pool->count / 16);
-  budget = budget < POOL_PURGE_PAGES ? POOL_PURGE_PAGES
-           : budget > POOL_PURGE_MAX ? POOL_PURGE_MAX
-                                     : budget;
-  na_page_t *sparse = take_locked(pool, is_sparse, force, force ? INT_MAX : budget);
+  int budget = force ? INT_MAX : na_sparse_purge_budget(pool->count);
+  na_page_t *sparse = take_locked(pool, is_sparse, force, budget);
   pool_unlock(pool);
   if (sparse == NULL) return;
   for (na_page_t *page = sparse; page != NULL; page = page->next) na_page_purge_free(page);
