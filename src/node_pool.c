@@ -56,16 +56,21 @@ static uint64_t page_bytes(const na_page_t *page) {
   return (uint64_t)page->slice_count << NA_SLICE_SHIFT;
 }
 
-static void push_locked(na_pool_t *pool, na_page_t *page) {
-  page->sparse_pass = pool->collects;
-  page->sparse_marked = 0;
-  na_relaxed_store(&page->owner, 0);
-  page->heap = NULL;
+static void link_locked(na_pool_t *pool, na_page_t *page) {
   page->prev = NULL;
   page->next = pool->pages[page->size_class];
   na_relaxed_store(&pool->pages[page->size_class], page);
   na_relaxed_store(&pool->count, pool->count + 1); /* read without the lock */
   pool->bytes += page_bytes(page);
+}
+
+/* A page arriving from a heap: no one's, and not purged in this stay. */
+static void push_locked(na_pool_t *pool, na_page_t *page) {
+  page->sparse_pass = pool->collects;
+  page->sparse_marked = 0;
+  na_relaxed_store(&page->owner, 0);
+  page->heap = NULL;
+  link_locked(pool, page);
 }
 
 /* Pages of one heap in one call: most share a node, so the lock is taken about once. The
@@ -153,10 +158,8 @@ static void purge_sparse(na_pool_t *pool, bool force) {
   while (sparse != NULL) {
     na_page_t *page = sparse;
     sparse = page->next;
-    uint32_t arrived = page->sparse_pass;
-    push_locked(pool, page);
-    page->sparse_pass = arrived;
     page->sparse_marked = POOL_PURGED;
+    link_locked(pool, page);
   }
   pool_unlock(pool);
 }

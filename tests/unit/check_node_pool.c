@@ -115,15 +115,20 @@ static void *fill_a_page_and_exit(void *arg) {
   return NULL;
 }
 
-START_TEST(sparse_pool_pages_give_back_their_free_os_pages) {
+/* A pool page with live blocks in its first OS page only (an exited thread's). */
+static na_page_t *sparse_pool_page(void) {
   unit_run_threads(1, fill_a_page_and_exit, NULL, 0);
   na_page_t *page = page_of(page_blocks[0]);
+  for (int i = KEPT; i < PAGE_BLOCKS; i++) numalloc_free(page_blocks[i]);
+  return page;
+}
+
+START_TEST(sparse_pool_pages_give_back_their_free_os_pages) {
+  na_page_t *page = sparse_pool_page();
   char *start = na_page_start(page);
   ck_assert_ptr_eq((void *)page_blocks[0], (void *)start);
   ck_assert_ptr_eq(page_of(page_blocks[PAGE_BLOCKS - 1]), page);
   ck_assert_uint_eq(page->owner, 0); /* in the pool */
-  for (int i = KEPT; i < PAGE_BLOCKS; i++)
-    numalloc_free(page_blocks[i]); /* all but the first OS page */
   ck_assert_int_eq(unit_resident_pages(start + NA_PAGE_SIZE, NA_SLICE_SIZE - NA_PAGE_SIZE),
                    NA_SLICE_SIZE / NA_PAGE_SIZE - 1);
   na_options.purge_delay_ms = 0;
@@ -162,9 +167,7 @@ END_TEST
 /* Under NUMALLOC_BACKGROUND=1 a collect on an allocation's slow path makes no system call:
  * the node's purging thread gives the pool's sparse pages back. */
 START_TEST(with_a_purging_thread_collects_leave_the_purge_to_it) {
-  unit_run_threads(1, fill_a_page_and_exit, NULL, 0);
-  na_page_t *page = page_of(page_blocks[0]);
-  for (int i = KEPT; i < PAGE_BLOCKS; i++) numalloc_free(page_blocks[i]);
+  na_page_t *page = sparse_pool_page();
   na_options.purge_delay_ms = 0;
   na_options.background = true;
   int64_t calls = unit_purge_calls();
