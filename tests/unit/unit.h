@@ -32,6 +32,18 @@
 #else
 #define UNIT_RSS_SLACK (2 * NA_MiB)
 #endif
+/* AddressSanitizer's shadow of memory the test touched (an eighth of it) can stay resident
+ * after numalloc has unmapped that memory: it is the sanitizer's, not the heap's. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNIT_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(UNIT_ASAN)
+#define UNIT_ASAN_SHADOW_OF(bytes) ((bytes) / 8)
+#else
+#define UNIT_ASAN_SHADOW_OF(bytes) ((size_t)0)
+#endif
 
 /* A check for tight loops: ck_assert records its location on every success (a write per
  * assertion), this only reports the failure. */
