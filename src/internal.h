@@ -254,6 +254,17 @@ static inline na_block_t *na_block_next(const na_page_t *page, const na_block_t 
 static inline void na_block_set_next(const na_page_t *page, na_block_t *block, na_block_t *next) {
   block->next_encoded = (uintptr_t)next ^ page->key;
 }
+/* A free block links to a block of its own segment, or ends its list with NULL. Anything
+ * else decoded from its first word means that word was overwritten while the block was free
+ * (a write past the end of the block before it, or into the block after its free): handing
+ * out what it points to would be silent damage, so the allocator stops there. */
+static inline bool na_block_link_is_sound(const na_block_t *block, const na_block_t *next) {
+  return (((uintptr_t)next ^ (uintptr_t)block) >> NA_SEGMENT_SHIFT) == 0 || next == NULL;
+}
+/* Ends the program naming the free block whose link was overwritten. */
+__attribute__((noreturn)) void na_page_link_corrupt(const na_page_t *page, const na_block_t *block);
+/* The next block of a list walked off the fast path, checked as the fast path checks it. */
+na_block_t *na_block_next_checked(const na_page_t *page, const na_block_t *block);
 /* page.thread_free packs the list of blocks other threads freed (bits 2-47: user addresses
  * stay below 2^47), its length (bits 48-63) and the na_delay_t (bits 0-1), so the owner
  * takes the whole list with its count in one atomic step, without walking it. */
@@ -521,14 +532,25 @@ bool na_bins_hold(const na_heap_t *heap, const na_block_t *block);
 
 /* ---- the fast paths (alloc.c, free.c; inlined into the preload's entry points) ----- */
 
-static inline void *na_page_pop(na_page_t *page) {
+/* The head of the page's free list, the list advanced past it; NULL, the list left as it is,
+ * when the head's link is unsound: the slow path's na_page_pop then names the block (a call
+ * from here would give every malloc a stack frame). */
+static inline void *na_page_pop_quick(na_page_t *page) {
   na_block_t *block = page->free;
-  page->free = na_block_next(page, block);
+  na_block_t *next = na_block_next(page, block);
+  if (na_unlikely(!na_block_link_is_sound(block, next))) return NULL;
+  page->free = next;
   /* A block freed long ago or by another thread is not in this CPU's cache: fetching the
    * next one while the program uses this one hides that miss from the next allocation. */
   __builtin_prefetch(page->free, 1);
   block->next_encoded = 0; /* a live block must not look like a free one (see na_free_fast) */
   page->used++;
+  return block;
+}
+
+static inline void *na_page_pop(na_page_t *page) {
+  void *block = na_page_pop_quick(page);
+  if (na_unlikely(block == NULL)) na_page_link_corrupt(page, page->free);
   return block;
 }
 
@@ -544,7 +566,7 @@ static inline void *na_class_quick(na_heap_t *heap, int size_class) {
   na_bin_t *bin = &heap->bins[size_class];
   if (bin->count != 0) return na_bin_pop(bin);
   na_page_t *page = heap->current[size_class];
-  if (na_likely(page->free != NULL)) return na_page_pop(page);
+  if (na_likely(page->free != NULL)) return na_page_pop_quick(page);
   return NULL;
 }
 
@@ -559,7 +581,7 @@ static inline void *na_malloc_quick(size_t size) {
     na_bin_t *bin = heap->direct_bin[slot];
     if (na_likely(bin->count != 0)) return na_bin_pop(bin);
     na_page_t *page = heap->direct[slot];
-    if (na_likely(page->free != NULL)) return na_page_pop(page);
+    if (na_likely(page->free != NULL)) return na_page_pop_quick(page);
   } else if (size <= NA_SMALL_MAX) {
     return na_class_quick(heap, na_size_class(size));
   }
@@ -574,11 +596,10 @@ static inline void *na_malloc_fast(size_t size) {
 }
 
 /* A freed block's first word decodes to a block of the same segment, or to NULL at the end
- * of a list; a live block's does not (na_page_pop clears it). Only then is a free a
+ * of a list; a live block's does not (na_page_pop_quick clears it). Only then is a free a
  * possible double free, worth searching the page's lists for. */
 static inline bool na_block_looks_free(const na_page_t *page, const na_block_t *block) {
-  uintptr_t next = block->next_encoded ^ page->key;
-  return ((next ^ (uintptr_t)block) >> NA_SEGMENT_SHIFT) == 0 || next == 0;
+  return na_block_link_is_sound(block, na_block_next(page, block));
 }
 
 /* A block kept aside off the page's lists (in a bin, or waiting to go home) links to itself,

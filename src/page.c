@@ -64,6 +64,18 @@ static void page_extend(na_page_t *page) {
 /* The count in thread_free has 16 bits; a page holds at most a slice of 8-byte blocks. */
 _Static_assert(NA_SLICE_SIZE / 8 < ((size_t)1 << (64 - NA_TF_COUNT_SHIFT)), "count fits");
 
+void na_page_link_corrupt(const na_page_t *page, const na_block_t *block) {
+  na_fatal("heap corruption: the free block %p (page of %u-byte blocks at %p) was overwritten, "
+           "by a write past the end of the block before it or a write after its free",
+           (const void *)block, page->block_size, na_page_start(page));
+}
+
+na_block_t *na_block_next_checked(const na_page_t *page, const na_block_t *block) {
+  na_block_t *next = na_block_next(page, block);
+  if (na_unlikely(!na_block_link_is_sound(block, next))) na_page_link_corrupt(page, block);
+  return next;
+}
+
 size_t na_page_collect_remote(na_page_t *page) {
   uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
   if (na_tf_blocks(tf) == NULL) return 0;
@@ -77,7 +89,7 @@ size_t na_page_collect_remote(na_page_t *page) {
              na_page_start(page));
   if (page->local_free != NULL) { /* rare (adoption, collection): append local_free */
     na_block_t *tail = head;
-    for (uint32_t n = 1; n < count; n++) tail = na_block_next(page, tail);
+    for (uint32_t n = 1; n < count; n++) tail = na_block_next_checked(page, tail);
     na_block_set_next(page, tail, page->local_free);
   }
   page->local_free = head;
@@ -97,7 +109,8 @@ static void account_handed(na_page_t *page, uint32_t handed, int ran_on) {
 /* Counts what was handed out of `free` so far (a page leaving its heap, or a report). */
 void na_page_account_partial_on(na_page_t *page, int ran_on) {
   uint32_t left = 0;
-  for (na_block_t *b = page->free; b != NULL && left <= page->reserved; b = na_block_next(page, b))
+  for (na_block_t *b = page->free; b != NULL && left <= page->reserved;
+       b = na_block_next_checked(page, b))
     left++;
   account_handed(page, page->installed > left ? page->installed - left : 0, ran_on);
   page->installed = left;

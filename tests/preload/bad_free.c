@@ -3,8 +3,9 @@
  * handle, as a library bound before the preload would) must be passed on to glibc: glibc's
  * count of bytes in use drops and nothing breaks. Under numalloc's own policies each bad
  * free (a glibc block, a double free, an interior pointer, a stack address, a huge block
- * freed twice) must end the program with SIGABRT and exactly one stderr line from numalloc
- * naming the pointer; each case runs in a child process. numalloc only. */
+ * freed twice), and a write past a block's end over the free block after it, must end the program
+ * with SIGABRT and exactly one stderr line from numalloc naming the pointer; each case runs in a
+ * child process. numalloc only. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <malloc.h>
@@ -115,6 +116,23 @@ static void *make_stack(void) {
   return fake + 16;
 }
 
+/* A write 16 bytes past the end of a block of a class the process has not used yet: the
+ * block after it is the next free block of a fresh page, so the overflow lands on its free
+ * list link. The allocation that reaches that block must stop and name it, not hand out
+ * where the overwritten link points. */
+#define OVERFLOW_SIZE 720
+static void *make_overflowed_neighbour(void) {
+  char *a = malloc(OVERFLOW_SIZE);
+  return a + malloc_usable_size(a);
+}
+static void overflow_then_allocate(void *next) {
+  memset((char *)next - 16, 0x41, 32);
+  for (int i = 0; i < 4; i++) {
+    char *p = malloc(OVERFLOW_SIZE);
+    memset(p, 0x42, OVERFLOW_SIZE);
+  }
+}
+
 int main(void) {
   pt_start("bad_free");
   CHECK(pt_is_numalloc(), "this test is for numalloc only");
@@ -128,6 +146,7 @@ int main(void) {
     expect_named_abort("interior pointer", make_interior, plain_free);
     expect_named_abort("static address", make_stack, plain_free);
     expect_named_abort("double free (huge)", make_huge, double_free);
+    expect_named_abort("overflow of a block", make_overflowed_neighbour, overflow_then_allocate);
   }
   /* The preload's own heap is intact. */
   static void *own[2000];

@@ -2,7 +2,8 @@
  * of the test's own. Blocks are carved lazily, about 4 KiB at a time, inside the page and on
  * block boundaries; free lists are encoded; the owner's frees and other threads' frees (the
  * atomic list, pushed concurrently) come back on refill; the delay states route a remote
- * free to the heap when the page is full; a corrupted remote list stops the program. */
+ * free to the heap when the page is full; a corrupted remote list, or a free block's link
+ * overwritten, stops the program. */
 #include "unit.h"
 
 #include <pthread.h>
@@ -254,6 +255,52 @@ START_TEST(looping_remote_list_aborts) {
 }
 END_TEST
 
+/* What a write past the end of a block leaves in the free block after it. */
+#define OVERFLOW_BYTES 0x4141414141414141ull
+
+/* A free block whose link was overwritten is not handed out by the fast path, which leaves
+ * the list as it was for the slow path to name. */
+START_TEST(the_quick_pop_refuses_an_overwritten_link) {
+  na_page_t *page = page_make(3);
+  na_page_refill(page);
+  na_block_t *a = na_page_pop(page);
+  na_block_t *b = page->free;
+  ck_assert_ptr_nonnull(b);
+  ck_assert_ptr_eq(b, (char *)a + page->block_size); /* carved in address order */
+  uint32_t used = page->used;
+  memset(b, 0x41, sizeof(uint64_t));
+  ck_assert_ptr_null(na_page_pop_quick(page));
+  ck_assert_ptr_eq(page->free, b);
+  ck_assert_uint_eq(page->used, used);
+  ck_assert_uint_eq(b->next_encoded, OVERFLOW_BYTES);
+}
+END_TEST
+
+START_TEST(popping_an_overwritten_link_aborts) {
+  na_page_t *page = page_make(3);
+  na_page_refill(page);
+  na_page_pop(page);
+  memset(page->free, 0x41, sizeof(uint64_t));
+  unit_silence_stderr();
+  na_page_pop(page);
+}
+END_TEST
+
+/* Other threads' frees are walked to append the owner's: a link overwritten there stops the
+ * walk instead of following it. */
+START_TEST(collecting_an_overwritten_remote_link_aborts) {
+  na_page_t *page = page_make(1);
+  na_page_refill(page);
+  na_block_t *a = pop(page), *b = pop(page), *c = pop(page);
+  free_to_local(page, a);
+  na_free_remote(page, b);
+  na_free_remote(page, c); /* c links to b */
+  memset(c, 0x41, sizeof(uint64_t));
+  unit_silence_stderr();
+  na_page_collect_remote(page);
+}
+END_TEST
+
 /* A sparse one-slice page gives back the OS pages that hold only free blocks. Their blocks
  * leave the lists (linking them would touch the pages again), still count as free, and come
  * back, each once, when the page has nothing else to hand out. */
@@ -413,6 +460,9 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, full_page_notifies_its_heap);
   tcase_add_test(tc, interior_pointers_find_their_block);
   tcase_add_test_raise_signal(tc, looping_remote_list_aborts, SIGABRT);
+  tcase_add_test(tc, the_quick_pop_refuses_an_overwritten_link);
+  tcase_add_test_raise_signal(tc, popping_an_overwritten_link_aborts, SIGABRT);
+  tcase_add_test_raise_signal(tc, collecting_an_overwritten_remote_link_aborts, SIGABRT);
   tcase_add_test(tc, sparse_page_purges_free_os_pages);
   tcase_add_test(tc, big_block_page_purges_free_blocks);
   tcase_add_test(tc, strict_placement_never_purges_blocks);
