@@ -7,6 +7,7 @@
  * anything else. Built with -fno-builtin: the compiler must not drop or rewrite the calls. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -154,6 +155,14 @@ static void free_interior_large(void) {
   free(launder(p + 4096));
 }
 
+/* 16 bytes written past the end of a block of a class the process had not used: they land
+ * on the link of the free block after it, which the next allocations of the class reach. */
+static void overflow_into_free(void) {
+  char *p = launder(malloc(720));
+  memset(p, 0x41, malloc_usable_size(p) + 16);
+  for (int i = 0; i < 4; i++) memset(launder(malloc(720)), 0x42, 720);
+}
+
 static void free_stack(void) {
   _Alignas(16) char buf[64];
   memset(buf, 0, sizeof buf);
@@ -224,6 +233,7 @@ static const scenario_t scenarios[] = {
     {"double-free-huge", double_free_huge},
     {"free-interior-small", free_interior_small},
     {"free-interior-large", free_interior_large},
+    {"overflow-into-free", overflow_into_free},
     {"free-stack", free_stack},
     {"free-global", free_global},
     {"free-mmap", free_mmap},
