@@ -128,7 +128,12 @@ static void *run(void *arg) {
     }
   atomic_store(&w->done, 1);
   worker *prev = &workers[(w->id + nthreads - 1) % nthreads];
-  while (cross && !atomic_load(&prev->done)) sched_yield();
+  /* what the previous thread still sends is freed as it comes, as a program would; left
+   * waiting, it piled up millions of blocks whenever one thread finished first */
+  while (cross && !atomic_load(&prev->done)) {
+    free_inbox(w);
+    sched_yield();
+  }
   free_inbox(w);
   bench_free(mem);
   bench_free(sizes);
