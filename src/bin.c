@@ -1,10 +1,13 @@
 /* bin.c: the blocks a heap's thread freed last, kept aside per class and handed out again
  * first, newest first. A block freed a moment ago is still in the CPU's cache, so the next
  * allocation of its class writes into it without a miss; a page's own free lists hand out
- * blocks freed long before. Only blocks of the heap's own arena and of classes up to
- * NA_BIN_MAX go there. A bin stays a few blocks deep (15, or about NA_BIN_BYTES of big
- * blocks): when it is full, frees go to the pages as before, and every heap pass,
- * collection and thread exit send the blocks back to their pages. */
+ * blocks freed long before. Only blocks of the heap's own arena (its node) and of classes up
+ * to NA_BIN_MAX go there: those of the heap's pages, and from NA_BIN_FOREIGN_MIN those of
+ * other threads' pages, which then serve this thread's allocations instead of travelling
+ * home to be handed out cold. A bin stays a few blocks deep (15, or about NA_BIN_BYTES of
+ * big blocks): when it is full, frees go to the pages as before, and every heap pass,
+ * collection and thread exit send the blocks back to their pages. A block in a bin counts
+ * as in use in its page until then, whichever thread's bin holds it. */
 #include "internal.h"
 
 _Static_assert(NA_BIN_MAX <= NA_SMALL_MAX, "bins hold small blocks");
@@ -48,9 +51,17 @@ void na_bins_flush(na_heap_t *heap) {
   }
 }
 
-uint64_t na_bins_bytes(const na_heap_t *heap) {
+/* Called by the heap's thread. */
+uint64_t na_bins_own_bytes(const na_heap_t *heap) {
   uint64_t bytes = 0;
-  for (int c = 0; c < NA_BIN_CLASSES; c++) bytes += heap->bins[c].count * na_class_size(c);
+  for (int c = 0; c < NA_BIN_CLASSES; c++)
+    for (uint32_t i = 0; i < heap->bins[c].count; i++) {
+      na_block_t *block = heap->bins[c].slots[i];
+      na_page_t *page = na_page_of(na_segment_of_aligned(block), block);
+      /* A thread has one heap per arena, and a bin holds blocks of its heap's arena only;
+       * another thread's page may change hands meanwhile, but never to this thread. */
+      if (na_relaxed_load(&page->owner) == na_thread_id()) bytes += na_class_size(c);
+    }
   return bytes;
 }
 

@@ -435,7 +435,7 @@ void na_heap_census(na_heap_t *heap) {
     used += na_page_live_bytes(page);
     touched += na_page_touched_bytes(page);
   }
-  uint64_t kept = na_bins_bytes(heap); /* freed, though their pages count them in use */
+  uint64_t kept = na_bins_own_bytes(heap); /* freed, though their pages count them in use */
   used = used > kept ? used - kept : 0;
   na_relaxed_store(&heap->held.used_bytes, used);
   na_relaxed_store(&heap->held.touched_bytes, touched);

@@ -525,8 +525,8 @@ void na_bins_init(na_heap_t *heap);
 void na_bins_account(na_heap_t *heap, int ran_on);
 /* Sends every block in the heap's bins back to its page. */
 void na_bins_flush(na_heap_t *heap);
-/* Bytes of the blocks waiting in the heap's bins. */
-uint64_t na_bins_bytes(const na_heap_t *heap);
+/* Bytes of the blocks of the heap's own pages waiting in its bins. */
+uint64_t na_bins_own_bytes(const na_heap_t *heap);
 /* True when `block` waits in one of the heap's bins. */
 bool na_bins_hold(const na_heap_t *heap, const na_block_t *block);
 
@@ -624,12 +624,28 @@ static inline uint64_t na_block_index(const na_page_t *page, size_t offset) {
 }
 _Static_assert(NA_SEGMENT_SIZE <= ((size_t)1 << 32), "block_index needs offsets below 2^32");
 
-/* One map lookup, then for the owning thread a push on the bin of the block's class when the
- * block is of its current heap's arena and the bin has room, else on its page's list; for
- * another thread's small block, straight to the blocks waiting to go home. A pointer that is
- * not the start of a block, or a block that looks freed already, goes to na_free_generic,
- * which names the misuse and aborts, as does everything less common (large and huge blocks,
- * pages with purged blocks, the owner's full or purged pages). */
+/* Keeps a freed block in the calling thread's bin of its class, when the block is of the
+ * arena of the thread's current heap (so of its node) and the bin has room; false when it
+ * does not go there. */
+static inline bool na_bin_keep(const na_page_t *page, na_block_t *block, uint8_t tag) {
+  na_heap_t *heap = na_tls_heap;
+  na_bin_t *bin = &heap->bins[page->size_class];
+  uint32_t count = bin->count;
+  if (na_unlikely(tag != heap->bin_tag || count >= bin->capacity)) return false;
+  na_block_mark_freed(page, block);
+  bin->slots[count] = block;
+  bin->count = count + 1;
+  return true;
+}
+
+/* One map lookup, then a push on the bin of the block's class when the block is of the
+ * arena of the thread's current heap and the bin has room: for the page's owner always, for
+ * another thread from NA_BIN_FOREIGN_MIN (the block it freed last is the one in its cache,
+ * and it stays on its node). Otherwise the owner pushes on the page's list, and any other
+ * thread sends the block home with the blocks waiting to go there. A pointer that is not the start
+ * of a block, or a block that looks freed already, goes to na_free_generic, which names the misuse
+ * and aborts, as does everything less common (large and huge blocks, pages with purged blocks, the
+ * owner's full or purged pages). */
 static inline void na_free_fast(void *p) {
   uint8_t tag = na_segmap_tag(p);
   if (na_unlikely((int8_t)tag <= 0)) { /* 0, or NA_SEGMAP_CONT: a huge segment's tail */
@@ -647,26 +663,20 @@ static inline void na_free_fast(void *p) {
   if (na_likely(owner == na_thread_id() && page->flags.value == 0 &&
                 in_page * page->block_magic < page->block_magic &&
                 !na_block_looks_free(page, block))) {
-    na_heap_t *heap = na_tls_heap;
-    na_bin_t *bin = &heap->bins[page->size_class];
-    uint32_t count = bin->count;
-    if (na_likely(tag == heap->bin_tag && count < bin->capacity)) {
-      na_block_mark_freed(page, block);
-      bin->slots[count] = block;
-      bin->count = count + 1;
-      return;
-    }
+    if (na_likely(na_bin_keep(page, block, tag))) return;
     na_block_set_next(page, block, page->local_free);
     page->local_free = block;
     if (na_unlikely(--page->used < page->sparse_below)) na_heap_page_low(page->heap, page);
     return;
   }
   /* A stale magic stays in a span that was small once, hence the kind; the index against the
-   * capacity rejects a pointer that is no block start, or a block never carved. */
+   * capacity rejects a pointer that is no block start, or a block never carved. A live block
+   * keeps its page from changing under this thread. */
   if (owner != na_thread_id() && na_relaxed_load(&page->kind) == NA_SPAN_SMALL &&
       na_relaxed_load(&page->purged) == 0 &&
       na_block_index(page, in_page) < na_relaxed_load(&page->capacity) &&
       !na_block_looks_free(page, block)) {
+    if (page->block_size >= NA_BIN_FOREIGN_MIN && na_bin_keep(page, block, tag)) return;
     na_free_remote(page, block);
     return;
   }

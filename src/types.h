@@ -180,6 +180,10 @@ typedef struct na_census_s {
 #define NA_BIN_CLASSES 40                    /* the classes up to NA_BIN_MAX */
 #define NA_BIN_SLOTS   15
 #define NA_BIN_BYTES   ((size_t)256 * NA_KiB) /* a bin of big blocks holds about this much */
+/* A thread keeps another thread's freed block in its bin only from this size: a smaller
+ * block shares its cache lines with neighbours that their page's owner keeps writing, and
+ * reusing it here would make both threads write the same lines. */
+#define NA_BIN_FOREIGN_MIN ((size_t)1 * NA_KiB)
 typedef struct na_bin_s {
   uint16_t count;
   uint16_t capacity; /* 0 for the classes without a bin: a free never stops here */
@@ -225,7 +229,7 @@ typedef struct na_heap_s {
   X(alloc_bytes, "bytes allocated")                                                                \
   X(local_count, "allocations on the node of the CPU the thread ran on")                           \
   X(remote_count, "allocations on another node")                                                   \
-  X(remote_free_count, "frees of blocks another thread owns")                                      \
+  X(remote_free_count, "frees sent home to a page another thread owns")                            \
   X(cross_node_free_count, "frees by a thread of another node")                                    \
   X(fallback_count, "allocations that fell back to another node")                                  \
   X(verified_pages, "pages whose node was checked (NUMALLOC_VERIFY)")                              \

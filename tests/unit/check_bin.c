@@ -1,14 +1,17 @@
 /* check_bin.c: the heap's bins (bin.c). The block a thread freed last is the next one its
  * class hands out, whichever page it is on; a full bin leaves frees to the pages; a bin takes
- * only blocks of its heap's own arena; a pass, a collection and the thread's exit send the
- * blocks back to their pages; every allocation from a bin is counted; the invariant check
- * reads the bins; a second free of a block waiting in a bin is named. */
+ * only blocks of its heap's own arena, and of other threads' pages only big ones; a pass, a
+ * collection and the thread's exit send the blocks back to their pages; every allocation
+ * from a bin is counted; the invariant check reads the bins; a second free of a block
+ * waiting in a bin is named, whoever makes it. */
 #include "unit.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { SIZE = 48 };
 
@@ -126,15 +129,15 @@ START_TEST(a_pass_and_a_collection_empty_the_bins) {
   na_page_t *page = page_of(p);
   uint32_t used = page->used;
   numalloc_free(p);
-  ck_assert_uint_eq(na_bins_bytes(heap), na_class_size(na_size_class(SIZE)));
+  ck_assert_uint_eq(na_bins_own_bytes(heap), na_class_size(na_size_class(SIZE)));
   na_options.purge_delay_ms = 0;
   na_heap_pass(heap);
-  ck_assert_uint_eq(na_bins_bytes(heap), 0);
+  ck_assert_uint_eq(na_bins_own_bytes(heap), 0);
   ck_assert_uint_eq(page->used, used - 1);
   p = numalloc_malloc(SIZE);
   numalloc_free(p);
   numalloc_collect();
-  ck_assert_uint_eq(na_bins_bytes(heap), 0);
+  ck_assert_uint_eq(na_bins_own_bytes(heap), 0);
 }
 END_TEST
 
@@ -144,7 +147,7 @@ static void *free_and_exit(void *arg) {
   void *p = numalloc_malloc(SIZE);
   *out = page_of(p);
   numalloc_free(p);
-  ck_assert_uint_eq(na_bins_bytes(na_tls_heap), na_class_size(na_size_class(SIZE)));
+  ck_assert_uint_eq(na_bins_own_bytes(na_tls_heap), na_class_size(na_size_class(SIZE)));
   return NULL;
 }
 
@@ -186,6 +189,106 @@ START_TEST(the_invariant_check_reads_the_bins) {
 }
 END_TEST
 
+/* ---- blocks of other threads' pages ------------------------------------------------- */
+
+enum { BIG = 4096 }; /* at least NA_BIN_FOREIGN_MIN */
+_Static_assert(BIG >= NA_BIN_FOREIGN_MIN && SIZE < NA_BIN_FOREIGN_MIN, "one size each side");
+
+typedef struct foreign_job_s {
+  void *block;     /* the main thread's */
+  size_t size;     /* its size */
+  void *next;      /* what the thread's next allocation of that size got */
+  uint32_t sent;   /* blocks waiting to go home after the free */
+  uint64_t own;    /* bytes of the thread's own pages in its bins after the free */
+  bool collect;    /* collect after the free, then allocate */
+  bool free_twice; /* free the block a second time */
+} foreign_job_t;
+
+static void *free_foreign(void *arg) {
+  foreign_job_t *job = arg;
+  numalloc_free(numalloc_malloc(job->size)); /* the thread's heap, its bins */
+  void *warm = numalloc_malloc(job->size);   /* so the bin is not where `next` comes from */
+  numalloc_free(job->block);
+  if (job->free_twice) {
+    unit_silence_stderr();
+    numalloc_free(job->block);
+  }
+  job->sent = na_tld_peek()->remote_count;
+  job->own = na_bins_own_bytes(na_tls_heap);
+  if (job->collect) numalloc_collect();
+  job->next = numalloc_malloc(job->size);
+  numalloc_free(job->next);
+  numalloc_free(warm);
+  return NULL;
+}
+
+/* A big block of another thread's page, freed by a thread of its node, is the next one that
+ * thread's allocations of its class get, and stays counted in use in its page; the thread
+ * frees it again and exits with it in its bin, and it goes home. */
+START_TEST(another_threads_big_block_serves_the_freeing_thread) {
+  void *p = numalloc_malloc(BIG);
+  na_page_t *page = page_of(p);
+  uint32_t used = page->used;
+  foreign_job_t job = {.block = p, .size = BIG};
+  unit_run_threads(1, free_foreign, &job, 0);
+  ck_assert_ptr_eq(job.next, p);
+  ck_assert_uint_eq(job.sent, 0);
+  ck_assert_uint_eq(job.own, 0); /* the thread's census does not take it off its own pages */
+  ck_assert_uint_eq(page->used, used);
+  na_page_collect_remote(page);
+  ck_assert_uint_eq(page->used, used - 1);
+}
+END_TEST
+
+/* A small one goes home: it shares its cache lines with blocks its owner uses. */
+START_TEST(another_threads_small_block_goes_home) {
+  void *p = numalloc_malloc(SIZE);
+  foreign_job_t job = {.block = p, .size = SIZE};
+  unit_run_threads(1, free_foreign, &job, 0);
+  ck_assert_ptr_ne(job.next, p);
+  ck_assert_uint_eq(job.sent, 1);
+}
+END_TEST
+
+/* A collection empties the bins: another thread's block goes back to its page, where its
+ * owner finds it again. */
+START_TEST(a_collection_sends_another_threads_block_home) {
+  void *p = numalloc_malloc(BIG);
+  na_page_t *page = page_of(p);
+  uint32_t used = page->used;
+  foreign_job_t job = {.block = p, .size = BIG, .collect = true};
+  unit_run_threads(1, free_foreign, &job, 0);
+  ck_assert_ptr_ne(job.next, p);
+  na_page_collect_remote(page);
+  ck_assert_uint_eq(page->used, used - 1);
+  ck_assert_ptr_null(na_check_page(page));
+}
+END_TEST
+
+START_TEST(a_second_free_of_another_threads_block_in_a_bin_aborts) {
+  foreign_job_t job = {.block = numalloc_malloc(BIG), .size = BIG, .free_twice = true};
+  unit_run_threads(1, free_foreign, &job, 0);
+}
+END_TEST
+
+static void *keep_foreign(void *arg) {
+  numalloc_free(numalloc_malloc(BIG));
+  numalloc_free(arg);
+  pause(); /* the main thread frees the block again meanwhile, and aborts */
+  return NULL;
+}
+
+/* The owner's free of its block that waits in another thread's bin is named. */
+START_TEST(the_owners_free_of_its_block_in_another_bin_aborts) {
+  void *p = numalloc_malloc(BIG);
+  pthread_t thread;
+  ck_assert_int_eq(pthread_create(&thread, NULL, keep_foreign, p), 0);
+  while (!na_block_looks_free(page_of(p), p)) sched_yield();
+  unit_silence_stderr();
+  numalloc_free(p);
+}
+END_TEST
+
 START_TEST(a_second_free_of_a_block_in_a_bin_aborts) {
   void *a = numalloc_malloc(SIZE), *b = numalloc_malloc(SIZE);
   numalloc_free(a);
@@ -210,5 +313,10 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, allocations_from_a_bin_are_counted);
   tcase_add_test(tc, the_invariant_check_reads_the_bins);
   tcase_add_test_raise_signal(tc, a_second_free_of_a_block_in_a_bin_aborts, SIGABRT);
+  tcase_add_test(tc, another_threads_big_block_serves_the_freeing_thread);
+  tcase_add_test(tc, another_threads_small_block_goes_home);
+  tcase_add_test(tc, a_collection_sends_another_threads_block_home);
+  tcase_add_test_raise_signal(tc, a_second_free_of_another_threads_block_in_a_bin_aborts, SIGABRT);
+  tcase_add_test_raise_signal(tc, the_owners_free_of_its_block_in_another_bin_aborts, SIGABRT);
   return unit_run(s, argv);
 }

@@ -592,9 +592,10 @@ typedef struct full_job_s {
   uint32_t waiting_before_last, waiting_after_last;
 } full_job_t;
 
+/* The thread allocates nothing, so it has no bins and every block it frees goes home; its
+ * record comes with its first free. */
 static void *free_until_full(void *arg) {
   full_job_t *job = arg;
-  numalloc_free(numalloc_malloc(16)); /* the thread's record */
   for (size_t i = 0; i + 1 < job->count; i++) numalloc_free(job->blocks[i]);
   job->waiting_before_last = na_tld_peek()->remote_count;
   numalloc_free(job->blocks[job->count - 1]);
