@@ -267,10 +267,29 @@ void na_arena_segment_unlink(na_arena_t *arena, na_segment_t *segment) {
   if (segment->next) segment->next->prev = segment->prev;
 }
 
+/* Transparent huge pages spare a big heap most of its page faults and TLB misses, and cost
+ * a small one memory: a touched block makes its whole 2 MiB resident. So under "auto" an
+ * arena's first segment keeps small pages, and the segments it maps once it already holds
+ * one take huge pages, as does a huge block's own segment. A huge page is placed whole, by
+ * its first touch or by its segment's binding: interleaved spans, whose pages alternate
+ * between nodes, never take them, nor do first-touch spans, whose huge pages could straddle
+ * blocks used on different nodes, unless there is only one node. */
+bool na_arena_huge_pages(int arena_index, bool huge_block) {
+  switch (na_options.hugepages) {
+  case NA_HUGEPAGES_ALL: return true;
+  case NA_HUGEPAGES_HUGE_BLOCKS: return false;
+  case NA_HUGEPAGES_AUTO: break;
+  }
+  if (arena_index == NA_INTERLEAVE_ARENA) return false;
+  if (arena_index == NA_TOUCH_ARENA && na_topology.usable_count > 1) return false;
+  return huge_block || na_arena_mapped_bytes(arena_index) >= NA_SEGMENT_SIZE;
+}
+
 /* Maps a new segment for the arena (unlocked: the caller holds no lock). */
 static na_segment_t *segment_grow(int arena_index) {
   bool zero;
-  na_segment_t *segment = na_segment_create(arena_index, NA_SEGMENT_SIZE, &zero);
+  na_segment_t *segment = na_segment_create(arena_index, NA_SEGMENT_SIZE,
+                                            na_arena_huge_pages(arena_index, false), &zero);
   if (segment == NULL) return NULL;
   na_arena_t *arena = na_arena_at(arena_index);
   na_arena_add_mapped(arena, (int64_t)NA_SEGMENT_SIZE);

@@ -22,6 +22,8 @@ na_arena_t *na_arena_at(int index);
 void na_arena_lock(na_arena_t *arena);
 void na_arena_unlock(na_arena_t *arena);
 void na_arena_add_mapped(na_arena_t *arena, int64_t bytes);
+/* Whether a new segment of the arena (a huge block's own: huge_block) takes huge pages. */
+bool na_arena_huge_pages(int arena_index, bool huge_block);
 
 /* What a free span knows about its memory; merging two spans merges their states. */
 typedef struct na_span_state_s {

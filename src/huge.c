@@ -23,7 +23,8 @@ void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool *
   size_t offset = huge_offset(alignment);
   if (size > NA_HUGE_MAX - offset) return NULL;
   size_t total = na_align_up(offset + size, NA_SEGMENT_SIZE);
-  na_segment_t *segment = na_segment_create_aligned(arena_index, total, alignment, is_zero);
+  na_segment_t *segment = na_segment_create_aligned(
+      arena_index, total, alignment, na_arena_huge_pages(arena_index, true), is_zero);
   if (segment == NULL) return NULL;
   na_page_t *page = &segment->slices[NA_META_SLICES];
   na_segment_set_span(segment, NA_META_SLICES, NA_SLICES_PER_SEGMENT - NA_META_SLICES,

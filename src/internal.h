@@ -53,6 +53,13 @@ typedef enum na_fallback_e {
   NA_FALLBACK_NONE,
 } na_fallback_t;
 
+/* NUMALLOC_HUGEPAGES: which segments ask the kernel for transparent huge pages. */
+typedef enum na_hugepages_e {
+  NA_HUGEPAGES_HUGE_BLOCKS = 0, /* "0": none but huge blocks, under the system's default */
+  NA_HUGEPAGES_ALL = 1,         /* "1": every segment */
+  NA_HUGEPAGES_AUTO = 2,        /* "auto": once an arena holds a segment's worth (arena.c) */
+} na_hugepages_t;
+
 typedef enum na_stats_mode_e {
   NA_STATS_OFF = 0,
   NA_STATS_TEXT,
@@ -75,7 +82,7 @@ typedef struct na_options_s {
   bool verbose;
   na_stats_mode_t stats;
   const char *stats_file;
-  bool hugepages;
+  na_hugepages_t hugepages;
   bool verify;
   bool background; /* purge passes in one thread per node, never in application threads */
   uint8_t weights[NA_MAX_NODES]; /* NUMALLOC_POLICY=weighted:0=3,1=1 */
@@ -183,10 +190,13 @@ static inline void *na_page_start(const na_page_t *page) {
 }
 /* The segment that holds `p`, or NULL when the library does not own it. */
 na_segment_t *na_segment_lookup(const void *p);
-na_segment_t *na_segment_create(int arena_index, size_t size, bool *is_zero);
+/* huge_pages: the kernel is asked for transparent huge pages for the whole segment; else
+ * it is refused them (where the system would give them unasked), a huge block's first huge
+ * page excepted, as arena.c decides. */
+na_segment_t *na_segment_create(int arena_index, size_t size, bool huge_pages, bool *is_zero);
 /* A segment starting on `alignment` (at least SEGMENT_SIZE), for huge aligned blocks. */
 na_segment_t *na_segment_create_aligned(int arena_index, size_t size, size_t alignment,
-                                        bool *is_zero);
+                                        bool huge_pages, bool *is_zero);
 void na_segment_destroy(na_segment_t *segment);
 /* Records that a huge segment was grown or moved by the kernel (mremap). */
 void na_segment_remapped(na_segment_t *old_segment, size_t old_size, na_segment_t *segment);

@@ -205,7 +205,16 @@ static bool apply_stats_file(const char *t) {
 static bool apply_stats_interval(const char *t) {
   return na_parse_long(t, 0, NA_LIVE_INTERVAL_MAX, &na_live_interval_s);
 }
-static bool apply_hugepages(const char *t) { return na_parse_bool(t, &na_options.hugepages); }
+static bool apply_hugepages(const char *t) {
+  bool on;
+  if (strcmp(t, "auto") == 0)
+    na_options.hugepages = NA_HUGEPAGES_AUTO;
+  else if (na_parse_bool(t, &on))
+    na_options.hugepages = on ? NA_HUGEPAGES_ALL : NA_HUGEPAGES_HUGE_BLOCKS;
+  else
+    return false;
+  return true;
+}
 static bool apply_verify(const char *t) { return na_parse_bool(t, &na_options.verify); }
 static bool apply_background(const char *t) { return na_parse_bool(t, &na_options.background); }
 static bool apply_large_policy(const char *t) {
@@ -284,9 +293,11 @@ static const option_t option_table[] = {
      .description = "seconds, 1 to 3600: publish live statistics to " NA_LIVE_DIR "/" NA_LIVE_PREFIX
                     "PID for numalloc stats and top; 0: never"},
     {.name = "HUGEPAGES",
-     .default_text = "0",
+     .default_text = "auto",
      .apply = apply_hugepages,
-     .description = "1: transparent huge pages for all memory; 0: only for huge blocks"},
+     .description = "auto: transparent huge pages for a node's memory beyond its first 32 MiB "
+                    "and for huge blocks; 1: for all memory; 0: only for huge blocks, as the "
+                    "system gives them"},
     {.name = "VERIFY",
      .default_text = "0",
      .apply = apply_verify,

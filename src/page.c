@@ -304,8 +304,17 @@ static size_t purge_free_bits(na_page_t *page, const block_bits_t *bits, unsigne
   return na_page_purged_bytes(page) - before;
 }
 
+/* Strict placement keeps what it checked. In a segment of huge pages a purge of a few OS
+ * pages breaks a huge page for the rest of its life, frees memory only when the kernel
+ * splits it under pressure, and khugepaged may fill the hole again: not worth a TLB
+ * shootdown. */
+static bool gives_back_os_pages(const na_page_t *page) {
+  const na_segment_t *segment = na_segment_of_aligned(page);
+  return !segment->huge_pages && !na_placement_is_strict(segment->arena_index);
+}
+
 size_t na_page_purge_free(na_page_t *page) {
-  if (na_placement_is_strict(na_segment_of_aligned(page)->arena_index)) return 0;
+  if (!gives_back_os_pages(page)) return 0;
   block_bits_t bits;
   mark_free(page, &bits);
   unsigned mask = purgeable(page, &bits);
@@ -316,8 +325,7 @@ size_t na_page_purge_free(na_page_t *page) {
  * from one check to the next (a heap pass, a purge delay apart) are the ones it does not
  * need: they go back, wherever the page is, its class's current page included. */
 size_t na_page_purge_idle(na_page_t *page) {
-  if (!purges_by_block(page) || na_placement_is_strict(na_segment_of_aligned(page)->arena_index))
-    return 0;
+  if (!purges_by_block(page) || !gives_back_os_pages(page)) return 0;
   block_bits_t bits;
   mark_free(page, &bits);
   unsigned free_now = purgeable(page, &bits);
@@ -331,7 +339,7 @@ size_t na_page_purge_idle(na_page_t *page) {
  * again at each halving after that, see heap.c). */
 static void arm_sparse(na_page_t *page) {
   uint32_t below = purges_by_block(page) ? page->reserved / 2 + 1 : page->reserved / 4 + 1;
-  page->sparse_below = (uint16_t)(na_options.purge_sparse ? below : 1);
+  page->sparse_below = (uint16_t)(na_options.purge_sparse && gives_back_os_pages(page) ? below : 1);
 }
 
 na_refill_t na_page_refill(na_page_t *page) {

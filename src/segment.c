@@ -58,20 +58,19 @@ void na_segment_set_span(na_segment_t *segment, size_t first, size_t count, na_s
 
 /* Maps, binds and formats a segment. The binding happens before anything touches the
  * memory, the header included, so even the header lands on the segment's node. */
-na_segment_t *na_segment_create(int arena_index, size_t size, bool *is_zero) {
-  return na_segment_create_aligned(arena_index, size, NA_SEGMENT_SIZE, is_zero);
+na_segment_t *na_segment_create(int arena_index, size_t size, bool huge_pages, bool *is_zero) {
+  return na_segment_create_aligned(arena_index, size, NA_SEGMENT_SIZE, huge_pages, is_zero);
 }
 
 na_segment_t *na_segment_create_aligned(int arena_index, size_t size, size_t alignment,
-                                        bool *is_zero) {
+                                        bool huge_pages, bool *is_zero) {
   if (alignment < NA_SEGMENT_SIZE) alignment = NA_SEGMENT_SIZE;
   na_segment_t *segment = na_os_map_aligned(size, alignment);
   if (segment == NULL) return NULL;
   na_placement_bind(arena_index, segment, size);
-  /* With THP "always", one touched block would make a whole 2 MiB page resident: a node's
-   * footprint grows until preferred placement spills to another node. Huge pages only when
-   * asked for (NUMALLOC_HUGEPAGES=1), or for huge blocks under the system's default. */
-  if (na_options.hugepages)
+  /* Advised before the header is written, so that its huge page is one too. Refused, with
+   * THP "always", for the rest: one touched block would make a whole 2 MiB page resident. */
+  if (huge_pages)
     na_os_advise_huge(segment, size, true);
   else if (size == NA_SEGMENT_SIZE)
     na_os_advise_huge(segment, size, false);
@@ -80,6 +79,7 @@ na_segment_t *na_segment_create_aligned(int arena_index, size_t size, size_t ali
      * allocating thread writes now: that whole page would fault on the allocating thread's
      * node, not the user's. */
     na_os_advise_huge(segment, NA_THP_SIZE, false);
+  segment->huge_pages = huge_pages;
   segment->cookie = (uintptr_t)segment ^ na_secret;
   segment->size = size;
   segment->arena_index = arena_index;

@@ -153,6 +153,7 @@ typedef struct na_segment_s {
   uintptr_t cookie; /* address ^ process secret: a corrupted header is caught, not trusted */
   size_t size;      /* bytes mapped (NA_SEGMENT_SIZE, or more for a huge segment) */
   int arena_index;
+  bool huge_pages; /* advised for transparent huge pages: small OS pages are not given back */
   uint32_t free_slices;
   uintptr_t affinity; /* the thread whose spans it serves first (arena.c) */
   struct na_segment_s *next;

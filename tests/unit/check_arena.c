@@ -2,9 +2,11 @@
  * coalesced with their free neighbours, with the slice descriptors consistent throughout;
  * large blocks are reused; idle memory goes back to the OS on numalloc_collect or after the
  * purge delay, and empty segments beyond the cache are unmapped; huge blocks grow and shrink
- * in place when they can, move when they must, and keep their contents; a node that cannot
+ * in place when they can, move when they must, and keep their contents; an arena takes huge
+ * pages once it holds a segment's worth, never for interleaved memory; a node that cannot
  * give memory falls back per NUMALLOC_FALLBACK; purging never races with freeing; a fork
  * while an arena comes into use leaves the child able to use it. */
+#include "arena.h"
 #include "unit.h"
 
 #include <pthread.h>
@@ -194,6 +196,49 @@ START_TEST(full_segment_grows_the_arena) {
   ck_assert_uint_eq(na_arena_mapped_bytes(node), 2 * NA_SEGMENT_SIZE);
   check_segment(na_segment_of_aligned(all));
   check_segment(na_segment_of_aligned(next));
+  na_arena_free_span(all);
+  na_arena_free_span(next);
+}
+END_TEST
+
+/* Under "auto" a node's arena takes huge pages once it holds a segment's worth, a huge block
+ * always; interleaved memory never, first-touch memory only where there is one node; "1"
+ * and "0" mean every segment and none but huge blocks' under the system's default. */
+START_TEST(huge_pages_once_an_arena_holds_a_segment) {
+  int spare = NA_MAX_NODES - 1; /* an arena no test uses */
+  ck_assert_uint_eq(na_arena_mapped_bytes(spare), 0);
+  ck_assert_int_eq(na_options.hugepages, NA_HUGEPAGES_AUTO);
+  ck_assert(!na_arena_huge_pages(spare, false));
+  ck_assert(na_arena_huge_pages(spare, true));
+  na_arena_add_mapped(na_arena_at(spare), (int64_t)NA_SEGMENT_SIZE);
+  ck_assert(na_arena_huge_pages(spare, false));
+  na_arena_add_mapped(na_arena_at(NA_INTERLEAVE_ARENA), (int64_t)NA_SEGMENT_SIZE);
+  ck_assert(!na_arena_huge_pages(NA_INTERLEAVE_ARENA, false));
+  ck_assert(!na_arena_huge_pages(NA_INTERLEAVE_ARENA, true));
+  na_arena_add_mapped(na_arena_at(NA_TOUCH_ARENA), (int64_t)NA_SEGMENT_SIZE);
+  int usable = na_topology.usable_count;
+  na_topology.usable_count = 1;
+  ck_assert(na_arena_huge_pages(NA_TOUCH_ARENA, false));
+  na_topology.usable_count = 2;
+  ck_assert(!na_arena_huge_pages(NA_TOUCH_ARENA, false));
+  ck_assert(!na_arena_huge_pages(NA_TOUCH_ARENA, true));
+  na_topology.usable_count = usable;
+  na_options.hugepages = NA_HUGEPAGES_ALL;
+  ck_assert(na_arena_huge_pages(NA_INTERLEAVE_ARENA, false));
+  na_options.hugepages = NA_HUGEPAGES_HUGE_BLOCKS;
+  ck_assert(!na_arena_huge_pages(spare, false));
+  ck_assert(!na_arena_huge_pages(spare, true));
+}
+END_TEST
+
+/* A heap that outgrows its first segment gets huge pages from the second on. */
+START_TEST(the_second_segment_takes_huge_pages) {
+  na_page_t *all = span_alloc(NA_SLICES_PER_SEGMENT - NA_META_SLICES);
+  na_page_t *next = span_alloc(1);
+  ck_assert(!na_segment_of_aligned(all)->huge_pages);
+  ck_assert(na_segment_of_aligned(next)->huge_pages);
+  ck_assert(!unit_vma_has_flag(na_page_start(all), "hg"));
+  ck_assert(unit_vma_has_flag(na_page_start(next), "hg"));
   na_arena_free_span(all);
   na_arena_free_span(next);
 }
@@ -745,6 +790,8 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, dirty_spans_are_reused_before_clean_ones);
   tcase_add_test(tc, spans_of_the_threads_own_segment_come_first);
   tcase_add_test(tc, full_segment_grows_the_arena);
+  tcase_add_test(tc, huge_pages_once_an_arena_holds_a_segment);
+  tcase_add_test(tc, the_second_segment_takes_huge_pages);
   tcase_add_test(tc, random_spans_keep_segments_consistent);
   tcase_add_test(tc, large_blocks_are_reused);
   tcase_add_test(tc, large_realloc_in_place);

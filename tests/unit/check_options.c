@@ -155,7 +155,7 @@ START_TEST(defaults) {
   ck_assert(!na_options.verbose);
   ck_assert_int_eq(na_options.stats, NA_STATS_OFF);
   ck_assert_ptr_null(na_options.stats_file);
-  ck_assert(!na_options.hugepages);
+  ck_assert_int_eq(na_options.hugepages, NA_HUGEPAGES_AUTO);
   ck_assert_int_eq(na_options.large_policy, NA_LARGE_POLICY_AS_POLICY);
   ck_assert_int_eq(na_options.large_threshold, 1024 * 1024);
   ck_assert_int_eq(numalloc_policy(), NUMALLOC_POLICY_LOCAL);
@@ -256,7 +256,13 @@ START_TEST(environment_is_applied) {
   ck_assert(na_options.verbose);
   ck_assert_int_eq(na_options.stats, NA_STATS_JSON);
   ck_assert_str_eq(na_options.stats_file, "/tmp/numalloc-%p.json");
-  ck_assert(na_options.hugepages);
+  ck_assert_int_eq(na_options.hugepages, NA_HUGEPAGES_ALL);
+  setenv("NUMALLOC_HUGEPAGES", "0", 1);
+  na_options_init();
+  ck_assert_int_eq(na_options.hugepages, NA_HUGEPAGES_HUGE_BLOCKS);
+  setenv("NUMALLOC_HUGEPAGES", "auto", 1);
+  na_options_init();
+  ck_assert_int_eq(na_options.hugepages, NA_HUGEPAGES_AUTO);
   ck_assert_int_eq(na_options.large_policy, NUMALLOC_POLICY_RR);
   ck_assert_int_eq(na_options.large_threshold, 4 * 1024 * 1024);
 
@@ -299,6 +305,7 @@ static const struct {
     {"NUMALLOC_VERBOSE", "maybe"},
     {"NUMALLOC_STATS", "xml"},
     {"NUMALLOC_HUGEPAGES", "2"},
+    {"NUMALLOC_HUGEPAGES", "Auto"},
 };
 
 START_TEST(bad_value_warns_once_and_keeps_default) {

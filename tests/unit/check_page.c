@@ -446,6 +446,28 @@ START_TEST(strict_placement_never_purges_blocks) {
 }
 END_TEST
 
+/* A page in a segment of huge pages keeps its free OS pages: giving back a few would break
+ * a huge page for good and free nothing until the kernel splits it. Its frees do not even
+ * report it sparse. */
+START_TEST(huge_page_segments_keep_their_free_os_pages) {
+  na_page_t *page = page_make(3);
+  void *blocks[NA_SLICE_SIZE / 64];
+  size_t total = take_all(page, blocks);
+  for (size_t i = 1; i < total; i++) free_to_local(page, blocks[i]);
+  na_segment_t *segment = na_segment_of_aligned(page);
+  bool huge = segment->huge_pages;
+  segment->huge_pages = true;
+  ck_assert_uint_eq(na_page_purge_free(page), 0);
+  ck_assert_uint_eq(page->purged, 0);
+  na_page_refill(page);
+  ck_assert_uint_eq(page->sparse_below, 1); /* only an empty page calls its heap */
+  segment->huge_pages = false;
+  ck_assert_uint_gt(na_page_purge_free(page), 0); /* the same page, small OS pages */
+  segment->huge_pages = huge;
+  na_arena_free_span(page);
+}
+END_TEST
+
 int main(int argc, char **argv) {
   (void)argc;
   Suite *s = suite_create("page");
@@ -466,6 +488,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, sparse_page_purges_free_os_pages);
   tcase_add_test(tc, big_block_page_purges_free_blocks);
   tcase_add_test(tc, strict_placement_never_purges_blocks);
+  tcase_add_test(tc, huge_page_segments_keep_their_free_os_pages);
   tcase_add_test_raise_signal(tc, double_free_of_a_purged_block_aborts, SIGABRT);
   return unit_run(s, argv);
 }

@@ -1,7 +1,8 @@
 /* check_segment.c: segments and the segment map (segment.c, the inline lookups in
  * internal.h). A segment is aligned, tagged in the map with its arena, and found from any
  * address inside it, huge ones included; pointers the library does not own give NULL and
- * node -1; destroying or shrinking clears the map; a corrupted header stops the program. */
+ * node -1; destroying or shrinking clears the map; a corrupted header stops the program;
+ * huge pages are asked for only where the arena says. */
 #include "unit.h"
 
 #include <signal.h>
@@ -40,7 +41,7 @@ END_TEST
 START_TEST(create_tags_and_destroy_clears) {
   int node = unit_home_node();
   bool zero = false;
-  na_segment_t *seg = na_segment_create(node, NA_SEGMENT_SIZE, &zero);
+  na_segment_t *seg = na_segment_create(node, NA_SEGMENT_SIZE, false, &zero);
   ck_assert_ptr_nonnull(seg);
   ck_assert(zero);
   ck_assert_uint_eq((uintptr_t)seg & NA_SEGMENT_MASK, 0);
@@ -69,9 +70,28 @@ START_TEST(create_tags_and_destroy_clears) {
 }
 END_TEST
 
+/* A segment asked for huge pages is advised for them, header included; one that is not
+ * never is. */
+START_TEST(huge_pages_only_where_asked) {
+  bool zero;
+  na_segment_t *huge = na_segment_create(unit_home_node(), NA_SEGMENT_SIZE, true, &zero);
+  na_segment_t *small = na_segment_create(unit_home_node(), NA_SEGMENT_SIZE, false, &zero);
+  ck_assert_ptr_nonnull(huge);
+  ck_assert_ptr_nonnull(small);
+  ck_assert(huge->huge_pages);
+  ck_assert(!small->huge_pages);
+  ck_assert(unit_vma_has_flag(huge, "hg"));
+  ck_assert(unit_vma_has_flag((char *)huge + NA_SEGMENT_SIZE - 1, "hg"));
+  ck_assert(!unit_vma_has_flag(small, "hg"));
+  ck_assert(!unit_vma_has_flag((char *)small + NA_SEGMENT_SIZE - 1, "hg"));
+  na_segment_destroy(huge);
+  na_segment_destroy(small);
+}
+END_TEST
+
 START_TEST(spans_are_found_from_any_slice) {
   bool zero;
-  na_segment_t *seg = na_segment_create(unit_home_node(), NA_SEGMENT_SIZE, &zero);
+  na_segment_t *seg = na_segment_create(unit_home_node(), NA_SEGMENT_SIZE, false, &zero);
   ck_assert_ptr_nonnull(seg);
   na_segment_set_span(seg, NA_META_SLICES, NA_SLICES_PER_SEGMENT - NA_META_SLICES, NA_SPAN_FREE);
   na_segment_set_span(seg, 5, 10, NA_SPAN_LARGE);
@@ -150,7 +170,7 @@ END_TEST
 /* A header whose cookie does not match is reported and the program stops (SIGABRT). */
 START_TEST(corrupted_header_aborts) {
   bool zero;
-  na_segment_t *seg = na_segment_create(unit_home_node(), NA_SEGMENT_SIZE, &zero);
+  na_segment_t *seg = na_segment_create(unit_home_node(), NA_SEGMENT_SIZE, false, &zero);
   ck_assert_ptr_nonnull(seg);
   seg->cookie ^= 0x10;
   unit_silence_stderr();
@@ -165,6 +185,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, foreign_pointers_are_not_ours);
   tcase_add_test(tc, create_tags_and_destroy_clears);
   tcase_add_test(tc, spans_are_found_from_any_slice);
+  tcase_add_test(tc, huge_pages_only_where_asked);
   tcase_add_test(tc, blocks_of_every_kind_know_their_node);
   tcase_add_test(tc, huge_segments_cover_their_map_entries);
   tcase_add_test_raise_signal(tc, corrupted_header_aborts, SIGABRT);

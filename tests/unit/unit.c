@@ -106,6 +106,28 @@ long unit_resident_pages(const void *p, size_t size) {
 
 bool unit_is_mapped(const void *p, size_t size) { return unit_resident_pages(p, size) >= 0; }
 
+bool unit_vma_has_flag(const void *p, const char *flag) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  ck_assert_ptr_nonnull(f);
+  char line[512];
+  bool inside = false, found = false, seen = false;
+  while (fgets(line, sizeof line, f) != NULL) {
+    unsigned long lo, hi;
+    char dash;
+    if (sscanf(line, "%lx%c%lx ", &lo, &dash, &hi) == 3 && dash == '-') {
+      inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+    } else if (inside && strncmp(line, "VmFlags:", 8) == 0) {
+      seen = true;
+      for (const char *at = line + 8; (at = strstr(at, flag)) != NULL; at++)
+        if (at[-1] == ' ' && (at[2] == ' ' || at[2] == '\n')) found = true;
+      break;
+    }
+  }
+  fclose(f);
+  UNIT_REQUIRE(seen, "no mapping holds %p", p);
+  return found;
+}
+
 size_t unit_rss_bytes(void) {
   FILE *f = fopen("/proc/self/statm", "r");
   if (f == NULL) return 0;

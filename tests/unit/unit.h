@@ -67,6 +67,9 @@ void unit_quiet_purge(void);
 long unit_resident_pages(const void *p, size_t size);
 /* Bytes that are part of some mapping: false when any page of [p, p+size) is unmapped. */
 bool unit_is_mapped(const void *p, size_t size);
+/* Whether the mapping that holds p shows `flag` (two letters, "hg": advised for huge pages,
+ * "nh": refused them) among its VmFlags in /proc/self/smaps. */
+bool unit_vma_has_flag(const void *p, const char *flag);
 /* Resident set size of the process from /proc/self/statm. */
 size_t unit_rss_bytes(void);
 /* madvise and munmap calls the calling thread made to give memory back (its statistics). */
