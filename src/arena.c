@@ -276,13 +276,15 @@ void na_arena_segment_unlink(na_arena_t *arena, na_segment_t *segment) {
  * blocks used on different nodes, unless there is only one node. */
 bool na_arena_huge_pages(int arena_index, bool huge_block) {
   switch (na_options.hugepages) {
-  case NA_HUGEPAGES_ALL: return true;
+  case NA_HUGEPAGES_ALL: return na_os_thp_usable();
   case NA_HUGEPAGES_HUGE_BLOCKS: return false;
   case NA_HUGEPAGES_AUTO: break;
   }
   if (arena_index == NA_INTERLEAVE_ARENA) return false;
   if (arena_index == NA_TOUCH_ARENA && na_topology.usable_count > 1) return false;
-  return huge_block || na_arena_mapped_bytes(arena_index) >= NA_SEGMENT_SIZE;
+  if (!huge_block && na_arena_mapped_bytes(arena_index) < NA_SEGMENT_SIZE) return false;
+  /* Where the kernel would ignore the advice, a segment keeps its sparse purges. */
+  return na_os_thp_usable();
 }
 
 /* Maps a new segment for the arena (unlocked: the caller holds no lock). */

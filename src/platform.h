@@ -37,6 +37,10 @@ void *na_os_remap(void *addr, size_t old_size, size_t new_size, void *new_addr);
 bool na_os_advise_huge(void *addr, size_t size, bool on);
 /* True when the kernel's transparent huge pages are "always" (or their mode is unknown). */
 bool na_os_thp_always(void);
+/* True when asking for transparent huge pages can give this process some: the kernel has
+ * them, their mode is "always" or "madvise", and the process has not turned them off
+ * (PR_SET_THP_DISABLE, inherited across fork and exec). */
+bool na_os_thp_usable(void);
 /* The node of each page, or a negative errno value per page (move_pages query mode). */
 bool na_os_page_nodes(void *const *pages, int *nodes, size_t count);
 

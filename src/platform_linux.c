@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/rseq.h>
 #if __has_include(<sys/single_threaded.h>)
@@ -130,6 +131,24 @@ bool na_os_thp_always(void) {
   long n = na_os_read_file("/sys/kernel/mm/transparent_hugepage/enabled", mode, sizeof mode);
   known = n <= 0 || strstr(mode, "[always]") != NULL;
   __atomic_store_n(&thp_always, known, __ATOMIC_RELAXED);
+  return known;
+}
+
+/* Read once, when a heap first outgrows a segment or maps a huge block: advice the kernel
+ * ignores would cost a heap its sparse purges and buy nothing. */
+static int thp_usable = -1;
+
+bool na_os_thp_usable(void) {
+  int known = __atomic_load_n(&thp_usable, __ATOMIC_RELAXED);
+  if (known >= 0) return known;
+  char mode[128];
+  long n = na_os_read_file("/sys/kernel/mm/transparent_hugepage/enabled", mode, sizeof mode);
+  int saved = errno;
+  long disabled = prctl(PR_GET_THP_DISABLE, 0L, 0L, 0L, 0L);
+  errno = saved;
+  known = n > 0 && (strstr(mode, "[always]") != NULL || strstr(mode, "[madvise]") != NULL) &&
+          disabled != 1;
+  __atomic_store_n(&thp_usable, known, __ATOMIC_RELAXED);
   return known;
 }
 

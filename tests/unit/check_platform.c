@@ -1,6 +1,7 @@
 /* check_platform.c: the kernel interface (platform_linux.c) and its fault injection. Aligned
  * mappings, purge, populate, remap in place and to a new address, reserve, bind, page node
  * queries, CPU, clock, randomness, file reads and stderr writes, each leaving errno alone;
+ * whether huge pages can be had (the THP mode, and a process that turned them off);
  * and na_os_inject_map_failures, which makes allocations fail with NULL and ENOMEM for
  * exactly the given number of mappings, after which they succeed again. */
 #include "unit.h"
@@ -9,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 START_TEST(aligned_mappings) {
@@ -74,6 +77,26 @@ START_TEST(huge_page_advice_follows_the_thp_mode) {
   ck_assert(vm_flags_of(p, flags, sizeof flags));
   ck_assert_msg(strstr(flags, " hg") != NULL, "flags%s", flags);
   na_os_unmap(p, size);
+}
+END_TEST
+
+/* Huge pages can be had under "always" and "madvise", not under "never" nor without THP in
+ * the kernel, and never in a process that turned them off: the child asks first, the answer
+ * being kept once read. */
+START_TEST(huge_pages_usable_by_mode_and_process) {
+  pid_t child = fork();
+  ck_assert_int_ge(child, 0);
+  if (child == 0) {
+    if (prctl(PR_SET_THP_DISABLE, 1L, 0L, 0L, 0L) != 0) _exit(2);
+    _exit(na_os_thp_usable() ? 1 : 0);
+  }
+  int status = 0;
+  ck_assert_int_eq(waitpid(child, &status, 0), child);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+  char mode[128] = "";
+  long n = na_os_read_file("/sys/kernel/mm/transparent_hugepage/enabled", mode, sizeof mode);
+  bool usable = n > 0 && (strstr(mode, "[always]") != NULL || strstr(mode, "[madvise]") != NULL);
+  ck_assert_msg(na_os_thp_usable() == usable, "THP mode %s", mode);
 }
 END_TEST
 
@@ -373,6 +396,7 @@ int main(int argc, char **argv) {
   TCase *tc = unit_tcase(s, "os", 10);
   tcase_add_test(tc, aligned_mappings);
   tcase_add_test(tc, huge_page_advice_follows_the_thp_mode);
+  tcase_add_test(tc, huge_pages_usable_by_mode_and_process);
   tcase_add_test(tc, purge_gives_pages_back);
   tcase_add_test(tc, populate_faults_in);
   tcase_add_test(tc, remap_grows_in_place_or_moves);
