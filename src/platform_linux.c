@@ -116,40 +116,52 @@ void *na_os_remap(void *addr, size_t old_size, size_t new_size, void *new_addr) 
   return p == MAP_FAILED ? NULL : p;
 }
 
+/* The kernel's THP mode, read from sysfs once (four system calls) by whichever question
+ * needs it first; -1 until then. No file means a kernel without transparent huge pages. */
+typedef enum thp_mode_e { THP_UNREADABLE, THP_NEVER, THP_MADVISE, THP_ALWAYS } thp_mode_t;
+static int thp_mode = -1;
+
+static thp_mode_t thp_mode_of_kernel(void) {
+  int known = __atomic_load_n(&thp_mode, __ATOMIC_RELAXED);
+  if (known >= 0) return (thp_mode_t)known;
+  char mode[128];
+  long n = na_os_read_file("/sys/kernel/mm/transparent_hugepage/enabled", mode, sizeof mode);
+  known = n <= 0                              ? THP_UNREADABLE
+          : strstr(mode, "[always]") != NULL  ? THP_ALWAYS
+          : strstr(mode, "[madvise]") != NULL ? THP_MADVISE
+                                              : THP_NEVER;
+  __atomic_store_n(&thp_mode, known, __ATOMIC_RELAXED);
+  return (thp_mode_t)known;
+}
+
 /* Refusing huge pages matters only where the kernel hands them out unasked ("always"): under
  * "madvise" or "never" MADV_NOHUGEPAGE changes nothing and would cost a system call per
- * segment. The mode is read once, at the second refusal: the first is one madvise, where
+ * segment. The mode is asked for at the second refusal: the first is one madvise, where
  * reading the file takes four calls, and most processes map one segment. A mode that cannot
- * be read counts as "always". */
-static int thp_always = -1;
+ * be read counts as "always" here, to refuse rather than risk them. */
 static _Atomic int refusals;
 
 bool na_os_thp_always(void) {
-  int known = __atomic_load_n(&thp_always, __ATOMIC_RELAXED);
-  if (known >= 0) return known;
-  char mode[128];
-  long n = na_os_read_file("/sys/kernel/mm/transparent_hugepage/enabled", mode, sizeof mode);
-  known = n <= 0 || strstr(mode, "[always]") != NULL;
-  __atomic_store_n(&thp_always, known, __ATOMIC_RELAXED);
-  return known;
+  thp_mode_t mode = thp_mode_of_kernel();
+  return mode == THP_ALWAYS || mode == THP_UNREADABLE;
 }
 
-/* Read once, when a heap first outgrows a segment or maps a huge block: advice the kernel
- * ignores would cost a heap its sparse purges and buy nothing. */
-static int thp_usable = -1;
+/* Asked when a heap first outgrows a segment or maps a huge block: advice the kernel ignores
+ * would cost a heap its sparse purges and buy nothing. The process's own setting is asked
+ * once too. */
+static int thp_turned_off = -1;
 
 bool na_os_thp_usable(void) {
-  int known = __atomic_load_n(&thp_usable, __ATOMIC_RELAXED);
-  if (known >= 0) return known;
-  char mode[128];
-  long n = na_os_read_file("/sys/kernel/mm/transparent_hugepage/enabled", mode, sizeof mode);
-  int saved = errno;
-  long disabled = prctl(PR_GET_THP_DISABLE, 0L, 0L, 0L, 0L);
-  errno = saved;
-  known = n > 0 && (strstr(mode, "[always]") != NULL || strstr(mode, "[madvise]") != NULL) &&
-          disabled != 1;
-  __atomic_store_n(&thp_usable, known, __ATOMIC_RELAXED);
-  return known;
+  thp_mode_t mode = thp_mode_of_kernel();
+  if (mode != THP_ALWAYS && mode != THP_MADVISE) return false;
+  int off = __atomic_load_n(&thp_turned_off, __ATOMIC_RELAXED);
+  if (off < 0) {
+    int saved = errno;
+    off = prctl(PR_GET_THP_DISABLE, 0L, 0L, 0L, 0L) == 1;
+    errno = saved;
+    __atomic_store_n(&thp_turned_off, off, __ATOMIC_RELAXED);
+  }
+  return !off;
 }
 
 bool na_os_advise_huge(void *addr, size_t size, bool on) {

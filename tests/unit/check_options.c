@@ -229,6 +229,12 @@ START_TEST(defaults_are_the_tables) {
 }
 END_TEST
 
+/* The options read again with one variable set to `value`. */
+static void options_with(const char *name, const char *value) {
+  setenv(name, value, 1);
+  na_options_init();
+}
+
 START_TEST(environment_is_applied) {
   setenv("NUMALLOC_POLICY", "interleave", 1);
   setenv("NUMALLOC_FALLBACK", "none", 1);
@@ -257,26 +263,20 @@ START_TEST(environment_is_applied) {
   ck_assert_int_eq(na_options.stats, NA_STATS_JSON);
   ck_assert_str_eq(na_options.stats_file, "/tmp/numalloc-%p.json");
   ck_assert_int_eq(na_options.hugepages, NA_HUGEPAGES_ALL);
-  setenv("NUMALLOC_HUGEPAGES", "0", 1);
-  na_options_init();
+  options_with("NUMALLOC_HUGEPAGES", "0");
   ck_assert_int_eq(na_options.hugepages, NA_HUGEPAGES_HUGE_BLOCKS);
-  setenv("NUMALLOC_HUGEPAGES", "auto", 1);
-  na_options_init();
+  options_with("NUMALLOC_HUGEPAGES", "auto");
   ck_assert_int_eq(na_options.hugepages, NA_HUGEPAGES_AUTO);
   ck_assert_int_eq(na_options.large_policy, NUMALLOC_POLICY_RR);
   ck_assert_int_eq(na_options.large_threshold, 4 * 1024 * 1024);
 
-  setenv("NUMALLOC_STATS", "1", 1);
-  na_options_init();
+  options_with("NUMALLOC_STATS", "1");
   ck_assert_int_eq(na_options.stats, NA_STATS_TEXT);
-  setenv("NUMALLOC_STATS", "off", 1);
-  na_options_init();
+  options_with("NUMALLOC_STATS", "off");
   ck_assert_int_eq(na_options.stats, NA_STATS_OFF);
-  setenv("NUMALLOC_STATS", "text", 1);
-  na_options_init();
+  options_with("NUMALLOC_STATS", "text");
   ck_assert_int_eq(na_options.stats, NA_STATS_TEXT);
-  setenv("NUMALLOC_STATS", "no", 1);
-  na_options_init();
+  options_with("NUMALLOC_STATS", "no");
   ck_assert_int_eq(na_options.stats, NA_STATS_OFF);
   /* a zero delay would make every allocation slow path a pass: one per millisecond at most */
   setenv("NUMALLOC_PURGE_DELAY", "0", 1);

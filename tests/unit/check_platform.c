@@ -34,24 +34,6 @@ START_TEST(aligned_mappings) {
 }
 END_TEST
 
-/* The VmFlags line of the mapping that starts at `p`, from /proc/self/smaps. */
-static bool vm_flags_of(const void *p, char *flags, size_t size) {
-  FILE *f = fopen("/proc/self/smaps", "r");
-  if (f == NULL) return false;
-  char line[512], start[32];
-  snprintf(start, sizeof start, "%lx-", (unsigned long)(uintptr_t)p);
-  bool in_mapping = false, found = false;
-  while (!found && fgets(line, sizeof line, f) != NULL) {
-    if (strncmp(line, start, strlen(start)) == 0) in_mapping = true;
-    if (in_mapping && strncmp(line, "VmFlags:", 8) == 0) {
-      snprintf(flags, size, "%s", line + 8);
-      found = true;
-    }
-  }
-  fclose(f);
-  return found;
-}
-
 /* Refusing huge pages is asked of the kernel the first time whatever the THP mode (one call,
  * where reading the mode takes four), then only under "always", where it would give them
  * unasked (the mapping's flags then say nh); asking for them always reaches it (hg). */
@@ -60,22 +42,18 @@ START_TEST(huge_page_advice_follows_the_thp_mode) {
   long n = na_os_read_file("/sys/kernel/mm/transparent_hugepage/enabled", mode, sizeof mode);
   bool always = n <= 0 || strstr(mode, "[always]") != NULL;
   size_t size = 4 * NA_MiB;
-  char flags[512];
   char *first = na_os_map_aligned(size, 2 * NA_MiB);
   ck_assert_ptr_nonnull(first);
   ck_assert(na_os_advise_huge(first, size, false));
-  ck_assert(vm_flags_of(first, flags, sizeof flags));
-  ck_assert_msg(strstr(flags, " nh") != NULL, "the first refusal: flags%s", flags);
+  ck_assert_msg(unit_vma_has_flag(first, "nh"), "the first refusal");
   na_os_unmap(first, size);
   ck_assert_int_eq(na_os_thp_always(), always);
   char *p = na_os_map_aligned(size, 2 * NA_MiB);
   ck_assert_ptr_nonnull(p);
   ck_assert(na_os_advise_huge(p, size, false));
-  ck_assert(vm_flags_of(p, flags, sizeof flags));
-  ck_assert_msg((strstr(flags, " nh") != NULL) == always, "THP %s, flags%s", mode, flags);
+  ck_assert_msg(unit_vma_has_flag(p, "nh") == always, "THP %s", mode);
   ck_assert(na_os_advise_huge(p, size, true));
-  ck_assert(vm_flags_of(p, flags, sizeof flags));
-  ck_assert_msg(strstr(flags, " hg") != NULL, "flags%s", flags);
+  ck_assert(unit_vma_has_flag(p, "hg"));
   na_os_unmap(p, size);
 }
 END_TEST
