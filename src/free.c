@@ -185,7 +185,7 @@ void na_free_remote_flush(na_tld_t *tld) {
       push_chain(groups[slot].page, groups[slot].head, groups[slot].tail, groups[slot].count);
 }
 
-void na_free_remote(na_page_t *page, na_block_t *block) {
+void na_free_remote(na_page_t *page, na_block_t *block, int arena_index) {
   /* A thread that only frees (a consumer) gets its record here, so that its exit pushes
    * what waits; one past its exit, or without memory for a record, pushes at once. Waiting
    * saves an atomic operation on a line the page's owner keeps using; a page no thread owns
@@ -193,7 +193,7 @@ void na_free_remote(na_page_t *page, na_block_t *block) {
    * that frees a dead thread's blocks and then allocates finds them in the pool's pages. */
   na_tld_t *tld = na_tld_peek();
   if (na_unlikely(tld == NULL)) tld = na_tld_get_unless_exited();
-  if (tld != NULL) account_remote_free(tld, na_segment_of_aligned(page)->arena_index);
+  if (tld != NULL) account_remote_free(tld, arena_index);
   if (tld == NULL || tld->exiting || na_relaxed_load(&page->owner) == 0) {
     push_chain(page, block, block, 1);
     return;
@@ -205,7 +205,7 @@ void na_free_remote(na_page_t *page, na_block_t *block) {
     na_free_remote_flush(tld);
 }
 
-static void free_small(na_page_t *page, void *p) {
+static void free_small(na_segment_t *segment, na_page_t *page, void *p) {
   size_t offset = (size_t)((char *)p - (char *)na_page_start(page));
   if (na_unlikely(na_block_index(page, offset) >= na_relaxed_load(&page->capacity)))
     na_fatal("free of %p, which is inside a block of size class %u, not its start", p,
@@ -220,12 +220,12 @@ static void free_small(na_page_t *page, void *p) {
   if (na_block_looks_free(page, p) || na_page_block_is_unlinked(page, p))
     na_fatal("double free of %p (size class %u, freed by a thread that does not own it)", p,
              page->block_size);
-  na_free_remote(page, p);
+  na_free_remote(page, p, segment->arena_index);
 }
 
 void na_free_generic(na_segment_t *segment, na_page_t *page, void *p) {
   switch (page->kind) {
-  case NA_SPAN_SMALL: free_small(page, p); return;
+  case NA_SPAN_SMALL: free_small(segment, page, p); return;
   case NA_SPAN_LARGE:
     if ((char *)p != (char *)na_page_start(page) + page->block_size) break;
     if (na_unlikely(na_options.verify))

@@ -456,7 +456,7 @@ int na_policy_large_arena(struct na_tld_s *tld, size_t size, int arena_index);
 /* ---- free.c ------------------------------------------------------------------------- */
 void na_free_generic(na_segment_t *segment, na_page_t *page, void *p);
 void na_free_unowned(void *p);
-void na_free_remote(na_page_t *page, na_block_t *block);
+void na_free_remote(na_page_t *page, na_block_t *block, int arena_index);
 /* fork: no page is BUSY (a remote free telling a heap about it) from hold to release. */
 void na_free_hold_notifications(void);
 void na_free_release_notifications(bool in_child);
@@ -687,7 +687,8 @@ static inline void na_free_fast(void *p) {
       na_block_index(page, in_page) < na_relaxed_load(&page->capacity) &&
       !na_block_looks_free(page, block)) {
     if (page->block_size >= NA_BIN_FOREIGN_MIN && na_bin_keep(page, block, tag)) return;
-    na_free_remote(page, block);
+    na_free_remote(page, block,
+                   tag - 1); /* the tag, not the segment header another thread writes */
     return;
   }
   na_free_generic(segment, page, p);

@@ -67,6 +67,11 @@ static void free_to_local(na_page_t *page, void *block) {
   page->used--;
 }
 
+/* A free by a thread that does not own the page, as the free path makes it. */
+static void free_from_other_thread(na_page_t *page, void *block) {
+  na_free_remote(page, block, na_segment_of_aligned(page)->arena_index);
+}
+
 static const int classes[] = {0, 1, 7, 8, 15, 23, 27, 33, 40, 47, NA_CLASS_COUNT - 1};
 
 START_TEST(init_describes_the_page) {
@@ -170,7 +175,7 @@ static void *remote_blocks[REMOTE_THREADS][REMOTE_EACH];
 
 static void *free_remote_batch(void *arg) {
   void **blocks = arg;
-  for (int i = 0; i < REMOTE_EACH; i++) na_free_remote(remote_page, blocks[i]);
+  for (int i = 0; i < REMOTE_EACH; i++) free_from_other_thread(remote_page, blocks[i]);
   return NULL;
 }
 
@@ -205,18 +210,18 @@ START_TEST(full_page_notifies_its_heap) {
   void *a = pop(page), *b = pop(page), *c = pop(page);
   ck_assert(na_page_set_delay(page, NA_DELAY_NOTIFY, true));
   ck_assert_uint_eq(atomic_load(&page->thread_free), NA_DELAY_NOTIFY);
-  na_free_remote(page, a);
+  free_from_other_thread(page, a);
   ck_assert_ptr_eq(atomic_load(&heap.delayed_free), a);
   ck_assert_uint_eq(((na_block_t *)a)->next_encoded ^ na_secret, 0); /* end of the list */
   ck_assert_uint_eq(atomic_load(&page->thread_free), NA_DELAY_NONE);
-  na_free_remote(page, b);
+  free_from_other_thread(page, b);
   ck_assert_uint_eq(atomic_load(&page->thread_free),
                     NA_TF_COUNT_ONE | (uintptr_t)b | NA_DELAY_NONE);
   ck_assert(!na_page_set_delay(page, NA_DELAY_NOTIFY, true));
   ck_assert(na_page_set_delay(page, NA_DELAY_NEVER, false));
   ck_assert_uint_eq(atomic_load(&page->thread_free),
                     NA_TF_COUNT_ONE | (uintptr_t)b | NA_DELAY_NEVER);
-  na_free_remote(page, c); /* an abandoned page just collects its frees */
+  free_from_other_thread(page, c); /* an abandoned page just collects its frees */
   uintptr_t tf = atomic_load(&page->thread_free);
   ck_assert_uint_eq(na_tf_delay(tf), NA_DELAY_NEVER);
   ck_assert_ptr_eq(na_tf_blocks(tf), c);
@@ -248,8 +253,8 @@ START_TEST(looping_remote_list_aborts) {
   na_page_t *page = page_make(1);
   na_page_refill(page);
   na_block_t *a = pop(page);
-  na_free_remote(page, a);
-  na_free_remote(page, a);
+  free_from_other_thread(page, a);
+  free_from_other_thread(page, a);
   unit_silence_stderr();
   na_page_collect_remote(page);
 }
@@ -293,8 +298,8 @@ START_TEST(collecting_an_overwritten_remote_link_aborts) {
   na_page_refill(page);
   na_block_t *a = pop(page), *b = pop(page), *c = pop(page);
   free_to_local(page, a);
-  na_free_remote(page, b);
-  na_free_remote(page, c); /* c links to b */
+  free_from_other_thread(page, b);
+  free_from_other_thread(page, c); /* c links to b */
   memset(c, 0x41, sizeof(uint64_t));
   unit_silence_stderr();
   na_page_collect_remote(page);
