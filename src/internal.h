@@ -687,8 +687,7 @@ static inline void na_free_fast(void *p) {
       na_block_index(page, in_page) < na_relaxed_load(&page->capacity) &&
       !na_block_looks_free(page, block)) {
     if (page->block_size >= NA_BIN_FOREIGN_MIN && na_bin_keep(page, block, tag)) return;
-    na_free_remote(page, block,
-                   tag - 1); /* the tag, not the segment header another thread writes */
+    na_free_remote(page, block, tag - 1); /* not the segment header, which spans rewrite */
     return;
   }
   na_free_generic(segment, page, p);
