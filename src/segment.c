@@ -13,6 +13,11 @@ _Static_assert(
     offsetof(na_page_t, free) == 64,
     "what every free reads on one line, what the owner and remote frees write on the other");
 _Static_assert(sizeof(na_page_t) == (size_t)1 << NA_DESCRIPTOR_SHIFT, "descriptor from a shift");
+/* A field the owner rewrites as its page fills and empties must not share the first line:
+ * every such write would take that line from the threads about to free into the page. */
+_Static_assert(offsetof(na_page_t, sparse_below) >= 64 && offsetof(na_page_t, idle) >= 64 &&
+                   offsetof(na_page_t, used) >= 64 && offsetof(na_page_t, installed) >= 64,
+               "what the owner rewrites stays off the line remote frees read");
 
 uint8_t na_segmap[NA_SEGMAP_SIZE];
 uintptr_t na_secret = NA_GOLDEN_GAMMA;
