@@ -123,10 +123,10 @@ typedef struct __attribute__((aligned(128))) na_page_s {
   } flags;
   uint8_t kind;
   uint8_t size_class;
-  uint16_t purged;      /* given back while blocks lived: OS pages of a one-slice page, or
-                           blocks of a bigger one (see page.c) */
-  uint32_t free_stamp;  /* coarse time when a free span was freed, for the purge delay */
-  uint32_t reserved;    /* blocks that fit in the page */
+  uint16_t purged;     /* given back while blocks lived: OS pages of a one-slice page, or
+                          blocks of a bigger one (see page.c) */
+  uint32_t free_stamp; /* coarse time when a free span was freed, for the purge delay */
+  uint32_t reserved;   /* blocks that fit in the page */
   uint32_t slice_count;
   uint32_t sparse_pass;
   uint32_t large_size; /* large spans: bytes the block may use; the slices after them are room
@@ -138,15 +138,15 @@ typedef struct __attribute__((aligned(128))) na_page_s {
   struct na_heap_s *heap;
   struct na_page_s *next;
   struct na_page_s *prev;
-  uint32_t used;         /* blocks handed out and not freed to a list the owner has seen */
-  uint32_t installed;    /* blocks put on `free` by the last refill (statistics) */
+  uint32_t used;      /* blocks handed out and not freed to a list the owner has seen */
+  uint32_t installed; /* blocks put on `free` by the last refill (statistics) */
   /* Both rewritten at refills and heap passes, hence here: on the first line every such
    * write took the line away from the threads about to free into the page (a remote free's
    * p99 rose from 80 to 137 ns). */
   uint16_t sparse_below; /* a free that leaves `used` below this calls the heap; 0 never */
-  uint16_t idle; /* blocks of a page of several slices that were free at its last idle check */
-  uint8_t is_zero;       /* the span's memory is known to be zero (fresh or purged) */
-  uint8_t is_dirty;      /* free span whose pages may be resident */
+  uint16_t idle;    /* blocks of a page of several slices that were free at its last idle check */
+  uint8_t is_zero;  /* the span's memory is known to be zero (fresh or purged) */
+  uint8_t is_dirty; /* free span whose pages may be resident */
   uint8_t sparse_marked; /* a free left the page sparse in heap pass `sparse_pass` */
   int8_t used_on;        /* first-touch spans: the node of the thread that last used it */
 } na_page_t;
