@@ -254,9 +254,8 @@ static bool still_current(const na_page_t *page, int size_class) {
 }
 
 START_TEST(idle_multi_slice_pages_go_back_past_2_mib) {
-  static const size_t sizes[] = {48 * NA_KiB,  56 * NA_KiB,  64 * NA_KiB,  80 * NA_KiB,
-                                 96 * NA_KiB,  112 * NA_KiB, 128 * NA_KiB, 160 * NA_KiB,
-                                 192 * NA_KiB, 224 * NA_KiB, 256 * NA_KiB};
+  static const size_t sizes[] = {100 * NA_KiB, 130 * NA_KiB, 170 * NA_KiB, 200 * NA_KiB,
+                                 250 * NA_KiB};
   enum { COUNT = sizeof sizes / sizeof sizes[0] };
   const size_t allowance = (2 * NA_MiB) >> NA_SLICE_SHIFT;
   na_page_t *pages[COUNT];

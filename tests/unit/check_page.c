@@ -362,7 +362,7 @@ END_TEST
  * that only it covers, leaves the lists, and comes back once; the check for blocks left idle
  * gives back only the blocks that were free at its previous call too. */
 START_TEST(big_block_page_purges_free_blocks) {
-  int size_class = na_size_class(20 * 1024); /* 20 KiB: six blocks on two slices */
+  int size_class = na_size_class(10 * 1024); /* 10 KiB: blocks straddle OS pages */
   ck_assert_uint_gt(na_class_page_slices(size_class), 1);
   na_page_t *page = page_make(size_class);
   size_t size = page->block_size;

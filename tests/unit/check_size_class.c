@@ -64,10 +64,9 @@ START_TEST(pages_hold_enough_blocks) {
     size_t size = na_class_size(c);
     size_t blocks = (slices << NA_SLICE_SHIFT) / size;
     ck_assert_uint_ge(slices, 1);
-    ck_assert_uint_le(slices << NA_SLICE_SHIFT, 256 * NA_KiB); /* capped at 256 KiB */
-    ck_assert_uint_ge(blocks, 1);
-    if (size <= 128 * NA_KiB) ck_assert_uint_ge(blocks, 2);
-    size_t wanted = size * 4 <= 256 * NA_KiB ? 4 : 256 * NA_KiB / size;
+    ck_assert_uint_le(slices << NA_SLICE_SHIFT, 512 * NA_KiB); /* capped at 512 KiB */
+    ck_assert_uint_ge(blocks, 2);
+    size_t wanted = size * 8 <= 512 * NA_KiB ? 8 : 512 * NA_KiB / size;
     ck_assert_uint_ge(blocks, wanted);
     /* the page is no bigger than it must be */
     if (slices > 1) ck_assert_uint_lt((slices - 1) << NA_SLICE_SHIFT, size * wanted);
