@@ -314,8 +314,36 @@ static na_page_t *page_adopt(na_heap_t *heap, int arena_index, int size_class) {
   return page;
 }
 
+/* Pages whose blocks all came back from other threads wait on their thread_free lists until
+ * their owner refills them, or until two passes found them empty: a class allocated now and
+ * then (buffers freed by a collector thread) kept megabytes that way while other classes took
+ * fresh spans. Before the heap takes one, such pages go back to the arena, where the span
+ * they leave is reused first, by any class. Walking every page costs about as much as a pass
+ * does, so the look is made at most as often as NA_SWEEPS_PER_DELAY per purge delay. */
+#define NA_SWEEPS_PER_DELAY 16
+
+static void release_pages_freed_elsewhere(na_heap_t *heap) {
+  uint32_t now = na_os_clock_ms();
+  uint32_t interval = (uint32_t)na_options.purge_delay_ms / NA_SWEEPS_PER_DELAY;
+  uint32_t walk_ms = (uint32_t)(heap->held.pages / NA_PASS_PAGES_PER_MS);
+  if (walk_ms > interval) interval = walk_ms;
+  if ((uint32_t)(now - heap->last_sweep_ms) < interval) return;
+  heap->last_sweep_ms = now;
+  for (int c = 0; c < NA_CLASS_COUNT; c++) {
+    na_page_t *next;
+    for (na_page_t *page = heap->queues[c].first; page != NULL; page = next) {
+      next = page->next;
+      uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
+      if (na_tf_blocks(tf) == NULL || na_tf_count(tf) != page->used) continue;
+      na_page_collect_remote(page);
+      if (page->used == 0) page_release(heap, page);
+    }
+  }
+}
+
 static na_page_t *page_fresh(na_heap_t *heap, int size_class, int arena_index) {
   release_idle_pages(heap, size_class);
+  release_pages_freed_elsewhere(heap);
   int actual = arena_index;
   na_page_t *page = na_arena_alloc_span(arena_index, na_class_page_slices(size_class), &actual);
   if (page == NULL) return NULL;

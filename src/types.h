@@ -214,8 +214,9 @@ typedef struct na_heap_s {
   uint16_t purge_skip[NA_CLASS_COUNT];
   uint16_t purge_backoff[NA_CLASS_COUNT];
   /* Memory goes back to the OS in passes, at most one per purge delay, from the slow path. */
-  uint32_t pass;         /* passes so far */
-  uint32_t last_pass_ms; /* when the last one ran */
+  uint32_t pass;          /* passes so far */
+  uint32_t last_pass_ms;  /* when the last one ran */
+  uint32_t last_sweep_ms; /* when fresh spans last looked for pages other threads emptied */
   /* What the heap holds, for the statistics: pages and their bytes counted as pages join
    * and leave, the bytes of blocks in use as of its last pass. Written by the owner only,
    * read by reports from any thread. */

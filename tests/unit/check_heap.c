@@ -389,6 +389,42 @@ START_TEST(pages_emptied_by_other_threads_go_back) {
 }
 END_TEST
 
+/* Before the heap takes a fresh span, pages whose blocks all came back from other threads
+ * go back to the arena, whatever their class, at most once per sixteenth of the purge delay;
+ * a page with a block still out stays. */
+START_TEST(pages_other_threads_emptied_go_back_before_a_fresh_span) {
+  static void *blocks[100];
+  for (int i = 0; i < 100; i++) blocks[i] = numalloc_malloc(SIZE);
+  na_heap_t *heap = na_tls_heap;
+  na_page_t *emptied = page_of(blocks[0]);
+  int c = na_size_class(SIZE);
+  void *kept = numalloc_malloc(1000);
+  na_page_t *kept_page = page_of(kept);
+  static void *others[100];
+  for (int i = 0; i < 100; i++) others[i] = numalloc_malloc(1000);
+  unit_run_threads(1, free_all, blocks, 0);
+  unit_run_threads(1, free_all, others, 0); /* `kept` is still out */
+  ck_assert_uint_eq(emptied->used, 100);
+
+  uint32_t interval = (uint32_t)na_options.purge_delay_ms / 16;
+  heap->last_sweep_ms = na_os_clock_ms(); /* swept a moment ago: not yet */
+  void *a = numalloc_malloc(3000);        /* a class with no page yet */
+  ck_assert_int_eq(emptied->kind, NA_SPAN_SMALL);
+  ck_assert_uint_eq(emptied->used, 100);
+
+  heap->last_sweep_ms = na_os_clock_ms() - interval;
+  void *b = numalloc_malloc(6000); /* another */
+  ck_assert_int_ne(emptied->kind, NA_SPAN_SMALL);
+  ck_assert_ptr_eq(heap->current[c], &na_page_empty);
+  ck_assert_ptr_eq(heap->direct[(SIZE + 15) >> 4], &na_page_empty);
+  ck_assert_int_eq(kept_page->kind, NA_SPAN_SMALL);
+  ck_assert_ptr_eq(kept_page->heap, heap);
+  numalloc_free(kept);
+  numalloc_free(a);
+  numalloc_free(b);
+}
+END_TEST
+
 START_TEST(a_page_used_between_passes_stays) {
   static void *blocks[100];
   for (int i = 0; i < 100; i++) blocks[i] = numalloc_malloc(SIZE);
@@ -576,6 +612,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, idle_multi_slice_pages_go_back_past_2_mib);
   tcase_add_test(tc, sparse_page_gives_pages_back);
   tcase_add_test(tc, pages_emptied_by_other_threads_go_back);
+  tcase_add_test(tc, pages_other_threads_emptied_go_back_before_a_fresh_span);
   tcase_add_test(tc, a_page_used_between_passes_stays);
   tcase_add_test(tc, a_class_left_alone_for_a_pass_goes_to_the_pool);
   tcase_add_test(tc, census_counts_pages_and_blocks_in_use);
