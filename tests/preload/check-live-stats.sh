@@ -181,7 +181,12 @@ expect_refusal "a process not under numalloc" "process $plain \(sleep\) does not
 LD_PRELOAD=$lib sleep 30 &
 quiet=$!
 pids+=("$quiet")
-sleep 0.3
+# until it runs sleep with the library loaded (a fixed wait is too short on a loaded machine)
+for ((i = 0; i < 200; i++)); do
+  [ "$(cat "/proc/$quiet/comm" 2>/dev/null)" = sleep ] && grep -q libnumapreload "/proc/$quiet/maps" &&
+    break
+  sleep 0.05
+done
 expect_refusal "a process without the option" "process $quiet \(sleep\) runs under numalloc but does not publish" \
   "$numalloc" stats "$quiet"
 expect_refusal "top on a process without the option" "^numalloc: top: process $quiet \(sleep\) runs under numalloc but does not publish" \
