@@ -236,13 +236,20 @@ static void tidy_pages(na_heap_t *heap, bool force) {
   }
 }
 
-void na_heap_pass(na_heap_t *heap) {
+/* Whether a walk of the heap's pages may run now, `interval` ms after the last one (stamped
+ * in *last_ms), or later when the heap holds so many pages that the walk itself takes
+ * longer; if so, stamps now. */
+static bool walk_due(const na_heap_t *heap, uint32_t *last_ms, uint32_t interval) {
   uint32_t now = na_os_clock_ms();
-  uint32_t interval = (uint32_t)na_options.purge_delay_ms;
   uint32_t walk_ms = (uint32_t)(heap->held.pages / NA_PASS_PAGES_PER_MS);
   if (walk_ms > interval) interval = walk_ms;
-  if ((uint32_t)(now - heap->last_pass_ms) < interval) return;
-  heap->last_pass_ms = now;
+  if ((uint32_t)(now - *last_ms) < interval) return false;
+  *last_ms = now;
+  return true;
+}
+
+void na_heap_pass(na_heap_t *heap) {
+  if (!walk_due(heap, &heap->last_pass_ms, (uint32_t)na_options.purge_delay_ms)) return;
   heap->pass++;
   na_bins_flush(heap);
   if (heap->tld != NULL) na_free_remote_flush(heap->tld); /* other threads' blocks go home too */
@@ -323,12 +330,8 @@ static na_page_t *page_adopt(na_heap_t *heap, int arena_index, int size_class) {
 #define NA_SWEEPS_PER_DELAY 16
 
 static void release_pages_freed_elsewhere(na_heap_t *heap) {
-  uint32_t now = na_os_clock_ms();
   uint32_t interval = (uint32_t)na_options.purge_delay_ms / NA_SWEEPS_PER_DELAY;
-  uint32_t walk_ms = (uint32_t)(heap->held.pages / NA_PASS_PAGES_PER_MS);
-  if (walk_ms > interval) interval = walk_ms;
-  if ((uint32_t)(now - heap->last_sweep_ms) < interval) return;
-  heap->last_sweep_ms = now;
+  if (!walk_due(heap, &heap->last_sweep_ms, interval)) return;
   for (int c = 0; c < NA_CLASS_COUNT; c++) {
     na_page_t *next;
     for (na_page_t *page = heap->queues[c].first; page != NULL; page = next) {
