@@ -356,12 +356,51 @@ static na_page_t *page_fresh(na_heap_t *heap, int size_class, int arena_index) {
   return page;
 }
 
-/* A page of the class with a free block, or NULL when no memory is left. Pages that turn
- * out to be exhausted move to the full list; an adopted page joins the queue and is tried
- * like the others. */
-static na_page_t *find_page(na_heap_t *heap, int size_class) {
+/* Blocks freed in a big class stay resident in its pages. A thread using a few blocks each
+ * of many big classes kept every class's page half free (the latency workload's peak, 2x
+ * glibc's), where an allocator that coalesces reuses that memory for any size. So a class
+ * above the bins' sizes whose own pages have no freed block takes one freed in the current
+ * page of one of the next BORROW_CLASSES classes (at most twice its size) before it carves
+ * new memory, takes purged blocks back or takes a span. The block stays its page's: its free
+ * goes there, and malloc_usable_size reports that page's size. A class may live on borrowed
+ * blocks for a while, each through the slow path; without bins, its own blocks mostly come
+ * through the slow path too (a refill after every free), and a block of these sizes takes
+ * far longer to write than a trip through it. Smaller classes would trade their fast path
+ * for it. */
+#define BORROW_CLASSES 4
+
+static bool borrows(int size_class) { return na_class_size(size_class) > NA_BIN_MAX; }
+
+static na_page_t *page_with_freed_block(na_heap_t *heap, int size_class) {
+  na_page_queue_t *q = &heap->queues[size_class];
+  for (na_page_t *page = q->first; page != NULL; page = page->next) {
+    if (!na_page_refill_freed(page)) continue;
+    if (q->first != page) {
+      na_queue_remove(q, page);
+      na_queue_push_front(q, page);
+    }
+    set_current(heap, size_class);
+    return page;
+  }
+  int last = size_class + BORROW_CLASSES < NA_CLASS_COUNT ? size_class + BORROW_CLASSES
+                                                          : NA_CLASS_COUNT - 1;
+  for (int c = size_class + 1; c <= last; c++) {
+    na_page_t *page = heap->current[c];
+    if (page != &na_page_empty && na_page_refill_freed(page)) return page;
+  }
+  return NULL;
+}
+
+/* A page of the class with a free block (or, where `may_borrow`, of a class a little bigger),
+ * or NULL when no memory is left. Pages that turn out to be exhausted move to the full list;
+ * an adopted page joins the queue and is tried like the others. */
+static na_page_t *find_page(na_heap_t *heap, int size_class, bool may_borrow) {
   if (na_checks_enabled) na_validate(na_check_heap(heap));
   na_heap_pass(heap);
+  if (may_borrow && borrows(size_class)) {
+    na_page_t *page = page_with_freed_block(heap, size_class);
+    if (page != NULL) return page;
+  }
   na_page_queue_t *q = &heap->queues[size_class];
   for (;;) {
     na_page_t *page = q->first;
@@ -388,11 +427,11 @@ static na_page_t *find_page(na_heap_t *heap, int size_class) {
   }
 }
 
-void *na_heap_alloc_small(na_heap_t *heap, int size_class) {
+void *na_heap_alloc_small(na_heap_t *heap, int size_class, bool may_borrow) {
   if (na_unlikely(atomic_load_explicit(&heap->delayed_free, memory_order_relaxed) != NULL))
     na_heap_free_delayed(heap);
   na_page_t *page = heap->current[size_class];
-  if (page->free == NULL) page = find_page(heap, size_class);
+  if (page->free == NULL) page = find_page(heap, size_class, may_borrow);
   if (page == NULL) {
     errno = ENOMEM;
     return NULL;

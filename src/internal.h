@@ -294,6 +294,10 @@ void na_page_init(na_page_t *page, struct na_heap_s *heap, int size_class, bool 
  * to take back blocks it gave the OS less than a purge delay ago. */
 typedef enum na_refill_e { NA_REFILL_DONE, NA_REFILL_REGRET } na_refill_t;
 na_refill_t na_page_refill(na_page_t *page);
+/* The first step of na_page_refill: the page's `free` list from the blocks freed into it,
+ * which are resident; false when it has none, and a refill would take back purged blocks or
+ * carve new ones. */
+bool na_page_refill_freed(na_page_t *page);
 /* Counts what was handed out of `free` so far for the heap's thread, as local when the
  * page's node is `ran_on` (the node the thread ran on; -1: the node it runs on now). */
 void na_page_account_partial_on(na_page_t *page, int ran_on);
@@ -399,8 +403,10 @@ void na_heap_abandon(na_heap_t *heap, int ran_on);
 void na_heap_account(na_heap_t *heap);
 /* Counts the bytes of blocks in use in the heap's pages now (owner only). */
 void na_heap_census(na_heap_t *heap);
-/* A block of `size_class` from the heap's pages; NULL (ENOMEM) when no memory is left. */
-void *na_heap_alloc_small(na_heap_t *heap, int size_class);
+/* A block of `size_class` from the heap's pages, or with `may_borrow` perhaps one of a
+ * slightly bigger class (never for aligned requests: a bigger class's blocks need not fall
+ * on the alignment); NULL (ENOMEM) when no memory is left. */
+void *na_heap_alloc_small(na_heap_t *heap, int size_class, bool may_borrow);
 
 /* ---- node_pool.c -------------------------------------------------------------------- */
 /* Pages no thread owns (their thread exited or left their node), per node, for the node's

@@ -342,8 +342,10 @@ static void arm_sparse(na_page_t *page) {
   page->sparse_below = (uint16_t)(na_options.purge_sparse && gives_back_os_pages(page) ? below : 1);
 }
 
-na_refill_t na_page_refill(na_page_t *page) {
-  if (page->free != NULL) return NA_REFILL_DONE;
+/* Run again when it found nothing (by na_page_refill after it), it does nothing twice: the
+ * blocks handed out are counted once, and a second look for remote frees is one load. */
+bool na_page_refill_freed(na_page_t *page) {
+  if (page->free != NULL) return true;
   if (na_unlikely(na_options.verify) && page->installed != 0)
     na_stats_verify(na_segment_of_aligned(page)->arena_index, na_page_start(page),
                     (size_t)page->capacity * page->block_size);
@@ -352,15 +354,18 @@ na_refill_t na_page_refill(na_page_t *page) {
   if (page->local_free == NULL) na_page_collect_remote(page);
   arm_sparse(page);
   page->sparse_marked = 0; /* in use again: not a purge candidate */
-  if (page->local_free != NULL) {
-    /* with `free` empty and remote frees collected, every free block is on local_free,
-     * or unlinked in a purged OS page */
-    page->installed = page->capacity - page->used - unlinked_count(page);
-    page->free = page->local_free;
-    page->local_free = NULL;
-    page->is_zero = false;
-    return NA_REFILL_DONE;
-  }
+  if (page->local_free == NULL) return false;
+  /* with `free` empty and remote frees collected, every free block is on local_free, or
+   * unlinked in a purged OS page */
+  page->installed = page->capacity - page->used - unlinked_count(page);
+  page->free = page->local_free;
+  page->local_free = NULL;
+  page->is_zero = false;
+  return true;
+}
+
+na_refill_t na_page_refill(na_page_t *page) {
+  if (na_page_refill_freed(page)) return NA_REFILL_DONE;
   if (page->purged != 0) return reclaim_unlinked(page) ? NA_REFILL_REGRET : NA_REFILL_DONE;
   if (page->capacity < page->reserved) {
     uint32_t before = page->capacity;

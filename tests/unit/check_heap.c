@@ -425,6 +425,52 @@ START_TEST(pages_other_threads_emptied_go_back_before_a_fresh_span) {
 }
 END_TEST
 
+/* A class above the bins whose pages have no freed block takes a block freed in the page of
+ * a class up to twice its size before it carves new memory; a block growing by realloc, an
+ * aligned request, and a class more than twice smaller, take pages of their own. */
+START_TEST(a_big_class_borrows_a_freed_block_up_to_twice_its_size) {
+  enum { BIG = 64 * 1024, BIGGER = 96 * 1024, REQUEST = 40 * 1024 };
+  int request_class = na_size_class(REQUEST);
+  void *freed = numalloc_malloc(BIG), *live = numalloc_malloc(BIG);
+  na_heap_t *heap = na_tls_heap;
+  na_page_t *big_page = page_of(freed);
+  ck_assert_ptr_eq(page_of(live), big_page);
+  void *own = numalloc_malloc(REQUEST); /* nothing freed anywhere: a page of its own */
+  na_page_t *own_page = page_of(own);
+  ck_assert_uint_eq(own_page->size_class, request_class);
+  ck_assert_uint_lt(own_page->capacity, own_page->reserved); /* it could carve more */
+
+  numalloc_free(freed);
+  uint32_t carved = own_page->capacity;
+  void *borrowed = numalloc_malloc(REQUEST);
+  ck_assert_ptr_eq(borrowed, freed);
+  ck_assert_uint_eq(numalloc_usable_size(borrowed), BIG);
+  ck_assert_uint_eq(own_page->capacity, carved);
+  ck_assert_ptr_eq(heap->current[request_class], own_page);
+  ck_assert_uint_eq(big_page->used, 2);
+  numalloc_free(borrowed);
+  ck_assert_uint_eq(big_page->used, 1);
+
+  void *grown = numalloc_realloc(numalloc_malloc(1000), REQUEST); /* realloc takes its class */
+  ck_assert_ptr_eq(page_of(grown), own_page);
+
+  void *aligned = numalloc_aligned_alloc(8192, REQUEST); /* 64 KiB blocks need not fall on it */
+  ck_assert_ptr_eq(page_of(aligned), own_page);
+  ck_assert_uint_eq((uintptr_t)aligned % 8192, 0);
+
+  void *again = numalloc_malloc(BIG); /* the 64 KiB class takes its freed block back */
+  ck_assert_ptr_eq(again, freed);
+  void *far = numalloc_malloc(BIGGER), *far_live = numalloc_malloc(BIGGER);
+  numalloc_free(far);
+  void *more = numalloc_malloc(REQUEST); /* 96 KiB is more than twice 40: carved */
+  ck_assert_ptr_eq(page_of(more), own_page);
+  ck_assert_uint_eq(own_page->capacity, carved + 3);
+
+  void *list[] = {own, grown, aligned, more, again, live, far_live};
+  for (size_t i = 0; i < sizeof list / sizeof list[0]; i++) numalloc_free(list[i]);
+}
+END_TEST
+
 START_TEST(a_page_used_between_passes_stays) {
   static void *blocks[100];
   for (int i = 0; i < 100; i++) blocks[i] = numalloc_malloc(SIZE);
@@ -613,6 +659,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, sparse_page_gives_pages_back);
   tcase_add_test(tc, pages_emptied_by_other_threads_go_back);
   tcase_add_test(tc, pages_other_threads_emptied_go_back_before_a_fresh_span);
+  tcase_add_test(tc, a_big_class_borrows_a_freed_block_up_to_twice_its_size);
   tcase_add_test(tc, a_page_used_between_passes_stays);
   tcase_add_test(tc, a_class_left_alone_for_a_pass_goes_to_the_pool);
   tcase_add_test(tc, census_counts_pages_and_blocks_in_use);
