@@ -371,16 +371,21 @@ static na_page_t *page_fresh(na_heap_t *heap, int size_class, int arena_index) {
 
 static bool borrows(int size_class) { return na_class_size(size_class) > NA_BIN_MAX; }
 
+/* `page`, of the class's queue, goes to its front and becomes the class's current page. */
+static na_page_t *make_current(na_heap_t *heap, int size_class, na_page_t *page) {
+  na_page_queue_t *q = &heap->queues[size_class];
+  if (q->first != page) {
+    na_queue_remove(q, page);
+    na_queue_push_front(q, page);
+  }
+  set_current(heap, size_class);
+  return page;
+}
+
 static na_page_t *page_with_freed_block(na_heap_t *heap, int size_class) {
   na_page_queue_t *q = &heap->queues[size_class];
   for (na_page_t *page = q->first; page != NULL; page = page->next) {
-    if (!na_page_refill_freed(page)) continue;
-    if (q->first != page) {
-      na_queue_remove(q, page);
-      na_queue_push_front(q, page);
-    }
-    set_current(heap, size_class);
-    return page;
+    if (na_page_refill_freed(page)) return make_current(heap, size_class, page);
   }
   int last = size_class + BORROW_CLASSES < NA_CLASS_COUNT ? size_class + BORROW_CLASSES
                                                           : NA_CLASS_COUNT - 1;
@@ -411,14 +416,7 @@ static na_page_t *find_page(na_heap_t *heap, int size_class, bool may_borrow) {
       if (!page_to_full(heap, page)) continue; /* a remote free arrived: refill again */
       page = next;
     }
-    if (page != NULL) {
-      if (q->first != page) {
-        na_queue_remove(q, page);
-        na_queue_push_front(q, page);
-      }
-      set_current(heap, size_class);
-      return page;
-    }
+    if (page != NULL) return make_current(heap, size_class, page);
     int arena_index = span_node_for(heap);
     page = page_adopt(heap, arena_index, size_class);
     if (page == NULL) page = page_fresh(heap, size_class, arena_index);
