@@ -1,10 +1,12 @@
 /* preload.c: interposition. With LD_PRELOAD=libnumapreload.so these definitions take the
- * place of the C library's malloc family; each forwards to the numalloc core in one line.
+ * place of the C library's malloc family; each forwards to the numalloc core in one line
+ * (glibc's extensions below also translate numalloc's answers into glibc's structures).
  * The C library's own functions are looked up once (dlsym RTLD_NEXT) so that
  * NUMALLOC_POLICY=system, and frees of pointers numalloc does not own, can go to them. */
 #include "internal.h"
 
 #include <dlfcn.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stdlib.h>
 
@@ -29,6 +31,59 @@ EXPORT void *valloc(size_t size) { return numalloc_valloc(size); }
 EXPORT void *pvalloc(size_t size) { return numalloc_pvalloc(size); }
 EXPORT size_t malloc_usable_size(void *p) { return numalloc_usable_size(p); }
 
+/* The C library's own extensions, which programs call to give memory back (malloc_trim) or
+ * to report it (mallinfo, malloc_stats): answered from numalloc's memory, and passed to the
+ * C library's under NUMALLOC_POLICY=system, where its memory is the program's. */
+static struct {
+  int (*trim)(size_t);
+  struct mallinfo (*info)(void);
+  struct mallinfo2 (*info2)(void);
+  void (*stats)(void);
+} system_extras;
+
+static bool system_policy(void) {
+  return na_ensure_init() && na_options.policy == NUMALLOC_POLICY_SYSTEM;
+}
+
+/* `pad` (memory to keep at the top of glibc's heap) has no meaning here: every idle page
+ * goes. 1 when memory went back to the OS, as glibc answers. */
+EXPORT int malloc_trim(size_t pad) {
+  if (system_policy() && system_extras.trim != NULL) return system_extras.trim(pad);
+  return na_collect() > 0;
+}
+
+/* Blocks of segments count as glibc's heap (arena, in use, free), huge blocks as its mapped
+ * chunks; the counts of free chunks and fastbins have no equivalent and stay 0. */
+EXPORT struct mallinfo2 mallinfo2(void) {
+  if (system_policy() && system_extras.info2 != NULL) return system_extras.info2();
+  na_memory_t m;
+  na_stats_memory(&m);
+  size_t heap = m.mapped > m.huge ? m.mapped - m.huge : 0;
+  size_t used = m.live > m.huge ? m.live - m.huge : 0;
+  return (struct mallinfo2){
+      .arena = heap, .hblkhd = m.huge, .uordblks = used, .fordblks = heap > used ? heap - used : 0};
+}
+
+static int clamp_int(size_t v) { return v > INT_MAX ? INT_MAX : (int)v; }
+
+EXPORT struct mallinfo mallinfo(void) {
+  if (system_policy() && system_extras.info != NULL) return system_extras.info();
+  struct mallinfo2 m = mallinfo2();
+  return (struct mallinfo){.arena = clamp_int(m.arena),
+                           .hblkhd = clamp_int(m.hblkhd),
+                           .uordblks = clamp_int(m.uordblks),
+                           .fordblks = clamp_int(m.fordblks)};
+}
+
+/* On standard error, as glibc's. */
+EXPORT void malloc_stats(void) {
+  if (system_policy() && system_extras.stats != NULL) {
+    system_extras.stats();
+    return;
+  }
+  numalloc_stats_print(stderr, "text");
+}
+
 /* Runs before the core's constructor (NA_CONSTRUCTOR_PRELOAD before NA_CONSTRUCTOR_CORE), so
  * the system allocator is known before any policy is applied. dlsym may call calloc: that
  * request is served by the core's bootstrap buffer. */
@@ -43,4 +98,8 @@ preload_find_system_allocator(void) {
       .usable_size = (size_t(*)(void *))dlsym(RTLD_NEXT, "malloc_usable_size"),
   };
   na_set_system_allocator(&system);
+  system_extras.trim = (int (*)(size_t))dlsym(RTLD_NEXT, "malloc_trim");
+  system_extras.info = (struct mallinfo(*)(void))dlsym(RTLD_NEXT, "mallinfo");
+  system_extras.info2 = (struct mallinfo2(*)(void))dlsym(RTLD_NEXT, "mallinfo2");
+  system_extras.stats = (void (*)(void))dlsym(RTLD_NEXT, "malloc_stats");
 }

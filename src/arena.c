@@ -70,6 +70,11 @@ void na_arena_add_mapped(na_arena_t *arena, int64_t bytes) {
   }
 }
 
+size_t na_arena_huge_bytes(int arena_index) {
+  int64_t bytes = atomic_load_explicit(&na_arena_at(arena_index)->huge_bytes, memory_order_relaxed);
+  return bytes > 0 ? (size_t)bytes : 0;
+}
+
 void na_arena_account_huge(int arena_index, int64_t bytes) {
   atomic_fetch_add_explicit(&na_arena_at(arena_index)->huge_bytes, bytes, memory_order_relaxed);
 }

@@ -240,6 +240,8 @@ size_t na_arena_peak_mapped_bytes(int arena_index);
 /* Bytes in blocks handed out and not freed, from the pages' own counts. */
 size_t na_arena_live_bytes(int arena_index);
 void na_arena_account_huge(int arena_index, int64_t bytes);
+/* Bytes of the arena's huge blocks (each in a mapping of its own). */
+size_t na_arena_huge_bytes(int arena_index);
 
 /* ---- size_class.c ------------------------------------------------------------------- */
 static inline int na_size_class(size_t size) {
@@ -530,6 +532,15 @@ void na_stats_count_handed(struct na_tld_s *tld, int arena_index, uint64_t count
                            int ran_on);
 void na_stats_init(void);
 void na_stats_at_exit(void);
+/* The process's memory as the C library's mallinfo reports it: mapped, the bytes of every
+ * arena's mappings (huge blocks' included); huge, the bytes of huge blocks; live, the bytes
+ * of blocks in use (huge blocks included; a block in a bin counts as in use). */
+typedef struct na_memory_s {
+  size_t mapped, huge, live;
+} na_memory_t;
+void na_stats_memory(na_memory_t *out);
+/* numalloc_collect, returning the bytes it gave back to the OS. */
+size_t na_collect(void);
 /* fork: the lock of the merged totals, taken last (nothing is locked under it). */
 void na_stats_lock(void);
 void na_stats_unlock(void);

@@ -503,10 +503,23 @@ void na_stats_at_exit(void) {
   if (out != stderr) fclose(out);
 }
 
+/* Bytes the calling thread has given back to the OS so far (a thread without a record
+ * counts into the merged totals, so those are read instead). */
+static int64_t purged_so_far(void) {
+  int64_t bytes = 0;
+  na_tld_t *self = na_tld_peek();
+  const na_node_stats_t *stats = self != NULL ? self->stats : merged;
+  if (self == NULL) pthread_mutex_lock(&merged_lock);
+  for (int i = 0; i < NA_ARENA_COUNT; i++) bytes += stats[i].purged_bytes;
+  if (self == NULL) pthread_mutex_unlock(&merged_lock);
+  return bytes;
+}
+
 /* Also reads the topology again: the documented way to start using a node the cpuset has
  * allowed since (a container resized, numactl or taskset applied to the running process). */
-void numalloc_collect(void) {
-  if (!na_ensure_init()) return;
+size_t na_collect(void) {
+  if (!na_ensure_init()) return 0;
+  int64_t before = purged_so_far();
   na_topology_init();
   na_policy_init(); /* interleave and weighted spread over the nodes usable now */
   na_tld_t *self = na_tld_peek();
@@ -515,4 +528,18 @@ void numalloc_collect(void) {
     if (self->heaps[i] != NULL) na_heap_collect(self->heaps[i]);
   na_pool_collect_all();
   na_arena_collect(true);
+  int64_t given = purged_so_far() - before;
+  return given > 0 ? (size_t)given : 0;
+}
+
+void numalloc_collect(void) { na_collect(); }
+
+void na_stats_memory(na_memory_t *out) {
+  *out = (na_memory_t){0};
+  if (!na_ensure_init()) return;
+  for (int i = 0; i < NA_ARENA_COUNT; i++) {
+    out->mapped += na_arena_mapped_bytes(i);
+    out->huge += na_arena_huge_bytes(i);
+    out->live += na_arena_live_bytes(i);
+  }
 }

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* The report as a string (a static buffer). */
 static const char *report(const char *format) {
@@ -158,6 +159,34 @@ START_TEST(reports_the_pages_held) {
 }
 END_TEST
 
+/* The memory mallinfo reports: blocks in use and huge blocks counted as they come and go; a
+ * collection says how much it gave back, nothing when nothing was left idle. */
+START_TEST(memory_totals_and_what_a_collection_gave_back) {
+  enum { COUNT = 2000, SIZE = 4096 };
+  static void *blocks[COUNT];
+  unit_quiet_purge();
+  na_collect();
+  na_memory_t before, with, after;
+  na_stats_memory(&before);
+  for (int i = 0; i < COUNT; i++) {
+    blocks[i] = numalloc_malloc(SIZE);
+    memset(blocks[i], 1, SIZE);
+  }
+  void *huge = numalloc_malloc(2 * NA_SEGMENT_SIZE);
+  na_stats_memory(&with);
+  ck_assert_uint_ge(with.live - before.live, (size_t)COUNT * SIZE + 2 * NA_SEGMENT_SIZE);
+  ck_assert_uint_ge(with.huge - before.huge, 2 * NA_SEGMENT_SIZE);
+  ck_assert_uint_ge(with.mapped, with.live);
+  for (int i = 0; i < COUNT; i++) numalloc_free(blocks[i]);
+  numalloc_free(huge);
+  na_stats_memory(&after);
+  ck_assert_uint_le(after.live, before.live + NA_MiB); /* the bins keep a few blocks */
+  ck_assert_uint_eq(after.huge, before.huge);
+  ck_assert_uint_ge(na_collect(), (size_t)COUNT * SIZE / 2);
+  ck_assert_uint_eq(na_collect(), 0);
+}
+END_TEST
+
 int main(int argc, char **argv) {
   (void)argc;
   Suite *s = suite_create("stats");
@@ -167,5 +196,6 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, counts_every_reuse_of_a_block);
   tcase_add_test(tc, remote_frees_leave_live_at_once);
   tcase_add_test(tc, reports_the_pages_held);
+  tcase_add_test(tc, memory_totals_and_what_a_collection_gave_back);
   return unit_run(s, argv);
 }

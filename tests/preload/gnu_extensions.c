@@ -1,0 +1,148 @@
+/* gnu_extensions.c: the C library's extensions that programs call to give memory back or to
+ * report it. Under numalloc, malloc_trim gives idle memory back now and says whether any went,
+ * mallinfo and mallinfo2 count numalloc's blocks, malloc_stats prints numalloc's report on
+ * standard error; under NUMALLOC_POLICY=system they are the C library's own. Run with a purge
+ * delay of an hour, so that nothing goes back before malloc_trim asks. */
+#define _GNU_SOURCE
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "preload_test.h"
+
+#define MiB    ((size_t)1 << 20)
+#define BLOCKS 4000
+#define BLOCK  4096
+#define HUGE   (40 * MiB) /* above a segment: a mapping of its own */
+
+static void *blocks[BLOCKS];
+
+static size_t resident_bytes(void) {
+  long size = 0, resident = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f == NULL || fscanf(f, "%ld %ld", &size, &resident) != 2) resident = 0;
+  if (f != NULL) fclose(f);
+  return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static void allocate_blocks(void) {
+  for (int i = 0; i < BLOCKS; i++) {
+    blocks[i] = malloc(BLOCK);
+    CHECK(blocks[i] != NULL, "malloc(%d) failed", BLOCK);
+    if (blocks[i] != NULL) memset(blocks[i], 0x5a, BLOCK);
+  }
+}
+
+static void free_blocks(void) {
+  for (int i = 0; i < BLOCKS; i++) free(blocks[i]);
+}
+
+/* What fn writes on standard error, in buf. */
+static void capture_stderr(void (*fn)(void), char *buf, size_t size) {
+  char path[] = "/tmp/numalloc-gnu-XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0, "mkstemp failed");
+  buf[0] = '\0';
+  if (fd < 0) return;
+  unlink(path);
+  fflush(stderr);
+  int saved = dup(2);
+  dup2(fd, 2);
+  fn();
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  ssize_t n = pread(fd, buf, size - 1, 0);
+  buf[n > 0 ? n : 0] = '\0';
+  close(fd);
+}
+
+static void numalloc_counts(void) {
+  struct mallinfo2 before = mallinfo2();
+  allocate_blocks();
+  struct mallinfo2 with = mallinfo2();
+  size_t grew = with.uordblks - before.uordblks;
+  CHECK(with.uordblks >= before.uordblks && grew >= (size_t)BLOCKS * BLOCK &&
+            grew <= (size_t)BLOCKS * BLOCK * 3 / 2,
+        "in use grew by %zu bytes for %d blocks of %d", grew, BLOCKS, BLOCK);
+  CHECK(with.arena >= with.uordblks && with.fordblks == with.arena - with.uordblks,
+        "arena %zu, in use %zu, free %zu", with.arena, with.uordblks, with.fordblks);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations" /* still called by programs */
+  struct mallinfo old = mallinfo();
+#pragma GCC diagnostic pop
+  CHECK((size_t)old.uordblks == with.uordblks && (size_t)old.arena == with.arena,
+        "mallinfo says %d in use of %d, mallinfo2 %zu of %zu", old.uordblks, old.arena,
+        with.uordblks, with.arena);
+
+  char *huge = malloc(HUGE);
+  CHECK(huge != NULL, "malloc(%zu) failed", HUGE);
+  struct mallinfo2 with_huge = mallinfo2();
+  CHECK(with_huge.hblkhd >= before.hblkhd + HUGE, "mapped chunks %zu bytes with a %zu-byte block",
+        with_huge.hblkhd, HUGE);
+  CHECK(with_huge.uordblks == with.uordblks, "a huge block changed the heap's in use: %zu, %zu",
+        with_huge.uordblks, with.uordblks);
+  free(huge);
+  CHECK(mallinfo2().hblkhd == before.hblkhd, "mapped chunks %zu after the free, %zu before",
+        mallinfo2().hblkhd, before.hblkhd);
+
+  free_blocks();
+  struct mallinfo2 after = mallinfo2();
+  /* blocks kept in the thread's bins still count as in use: a few per class */
+  CHECK(after.uordblks <= before.uordblks + MiB, "in use %zu after the frees, %zu before",
+        after.uordblks, before.uordblks);
+}
+
+static void numalloc_trim(void) {
+  allocate_blocks();
+  free_blocks();
+  size_t idle = resident_bytes();
+  int first = malloc_trim(0);
+  int second = malloc_trim(0); /* nothing allocated in between (reading statm does) */
+  size_t trimmed = resident_bytes();
+  CHECK(first == 1, "malloc_trim found nothing to give back after %d frees", BLOCKS);
+  CHECK(second == 0, "a second malloc_trim in a row gave memory back again");
+  CHECK(trimmed + (size_t)BLOCKS * BLOCK / 2 <= idle,
+        "resident %zu bytes before malloc_trim, %zu after: the freed %zu did not go back", idle,
+        trimmed, (size_t)BLOCKS * BLOCK);
+}
+
+static void print_numalloc_stats(void) { malloc_stats(); }
+
+static void numalloc_report(void) {
+  static char text[16384];
+  capture_stderr(print_numalloc_stats, text, sizeof text);
+  CHECK(strstr(text, "numalloc: node") != NULL, "malloc_stats printed no numalloc report: %.200s",
+        text);
+}
+
+/* Under NUMALLOC_POLICY=system the blocks are glibc's, and so are the answers. */
+static void system_counts(void) {
+  struct mallinfo2 before = mallinfo2();
+  allocate_blocks();
+  struct mallinfo2 with = mallinfo2();
+  CHECK(with.uordblks >= before.uordblks + (size_t)BLOCKS * BLOCK,
+        "glibc's in use grew from %zu to %zu for %d blocks of %d", before.uordblks, with.uordblks,
+        BLOCKS, BLOCK);
+  free_blocks();
+  static char text[4096];
+  capture_stderr(print_numalloc_stats, text, sizeof text);
+  CHECK(strstr(text, "in use bytes") != NULL && strstr(text, "numalloc:") == NULL,
+        "malloc_stats did not print glibc's report: %.200s", text);
+}
+
+int main(void) {
+  pt_start("gnu_extensions");
+  CHECK(pt_is_numalloc(), "the preload is not numalloc (this test is numalloc's only)");
+  if (!pt_is_numalloc()) return pt_finish();
+  if (pt_is_system_policy()) {
+    system_counts();
+  } else {
+    numalloc_counts();
+    numalloc_trim();
+    numalloc_report();
+  }
+  return pt_finish();
+}
