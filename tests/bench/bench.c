@@ -193,6 +193,51 @@ int bench_mailbox_take(bench_mailbox *m, bench_block *out) {
   return 1;
 }
 
+void bench_handoff_init(bench_handoff *h, size_t batches, size_t max_waiting) {
+  pthread_mutex_init(&h->lock, NULL);
+  pthread_cond_init(&h->not_empty, NULL);
+  pthread_cond_init(&h->not_full, NULL);
+  h->stack = NULL;
+  h->waiting = 0;
+  h->max_waiting = max_waiting;
+  h->to_produce = h->to_take = batches;
+}
+
+int bench_handoff_claim(bench_handoff *h) {
+  pthread_mutex_lock(&h->lock);
+  int claimed = h->to_produce > 0;
+  if (claimed) h->to_produce--;
+  pthread_mutex_unlock(&h->lock);
+  return claimed;
+}
+
+void bench_handoff_push(bench_handoff *h, bench_batch_link *batch) {
+  pthread_mutex_lock(&h->lock);
+  while (h->waiting >= h->max_waiting) pthread_cond_wait(&h->not_full, &h->lock);
+  batch->next = h->stack;
+  h->stack = batch;
+  h->waiting++;
+  pthread_cond_signal(&h->not_empty);
+  pthread_mutex_unlock(&h->lock);
+}
+
+bench_batch_link *bench_handoff_pop(bench_handoff *h) {
+  pthread_mutex_lock(&h->lock);
+  while (h->stack == NULL && h->to_take > 0) pthread_cond_wait(&h->not_empty, &h->lock);
+  bench_batch_link *batch = h->stack;
+  if (h->to_take > 0) {
+    h->stack = batch->next;
+    h->waiting--;
+    h->to_take--;
+    if (h->to_take == 0) pthread_cond_broadcast(&h->not_empty); /* the other takers end */
+    pthread_cond_signal(&h->not_full);
+  } else {
+    batch = NULL;
+  }
+  pthread_mutex_unlock(&h->lock);
+  return batch;
+}
+
 /* One line per holder, so that publishing adds no false sharing of its own. */
 static struct {
   _Alignas(64) _Atomic(uintptr_t) p;

@@ -148,6 +148,25 @@ typedef struct bench_mailbox {
 void bench_mailbox_put(bench_mailbox *m, const bench_block *b);
 int bench_mailbox_take(bench_mailbox *m, bench_block *out);
 
+/* Batches of blocks handed from producing threads to consuming ones through a shared stack
+ * of at most max_waiting batches, a fixed number in all. A batch starts with its link. */
+typedef struct bench_batch_link {
+  struct bench_batch_link *next;
+} bench_batch_link;
+typedef struct bench_handoff {
+  pthread_mutex_t lock;
+  pthread_cond_t not_empty, not_full;
+  bench_batch_link *stack;
+  size_t waiting, max_waiting, to_produce, to_take;
+} bench_handoff;
+void bench_handoff_init(bench_handoff *h, size_t batches, size_t max_waiting);
+/* A producer's turn to make a batch: 0 once every batch has been made. */
+int bench_handoff_claim(bench_handoff *h);
+/* Waits while max_waiting batches wait. */
+void bench_handoff_push(bench_handoff *h, bench_batch_link *batch);
+/* The batch pushed last, waiting for one if need be; NULL once every batch has been taken. */
+bench_batch_link *bench_handoff_pop(bench_handoff *h);
+
 /* For workloads whose threads each hold one object at a time: bench_hold publishes thread
  * `self`'s object (self < BENCH_MAX_HOLDERS) and fails at once when it overlaps the object
  * another thread holds; bench_unhold withdraws it, and must come before the object's free (the

@@ -19,26 +19,16 @@
 #define FULL_GENERATIONS 800 /* per mutator */
 
 typedef struct generation {
-  struct generation *next;
+  bench_batch_link link;
   bench_block b[PER_GENERATION];
 } generation;
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t not_empty = PTHREAD_COND_INITIALIZER, not_full = PTHREAD_COND_INITIALIZER;
-static generation *stack;
-static size_t waiting, max_waiting, to_produce, to_collect;
+static bench_handoff handoff;
 
 static void *mutator(void *arg) {
   bench_rng rng = {901 + (uint64_t)(intptr_t)arg};
   bench_block ring[SHORT_LIVED] = {0};
-  for (uint64_t n = 0;; n++) {
-    pthread_mutex_lock(&lock);
-    if (to_produce == 0) {
-      pthread_mutex_unlock(&lock);
-      break;
-    }
-    to_produce--;
-    pthread_mutex_unlock(&lock);
+  for (uint64_t n = 0; bench_handoff_claim(&handoff); n++) {
     generation *g = bench_malloc(sizeof *g);
     for (size_t i = 0; i < PER_GENERATION; i++) {
       for (size_t k = 0; k < SMALL_PER_BUFFER; k++) {
@@ -49,13 +39,7 @@ static void *mutator(void *arg) {
       bench_block_new(&g->b[i], bench_range(&rng, MIN_BUFFER, MAX_BUFFER),
                       bench_tag(n * PER_GENERATION + i, (uint64_t)(intptr_t)arg), BENCH_PAGE);
     }
-    pthread_mutex_lock(&lock);
-    while (waiting >= max_waiting) pthread_cond_wait(&not_full, &lock);
-    g->next = stack;
-    stack = g;
-    waiting++;
-    pthread_cond_signal(&not_empty);
-    pthread_mutex_unlock(&lock);
+    bench_handoff_push(&handoff, &g->link);
   }
   for (size_t i = 0; i < SHORT_LIVED; i++) bench_block_free(&ring[i], 8);
   return NULL;
@@ -63,23 +47,12 @@ static void *mutator(void *arg) {
 
 static void *collector(void *arg) {
   (void)arg;
-  for (;;) {
-    pthread_mutex_lock(&lock);
-    while (stack == NULL && to_collect > 0) pthread_cond_wait(&not_empty, &lock);
-    if (to_collect == 0) {
-      pthread_mutex_unlock(&lock);
-      return NULL;
-    }
-    generation *g = stack;
-    stack = g->next;
-    waiting--;
-    to_collect--;
-    if (to_collect == 0) pthread_cond_broadcast(&not_empty);
-    pthread_cond_signal(&not_full);
-    pthread_mutex_unlock(&lock);
+  generation *g;
+  while ((g = (generation *)bench_handoff_pop(&handoff)) != NULL) {
     for (size_t i = 0; i < PER_GENERATION; i++) bench_block_free(&g->b[i], BENCH_PAGE);
     bench_free(g);
   }
+  return NULL;
 }
 
 static void *role(void *arg) {
@@ -92,8 +65,8 @@ int main(int argc, char **argv) {
   bench_init(argc, argv, &args);
   int n = args.threads < 2 ? 2 : args.threads;
   size_t mutators = (size_t)(n + 1) / 2;
-  max_waiting = WAITING_PER_PAIR * mutators;
-  to_produce = to_collect = mutators * bench_scaled(&args, FULL_GENERATIONS, 4);
+  bench_handoff_init(&handoff, mutators * bench_scaled(&args, FULL_GENERATIONS, 4),
+                     WAITING_PER_PAIR * mutators);
   double start = bench_now();
   bench_spawn(n, role, NULL, 0); /* the argument is the thread's index */
   bench_result("collector", bench_now() - start, NULL);
