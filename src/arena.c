@@ -103,13 +103,13 @@ static size_t segment_live_bytes(const na_segment_t *segment) {
 
 size_t na_arena_live_bytes(int arena_index) {
   na_arena_t *arena = na_arena_at(arena_index);
-  int64_t huge = atomic_load_explicit(&arena->huge_bytes, memory_order_relaxed);
-  if (!na_arena_in_use(arena_index)) return huge > 0 ? (size_t)huge : 0; /* no segment yet */
+  size_t huge = na_arena_huge_bytes(arena_index);
+  if (!na_arena_in_use(arena_index)) return huge; /* no segment yet */
   na_arena_lock(arena);
   size_t live = 0;
   for (na_segment_t *s = arena->segments; s != NULL; s = s->next) live += segment_live_bytes(s);
   na_arena_unlock(arena);
-  return live + (huge > 0 ? (size_t)huge : 0);
+  return live + huge;
 }
 
 /* ---- free spans ------------------------------------------------------------------------- */
