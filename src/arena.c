@@ -114,7 +114,16 @@ size_t na_arena_live_bytes(int arena_index) {
 
 /* ---- free spans ------------------------------------------------------------------------- */
 
-static int bin_of(size_t slices) { return na_size_class(slices * 16); }
+/* Free spans by length: a bin per length up to 8 slices, then four per doubling, so every
+ * span a segment can hold (at most 512 slices) has one of the 32 bins. Apart from the size
+ * classes on purpose: a change to those must not move spans out of their bins. */
+static int bin_of(size_t slices) {
+  if (slices <= 8) return (int)slices - 1;
+  size_t w = slices - 1;
+  int b = 63 - __builtin_clzl(w);
+  return 8 + (b - 3) * 4 + (int)((w >> (b - 2)) & 3);
+}
+_Static_assert(NA_SLICES_PER_SEGMENT <= 512 && NA_BIN_COUNT == 32, "bin_of covers every span");
 
 bool na_span_is_free_head(const na_page_t *slice) {
   return na_relaxed_load(&slice->kind) == NA_SPAN_FREE && slice->slice_count > 0 &&

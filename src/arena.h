@@ -6,7 +6,7 @@
 
 #include "internal.h"
 
-#define NA_BIN_COUNT 32 /* free spans binned by size, as size classes of slices */
+#define NA_BIN_COUNT 32 /* free spans binned by length (arena.c, bin_of) */
 
 typedef struct na_arena_s { /* guarded by the arena's lock, but for the atomics */
   na_segment_t *segments;
