@@ -7,6 +7,7 @@
 #include "internal.h"
 
 #define NA_BIN_COUNT 32 /* free spans binned by length (arena.c, bin_of) */
+#define NA_HUGE_KEPT 2  /* freed huge blocks an arena keeps for the next ones (huge.c) */
 
 typedef struct na_arena_s { /* guarded by the arena's lock, but for the atomics */
   na_segment_t *segments;
@@ -16,6 +17,7 @@ typedef struct na_arena_s { /* guarded by the arena's lock, but for the atomics 
   _Atomic size_t peak_mapped_bytes;
   _Atomic int64_t huge_bytes;
   uint32_t last_purge_ms;
+  na_segment_t *huge_kept[NA_HUGE_KEPT]; /* freed huge blocks' segments, mapped (huge.c) */
 } na_arena_t;
 
 na_arena_t *na_arena_at(int index);
@@ -43,6 +45,11 @@ void na_span_insert(na_arena_t *arena, na_segment_t *segment, size_t first, size
 void na_span_free_locked(na_arena_t *arena, na_page_t *span, uint32_t now);
 bool na_arena_segment_is_empty(const na_segment_t *segment);
 void na_arena_segment_unlink(na_arena_t *arena, na_segment_t *segment);
+
+/* huge.c: with the arena locked, moves the kept huge segments that waited `delay_ms` (all of
+ * them when forced) to `out`, which has room for NA_HUGE_KEPT; returns how many. */
+size_t na_huge_take_expired(na_arena_t *arena, bool force, uint32_t now, uint32_t delay_ms,
+                            na_segment_t **out);
 
 /* purge.c: pages of exited threads whose blocks all came back become free spans. */
 

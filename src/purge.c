@@ -1,10 +1,10 @@
 /* purge.c: giving memory back to the OS, off every free path. A pass, at most once per
  * quarter of NUMALLOC_PURGE_DELAY per arena and started from an allocation slow path (or
- * forced by numalloc_collect), picks under the lock the free spans that stayed free that long
- * and the empty segments beyond the cache that stayed empty for the whole delay, then purges
- * and unmaps them unlocked, in one batch: memory reused in the meantime is never given back,
- * and no free waits on the kernel. Pages of exited threads whose blocks have all come back become
- * free spans here. */
+ * forced by numalloc_collect), picks under the lock the free spans and the freed huge blocks'
+ * segments that stayed unused that long, and the empty segments beyond the cache that stayed
+ * empty for the whole delay, then purges and unmaps them unlocked, in one batch: memory reused
+ * in the meantime is never given back, and no free waits on the kernel. Pages of exited
+ * threads whose blocks have all come back become free spans here. */
 #include "arena.h"
 #include "stats_live.h"
 
@@ -30,6 +30,9 @@ static uint32_t span_delay_ms(void) { return (uint32_t)na_options.purge_delay_ms
 /* Picks, under the lock, what to give back: free spans idle longer than their delay, and
  * empty segments beyond the cache. */
 static void purge_select(na_arena_t *arena, bool force, uint32_t now, purge_batch_t *batch) {
+  if (batch->unmap_count + NA_HUGE_KEPT <= PURGE_BATCH)
+    batch->unmap_count +=
+        na_huge_take_expired(arena, force, now, span_delay_ms(), batch->unmap + batch->unmap_count);
   for (na_segment_t *s = arena->segments, *next; s != NULL; s = next) {
     next = s->next;
     /* empty, and in one piece: no part of it is being purged by another thread */
@@ -109,9 +112,16 @@ void na_arena_purge_expired(int arena_index) {
   if ((uint32_t)(now - last) >= span_delay_ms()) purge_arena(arena_index, false);
 }
 
+static bool keeps_huge_blocks(const na_arena_t *arena) {
+  for (int i = 0; i < NA_HUGE_KEPT; i++)
+    if (arena->huge_kept[i] != NULL) return true;
+  return false;
+}
+
 void na_arena_collect(bool force) {
   for (int i = 0; i < NA_ARENA_COUNT; i++)
-    if (na_arena_at(i)->segments != NULL) purge_arena(i, force);
+    if (na_arena_at(i)->segments != NULL || keeps_huge_blocks(na_arena_at(i)))
+      purge_arena(i, force);
 }
 
 /* ---- first touch -------------------------------------------------------------------------

@@ -2,7 +2,8 @@
  * coalesced with their free neighbours, with the slice descriptors consistent throughout;
  * large blocks are reused; idle memory goes back to the OS on numalloc_collect or after the
  * purge delay, and empty segments beyond the cache are unmapped; huge blocks grow and shrink
- * in place when they can, move when they must, and keep their contents; an arena takes huge
+ * in place when they can, move when they must, and keep their contents; a freed one serves the
+ * next that fits it until the purge delay has passed; an arena takes huge
  * pages once it holds a segment's worth, never for interleaved memory; a node that cannot
  * give memory falls back per NUMALLOC_FALLBACK; purging never races with freeing; a fork
  * while an arena comes into use leaves the child able to use it. */
@@ -504,10 +505,58 @@ START_TEST(huge_blocks_map_and_unmap) {
   ck_assert_uint_eq((uintptr_t)q % (4 * NA_MiB), 0);
   ck_assert_uint_eq(na_arena_mapped_bytes(node), 64 * NA_MiB + 64 * NA_MiB);
   numalloc_free(p);
-  ck_assert_uint_eq(na_arena_mapped_bytes(node), 64 * NA_MiB);
-  ck_assert(!unit_is_mapped(p, NA_PAGE_SIZE));
   numalloc_free(q);
+  numalloc_collect(); /* freed huge blocks wait for the next ones until a collection */
   ck_assert_uint_eq(na_arena_mapped_bytes(node), 0);
+  ck_assert(!unit_is_mapped(p, NA_PAGE_SIZE));
+  ck_assert(!unit_is_mapped(q, NA_PAGE_SIZE));
+}
+END_TEST
+
+/* A freed huge block's segment serves the next huge block of its node that fits it, resident
+ * and without a new mapping; a second free of it is still named; one that found no taker
+ * goes back to the OS once it has waited the purge delay (a quarter of it, as free spans). */
+START_TEST(freed_huge_blocks_serve_the_next_then_go_back) {
+  char *p = numalloc_malloc(40 * NA_MiB);
+  ck_assert_ptr_nonnull(p);
+  memset(p, 0x5a, 40 * NA_MiB);
+  numalloc_free(p);
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 64 * NA_MiB); /* kept */
+  ck_assert_uint_eq(na_arena_huge_bytes(node), 0);
+  char *again = numalloc_malloc(50 * NA_MiB); /* the same 64 MiB segment fits it */
+  ck_assert_ptr_eq(again, p);
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 64 * NA_MiB);
+  ck_assert_uint_ge(na_arena_huge_bytes(node), 50 * NA_MiB);
+  ck_assert_int_eq(unit_resident_pages(again, 40 * NA_MiB), (long)(40 * NA_MiB / NA_PAGE_SIZE));
+  char *zeroed = numalloc_calloc(1, 40 * NA_MiB); /* kept memory is not zero: calloc clears */
+  ck_assert_ptr_nonnull(zeroed);
+  numalloc_free(zeroed);
+  zeroed = numalloc_calloc(1, 40 * NA_MiB);
+  ck_assert_uint_eq(tu_nonzero(zeroed, 40 * NA_MiB), SIZE_MAX);
+  numalloc_free(zeroed);
+  numalloc_free(again);
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 128 * NA_MiB);
+  char *bigger = numalloc_malloc(100 * NA_MiB); /* neither fits: a mapping of its own */
+  ck_assert_ptr_nonnull(bigger);
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 256 * NA_MiB);
+  numalloc_free(bigger); /* replaces the one kept longest */
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 192 * NA_MiB);
+  na_options.purge_delay_ms = 4;
+  struct timespec pause = {0, 20 * 1000 * 1000};
+  nanosleep(&pause, NULL);
+  char *fresh = numalloc_malloc(300 * NA_MiB); /* above what is kept; its pass unmaps them */
+  ck_assert_ptr_nonnull(fresh);
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 320 * NA_MiB); /* the kept two are gone */
+  numalloc_free(fresh);                                         /* too big to keep */
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 0);
+}
+END_TEST
+
+START_TEST(second_free_of_a_kept_huge_block_aborts) {
+  void *p = numalloc_malloc(40 * NA_MiB);
+  numalloc_free(p);
+  unit_silence_stderr();
+  numalloc_free(p);
 }
 END_TEST
 
@@ -529,6 +578,7 @@ START_TEST(huge_realloc_in_place) {
   ck_assert_uint_eq(tu_mismatch(r, small, 11), SIZE_MAX);
   ck_assert_uint_eq(tu_nonzero(r + small, big - small), SIZE_MAX); /* the new part is fresh */
   numalloc_free(r);
+  numalloc_collect();
   ck_assert_uint_eq(na_arena_mapped_bytes(node), 0);
 }
 END_TEST
@@ -558,6 +608,7 @@ START_TEST(huge_realloc_moves_when_blocked) {
   ck_assert_int_eq(numalloc_node_of(q + 3 * size - 1), node);
   ck_assert_uint_eq(na_arena_mapped_bytes(node), 128 * NA_MiB);
   numalloc_free(q);
+  numalloc_collect();
   ck_assert_uint_eq(na_arena_mapped_bytes(node), 0);
   if (guard == end) munmap(guard, NA_PAGE_SIZE);
 }
@@ -812,6 +863,8 @@ int main(int argc, char **argv) {
   tc = unit_tcase(s, "huge", 20);
   tcase_add_checked_fixture(tc, setup, NULL);
   tcase_add_test(tc, huge_blocks_map_and_unmap);
+  tcase_add_test(tc, freed_huge_blocks_serve_the_next_then_go_back);
+  tcase_add_test_raise_signal(tc, second_free_of_a_kept_huge_block_aborts, SIGABRT);
   tcase_add_test(tc, huge_realloc_in_place);
   tcase_add_test(tc, huge_realloc_moves_when_blocked);
   tcase_add_test(tc, realloc_between_large_and_huge_keeps_contents);
