@@ -55,7 +55,7 @@ static void *alloc_large(int arena_index, size_t size, size_t alignment, bool ze
   if (size + extra > NA_LARGE_MAX) {
     bool is_zero = false;
     bool weighted = arena_index == NA_INTERLEAVE_ARENA && na_policy_is_weighted();
-    void *p = na_arena_alloc_huge(arena_index, size, alignment, &is_zero,
+    void *p = na_arena_alloc_huge(arena_index, size, alignment, zero, &is_zero,
                                   weighted ? na_policy_spread_next_shared : NULL);
     if (p == NULL)
       errno = ENOMEM;

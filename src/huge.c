@@ -62,7 +62,7 @@ static void stripe_weighted(na_segment_t *segment, size_t offset, size_t total,
     na_placement_bind_node((char *)segment + at, stripe, next_node());
 }
 
-void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool *is_zero,
+void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool zero, bool *is_zero,
                           int (*stripe_node)(void)) {
   size_t offset = huge_offset(alignment);
   if (size > NA_HUGE_MAX - offset) return NULL;
@@ -75,7 +75,12 @@ void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool *
       page = &kept->slices[NA_META_SLICES];
       page->block_size = (uint32_t)(offset >> NA_SLICE_SHIFT);
       na_relaxed_store(&page->kind, NA_SPAN_HUGE);
-      *is_zero = false;
+      *is_zero = zero; /* calloc: given back, so zero pages come in as it writes, not a memset
+                          of the whole block that a sparse user would never touch */
+      if (zero) {
+        na_os_purge((char *)kept + offset, kept->size - offset);
+        na_stats_count_purge(arena_index, kept->size - offset);
+      }
       na_arena_account_huge(arena_index, (int64_t)(kept->size - offset));
       return (char *)kept + offset;
     }

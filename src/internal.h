@@ -213,8 +213,9 @@ void na_arena_place_by_use(na_page_t *span, int node);
 bool na_arena_grow_span(na_page_t *span, size_t slices);
 void na_arena_shrink_span(na_page_t *span, size_t slices);
 /* ---- huge.c: `stripe_node`, when not NULL, gives the node of each 2 MiB stripe in turn
- * (weighted interleave, done by numalloc on kernels without it). */
-void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool *is_zero,
+ * (weighted interleave, done by numalloc on kernels without it). With `zero`, the block
+ * comes zeroed (*is_zero) unless the caller must clear it. */
+void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool zero, bool *is_zero,
                           int (*stripe_node)(void));
 void na_arena_free_huge(na_segment_t *segment);
 void *na_arena_realloc_huge(na_segment_t *segment, void *p, size_t new_size);

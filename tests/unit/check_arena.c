@@ -528,12 +528,15 @@ START_TEST(freed_huge_blocks_serve_the_next_then_go_back) {
   ck_assert_uint_eq(na_arena_mapped_bytes(node), 64 * NA_MiB);
   ck_assert_uint_ge(na_arena_huge_bytes(node), 50 * NA_MiB);
   ck_assert_int_eq(unit_resident_pages(again, 40 * NA_MiB), (long)(40 * NA_MiB / NA_PAGE_SIZE));
-  char *zeroed = numalloc_calloc(1, 40 * NA_MiB); /* kept memory is not zero: calloc clears */
+  char *zeroed = numalloc_calloc(1, 40 * NA_MiB);
   ck_assert_ptr_nonnull(zeroed);
+  memset(zeroed, 0x33, 40 * NA_MiB);
   numalloc_free(zeroed);
-  zeroed = numalloc_calloc(1, 40 * NA_MiB);
-  ck_assert_uint_eq(tu_nonzero(zeroed, 40 * NA_MiB), SIZE_MAX);
-  numalloc_free(zeroed);
+  char *kept_calloc = numalloc_calloc(1, 40 * NA_MiB); /* the kept one, given back, not cleared */
+  ck_assert_ptr_eq(kept_calloc, zeroed);
+  ck_assert_int_eq(unit_resident_pages(kept_calloc, 40 * NA_MiB), 0);
+  ck_assert_uint_eq(tu_nonzero(kept_calloc, 40 * NA_MiB), SIZE_MAX);
+  numalloc_free(kept_calloc);
   numalloc_free(again);
   ck_assert_uint_eq(na_arena_mapped_bytes(node), 128 * NA_MiB);
   char *bigger = numalloc_malloc(100 * NA_MiB); /* neither fits: a mapping of its own */
