@@ -34,13 +34,28 @@ static na_segment_t *take_kept(int arena_index, size_t total) {
   return found;
 }
 
+static uint32_t kept_since(const na_segment_t *segment) {
+  return segment->slices[NA_META_SLICES].free_stamp;
+}
+
+/* An empty slot, else the one kept longest. */
+static int slot_to_keep(const na_arena_t *arena) {
+  int oldest = 0;
+  for (int i = 0; i < NA_HUGE_KEPT; i++) {
+    if (arena->huge_kept[i] == NULL) return i;
+    if ((int32_t)(kept_since(arena->huge_kept[i]) - kept_since(arena->huge_kept[oldest])) < 0)
+      oldest = i;
+  }
+  return oldest;
+}
+
 size_t na_huge_take_expired(na_arena_t *arena, bool force, uint32_t now, uint32_t delay_ms,
                             na_segment_t **out) {
   size_t n = 0;
   for (int i = 0; i < NA_HUGE_KEPT; i++) {
     na_segment_t *s = arena->huge_kept[i];
     if (s == NULL) continue;
-    if (!force && (uint32_t)(now - s->slices[NA_META_SLICES].free_stamp) < delay_ms) continue;
+    if (!force && (uint32_t)(now - kept_since(s)) < delay_ms) continue;
     arena->huge_kept[i] = NULL;
     out[n++] = s;
   }
@@ -115,17 +130,7 @@ void na_arena_free_huge(na_segment_t *segment) {
     na_relaxed_store(&page->kind, NA_SPAN_FREE);
     page->free_stamp = na_os_clock_ms();
     na_arena_lock(arena);
-    int slot = 0;
-    for (int i = 0; i < NA_HUGE_KEPT; i++) {
-      na_segment_t *s = arena->huge_kept[i];
-      if (s == NULL) {
-        slot = i;
-        break;
-      }
-      if ((int32_t)(s->slices[NA_META_SLICES].free_stamp -
-                    arena->huge_kept[slot]->slices[NA_META_SLICES].free_stamp) < 0)
-        slot = i;
-    }
+    int slot = slot_to_keep(arena);
     na_segment_t *evicted = arena->huge_kept[slot];
     arena->huge_kept[slot] = segment;
     na_arena_unlock(arena);
