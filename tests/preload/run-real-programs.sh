@@ -2,7 +2,7 @@
 # run-real-programs.sh [--cxx PROGRAM] PRELOAD_LIB [NAME...]
 # Runs real programs nobody here wrote, each once without and once with LD_PRELOAD=PRELOAD_LIB,
 # in the same fresh directory, and fails unless both runs print the same stdout and exit with
-# the same status (which must be 0). NAMEs: python3 perl sort sqlite3 gcc cmake git cxx (default:
+# the same status (which must be 0). NAMEs: python3 perl sort sqlite3 gcc cmake git postgres cxx (default:
 # all). cxx needs --cxx with the path of the cxx_threads test program. Everything a case
 # runs (bash included) runs under the preload in the second run. A missing program is a
 # failure, never a skip: tests/preload/README.md names the packages.
@@ -22,7 +22,7 @@ names=("$@")
 # proof that numalloc served the allocations, and a run of the statistics path in real programs.
 is_numalloc=0
 grep -qa numalloc_node_of "$lib" && is_numalloc=1
-[ ${#names[@]} -gt 0 ] || names=(python3 perl sort sqlite3 gcc cmake git cxx)
+[ ${#names[@]} -gt 0 ] || names=(python3 perl sort sqlite3 gcc cmake git postgres cxx)
 
 work=$(mktemp -d /tmp/numalloc-real.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -104,6 +104,41 @@ case_git() {
   git blame -s file3.txt | tail -3
   git gc -q && git fsck --no-progress && git count-objects -v | grep -v size
   git rev-list --count HEAD
+}
+
+# The newest PostgreSQL server installed (Debian keeps each major version in its own directory).
+pg_bindir() {
+  local d
+  d=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+  [ -x "$d/postgres" ] && [ -x "$d/pgbench" ] && echo "$d"
+}
+
+# A server with its postmaster and backends (forked processes over shared memory), loaded by
+# pgbench, then two clients' transactions at once, checked by the bank's invariant (every
+# transfer adds the same delta to an account, a teller, a branch and the history), then
+# queries whose output is the same on every run. The server refuses root: root runs it as
+# nobody. Everything it runs (initdb, pg_ctl, the server, psql, pgbench) runs under the preload.
+case_postgres() {
+  local bin as=() sock=$PWD
+  bin=$(pg_bindir) || { echo "FAIL: no PostgreSQL server (apt-get install postgresql)"; return 1; }
+  if [ "$(id -u)" = 0 ]; then
+    as=(setpriv --reuid="$(id -u nobody)" --regid="$(id -g nobody)" --clear-groups --)
+    chmod 711 "$work" && chown nobody: . || return 1
+    [ -d "$work/postgres.stats" ] && chmod 1777 "$work/postgres.stats"
+  fi
+  "${as[@]}" "$bin/initdb" -D data -A trust --locale=C -E UTF8 --no-sync >initdb.log || return 1
+  "${as[@]}" "$bin/pg_ctl" -D data -l server.log -w \
+    -o "-k $sock -c listen_addresses= -F -c max_connections=10" start >/dev/null || return 1
+  local status=0
+  {
+    "${as[@]}" "$bin/pgbench" -h "$sock" -i -s 2 -q postgres 2>/dev/null &&
+      "${as[@]}" "$bin/pgbench" -h "$sock" -n -c 2 -j 2 -t 400 postgres >pgbench.log 2>&1 &&
+      "${as[@]}" "$bin/psql" -h "$sock" -X -A -t -v ON_ERROR_STOP=1 -f "$here/real/workload_pg.sql" \
+        postgres
+  } || status=1
+  "${as[@]}" "$bin/pg_ctl" -D data -m fast -w stop >/dev/null || status=1
+  grep -E 'number of transactions actually processed|number of failed' pgbench.log
+  return $status
 }
 
 case_cxx() {
