@@ -125,6 +125,9 @@ case_postgres() {
     as=(setpriv --reuid="$(id -u nobody)" --regid="$(id -g nobody)" --clear-groups --)
     chmod 711 "$work" && chown nobody: . || return 1
     [ -d "$work/postgres.stats" ] && chmod 1777 "$work/postgres.stats"
+    if [ -n "${LD_PRELOAD:-}" ]; then # a build under /root is out of nobody's reach
+      install -m 755 "$LD_PRELOAD" "$work/preload.so" && export LD_PRELOAD=$work/preload.so
+    fi
   fi
   "${as[@]}" "$bin/initdb" -D data -A trust --locale=C -E UTF8 --no-sync >initdb.log || return 1
   "${as[@]}" "$bin/pg_ctl" -D data -l server.log -w \
