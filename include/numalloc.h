@@ -29,7 +29,8 @@ extern "C" {
 
 /* The standard family, callable directly (the preload maps malloc() and friends onto these).
  * Semantics are the C and POSIX ones: NULL with errno ENOMEM when a size is impossible,
- * EINVAL (returned, not set) from numalloc_posix_memalign for a bad alignment. */
+ * EINVAL (returned, not set) from numalloc_posix_memalign for a bad alignment; where C leaves
+ * a choice, glibc's (numalloc_realloc(ptr, 0) frees ptr and returns NULL). */
 NUMALLOC_EXPORT NUMALLOC_MALLOC_ATTR void *numalloc_malloc(size_t size);
 NUMALLOC_EXPORT NUMALLOC_MALLOC_ATTR void *numalloc_calloc(size_t count, size_t size);
 NUMALLOC_EXPORT void *numalloc_realloc(void *ptr, size_t size);

@@ -210,9 +210,10 @@ void *numalloc_aligned_alloc(size_t alignment, size_t size) {
   return alloc_aligned(size, alignment);
 }
 
-/* Like glibc: a non-power-of-two alignment is rounded up rather than refused. */
+/* Like glibc: a non-power-of-two alignment is rounded up rather than refused, and only one
+ * that no power of two can reach is invalid (a reachable one too big to serve is ENOMEM). */
 void *numalloc_memalign(size_t alignment, size_t size) {
-  if (alignment > NA_SIZE_MAX / 2) {
+  if (alignment > SIZE_MAX / 2 + 1) {
     errno = EINVAL;
     return NULL;
   }
@@ -293,8 +294,14 @@ static bool resize_large(na_page_t *span, void *p, size_t size) {
   return true;
 }
 
+/* realloc(p, 0) frees p and returns NULL, as glibc's, jemalloc's and tcmalloc's do: programs
+ * written against them use it as free, and a block kept for them would leak at every call. */
 void *numalloc_realloc(void *p, size_t size) {
   if (p == NULL) return numalloc_malloc(size);
+  if (size == 0) {
+    numalloc_free(p);
+    return NULL;
+  }
   if (size > NA_SIZE_MAX) {
     errno = ENOMEM;
     return NULL;

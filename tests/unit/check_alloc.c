@@ -184,6 +184,9 @@ START_TEST(impossible_alignments_fail_cleanly) {
       ck_assert_int_eq(errno, ENOMEM);
       void *p = NULL;
       ck_assert_int_eq(numalloc_posix_memalign(&p, a, sizes[i]), ENOMEM);
+      errno = 0;
+      ck_assert_ptr_null(numalloc_memalign(a, sizes[i]));
+      ck_assert_int_eq(errno, ENOMEM); /* a power of two, so not a bad alignment: too big */
     }
 }
 END_TEST
@@ -544,6 +547,36 @@ START_TEST(realloc_inside_a_large_block_aborts) {
 }
 END_TEST
 
+/* As under glibc, jemalloc and tcmalloc: a block resized to nothing is freed, and NULL says
+ * so; errno is left alone, since nothing failed. */
+START_TEST(realloc_to_zero_frees_the_block) {
+  const size_t sizes[] = {16, 5000, 300000, 40 * NA_MiB};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    char *p = numalloc_malloc(sizes[i]);
+    tu_fill(p, sizes[i], 9);
+    errno = EDOM;
+    ck_assert_ptr_null(numalloc_realloc(p, 0));
+    ck_assert_int_eq(errno, EDOM);
+    char *q = numalloc_malloc(sizes[i]);
+    ck_assert_ptr_nonnull(q);
+    if (i == 0) ck_assert_ptr_eq(q, p); /* the small block freed last is handed out first */
+    errno = EDOM;
+    ck_assert_ptr_null(numalloc_reallocarray(q, 0, 8));
+    ck_assert_int_eq(errno, EDOM);
+  }
+}
+END_TEST
+
+/* The proof that it was freed, for every kind of block: freeing it again is a double free. */
+static const size_t zero_realloc_sizes[] = {100, 5000, 300000, 40 * NA_MiB};
+
+START_TEST(free_after_realloc_to_zero_aborts) {
+  char *p = numalloc_malloc(zero_realloc_sizes[_i]);
+  ck_assert_ptr_null(numalloc_realloc(p, 0));
+  numalloc_free(p);
+}
+END_TEST
+
 START_TEST(failed_realloc_leaves_the_block) {
   const size_t sizes[] = {100, 5000, 300000, 40 * NA_MiB};
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
@@ -655,6 +688,9 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, realloc_by_small_steps_leaves_room);
   tcase_add_test(tc, realloc_growth_keeps_room_to_grow_in_place);
   tcase_add_test(tc, failed_realloc_leaves_the_block);
+  tcase_add_test(tc, realloc_to_zero_frees_the_block);
+  tcase_add_loop_test_raise_signal(tc, free_after_realloc_to_zero_aborts, SIGABRT, 0,
+                                   sizeof zero_realloc_sizes / sizeof zero_realloc_sizes[0]);
   tcase_add_test_raise_signal(tc, realloc_inside_a_large_block_aborts, SIGABRT);
   tc = unit_tcase(s, "onnode", 20);
   tcase_add_checked_fixture(tc, setup, NULL);

@@ -390,14 +390,16 @@ static char *freed_resident_span(size_t size, char **keep) {
  * free, given back by the first span allocation once that quarter has passed (while sparse
  * pages and empty segments wait the whole delay). */
 START_TEST(spans_go_back_after_a_quarter_of_the_delay) {
-  na_options.purge_delay_ms = 2000;
+  /* A quarter of 8 s between the free and the first check: a 2 s delay left half a second,
+   * which a loaded machine (tests beside a VM on two cores) can stall for. */
+  na_options.purge_delay_ms = 8000;
   size_t size = 2 * NA_MiB;
   char *keep;
   char *p = freed_resident_span(size, &keep);
   char *q = numalloc_malloc(64 * NA_KiB * 5); /* another span, within the quarter */
   ck_assert_int_eq(unit_resident_pages(p, size), (int)(size / NA_PAGE_SIZE));
   numalloc_free(q);
-  usleep(600 * 1000);              /* past a quarter (500 ms), well within the delay */
+  usleep(2100 * 1000);             /* past a quarter (2 s), well within the delay */
   q = numalloc_malloc(4 * NA_MiB); /* too big for p's span: it stays free */
   ck_assert_int_eq(unit_resident_pages(p, size), 0);
   numalloc_free(q);
