@@ -2,10 +2,10 @@
 # run-real-programs.sh [--cxx PROGRAM] PRELOAD_LIB [NAME...]
 # Runs real programs nobody here wrote, each once without and once with LD_PRELOAD=PRELOAD_LIB,
 # in the same fresh directory, and fails unless both runs print the same stdout and exit with
-# the same status (which must be 0). NAMEs: python3 perl sort sqlite3 gcc cmake git postgres cxx (default:
-# all). cxx needs --cxx with the path of the cxx_threads test program. Everything a case
-# runs (bash included) runs under the preload in the second run. A missing program is a
-# failure, never a skip: tests/preload/README.md names the packages.
+# the same status (which must be 0). NAMEs: python3 perl sort sqlite3 gcc cmake git postgres
+# cxx (default: all). cxx needs --cxx with the path of the cxx_threads test program.
+# Everything a case runs (bash included) runs under the preload in the second run. A missing
+# program is a failure, never a skip: tests/preload/README.md names the packages.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 cxx_prog=
