@@ -225,6 +225,12 @@ static void op_realloc(input_t *in, block_t *b, uint8_t seed) {
   size_t size = next_size(in);
   if (b->p != NULL) verify_block(b, "contents changed before realloc");
   uint8_t *p = numalloc_realloc(b->p, size);
+  if (b->p != NULL && size == 0) { /* as in glibc: the block is freed, and NULL says so */
+    if (p != NULL) broken("realloc to size 0 returned a block", p, 0, 0);
+    b->p = NULL;
+    b->size = 0;
+    return;
+  }
   if (p == NULL) broken("realloc failed", b->p, size, 0);
   block_t moved = {p, b->p != NULL ? b->size : 0, b->seed};
   verify_kept(&moved, size, "realloc lost the contents");
