@@ -55,8 +55,9 @@ static void *alloc_large(int arena_index, size_t size, size_t alignment, bool ze
   if (size + extra > NA_LARGE_MAX) {
     bool is_zero = false;
     bool weighted = arena_index == NA_INTERLEAVE_ARENA && na_policy_is_weighted();
+    int node = arena_index == NA_TOUCH_ARENA ? na_policy_current_node() : arena_index;
     void *p = na_arena_alloc_huge(arena_index, size, alignment, zero, &is_zero,
-                                  weighted ? na_policy_spread_next_shared : NULL);
+                                  weighted ? na_policy_spread_next_shared : NULL, node);
     if (p == NULL)
       errno = ENOMEM;
     else if (zero && !is_zero)

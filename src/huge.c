@@ -1,6 +1,6 @@
 /* huge.c: blocks above a segment's slices get a segment of their own, mapped for them; they
  * grow and shrink with mremap, so the kernel moves page tables instead of bytes. A freed one
- * is kept, resident, for the next huge block of its node that fits it, and unmapped once it
+ * is kept, resident, for the next huge block of its arena that fits it, and unmapped once it
  * has waited a purge delay unused (purge.c): a program that allocates and frees a big buffer
  * in a loop paid a map, a binding, an unmap and the page faults of a fresh mapping at every
  * turn, 3 times glibc's time for a 40 MiB buffer. */
@@ -9,10 +9,34 @@
 /* Up to this size: a bigger block's memory goes back at its free, as before. */
 #define HUGE_KEPT_MAX ((size_t)128 * NA_MiB)
 
-/* The block's own node only (interleaved, weighted and first-touch memory is placed per
- * block), and never under strict placement, which checks each block's pages. */
+/* A node's arena, unless placement is strict (it checks each block's pages), and the
+ * first-touch arena (see touch_reusable). Interleaved and weighted blocks are placed stripe
+ * by stripe as they are mapped. */
 static bool keeps_huge(int arena_index) {
-  return arena_index < NA_MAX_NODES && !na_placement_is_strict(arena_index);
+  return (arena_index < NA_MAX_NODES && !na_placement_is_strict(arena_index)) ||
+         arena_index == NA_TOUCH_ARENA;
+}
+
+/* Set once a first-touch block turned out to be used on another node than its allocating
+ * thread's: the process allocates blocks for threads of other nodes (a main thread its
+ * workers' arrays), so the node of the next block's user cannot be told from the thread
+ * that asks for it. */
+static _Atomic bool touch_serves_other_nodes;
+
+/* Whether a kept first-touch segment may serve a thread of `node` as it is, its pages
+ * resident where its last user touched them: only where they are on that node, and only
+ * while no such block has been used away from its allocating thread's node. Otherwise its
+ * pages go back to the kernel first, and the new user's first touch places them, as it
+ * would a fresh mapping's. */
+static bool touch_reusable(na_segment_t *kept, size_t offset, int node) {
+  if (atomic_load_explicit(&touch_serves_other_nodes, memory_order_relaxed)) return false;
+  int touched = na_placement_touched_node((char *)kept + offset, kept->size - offset);
+  if (touched == NA_TOUCHED_NONE) return true;
+  if (touched != kept->slices[NA_META_SLICES].used_on) {
+    atomic_store_explicit(&touch_serves_other_nodes, true, memory_order_relaxed);
+    return false;
+  }
+  return touched == node;
 }
 
 /* A kept segment of `total` bytes, or up to a quarter more, taken out of the arena's keep. */
@@ -78,7 +102,7 @@ static void stripe_weighted(na_segment_t *segment, size_t offset, size_t total,
 }
 
 void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool zero, bool *is_zero,
-                          int (*stripe_node)(void)) {
+                          int (*stripe_node)(void), int node) {
   size_t offset = huge_offset(alignment);
   if (size > NA_HUGE_MAX - offset) return NULL;
   size_t total = na_align_up(offset + size, NA_SEGMENT_SIZE);
@@ -88,11 +112,15 @@ void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool z
     na_segment_t *kept = take_kept(arena_index, total);
     if (kept != NULL) {
       page = &kept->slices[NA_META_SLICES];
+      /* calloc: given back, so zero pages come in as it writes, not a memset of the whole
+       * block that a sparse user would never touch */
+      bool give_back =
+          zero || (arena_index == NA_TOUCH_ARENA && !touch_reusable(kept, offset, node));
       page->block_size = (uint32_t)(offset >> NA_SLICE_SHIFT);
+      page->used_on = (int8_t)node;
       na_relaxed_store(&page->kind, NA_SPAN_HUGE);
-      *is_zero = zero; /* calloc: given back, so zero pages come in as it writes, not a memset
-                          of the whole block that a sparse user would never touch */
-      if (zero) {
+      *is_zero = give_back;
+      if (give_back) {
         na_os_purge((char *)kept + offset, kept->size - offset);
         na_stats_count_purge(arena_index, kept->size - offset);
       }
@@ -107,6 +135,7 @@ void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool z
   na_segment_set_span(segment, NA_META_SLICES, NA_SLICES_PER_SEGMENT - NA_META_SLICES,
                       NA_SPAN_HUGE);
   page->block_size = (uint32_t)(offset >> NA_SLICE_SHIFT);
+  page->used_on = (int8_t)node;
   if (stripe_node != NULL) stripe_weighted(segment, offset, total, stripe_node);
   if (na_placement_is_strict(arena_index) &&
       !na_placement_commit((char *)segment + offset, na_align_up(size, NA_PAGE_SIZE),

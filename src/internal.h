@@ -157,6 +157,11 @@ void na_placement_bind_node(void *addr, size_t size, int node);
 bool na_placement_is_strict(int arena_index);
 /* Faults [addr, addr+size) in and checks that every page is on `node`. */
 bool na_placement_commit(void *addr, size_t size, int node);
+/* Where first touch put a range's resident pages, asked of the kernel for a sample of them:
+ * the node they are all on, or one of these. */
+#define NA_TOUCHED_NONE  (-1) /* none of them is resident */
+#define NA_TOUCHED_MIXED (-2) /* on several nodes, or the kernel cannot be asked */
+int na_placement_touched_node(const void *addr, size_t size);
 
 /* ---- segment.c ---------------------------------------------------------------------- */
 extern uint8_t na_segmap[];
@@ -214,9 +219,10 @@ bool na_arena_grow_span(na_page_t *span, size_t slices);
 void na_arena_shrink_span(na_page_t *span, size_t slices);
 /* ---- huge.c: `stripe_node`, when not NULL, gives the node of each 2 MiB stripe in turn
  * (weighted interleave, done by numalloc on kernels without it). With `zero`, the block
- * comes zeroed (*is_zero) unless the caller must clear it. */
+ * comes zeroed (*is_zero) unless the caller must clear it. `node` is the allocating
+ * thread's (it matters to the first-touch arena only). */
 void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool zero, bool *is_zero,
-                          int (*stripe_node)(void));
+                          int (*stripe_node)(void), int node);
 void na_arena_free_huge(na_segment_t *segment);
 void *na_arena_realloc_huge(na_segment_t *segment, void *p, size_t new_size);
 size_t na_huge_usable(const na_segment_t *segment, const void *p);

@@ -56,3 +56,23 @@ bool na_placement_commit(void *addr, size_t size, int node) {
   }
   return true;
 }
+
+/* Up to 64 pages spread evenly over the range: enough to see which node a block's pages are
+ * on, and one system call. */
+int na_placement_touched_node(const void *addr, size_t size) {
+  enum { SAMPLES = 64 };
+  void *pages[SAMPLES];
+  int nodes[SAMPLES];
+  size_t page_count = size / NA_PAGE_SIZE;
+  size_t n = page_count < SAMPLES ? page_count : SAMPLES;
+  if (n == 0) return NA_TOUCHED_NONE;
+  for (size_t i = 0; i < n; i++) pages[i] = (char *)addr + (i * page_count / n) * NA_PAGE_SIZE;
+  if (!na_access_page_nodes(pages, nodes, n)) return NA_TOUCHED_MIXED;
+  int found = NA_TOUCHED_NONE;
+  for (size_t i = 0; i < n; i++) {
+    if (nodes[i] < 0) continue; /* not resident */
+    if (found != NA_TOUCHED_NONE && nodes[i] != found) return NA_TOUCHED_MIXED;
+    found = nodes[i];
+  }
+  return found;
+}

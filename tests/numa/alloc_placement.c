@@ -219,6 +219,95 @@ static int scenario_purge(void) {
   return failures != 0;
 }
 
+/* ---- huge blocks freed and allocated again under first touch ---------------------------
+ * A thread that reuses its own block gets it back resident, on its node; a block whose pages
+ * another node's thread used goes back to the kernel before reuse; and once the main thread
+ * has allocated a block that a worker of another node used, every reused block is placed
+ * again by its new user's touch, whatever the order of frees and allocations. */
+
+#define HUGE_BLOCK (40UL << 20) /* above a segment's slices: a segment of its own */
+#define HEAD_PAGES 64           /* the pages whose residency is checked */
+
+static void huge_check(const char *what, char *block, long want_resident) {
+  long resident = resident_pages(block, HEAD_PAGES * PAGE);
+  if (resident != want_resident) {
+    printf("  %s %p: %ld of its first %d pages resident before the touch, expected %ld\n", what,
+           (void *)block, resident, HEAD_PAGES, want_resident);
+    failures++;
+  }
+}
+
+typedef struct touch_job {
+  char *block;
+  int cpu;
+} touch_job_t;
+
+static void *touch_pinned(void *arg) {
+  touch_job_t *job = arg;
+  pin_to_cpu(job->cpu);
+  memset(job->block, 7, HUGE_BLOCK);
+  return NULL;
+}
+
+static void touch_from_cpu(char *block, int cpu) {
+  touch_job_t job = {block, cpu};
+  pthread_t id;
+  pthread_create(&id, NULL, touch_pinned, &job);
+  pthread_join(id, NULL);
+}
+
+static void *own_block_loop(void *arg) {
+  int cpu = *(int *)arg;
+  pin_to_cpu(cpu);
+  char *first = NULL;
+  for (int round = 0; round < 3; round++) {
+    char *block = malloc(HUGE_BLOCK);
+    if (round == 0)
+      first = block;
+    else if (block != first)
+      printf("  round %d: node 1's own block was not reused\n", round), failures++;
+    else
+      huge_check("node 1's own block, reused", block, HEAD_PAGES);
+    memset(block, round + 1, HUGE_BLOCK);
+    tally(block, HUGE_BLOCK, 1, NULL);
+    free(block);
+  }
+  return NULL;
+}
+
+static int scenario_huge_reuse(void) {
+  int cpu_of_node[MAX_NODES];
+  cpus_with_nodes(cpu_of_node);
+  pin_to_cpu(cpu_of_node[0]);
+  pthread_t id;
+  pthread_create(&id, NULL, own_block_loop, &cpu_of_node[1]);
+  pthread_join(id, NULL);
+  char *block = malloc(HUGE_BLOCK); /* node 1's kept block: given back, then placed here */
+  huge_check("node 1's block, reused on node 0", block, 0);
+  memset(block, 1, HUGE_BLOCK);
+  tally(block, HUGE_BLOCK, 0, NULL);
+  free(block);
+  char *again = malloc(HUGE_BLOCK);
+  if (again != block) printf("  node 0's own block was not reused\n"), failures++;
+  huge_check("node 0's own block, reused", again, HEAD_PAGES);
+  free(again);
+  for (int round = 0; round < 3; round++) { /* the main thread allocates for a worker */
+    char *mine = malloc(HUGE_BLOCK), *worker = malloc(HUGE_BLOCK);
+    touch_from_cpu(worker, cpu_of_node[1]);
+    memset(mine, 2, HUGE_BLOCK);
+    tally(mine, HUGE_BLOCK, 0, NULL);
+    tally(worker, HUGE_BLOCK, 1, NULL);
+    if (round == 1) {
+      free(worker);
+      free(mine);
+    } else {
+      free(mine);
+      free(worker);
+    }
+  }
+  return failures != 0;
+}
+
 /* ---- interleave and rr: pages spread evenly ------------------------------------------- */
 
 static int check_even(const long *per_node, const char *what) {
@@ -471,6 +560,7 @@ static const scenario_t scenarios[] = {
     {"migrate", "NUMALLOC_POLICY=local", 2, 2},
     {"restricted", "NUMALLOC_NODES=1", 2, 2},
     {"fork", "", 2, 2},
+    {"huge-reuse", "", 2, 2},
     {"entries-local", "NUMALLOC_POLICY=local", 2, 2},
     {"entries-large-interleave", "NUMALLOC_POLICY=local NUMALLOC_LARGE_POLICY=interleave", 2, 2},
     {"entries-interleave", "NUMALLOC_POLICY=interleave", 2, 2},
@@ -486,6 +576,7 @@ static int run_scenario(const char *name, int argc, char **argv) {
   if (strcmp(name, "migrate") == 0) return scenario_migrate();
   if (strcmp(name, "restricted") == 0) return scenario_restricted();
   if (strcmp(name, "fork") == 0) return scenario_fork();
+  if (strcmp(name, "huge-reuse") == 0) return scenario_huge_reuse();
   if (strcmp(name, "entries-local") == 0) return scenario_entries(1, 1);
   if (strcmp(name, "entries-large-interleave") == 0) return scenario_entries(1, -2);
   if (strcmp(name, "entries-interleave") == 0) return scenario_entries(-2, -2);

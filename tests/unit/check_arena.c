@@ -3,11 +3,13 @@
  * large blocks are reused; idle memory goes back to the OS on numalloc_collect or after the
  * purge delay, and empty segments beyond the cache are unmapped; huge blocks grow and shrink
  * in place when they can, move when they must, and keep their contents; a freed one serves the
- * next that fits it until the purge delay has passed; an arena takes huge
- * pages once it holds a segment's worth, never for interleaved memory; a node that cannot
- * give memory falls back per NUMALLOC_FALLBACK; purging never races with freeing; a fork
+ * next that fits it until the purge delay has passed (first-touch ones only while their pages
+ * are on the asking thread's node and no block was used away from its allocator's); an arena
+ * takes huge pages once it holds a segment's worth, never for interleaved memory; a node that
+ * cannot give memory falls back per NUMALLOC_FALLBACK; purging never races with freeing; a fork
  * while an arena comes into use leaves the child able to use it. */
 #include "arena.h"
+#include "access.h"
 #include "unit.h"
 
 #include <pthread.h>
@@ -557,6 +559,44 @@ START_TEST(freed_huge_blocks_serve_the_next_then_go_back) {
 }
 END_TEST
 
+/* Freed first-touch huge blocks are kept as well. One whose pages are on the node of the
+ * thread that allocates next is reused resident. Once a block turns out to have been used on
+ * another node than its allocating thread's (one node here: "allocated on node 1" is written
+ * into the kept segment), the process allocates for threads of other nodes, and every kept
+ * block goes back to the kernel before reuse, so that its next user's touch places it. */
+START_TEST(huge_first_touch_blocks_reused_where_their_pages_are) {
+  ck_assert_int_ne(na_access_check(), NA_CHECK_NONE); /* the kernel tells where pages are */
+  int usable = na_topology.usable_count;
+  na_topology.usable_count = 2;
+  size_t size = 40 * NA_MiB;
+  long pages = (long)(size / NA_PAGE_SIZE);
+  char *p = numalloc_malloc(size);
+  ck_assert_int_eq(na_segment_lookup(p)->arena_index, NA_TOUCH_ARENA);
+  memset(p, 1, size);
+  numalloc_free(p);
+  int64_t calls = unit_purge_calls();
+  char *q = numalloc_malloc(size);
+  ck_assert_ptr_eq(q, p);
+  ck_assert_int_eq(unit_resident_pages(q, size), pages);
+  ck_assert_int_eq(unit_purge_calls(), calls);
+  ck_assert_uint_eq(tu_nonzero(q, size), 0); /* as it was: the first byte is not zero */
+  numalloc_free(q);
+  na_segment_lookup(p)->slices[NA_META_SLICES].used_on = 1;
+  q = numalloc_malloc(size);
+  ck_assert_ptr_eq(q, p);
+  ck_assert_int_eq(unit_resident_pages(q, size), 0);
+  ck_assert_int_eq(unit_purge_calls(), calls + 1);
+  memset(q, 2, size);
+  numalloc_free(q);
+  q = numalloc_malloc(size); /* pages on this node, allocated here: given back all the same */
+  ck_assert_ptr_eq(q, p);
+  ck_assert_int_eq(unit_resident_pages(q, size), 0);
+  ck_assert_int_eq(unit_purge_calls(), calls + 2);
+  numalloc_free(q);
+  na_topology.usable_count = usable;
+}
+END_TEST
+
 START_TEST(second_free_of_a_kept_huge_block_aborts) {
   void *p = numalloc_malloc(40 * NA_MiB);
   numalloc_free(p);
@@ -869,6 +909,7 @@ int main(int argc, char **argv) {
   tcase_add_checked_fixture(tc, setup, NULL);
   tcase_add_test(tc, huge_blocks_map_and_unmap);
   tcase_add_test(tc, freed_huge_blocks_serve_the_next_then_go_back);
+  tcase_add_test(tc, huge_first_touch_blocks_reused_where_their_pages_are);
   tcase_add_test_raise_signal(tc, second_free_of_a_kept_huge_block_aborts, SIGABRT);
   tcase_add_test(tc, huge_realloc_in_place);
   tcase_add_test(tc, huge_realloc_moves_when_blocked);
