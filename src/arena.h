@@ -32,7 +32,7 @@ typedef struct na_span_state_s {
   bool dirty;     /* some page may be resident */
   bool zero;      /* every page reads as zero */
   uint32_t stamp; /* when it was freed, for the purge delay */
-  int8_t used_on; /* first-touch spans: the node whose thread last used it, -1 unknown */
+  int8_t used_on; /* first-touch spans: the node whose thread allocated it, -1 unknown */
 } na_span_state_t;
 
 /* Free spans, with the arena locked. */

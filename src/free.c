@@ -231,8 +231,6 @@ void na_free_generic(na_segment_t *segment, na_page_t *page, void *p) {
     if (na_unlikely(na_options.verify))
       na_stats_verify(segment->arena_index, p, (size_t)page->slice_count << NA_SLICE_SHIFT);
     page->flags.value = 0;
-    if (segment->arena_index == NA_TOUCH_ARENA)
-      page->used_on = (int8_t)na_policy_current_node(); /* where its pages most likely are */
     na_arena_free_span(page);
     return;
   case NA_SPAN_HUGE:

@@ -10,33 +10,11 @@
 #define HUGE_KEPT_MAX ((size_t)128 * NA_MiB)
 
 /* A node's arena, unless placement is strict (it checks each block's pages), and the
- * first-touch arena (see touch_reusable). Interleaved and weighted blocks are placed stripe
- * by stripe as they are mapped. */
+ * first-touch arena (na_placement_touch_reusable says when a kept block may be reused as it
+ * is). Interleaved and weighted blocks are placed stripe by stripe as they are mapped. */
 static bool keeps_huge(int arena_index) {
   return (arena_index < NA_MAX_NODES && !na_placement_is_strict(arena_index)) ||
          arena_index == NA_TOUCH_ARENA;
-}
-
-/* Set once a first-touch block turned out to be used on another node than its allocating
- * thread's: the process allocates blocks for threads of other nodes (a main thread its
- * workers' arrays), so the node of the next block's user cannot be told from the thread
- * that asks for it. */
-static _Atomic bool touch_serves_other_nodes;
-
-/* Whether a kept first-touch segment may serve a thread of `node` as it is, its pages
- * resident where its last user touched them: only where they are on that node, and only
- * while no such block has been used away from its allocating thread's node. Otherwise its
- * pages go back to the kernel first, and the new user's first touch places them, as it
- * would a fresh mapping's. */
-static bool touch_reusable(na_segment_t *kept, size_t offset, int node) {
-  if (atomic_load_explicit(&touch_serves_other_nodes, memory_order_relaxed)) return false;
-  int touched = na_placement_touched_node((char *)kept + offset, kept->size - offset);
-  if (touched == NA_TOUCHED_NONE) return true;
-  if (touched != kept->slices[NA_META_SLICES].used_on) {
-    atomic_store_explicit(&touch_serves_other_nodes, true, memory_order_relaxed);
-    return false;
-  }
-  return touched == node;
 }
 
 /* A kept segment of `total` bytes, or up to a quarter more, taken out of the arena's keep. */
@@ -115,7 +93,9 @@ void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool z
       /* calloc: given back, so zero pages come in as it writes, not a memset of the whole
        * block that a sparse user would never touch */
       bool give_back =
-          zero || (arena_index == NA_TOUCH_ARENA && !touch_reusable(kept, offset, node));
+          zero || (arena_index == NA_TOUCH_ARENA &&
+                   !na_placement_touch_reusable((char *)kept + offset, kept->size - offset,
+                                                page->used_on, node));
       page->block_size = (uint32_t)(offset >> NA_SLICE_SHIFT);
       page->used_on = (int8_t)node;
       na_relaxed_store(&page->kind, NA_SPAN_HUGE);

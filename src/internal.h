@@ -157,11 +157,12 @@ void na_placement_bind_node(void *addr, size_t size, int node);
 bool na_placement_is_strict(int arena_index);
 /* Faults [addr, addr+size) in and checks that every page is on `node`. */
 bool na_placement_commit(void *addr, size_t size, int node);
-/* Where first touch put a range's resident pages, asked of the kernel for a sample of them:
- * the node they are all on, or one of these. */
-#define NA_TOUCHED_NONE  (-1) /* none of them is resident */
-#define NA_TOUCHED_MIXED (-2) /* on several nodes, or the kernel cannot be asked */
-int na_placement_touched_node(const void *addr, size_t size);
+/* Whether first-touch memory that a thread of `allocated_on` (-1 unknown) had may serve a
+ * thread of `node` as it is, its pages resident where its last user touched them: only where
+ * the kernel says they are on `node`, and only while no such block has been used on another
+ * node than its allocating thread's. Otherwise it must go back to the kernel first, so that
+ * the new user's touch places it, as it would a fresh mapping's. */
+bool na_placement_touch_reusable(const void *addr, size_t size, int allocated_on, int node);
 
 /* ---- segment.c ---------------------------------------------------------------------- */
 extern uint8_t na_segmap[];

@@ -57,22 +57,42 @@ bool na_placement_commit(void *addr, size_t size, int node) {
   return true;
 }
 
-/* Up to 64 pages spread evenly over the range: enough to see which node a block's pages are
- * on, and one system call. */
-int na_placement_touched_node(const void *addr, size_t size) {
+/* Where first touch put a range's resident pages, asked of the kernel for one page per 2 MiB
+ * (1 to 64, spread evenly: one system call): the node they are all on, or one of these. */
+enum { TOUCHED_NONE = -1, TOUCHED_MIXED = -2 }; /* none resident; several nodes, or no answer */
+
+static int touched_node(const void *addr, size_t size) {
   enum { SAMPLES = 64 };
   void *pages[SAMPLES];
   int nodes[SAMPLES];
   size_t page_count = size / NA_PAGE_SIZE;
-  size_t n = page_count < SAMPLES ? page_count : SAMPLES;
-  if (n == 0) return NA_TOUCHED_NONE;
+  size_t n = size / NA_THP_SIZE;
+  n = n < 1 ? 1 : n > SAMPLES ? SAMPLES : n;
+  if (page_count < n) return TOUCHED_NONE;
   for (size_t i = 0; i < n; i++) pages[i] = (char *)addr + (i * page_count / n) * NA_PAGE_SIZE;
-  if (!na_access_page_nodes(pages, nodes, n)) return NA_TOUCHED_MIXED;
-  int found = NA_TOUCHED_NONE;
+  if (!na_access_page_nodes(pages, nodes, n)) return TOUCHED_MIXED;
+  int found = TOUCHED_NONE;
   for (size_t i = 0; i < n; i++) {
     if (nodes[i] < 0) continue; /* not resident */
-    if (found != NA_TOUCHED_NONE && nodes[i] != found) return NA_TOUCHED_MIXED;
+    if (found != TOUCHED_NONE && nodes[i] != found) return TOUCHED_MIXED;
     found = nodes[i];
   }
   return found;
+}
+
+/* Set once a first-touch block turned out to be used on another node than its allocating
+ * thread's: the process allocates blocks for threads of other nodes (a main thread its
+ * workers' arrays), so the node of a block's next user cannot be told from the thread that
+ * asks for it. */
+static _Atomic bool touch_serves_other_nodes;
+
+bool na_placement_touch_reusable(const void *addr, size_t size, int allocated_on, int node) {
+  if (atomic_load_explicit(&touch_serves_other_nodes, memory_order_relaxed)) return false;
+  int touched = touched_node(addr, size);
+  if (touched == TOUCHED_NONE) return allocated_on == node;
+  if (allocated_on >= 0 && touched != allocated_on) {
+    atomic_store_explicit(&touch_serves_other_nodes, true, memory_order_relaxed);
+    return false;
+  }
+  return touched == node;
 }

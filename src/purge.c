@@ -127,12 +127,13 @@ void na_arena_collect(bool force) {
 /* ---- first touch -------------------------------------------------------------------------
  * Spans of the first-touch arena are not bound: the kernel puts each page on the node of the
  * thread that touches it first. A span that comes back resident keeps its pages where its
- * last user touched them, so a thread of another node gets it given back first, to be
- * placed anew by its own first touch: the correction costs a refault only when a span
- * changes node. */
+ * last user touched them: a thread gets it as it is only where they are on its node (the
+ * placement layer decides), else given back first, to be placed anew by the new user's
+ * touch; the correction costs a refault only when a span changes node. */
 void na_arena_place_by_use(na_page_t *span, int node) {
-  if (span->is_dirty && span->used_on != node) {
-    size_t bytes = (size_t)span->slice_count << NA_SLICE_SHIFT;
+  size_t bytes = (size_t)span->slice_count << NA_SLICE_SHIFT;
+  if (span->is_dirty &&
+      !na_placement_touch_reusable(na_page_start(span), bytes, span->used_on, node)) {
     na_os_purge(na_page_start(span), bytes);
     na_stats_count_purge(NA_TOUCH_ARENA, bytes);
     span->is_zero = true;

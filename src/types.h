@@ -148,7 +148,7 @@ typedef struct __attribute__((aligned(128))) na_page_s {
   uint8_t is_zero;  /* the span's memory is known to be zero (fresh or purged) */
   uint8_t is_dirty; /* free span whose pages may be resident */
   uint8_t sparse_marked; /* a free left the page sparse in heap pass `sparse_pass` */
-  int8_t used_on;        /* first-touch spans: the node of the thread that last used it */
+  int8_t used_on;        /* first-touch spans: the node of the thread that allocated it */
 } na_page_t;
 
 typedef struct na_segment_s {

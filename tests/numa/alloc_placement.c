@@ -219,16 +219,17 @@ static int scenario_purge(void) {
   return failures != 0;
 }
 
-/* ---- huge blocks freed and allocated again under first touch ---------------------------
+/* ---- large and huge blocks freed and allocated again under first touch -------------------
  * A thread that reuses its own block gets it back resident, on its node; a block whose pages
  * another node's thread used goes back to the kernel before reuse; and once the main thread
  * has allocated a block that a worker of another node used, every reused block is placed
- * again by its new user's touch, whatever the order of frees and allocations. */
+ * again by its new user's touch, whatever the order of frees and allocations. Each size runs
+ * in a process of its own: the last rule holds for the whole process. */
 
-#define HUGE_BLOCK (40UL << 20) /* above a segment's slices: a segment of its own */
-#define HEAD_PAGES 64           /* the pages whose residency is checked */
+static size_t reuse_block; /* huge: 40 MiB, a segment of its own; large: 24 MiB, a span */
+#define HEAD_PAGES 64      /* the pages whose residency is checked */
 
-static void huge_check(const char *what, char *block, long want_resident) {
+static void reuse_check(const char *what, char *block, long want_resident) {
   long resident = resident_pages(block, HEAD_PAGES * PAGE);
   if (resident != want_resident) {
     printf("  %s %p: %ld of its first %d pages resident before the touch, expected %ld\n", what,
@@ -245,7 +246,7 @@ typedef struct touch_job {
 static void *touch_pinned(void *arg) {
   touch_job_t *job = arg;
   pin_to_cpu(job->cpu);
-  memset(job->block, 7, HUGE_BLOCK);
+  memset(job->block, 7, reuse_block);
   return NULL;
 }
 
@@ -261,42 +262,43 @@ static void *own_block_loop(void *arg) {
   pin_to_cpu(cpu);
   char *first = NULL;
   for (int round = 0; round < 3; round++) {
-    char *block = malloc(HUGE_BLOCK);
+    char *block = malloc(reuse_block);
     if (round == 0)
       first = block;
     else if (block != first)
       printf("  round %d: node 1's own block was not reused\n", round), failures++;
     else
-      huge_check("node 1's own block, reused", block, HEAD_PAGES);
-    memset(block, round + 1, HUGE_BLOCK);
-    tally(block, HUGE_BLOCK, 1, NULL);
+      reuse_check("node 1's own block, reused", block, HEAD_PAGES);
+    memset(block, round + 1, reuse_block);
+    tally(block, reuse_block, 1, NULL);
     free(block);
   }
   return NULL;
 }
 
-static int scenario_huge_reuse(void) {
+static int scenario_touch_reuse(size_t size) {
+  reuse_block = size;
   int cpu_of_node[MAX_NODES];
   cpus_with_nodes(cpu_of_node);
   pin_to_cpu(cpu_of_node[0]);
   pthread_t id;
   pthread_create(&id, NULL, own_block_loop, &cpu_of_node[1]);
   pthread_join(id, NULL);
-  char *block = malloc(HUGE_BLOCK); /* node 1's kept block: given back, then placed here */
-  huge_check("node 1's block, reused on node 0", block, 0);
-  memset(block, 1, HUGE_BLOCK);
-  tally(block, HUGE_BLOCK, 0, NULL);
+  char *block = malloc(reuse_block); /* node 1's kept block: given back, then placed here */
+  reuse_check("node 1's block, reused on node 0", block, 0);
+  memset(block, 1, reuse_block);
+  tally(block, reuse_block, 0, NULL);
   free(block);
-  char *again = malloc(HUGE_BLOCK);
+  char *again = malloc(reuse_block);
   if (again != block) printf("  node 0's own block was not reused\n"), failures++;
-  huge_check("node 0's own block, reused", again, HEAD_PAGES);
+  reuse_check("node 0's own block, reused", again, HEAD_PAGES);
   free(again);
   for (int round = 0; round < 3; round++) { /* the main thread allocates for a worker */
-    char *mine = malloc(HUGE_BLOCK), *worker = malloc(HUGE_BLOCK);
+    char *mine = malloc(reuse_block), *worker = malloc(reuse_block);
     touch_from_cpu(worker, cpu_of_node[1]);
-    memset(mine, 2, HUGE_BLOCK);
-    tally(mine, HUGE_BLOCK, 0, NULL);
-    tally(worker, HUGE_BLOCK, 1, NULL);
+    memset(mine, 2, reuse_block);
+    tally(mine, reuse_block, 0, NULL);
+    tally(worker, reuse_block, 1, NULL);
     if (round == 1) {
       free(worker);
       free(mine);
@@ -561,6 +563,7 @@ static const scenario_t scenarios[] = {
     {"restricted", "NUMALLOC_NODES=1", 2, 2},
     {"fork", "", 2, 2},
     {"huge-reuse", "", 2, 2},
+    {"large-reuse", "", 2, 2},
     {"entries-local", "NUMALLOC_POLICY=local", 2, 2},
     {"entries-large-interleave", "NUMALLOC_POLICY=local NUMALLOC_LARGE_POLICY=interleave", 2, 2},
     {"entries-interleave", "NUMALLOC_POLICY=interleave", 2, 2},
@@ -576,7 +579,8 @@ static int run_scenario(const char *name, int argc, char **argv) {
   if (strcmp(name, "migrate") == 0) return scenario_migrate();
   if (strcmp(name, "restricted") == 0) return scenario_restricted();
   if (strcmp(name, "fork") == 0) return scenario_fork();
-  if (strcmp(name, "huge-reuse") == 0) return scenario_huge_reuse();
+  if (strcmp(name, "huge-reuse") == 0) return scenario_touch_reuse(40UL << 20);
+  if (strcmp(name, "large-reuse") == 0) return scenario_touch_reuse(24UL << 20);
   if (strcmp(name, "entries-local") == 0) return scenario_entries(1, 1);
   if (strcmp(name, "entries-large-interleave") == 0) return scenario_entries(1, -2);
   if (strcmp(name, "entries-interleave") == 0) return scenario_entries(-2, -2);

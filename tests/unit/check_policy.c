@@ -187,9 +187,11 @@ static void use_glibc(void) {
 
 /* Under local in a process that can use several nodes, large blocks come from the
  * first-touch arena: never bound, reported on the node the kernel put their first page. A
- * span a thread of another node used goes back to the OS before reuse, so the next touch
- * places it anew; one used on the same node is reused as it is. (One node here: a second
- * usable node is pretended, and "another node" is written into the free span.) */
+ * span whose pages are on this thread's node, allocated here, is reused as it is. One used
+ * away from its allocating thread's node goes back to the OS before reuse, so the next touch
+ * places it anew, and so does every span from then on: the process allocates for threads of
+ * other nodes. (One node here: a second usable node is pretended, and "allocated on node 1"
+ * is written into the free span.) */
 START_TEST(large_blocks_left_to_first_touch) {
   unit_quiet_purge();
   int usable = na_topology.usable_count;
@@ -214,11 +216,17 @@ START_TEST(large_blocks_left_to_first_touch) {
   ck_assert_int_eq(span->used_on, 0);
   span->used_on = 1;
   int64_t calls = unit_purge_calls();
-  q = numalloc_malloc(size); /* last used on node 1: given back before this thread's touch */
+  q = numalloc_malloc(size); /* pages on node 0, allocated on 1: given back before the touch */
   ck_assert_ptr_eq(q, p);
   ck_assert_int_eq(unit_resident_pages(q, size), 0);
   ck_assert_int_eq(unit_purge_calls(), calls + 1);
   ck_assert_uint_eq(tu_nonzero(q, size), SIZE_MAX);
+  memset(q, 1, size);
+  numalloc_free(q);
+  q = numalloc_malloc(size); /* allocated and used here, given back all the same */
+  ck_assert_ptr_eq(q, p);
+  ck_assert_int_eq(unit_resident_pages(q, size), 0);
+  ck_assert_int_eq(unit_purge_calls(), calls + 2);
   numalloc_free(q);
   na_options.large_policy = NUMALLOC_POLICY_LOCAL; /* asked for: bound to the thread's node */
   char *bound = numalloc_malloc(size);
