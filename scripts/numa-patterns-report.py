@@ -19,6 +19,10 @@ PATTERNS = {
     "firsttouch": ("parallel first-touch initialisation",
                    "the main thread on CPU 0 allocates one 32 MiB array per CPU; worker i on CPU i "
                    "initialises its own and reads it 5 times"),
+    "timesteps": ("parallel first touch, step after step",
+                  "4 times, the main thread on CPU 0 allocates one 24 MiB array per CPU, worker i "
+                  "on CPU i initialises its own and reads it twice, and the main thread frees "
+                  "them all (in reverse order every other step)"),
     "private": ("per-thread private working sets",
                 "one thread per CPU allocates 20,000 objects of 16-512 bytes and 5 times reads "
                 "them all, replacing a fifth with new ones"),
@@ -39,7 +43,7 @@ PATTERNS = {
 # faster: repeated runs of allocators that act on timers differ by a few percent (see the page).
 MARGIN = 0.05
 # Where placement alone decides: every thread can have all its misses local.
-PRIVATE_PATTERNS = ["reuse", "firsttouch", "private", "migrate"]
+PRIVATE_PATTERNS = ["reuse", "firsttouch", "timesteps", "private", "migrate"]
 
 
 def load(out):
