@@ -258,6 +258,9 @@ void na_heap_pass(na_heap_t *heap) {
   na_heap_census(heap);
   na_pool_collect(heap->arena_index, false);
   na_arena_purge_expired(heap->arena_index);
+  /* The first-touch arena has no heap of its own: a program that stops allocating large
+   * blocks would keep its freed ones resident for good. */
+  if (na_arena_mapped_bytes(NA_TOUCH_ARENA) > 0) na_arena_purge_expired(NA_TOUCH_ARENA);
 }
 
 void na_heap_collect(na_heap_t *heap) {

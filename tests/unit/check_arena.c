@@ -597,6 +597,29 @@ START_TEST(huge_first_touch_blocks_reused_where_their_pages_are) {
 }
 END_TEST
 
+/* The first-touch arena has no heap of its own: its kept blocks go back at the purge pass
+ * of a thread that only allocates small blocks from then on. */
+START_TEST(first_touch_kept_blocks_go_back_at_any_heap_pass) {
+  int usable = na_topology.usable_count;
+  na_topology.usable_count = 2;
+  char *p = numalloc_malloc(40 * NA_MiB);
+  ck_assert_int_eq(na_segment_lookup(p)->arena_index, NA_TOUCH_ARENA);
+  memset(p, 1, 40 * NA_MiB);
+  numalloc_free(p);
+  ck_assert_uint_eq(na_arena_mapped_bytes(NA_TOUCH_ARENA), 64 * NA_MiB); /* kept */
+  void *small = numalloc_malloc(100);
+  na_heap_t *heap = na_tls_heap;
+  na_options.purge_delay_ms = 4;
+  struct timespec pause = {0, 20 * 1000 * 1000};
+  nanosleep(&pause, NULL);
+  heap->last_pass_ms = na_os_clock_ms() - (UINT32_MAX / 2); /* a pass is due */
+  na_heap_pass(heap);
+  ck_assert_uint_eq(na_arena_mapped_bytes(NA_TOUCH_ARENA), 0);
+  numalloc_free(small);
+  na_topology.usable_count = usable;
+}
+END_TEST
+
 START_TEST(second_free_of_a_kept_huge_block_aborts) {
   void *p = numalloc_malloc(40 * NA_MiB);
   numalloc_free(p);
@@ -910,6 +933,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, huge_blocks_map_and_unmap);
   tcase_add_test(tc, freed_huge_blocks_serve_the_next_then_go_back);
   tcase_add_test(tc, huge_first_touch_blocks_reused_where_their_pages_are);
+  tcase_add_test(tc, first_touch_kept_blocks_go_back_at_any_heap_pass);
   tcase_add_test_raise_signal(tc, second_free_of_a_kept_huge_block_aborts, SIGABRT);
   tcase_add_test(tc, huge_realloc_in_place);
   tcase_add_test(tc, huge_realloc_moves_when_blocked);
