@@ -90,8 +90,9 @@ void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool z
     na_segment_t *kept = take_kept(arena_index, total);
     if (kept != NULL) {
       page = &kept->slices[NA_META_SLICES];
-      /* calloc: given back, so zero pages come in as it writes, not a memset of the whole
-       * block that a sparse user would never touch */
+      /* Given back for calloc, so that zero pages come in as it writes (not a memset of the
+       * whole block, which a sparse user would never touch), and for a first-touch block whose
+       * pages may not be where its new user runs, so that the user's touch places them. */
       bool give_back =
           zero || (arena_index == NA_TOUCH_ARENA &&
                    !na_placement_touch_reusable((char *)kept + offset, kept->size - offset,
