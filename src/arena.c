@@ -9,6 +9,9 @@
 #include <errno.h>
 #include <string.h>
 
+/* In the order of na_lock_order, as the locks below: the arenas a process on a small machine
+ * uses (its nodes', the interleaved and the first-touch one, which every heap pass looks at)
+ * share the table's first pages, and a short-lived process touches one page of it, not two. */
 static na_arena_t arenas[NA_ARENA_COUNT];
 
 /* The locks live apart from the arenas, side by side, a cache line each, in the order of
@@ -26,7 +29,12 @@ static na_lock_slot_t arena_locks[1 + NA_ARENA_COUNT] NA_PAGE_ALIGNED = {
 };
 static _Atomic bool arena_used[NA_ARENA_COUNT];
 
-na_arena_t *na_arena_at(int index) { return &arenas[index]; }
+na_arena_t *na_arena_at(int index) { return &arenas[na_lock_order(index)]; }
+
+static int index_of(const na_arena_t *arena) {
+  int order = (int)(arena - arenas);
+  return order >= 2 ? order - 2 : order + NA_MAX_NODES;
+}
 
 static na_noinline void note_first_use(int index) {
   pthread_mutex_lock(&arena_locks[FIRST_USE_SLOT].mutex);
@@ -45,12 +53,12 @@ bool na_arena_in_use(int index) {
 static pthread_mutex_t *lock_of(int index) { return &arena_locks[1 + na_lock_order(index)].mutex; }
 
 void na_arena_lock(na_arena_t *arena) {
-  int index = (int)(arena - arenas);
+  int index = index_of(arena);
   na_arena_note_use(index);
   pthread_mutex_lock(lock_of(index));
 }
 
-void na_arena_unlock(na_arena_t *arena) { pthread_mutex_unlock(lock_of((int)(arena - arenas))); }
+void na_arena_unlock(na_arena_t *arena) { pthread_mutex_unlock(lock_of(index_of(arena))); }
 
 size_t na_arena_mapped_bytes(int arena_index) {
   return atomic_load_explicit(&na_arena_at(arena_index)->mapped_bytes, memory_order_relaxed);

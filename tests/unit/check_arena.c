@@ -49,6 +49,19 @@ static void check_segment(const na_segment_t *seg) {
   UNIT_REQUIRE(problem == NULL, "%s", problem);
 }
 
+/* Every arena has its own descriptor and its own lock, and taking an arena's lock notes that
+ * arena as in use, whatever the order they are laid out in. */
+START_TEST(each_arena_has_its_own_descriptor_and_lock) {
+  for (int i = 0; i < NA_ARENA_COUNT; i++)
+    for (int j = i + 1; j < NA_ARENA_COUNT; j++) ck_assert_ptr_ne(na_arena_at(i), na_arena_at(j));
+  for (int i = 0; i < NA_ARENA_COUNT; i++) {
+    na_arena_lock(na_arena_at(i));
+    na_arena_unlock(na_arena_at(i));
+    UNIT_REQUIRE(na_arena_in_use(i), "arena %d: its lock noted another arena as in use", i);
+  }
+}
+END_TEST
+
 /* The validators name what is broken: a damaged count, a slice pointing elsewhere, a free
  * list holding a pointer that is no block of its page. */
 START_TEST(validators_name_what_is_broken) {
@@ -906,6 +919,7 @@ int main(int argc, char **argv) {
   TCase *tc = unit_tcase(s, "spans", 10);
   tcase_add_checked_fixture(tc, setup, NULL);
   tcase_add_test(tc, validators_name_what_is_broken);
+  tcase_add_test(tc, each_arena_has_its_own_descriptor_and_lock);
   tcase_add_test(tc, spans_split_and_coalesce);
   tcase_add_test(tc, holes_are_filled_first);
   tcase_add_test(tc, dirty_spans_are_reused_before_clean_ones);
