@@ -45,23 +45,55 @@ static bool map_failure_injected(void) {
   return false;
 }
 
-static void *map_anonymous(void *hint, size_t size, int prot, int extra_flags) {
-  if (map_failure_injected()) return NULL;
-  void *p =
-      mmap(hint, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | extra_flags, -1, 0);
+static void *map_raw(void *hint, size_t size, int prot) {
+  void *p = mmap(hint, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   return p == MAP_FAILED ? NULL : p;
 }
 
+static void *map_anonymous(void *hint, size_t size, int prot) {
+  if (map_failure_injected()) return NULL;
+  return map_raw(hint, size, prot);
+}
+
+static bool is_aligned(const void *p, size_t alignment) {
+  return ((uintptr_t)p & (alignment - 1)) == 0;
+}
+
+/* `size` bytes at `hint` if that room is free, else where the kernel puts them; kept only
+ * when aligned. */
+static char *map_exact_aligned(void *hint, size_t size, size_t alignment) {
+  char *p = map_raw(hint, size, PROT_READ | PROT_WRITE);
+  if (p == NULL || is_aligned(p, alignment)) return p;
+  munmap(p, size);
+  return NULL;
+}
+
+/* The kernel maps from the top down, so the room just below where it put a mapping of `size`
+ * is usually free too: asking for the aligned address there gets an aligned mapping of
+ * exactly `size`. Mapping size + alignment and trimming it, the fallback, needs twice the
+ * address space for a moment, so under a limit on it (ulimit -v, as batch systems set) the
+ * first segment failed where the C library's malloc still had room. */
 void *na_os_map_aligned(size_t size, size_t alignment) {
   int saved = errno;
-  void *result = NULL;
-  if (alignment <= 4096) { /* every mapping is aligned to a page: nothing to trim */
-    result = map_anonymous(NULL, size, PROT_READ | PROT_WRITE, 0);
+  char *result = NULL;
+  if (map_failure_injected()) goto out; /* one injected failure fails one call, whole */
+  if (alignment <= 4096) {              /* every mapping is aligned to a page: nothing to trim */
+    result = map_raw(NULL, size, PROT_READ | PROT_WRITE);
     goto out;
+  }
+  char *probe = map_raw(NULL, size, PROT_READ | PROT_WRITE);
+  if (probe != NULL && is_aligned(probe, alignment)) {
+    result = probe;
+    goto out;
+  }
+  if (probe != NULL) {
+    munmap(probe, size);
+    result = map_exact_aligned((void *)((uintptr_t)probe & ~(alignment - 1)), size, alignment);
+    if (result != NULL) goto out;
   }
   size_t padded = size + alignment;
   if (padded < size) goto out;
-  char *raw = map_anonymous(NULL, padded, PROT_READ | PROT_WRITE, 0);
+  char *raw = map_raw(NULL, padded, PROT_READ | PROT_WRITE);
   if (raw == NULL) goto out;
   char *aligned = (char *)(((uintptr_t)raw + alignment - 1) & ~(uintptr_t)(alignment - 1));
   if (aligned > raw) munmap(raw, (size_t)(aligned - raw));
@@ -81,7 +113,7 @@ void na_os_unmap(void *addr, size_t size) {
 
 void *na_os_reserve(size_t size) {
   int saved = errno;
-  void *p = map_anonymous(NULL, size, PROT_NONE, 0);
+  void *p = map_anonymous(NULL, size, PROT_NONE);
   errno = saved;
   return p;
 }

@@ -9,8 +9,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,6 +39,29 @@ END_TEST
 /* Refusing huge pages is asked of the kernel the first time whatever the THP mode (one call,
  * where reading the mode takes four), then only under "always", where it would give them
  * unasked (the mapping's flags then say nh); asking for them always reaches it (hg). */
+/* Under a limit on address space (ulimit -v) with room for one segment but not for two, a
+ * segment still maps, and again after it is unmapped: aligning may not take twice the room. */
+START_TEST(aligned_mappings_fit_a_tight_address_space_limit) {
+  char status[4096];
+  ck_assert_int_gt(na_os_read_file("/proc/self/status", status, sizeof status), 0);
+  const char *vm = strstr(status, "VmSize:");
+  ck_assert_ptr_nonnull(vm);
+  size_t used = (size_t)strtoull(vm + 7, NULL, 10) * 1024;
+  struct rlimit limit = {.rlim_cur = used + NA_SEGMENT_SIZE + 8 * NA_MiB,
+                         .rlim_max = used + NA_SEGMENT_SIZE + 8 * NA_MiB};
+  ck_assert_int_eq(setrlimit(RLIMIT_AS, &limit), 0);
+  for (int i = 0; i < 3; i++) {
+    char *p = na_os_map_aligned(NA_SEGMENT_SIZE, NA_SEGMENT_SIZE);
+    UNIT_REQUIRE(p != NULL, "mapping %d of one segment failed under a limit of %zu MiB", i,
+                 (size_t)(limit.rlim_cur >> 20));
+    ck_assert_uint_eq((uintptr_t)p % NA_SEGMENT_SIZE, 0);
+    p[0] = 1;
+    p[NA_SEGMENT_SIZE - 1] = 2;
+    na_os_unmap(p, NA_SEGMENT_SIZE);
+  }
+}
+END_TEST
+
 START_TEST(huge_page_advice_follows_the_thp_mode) {
   char mode[128] = "";
   long n = na_os_read_file("/sys/kernel/mm/transparent_hugepage/enabled", mode, sizeof mode);
@@ -373,6 +398,7 @@ int main(int argc, char **argv) {
   Suite *s = suite_create("platform");
   TCase *tc = unit_tcase(s, "os", 10);
   tcase_add_test(tc, aligned_mappings);
+  tcase_add_test(tc, aligned_mappings_fit_a_tight_address_space_limit);
   tcase_add_test(tc, huge_page_advice_follows_the_thp_mode);
   tcase_add_test(tc, huge_pages_usable_by_mode_and_process);
   tcase_add_test(tc, purge_gives_pages_back);
