@@ -201,9 +201,12 @@ typedef struct na_heap_s {
    * by the thread of the heap, may go to the bins; 0 (the empty heap) takes none. */
   uint32_t bin_tag;
   na_bin_t *direct_bin[NA_DIRECT_COUNT]; /* (size+15)/16 -> bin of that size's class */
-  na_bin_t bins[NA_CLASS_COUNT];         /* those of bigger classes have no room: never used */
-  uint32_t bin_counted[NA_BIN_CLASSES];  /* each bin's `handed` when the statistics last counted */
-  na_page_t *current[NA_CLASS_COUNT];    /* class -> page to allocate from */
+  /* Next to the tables above: the empty heap's pointers, which the loader writes in every
+   * process, then share one page. */
+  na_page_t *current[NA_CLASS_COUNT]; /* class -> page to allocate from */
+  /* A bin on two whole cache lines: its count and first slots, then the rest. */
+  _Alignas(64) na_bin_t bins[NA_CLASS_COUNT]; /* bigger classes' have no room: never used */
+  uint32_t bin_counted[NA_BIN_CLASSES]; /* each bin's `handed` when the statistics last counted */
   na_page_queue_t queues[NA_CLASS_COUNT];
   na_page_queue_t full;
   _Atomic(na_block_t *) delayed_free; /* blocks of full pages freed by other threads */
