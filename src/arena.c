@@ -330,6 +330,17 @@ static na_segment_t *segment_grow(int arena_index) {
   return segment;
 }
 
+/* A span's slices opened for writing where its segment is only reserved (strict
+ * overcommit); when the kernel has no commit left, the span goes back and NULL it is. */
+static na_page_t *span_writable(na_page_t *span) {
+  if (span == NULL) return NULL;
+  na_segment_t *segment = na_segment_of_aligned(span);
+  if (na_segment_make_writable(segment, (size_t)(span - segment->slices), span->slice_count))
+    return span;
+  na_arena_free_span(span);
+  return NULL;
+}
+
 static na_page_t *alloc_span_on(int arena_index, size_t slices) {
   na_arena_t *arena = na_arena_at(arena_index);
   for (int attempt = 0; attempt < 4; attempt++) {
@@ -344,7 +355,7 @@ static na_page_t *alloc_span_on(int arena_index, size_t slices) {
       span = span_take(arena, span, slices);
       if (na_checks_enabled) na_validate(na_check_segment(segment));
       na_arena_unlock(arena);
-      return span;
+      return span_writable(span);
     }
     na_arena_unlock(arena);
     if (segment_grow(arena_index) == NULL) return NULL;
@@ -430,6 +441,10 @@ bool na_arena_grow_span(na_page_t *span, size_t slices) {
     grown = true;
   }
   na_arena_unlock(arena);
+  if (grown && !na_segment_make_writable(segment, end, need)) {
+    na_arena_shrink_span(span, slices - need);
+    return false;
+  }
   return grown;
 }
 

@@ -61,8 +61,8 @@ static bool is_aligned(const void *p, size_t alignment) {
 
 /* `size` bytes at `hint` if that room is free, else where the kernel puts them; kept only
  * when aligned. */
-static char *map_exact_aligned(void *hint, size_t size, size_t alignment) {
-  char *p = map_raw(hint, size, PROT_READ | PROT_WRITE);
+static char *map_exact_aligned(void *hint, size_t size, size_t alignment, int prot) {
+  char *p = map_raw(hint, size, prot);
   if (p == NULL || is_aligned(p, alignment)) return p;
   munmap(p, size);
   return NULL;
@@ -73,27 +73,28 @@ static char *map_exact_aligned(void *hint, size_t size, size_t alignment) {
  * exactly `size`. Mapping size + alignment and trimming it, the fallback, needs twice the
  * address space for a moment, so under a limit on it (ulimit -v, as batch systems set) the
  * first segment failed where the C library's malloc still had room. */
-void *na_os_map_aligned(size_t size, size_t alignment) {
+static void *map_aligned(size_t size, size_t alignment, int prot) {
   int saved = errno;
   char *result = NULL;
   if (map_failure_injected()) goto out; /* one injected failure fails one call, whole */
   if (alignment <= 4096) {              /* every mapping is aligned to a page: nothing to trim */
-    result = map_raw(NULL, size, PROT_READ | PROT_WRITE);
+    result = map_raw(NULL, size, prot);
     goto out;
   }
-  char *probe = map_raw(NULL, size, PROT_READ | PROT_WRITE);
+  char *probe = map_raw(NULL, size, prot);
   if (probe != NULL && is_aligned(probe, alignment)) {
     result = probe;
     goto out;
   }
   if (probe != NULL) {
     munmap(probe, size);
-    result = map_exact_aligned((void *)((uintptr_t)probe & ~(alignment - 1)), size, alignment);
+    result =
+        map_exact_aligned((void *)((uintptr_t)probe & ~(alignment - 1)), size, alignment, prot);
     if (result != NULL) goto out;
   }
   size_t padded = size + alignment;
   if (padded < size) goto out;
-  char *raw = map_raw(NULL, padded, PROT_READ | PROT_WRITE);
+  char *raw = map_raw(NULL, padded, prot);
   if (raw == NULL) goto out;
   char *aligned = (char *)(((uintptr_t)raw + alignment - 1) & ~(uintptr_t)(alignment - 1));
   if (aligned > raw) munmap(raw, (size_t)(aligned - raw));
@@ -103,6 +104,28 @@ void *na_os_map_aligned(size_t size, size_t alignment) {
 out:
   errno = saved;
   return result;
+}
+
+void *na_os_map_aligned(size_t size, size_t alignment) {
+  return map_aligned(size, alignment, PROT_READ | PROT_WRITE);
+}
+
+void *na_os_reserve_aligned(size_t size, size_t alignment) {
+  return map_aligned(size, alignment, PROT_NONE);
+}
+
+bool na_os_make_writable(void *addr, size_t size) {
+  int saved = errno;
+  bool ok = mprotect(addr, size, PROT_READ | PROT_WRITE) == 0;
+  errno = saved;
+  return ok;
+}
+
+/* Mode 2 of vm.overcommit_memory: the kernel charges every private writable mapping in full
+ * when it is made, MAP_NORESERVE or not. */
+bool na_os_overcommit_strict(void) {
+  char mode[16];
+  return na_os_read_file("/proc/sys/vm/overcommit_memory", mode, sizeof mode) > 0 && mode[0] == '2';
 }
 
 void na_os_unmap(void *addr, size_t size) {

@@ -61,17 +61,64 @@ void na_segment_set_span(na_segment_t *segment, size_t first, size_t count, na_s
   }
 }
 
-/* Maps, binds and formats a segment. The binding happens before anything touches the
- * memory, the header included, so even the header lands on the segment's node. */
-na_segment_t *na_segment_create(int arena_index, size_t size, bool huge_pages, bool *is_zero) {
-  return na_segment_create_aligned(arena_index, size, NA_SEGMENT_SIZE, huge_pages, is_zero);
+/* Under strict overcommit (vm.overcommit_memory=2) the kernel charges a writable mapping in
+ * full when it is made: every process would be charged a whole segment per node, a small
+ * python3 40 MiB where glibc's malloc is charged 4, and a machine set that way would start a
+ * fifth as many processes. So there a segment is reserved without access and opened a
+ * granule at a time as its spans are handed out (na_segment_make_writable); elsewhere it is
+ * mapped writable whole. Read once, at the first segment. */
+static int commit_on_demand = -1;
+
+static bool commits_on_demand(void) {
+  int known = __atomic_load_n(&commit_on_demand, __ATOMIC_RELAXED);
+  if (known < 0) {
+    known = na_os_overcommit_strict();
+    __atomic_store_n(&commit_on_demand, known, __ATOMIC_RELAXED);
+  }
+  return known;
 }
 
-na_segment_t *na_segment_create_aligned(int arena_index, size_t size, size_t alignment,
-                                        bool huge_pages, bool *is_zero) {
+void na_segment_commit_on_demand(bool on) {
+  __atomic_store_n(&commit_on_demand, on, __ATOMIC_RELAXED);
+}
+
+static uint32_t granule_mask(size_t first_slice, size_t count) {
+  size_t from = first_slice * NA_SLICE_SIZE / NA_WRITABLE_GRANULE;
+  size_t to = ((first_slice + count) * NA_SLICE_SIZE - 1) / NA_WRITABLE_GRANULE;
+  uint32_t upto = to >= 31 ? UINT32_MAX : ((uint32_t)1 << (to + 1)) - 1;
+  return upto & ~(((uint32_t)1 << from) - 1);
+}
+
+bool na_segment_make_writable(na_segment_t *segment, size_t first_slice, size_t count) {
+  uint32_t want = granule_mask(first_slice, count);
+  uint32_t missing = want & ~atomic_load_explicit(&segment->writable, memory_order_acquire);
+  while (missing != 0) {
+    int from = __builtin_ctz(missing), to = from;
+    while (to + 1 < 32 && (missing >> (to + 1) & 1)) to++;
+    if (!na_os_make_writable((char *)segment + (size_t)from * NA_WRITABLE_GRANULE,
+                             (size_t)(to - from + 1) * NA_WRITABLE_GRANULE))
+      return false;
+    uint32_t done = granule_mask((size_t)from * (NA_WRITABLE_GRANULE / NA_SLICE_SIZE),
+                                 (size_t)(to - from + 1) * (NA_WRITABLE_GRANULE / NA_SLICE_SIZE));
+    atomic_fetch_or_explicit(&segment->writable, done, memory_order_release);
+    missing &= ~done;
+  }
+  return true;
+}
+
+/* Maps, binds and formats a segment. The binding happens before anything touches the
+ * memory, the header included, so even the header lands on the segment's node. */
+static na_segment_t *segment_create(int arena_index, size_t size, size_t alignment, bool huge_pages,
+                                    bool *is_zero, bool reserve) {
   if (alignment < NA_SEGMENT_SIZE) alignment = NA_SEGMENT_SIZE;
-  na_segment_t *segment = na_os_map_aligned(size, alignment);
+  na_segment_t *segment =
+      reserve ? na_os_reserve_aligned(size, alignment) : na_os_map_aligned(size, alignment);
   if (segment == NULL) return NULL;
+  /* the header's granule, which the descriptors below are written into */
+  if (reserve && !na_os_make_writable(segment, NA_WRITABLE_GRANULE)) {
+    na_os_unmap(segment, size);
+    return NULL;
+  }
   na_placement_bind(arena_index, segment, size);
   /* Advised before the header is written, so that its huge page is one too. Refused, with
    * THP "always", for the rest: one touched block would make a whole 2 MiB page resident. */
@@ -85,6 +132,7 @@ na_segment_t *na_segment_create_aligned(int arena_index, size_t size, size_t ali
      * node, not the user's. */
     na_os_advise_huge(segment, NA_THP_SIZE, false);
   segment->huge_pages = huge_pages;
+  atomic_store_explicit(&segment->writable, reserve ? 1 : UINT32_MAX, memory_order_relaxed);
   segment->cookie = (uintptr_t)segment ^ na_secret;
   segment->size = size;
   segment->arena_index = arena_index;
@@ -92,6 +140,17 @@ na_segment_t *na_segment_create_aligned(int arena_index, size_t size, size_t ali
   segmap_mark(segment, (uint8_t)(arena_index + 1));
   *is_zero = true;
   return segment;
+}
+
+na_segment_t *na_segment_create(int arena_index, size_t size, bool huge_pages, bool *is_zero) {
+  return segment_create(arena_index, size, NA_SEGMENT_SIZE, huge_pages, is_zero,
+                        size == NA_SEGMENT_SIZE && commits_on_demand());
+}
+
+/* A huge block's segment is written whole: mapped writable. */
+na_segment_t *na_segment_create_aligned(int arena_index, size_t size, size_t alignment,
+                                        bool huge_pages, bool *is_zero) {
+  return segment_create(arena_index, size, alignment, huge_pages, is_zero, false);
 }
 
 void na_segment_destroy(na_segment_t *segment) {

@@ -29,6 +29,7 @@
 #define NA_SLICE_SIZE         ((size_t)1 << NA_SLICE_SHIFT)
 #define NA_SLICES_PER_SEGMENT (NA_SEGMENT_SIZE / NA_SLICE_SIZE)
 #define NA_META_SLICES        2 /* the header: one 128-byte descriptor per slice */
+#define NA_WRITABLE_GRANULE   (NA_SEGMENT_SIZE / 32) /* 1 MiB: a bit of `writable` */
 #define NA_PAGE_SIZE          ((size_t)4096)
 #define NA_DESCRIPTOR_SHIFT   7 /* a span descriptor (na_page_t) is 128 bytes */
 
@@ -157,6 +158,9 @@ typedef struct na_segment_s {
   int arena_index;
   bool huge_pages; /* advised for transparent huge pages: small OS pages are not given back */
   uint32_t free_slices;
+  /* Under strict overcommit: which NA_WRITABLE_GRANULE-sized parts are open for writing
+   * (bit i, the i-th part); all of them otherwise. */
+  _Atomic uint32_t writable;
   uintptr_t affinity; /* the thread whose spans it serves first (arena.c) */
   struct na_segment_s *next;
   struct na_segment_s *prev;

@@ -13,6 +13,9 @@
 #include "unit.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -48,6 +51,65 @@ static void check_segment(const na_segment_t *seg) {
   const char *problem = na_check_segment(seg);
   UNIT_REQUIRE(problem == NULL, "%s", problem);
 }
+
+/* The permissions of the mapping holding `p`, as /proc/self/maps shows them ("rw-p"). */
+static void perms_of(const void *p, char out[5]) {
+  FILE *maps = fopen("/proc/self/maps", "r");
+  ck_assert_ptr_nonnull(maps);
+  char line[512];
+  strcpy(out, "none");
+  while (fgets(line, sizeof line, maps) != NULL) {
+    unsigned long from, to;
+    char perms[5];
+    if (sscanf(line, "%lx-%lx %4s", &from, &to, perms) == 3 && (uintptr_t)p >= from &&
+        (uintptr_t)p < to) {
+      memcpy(out, perms, 5);
+      break;
+    }
+  }
+  fclose(maps);
+}
+
+/* Under strict overcommit a segment is reserved without access but for its header's granule,
+ * and opened a granule at a time as spans are handed out or grown, so the kernel charges what
+ * is used; elsewhere it is writable whole. */
+START_TEST(segments_open_granules_as_spans_are_handed_out) {
+  char perms[5];
+  bool zero;
+  na_segment_commit_on_demand(true);
+  na_segment_t *segment = na_segment_create(node, NA_SEGMENT_SIZE, false, &zero);
+  ck_assert_ptr_nonnull(segment);
+  ck_assert_uint_eq(atomic_load(&segment->writable), 1);
+  perms_of((char *)segment + 3 * NA_WRITABLE_GRANULE, perms);
+  ck_assert_str_eq(perms, "---p");
+  size_t first = 3 * NA_WRITABLE_GRANULE / NA_SLICE_SIZE + 2; /* in the fourth granule */
+  ck_assert(na_segment_make_writable(segment, first, 20));    /* into the fifth */
+  ck_assert_uint_eq(atomic_load(&segment->writable), 1u | 1u << 3 | 1u << 4);
+  memset((char *)segment + first * NA_SLICE_SIZE, 1, 20 * NA_SLICE_SIZE);
+  perms_of((char *)segment + 5 * NA_WRITABLE_GRANULE, perms);
+  ck_assert_str_eq(perms, "---p");
+  ck_assert(na_segment_make_writable(segment, NA_SLICES_PER_SEGMENT - 1, 1)); /* the last */
+  ck_assert_uint_eq(atomic_load(&segment->writable) >> 31, 1);
+  na_segment_destroy(segment);
+
+  /* through the arena: a span, then the same span grown in place, written end to end */
+  na_page_t *span = NULL;
+  int actual = -1;
+  size_t slices = 20;                        /* past the header's granule */
+  for (int tries = 0; tries < 64; tries++) { /* past the segments made before the switch */
+    span = na_arena_alloc_span(node, slices, &actual);
+    ck_assert_ptr_nonnull(span);
+    if (atomic_load(&na_segment_of_aligned(span)->writable) != UINT32_MAX) break;
+  }
+  na_segment_t *reserved = na_segment_of_aligned(span);
+  UNIT_REQUIRE(atomic_load(&reserved->writable) != UINT32_MAX, "no reserved segment came");
+  memset(na_page_start(span), 2, slices * NA_SLICE_SIZE);
+  size_t grown = 2 * NA_WRITABLE_GRANULE / NA_SLICE_SIZE;
+  if (na_arena_grow_span(span, grown)) memset(na_page_start(span), 3, grown * NA_SLICE_SIZE);
+  ck_assert_uint_ne(atomic_load(&reserved->writable), UINT32_MAX);
+  na_segment_commit_on_demand(false);
+}
+END_TEST
 
 /* Every arena has its own descriptor and its own lock, and taking an arena's lock notes that
  * arena as in use, whatever the order they are laid out in. */
@@ -920,6 +982,7 @@ int main(int argc, char **argv) {
   tcase_add_checked_fixture(tc, setup, NULL);
   tcase_add_test(tc, validators_name_what_is_broken);
   tcase_add_test(tc, each_arena_has_its_own_descriptor_and_lock);
+  tcase_add_test(tc, segments_open_granules_as_spans_are_handed_out);
   tcase_add_test(tc, spans_split_and_coalesce);
   tcase_add_test(tc, holes_are_filled_first);
   tcase_add_test(tc, dirty_spans_are_reused_before_clean_ones);
