@@ -20,8 +20,8 @@ typedef enum na_bind_mode_e {
 /* Maps `size` bytes aligned to `alignment` (a power of two, at least a page), read-write,
  * not yet touched. NULL when the kernel refuses. */
 void *na_os_map_aligned(size_t size, size_t alignment);
-/* The same, without access: address space the kernel does not charge under strict
- * overcommit until na_os_make_writable opens part of it. */
+/* The same, without access: address space only, which the kernel does not charge under
+ * strict overcommit until na_os_make_writable opens part of it. */
 void *na_os_reserve_aligned(size_t size, size_t alignment);
 /* Opens a reserved range for reading and writing; false when the kernel refuses (no commit
  * left under strict overcommit). */
@@ -29,8 +29,6 @@ bool na_os_make_writable(void *addr, size_t size);
 /* Whether the kernel charges every writable mapping in full (vm.overcommit_memory=2). */
 bool na_os_overcommit_strict(void);
 void na_os_unmap(void *addr, size_t size);
-/* Reserves address space only: no memory, no access. */
-void *na_os_reserve(size_t size);
 /* Gives the pages back; they read as zero on next touch and keep their binding. */
 bool na_os_purge(void *addr, size_t size);
 /* Binds a range that has not been touched; `nodes` is a bit mask of node ids. */

@@ -50,11 +50,6 @@ static void *map_raw(void *hint, size_t size, int prot) {
   return p == MAP_FAILED ? NULL : p;
 }
 
-static void *map_anonymous(void *hint, size_t size, int prot) {
-  if (map_failure_injected()) return NULL;
-  return map_raw(hint, size, prot);
-}
-
 static bool is_aligned(const void *p, size_t alignment) {
   return ((uintptr_t)p & (alignment - 1)) == 0;
 }
@@ -132,13 +127,6 @@ void na_os_unmap(void *addr, size_t size) {
   int saved = errno;
   munmap(addr, size);
   errno = saved;
-}
-
-void *na_os_reserve(size_t size) {
-  int saved = errno;
-  void *p = map_anonymous(NULL, size, PROT_NONE);
-  errno = saved;
-  return p;
 }
 
 bool na_os_purge(void *addr, size_t size) {

@@ -82,26 +82,24 @@ void na_segment_commit_on_demand(bool on) {
   __atomic_store_n(&commit_on_demand, on, __ATOMIC_RELAXED);
 }
 
-static uint32_t granule_mask(size_t first_slice, size_t count) {
-  size_t from = first_slice * NA_SLICE_SIZE / NA_WRITABLE_GRANULE;
-  size_t to = ((first_slice + count) * NA_SLICE_SIZE - 1) / NA_WRITABLE_GRANULE;
+/* Bits from..to of a granule mask, both included. */
+static uint32_t granules(size_t from, size_t to) {
   uint32_t upto = to >= 31 ? UINT32_MAX : ((uint32_t)1 << (to + 1)) - 1;
   return upto & ~(((uint32_t)1 << from) - 1);
 }
 
 bool na_segment_make_writable(na_segment_t *segment, size_t first_slice, size_t count) {
-  uint32_t want = granule_mask(first_slice, count);
-  uint32_t missing = want & ~atomic_load_explicit(&segment->writable, memory_order_acquire);
-  while (missing != 0) {
-    int from = __builtin_ctz(missing), to = from;
-    while (to + 1 < 32 && (missing >> (to + 1) & 1)) to++;
-    if (!na_os_make_writable((char *)segment + (size_t)from * NA_WRITABLE_GRANULE,
-                             (size_t)(to - from + 1) * NA_WRITABLE_GRANULE))
+  size_t per_granule = NA_WRITABLE_GRANULE / NA_SLICE_SIZE;
+  uint32_t missing = granules(first_slice / per_granule, (first_slice + count - 1) / per_granule) &
+                     ~atomic_load_explicit(&segment->writable, memory_order_acquire);
+  while (missing != 0) { /* each run of closed granules in one call */
+    size_t from = (size_t)__builtin_ctz(missing), to = from;
+    while (to < 31 && (missing >> (to + 1) & 1)) to++;
+    if (!na_os_make_writable((char *)segment + from * NA_WRITABLE_GRANULE,
+                             (to - from + 1) * NA_WRITABLE_GRANULE))
       return false;
-    uint32_t done = granule_mask((size_t)from * (NA_WRITABLE_GRANULE / NA_SLICE_SIZE),
-                                 (size_t)(to - from + 1) * (NA_WRITABLE_GRANULE / NA_SLICE_SIZE));
-    atomic_fetch_or_explicit(&segment->writable, done, memory_order_release);
-    missing &= ~done;
+    atomic_fetch_or_explicit(&segment->writable, granules(from, to), memory_order_release);
+    missing &= ~granules(from, to);
   }
   return true;
 }

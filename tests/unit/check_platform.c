@@ -165,7 +165,7 @@ START_TEST(remap_grows_in_place_or_moves) {
 END_TEST
 
 START_TEST(reserve_is_address_space_only) {
-  char *p = na_os_reserve(NA_SEGMENT_SIZE);
+  char *p = na_os_reserve_aligned(NA_SEGMENT_SIZE, NA_SEGMENT_SIZE);
   ck_assert_ptr_nonnull(p);
   ck_assert(unit_is_mapped(p, NA_SEGMENT_SIZE));
   ck_assert_int_eq(unit_resident_pages(p, NA_SEGMENT_SIZE), 0);
@@ -321,7 +321,7 @@ START_TEST(injection_counts_down) {
   ck_assert_ptr_nonnull(p);
   na_os_unmap(p, NA_PAGE_SIZE);
   na_os_inject_map_failures(5);
-  ck_assert_ptr_null(na_os_reserve(NA_PAGE_SIZE)); /* every mapping counts */
+  ck_assert_ptr_null(na_os_reserve_aligned(NA_PAGE_SIZE, NA_PAGE_SIZE)); /* every mapping counts */
   na_os_inject_map_failures(0);
   p = na_os_map_aligned(NA_PAGE_SIZE, NA_PAGE_SIZE);
   ck_assert_ptr_nonnull(p);
