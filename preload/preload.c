@@ -29,7 +29,7 @@ EXPORT void *aligned_alloc(size_t alignment, size_t size) {
 EXPORT void *memalign(size_t alignment, size_t size) { return numalloc_memalign(alignment, size); }
 EXPORT void *valloc(size_t size) { return numalloc_valloc(size); }
 EXPORT void *pvalloc(size_t size) { return numalloc_pvalloc(size); }
-EXPORT size_t malloc_usable_size(void *p) { return numalloc_usable_size(p); }
+EXPORT size_t malloc_usable_size(void *p) { return na_usable_size_fast(p); }
 
 /* The C library's own extensions, which programs call to give memory back (malloc_trim) or
  * to report it (mallinfo, malloc_stats): answered from numalloc's memory, and passed to the

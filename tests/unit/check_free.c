@@ -127,8 +127,42 @@ START_TEST(usable_size_inside_small_blocks_is_what_remains) {
     size_t start = (size_t)(p - (char *)na_page_start(page)), end = (size_t)page->capacity * size;
     size_t offsets[] = {0, 1, size / 3, size / 2, size - 1, size, size + 1, 2 * size - 1};
     for (size_t i = 0; i < sizeof offsets / sizeof offsets[0]; i++)
-      if (start + offsets[i] < end)
+      if (start + offsets[i] < end) {
         ck_assert_uint_eq(na_usable_in(segment, page, p + offsets[i]), size - offsets[i] % size);
+        ck_assert_uint_eq(numalloc_usable_size(p + offsets[i]), size - offsets[i] % size);
+      }
+    numalloc_free(p);
+  }
+  ck_assert_uint_eq(numalloc_usable_size(NULL), 0);
+}
+END_TEST
+
+/* malloc_usable_size finds a block's page from the slice it is in: blocks of a page of
+ * several slices, past its first one, get their own size, from their first byte and their
+ * last, as do large and huge blocks, which take the general path. */
+START_TEST(usable_size_of_blocks_past_the_first_slice_of_their_page) {
+  for (int c = 0; c < NA_CLASS_COUNT; c++) {
+    size_t size = na_class_size(c);
+    if (na_class_page_slices(c) < 2) continue;
+    char *blocks[8];
+    int count = 0;
+    bool past_first = false;
+    while (count < 8 && !past_first) {
+      char *p = blocks[count++] = numalloc_malloc(size);
+      na_page_t *page = na_page_of(na_segment_of_aligned(p), p);
+      past_first = (size_t)(p - (char *)na_page_start(page)) >= NA_SLICE_SIZE;
+      ck_assert_uint_eq(numalloc_usable_size(p), size);
+      ck_assert_uint_eq(numalloc_usable_size(p + size - 1), 1);
+    }
+    ck_assert_msg(past_first, "class %d (%zu bytes): no block past its page's first slice", c,
+                  size);
+    for (int i = 0; i < count; i++) numalloc_free(blocks[i]);
+  }
+  size_t sizes[] = {NA_SMALL_MAX + 1, 3 * NA_MiB, NA_LARGE_MAX + 1};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    char *p = numalloc_malloc(sizes[i]);
+    ck_assert_uint_ge(numalloc_usable_size(p), sizes[i]);
+    ck_assert_uint_eq(numalloc_usable_size(p), na_usable_size_of(p));
     numalloc_free(p);
   }
 }
@@ -911,6 +945,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, blocks_passed_between_threads_keep_their_contents);
   tcase_add_test(tc, owner_reuses_what_others_free);
   tcase_add_test(tc, usable_size_inside_small_blocks_is_what_remains);
+  tcase_add_test(tc, usable_size_of_blocks_past_the_first_slice_of_their_page);
   tcase_add_test(tc, remote_frees_wait_and_go_together);
   tcase_add_test(tc, a_thread_that_only_frees_lets_its_remote_frees_wait);
   tcase_add_test(tc, remote_frees_over_many_pages_wait_and_reach_each_page);
