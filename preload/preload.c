@@ -49,7 +49,7 @@ static bool system_policy(void) {
  * goes. 1 when memory went back to the OS, as glibc answers. */
 EXPORT int malloc_trim(size_t pad) {
   if (system_policy() && system_extras.trim != NULL) return system_extras.trim(pad);
-  return na_collect() > 0;
+  return na_trim();
 }
 
 /* Blocks of segments count as glibc's heap (arena, in use, free), huge blocks as its mapped

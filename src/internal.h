@@ -554,6 +554,8 @@ typedef struct na_memory_s {
 void na_stats_memory(na_memory_t *out);
 /* numalloc_collect, returning the bytes it gave back to the OS. */
 size_t na_collect(void);
+/* malloc_trim: na_collect, at most once per short interval (stats.c). */
+int na_trim(void);
 /* fork: the lock of the merged totals, taken last (nothing is locked under it). */
 void na_stats_lock(void);
 void na_stats_unlock(void);
