@@ -236,6 +236,18 @@ void *numalloc_pvalloc(size_t size) {
 
 /* ---- realloc ------------------------------------------------------------------------ */
 
+/* The block a buffer grew out of. A big one goes to its page, not to the thread's bin: the
+ * buffer does not come back to its class, and in a bin the block would keep its page, most of
+ * it free, from going back (buffers growing by 256 bytes peaked 24% higher). */
+static void free_moved_out_of(void *p) {
+  na_segment_t *segment = na_segment_lookup(p);
+  na_page_t *page = segment != NULL ? na_page_of(segment, p) : NULL;
+  if (page != NULL && page->kind == NA_SPAN_SMALL && page->block_size > NA_BIG_BLOCK)
+    na_free_generic(segment, page, p);
+  else
+    numalloc_free(p);
+}
+
 /* A nonzero `capacity` asks for a large span of at least that many bytes, marked grown. The
  * new block is of the size's own class, never one borrowed from a bigger class (heap.c):
  * buffers growing side by side by realloc copied more often and peaked 7-8% higher with
@@ -245,7 +257,7 @@ static void *realloc_copy(void *p, size_t old_usable, size_t size, size_t capaci
   if (q == NULL) q = alloc_generic(size, NA_MIN_ALIGN, false, NA_ARENA_BY_POLICY, capacity, false);
   if (q == NULL) return NULL; /* the old block stays as it was */
   memcpy(q, p, old_usable < size ? old_usable : size);
-  numalloc_free(p);
+  free_moved_out_of(p);
   return q;
 }
 

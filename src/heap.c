@@ -361,18 +361,17 @@ static na_page_t *page_fresh(na_heap_t *heap, int size_class, int arena_index) {
 
 /* Blocks freed in a big class stay resident in its pages. A thread using a few blocks each
  * of many big classes kept every class's page half free (the latency workload's peak, 2x
- * glibc's), where an allocator that coalesces reuses that memory for any size. So a class
- * above the bins' sizes whose own pages have no freed block takes one freed in the current
- * page of one of the next BORROW_CLASSES classes (at most twice its size) before it carves
- * new memory, takes purged blocks back or takes a span. The block stays its page's: its free
- * goes there, and malloc_usable_size reports that page's size. A class may live on borrowed
- * blocks for a while, each through the slow path; without bins, its own blocks mostly come
- * through the slow path too (a refill after every free), and a block of these sizes takes
+ * glibc's), where an allocator that coalesces reuses that memory for any size. So a class of
+ * blocks above NA_BIG_BLOCK whose own pages (and bin) have no freed block takes one freed in
+ * the current page of one of the next BORROW_CLASSES classes (at most twice its size) before
+ * it carves new memory, takes purged blocks back or takes a span. The block stays its page's:
+ * its free goes there, and malloc_usable_size reports that page's size. A class may live on
+ * borrowed blocks for a while, each through the slow path, and a block of these sizes takes
  * far longer to write than a trip through it. Smaller classes would trade their fast path
  * for it. */
 #define BORROW_CLASSES 4
 
-static bool borrows(int size_class) { return na_class_size(size_class) > NA_BIN_MAX; }
+static bool borrows(int size_class) { return na_class_size(size_class) > NA_BIG_BLOCK; }
 
 /* `page`, of the class's queue, goes to its front and becomes the class's current page. */
 static na_page_t *make_current(na_heap_t *heap, int size_class, na_page_t *page) {

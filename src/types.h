@@ -183,10 +183,14 @@ typedef struct na_census_s {
 
 /* The blocks of one class the heap's thread freed last, handed out again first (bin.c):
  * up to 15, fewer for classes above 2 KiB. Blocks here still count as used in their pages. */
-#define NA_BIN_MAX     ((size_t)32 * NA_KiB) /* the biggest class with a bin */
-#define NA_BIN_CLASSES 40                    /* the classes up to NA_BIN_MAX */
-#define NA_BIN_SLOTS   15
-#define NA_BIN_BYTES   ((size_t)256 * NA_KiB) /* a bin of big blocks holds about this much */
+#define NA_BIN_MAX     ((size_t)64 * NA_KiB) /* the biggest class with a bin */
+#define NA_BIN_CLASSES 44                    /* the classes up to NA_BIN_MAX */
+/* Blocks above this size are big: a class of them whose pages have no freed block borrows
+ * one of a bigger class (heap.c), and realloc sends the block it moves out of to its page,
+ * not to a bin (alloc.c). */
+#define NA_BIG_BLOCK ((size_t)32 * NA_KiB)
+#define NA_BIN_SLOTS 15
+#define NA_BIN_BYTES ((size_t)256 * NA_KiB) /* a bin of big blocks holds about this much */
 /* A thread keeps another thread's freed block in its bin only from this size: a smaller
  * block shares its cache lines with neighbours that their page's owner keeps writing, and
  * reusing it here would make both threads write the same lines. */

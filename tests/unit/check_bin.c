@@ -80,7 +80,7 @@ END_TEST
 /* Bins of bigger classes hold about NA_BIN_BYTES; classes above NA_BIN_MAX have none. */
 START_TEST(bins_of_big_classes_hold_a_few_blocks) {
   ck_assert_int_eq(na_size_class(NA_BIN_MAX), NA_BIN_CLASSES - 1);
-  enum { BIG = 32 * 1024, MADE = 2 * (NA_BIN_BYTES / BIG) + 2 };
+  enum { BIG = NA_BIN_MAX, MADE = 2 * (NA_BIN_BYTES / BIG) + 2 };
   _Static_assert(NA_BIN_BYTES / BIG < NA_BIN_SLOTS, "the bin is bounded by its bytes");
   void *blocks[MADE];
   for (int i = 0; i < MADE; i++) blocks[i] = numalloc_malloc(BIG);
@@ -100,6 +100,33 @@ START_TEST(bins_of_big_classes_hold_a_few_blocks) {
   numalloc_free(huge_class);
   ck_assert_ptr_eq(page->local_free, huge_class);
   ck_assert_uint_eq(na_tls_heap->bins[page->size_class].count, 0);
+}
+END_TEST
+
+/* The block a buffer grew out of is freed: a small one into the bin, a big one to its page,
+ * where it does not keep the page from going back while the buffer lives elsewhere. */
+START_TEST(a_big_block_realloc_moved_out_of_goes_to_its_page) {
+  enum { SMALL = 16 * 1024, BIG = 40 * 1024 };
+  _Static_assert(SMALL <= NA_BIG_BLOCK && BIG > NA_BIG_BLOCK && BIG <= NA_BIN_MAX, "classes");
+  void *small = numalloc_malloc(SMALL);
+  na_bin_t *small_bin = &na_tls_heap->bins[na_size_class(SMALL)];
+  uint32_t small_count = small_bin->count;
+  void *grown = numalloc_realloc(small, SMALL + SMALL / 2);
+  ck_assert_ptr_ne(grown, small);
+  ck_assert_uint_eq(small_bin->count, small_count + 1);
+  ck_assert_ptr_eq(small_bin->slots[small_bin->count - 1], small);
+
+  void *big = numalloc_malloc(BIG);
+  na_page_t *page = page_of(big);
+  na_bin_t *big_bin = &na_tls_heap->bins[page->size_class];
+  ck_assert_uint_gt(big_bin->capacity, 0);
+  uint32_t big_count = big_bin->count;
+  void *moved = numalloc_realloc(big, BIG + BIG / 2);
+  ck_assert_ptr_ne(moved, big);
+  ck_assert_uint_eq(big_bin->count, big_count);
+  ck_assert_ptr_eq(page->local_free, big);
+  numalloc_free(grown);
+  numalloc_free(moved);
 }
 END_TEST
 
@@ -307,6 +334,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, a_bin_spans_the_pages_of_its_class);
   tcase_add_test(tc, a_full_bin_leaves_frees_to_the_page);
   tcase_add_test(tc, bins_of_big_classes_hold_a_few_blocks);
+  tcase_add_test(tc, a_big_block_realloc_moved_out_of_goes_to_its_page);
   tcase_add_test(tc, a_bin_takes_only_blocks_of_its_heaps_arena);
   tcase_add_test(tc, a_pass_and_a_collection_empty_the_bins);
   tcase_add_test(tc, a_thread_exit_empties_its_bins);

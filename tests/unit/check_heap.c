@@ -433,11 +433,12 @@ START_TEST(pages_other_threads_emptied_go_back_before_a_fresh_span) {
 }
 END_TEST
 
-/* A class above the bins whose pages have no freed block takes a block freed in the page of
- * a class up to twice its size before it carves new memory; a block growing by realloc, an
+/* A class of big blocks whose pages have no freed block takes a block freed in the page of a
+ * class up to twice its size before it carves new memory; a block growing by realloc, an
  * aligned request, and a class more than twice smaller, take pages of their own. */
 START_TEST(a_big_class_borrows_a_freed_block_up_to_twice_its_size) {
-  enum { BIG = 64 * 1024, BIGGER = 96 * 1024, REQUEST = 40 * 1024 };
+  enum { BIG = 80 * 1024, BIGGER = 112 * 1024, REQUEST = 48 * 1024 };
+  _Static_assert(REQUEST > NA_BIG_BLOCK && BIG > NA_BIN_MAX, "big blocks; BIG's have no bin");
   int request_class = na_size_class(REQUEST);
   void *freed = numalloc_malloc(BIG), *live = numalloc_malloc(BIG);
   na_heap_t *heap = na_tls_heap;
@@ -462,15 +463,16 @@ START_TEST(a_big_class_borrows_a_freed_block_up_to_twice_its_size) {
   void *grown = numalloc_realloc(numalloc_malloc(1000), REQUEST); /* realloc takes its class */
   ck_assert_ptr_eq(page_of(grown), own_page);
 
-  void *aligned = numalloc_aligned_alloc(8192, REQUEST); /* 64 KiB blocks need not fall on it */
+  void *aligned =
+      numalloc_aligned_alloc(8192, REQUEST); /* 80 KiB blocks fall on it: never borrowed */
   ck_assert_ptr_eq(page_of(aligned), own_page);
   ck_assert_uint_eq((uintptr_t)aligned % 8192, 0);
 
-  void *again = numalloc_malloc(BIG); /* the 64 KiB class takes its freed block back */
+  void *again = numalloc_malloc(BIG); /* the 80 KiB class takes its freed block back */
   ck_assert_ptr_eq(again, freed);
   void *far = numalloc_malloc(BIGGER), *far_live = numalloc_malloc(BIGGER);
   numalloc_free(far);
-  void *more = numalloc_malloc(REQUEST); /* 96 KiB is more than twice 40: carved */
+  void *more = numalloc_malloc(REQUEST); /* 112 KiB is more than twice 48: carved */
   ck_assert_ptr_eq(page_of(more), own_page);
   ck_assert_uint_eq(own_page->capacity, carved + 3);
 
