@@ -296,7 +296,8 @@ static const option_t option_table[] = {
      .default_text = "auto",
      .apply = apply_hugepages,
      .description = "auto: transparent huge pages for a node's memory beyond its first 32 MiB "
-                    "and for huge blocks; 1: for all memory; 0: only for huge blocks, as the "
+                    "and for huge blocks, unless the host takes free memory back (virtio-balloon "
+                    "free page reporting); 1: for all memory; 0: only for huge blocks, as the "
                     "system gives them"},
     {.name = "VERIFY",
      .default_text = "0",

@@ -47,6 +47,13 @@ bool na_os_thp_always(void);
  * them, their mode is "always" or "madvise", and the process has not turned them off
  * (PR_SET_THP_DISABLE, inherited across fork and exec). */
 bool na_os_thp_usable(void);
+/* True when the hypervisor takes back this machine's free memory in blocks of huge-page size
+ * (virtio-balloon free page reporting), read once; _under reads the driver directory `dir`
+ * (tests). */
+bool na_os_free_memory_reported(void);
+bool na_os_free_memory_reported_under(const char *dir);
+/* Tests: 0 or 1 stands for the answer, -1 reads it again. */
+void na_os_free_memory_reported_set(int known);
 /* The node of each page, or a negative errno value per page (move_pages query mode). */
 bool na_os_page_nodes(void *const *pages, int *nodes, size_t count);
 

@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,6 +206,65 @@ bool na_os_thp_usable(void) {
     __atomic_store_n(&thp_turned_off, off, __ATOMIC_RELAXED);
   }
   return !off;
+}
+
+/* virtio-balloon free page reporting (feature bit 5): the guest tells the hypervisor about
+ * its free blocks of 2 MiB and more, which the host then takes back, so a huge page faulted
+ * in there costs the host a fault for each of its 512 small pages. Small pages come first
+ * from smaller free blocks, which are not reported. Read once, by listing the driver's
+ * devices with getdents64 (opendir would call malloc). */
+#define BALLOON_DRIVER      "/sys/bus/virtio/drivers/virtio_balloon"
+#define BALLOON_F_REPORTING 5
+
+static bool device_reports(const char *dir, const char *device) {
+  char path[512], features[160];
+  size_t d = strlen(dir), n = strlen(device);
+  if (d + n + sizeof "//features" > sizeof path) return false;
+  memcpy(path, dir, d);
+  path[d] = '/';
+  memcpy(path + d + 1, device, n);
+  memcpy(path + d + 1 + n, "/features", sizeof "/features");
+  long length = na_os_read_file(path, features, sizeof features);
+  return length > BALLOON_F_REPORTING && features[BALLOON_F_REPORTING] == '1';
+}
+
+bool na_os_free_memory_reported_under(const char *dir) {
+  int saved = errno;
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  bool reported = false;
+  char buf[2048] __attribute__((aligned(8)));
+  long n;
+  while (fd >= 0 && !reported && (n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+    for (long at = 0; at < n && !reported;) {
+      const struct {
+        uint64_t ino;
+        int64_t off;
+        unsigned short reclen;
+        unsigned char type;
+        char name[];
+      } *entry = (const void *)(buf + at);
+      if (strncmp(entry->name, "virtio", 6) == 0) reported = device_reports(dir, entry->name);
+      at += entry->reclen;
+    }
+  }
+  if (fd >= 0) close(fd);
+  errno = saved;
+  return reported;
+}
+
+static int free_memory_reported = -1;
+
+void na_os_free_memory_reported_set(int known) {
+  __atomic_store_n(&free_memory_reported, known, __ATOMIC_RELAXED);
+}
+
+bool na_os_free_memory_reported(void) {
+  int known = __atomic_load_n(&free_memory_reported, __ATOMIC_RELAXED);
+  if (known < 0) {
+    known = na_os_free_memory_reported_under(BALLOON_DRIVER);
+    __atomic_store_n(&free_memory_reported, known, __ATOMIC_RELAXED);
+  }
+  return known;
 }
 
 bool na_os_advise_huge(void *addr, size_t size, bool on) {

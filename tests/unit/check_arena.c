@@ -276,16 +276,19 @@ START_TEST(full_segment_grows_the_arena) {
   check_segment(na_segment_of_aligned(next));
   na_arena_free_span(all);
   na_arena_free_span(next);
+  na_os_free_memory_reported_set(-1);
 }
 END_TEST
 
 /* Under "auto" a node's arena takes huge pages once it holds a segment's worth, a huge block
- * always; interleaved memory never, first-touch memory only where there is one node; "1"
- * and "0" mean every segment and none but huge blocks' under the system's default. */
+ * always; interleaved memory never, first-touch memory only where there is one node, and no
+ * memory in a virtual machine whose host takes free memory back; "1" and "0" mean every
+ * segment and none but huge blocks' under the system's default. */
 START_TEST(huge_pages_once_an_arena_holds_a_segment) {
   int spare = NA_MAX_NODES - 1; /* an arena no test uses */
   ck_assert_uint_eq(na_arena_mapped_bytes(spare), 0);
   ck_assert_int_eq(na_options.hugepages, NA_HUGEPAGES_AUTO);
+  na_os_free_memory_reported_set(0);
   bool thp = na_os_thp_usable(); /* advice the kernel would ignore is never given */
   ck_assert(!na_arena_huge_pages(spare, false));
   ck_assert_int_eq(na_arena_huge_pages(spare, true), thp);
@@ -302,7 +305,12 @@ START_TEST(huge_pages_once_an_arena_holds_a_segment) {
   ck_assert(!na_arena_huge_pages(NA_TOUCH_ARENA, false));
   ck_assert(!na_arena_huge_pages(NA_TOUCH_ARENA, true));
   na_topology.usable_count = usable;
-  na_options.hugepages = NA_HUGEPAGES_ALL;
+  na_os_free_memory_reported_set(1);
+  ck_assert(!na_arena_huge_pages(spare, false));
+  ck_assert(!na_arena_huge_pages(spare, true));
+  na_options.hugepages = NA_HUGEPAGES_ALL; /* asked for: given even there */
+  ck_assert_int_eq(na_arena_huge_pages(spare, false), thp);
+  na_os_free_memory_reported_set(-1);
   ck_assert_int_eq(na_arena_huge_pages(NA_INTERLEAVE_ARENA, false), thp);
   na_options.hugepages = NA_HUGEPAGES_HUGE_BLOCKS;
   ck_assert(!na_arena_huge_pages(spare, false));
@@ -312,6 +320,7 @@ END_TEST
 
 /* A heap that outgrows its first segment gets huge pages from the second on. */
 START_TEST(the_second_segment_takes_huge_pages) {
+  na_os_free_memory_reported_set(0); /* as on a machine whose free memory stays its own */
   na_page_t *all = span_alloc(NA_SLICES_PER_SEGMENT - NA_META_SLICES);
   na_page_t *next = span_alloc(1);
   bool thp = na_os_thp_usable();

@@ -1,7 +1,8 @@
 /* check_platform.c: the kernel interface (platform_linux.c) and its fault injection. Aligned
  * mappings, purge, populate, remap in place and to a new address, reserve, bind, page node
  * queries, CPU, clock, randomness, file reads and stderr writes, each leaving errno alone;
- * whether huge pages can be had (the THP mode, and a process that turned them off);
+ * whether huge pages can be had (the THP mode, and a process that turned them off), and
+ * whether the host takes free memory back (a balloon device's free page reporting);
  * and na_os_inject_map_failures, which makes allocations fail with NULL and ENOMEM for
  * exactly the given number of mappings, after which they succeed again. */
 #include "unit.h"
@@ -13,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -278,6 +280,38 @@ START_TEST(cpu_clock_and_randomness) {
 }
 END_TEST
 
+static void write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+/* A balloon device whose features have bit 5 (free page reporting) set, among entries that
+ * are no devices, makes the machine one whose host takes free memory back; without the bit,
+ * or without the driver, it is not. */
+START_TEST(free_memory_reporting_read_from_the_balloon_driver) {
+  char dir[] = "/tmp/numalloc-balloon-XXXXXX", path[256];
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/bind", dir);
+  write_text(path, "");
+  snprintf(path, sizeof path, "%s/virtio2", dir);
+  ck_assert_int_eq(mkdir(path, 0700), 0);
+  snprintf(path, sizeof path, "%s/virtio2/features", dir);
+  write_text(path, "0110000100000000000000000000000010000000\n");
+  errno = EDOM;
+  ck_assert(!na_os_free_memory_reported_under(dir));
+  write_text(path, "0110010100000000000000000000000010000000\n");
+  ck_assert(na_os_free_memory_reported_under(dir));
+  ck_assert_int_eq(errno, EDOM);
+  snprintf(path, sizeof path, "%s/virtio2/nothing-here", dir);
+  ck_assert(!na_os_free_memory_reported_under(path));
+  char command[300];
+  snprintf(command, sizeof command, "rm -rf %s", dir);
+  ck_assert_int_eq(system(command), 0);
+}
+END_TEST
+
 START_TEST(read_file_without_allocating) {
   char buf[4096];
   errno = EDOM;
@@ -401,6 +435,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, aligned_mappings_fit_a_tight_address_space_limit);
   tcase_add_test(tc, huge_page_advice_follows_the_thp_mode);
   tcase_add_test(tc, huge_pages_usable_by_mode_and_process);
+  tcase_add_test(tc, free_memory_reporting_read_from_the_balloon_driver);
   tcase_add_test(tc, purge_gives_pages_back);
   tcase_add_test(tc, populate_faults_in);
   tcase_add_test(tc, remap_grows_in_place_or_moves);
