@@ -239,9 +239,7 @@ void *numalloc_pvalloc(size_t size) {
 /* The block a buffer grew out of. A big one goes to its page, not to the thread's bin: the
  * buffer does not come back to its class, and in a bin the block would keep its page, most of
  * it free, from going back (buffers growing by 256 bytes peaked 24% higher). */
-static void free_moved_out_of(void *p) {
-  na_segment_t *segment = na_segment_lookup(p);
-  na_page_t *page = segment != NULL ? na_page_of(segment, p) : NULL;
+static void free_moved_out_of(na_segment_t *segment, na_page_t *page, void *p) {
   if (page != NULL && page->kind == NA_SPAN_SMALL && page->block_size > NA_BIG_BLOCK)
     na_free_generic(segment, page, p);
   else
@@ -252,17 +250,19 @@ static void free_moved_out_of(void *p) {
  * new block is of the size's own class, never one borrowed from a bigger class (heap.c):
  * buffers growing side by side by realloc copied more often and peaked 7-8% higher with
  * borrowed blocks, their room measured by the growth rules below instead. */
-static void *realloc_copy(void *p, size_t old_usable, size_t size, size_t capacity) {
+/* `segment` and `page` hold p, or are NULL for a block of the bootstrap buffer. */
+static void *realloc_copy(na_segment_t *segment, na_page_t *page, void *p, size_t old_usable,
+                          size_t size, size_t capacity) {
   void *q = capacity > 0 ? NULL : na_malloc_quick(size);
   if (q == NULL) q = alloc_generic(size, NA_MIN_ALIGN, false, NA_ARENA_BY_POLICY, capacity, false);
   if (q == NULL) return NULL; /* the old block stays as it was */
   memcpy(q, p, old_usable < size ? old_usable : size);
-  free_moved_out_of(p);
+  free_moved_out_of(segment, page, p);
   return q;
 }
 
 static void *realloc_unowned(void *p, size_t size) {
-  if (na_bootstrap_owns(p)) return realloc_copy(p, na_bootstrap_usable(p), size, 0);
+  if (na_bootstrap_owns(p)) return realloc_copy(NULL, NULL, p, na_bootstrap_usable(p), size, 0);
   if (na_options.policy == NUMALLOC_POLICY_SYSTEM && na_system.realloc != NULL)
     return na_system.realloc(p, size);
   na_fatal("realloc of %p, which numalloc did not allocate (invalid pointer)", p);
@@ -338,7 +338,7 @@ void *numalloc_realloc(void *p, size_t size) {
   if (size <= usable && page->kind == NA_SPAN_HUGE && size > NA_LARGE_MAX) return p;
   size_t capacity = growth_capacity(page, usable, size);
   size_t asked = capacity == 0 && size > usable ? grown_size(usable, size) : size;
-  return realloc_copy(p, usable, asked, capacity);
+  return realloc_copy(segment, page, p, usable, asked, capacity);
 }
 
 void *numalloc_reallocarray(void *p, size_t count, size_t size) {

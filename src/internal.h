@@ -688,6 +688,18 @@ static inline bool na_bin_keep(const na_page_t *page, na_block_t *block, uint8_t
  * of a block, or a block that looks freed already, goes to na_free_generic, which names the misuse
  * and aborts, as does everything less common (large and huge blocks, pages with purged blocks, the
  * owner's full or purged pages). */
+/* The descriptor of the span that holds `p` in `segment`, and p's offset into that span:
+ * the slice's descriptor gives the way back to the span's first one. */
+static inline na_page_t *na_span_and_offset(na_segment_t *segment, const void *p,
+                                            uint64_t *in_page) {
+  na_page_t *slice = na_slice_of(segment, p);
+  uint32_t slice_offset = slice->slice_offset;
+  na_page_t *page = (na_page_t *)((char *)slice - slice_offset);
+  *in_page = ((uintptr_t)p & (NA_SLICE_SIZE - 1)) +
+             ((uint64_t)slice_offset << (NA_SLICE_SHIFT - NA_DESCRIPTOR_SHIFT));
+  return page;
+}
+
 static inline void na_free_fast(void *p) {
   uint8_t tag = na_segmap_tag(p);
   if (na_unlikely((int8_t)tag <= 0)) { /* 0, or NA_SEGMAP_CONT: a huge segment's tail */
@@ -695,11 +707,8 @@ static inline void na_free_fast(void *p) {
     return;
   }
   na_segment_t *segment = na_segment_of_aligned(p);
-  na_page_t *slice = na_slice_of(segment, p);
-  uint32_t slice_offset = slice->slice_offset;
-  na_page_t *page = (na_page_t *)((char *)slice - slice_offset);
-  uint64_t in_page = ((uintptr_t)p & (NA_SLICE_SIZE - 1)) +
-                     ((uint64_t)slice_offset << (NA_SLICE_SHIFT - NA_DESCRIPTOR_SHIFT));
+  uint64_t in_page;
+  na_page_t *page = na_span_and_offset(segment, p, &in_page);
   na_block_t *block = p;
   uintptr_t owner = na_relaxed_load(&page->owner);
   if (na_likely(owner == na_thread_id() && page->flags.value == 0 &&
@@ -732,13 +741,9 @@ static inline void na_free_fast(void *p) {
 static inline size_t na_usable_size_fast(const void *p) {
   uint8_t tag = na_segmap_tag(p);
   if (na_likely((int8_t)tag > 0)) {
-    na_segment_t *segment = na_segment_of_aligned(p);
-    na_page_t *slice = na_slice_of(segment, p);
-    uint32_t slice_offset = slice->slice_offset;
-    na_page_t *page = (na_page_t *)((char *)slice - slice_offset);
+    uint64_t in_page;
+    na_page_t *page = na_span_and_offset(na_segment_of_aligned(p), p, &in_page);
     if (na_likely(na_relaxed_load(&page->kind) == NA_SPAN_SMALL)) {
-      uint64_t in_page = ((uintptr_t)p & (NA_SLICE_SIZE - 1)) +
-                         ((uint64_t)slice_offset << (NA_SLICE_SHIFT - NA_DESCRIPTOR_SHIFT));
       uint64_t index = (uint64_t)(na_by_magic(page, in_page) >> 64);
       return (size_t)(index + 1) * page->block_size - in_page;
     }

@@ -218,12 +218,8 @@ bool na_os_thp_usable(void) {
 
 static bool device_reports(const char *dir, const char *device) {
   char path[512], features[160];
-  size_t d = strlen(dir), n = strlen(device);
-  if (d + n + sizeof "//features" > sizeof path) return false;
-  memcpy(path, dir, d);
-  path[d] = '/';
-  memcpy(path + d + 1, device, n);
-  memcpy(path + d + 1 + n, "/features", sizeof "/features");
+  int n = snprintf(path, sizeof path, "%s/%s/features", dir, device);
+  if (n < 0 || (size_t)n >= sizeof path) return false;
   long length = na_os_read_file(path, features, sizeof features);
   return length > BALLOON_F_REPORTING && features[BALLOON_F_REPORTING] == '1';
 }
