@@ -540,8 +540,11 @@ void numalloc_collect(void) { na_collect(); }
  * cleared again (huge pages whole): 73% of the stressor's time. So a call within
  * TRIM_INTERVAL_MS of the last one that did the work, or within the purge delay when that is
  * shorter, does nothing and returns 0: what it would have given back goes by time, as memory
- * freed without a trim does. numalloc_collect() always does the work. */
-#define TRIM_INTERVAL_MS 100
+ * freed without a trim does. A second is the default purge delay: a trim gives back at most as
+ * often as the timed passes would, and every 100 ms still made a program that trims in a loop
+ * give back and fault in again its free memory ten times a second (about 120 madvise calls a
+ * trim, 1 per 8,000 frees). numalloc_collect() always does the work. */
+#define TRIM_INTERVAL_MS 1000
 
 int na_trim(void) {
   static _Atomic uint32_t last_ms;

@@ -1,5 +1,5 @@
 /* gnu_extensions.c: the C library's extensions that programs call to give memory back or to
- * report it. Under numalloc, malloc_trim gives idle memory back now (at most once per 100 ms)
+ * report it. Under numalloc, malloc_trim gives idle memory back now (at most once a second)
  * and says whether any went, mallinfo and mallinfo2 count numalloc's blocks, malloc_stats
  * prints numalloc's report on standard error; under NUMALLOC_POLICY=system they are the C
  * library's own. Run with a purge delay of an hour, so that nothing goes back before
@@ -119,13 +119,13 @@ static double now_ms(void) {
 }
 
 /* A program that calls malloc_trim in a loop must not pay for a full trim at every call: a
- * call soon after one that gave memory back (within 100 ms) gives nothing back and returns
+ * call soon after one that gave memory back (within a second) gives nothing back and returns
  * 0, and one after that interval gives back what was freed since. The first part needs the
  * frees to fit in the interval, so a machine that stalls past it tries again. */
 static void numalloc_trim_in_a_loop(void) {
   bool checked = false;
   for (int attempt = 0; attempt < 5 && !checked; attempt++) {
-    usleep(150 * 1000);
+    usleep(1050 * 1000);
     allocate_blocks();
     free_blocks();
     CHECK(malloc_trim(0) == 1, "malloc_trim found nothing to give back after %d frees", BLOCKS);
@@ -142,7 +142,7 @@ static void numalloc_trim_in_a_loop(void) {
           resident_bytes());
   }
   CHECK(checked, "five tries could not free %d blocks within 80 ms of a malloc_trim", BLOCKS);
-  usleep(150 * 1000);
+  usleep(1050 * 1000);
   size_t idle = resident_bytes();
   CHECK(malloc_trim(0) == 1, "malloc_trim after the interval found nothing to give back");
   size_t trimmed = resident_bytes();
