@@ -6,9 +6,12 @@
 #include "internal.h"
 
 #include <dlfcn.h>
+#include <errno.h>
+#include <grp.h>
 #include <limits.h>
 #include <malloc.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -84,6 +87,48 @@ EXPORT void malloc_stats(void) {
   numalloc_stats_print(stderr, "text");
 }
 
+/* A program that changes its credentials (setuid and its kin) with more than one thread has
+ * the C library make every thread make the same call, and aborts when one thread's answer
+ * differs: numalloc's helper threads (NUMALLOC_BACKGROUND, NUMALLOC_STATS_INTERVAL) must not
+ * be there then, since the program may have given its own thread capabilities they lack. */
+static struct {
+  int (*setuid)(uid_t);
+  int (*setgid)(gid_t);
+  int (*seteuid)(uid_t);
+  int (*setegid)(gid_t);
+  int (*setreuid)(uid_t, uid_t);
+  int (*setregid)(gid_t, gid_t);
+  int (*setresuid)(uid_t, uid_t, uid_t);
+  int (*setresgid)(gid_t, gid_t, gid_t);
+  int (*setgroups)(size_t, const gid_t *);
+} system_ids;
+
+#define WITHOUT_HELPERS(name, ...)                                                                 \
+  do {                                                                                             \
+    if (system_ids.name == NULL) {                                                                 \
+      errno = ENOSYS;                                                                              \
+      return -1;                                                                                   \
+    }                                                                                              \
+    na_helpers_pause();                                                                            \
+    int rc = system_ids.name(__VA_ARGS__);                                                         \
+    int saved = errno;                                                                             \
+    na_helpers_resume();                                                                           \
+    errno = saved;                                                                                 \
+    return rc;                                                                                     \
+  } while (0)
+
+EXPORT int setuid(uid_t uid) { WITHOUT_HELPERS(setuid, uid); }
+EXPORT int setgid(gid_t gid) { WITHOUT_HELPERS(setgid, gid); }
+EXPORT int seteuid(uid_t uid) { WITHOUT_HELPERS(seteuid, uid); }
+EXPORT int setegid(gid_t gid) { WITHOUT_HELPERS(setegid, gid); }
+EXPORT int setreuid(uid_t r, uid_t e) { WITHOUT_HELPERS(setreuid, r, e); }
+EXPORT int setregid(gid_t r, gid_t e) { WITHOUT_HELPERS(setregid, r, e); }
+EXPORT int setresuid(uid_t r, uid_t e, uid_t s) { WITHOUT_HELPERS(setresuid, r, e, s); }
+EXPORT int setresgid(gid_t r, gid_t e, gid_t s) { WITHOUT_HELPERS(setresgid, r, e, s); }
+EXPORT int setgroups(size_t count, const gid_t *groups) {
+  WITHOUT_HELPERS(setgroups, count, groups);
+}
+
 /* Runs before the core's constructor (NA_CONSTRUCTOR_PRELOAD before NA_CONSTRUCTOR_CORE), so
  * the system allocator is known before any policy is applied. dlsym may call calloc: that
  * request is served by the core's bootstrap buffer. */
@@ -102,4 +147,13 @@ preload_find_system_allocator(void) {
   system_extras.info = (struct mallinfo(*)(void))dlsym(RTLD_NEXT, "mallinfo");
   system_extras.info2 = (struct mallinfo2(*)(void))dlsym(RTLD_NEXT, "mallinfo2");
   system_extras.stats = (void (*)(void))dlsym(RTLD_NEXT, "malloc_stats");
+  system_ids.setuid = (int (*)(uid_t))dlsym(RTLD_NEXT, "setuid");
+  system_ids.setgid = (int (*)(gid_t))dlsym(RTLD_NEXT, "setgid");
+  system_ids.seteuid = (int (*)(uid_t))dlsym(RTLD_NEXT, "seteuid");
+  system_ids.setegid = (int (*)(gid_t))dlsym(RTLD_NEXT, "setegid");
+  system_ids.setreuid = (int (*)(uid_t, uid_t))dlsym(RTLD_NEXT, "setreuid");
+  system_ids.setregid = (int (*)(gid_t, gid_t))dlsym(RTLD_NEXT, "setregid");
+  system_ids.setresuid = (int (*)(uid_t, uid_t, uid_t))dlsym(RTLD_NEXT, "setresuid");
+  system_ids.setresgid = (int (*)(gid_t, gid_t, gid_t))dlsym(RTLD_NEXT, "setresgid");
+  system_ids.setgroups = (int (*)(size_t, const gid_t *))dlsym(RTLD_NEXT, "setgroups");
 }

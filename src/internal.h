@@ -556,6 +556,11 @@ void na_stats_memory(na_memory_t *out);
 size_t na_collect(void);
 /* malloc_trim: na_collect, at most once per short interval (stats.c). */
 int na_trim(void);
+/* Around a change of the process's credentials (setuid and its kin), which the C library
+ * makes every thread repeat: numalloc's helper threads end and are joined, none starts until
+ * the matching resume, and later slow paths start them again (purge.c). */
+void na_helpers_pause(void);
+void na_helpers_resume(void);
 /* fork: the lock of the merged totals, taken last (nothing is locked under it). */
 void na_stats_lock(void);
 void na_stats_unlock(void);

@@ -113,9 +113,17 @@ int na_os_getpid(void);
 bool na_os_single_threaded(void);
 void na_os_yield(void);
 void na_os_sleep_ms(uint32_t ms);
-/* Starts a detached thread named `name` (at most 15 characters, as ps and perf show it)
- * running fn(arg) with all signals blocked; false when it cannot. */
-bool na_os_thread_start(const char *name, void *(*fn)(void *), void *arg);
+/* Sleeps up to `ms` milliseconds while *word == expected; na_os_wake_all(word) ends the sleep
+ * of every thread waiting on it. */
+void na_os_wait_ms(_Atomic uint32_t *word, uint32_t expected, uint32_t ms);
+void na_os_wake_all(_Atomic uint32_t *word);
+/* Starts a thread named `name` (at most 15 characters, as ps and perf show it) running
+ * fn(arg) with all signals blocked, its handle in *thread for na_os_thread_join; false when it
+ * cannot. */
+bool na_os_thread_start(const char *name, void *(*fn)(void *), void *arg, uintptr_t *thread);
+/* Waits until the thread has ended, all of it: the C library no longer counts it among the
+ * process's threads. */
+void na_os_thread_join(uintptr_t thread);
 /* Keeps the calling thread on the CPUs whose bits are set in `cpus` (`words` 64-bit words). */
 bool na_os_pin_to_cpus(const uint64_t *cpus, size_t words);
 

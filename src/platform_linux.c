@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -482,21 +484,39 @@ void na_os_sleep_ms(uint32_t ms) {
   errno = saved;
 }
 
-bool na_os_thread_start(const char *name, void *(*fn)(void *), void *arg) {
+void na_os_wait_ms(_Atomic uint32_t *word, uint32_t expected, uint32_t ms) {
+  int saved = errno;
+  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+  syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, &ts, NULL, 0);
+  errno = saved; /* woken, timed out, interrupted or the word changed: the caller looks again */
+}
+
+void na_os_wake_all(_Atomic uint32_t *word) {
+  int saved = errno;
+  syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+  errno = saved;
+}
+
+bool na_os_thread_start(const char *name, void *(*fn)(void *), void *arg, uintptr_t *thread) {
   int saved = errno;
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old); /* the new thread inherits the full mask */
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_t thread;
-  bool ok = pthread_create(&thread, &attr, fn, arg) == 0;
-  if (ok) pthread_setname_np(thread, name);
-  pthread_attr_destroy(&attr);
+  pthread_t created;
+  bool ok = pthread_create(&created, NULL, fn, arg) == 0;
+  if (ok) {
+    pthread_setname_np(created, name);
+    *thread = (uintptr_t)created;
+  }
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   errno = saved;
   return ok;
+}
+
+void na_os_thread_join(uintptr_t thread) {
+  int saved = errno;
+  pthread_join((pthread_t)thread, NULL);
+  errno = saved;
 }
 
 /* The kernel takes a CPU mask of any length as an array of longs: on a 64-bit machine that is

@@ -8,6 +8,7 @@
 #include "arena.h"
 #include "stats_live.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -178,7 +179,7 @@ static void *background_main(void *arg) {
   for (;;) {
     pin_near(node); /* again each time: cpusets change under running programs */
     uint32_t delay = span_delay_ms();
-    na_helper_sleep(delay / 2 > 0 ? delay / 2 : 1);
+    if (!na_helper_sleep(delay / 2 > 0 ? delay / 2 : 1)) break;
     purge_arena(node, false);
     na_pool_purge_sparse(node);
     if (serves_shared) {
@@ -187,18 +188,72 @@ static void *background_main(void *arg) {
       purge_arena(NA_TOUCH_ARENA, false);
     }
   }
+  na_helper_exit();
   return NULL;
 }
 
+/* ---- helper threads, and the program's changes of credentials ------------------------------
+ * When a program of several threads calls setuid, setgid, setgroups or their kin, the C
+ * library makes every thread make the same call, and aborts the program if one thread's
+ * answer differs from the caller's. Programs that drop privileges believe themselves alone
+ * and may make the calling thread's capabilities differ from the others' (setpriv keeps its
+ * capabilities across setresuid with PR_SET_KEEPCAPS, which holds for one thread), so a
+ * helper thread started behind their back gets EPERM where they succeed: setpriv died of
+ * SIGABRT under NUMALLOC_BACKGROUND=1. The preload's wrappers of those calls pause the
+ * helpers around them: every helper ends and is joined before the call, none starts during
+ * it, and the next slow path after it starts them again, with the new credentials. */
+#define MAX_HELPERS (NA_MAX_NODES + 1)
+
+static struct helper_s {
+  uintptr_t thread;
+  _Atomic bool *running;
+} helpers[MAX_HELPERS];
+static int helpers_started;
+static pthread_mutex_t helpers_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int helpers_paused;     /* > 0: helpers end, and none starts */
+static _Atomic uint32_t helpers_alarm; /* changed to wake the sleeping helpers */
 static _Atomic int helper_count;
 
 bool na_helper_start(_Atomic bool *running, const char *name, void *(*fn)(void *), void *arg) {
   if (atomic_load_explicit(running, memory_order_relaxed)) return true;
+  if (atomic_load(&helpers_paused) > 0) return false;
+  /* Claimed before the thread exists: creating it allocates, and that slow path comes back
+   * here. */
   if (atomic_exchange(running, true)) return true;
-  if (na_os_thread_start(name, fn, arg)) return true;
-  atomic_store(running, false); /* tried again at a later slow path */
-  return false;
+  /* And another helper's start in that slow path waits for a later one: the lock is ours. */
+  static __thread bool starting __attribute__((tls_model("initial-exec")));
+  if (starting) {
+    atomic_store(running, false);
+    return false;
+  }
+  starting = true;
+  pthread_mutex_lock(&helpers_lock);
+  uintptr_t thread = 0;
+  bool ok = atomic_load(&helpers_paused) == 0 && helpers_started < MAX_HELPERS &&
+            na_os_thread_start(name, fn, arg, &thread);
+  if (ok) helpers[helpers_started++] = (struct helper_s){thread, running};
+  pthread_mutex_unlock(&helpers_lock);
+  starting = false;
+  if (!ok) atomic_store(running, false); /* tried again at a later slow path */
+  return ok;
 }
+
+void na_helpers_pause(void) {
+  atomic_fetch_add(&helpers_paused, 1);
+  pthread_mutex_lock(&helpers_lock); /* a helper being started is recorded first */
+  if (helpers_started > 0) {
+    atomic_fetch_add(&helpers_alarm, 1);
+    na_os_wake_all(&helpers_alarm);
+  }
+  for (int i = 0; i < helpers_started; i++) {
+    na_os_thread_join(helpers[i].thread);
+    atomic_store(helpers[i].running, false);
+  }
+  helpers_started = 0;
+  pthread_mutex_unlock(&helpers_lock);
+}
+
+void na_helpers_resume(void) { atomic_fetch_sub(&helpers_paused, 1); }
 
 /* Counted by the helper itself, once it runs, and uncounted before it returns: never more
  * than are there, so a program thread is never taken for a helper. */
@@ -227,10 +282,14 @@ static bool only_helpers_left(void) {
 /* glibc ends a process with exit(0) when its last thread returns; with helper threads still
  * sleeping that never happens, and as they block every signal, nothing but SIGKILL would end
  * it. So the first helper to find itself among the last ones ends it as glibc would have. */
-void na_helper_sleep(uint32_t ms) {
+bool na_helper_sleep(uint32_t ms) {
   static _Atomic bool ending;
-  na_os_sleep_ms(ms);
+  uint32_t alarm = atomic_load(&helpers_alarm);
+  if (atomic_load(&helpers_paused) > 0) return false;
+  na_os_wait_ms(&helpers_alarm, alarm, ms);
+  if (atomic_load(&helpers_paused) > 0) return false;
   if (only_helpers_left() && !atomic_exchange(&ending, true)) exit(0);
+  return true;
 }
 
 static void background_start(int arena_index) {
@@ -242,7 +301,12 @@ static void background_start(int arena_index) {
 /* Written only where set: the child copies each page it writes. */
 void na_purge_after_fork_child(void) {
   if (atomic_load(&helper_count) != 0)
-    atomic_store(&helper_count, 0); /* only this thread crossed */
+    atomic_store(&helper_count, 0);              /* only this thread crossed */
+  if (helpers_started != 0) helpers_started = 0; /* their handles name the parent's threads */
+  if (pthread_mutex_trylock(&helpers_lock) == 0)
+    pthread_mutex_unlock(&helpers_lock);
+  else /* held by a thread that did not cross */
+    helpers_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
   for (int n = 0; n < NA_MAX_NODES; n++)
     if (atomic_load(&background_running[n])) atomic_store(&background_running[n], false);
 }

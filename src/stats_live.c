@@ -94,8 +94,9 @@ bool na_live_publish(void) {
 static void *publisher_main(void *arg) {
   (void)arg;
   na_helper_enter();
-  while (na_live_publish()) na_helper_sleep((uint32_t)na_live_interval_s * 1000);
-  na_helper_exit(); /* exiting, or the file cannot be written: said once above */
+  while (na_live_publish() && na_helper_sleep((uint32_t)na_live_interval_s * 1000)) {
+  }
+  na_helper_exit(); /* exiting, paused, or the file cannot be written: said once above */
   return NULL;
 }
 
