@@ -12,6 +12,7 @@
 #include "access.h"
 #include "unit.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -505,6 +506,42 @@ START_TEST(spans_younger_than_the_delay_stay) {
 }
 END_TEST
 
+static int purge_threads(void) {
+  DIR *tasks = opendir("/proc/self/task");
+  ck_assert_ptr_nonnull(tasks);
+  int found = 0;
+  struct dirent *entry;
+  while ((entry = readdir(tasks)) != NULL) {
+    if (entry->d_name[0] == '.') continue;
+    char path[300], name[32] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", entry->d_name);
+    FILE *comm = fopen(path, "r");
+    if (comm == NULL) continue;
+    if (fgets(name, sizeof name, comm) != NULL && strncmp(name, "numalloc-purge", 14) == 0) found++;
+    fclose(comm);
+  }
+  closedir(tasks);
+  return found;
+}
+
+/* NUMALLOC_BACKGROUND=1 in a process younger than half a span delay: it would only sleep, so
+ * none starts (a shell's every command paid for one). */
+START_TEST(background_thread_waits_for_a_process_old_enough) {
+  na_options.background = true;
+  na_options.purge_delay_ms = 3600000;
+  for (int i = 0; i < 20; i++) {
+    numalloc_free(numalloc_malloc(4 * NA_MiB));
+    usleep(1000);
+  }
+  ck_assert_int_eq(purge_threads(), 0);
+  na_options.purge_delay_ms = 20; /* now the process is old enough */
+  numalloc_free(numalloc_malloc(4 * NA_MiB));
+  for (int i = 0; i < 200 && purge_threads() == 0; i++) usleep(10000);
+  ck_assert_int_eq(purge_threads(), 1);
+  na_options.background = false;
+}
+END_TEST
+
 /* NUMALLOC_BACKGROUND=1: the node's purging thread gives the span back; the program's
  * thread, which freed it and allocates on, makes no such call itself. */
 START_TEST(background_thread_purges_for_the_program) {
@@ -516,8 +553,11 @@ START_TEST(background_thread_purges_for_the_program) {
   memset(p, 1, size);
   int64_t calls = unit_purge_calls();
   numalloc_free(p);
-  numalloc_free(numalloc_malloc(4 * NA_MiB)); /* a slow path: starts the node's thread */
-  for (int i = 0; i < 200 && unit_resident_pages(p, size) != 0; i++) usleep(10000);
+  /* Slow paths: the node's thread starts at one once the process is 2.5 ms old. */
+  for (int i = 0; i < 200 && unit_resident_pages(p, size) != 0; i++) {
+    numalloc_free(numalloc_malloc(4 * NA_MiB));
+    usleep(10000);
+  }
   ck_assert_int_eq(unit_resident_pages(p, size), 0);
   ck_assert_int_eq(unit_purge_calls(), calls);
   numalloc_free(keep);
@@ -1010,6 +1050,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, spans_younger_than_the_delay_stay);
   tcase_add_test(tc, spans_go_back_after_a_quarter_of_the_delay);
   tcase_add_test(tc, background_thread_purges_for_the_program);
+  tcase_add_test(tc, background_thread_waits_for_a_process_old_enough);
   tcase_add_test(tc, segment_cache_bounds_empty_segments);
   tcase_add_test(tc, freeing_everything_returns_resident_memory);
   tcase_add_test(tc, purge_races_with_free);
