@@ -8,6 +8,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <grp.h>
+#include <sched.h>
 #include <limits.h>
 #include <malloc.h>
 #include <stdlib.h>
@@ -90,7 +91,8 @@ EXPORT void malloc_stats(void) {
 /* A program that changes its credentials (setuid and its kin) with more than one thread has
  * the C library make every thread make the same call, and aborts when one thread's answer
  * differs: numalloc's helper threads (NUMALLOC_BACKGROUND, NUMALLOC_STATS_INTERVAL) must not
- * be there then, since the program may have given its own thread capabilities they lack. */
+ * be there then, since the program may have given its own thread capabilities they lack. Nor
+ * when it enters a namespace, which the kernel refuses a process of several threads. */
 static struct {
   int (*setuid)(uid_t);
   int (*setgid)(gid_t);
@@ -101,6 +103,8 @@ static struct {
   int (*setresuid)(uid_t, uid_t, uid_t);
   int (*setresgid)(gid_t, gid_t, gid_t);
   int (*setgroups)(size_t, const gid_t *);
+  int (*unshare)(int);
+  int (*setns)(int, int);
 } system_ids;
 
 #define WITHOUT_HELPERS(name, ...)                                                                 \
@@ -128,6 +132,10 @@ EXPORT int setresgid(gid_t r, gid_t e, gid_t s) { WITHOUT_HELPERS(setresgid, r, 
 EXPORT int setgroups(size_t count, const gid_t *groups) {
   WITHOUT_HELPERS(setgroups, count, groups);
 }
+/* The kernel refuses a new user namespace (and entering some namespaces) to a process of
+ * several threads: EINVAL because of a helper the program never started. */
+EXPORT int unshare(int flags) { WITHOUT_HELPERS(unshare, flags); }
+EXPORT int setns(int fd, int type) { WITHOUT_HELPERS(setns, fd, type); }
 
 /* Runs before the core's constructor (NA_CONSTRUCTOR_PRELOAD before NA_CONSTRUCTOR_CORE), so
  * the system allocator is known before any policy is applied. dlsym may call calloc: that
@@ -156,4 +164,6 @@ preload_find_system_allocator(void) {
   system_ids.setresuid = (int (*)(uid_t, uid_t, uid_t))dlsym(RTLD_NEXT, "setresuid");
   system_ids.setresgid = (int (*)(gid_t, gid_t, gid_t))dlsym(RTLD_NEXT, "setresgid");
   system_ids.setgroups = (int (*)(size_t, const gid_t *))dlsym(RTLD_NEXT, "setgroups");
+  system_ids.unshare = (int (*)(int))dlsym(RTLD_NEXT, "unshare");
+  system_ids.setns = (int (*)(int, int))dlsym(RTLD_NEXT, "setns");
 }

@@ -4,10 +4,14 @@
  * differs from the caller's; this program keeps its capabilities across the change of user
  * (PR_SET_KEEPCAPS, which holds for the calling thread only) and then changes its group,
  * which a helper that lost its capabilities would refuse. It needs root; without it, it exits
- * 77, which ctest reports as skipped. */
+ * 77, which ctest reports as skipped. With the argument "unshare" it makes a new user
+ * namespace instead, which the kernel refuses (EINVAL) to a process of several threads; 77
+ * where the system allows no user namespace at all. */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
 #include <grp.h>
+#include <sched.h>
 #include <linux/capability.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,8 +71,23 @@ static int restore_effective_capabilities(void) {
   return (int)syscall(SYS_capset, &header, data);
 }
 
-int main(void) {
+static int new_user_namespace(void) {
+  int before = churn_until_helpers();
+  CHECK(before > 0, "no numalloc helper thread started within %d ms", WAIT_MS);
+  if (unshare(CLONE_NEWUSER) != 0) {
+    if (errno != EINVAL) {
+      printf("credentials: skipped: this system refuses user namespaces (%m)\n");
+      return SKIPPED;
+    }
+    CHECK(0, "unshare(CLONE_NEWUSER): %m (the process has other threads)");
+  }
+  CHECK(churn_until_helpers() > 0, "no helper thread started again in the new namespace");
+  return pt_finish();
+}
+
+int main(int argc, char **argv) {
   pt_start("credentials");
+  if (argc > 1 && strcmp(argv[1], "unshare") == 0) return new_user_namespace();
   if (geteuid() != 0) {
     printf("credentials: skipped: changing users needs root\n");
     return SKIPPED;
