@@ -312,6 +312,7 @@ void na_purge_after_fork_child(void) {
   if (atomic_load(&helper_count) != 0)
     atomic_store(&helper_count, 0);              /* only this thread crossed */
   if (helpers_started != 0) helpers_started = 0; /* their handles name the parent's threads */
+  if (atomic_load(&helpers_paused) != 0) atomic_store(&helpers_paused, 0); /* by another thread */
   if (pthread_mutex_trylock(&helpers_lock) == 0)
     pthread_mutex_unlock(&helpers_lock);
   else /* held by a thread that did not cross */
