@@ -263,10 +263,10 @@ void na_heap_pass(na_heap_t *heap) {
   if (na_arena_mapped_bytes(NA_TOUCH_ARENA) > 0) na_arena_purge_expired(NA_TOUCH_ARENA);
 }
 
-void na_heap_collect(na_heap_t *heap) {
+void na_heap_collect(na_heap_t *heap, bool purge) {
   na_bins_flush(heap);
   tidy_pages(heap, true);
-  purge_sparse_pages(heap, true);
+  if (purge) purge_sparse_pages(heap, true);
 }
 
 static na_noinline void page_low_elsewhere(na_heap_t *heap, na_page_t *page) {

@@ -234,6 +234,9 @@ void *na_arena_realloc_huge(na_segment_t *segment, void *p, size_t new_size);
 size_t na_huge_usable(const na_segment_t *segment, const void *p);
 /* ---- purge.c */
 void na_arena_collect(bool force);
+/* NUMALLOC_BACKGROUND=1: asks the purge thread of the first usable node to give back all
+ * idle memory of the arenas and pools at once (a malloc_trim), and wakes it. */
+void na_purge_request_collect(void);
 /* Gives back free spans idle for longer than the purge delay and empty segments beyond the
  * cache, at most once per delay; called from allocation slow paths, never from a free. */
 void na_arena_purge_expired(int arena_index);
@@ -408,8 +411,9 @@ static inline int na_sparse_purge_budget(uint64_t held) {
 /* A purge pass, when the purge delay has passed since the last: sparse pages marked a whole
  * pass ago, then the arena's expired free spans. Called from the allocation slow path. */
 void na_heap_pass(na_heap_t *heap);
-/* Every sparse page of the heap gives back what it can, now (numalloc_collect). */
-void na_heap_collect(na_heap_t *heap);
+/* Every sparse page of the heap gives back what it can, now (numalloc_collect); with
+ * `purge` false, the heap is only tidied (bins flushed, empty pages back to the arena). */
+void na_heap_collect(na_heap_t *heap, bool purge);
 void na_heap_free_delayed(na_heap_t *heap);
 /* Every page leaves the heap: empty ones go back to the arena, the others to their node's
  * pool for the node's other heaps. `ran_on` is the node the thread ran on while it

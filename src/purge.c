@@ -161,6 +161,8 @@ void na_arena_place_by_use(na_page_t *span, int node) {
  * the nodes' pools, which no thread owns, are. Threads start lazily, at a
  * slow path once the process is an eighth of the purge delay old, and again in a forked child. */
 static _Atomic bool background_running[NA_MAX_NODES];
+static _Atomic bool collect_requested; /* a malloc_trim's, for the first usable node's thread */
+static _Atomic uint32_t helpers_alarm; /* changed to wake the sleeping helpers */
 
 static int node_with_cpus_nearest(int node) {
   if (na_node_bit(na_topology.has_cpus, node)) return node;
@@ -189,6 +191,11 @@ static void *background_main(void *arg) {
     pin_near(node); /* again each time: cpusets change under running programs */
     uint32_t delay = span_delay_ms();
     if (!na_helper_sleep(delay / 2 > 0 ? delay / 2 : 1)) break;
+    if (serves_shared && atomic_exchange(&collect_requested, false)) {
+      na_pool_collect_all(); /* as numalloc_collect, the caller's heap aside */
+      na_arena_collect(true);
+      continue;
+    }
     purge_arena(node, false);
     na_pool_purge_sparse(node);
     if (serves_shared) {
@@ -219,8 +226,7 @@ static struct helper_s {
 } helpers[MAX_HELPERS];
 static int helpers_started;
 static pthread_mutex_t helpers_lock = PTHREAD_MUTEX_INITIALIZER;
-static _Atomic int helpers_paused;     /* > 0: helpers end, and none starts */
-static _Atomic uint32_t helpers_alarm; /* changed to wake the sleeping helpers */
+static _Atomic int helpers_paused; /* > 0: helpers end, and none starts */
 static _Atomic int helper_count;
 
 bool na_helper_start(_Atomic bool *running, const char *name, void *(*fn)(void *), void *arg) {
@@ -263,6 +269,12 @@ void na_helpers_pause(void) {
 }
 
 void na_helpers_resume(void) { atomic_fetch_sub(&helpers_paused, 1); }
+
+void na_purge_request_collect(void) {
+  atomic_store(&collect_requested, true);
+  atomic_fetch_add(&helpers_alarm, 1);
+  na_os_wake_all(&helpers_alarm);
+}
 
 /* Counted by the helper itself, once it runs, and uncounted before it returns: never more
  * than are there, so a program thread is never taken for a helper. */

@@ -525,7 +525,7 @@ size_t na_collect(void) {
   na_tld_t *self = na_tld_peek();
   if (self != NULL) na_free_remote_flush(self);
   for (int i = 0; self != NULL && i < NA_ARENA_COUNT; i++)
-    if (self->heaps[i] != NULL) na_heap_collect(self->heaps[i]);
+    if (self->heaps[i] != NULL) na_heap_collect(self->heaps[i], true);
   na_pool_collect_all();
   na_arena_collect(true);
   int64_t given = purged_so_far() - before;
@@ -546,6 +546,19 @@ void numalloc_collect(void) { na_collect(); }
  * trim, 1 per 8,000 frees). numalloc_collect() always does the work. */
 #define TRIM_INTERVAL_MS 1000
 
+/* NUMALLOC_BACKGROUND=1 promises that the program's threads never give memory back
+ * themselves: a malloc_trim tidies the calling thread's heaps (no system call) and leaves the
+ * rest to the purge thread, woken for it. It returns 0, as nothing went back during the call. */
+static int trim_by_helpers(void) {
+  if (!na_ensure_init()) return 0;
+  na_tld_t *self = na_tld_peek();
+  if (self != NULL) na_free_remote_flush(self);
+  for (int i = 0; self != NULL && i < NA_ARENA_COUNT; i++)
+    if (self->heaps[i] != NULL) na_heap_collect(self->heaps[i], false);
+  na_purge_request_collect();
+  return 0;
+}
+
 int na_trim(void) {
   static _Atomic uint32_t last_ms;
   static _Atomic bool trimmed;
@@ -558,7 +571,7 @@ int na_trim(void) {
     return 0;
   atomic_store_explicit(&last_ms, now, memory_order_relaxed);
   atomic_store_explicit(&trimmed, true, memory_order_relaxed);
-  return na_collect() > 0;
+  return na_options.background ? trim_by_helpers() : na_collect() > 0;
 }
 
 void na_stats_memory(na_memory_t *out) {

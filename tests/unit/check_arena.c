@@ -542,6 +542,32 @@ START_TEST(background_thread_waits_for_a_process_old_enough) {
 }
 END_TEST
 
+/* NUMALLOC_BACKGROUND=1 and malloc_trim: the program's thread tidies its heap and returns 0;
+ * the purge thread gives the freed span back at once, though the purge delay is an hour. */
+START_TEST(background_trim_is_done_by_the_purge_thread) {
+  na_options.background = true;
+  na_options.purge_delay_ms = 20;
+  for (int i = 0; i < 200 && purge_threads() == 0; i++) {
+    numalloc_free(numalloc_malloc(4 * NA_MiB));
+    usleep(10000);
+  }
+  ck_assert_int_eq(purge_threads(), 1);
+  na_options.purge_delay_ms = 3600000;
+  usleep(50000); /* the thread's next sleep is the long one */
+  size_t size = 2 * NA_MiB;
+  char *keep;
+  char *p = freed_resident_span(size, &keep);
+  int64_t calls = unit_purge_calls();
+  ck_assert_int_eq(na_trim(), 0);
+  ck_assert_int_eq(unit_purge_calls(), calls);
+  for (int i = 0; i < 200 && unit_resident_pages(p, size) != 0; i++) usleep(10000);
+  ck_assert_int_eq(unit_resident_pages(p, size), 0);
+  ck_assert_int_eq(unit_purge_calls(), calls);
+  numalloc_free(keep);
+  na_options.background = false;
+}
+END_TEST
+
 /* NUMALLOC_BACKGROUND=1: the node's purging thread gives the span back; the program's
  * thread, which freed it and allocates on, makes no such call itself. */
 START_TEST(background_thread_purges_for_the_program) {
@@ -1051,6 +1077,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, spans_go_back_after_a_quarter_of_the_delay);
   tcase_add_test(tc, background_thread_purges_for_the_program);
   tcase_add_test(tc, background_thread_waits_for_a_process_old_enough);
+  tcase_add_test(tc, background_trim_is_done_by_the_purge_thread);
   tcase_add_test(tc, segment_cache_bounds_empty_segments);
   tcase_add_test(tc, freeing_everything_returns_resident_memory);
   tcase_add_test(tc, purge_races_with_free);
