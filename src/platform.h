@@ -112,7 +112,6 @@ int na_os_getpid(void);
  * library cannot tell). */
 bool na_os_single_threaded(void);
 void na_os_yield(void);
-void na_os_sleep_ms(uint32_t ms);
 /* Sleeps up to `ms` milliseconds while *word == expected; na_os_wake_all(word) ends the sleep
  * of every thread waiting on it. */
 void na_os_wait_ms(_Atomic uint32_t *word, uint32_t expected, uint32_t ms);

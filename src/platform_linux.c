@@ -476,14 +476,6 @@ void na_os_close(int fd) {
 
 void na_os_yield(void) { sched_yield(); }
 
-void na_os_sleep_ms(uint32_t ms) {
-  int saved = errno;
-  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
-  errno = saved;
-}
-
 void na_os_wait_ms(_Atomic uint32_t *word, uint32_t expected, uint32_t ms) {
   int saved = errno;
   struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
