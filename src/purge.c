@@ -104,15 +104,17 @@ void na_helper_on_slow_path(void (*hook)(void)) { slow_path_hook = hook; }
 void na_arena_purge_expired(int arena_index) {
   if (slow_path_hook != NULL) slow_path_hook(); /* starts the statistics publisher */
   if (na_options.background) {
-    /* Not before the process is one helper's sleep old: a helper started earlier would only
-     * sleep, and a short process (a shell's every command) paid a thread for nothing (a
-     * build-like shell script took 1.23x the time of the same without NUMALLOC_BACKGROUND). */
+    /* Not before the process is one helper's sleep old (at most a second): a helper started
+     * earlier would only sleep, and a short process (a shell's every command) paid a thread
+     * for nothing (a build-like shell script took 1.23x the time of the same without
+     * NUMALLOC_BACKGROUND). */
     static _Atomic uint32_t first_ms;
     uint32_t now = na_os_clock_ms() | 1; /* 0 means not yet */
     uint32_t first = atomic_load_explicit(&first_ms, memory_order_relaxed);
+    uint32_t young = span_delay_ms() / 2 < 1000 ? span_delay_ms() / 2 : 1000;
     if (first == 0)
       atomic_compare_exchange_strong(&first_ms, &first, now);
-    else if ((uint32_t)(now - first) >= span_delay_ms() / 2)
+    else if ((uint32_t)(now - first) >= young)
       background_start(arena_index);
     return;
   }
@@ -158,8 +160,8 @@ void na_arena_place_by_use(na_page_t *span, int node) {
  * nearest node with CPUs), wakes twice per span delay and runs its arena's pass; the first
  * usable node's thread also serves the interleaved and first-touch arenas. Sparse pages of
  * threads' heaps are not purged then (their free lists belong to their threads); those of
- * the nodes' pools, which no thread owns, are. Threads start lazily, at a
- * slow path once the process is an eighth of the purge delay old, and again in a forked child. */
+ * the nodes' pools, which no thread owns, are. Threads start lazily, at a slow path once the
+ * process is an eighth of the purge delay old (at most a second), and again in a forked child. */
 static _Atomic bool background_running[NA_MAX_NODES];
 static _Atomic bool collect_requested; /* a malloc_trim's, for the first usable node's thread */
 static _Atomic uint32_t helpers_alarm; /* changed to wake the sleeping helpers */

@@ -94,9 +94,13 @@ bool na_live_publish(void) {
 static void *publisher_main(void *arg) {
   (void)arg;
   na_helper_enter();
-  while (na_live_publish() && na_helper_sleep((uint32_t)na_live_interval_s * 1000)) {
-  }
-  na_helper_exit(); /* exiting, paused, or the file cannot be written: said once above */
+  /* Once the process exits or the file cannot be written (said once above), it only sleeps:
+   * a thread that ended by itself would wait for a join that only a pause makes. */
+  bool publishing = true;
+  do {
+    if (publishing) publishing = na_live_publish();
+  } while (na_helper_sleep((uint32_t)na_live_interval_s * 1000));
+  na_helper_exit();
   return NULL;
 }
 
