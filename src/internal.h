@@ -558,7 +558,8 @@ typedef struct na_memory_s {
 void na_stats_memory(na_memory_t *out);
 /* numalloc_collect, returning the bytes it gave back to the OS. */
 size_t na_collect(void);
-/* malloc_trim: na_collect, at most once per short interval (stats.c). */
+/* malloc_trim: na_collect, at most once a second (stats.c); under NUMALLOC_BACKGROUND=1 the
+ * purge thread's work. */
 int na_trim(void);
 /* Around a change of the process's credentials (setuid and its kin), which the C library
  * makes every thread repeat: numalloc's helper threads end and are joined, none starts until
@@ -689,14 +690,6 @@ static inline bool na_bin_keep(const na_page_t *page, na_block_t *block, uint8_t
   return true;
 }
 
-/* One map lookup, then a push on the bin of the block's class when the block is of the
- * arena of the thread's current heap and the bin has room: for the page's owner always, for
- * another thread from NA_BIN_FOREIGN_MIN (the block it freed last is the one in its cache,
- * and it stays on its node). Otherwise the owner pushes on the page's list, and any other
- * thread sends the block home with the blocks waiting to go there. A pointer that is not the start
- * of a block, or a block that looks freed already, goes to na_free_generic, which names the misuse
- * and aborts, as does everything less common (large and huge blocks, pages with purged blocks, the
- * owner's full or purged pages). */
 /* The descriptor of the span that holds `p` in `segment`, and p's offset into that span:
  * the slice's descriptor gives the way back to the span's first one. */
 static inline na_page_t *na_span_and_offset(na_segment_t *segment, const void *p,
@@ -709,6 +702,14 @@ static inline na_page_t *na_span_and_offset(na_segment_t *segment, const void *p
   return page;
 }
 
+/* One map lookup, then a push on the bin of the block's class when the block is of the
+ * arena of the thread's current heap and the bin has room: for the page's owner always, for
+ * another thread from NA_BIN_FOREIGN_MIN (the block it freed last is the one in its cache,
+ * and it stays on its node). Otherwise the owner pushes on the page's list, and any other
+ * thread sends the block home with the blocks waiting to go there. A pointer that is not the start
+ * of a block, or a block that looks freed already, goes to na_free_generic, which names the misuse
+ * and aborts, as does everything less common (large and huge blocks, pages with purged blocks, the
+ * owner's full or purged pages). */
 static inline void na_free_fast(void *p) {
   uint8_t tag = na_segmap_tag(p);
   if (na_unlikely((int8_t)tag <= 0)) { /* 0, or NA_SEGMAP_CONT: a huge segment's tail */

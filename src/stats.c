@@ -515,6 +515,17 @@ static int64_t purged_so_far(void) {
   return bytes;
 }
 
+/* The calling thread's part of a collect: the blocks waiting in it go home, its bins go back
+ * to their pages, its empty pages to the arena, and with `purge` its sparse pages give back
+ * what they can. */
+static void collect_own_heaps(bool purge) {
+  na_tld_t *self = na_tld_peek();
+  if (self == NULL) return;
+  na_free_remote_flush(self);
+  for (int i = 0; i < NA_ARENA_COUNT; i++)
+    if (self->heaps[i] != NULL) na_heap_collect(self->heaps[i], purge);
+}
+
 /* Also reads the topology again: the documented way to start using a node the cpuset has
  * allowed since (a container resized, numactl or taskset applied to the running process). */
 size_t na_collect(void) {
@@ -522,10 +533,7 @@ size_t na_collect(void) {
   int64_t before = purged_so_far();
   na_topology_init();
   na_policy_init(); /* interleave and weighted spread over the nodes usable now */
-  na_tld_t *self = na_tld_peek();
-  if (self != NULL) na_free_remote_flush(self);
-  for (int i = 0; self != NULL && i < NA_ARENA_COUNT; i++)
-    if (self->heaps[i] != NULL) na_heap_collect(self->heaps[i], true);
+  collect_own_heaps(true);
   na_pool_collect_all();
   na_arena_collect(true);
   int64_t given = purged_so_far() - before;
@@ -551,10 +559,7 @@ void numalloc_collect(void) { na_collect(); }
  * rest to the purge thread, woken for it. It returns 0, as nothing went back during the call. */
 static int trim_by_helpers(void) {
   if (!na_ensure_init()) return 0;
-  na_tld_t *self = na_tld_peek();
-  if (self != NULL) na_free_remote_flush(self);
-  for (int i = 0; self != NULL && i < NA_ARENA_COUNT; i++)
-    if (self->heaps[i] != NULL) na_heap_collect(self->heaps[i], false);
+  collect_own_heaps(false);
   na_purge_request_collect();
   return 0;
 }

@@ -8,7 +8,6 @@
  * namespace instead, which the kernel refuses (EINVAL) to a process of several threads; 77
  * where the system allows no user namespace at all. */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <grp.h>
 #include <sched.h>
@@ -22,29 +21,14 @@
 #include <unistd.h>
 
 #include "preload_test.h"
+#include "thread_names.h"
 
 enum { SKIPPED = 77, WAIT_MS = 10000 };
 
 static const uid_t user = 54321;
 static const gid_t group = 54321;
 
-static int helpers_running(void) {
-  DIR *tasks = opendir("/proc/self/task");
-  if (tasks == NULL) return -1;
-  int found = 0;
-  struct dirent *entry;
-  while ((entry = readdir(tasks)) != NULL) {
-    if (entry->d_name[0] == '.') continue;
-    char path[64], name[32] = "";
-    snprintf(path, sizeof path, "/proc/self/task/%s/comm", entry->d_name);
-    FILE *comm = fopen(path, "r");
-    if (comm == NULL) continue;
-    if (fgets(name, sizeof name, comm) != NULL && strncmp(name, "numalloc-", 9) == 0) found++;
-    fclose(comm);
-  }
-  closedir(tasks);
-  return found;
-}
+static int helpers_running(void) { return tu_threads_named("numalloc-"); }
 
 /* Allocates and frees, as a program at work does, until a helper thread runs: they start from
  * the slow paths that would have given memory back. */

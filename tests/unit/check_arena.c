@@ -10,9 +10,9 @@
  * while an arena comes into use leaves the child able to use it. */
 #include "arena.h"
 #include "access.h"
+#include "thread_names.h"
 #include "unit.h"
 
-#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -507,20 +507,8 @@ START_TEST(spans_younger_than_the_delay_stay) {
 END_TEST
 
 static int purge_threads(void) {
-  DIR *tasks = opendir("/proc/self/task");
-  ck_assert_ptr_nonnull(tasks);
-  int found = 0;
-  struct dirent *entry;
-  while ((entry = readdir(tasks)) != NULL) {
-    if (entry->d_name[0] == '.') continue;
-    char path[300], name[32] = "";
-    snprintf(path, sizeof path, "/proc/self/task/%s/comm", entry->d_name);
-    FILE *comm = fopen(path, "r");
-    if (comm == NULL) continue;
-    if (fgets(name, sizeof name, comm) != NULL && strncmp(name, "numalloc-purge", 14) == 0) found++;
-    fclose(comm);
-  }
-  closedir(tasks);
+  int found = tu_threads_named("numalloc-purge");
+  ck_assert_int_ge(found, 0);
   return found;
 }
 
