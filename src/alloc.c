@@ -307,6 +307,22 @@ static bool resize_large(na_page_t *span, void *p, size_t size) {
   return true;
 }
 
+/* The segment, page and usable size of a small block, found as free finds them (programs
+ * that build strings and arrays call realloc every few bytes appended); false for anything
+ * else, which takes the full lookup. */
+static inline bool small_block_of(const void *p, na_segment_t **segment, na_page_t **page,
+                                  size_t *usable) {
+  uint8_t tag = na_segmap_tag(p);
+  if (na_unlikely((int8_t)tag <= 0)) return false;
+  uint64_t in_page;
+  *segment = na_segment_of_aligned(p);
+  *page = na_span_and_offset(*segment, p, &in_page);
+  if (na_relaxed_load(&(*page)->kind) != NA_SPAN_SMALL) return false;
+  uint64_t index = (uint64_t)(na_by_magic(*page, in_page) >> 64);
+  *usable = (size_t)(index + 1) * (*page)->block_size - in_page;
+  return true;
+}
+
 /* realloc(p, 0) frees p and returns NULL, as glibc's, jemalloc's and tcmalloc's do: programs
  * written against them use it as free, and a block kept for them would leak at every call. */
 void *numalloc_realloc(void *p, size_t size) {
@@ -319,19 +335,24 @@ void *numalloc_realloc(void *p, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  na_segment_t *segment = na_segment_lookup(p);
-  if (segment == NULL) return realloc_unowned(p, size);
-  na_page_t *page = na_page_of(segment, p);
-  size_t usable = na_usable_in(segment, page, p);
-  if (page->kind == NA_SPAN_HUGE && size > NA_LARGE_MAX) {
-    void *q = na_arena_realloc_huge(segment, p, size);
-    if (q != NULL) return q;
-  }
-  if (page->kind == NA_SPAN_LARGE) {
-    if ((char *)p != (char *)na_page_start(page) + page->block_size)
-      na_fatal("realloc of %p, which is inside a large block, not its start", p);
-    /* resized to more than a slice, it stays in its span */
-    if (size > NA_SLICE_SIZE && resize_large(page, p, size)) return p;
+  na_segment_t *segment;
+  na_page_t *page;
+  size_t usable;
+  if (!small_block_of(p, &segment, &page, &usable)) {
+    segment = na_segment_lookup(p);
+    if (segment == NULL) return realloc_unowned(p, size);
+    page = na_page_of(segment, p);
+    usable = na_usable_in(segment, page, p);
+    if (page->kind == NA_SPAN_HUGE && size > NA_LARGE_MAX) {
+      void *q = na_arena_realloc_huge(segment, p, size);
+      if (q != NULL) return q;
+    }
+    if (page->kind == NA_SPAN_LARGE) {
+      if ((char *)p != (char *)na_page_start(page) + page->block_size)
+        na_fatal("realloc of %p, which is inside a large block, not its start", p);
+      /* resized to more than a slice, it stays in its span */
+      if (size > NA_SLICE_SIZE && resize_large(page, p, size)) return p;
+    }
   }
   /* Keep the block when the new size fits and would not waste more than half of it. */
   if (size <= usable && size >= usable / 2 && page->kind != NA_SPAN_HUGE) return p;

@@ -277,20 +277,19 @@ static void read_kernel_weights(na_topology_t *t, uint64_t online) {
 
 static void read_machine(na_topology_t *t, const na_topology_t *known) {
   if (known != NULL) memset(t, 0, sizeof *t); /* the first reading's table is still all zero */
-  cover_cpus(t, read_list_span("/sys/devices/system/cpu/present", NULL));
   uint64_t online = 0;
   int span = read_list_span(NODE_DIR "online", &online);
-  if (span == 0 || online == 0) {
+  if (span <= 1 || online == 0) {
+    /* One node (or none listed): it has every CPU and all the memory, and any cpuset holds
+     * it. Every process starts here, so the files that would say so go unread, and so do the
+     * CPU count and the node's size, which only NUMALLOC_VERBOSE prints: a CPU the table
+     * does not list maps to the first usable node, node 0. */
+    if (na_options.verbose) cover_cpus(t, read_list_span("/sys/devices/system/cpu/present", NULL));
     read_single_node(t);
+    if (span == 1 && na_options.verbose) t->memory_bytes[0] = read_memory(0);
     return;
   }
-  if (span == 1) {
-    /* Node 0 alone: it has every CPU and all the memory, and any cpuset holds it. Every
-     * process starts here, so the files that would say so go unread; but its size. */
-    read_single_node(t);
-    t->memory_bytes[0] = read_memory(0);
-    return;
-  }
+  cover_cpus(t, read_list_span("/sys/devices/system/cpu/present", NULL));
   if (span > NA_MAX_NODES && !told_above_cap) {
     told_above_cap = true;
     na_warning("NUMA nodes %d to %d are above the %d numalloc can use: it binds no memory to "

@@ -527,8 +527,9 @@ START_TEST(sub_numa_machine_read_from_sysfs) {
 }
 END_TEST
 
-/* One node: what the short reading of a one-node machine gives (its CPU, distance and
- * memory files unread but the size) equals a full reading's. */
+/* One node: the short reading of a one-node machine leaves its CPU, distance and memory
+ * files unread, and maps every CPU to node 0, as a full reading does; under
+ * NUMALLOC_VERBOSE, which prints them, it reads the CPU count and the node's size too. */
 static int node_zero(int cpu) {
   (void)cpu;
   return 0;
@@ -537,9 +538,19 @@ static int self_distance(int a, int b) { return a == b ? 10 : 20; }
 
 START_TEST(one_node_machine_read_from_sysfs) {
   const fake_machine_t m = {1, NULL, 12, node_zero, self_distance, all_memory};
-  read_quietly(&m);
   big_make(1, 12, 0x1, node_zero, self_distance);
   na_topology_derive(&topo);
+  bool verbose = na_options.verbose;
+  na_options.verbose = false;
+  read_quietly(&m);
+  ck_assert_int_eq(na_topology.node_count, 1);
+  ck_assert_int_eq(na_topology.cpu_count, 1);
+  ck_assert_uint_eq(na_topology.usable[0], topo.usable[0]);
+  for (int cpu = 0; cpu < 12; cpu++) ck_assert_int_eq(na_topology_cpu_node(cpu), 0);
+  ck_assert_uint_eq(na_topology.memory_bytes[0], 0);
+  na_options.verbose = true;
+  read_quietly(&m);
+  na_options.verbose = verbose;
   expect_read_as_built();
   ck_assert_uint_eq(na_topology.memory_bytes[0], (size_t)1 << 30);
 }
