@@ -123,6 +123,19 @@ bool na_os_thread_start(const char *name, void *(*fn)(void *), void *arg, uintpt
 /* Waits until the thread has ended, all of it: the C library no longer counts it among the
  * process's threads. */
 void na_os_thread_join(uintptr_t thread);
+/* The calling thread's id in the kernel. */
+int32_t na_os_kernel_thread_id(void);
+/* Waits up to `ms` milliseconds until the kernel no longer counts the ended thread
+ * `kernel_id` (not 0) among the process's threads. */
+void na_os_wait_thread_gone(int32_t kernel_id, uint32_t ms);
+/* The calling thread's signal mask, kept while na_os_signals_hold blocks every signal a
+ * program can catch; na_os_signals_restore puts it back, and a signal that came meanwhile is
+ * handled then. */
+typedef struct na_signal_mask_s {
+  uint64_t words[16];
+} na_signal_mask_t;
+void na_os_signals_hold(na_signal_mask_t *saved);
+void na_os_signals_restore(const na_signal_mask_t *saved);
 /* Keeps the calling thread on the CPUs whose bits are set in `cpus` (`words` 64-bit words). */
 bool na_os_pin_to_cpus(const uint64_t *cpus, size_t words);
 

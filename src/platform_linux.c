@@ -505,6 +505,35 @@ bool na_os_thread_start(const char *name, void *(*fn)(void *), void *arg, uintpt
   return ok;
 }
 
+int32_t na_os_kernel_thread_id(void) { return (int32_t)syscall(SYS_gettid); }
+
+/* A signal 0 finds the thread until the kernel has taken it out of the process. */
+void na_os_wait_thread_gone(int32_t kernel_id, uint32_t ms) {
+  if (kernel_id <= 0) return;
+  int saved = errno;
+  long pid = (long)getpid();
+  uint32_t start = na_os_clock_ms();
+  while (syscall(SYS_tgkill, pid, (long)kernel_id, 0) == 0 && na_os_clock_ms() - start < ms)
+    sched_yield();
+  errno = saved;
+}
+
+_Static_assert(sizeof(sigset_t) <= sizeof(na_signal_mask_t), "a signal mask fits");
+
+void na_os_signals_hold(na_signal_mask_t *saved) {
+  int errno_saved = errno;
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, (sigset_t *)saved->words);
+  errno = errno_saved;
+}
+
+void na_os_signals_restore(const na_signal_mask_t *saved) {
+  int errno_saved = errno;
+  pthread_sigmask(SIG_SETMASK, (const sigset_t *)saved->words, NULL);
+  errno = errno_saved;
+}
+
 void na_os_thread_join(uintptr_t thread) {
   int saved = errno;
   pthread_join((pthread_t)thread, NULL);

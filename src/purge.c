@@ -225,11 +225,22 @@ static void *background_main(void *arg) {
 static struct helper_s {
   uintptr_t thread;
   _Atomic bool *running;
+  void *(*fn)(void *);
+  void *arg;
+  _Atomic int32_t kernel_id; /* the thread's id in the kernel, set by the thread itself */
 } helpers[MAX_HELPERS];
 static int helpers_started;
 static pthread_mutex_t helpers_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic int helpers_paused; /* > 0: helpers end, and none starts */
 static _Atomic int helper_count;
+
+void (*na_helper_start_hook)(void);
+
+static void *helper_main(void *arg) {
+  struct helper_s *helper = arg;
+  atomic_store(&helper->kernel_id, na_os_kernel_thread_id());
+  return helper->fn(helper->arg);
+}
 
 bool na_helper_start(_Atomic bool *running, const char *name, void *(*fn)(void *), void *arg) {
   if (atomic_load_explicit(running, memory_order_relaxed)) return true;
@@ -244,13 +255,26 @@ bool na_helper_start(_Atomic bool *running, const char *name, void *(*fn)(void *
     return false;
   }
   starting = true;
+  /* A signal handler that changes the process's credentials pauses the helpers, which takes
+   * this lock: had the signal come while this thread held it, the thread would wait for
+   * itself. It comes once the lock is free. */
+  na_signal_mask_t mask;
+  na_os_signals_hold(&mask);
   pthread_mutex_lock(&helpers_lock);
-  uintptr_t thread = 0;
-  bool ok = atomic_load(&helpers_paused) == 0 && helpers_started < MAX_HELPERS &&
-            na_os_thread_start(name, fn, arg, &thread);
-  if (ok) helpers[helpers_started++] = (struct helper_s){thread, running};
+  if (na_unlikely(na_helper_start_hook != NULL)) na_helper_start_hook();
+  bool ok = atomic_load(&helpers_paused) == 0 && helpers_started < MAX_HELPERS;
+  if (ok) {
+    struct helper_s *helper = &helpers[helpers_started];
+    helper->running = running;
+    helper->fn = fn;
+    helper->arg = arg;
+    atomic_store(&helper->kernel_id, 0);
+    ok = na_os_thread_start(name, helper_main, helper, &helper->thread);
+    if (ok) helpers_started++;
+  }
   pthread_mutex_unlock(&helpers_lock);
   starting = false;
+  na_os_signals_restore(&mask);
   if (!ok) atomic_store(running, false); /* tried again at a later slow path */
   return ok;
 }
@@ -262,8 +286,11 @@ void na_helpers_pause(void) {
     atomic_fetch_add(&helpers_alarm, 1);
     na_os_wake_all(&helpers_alarm);
   }
+  /* The kernel takes an ended thread out of the process a moment after the join returns;
+   * until then it still refuses a new user namespace (EINVAL, several threads). */
   for (int i = 0; i < helpers_started; i++) {
     na_os_thread_join(helpers[i].thread);
+    na_os_wait_thread_gone(atomic_load(&helpers[i].kernel_id), 100);
     atomic_store(helpers[i].running, false);
   }
   helpers_started = 0;

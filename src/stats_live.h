@@ -37,6 +37,8 @@ void na_stats_write_live(FILE *out);
  * path, never from the constructor, where starting a thread would run before the program's
  * own start-up. A forked child stores false in `running` to start its own. */
 bool na_helper_start(_Atomic bool *running, const char *name, void *(*fn)(void *), void *arg);
+/* Tests: called by na_helper_start while it holds the helpers' lock. */
+extern void (*na_helper_start_hook)(void);
 /* A helper's wait between two rounds: false when the helper must end now (na_helpers_pause).
  * Once only helpers are left of a program whose main thread called pthread_exit, it ends the
  * process with exit(0), as glibc's last thread does. */

@@ -10,6 +10,7 @@
  * while an arena comes into use leaves the child able to use it. */
 #include "arena.h"
 #include "access.h"
+#include "stats_live.h"
 #include "thread_names.h"
 #include "unit.h"
 
@@ -556,6 +557,39 @@ START_TEST(background_trim_is_done_by_the_purge_thread) {
 }
 END_TEST
 
+/* A signal whose handler changes the process's credentials pauses the helpers, which takes
+ * the lock a helper's start holds: raised in the middle of a start (by the hook), it is
+ * handled once the start let go of the lock, and the pause joins the new helper. With the
+ * signal handled at once, the thread waits for itself (SIGALRM ends the test then). */
+static _Atomic int paused_in_handler;
+static void pause_helpers(int sig) {
+  (void)sig;
+  na_helpers_pause();
+  na_helpers_resume();
+  atomic_fetch_add(&paused_in_handler, 1);
+}
+static void raise_pause_signal(void) {
+  raise(SIGUSR1);
+  ck_assert_int_eq(atomic_load(&paused_in_handler), 0);
+}
+static void *helper_that_returns(void *arg) { return arg; }
+
+START_TEST(a_signal_during_a_helper_start_is_handled_after_it) {
+  struct sigaction handler = {.sa_handler = pause_helpers}, old;
+  ck_assert_int_eq(sigaction(SIGUSR1, &handler, &old), 0);
+  alarm(10);
+  _Atomic bool running = false;
+  na_helper_start_hook = raise_pause_signal;
+  ck_assert(na_helper_start(&running, "numalloc-test", helper_that_returns, NULL));
+  na_helper_start_hook = NULL;
+  alarm(0);
+  ck_assert_int_eq(atomic_load(&paused_in_handler), 1);
+  ck_assert(!atomic_load(&running)); /* the pause joined it: a later slow path starts it anew */
+  ck_assert_int_eq(tu_threads_named("numalloc-test"), 0);
+  sigaction(SIGUSR1, &old, NULL);
+}
+END_TEST
+
 /* NUMALLOC_BACKGROUND=1: the node's purging thread gives the span back; the program's
  * thread, which freed it and allocates on, makes no such call itself. */
 START_TEST(background_thread_purges_for_the_program) {
@@ -1066,6 +1100,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, background_thread_purges_for_the_program);
   tcase_add_test(tc, background_thread_waits_for_a_process_old_enough);
   tcase_add_test(tc, background_trim_is_done_by_the_purge_thread);
+  tcase_add_test(tc, a_signal_during_a_helper_start_is_handled_after_it);
   tcase_add_test(tc, segment_cache_bounds_empty_segments);
   tcase_add_test(tc, freeing_everything_returns_resident_memory);
   tcase_add_test(tc, purge_races_with_free);
