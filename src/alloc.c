@@ -307,22 +307,6 @@ static bool resize_large(na_page_t *span, void *p, size_t size) {
   return true;
 }
 
-/* The segment, page and usable size of a small block, found as free finds them (programs
- * that build strings and arrays call realloc every few bytes appended); false for anything
- * else, which takes the full lookup. */
-static inline bool small_block_of(const void *p, na_segment_t **segment, na_page_t **page,
-                                  size_t *usable) {
-  uint8_t tag = na_segmap_tag(p);
-  if (na_unlikely((int8_t)tag <= 0)) return false;
-  uint64_t in_page;
-  *segment = na_segment_of_aligned(p);
-  *page = na_span_and_offset(*segment, p, &in_page);
-  if (na_relaxed_load(&(*page)->kind) != NA_SPAN_SMALL) return false;
-  uint64_t index = (uint64_t)(na_by_magic(*page, in_page) >> 64);
-  *usable = (size_t)(index + 1) * (*page)->block_size - in_page;
-  return true;
-}
-
 /* realloc(p, 0) frees p and returns NULL, as glibc's, jemalloc's and tcmalloc's do: programs
  * written against them use it as free, and a block kept for them would leak at every call. */
 void *numalloc_realloc(void *p, size_t size) {
@@ -335,10 +319,12 @@ void *numalloc_realloc(void *p, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  na_segment_t *segment;
-  na_page_t *page;
   size_t usable;
-  if (!small_block_of(p, &segment, &page, &usable)) {
+  na_page_t *page = na_small_page_of(p, &usable);
+  na_segment_t *segment;
+  if (page != NULL) {
+    segment = na_segment_of_aligned(page);
+  } else {
     segment = na_segment_lookup(p);
     if (segment == NULL) return realloc_unowned(p, size);
     page = na_page_of(segment, p);

@@ -744,20 +744,26 @@ static inline void na_free_fast(void *p) {
   na_free_generic(segment, page, p);
 }
 
-/* malloc_usable_size: programs that account their memory call it at every malloc and free
- * (redis does, twice per pair), so a small block's size is found as free finds its page:
- * one map lookup and the block's index by multiplication. NULL, large and huge blocks and
- * pointers numalloc did not allocate take na_usable_size_of. */
-static inline size_t na_usable_size_fast(const void *p) {
+/* The page of the small block holding `p`, and the bytes from p to the block's end, found as
+ * free finds its page: one map lookup and the block's index by multiplication; NULL for
+ * anything else. malloc_usable_size and realloc use it: programs that account their memory
+ * call the first at every malloc and free (redis does, twice per pair), and those that build
+ * strings and arrays call the second every few bytes appended. NULL, large and huge blocks and
+ * pointers numalloc did not allocate take the full lookup (na_usable_size_of). */
+static inline na_page_t *na_small_page_of(const void *p, size_t *usable) {
   uint8_t tag = na_segmap_tag(p);
-  if (na_likely((int8_t)tag > 0)) {
-    uint64_t in_page;
-    na_page_t *page = na_span_and_offset(na_segment_of_aligned(p), p, &in_page);
-    if (na_likely(na_relaxed_load(&page->kind) == NA_SPAN_SMALL)) {
-      uint64_t index = (uint64_t)(na_by_magic(page, in_page) >> 64);
-      return (size_t)(index + 1) * page->block_size - in_page;
-    }
-  }
+  if (na_unlikely((int8_t)tag <= 0)) return NULL;
+  uint64_t in_page;
+  na_page_t *page = na_span_and_offset(na_segment_of_aligned(p), p, &in_page);
+  if (na_unlikely(na_relaxed_load(&page->kind) != NA_SPAN_SMALL)) return NULL;
+  uint64_t index = (uint64_t)(na_by_magic(page, in_page) >> 64);
+  *usable = (size_t)(index + 1) * page->block_size - in_page;
+  return page;
+}
+
+static inline size_t na_usable_size_fast(const void *p) {
+  size_t usable;
+  if (na_likely(na_small_page_of(p, &usable) != NULL)) return usable;
   return p == NULL ? 0 : na_usable_size_of(p);
 }
 

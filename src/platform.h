@@ -117,8 +117,8 @@ void na_os_yield(void);
 void na_os_wait_ms(_Atomic uint32_t *word, uint32_t expected, uint32_t ms);
 void na_os_wake_all(_Atomic uint32_t *word);
 /* Starts a thread named `name` (at most 15 characters, as ps and perf show it) running
- * fn(arg) with all signals blocked, its handle in *thread for na_os_thread_join; false when it
- * cannot. */
+ * fn(arg), its handle in *thread for na_os_thread_join; false when it cannot. The thread
+ * inherits the caller's signal mask: called under na_os_signals_hold, it blocks them all. */
 bool na_os_thread_start(const char *name, void *(*fn)(void *), void *arg, uintptr_t *thread);
 /* Waits until the thread has ended, all of it: the C library no longer counts it among the
  * process's threads. */

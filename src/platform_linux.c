@@ -491,16 +491,12 @@ void na_os_wake_all(_Atomic uint32_t *word) {
 
 bool na_os_thread_start(const char *name, void *(*fn)(void *), void *arg, uintptr_t *thread) {
   int saved = errno;
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old); /* the new thread inherits the full mask */
   pthread_t created;
   bool ok = pthread_create(&created, NULL, fn, arg) == 0;
   if (ok) {
     pthread_setname_np(created, name);
     *thread = (uintptr_t)created;
   }
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
   errno = saved;
   return ok;
 }

@@ -236,6 +236,12 @@ static _Atomic int helper_count;
 
 void (*na_helper_start_hook)(void);
 
+/* Ends every helper's sleep now. */
+static void wake_helpers(void) {
+  atomic_fetch_add(&helpers_alarm, 1);
+  na_os_wake_all(&helpers_alarm);
+}
+
 static void *helper_main(void *arg) {
   struct helper_s *helper = arg;
   atomic_store(&helper->kernel_id, na_os_kernel_thread_id());
@@ -257,7 +263,7 @@ bool na_helper_start(_Atomic bool *running, const char *name, void *(*fn)(void *
   starting = true;
   /* A signal handler that changes the process's credentials pauses the helpers, which takes
    * this lock: had the signal come while this thread held it, the thread would wait for
-   * itself. It comes once the lock is free. */
+   * itself. It comes once the lock is free. The new helper inherits the full mask. */
   na_signal_mask_t mask;
   na_os_signals_hold(&mask);
   pthread_mutex_lock(&helpers_lock);
@@ -282,10 +288,7 @@ bool na_helper_start(_Atomic bool *running, const char *name, void *(*fn)(void *
 void na_helpers_pause(void) {
   atomic_fetch_add(&helpers_paused, 1);
   pthread_mutex_lock(&helpers_lock); /* a helper being started is recorded first */
-  if (helpers_started > 0) {
-    atomic_fetch_add(&helpers_alarm, 1);
-    na_os_wake_all(&helpers_alarm);
-  }
+  if (helpers_started > 0) wake_helpers();
   /* The kernel takes an ended thread out of the process a moment after the join returns;
    * until then it still refuses a new user namespace (EINVAL, several threads). */
   for (int i = 0; i < helpers_started; i++) {
@@ -301,8 +304,7 @@ void na_helpers_resume(void) { atomic_fetch_sub(&helpers_paused, 1); }
 
 void na_purge_request_collect(void) {
   atomic_store(&collect_requested, true);
-  atomic_fetch_add(&helpers_alarm, 1);
-  na_os_wake_all(&helpers_alarm);
+  wake_helpers();
 }
 
 /* Counted by the helper itself, once it runs, and uncounted before it returns: never more
