@@ -171,7 +171,8 @@ void *na_arena_realloc_huge(na_segment_t *segment, void *p, size_t new_size) {
     moved = segment;
   } else {
     size_t align = offset & (~offset + 1); /* the block's own alignment survives the move */
-    void *target = na_os_map_aligned(total, align > NA_SEGMENT_SIZE ? align : NA_SEGMENT_SIZE);
+    void *target =
+        na_os_map_aligned_charged(total, align > NA_SEGMENT_SIZE ? align : NA_SEGMENT_SIZE);
     if (target == NULL) return NULL;
     moved = na_os_remap(segment, old_total, total, target);
     if (moved == NULL) {

@@ -20,6 +20,11 @@ typedef enum na_bind_mode_e {
 /* Maps `size` bytes aligned to `alignment` (a power of two, at least a page), read-write,
  * not yet touched. NULL when the kernel refuses. */
 void *na_os_map_aligned(size_t size, size_t alignment);
+/* The same, charged to the process's commit as the C library's own mmap'd chunks are, for a
+ * huge block, whose mapping is the block: under the kernel's default overcommit heuristic a
+ * size that memory and swap together could not hold is refused (NULL), where a MAP_NORESERVE
+ * mapping would be granted and the program killed once it touched too much of it. */
+void *na_os_map_aligned_charged(size_t size, size_t alignment);
 /* The same, without access: address space only, which the kernel does not charge under
  * strict overcommit until na_os_make_writable opens part of it. */
 void *na_os_reserve_aligned(size_t size, size_t alignment);

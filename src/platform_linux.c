@@ -48,8 +48,14 @@ static bool map_failure_injected(void) {
   return false;
 }
 
-static void *map_raw(void *hint, size_t size, int prot) {
-  void *p = mmap(hint, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+/* How a mapping is charged to the commit the kernel accounts: segments and metadata are
+ * reserved address space whose pages are used a few at a time (MAP_NORESERVE); a huge block's
+ * mapping is the block, charged as the C library's mmap'd chunks are. */
+typedef enum map_charge_e { NA_MAP_UNCHARGED, NA_MAP_CHARGED } map_charge_t;
+
+static void *map_raw(void *hint, size_t size, int prot, map_charge_t charge) {
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS | (charge == NA_MAP_UNCHARGED ? MAP_NORESERVE : 0);
+  void *p = mmap(hint, size, prot, flags, -1, 0);
   return p == MAP_FAILED ? NULL : p;
 }
 
@@ -59,8 +65,9 @@ static bool is_aligned(const void *p, size_t alignment) {
 
 /* `size` bytes at `hint` if that room is free, else where the kernel puts them; kept only
  * when aligned. */
-static char *map_exact_aligned(void *hint, size_t size, size_t alignment, int prot) {
-  char *p = map_raw(hint, size, prot);
+static char *map_exact_aligned(void *hint, size_t size, size_t alignment, int prot,
+                               map_charge_t charge) {
+  char *p = map_raw(hint, size, prot, charge);
   if (p == NULL || is_aligned(p, alignment)) return p;
   munmap(p, size);
   return NULL;
@@ -71,28 +78,28 @@ static char *map_exact_aligned(void *hint, size_t size, size_t alignment, int pr
  * exactly `size`. Mapping size + alignment and trimming it, the fallback, needs twice the
  * address space for a moment, so under a limit on it (ulimit -v, as batch systems set) the
  * first segment failed where the C library's malloc still had room. */
-static void *map_aligned(size_t size, size_t alignment, int prot) {
+static void *map_aligned(size_t size, size_t alignment, int prot, map_charge_t charge) {
   int saved = errno;
   char *result = NULL;
   if (map_failure_injected()) goto out; /* one injected failure fails one call, whole */
   if (alignment <= 4096) {              /* every mapping is aligned to a page: nothing to trim */
-    result = map_raw(NULL, size, prot);
+    result = map_raw(NULL, size, prot, charge);
     goto out;
   }
-  char *probe = map_raw(NULL, size, prot);
+  char *probe = map_raw(NULL, size, prot, charge);
   if (probe != NULL && is_aligned(probe, alignment)) {
     result = probe;
     goto out;
   }
   if (probe != NULL) {
     munmap(probe, size);
-    result =
-        map_exact_aligned((void *)((uintptr_t)probe & ~(alignment - 1)), size, alignment, prot);
+    result = map_exact_aligned((void *)((uintptr_t)probe & ~(alignment - 1)), size, alignment, prot,
+                               charge);
     if (result != NULL) goto out;
   }
   size_t padded = size + alignment;
   if (padded < size) goto out;
-  char *raw = map_raw(NULL, padded, prot);
+  char *raw = map_raw(NULL, padded, prot, charge);
   if (raw == NULL) goto out;
   char *aligned = (char *)(((uintptr_t)raw + alignment - 1) & ~(uintptr_t)(alignment - 1));
   if (aligned > raw) munmap(raw, (size_t)(aligned - raw));
@@ -105,11 +112,15 @@ out:
 }
 
 void *na_os_map_aligned(size_t size, size_t alignment) {
-  return map_aligned(size, alignment, PROT_READ | PROT_WRITE);
+  return map_aligned(size, alignment, PROT_READ | PROT_WRITE, NA_MAP_UNCHARGED);
+}
+
+void *na_os_map_aligned_charged(size_t size, size_t alignment) {
+  return map_aligned(size, alignment, PROT_READ | PROT_WRITE, NA_MAP_CHARGED);
 }
 
 void *na_os_reserve_aligned(size_t size, size_t alignment) {
-  return map_aligned(size, alignment, PROT_NONE);
+  return map_aligned(size, alignment, PROT_NONE, NA_MAP_UNCHARGED);
 }
 
 bool na_os_make_writable(void *addr, size_t size) {

@@ -11,7 +11,9 @@
  *   dup_block       every 5000th small malloc hands out the previous block a second time
  *   atfork_missing  a global lock around malloc with no pthread_atfork handler
  *   dies_at_exit    malloc returns NULL once the shim's destructor has run (at exit, while
- *                   other threads may still allocate) */
+ *                   other threads may still allocate)
+ *   overcommit      malloc of 1 GiB or more maps it with MAP_NORESERVE, which the kernel
+ *                   grants whatever the size */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -20,6 +22,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 extern void *__libc_malloc(size_t);
@@ -41,7 +44,8 @@ enum fault {
   F_USABLE_LIES,
   F_DUP_BLOCK,
   F_ATFORK_MISSING,
-  F_DIES_AT_EXIT
+  F_DIES_AT_EXIT,
+  F_OVERCOMMIT
 };
 
 static enum fault fault;
@@ -66,7 +70,8 @@ __attribute__((constructor)) static void shim_init(void) {
                                       "usable_lies",
                                       "dup_block",
                                       "atfork_missing",
-                                      "dies_at_exit"};
+                                      "dies_at_exit",
+                                      "overcommit"};
   const char *env = getenv("NUMALLOC_TEST_FAULT");
   for (int i = 1; env && i < (int)(sizeof names / sizeof names[0]); i++)
     if (strcmp(env, names[i]) == 0) fault = (enum fault)i;
@@ -83,8 +88,41 @@ static void *shim_malloc(size_t n) {
   return p;
 }
 
+/* The overcommit fault's mappings, so that free can unmap them. */
+#define UNRESERVED_MAX 16
+static _Atomic(void *) unreserved[UNRESERVED_MAX];
+static size_t unreserved_size[UNRESERVED_MAX];
+
+static void *map_unreserved(size_t n) {
+  void *p =
+      mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  for (int i = 0; i < UNRESERVED_MAX; i++) {
+    void *empty = NULL;
+    if (atomic_compare_exchange_strong(&unreserved[i], &empty, p)) {
+      unreserved_size[i] = n; /* the self-test frees from the thread that allocated */
+      return p;
+    }
+  }
+  munmap(p, n);
+  return NULL;
+}
+
+static int unmap_unreserved(void *p) {
+  for (int i = 0; p && i < UNRESERVED_MAX; i++) {
+    void *expected = p;
+    if (atomic_compare_exchange_strong(&unreserved[i], &expected, NULL)) {
+      munmap(p, unreserved_size[i]);
+      return 1;
+    }
+  }
+  return 0;
+}
+
 EXPORT void *malloc(size_t n) {
   if (atomic_load_explicit(&dead, memory_order_relaxed)) return NULL;
+  if (fault == F_OVERCOMMIT && n >= ((size_t)1 << 30) && n < ((size_t)1 << 46))
+    return map_unreserved(n);
   if (fault == F_DUP_BLOCK && n <= 256) {
     void *last = atomic_load(&last_small);
     if (last && atomic_fetch_add(&small_count, 1) % 5000 == 4999 && next_usable_size &&
@@ -98,6 +136,7 @@ EXPORT void *malloc(size_t n) {
 }
 
 EXPORT void free(void *p) {
+  if (fault == F_OVERCOMMIT && unmap_unreserved(p)) return;
   if (fault == F_DUP_BLOCK && p) {
     /* A block handed out twice is freed twice; keep glibc's heap alive by leaking it. */
     void *expected = p;

@@ -1,10 +1,10 @@
 /* check_platform.c: the kernel interface (platform_linux.c) and its fault injection. Aligned
- * mappings, purge, populate, remap in place and to a new address, reserve, bind, page node
- * queries, CPU, clock, randomness, file reads and stderr writes, each leaving errno alone;
- * whether huge pages can be had (the THP mode, and a process that turned them off), and
- * whether the host takes free memory back (a balloon device's free page reporting);
- * and na_os_inject_map_failures, which makes allocations fail with NULL and ENOMEM for
- * exactly the given number of mappings, after which they succeed again. */
+ * mappings (reserved only, or charged as a huge block's), purge, populate, remap in place and
+ * to a new address, reserve, bind, page node queries, CPU, clock, randomness, file reads and
+ * stderr writes, each leaving errno alone; whether huge pages can be had (the THP mode, and a
+ * process that turned them off), and whether the host takes free memory back (a balloon device's
+ * free page reporting); and na_os_inject_map_failures, which makes allocations fail with NULL and
+ * ENOMEM for exactly the given number of mappings, after which they succeed again. */
 #include "unit.h"
 
 #include <signal.h>
@@ -15,6 +15,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,6 +36,40 @@ START_TEST(aligned_mappings) {
   ck_assert_ptr_null(na_os_map_aligned(SIZE_MAX - NA_PAGE_SIZE, NA_SEGMENT_SIZE));
   ck_assert_ptr_null(na_os_map_aligned((size_t)1 << 62, NA_SEGMENT_SIZE));
   ck_assert_int_eq(errno, EDOM);
+}
+END_TEST
+
+/* A huge block's mapping is charged as the C library's are: under the kernel's default
+ * overcommit heuristic (mode 0) and strict accounting (2) one bigger than memory and swap
+ * together is refused, where under the heuristic the same size reserved only (MAP_NORESERVE,
+ * as segments are) is granted; mode 1 grants it either way. A size that fits maps charged. */
+START_TEST(a_charged_mapping_beyond_memory_is_refused) {
+  char mode[16] = "";
+  ck_assert_int_gt(na_os_read_file("/proc/sys/vm/overcommit_memory", mode, sizeof mode), 0);
+  struct sysinfo si;
+  ck_assert_int_eq(sysinfo(&si), 0);
+  size_t beyond = 2 * (size_t)(si.totalram + si.totalswap) * si.mem_unit;
+  beyond = (beyond + NA_SEGMENT_SIZE - 1) & ~(NA_SEGMENT_SIZE - 1);
+  errno = EDOM;
+  char *charged = na_os_map_aligned_charged(beyond, NA_SEGMENT_SIZE);
+  ck_assert_int_eq(errno, EDOM);
+  if (mode[0] == '1') {
+    ck_assert_ptr_nonnull(charged);
+    na_os_unmap(charged, beyond);
+  } else {
+    ck_assert_ptr_null(charged);
+  }
+  if (mode[0] == '0') {
+    char *reserved = na_os_map_aligned(beyond, NA_SEGMENT_SIZE);
+    ck_assert_ptr_nonnull(reserved);
+    na_os_unmap(reserved, beyond);
+  }
+  char *fits = na_os_map_aligned_charged(64 * NA_MiB, NA_SEGMENT_SIZE);
+  ck_assert_ptr_nonnull(fits);
+  ck_assert_uint_eq((uintptr_t)fits % NA_SEGMENT_SIZE, 0);
+  fits[0] = 1;
+  fits[64 * NA_MiB - 1] = 2;
+  na_os_unmap(fits, 64 * NA_MiB);
 }
 END_TEST
 
@@ -433,6 +468,7 @@ int main(int argc, char **argv) {
   TCase *tc = unit_tcase(s, "os", 10);
   tcase_add_test(tc, aligned_mappings);
   tcase_add_test(tc, aligned_mappings_fit_a_tight_address_space_limit);
+  tcase_add_test(tc, a_charged_mapping_beyond_memory_is_refused);
   tcase_add_test(tc, huge_page_advice_follows_the_thp_mode);
   tcase_add_test(tc, huge_pages_usable_by_mode_and_process);
   tcase_add_test(tc, free_memory_reporting_read_from_the_balloon_driver);
