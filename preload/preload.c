@@ -35,6 +35,22 @@ EXPORT void *valloc(size_t size) { return numalloc_valloc(size); }
 EXPORT void *pvalloc(size_t size) { return numalloc_pvalloc(size); }
 EXPORT size_t malloc_usable_size(void *p) { return na_usable_size_fast(p); }
 
+/* glibc exports its malloc family under these names too, and some programs and libraries
+ * call them (a wrapper forwarding to the "real" malloc, code from before malloc hooks went
+ * away): under glibc they are the same functions as malloc and free, so a block from one may
+ * go to the other. They are numalloc's here, as tcmalloc's and mimalloc's are theirs, or a
+ * block from __libc_malloc would reach numalloc's free as a pointer it never made. */
+EXPORT void *__libc_malloc(size_t size) { return na_malloc_fast(size); }
+EXPORT void __libc_free(void *p) { na_free_fast(p); }
+EXPORT void __libc_cfree(void *p) { na_free_fast(p); }
+EXPORT void *__libc_calloc(size_t count, size_t size) { return numalloc_calloc(count, size); }
+EXPORT void *__libc_realloc(void *p, size_t size) { return numalloc_realloc(p, size); }
+EXPORT void *__libc_memalign(size_t alignment, size_t size) {
+  return numalloc_memalign(alignment, size);
+}
+EXPORT void *__libc_valloc(size_t size) { return numalloc_valloc(size); }
+EXPORT void *__libc_pvalloc(size_t size) { return numalloc_pvalloc(size); }
+
 /* The C library's own extensions, which programs call to give memory back (malloc_trim) or
  * to report it (mallinfo, malloc_stats): answered from numalloc's memory, and passed to the
  * C library's under NUMALLOC_POLICY=system, where its memory is the program's. */

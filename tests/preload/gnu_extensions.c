@@ -2,13 +2,15 @@
  * report it. Under numalloc, malloc_trim gives idle memory back now (at most once a second)
  * and says whether any went, mallinfo and mallinfo2 count numalloc's blocks, malloc_stats
  * prints numalloc's report on standard error; under NUMALLOC_POLICY=system they are the C
- * library's own. Run with a purge delay of an hour, so that nothing goes back before
+ * library's own. glibc's second names for the family (__libc_malloc and the rest) serve the
+ * same blocks as the first. Run with a purge delay of an hour, so that nothing goes back before
  * malloc_trim asks. */
 #define _GNU_SOURCE
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -159,6 +161,49 @@ static void numalloc_report(void) {
         text);
 }
 
+/* glibc's other names for its malloc family: a block from one name may be freed or grown
+ * through the other, as under glibc, where they are the same functions. */
+extern void *__libc_malloc(size_t);
+extern void __libc_free(void *);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+extern void *__libc_valloc(size_t);
+extern void *__libc_pvalloc(size_t);
+
+static void libc_names(void) {
+  const size_t sizes[] = {24, 1000, 100000, HUGE};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    size_t n = sizes[i];
+    char *p = __libc_malloc(n);
+    CHECK(p != NULL && malloc_usable_size(p) >= n, "__libc_malloc(%zu) = %p, usable %zu", n,
+          (void *)p, p ? malloc_usable_size(p) : 0);
+    if (p == NULL) continue;
+    memset(p, 0x3c, n);
+    char *q = realloc(p, 2 * n);
+    CHECK(q != NULL && q[n - 1] == 0x3c, "realloc of a block from __libc_malloc lost it");
+    free(q);
+    p = malloc(n);
+    memset(p, 0x4d, n);
+    q = __libc_realloc(p, n + 16);
+    CHECK(q != NULL && q[n - 1] == 0x4d, "__libc_realloc of a block from malloc lost it");
+    __libc_free(q);
+    unsigned char *z = __libc_calloc(n, 1);
+    bool zero = z != NULL;
+    for (size_t j = 0; z != NULL && j < n; j += 4093) zero &= z[j] == 0;
+    CHECK(zero && z[n - 1] == 0, "__libc_calloc(%zu, 1) is not zeroed", n);
+    free(z);
+  }
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  void *a = __libc_memalign(4096, 100), *v = __libc_valloc(100), *pv = __libc_pvalloc(100);
+  CHECK(a != NULL && ((uintptr_t)a & 4095) == 0, "__libc_memalign(4096) = %p", a);
+  CHECK(v != NULL && ((uintptr_t)v & (page - 1)) == 0, "__libc_valloc = %p", v);
+  CHECK(pv != NULL && malloc_usable_size(pv) >= page, "__libc_pvalloc(100) = %p", pv);
+  free(a);
+  __libc_free(v);
+  free(pv);
+}
+
 /* Under NUMALLOC_POLICY=system the blocks are glibc's, and so are the answers. */
 static void system_counts(void) {
   struct mallinfo2 before = mallinfo2();
@@ -186,5 +231,6 @@ int main(void) {
     numalloc_trim_in_a_loop();
     numalloc_report();
   }
+  libc_names(); /* last: blocks it leaves in the bins would count in the figures above */
   return pt_finish();
 }
