@@ -51,6 +51,7 @@ void na_bins_flush(na_heap_t *heap) {
     na_bin_t *bin = &heap->bins[c];
     uint32_t count = bin->count;
     bin->count = 0;
+    bin->top = NULL;
     for (uint32_t i = 0; i < count; i++) bin_release(bin->slots[i]);
   }
 }

@@ -606,8 +606,11 @@ static inline void *na_page_pop(na_page_t *page) {
   return block;
 }
 
-static inline void *na_bin_pop(na_bin_t *bin) {
-  na_block_t *block = bin->slots[--bin->count];
+/* Hands out `block`, the bin's top. */
+static inline void *na_bin_pop(na_bin_t *bin, na_block_t *block) {
+  uint32_t count = bin->count - 1u;
+  bin->count = (uint16_t)count;
+  bin->top = bin->stack[count];
   bin->handed++;
   block->next_encoded = 0; /* no longer looks freed */
   return block;
@@ -616,7 +619,8 @@ static inline void *na_bin_pop(na_bin_t *bin) {
 /* A block of the class from the heap's bin or current page, or NULL. */
 static inline void *na_class_quick(na_heap_t *heap, int size_class) {
   na_bin_t *bin = &heap->bins[size_class];
-  if (bin->count != 0) return na_bin_pop(bin);
+  na_block_t *top = bin->top;
+  if (top != NULL) return na_bin_pop(bin, top);
   na_page_t *page = heap->current[size_class];
   if (na_likely(page->free != NULL)) return na_page_pop_quick(page);
   return NULL;
@@ -631,7 +635,8 @@ static inline void *na_malloc_quick(size_t size) {
   if (na_likely(size <= NA_DIRECT_MAX)) {
     size_t slot = (size + 15) >> 4;
     na_bin_t *bin = heap->direct_bin[slot];
-    if (na_likely(bin->count != 0)) return na_bin_pop(bin);
+    na_block_t *top = bin->top;
+    if (na_likely(top != NULL)) return na_bin_pop(bin, top);
     na_page_t *page = heap->direct[slot];
     if (na_likely(page->free != NULL)) return na_page_pop_quick(page);
   } else if (size <= NA_SMALL_MAX) {
@@ -686,7 +691,8 @@ static inline bool na_bin_keep(const na_page_t *page, na_block_t *block, uint8_t
   if (na_unlikely(tag != heap->bin_tag || count >= bin->capacity)) return false;
   na_block_mark_freed(page, block);
   bin->slots[count] = block;
-  bin->count = count + 1;
+  bin->count = (uint16_t)(count + 1);
+  bin->top = block;
   return true;
 }
 

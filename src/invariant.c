@@ -108,7 +108,7 @@ const char *na_check_heap(const na_heap_t *heap) {
 }
 
 /* A bin holds freed blocks of its class in its heap's arena, each once, no more than its
- * capacity; classes above NA_BIN_MAX have no room. */
+ * capacity, the newest on top; classes above NA_BIN_MAX have no room. */
 const char *na_check_bins(const na_heap_t *heap) {
   for (int c = 0; c < NA_CLASS_COUNT; c++) {
     const na_bin_t *bin = &heap->bins[c];
@@ -117,6 +117,9 @@ const char *na_check_bins(const na_heap_t *heap) {
     if (bin->count > bin->capacity || bin->capacity > NA_BIN_SLOTS)
       return VIOLATED("heap %p: bin of class %d holds %u blocks", (const void *)heap, c,
                       bin->count);
+    if (bin->none != NULL || bin->top != bin->stack[bin->count])
+      return VIOLATED("heap %p: bin of class %d shows %p on top of its %u blocks",
+                      (const void *)heap, c, (const void *)bin->top, bin->count);
     for (uint32_t i = 0; i < bin->count; i++) {
       const na_block_t *block = bin->slots[i];
       na_segment_t *segment = na_segment_lookup(block);

@@ -2,8 +2,9 @@
  * class hands out, whichever page it is on; a full bin leaves frees to the pages; a bin takes
  * only blocks of its heap's own arena, and of other threads' pages only big ones; a pass, a
  * collection and the thread's exit send the blocks back to their pages; every allocation
- * from a bin is counted; the invariant check reads the bins; a second free of a block
- * waiting in a bin is named, whoever makes it. */
+ * from a bin is counted; a bin empties newest first and then leaves malloc to the pages; the
+ * invariant check reads the bins; a second free of a block waiting in a bin is named,
+ * whoever makes it. */
 #include "unit.h"
 
 #include <pthread.h>
@@ -74,6 +75,19 @@ START_TEST(a_full_bin_leaves_frees_to_the_page) {
   ck_assert_uint_eq(bin->count, NA_BIN_SLOTS);
   ck_assert_uint_eq(page->used, used - 1);
   ck_assert_ptr_eq(page->local_free, blocks[NA_BIN_SLOTS]);
+  /* emptied newest first, down to an empty bin that leaves malloc to the pages */
+  for (int i = NA_BIN_SLOTS - 1; i >= 0; i--) {
+    ck_assert_ptr_eq(bin->top, blocks[i]);
+    ck_assert_ptr_eq(numalloc_malloc(SIZE), blocks[i]);
+  }
+  ck_assert_uint_eq(bin->count, 0);
+  ck_assert_ptr_null(bin->top);
+  ck_assert_ptr_null(na_check_heap(na_tls_heap));
+  void *from_page = numalloc_malloc(SIZE);
+  ck_assert_uint_eq(bin->count, 0);
+  for (int i = 0; i < NA_BIN_SLOTS; i++) ck_assert_ptr_ne(from_page, blocks[i]);
+  numalloc_free(from_page);
+  for (int i = 0; i < NA_BIN_SLOTS; i++) numalloc_free(blocks[i]);
 }
 END_TEST
 
@@ -199,18 +213,24 @@ START_TEST(allocations_from_a_bin_are_counted) {
 }
 END_TEST
 
-/* The invariant check sees a bin's contents: a block held twice, or one handed out. */
+/* The invariant check sees a bin's contents: a block held twice, one handed out, or a top
+ * that is not the newest block. */
 START_TEST(the_invariant_check_reads_the_bins) {
   void *a = numalloc_malloc(SIZE), *b = numalloc_malloc(SIZE);
   numalloc_free(a);
   na_heap_t *heap = na_tls_heap;
   na_bin_t *bin = &heap->bins[na_size_class(SIZE)];
   ck_assert_ptr_null(na_check_heap(heap));
+  ck_assert_ptr_eq(bin->top, a);
+  bin->top = b;
+  ck_assert_ptr_nonnull(strstr(na_check_bins(heap), "on top"));
   bin->slots[bin->count++] = a;
+  bin->top = a;
   ck_assert_ptr_nonnull(strstr(na_check_bins(heap), "twice"));
   bin->slots[bin->count - 1] = b;
+  bin->top = b;
   ck_assert_ptr_nonnull(strstr(na_check_bins(heap), "in use"));
-  bin->count--;
+  bin->top = bin->slots[--bin->count - 1];
   ck_assert_ptr_null(na_check_heap(heap));
   numalloc_free(b);
 }
