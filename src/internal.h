@@ -438,8 +438,8 @@ na_page_t *na_pool_adopt(int arena_index, int size_class);
 void na_pool_collect(int arena_index, bool force);
 void na_pool_collect_all(void);
 /* Sparse pages that have waited a whole collect give back their free OS pages (the node's
- * purging thread under NUMALLOC_BACKGROUND=1; collects do it otherwise). */
-void na_pool_purge_sparse(int arena_index);
+ * purging thread under NUMALLOC_BACKGROUND=1; collects do it otherwise); true when some did. */
+bool na_pool_purge_sparse(int arena_index);
 void na_pool_census(int arena_index, na_census_t *out);
 void na_pool_lock_all(void);
 void na_pool_unlock_all(void);
@@ -458,6 +458,9 @@ static inline struct na_tld_s *na_tld_peek(void) { return na_tls_tld; }
 na_heap_t *na_tld_heap_for_arena(struct na_tld_s *tld, int arena_index);
 na_heap_t *na_tld_pick_heap(struct na_tld_s *tld);
 void na_thread_init(void);
+/* Called when the process's first thread leaves by pthread_exit, at the start of its exit
+ * (set by the helpers, which end the process once only they are left). */
+extern void (*na_thread_on_main_exit)(void);
 void na_thread_after_fork_child(void);
 void na_thread_lock_all(void);
 void na_thread_unlock_all(void);

@@ -146,13 +146,14 @@ static bool is_sparse(const na_pool_t *pool, const na_page_t *page, bool force) 
          (force || pool->collects - page->sparse_pass >= 2);
 }
 
-static void purge_sparse(na_pool_t *pool, bool force) {
-  if (!na_options.purge_sparse) return;
+/* True when it gave some back. */
+static bool purge_sparse(na_pool_t *pool, bool force) {
+  if (!na_options.purge_sparse) return false;
   pool_lock(pool);
   int budget = force ? INT_MAX : na_sparse_purge_budget(pool->count);
   na_page_t *sparse = take_locked(pool, is_sparse, force, budget);
   pool_unlock(pool);
-  if (sparse == NULL) return;
+  if (sparse == NULL) return false;
   for (na_page_t *page = sparse; page != NULL; page = page->next) na_page_purge_free(page);
   pool_lock(pool);
   while (sparse != NULL) {
@@ -162,11 +163,12 @@ static void purge_sparse(na_pool_t *pool, bool force) {
     link_locked(pool, page);
   }
   pool_unlock(pool);
+  return true;
 }
 
-void na_pool_purge_sparse(int arena_index) {
+bool na_pool_purge_sparse(int arena_index) {
   na_pool_t *pool = &pools[arena_index];
-  if (na_relaxed_load(&pool->count) != 0) purge_sparse(pool, false);
+  return na_relaxed_load(&pool->count) != 0 && purge_sparse(pool, false);
 }
 
 static void collect(na_pool_t *pool, uint32_t now, bool force) {

@@ -62,9 +62,11 @@ static void purge_select(na_arena_t *arena, bool force, uint32_t now, purge_batc
   }
 }
 
-static void purge_arena(int arena_index, bool force) {
+/* True when it gave something back. */
+static bool purge_arena(int arena_index, bool force) {
   na_arena_t *arena = na_arena_at(arena_index);
   purge_batch_t batch;
+  bool gave = false;
   do {
     batch.count = batch.unmap_count = 0;
     uint32_t now = na_os_clock_ms();
@@ -92,7 +94,9 @@ static void purge_arena(int arena_index, bool force) {
                      (na_span_state_t){.zero = true, .stamp = now, .used_on = -1});
     }
     na_arena_unlock(arena);
+    gave |= batch.count != 0 || batch.unmap_count != 0;
   } while (batch.count == PURGE_BATCH || batch.unmap_count == PURGE_BATCH);
+  return gave;
 }
 
 static void background_start(int arena_index);
@@ -101,6 +105,9 @@ static void (*slow_path_hook)(void);
 
 void na_helper_on_slow_path(void (*hook)(void)) { slow_path_hook = hook; }
 
+/* When the process (a forked child: since the fork) first came to a slow path; 0 not yet. */
+static _Atomic uint32_t first_ms;
+
 void na_arena_purge_expired(int arena_index) {
   if (slow_path_hook != NULL) slow_path_hook(); /* starts the statistics publisher */
   if (na_options.background) {
@@ -108,7 +115,6 @@ void na_arena_purge_expired(int arena_index) {
      * earlier would only sleep, and a short process (a shell's every command) paid a thread
      * for nothing (a build-like shell script took 1.23x the time of the same without
      * NUMALLOC_BACKGROUND). */
-    static _Atomic uint32_t first_ms;
     uint32_t now = na_os_clock_ms() | 1; /* 0 means not yet */
     uint32_t first = atomic_load_explicit(&first_ms, memory_order_relaxed);
     uint32_t young = span_delay_ms() / 2 < 1000 ? span_delay_ms() / 2 : 1000;
@@ -161,10 +167,14 @@ void na_arena_place_by_use(na_page_t *span, int node) {
  * usable node's thread also serves the interleaved and first-touch arenas. Sparse pages of
  * threads' heaps are not purged then (their free lists belong to their threads); those of
  * the nodes' pools, which no thread owns, are. Threads start lazily, at a slow path once the
- * process is an eighth of the purge delay old (at most a second), and again in a forked child. */
+ * process is an eighth of the purge delay old (at most a second), and again in a forked child
+ * once it is that old. */
 static _Atomic bool background_running[NA_MAX_NODES];
 static _Atomic bool collect_requested; /* a malloc_trim's, for the first usable node's thread */
 static _Atomic uint32_t helpers_alarm; /* changed to wake the sleeping helpers */
+/* The process's first thread left by pthread_exit (thread.c tells, at its exit). */
+static _Atomic bool main_thread_left;
+static void on_main_thread_exit(void);
 
 static int node_with_cpus_nearest(int node) {
   if (na_node_bit(na_topology.has_cpus, node)) return node;
@@ -185,26 +195,44 @@ static void pin_near(int node) {
   na_os_pin_to_cpus(cpus, WORDS); /* refused (a cpuset without them): it runs anywhere */
 }
 
+/* An idle process's thread sleeps longer after each pass that gave nothing back, up to
+ * IDLE_SLEEP_MAX times its sleep (a second under the default delay), where it woke eight
+ * times a second; memory freed after a long idle stretch goes back that much later. The
+ * pinning is renewed at most once a second: cpusets change under running programs, but
+ * rarely. */
+#define IDLE_SLEEP_MAX 8
+#define REPIN_EVERY_MS 1000
+
 static void *background_main(void *arg) {
   int node = (int)(intptr_t)arg;
   bool serves_shared = node == na_topology.usable_list[0];
+  uint32_t idle_sleep = 1, pinned_ms = 0;
   na_helper_enter();
-  for (;;) {
-    pin_near(node); /* again each time: cpusets change under running programs */
+  for (bool first = true;; first = false) {
+    uint32_t now = na_os_clock_ms();
+    if (first || (uint32_t)(now - pinned_ms) >= REPIN_EVERY_MS) {
+      pin_near(node);
+      pinned_ms = now;
+    }
     uint32_t delay = span_delay_ms();
-    if (!na_helper_sleep(delay / 2 > 0 ? delay / 2 : 1)) break;
+    if (!na_helper_sleep((delay / 2 > 0 ? delay / 2 : 1) * idle_sleep)) break;
     if (serves_shared && atomic_exchange(&collect_requested, false)) {
       na_pool_collect_all(); /* as numalloc_collect, the caller's heap aside */
       na_arena_collect(true);
+      idle_sleep = 1;
       continue;
     }
-    purge_arena(node, false);
-    na_pool_purge_sparse(node);
+    bool gave = purge_arena(node, false);
+    gave |= na_pool_purge_sparse(node);
     if (serves_shared) {
-      purge_arena(NA_INTERLEAVE_ARENA, false);
-      na_pool_purge_sparse(NA_INTERLEAVE_ARENA); /* small pages of interleaving heaps */
-      purge_arena(NA_TOUCH_ARENA, false);
+      gave |= purge_arena(NA_INTERLEAVE_ARENA, false);
+      gave |= na_pool_purge_sparse(NA_INTERLEAVE_ARENA); /* small pages of interleaving heaps */
+      gave |= purge_arena(NA_TOUCH_ARENA, false);
     }
+    if (gave || atomic_load(&main_thread_left)) /* the last threads' exits are watched */
+      idle_sleep = 1;
+    else if (idle_sleep < IDLE_SLEEP_MAX)
+      idle_sleep *= 2;
   }
   na_helper_exit();
   return NULL;
@@ -261,6 +289,7 @@ bool na_helper_start(_Atomic bool *running, const char *name, void *(*fn)(void *
     return false;
   }
   starting = true;
+  na_thread_on_main_exit = on_main_thread_exit;
   /* A signal handler that changes the process's credentials pauses the helpers, which takes
    * this lock: had the signal come while this thread held it, the thread would wait for
    * itself. It comes once the lock is free. The new helper inherits the full mask. */
@@ -331,16 +360,27 @@ static bool only_helpers_left(void) {
   return threads <= 1 + atomic_load(&helper_count); /* the zombie main thread counts too */
 }
 
+static void on_main_thread_exit(void) {
+  atomic_store(&main_thread_left, true);
+  wake_helpers();
+}
+
 /* glibc ends a process with exit(0) when its last thread returns; with helper threads still
  * sleeping that never happens, and as they block every signal, nothing but SIGKILL would end
- * it. So the first helper to find itself among the last ones ends it as glibc would have. */
+ * it. So the first helper to find itself among the last ones ends it as glibc would have.
+ * Asking the kernel takes three system calls: done once the first thread has left, and, in
+ * case it left unseen (it never allocated), at every CHECK_ALONE_EVERY-th wake. */
+#define CHECK_ALONE_EVERY 8
+
 bool na_helper_sleep(uint32_t ms) {
   static _Atomic bool ending;
+  static _Atomic uint32_t wakes;
   uint32_t alarm = atomic_load(&helpers_alarm);
   if (atomic_load(&helpers_paused) > 0) return false;
   na_os_wait_ms(&helpers_alarm, alarm, ms);
   if (atomic_load(&helpers_paused) > 0) return false;
-  if (only_helpers_left() && !atomic_exchange(&ending, true)) exit(0);
+  bool ask = atomic_load(&main_thread_left) || atomic_fetch_add(&wakes, 1) % CHECK_ALONE_EVERY == 0;
+  if (ask && only_helpers_left() && !atomic_exchange(&ending, true)) exit(0);
   return true;
 }
 
@@ -350,8 +390,12 @@ static void background_start(int arena_index) {
                   (void *)(intptr_t)node);
 }
 
-/* Written only where set: the child copies each page it writes. */
+/* Written only where set: the child copies each page it writes. The child's age starts at
+ * the fork: a child that runs a moment (a shell's command, a build's compiler) starts no
+ * purging thread. */
 void na_purge_after_fork_child(void) {
+  if (atomic_load(&first_ms) != 0) atomic_store(&first_ms, 0);
+  if (atomic_load(&main_thread_left)) atomic_store(&main_thread_left, false);
   if (atomic_load(&helper_count) != 0)
     atomic_store(&helper_count, 0);              /* only this thread crossed */
   if (helpers_started != 0) helpers_started = 0; /* their handles name the parent's threads */

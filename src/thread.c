@@ -166,8 +166,12 @@ na_heap_t *na_tld_pick_heap(struct na_tld_s *tld) {
   return heap;
 }
 
+void (*na_thread_on_main_exit)(void);
+
 static void thread_exit(void *arg) {
   na_tld_t *tld = arg;
+  void (*on_main_exit)(void) = na_thread_on_main_exit;
+  if (on_main_exit != NULL && na_os_kernel_thread_id() == na_os_getpid()) on_main_exit();
   na_free_remote_flush(tld);
   tls_exited = true;
   na_tls_heap = &na_heap_empty;

@@ -531,6 +531,92 @@ START_TEST(background_thread_waits_for_a_process_old_enough) {
 }
 END_TEST
 
+/* A forked child's age starts at the fork: a child that lives a moment starts no purging
+ * thread, however old its parent (every command of a build or a shell paid for one). */
+START_TEST(a_forked_child_waits_to_be_old_enough_too) {
+  na_options.background = true;
+  na_options.purge_delay_ms = 20;
+  for (int i = 0; i < 200 && purge_threads() == 0; i++) {
+    numalloc_free(numalloc_malloc(4 * NA_MiB));
+    usleep(10000);
+  }
+  ck_assert_int_eq(purge_threads(), 1);
+  na_options.purge_delay_ms = 3600000; /* a process is young for its first second */
+  usleep(1100000);                     /* which this one has lived */
+  pid_t child = fork();
+  ck_assert_int_ge(child, 0);
+  if (child == 0) {
+    for (int i = 0; i < 20; i++) {
+      numalloc_free(numalloc_malloc(4 * NA_MiB));
+      usleep(1000);
+    }
+    _exit(purge_threads() == 0 ? 0 : 3);
+  }
+  int status = 0;
+  ck_assert_int_eq(waitpid(child, &status, 0), child);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                "the child started a purging thread (status %#x)", status);
+  na_options.background = false;
+}
+END_TEST
+
+/* The purging thread's voluntary context switches (its wakes) over `ms`. */
+static long purge_thread_wakes_over(int ms) {
+  long before = -1, after = -1;
+  for (int round = 0; round < 2; round++) {
+    DIR *tasks = opendir("/proc/self/task");
+    ck_assert_ptr_nonnull(tasks);
+    struct dirent *entry;
+    while ((entry = readdir(tasks)) != NULL) {
+      char path[300], text[4096] = "";
+      snprintf(path, sizeof path, "/proc/self/task/%s/comm", entry->d_name);
+      FILE *f = fopen(path, "r");
+      if (f == NULL) continue;
+      bool purge = fgets(text, sizeof text, f) != NULL && strncmp(text, "numalloc-purge", 14) == 0;
+      fclose(f);
+      if (!purge) continue;
+      snprintf(path, sizeof path, "/proc/self/task/%s/status", entry->d_name);
+      f = fopen(path, "r");
+      ck_assert_ptr_nonnull(f);
+      size_t n = fread(text, 1, sizeof text - 1, f);
+      fclose(f);
+      text[n] = 0;
+      const char *v = strstr(text, "voluntary_ctxt_switches:");
+      ck_assert_ptr_nonnull(v);
+      (round == 0 ? &before : &after)[0] = strtol(v + 24, NULL, 10);
+    }
+    closedir(tasks);
+    if (round == 0) usleep((useconds_t)ms * 1000);
+  }
+  ck_assert_int_ge(before, 0);
+  ck_assert_int_ge(after, before);
+  return after - before;
+}
+
+/* An idle process's purging thread sleeps longer after each pass that gave nothing back, up
+ * to 8 times its sleep: with a delay of 80 ms (a 10 ms sleep) it wakes at most about 13 times
+ * a second once idle, where it woke 100 times; memory freed then still goes back. */
+START_TEST(an_idle_purge_thread_wakes_less_often) {
+  na_options.background = true;
+  na_options.purge_delay_ms = 80;
+  for (int i = 0; i < 200 && purge_threads() == 0; i++) {
+    numalloc_free(numalloc_malloc(4 * NA_MiB));
+    usleep(10000);
+  }
+  ck_assert_int_eq(purge_threads(), 1);
+  usleep(500000); /* idle: the sleeps grow */
+  long wakes = purge_thread_wakes_over(1000);
+  ck_assert_msg(wakes <= 30, "the idle purging thread woke %ld times in a second", wakes);
+  size_t size = 2 * NA_MiB;
+  char *keep;
+  char *p = freed_resident_span(size, &keep);
+  for (int i = 0; i < 300 && unit_resident_pages(p, size) != 0; i++) usleep(10000);
+  ck_assert_int_eq(unit_resident_pages(p, size), 0);
+  numalloc_free(keep);
+  na_options.background = false;
+}
+END_TEST
+
 /* NUMALLOC_BACKGROUND=1 and malloc_trim: the program's thread tidies its heap and returns 0;
  * the purge thread gives the freed span back at once, though the purge delay is an hour. The
  * delay is set before the thread runs (it reads the options; a program never changes them),
@@ -1100,6 +1186,8 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, background_thread_purges_for_the_program);
   tcase_add_test(tc, background_thread_waits_for_a_process_old_enough);
   tcase_add_test(tc, background_trim_is_done_by_the_purge_thread);
+  tcase_add_test(tc, a_forked_child_waits_to_be_old_enough_too);
+  tcase_add_test(tc, an_idle_purge_thread_wakes_less_often);
   tcase_add_test(tc, a_signal_during_a_helper_start_is_handled_after_it);
   tcase_add_test(tc, segment_cache_bounds_empty_segments);
   tcase_add_test(tc, freeing_everything_returns_resident_memory);
