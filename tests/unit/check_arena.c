@@ -513,6 +513,15 @@ static int purge_threads(void) {
   return found;
 }
 
+/* Slow paths until the node's purging thread runs (the caller set the options). */
+static void start_purge_thread(void) {
+  for (int i = 0; i < 200 && purge_threads() == 0; i++) {
+    numalloc_free(numalloc_malloc(4 * NA_MiB));
+    usleep(10000);
+  }
+  ck_assert_int_eq(purge_threads(), 1);
+}
+
 /* NUMALLOC_BACKGROUND=1 in a process younger than half a span delay: it would only sleep, so
  * none starts (a shell's every command paid for one). */
 START_TEST(background_thread_waits_for_a_process_old_enough) {
@@ -536,11 +545,7 @@ END_TEST
 START_TEST(a_forked_child_waits_to_be_old_enough_too) {
   na_options.background = true;
   na_options.purge_delay_ms = 20;
-  for (int i = 0; i < 200 && purge_threads() == 0; i++) {
-    numalloc_free(numalloc_malloc(4 * NA_MiB));
-    usleep(10000);
-  }
-  ck_assert_int_eq(purge_threads(), 1);
+  start_purge_thread();
   na_options.purge_delay_ms = 3600000; /* a process is young for its first second */
   usleep(1100000);                     /* which this one has lived */
   pid_t child = fork();
@@ -599,11 +604,7 @@ static long purge_thread_wakes_over(int ms) {
 START_TEST(an_idle_purge_thread_wakes_less_often) {
   na_options.background = true;
   na_options.purge_delay_ms = 80;
-  for (int i = 0; i < 200 && purge_threads() == 0; i++) {
-    numalloc_free(numalloc_malloc(4 * NA_MiB));
-    usleep(10000);
-  }
-  ck_assert_int_eq(purge_threads(), 1);
+  start_purge_thread();
   usleep(500000); /* idle: the sleeps grow */
   long wakes = purge_thread_wakes_over(1000);
   ck_assert_msg(wakes <= 30, "the idle purging thread woke %ld times in a second", wakes);
