@@ -513,9 +513,10 @@ static int purge_threads(void) {
   return found;
 }
 
-/* Slow paths until the node's purging thread runs (the caller set the options). */
+/* Slow paths until the node's purging thread runs (the caller set the options): at most 5 s,
+ * so a process young for its first second gets one too. */
 static void start_purge_thread(void) {
-  for (int i = 0; i < 200 && purge_threads() == 0; i++) {
+  for (int i = 0; i < 500 && purge_threads() == 0; i++) {
     numalloc_free(numalloc_malloc(4 * NA_MiB));
     usleep(10000);
   }
@@ -541,13 +542,13 @@ START_TEST(background_thread_waits_for_a_process_old_enough) {
 END_TEST
 
 /* A forked child's age starts at the fork: a child that lives a moment starts no purging
- * thread, however old its parent (every command of a build or a shell paid for one). */
+ * thread, however old its parent (every command of a build or a shell paid for one). With an
+ * hour's delay a process is young for its first second, after which the parent's thread
+ * starts; the options are set before it runs, which reads them. */
 START_TEST(a_forked_child_waits_to_be_old_enough_too) {
   na_options.background = true;
-  na_options.purge_delay_ms = 20;
+  na_options.purge_delay_ms = 3600000;
   start_purge_thread();
-  na_options.purge_delay_ms = 3600000; /* a process is young for its first second */
-  usleep(1100000);                     /* which this one has lived */
   pid_t child = fork();
   ck_assert_int_ge(child, 0);
   if (child == 0) {
