@@ -104,33 +104,16 @@ bool na_segment_make_writable(na_segment_t *segment, size_t first_slice, size_t 
   return true;
 }
 
-/* How a segment's memory is mapped: writable address space whose pages spans use a few at a
- * time (the kernel charges nothing for it but under strict overcommit); address space opened
- * a granule at a time (strict overcommit); or, for a huge block, whose segment is the block,
- * writable and charged in full as the C library's mmap'd chunks are, so that the kernel
- * refuses a size no memory could hold. */
-typedef enum segment_mapping_e {
-  SEGMENT_WRITABLE,
-  SEGMENT_RESERVED,
-  SEGMENT_CHARGED,
-} segment_mapping_t;
-
-static na_segment_t *segment_map(size_t size, size_t alignment, segment_mapping_t mapping) {
-  switch (mapping) {
-  case SEGMENT_RESERVED: return na_os_reserve_aligned(size, alignment);
-  case SEGMENT_CHARGED: return na_os_map_aligned_charged(size, alignment);
-  case SEGMENT_WRITABLE: break;
-  }
-  return na_os_map_aligned(size, alignment);
-}
-
-/* Maps, binds and formats a segment. The binding happens before anything touches the
- * memory, the header included, so even the header lands on the segment's node. */
+/* Maps (with `map`: writable address space whose pages spans use a few at a time; address
+ * space opened a granule at a time under strict overcommit; or, for a huge block, whose
+ * segment is the block, writable and charged in full), binds and formats a segment. The
+ * binding happens before anything touches the memory, the header included, so even the
+ * header lands on the segment's node. */
 static na_segment_t *segment_create(int arena_index, size_t size, size_t alignment, bool huge_pages,
-                                    bool *is_zero, segment_mapping_t mapping) {
+                                    bool *is_zero, void *(*map)(size_t, size_t)) {
   if (alignment < NA_SEGMENT_SIZE) alignment = NA_SEGMENT_SIZE;
-  bool reserve = mapping == SEGMENT_RESERVED;
-  na_segment_t *segment = segment_map(size, alignment, mapping);
+  bool reserve = map == na_os_reserve_aligned;
+  na_segment_t *segment = map(size, alignment);
   if (segment == NULL) return NULL;
   /* the header's granule, which the descriptors below are written into */
   if (reserve && !na_os_make_writable(segment, NA_WRITABLE_GRANULE)) {
@@ -163,13 +146,15 @@ static na_segment_t *segment_create(int arena_index, size_t size, size_t alignme
 na_segment_t *na_segment_create(int arena_index, size_t size, bool huge_pages, bool *is_zero) {
   bool reserve = size == NA_SEGMENT_SIZE && commits_on_demand();
   return segment_create(arena_index, size, NA_SEGMENT_SIZE, huge_pages, is_zero,
-                        reserve ? SEGMENT_RESERVED : SEGMENT_WRITABLE);
+                        reserve ? na_os_reserve_aligned : na_os_map_aligned);
 }
 
-/* A huge block's segment is written whole: mapped writable, and charged. */
+/* A huge block's segment is written whole: mapped writable, and charged, so that the kernel
+ * refuses a size no memory could hold. */
 na_segment_t *na_segment_create_aligned(int arena_index, size_t size, size_t alignment,
                                         bool huge_pages, bool *is_zero) {
-  return segment_create(arena_index, size, alignment, huge_pages, is_zero, SEGMENT_CHARGED);
+  return segment_create(arena_index, size, alignment, huge_pages, is_zero,
+                        na_os_map_aligned_charged);
 }
 
 void na_segment_destroy(na_segment_t *segment) {
