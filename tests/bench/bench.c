@@ -162,9 +162,14 @@ void bench_fail(const char *fmt, ...) {
 
 static _Atomic uint64_t threads_created;
 
-void bench_thread_create(pthread_t *tid, void *(*fn)(void *), void *arg) {
+void bench_thread_create_attr(pthread_t *tid, const pthread_attr_t *attr, void *(*fn)(void *),
+                              void *arg) {
   atomic_fetch_add(&threads_created, 1);
-  if (pthread_create(tid, NULL, fn, arg) != 0) bench_fail("pthread_create failed");
+  if (pthread_create(tid, attr, fn, arg) != 0) bench_fail("pthread_create failed");
+}
+
+void bench_thread_create(pthread_t *tid, void *(*fn)(void *), void *arg) {
+  bench_thread_create_attr(tid, NULL, fn, arg);
 }
 
 void bench_spawn(int n, void *(*fn)(void *), void *arg_base, size_t arg_size) {

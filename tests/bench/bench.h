@@ -132,6 +132,9 @@ static inline void bench_block_free(bench_block *b, size_t stride) {
  * thread's stack back with one madvise, which the runner tells apart from the allocator's);
  * fails the run when the thread cannot start. */
 void bench_thread_create(pthread_t *tid, void *(*fn)(void *), void *arg);
+/* The same with the thread's attributes (a smaller stack, for workloads of many threads). */
+void bench_thread_create_attr(pthread_t *tid, const pthread_attr_t *attr, void *(*fn)(void *),
+                              void *arg);
 
 /* Runs fn(arg_base + i * arg_size) in n threads, i from 0, and joins them all; with a NULL
  * arg_base the argument is i itself, as (void *)(intptr_t)i. */
