@@ -7,7 +7,6 @@
 #include "arena.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <string.h>
 
 /* In the order of na_lock_order, as the locks below: the arenas a process on a small machine
@@ -139,12 +138,8 @@ bool na_span_is_free_head(const na_page_t *slice) {
          slice->slice_offset == 0;
 }
 
-static size_t span_bytes(size_t slices) { return slices << NA_SLICE_SHIFT; }
-
 void na_span_bin_remove(na_arena_t *arena, na_page_t *span) {
   na_queue_remove(&arena->bins[bin_of(span->slice_count)], span);
-  if (span->is_dirty)
-    na_relaxed_store(&arena->dirty_bytes, arena->dirty_bytes - span_bytes(span->slice_count));
 }
 
 /* ---- free spans' descriptors ----
@@ -211,33 +206,10 @@ void na_span_insert(na_arena_t *arena, na_segment_t *segment, size_t first, size
   span->used_on = state.used_on;
   span->owner = 0;
   span->heap = NULL;
-  if (span->is_dirty) {
+  if (span->is_dirty)
     na_queue_push_front(&arena->bins[bin_of(count)], span); /* before every clean span */
-    na_relaxed_store(&arena->dirty_bytes, arena->dirty_bytes + span_bytes(count));
-  } else {
+  else
     na_queue_push_back(&arena->bins[bin_of(count)], span);
-  }
-}
-
-static const char *count_problem(const char *fmt, ...) {
-  static char problem[160];
-  va_list args;
-  va_start(args, fmt);
-  na_format(problem, sizeof problem, fmt, args);
-  va_end(args);
-  return problem;
-}
-
-const char *na_arena_check_counts(const na_arena_t *arena) {
-  size_t dirty = 0, used = 0;
-  for (int bin = 0; bin < NA_BIN_COUNT; bin++)
-    for (const na_page_t *span = arena->bins[bin].first; span != NULL; span = span->next)
-      if (span->is_dirty) dirty += span_bytes(span->slice_count);
-  for (const na_segment_t *s = arena->segments; s != NULL; s = s->next)
-    used += span_bytes(NA_SLICES_PER_SEGMENT - NA_META_SLICES - s->free_slices);
-  if (dirty == arena->dirty_bytes && used == arena->used_bytes) return NULL;
-  return count_problem("arena %p: %zu dirty and %zu used bytes, its counts say %zu and %zu",
-                       (const void *)arena, dirty, used, arena->dirty_bytes, arena->used_bytes);
 }
 
 /* Threads of a node share its arena, but each segment serves first the thread that mapped it
@@ -298,7 +270,6 @@ static na_page_t *span_take(na_arena_t *arena, na_page_t *span, size_t slices) {
   span->is_dirty = state.dirty; /* for na_arena_place_by_use */
   span->used_on = state.used_on;
   segment->free_slices -= (uint32_t)slices;
-  na_relaxed_store(&arena->used_bytes, arena->used_bytes + span_bytes(slices));
   return span;
 }
 
@@ -386,10 +357,7 @@ static na_page_t *alloc_span_on(int arena_index, size_t slices) {
         segment->affinity = na_thread_id(); /* an empty segment is the taker's now */
       }
       span = span_take(arena, span, slices);
-      if (na_checks_enabled) {
-        na_validate(na_check_segment(segment));
-        na_validate(na_arena_check_counts(arena));
-      }
+      if (na_checks_enabled) na_validate(na_check_segment(segment));
       na_arena_unlock(arena);
       return span_writable(span);
     }
@@ -438,7 +406,6 @@ void na_span_free_locked(na_arena_t *arena, na_page_t *span, uint32_t now) {
   size_t first = (size_t)(span - segment->slices);
   size_t count = span->slice_count;
   segment->free_slices += (uint32_t)count;
-  na_relaxed_store(&arena->used_bytes, arena->used_bytes - span_bytes(count));
   for (size_t i = first; i < first + count; i++) set_free_slice(&segment->slices[i]);
   na_span_insert(arena, segment, first, count,
                  (na_span_state_t){.dirty = true, .stamp = now, .used_on = span->used_on});
@@ -474,7 +441,6 @@ bool na_arena_grow_span(na_page_t *span, size_t slices) {
     if (right_count > need)
       na_span_insert(arena, segment, first + slices, right_count - need, state);
     segment->free_slices -= (uint32_t)need;
-    na_relaxed_store(&arena->used_bytes, arena->used_bytes + span_bytes(need));
     if (na_checks_enabled) na_validate(na_check_segment(segment));
     grown = true;
   }

@@ -17,10 +17,6 @@ typedef struct na_arena_s { /* guarded by the arena's lock, but for the atomics 
   _Atomic size_t peak_mapped_bytes;
   _Atomic int64_t huge_bytes;
   uint32_t last_purge_ms;
-  /* Bytes of the free spans that may be resident (the dirty ones in the bins), and of the
-   * spans handed out: what the bound on memory kept for reuse compares (purge.c). */
-  size_t dirty_bytes;
-  size_t used_bytes;
   na_segment_t *huge_kept[NA_HUGE_KEPT]; /* freed huge blocks' segments, mapped (huge.c) */
 } na_arena_t;
 
@@ -56,10 +52,5 @@ size_t na_huge_take_expired(na_arena_t *arena, bool force, uint32_t now, uint32_
                             na_segment_t **out);
 
 /* purge.c: pages of exited threads whose blocks all came back become free spans. */
-
-/* With the arena locked: NULL when its counts of dirty and used bytes are those of its bins
- * and segments, else a sentence naming the first that is not (a NUMALLOC_CHECKS build's
- * check, and the unit tests'). */
-const char *na_arena_check_counts(const na_arena_t *arena);
 
 #endif /* NUMALLOC_ARENA_H */

@@ -439,9 +439,10 @@ void *na_heap_alloc_small(na_heap_t *heap, int size_class, bool may_borrow) {
   return na_page_pop(page);
 }
 
-/* The pages of `q` leave the heap, their delay NA_DELAY_NEVER already: empty ones go back to
- * the arena, the others onto *kept, for the node's pool. */
-static void give_up(na_heap_t *heap, na_page_queue_t *q, int ran_on, na_page_t **kept) {
+/* The pages of `q` leave the heap, their delay NA_DELAY_NEVER already, onto *kept, for the
+ * node's pool; empty ones go back to the arena unless `keep_empty`. */
+static void give_up(na_heap_t *heap, na_page_queue_t *q, int ran_on, bool keep_empty,
+                    na_page_t **kept) {
   na_page_t *page;
   while ((page = q->first) != NULL) {
     hold(heap, page, false);
@@ -449,7 +450,7 @@ static void give_up(na_heap_t *heap, na_page_queue_t *q, int ran_on, na_page_t *
     na_page_reset_flags(page);
     na_page_account_partial_on(page, ran_on);
     na_page_collect_remote(page);
-    if (page->used == 0) {
+    if (page->used == 0 && !keep_empty) {
       na_arena_free_span(page);
       continue;
     }
@@ -466,13 +467,18 @@ static void pool_class(na_heap_t *heap, int size_class) {
   for (na_page_t *page = q->first; page != NULL; page = page->next)
     na_page_set_delay(page, NA_DELAY_NEVER, false);
   na_page_t *kept = NULL;
-  give_up(heap, q, -1, &kept);
+  give_up(heap, q, -1, false, &kept);
   na_pool_abandon(kept);
   set_current(heap, size_class);
 }
 
-/* The thread is exiting, or left the heap's node: every page goes back to the arena, or to
- * the node's pool for another heap to adopt when blocks of it are still in use. */
+/* The thread is exiting, or left the heap's node: every page goes to the node's pool, for
+ * another heap to adopt, empty ones included. Threads that come and go in bursts then reuse
+ * the pages of the burst before as they were cut, class by class; returned to the arena as
+ * free spans, they merged, the next burst cut them into pages of other classes, and each
+ * new page's blocks reached memory the old one had never touched: 1,000 threads started and
+ * joined six times in a row held 0.63 GB after the first round and 1.64 GB after the sixth
+ * (glibc 0.50 GB). The pool gives its empty pages to the arena once they waited a collect. */
 void na_heap_abandon(na_heap_t *heap, int ran_on) {
   na_bins_account(heap, ran_on);
   na_bins_flush(heap);
@@ -484,7 +490,7 @@ void na_heap_abandon(na_heap_t *heap, int ran_on) {
       na_page_set_delay(page, NA_DELAY_NEVER, false); /* no more notifications to this heap */
   na_heap_free_delayed(heap);
   na_page_t *kept = NULL;
-  for (int i = 0; i <= NA_CLASS_COUNT; i++) give_up(heap, lists[i], ran_on, &kept);
+  for (int i = 0; i <= NA_CLASS_COUNT; i++) give_up(heap, lists[i], ran_on, true, &kept);
   na_pool_abandon(kept);
   for (int c = 0; c < NA_CLASS_COUNT; c++) set_current(heap, c);
   na_relaxed_store(&heap->held.pages, 0);

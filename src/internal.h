@@ -240,10 +240,6 @@ void na_purge_request_collect(void);
 /* Gives back free spans idle for longer than the purge delay and empty segments beyond the
  * cache, at most once per delay; called from allocation slow paths, never from a free. */
 void na_arena_purge_expired(int arena_index);
-/* Gives back now what the arena keeps for reuse beyond its bound (purge.c), or has the purge
- * thread do it under NUMALLOC_BACKGROUND=1: called where a thread's pages come back at once,
- * at its exit. */
-void na_arena_bound_dirty(int arena_index);
 /* In a forked child no purging thread survived: the next slow path starts them again. */
 void na_purge_after_fork_child(void);
 /* fork: first hold_first_use (no arena comes into use until release_first_use), then

@@ -1,10 +1,11 @@
-/* node_pool.c: per node, the small pages no thread owns: pages of threads that exited and
- * pages a thread left on a node it no longer runs on. A heap of the node adopts one of them
- * before it takes a fresh span, so the partly used pages of a node fill up again before new
- * memory is touched, whichever of its threads made them; a pool page whose blocks were all
- * freed goes back to the arena. A page changes hands by the abandon and adopt protocol of
- * heap.c: its delay state is NA_DELAY_NEVER while it is here, so other threads' frees only
- * push onto its thread_free list. One lock per pool, never held with an arena's lock nor
+/* node_pool.c: per node, the small pages no thread owns: pages of threads that exited (empty
+ * ones too) and pages a thread left on a node it no longer runs on. A heap of the node adopts
+ * one of them before it takes a fresh span, so the partly used pages of a node fill up again
+ * before new memory is touched, whichever of its threads made them, and threads that replace
+ * exited ones take their pages as they were cut; a pool page whose blocks were all freed goes
+ * back to the arena once it waited a whole collect. A page changes hands by the abandon and adopt
+ * protocol of heap.c: its delay state is NA_DELAY_NEVER while it is here, so other threads' frees
+ * only push onto its thread_free list. One lock per pool, never held with an arena's lock nor
  * across a system call.
  *
  * A pool page belongs to no thread, so no heap's pass gives back the OS pages its free
@@ -133,10 +134,10 @@ static na_page_t *take_locked(na_pool_t *pool,
   return taken;
 }
 
-/* Pages whose blocks were all freed meanwhile. */
+/* Pages whose blocks were all freed, that stayed a whole collect (any when forced): an
+ * exited thread's empty pages wait that long for the threads that replace it. */
 static bool is_empty(const na_pool_t *pool, const na_page_t *page, bool force) {
-  (void)pool, (void)force;
-  return page->used == 0;
+  return page->used == 0 && (force || pool->collects - page->sparse_pass >= 2);
 }
 
 /* Sparse pages that stayed a whole collect (any when forced) and were not purged in this

@@ -28,33 +28,9 @@ typedef struct purge_batch_s {
  * other threads (TLB shootdowns) for little memory each. */
 static uint32_t span_delay_ms(void) { return (uint32_t)na_options.purge_delay_ms / 4; }
 
-/* What exited threads leave is bounded, whatever its age: when a thread's exit leaves an
- * arena with more bytes of free spans that may be resident than it has handed out (and more
- * than DIRTY_FLOOR), the biggest go back at once, until half of that is left. The delay
- * serves a program that frees and soon allocates as much again; a burst of threads exiting
- * together frees all their pages in one moment, and the next burst, taking spans cut
- * differently, touched memory the first had left untouched while the first's waited: 1,000
- * threads started and joined four times in a row held 1.4 GB at the end against 0.6 GB after
- * the first round (glibc 0.5 GB at every round), and a process whose remaining thread never
- * reached a slow path again held that for good. Applied at exits only: a running program
- * whose free spans outgrow its used ones (buffers growing by realloc) reuses them, and
- * giving them back took 2.6 times the time. */
-#define DIRTY_FLOOR ((size_t)64 << 20)
-
-static size_t dirty_bound(const na_arena_t *arena) {
-  size_t used = na_relaxed_load(&arena->used_bytes);
-  return used > DIRTY_FLOOR ? used : DIRTY_FLOOR;
-}
-
-static bool over_dirty_bound(const na_arena_t *arena) {
-  return na_relaxed_load(&arena->dirty_bytes) > dirty_bound(arena);
-}
-
-/* Picks, under the lock, what to give back: free spans idle longer than their delay, dirty
- * spans beyond the arena's bound (down to `dirty_target` bytes of them), and empty segments
- * beyond the cache. */
-static void purge_select(na_arena_t *arena, bool force, uint32_t now, size_t dirty_target,
-                         purge_batch_t *batch) {
+/* Picks, under the lock, what to give back: free spans idle longer than their delay, and
+ * empty segments beyond the cache. */
+static void purge_select(na_arena_t *arena, bool force, uint32_t now, purge_batch_t *batch) {
   if (batch->unmap_count + NA_HUGE_KEPT <= PURGE_BATCH)
     batch->unmap_count +=
         na_huge_take_expired(arena, force, now, span_delay_ms(), batch->unmap + batch->unmap_count);
@@ -84,33 +60,19 @@ static void purge_select(na_arena_t *arena, bool force, uint32_t now, size_t dir
       batch->spans[batch->count++] = span;
     }
   }
-  for (int bin = NA_BIN_COUNT - 1; bin >= 0 && arena->dirty_bytes > dirty_target; bin--) {
-    for (na_page_t *span = arena->bins[bin].first, *next;
-         span != NULL && span->is_dirty && arena->dirty_bytes > dirty_target &&
-         batch->count < PURGE_BATCH;
-         span = next) {
-      next = span->next;
-      na_span_bin_remove(arena, span);
-      span->kind = NA_SPAN_PURGING;
-      batch->spans[batch->count++] = span;
-    }
-  }
 }
 
-/* True when it gave something back. `bound`: the free spans beyond the arena's bound go too. */
-static bool purge_arena(int arena_index, bool force, bool bound) {
+/* True when it gave something back. */
+static bool purge_arena(int arena_index, bool force) {
   na_arena_t *arena = na_arena_at(arena_index);
   purge_batch_t batch;
   bool gave = false;
-  size_t dirty_target = SIZE_MAX;
   do {
     batch.count = batch.unmap_count = 0;
     uint32_t now = na_os_clock_ms();
     na_arena_lock(arena);
     na_relaxed_store(&arena->last_purge_ms, now);
-    if (bound && dirty_target == SIZE_MAX && over_dirty_bound(arena))
-      dirty_target = dirty_bound(arena) / 2;
-    purge_select(arena, force, now, dirty_target, &batch);
+    purge_select(arena, force, now, &batch);
     na_arena_unlock(arena);
     for (size_t i = 0; i < batch.count; i++) {
       size_t bytes = batch.spans[i]->slice_count * NA_SLICE_SIZE;
@@ -165,7 +127,7 @@ void na_arena_purge_expired(int arena_index) {
   na_arena_t *arena = na_arena_at(arena_index);
   uint32_t now = na_os_clock_ms();
   uint32_t last = na_relaxed_load(&arena->last_purge_ms);
-  if ((uint32_t)(now - last) >= span_delay_ms()) purge_arena(arena_index, false, false);
+  if ((uint32_t)(now - last) >= span_delay_ms()) purge_arena(arena_index, false);
 }
 
 static bool keeps_huge_blocks(const na_arena_t *arena) {
@@ -177,7 +139,7 @@ static bool keeps_huge_blocks(const na_arena_t *arena) {
 void na_arena_collect(bool force) {
   for (int i = 0; i < NA_ARENA_COUNT; i++)
     if (na_arena_at(i)->segments != NULL || keeps_huge_blocks(na_arena_at(i)))
-      purge_arena(i, force, false);
+      purge_arena(i, force);
 }
 
 /* ---- first touch -------------------------------------------------------------------------
@@ -204,13 +166,13 @@ void na_arena_place_by_use(na_page_t *span, int node) {
  * nearest node with CPUs), wakes twice per span delay and runs its arena's pass; the first
  * usable node's thread also serves the interleaved and first-touch arenas. Sparse pages of
  * threads' heaps are not purged then (their free lists belong to their threads); those of
- * the nodes' pools, which no thread owns, are. Threads start lazily, at a slow path once the
- * process is an eighth of the purge delay old (at most a second), and again in a forked child
- * once it is that old. */
+ * the nodes' pools, which no thread owns, are, and the pools' empty pages go to the arena
+ * (exited threads' pages, which no slow path may come to collect). Threads start lazily, at a slow
+ * path once the process is an eighth of the purge delay old (at most a second), and again in a
+ * forked child once it is that old. */
 static _Atomic bool background_running[NA_MAX_NODES];
 static _Atomic bool collect_requested; /* a malloc_trim's, for the first usable node's thread */
-static _Atomic bool bound_requested[NA_ARENA_COUNT]; /* a thread's exit left it over its bound */
-static _Atomic uint32_t helpers_alarm;               /* changed to wake the sleeping helpers */
+static _Atomic uint32_t helpers_alarm; /* changed to wake the sleeping helpers */
 /* The process's first thread left by pthread_exit (thread.c tells, at its exit). */
 static _Atomic bool main_thread_left;
 static void on_main_thread_exit(void);
@@ -261,14 +223,14 @@ static void *background_main(void *arg) {
       idle_sleep = 1;
       continue;
     }
-    bool gave = purge_arena(node, false, atomic_exchange(&bound_requested[node], false));
+    na_pool_collect(node, false);
+    bool gave = purge_arena(node, false);
     gave |= na_pool_purge_sparse(node);
     if (serves_shared) {
-      gave |= purge_arena(NA_INTERLEAVE_ARENA, false,
-                          atomic_exchange(&bound_requested[NA_INTERLEAVE_ARENA], false));
+      na_pool_collect(NA_INTERLEAVE_ARENA, false);
+      gave |= purge_arena(NA_INTERLEAVE_ARENA, false);
       gave |= na_pool_purge_sparse(NA_INTERLEAVE_ARENA); /* small pages of interleaving heaps */
-      gave |= purge_arena(NA_TOUCH_ARENA, false,
-                          atomic_exchange(&bound_requested[NA_TOUCH_ARENA], false));
+      gave |= purge_arena(NA_TOUCH_ARENA, false);
     }
     if (gave || atomic_load(&main_thread_left)) /* the last threads' exits are watched */
       idle_sleep = 1;
@@ -423,16 +385,6 @@ bool na_helper_sleep(uint32_t ms) {
   bool ask = atomic_load(&main_thread_left) || atomic_fetch_add(&wakes, 1) % CHECK_ALONE_EVERY == 0;
   if (ask && only_helpers_left() && !atomic_exchange(&ending, true)) exit(0);
   return true;
-}
-
-void na_arena_bound_dirty(int arena_index) {
-  if (!over_dirty_bound(na_arena_at(arena_index))) return;
-  if (na_options.background) {
-    atomic_store(&bound_requested[arena_index], true);
-    wake_helpers(); /* none yet (a young process): its next slow path starts them */
-  } else {
-    purge_arena(arena_index, false, true);
-  }
 }
 
 static void background_start(int arena_index) {

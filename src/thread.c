@@ -150,7 +150,6 @@ static void release_left(na_tld_t *tld) {
       set_left_bit(tld, arena_index, false);
       tld->stats[arena_index].heaps_left++;
       na_heap_abandon(heap, arena_index); /* its blocks were handed out on its node */
-      na_arena_bound_dirty(arena_index);
     }
 }
 
@@ -179,8 +178,6 @@ static void thread_exit(void *arg) {
   na_tls_tld = NULL;
   for (int i = 0; i < NA_ARENA_COUNT; i++)
     if (tld->heaps[i] != NULL) na_heap_abandon(tld->heaps[i], is_left(tld, i) ? i : -1);
-  for (int i = 0; i < NA_ARENA_COUNT; i++)
-    if (tld->heaps[i] != NULL) na_arena_bound_dirty(i);
   pthread_mutex_lock(&registry_lock);
   live_unlink(tld);
   pthread_mutex_unlock(&registry_lock);

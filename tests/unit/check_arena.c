@@ -5,9 +5,7 @@
  * in place when they can, move when they must, and keep their contents; a freed one serves the
  * next that fits it until the purge delay has passed (first-touch ones only while their pages
  * are on the asking thread's node and no block was used away from its allocator's); an arena
- * takes huge pages once it holds a segment's worth, never for interleaved memory; what threads
- * exiting together leave goes back beyond a bound, at their exits (by the purge thread under
- * NUMALLOC_BACKGROUND=1), while a running thread's waits for the delay; a node that
+ * takes huge pages once it holds a segment's worth, never for interleaved memory; a node that
  * cannot give memory falls back per NUMALLOC_FALLBACK; purging never races with freeing; a fork
  * while an arena comes into use leaves the child able to use it. */
 #include "arena.h"
@@ -53,15 +51,6 @@ static na_page_t *span_alloc(size_t slices) {
  * to the head; no two free spans touch (coalescing is complete), and free_slices adds up. */
 static void check_segment(const na_segment_t *seg) {
   const char *problem = na_check_segment(seg);
-  UNIT_REQUIRE(problem == NULL, "%s", problem);
-}
-
-/* The arena's counts of dirty and used bytes are those of its bins and segments. */
-static void check_arena_counts(void) {
-  na_arena_t *arena = na_arena_at(node);
-  na_arena_lock(arena);
-  const char *problem = na_arena_check_counts(arena);
-  na_arena_unlock(arena);
   UNIT_REQUIRE(problem == NULL, "%s", problem);
 }
 
@@ -369,13 +358,10 @@ START_TEST(random_spans_keep_segments_consistent) {
     for (int i = 0; i < LIVE; i++)
       if (live[i] != NULL && (round % 16 == 0 || i == slot))
         check_segment(na_segment_of_aligned(live[i]));
-    if (round % 16 == 0) check_arena_counts();
   }
   for (int i = 0; i < LIVE; i++)
     if (live[i] != NULL) na_arena_free_span(live[i]);
-  check_arena_counts();
   numalloc_collect();
-  check_arena_counts();
   ck_assert_uint_eq(na_arena_mapped_bytes(node), 0);
 }
 END_TEST
@@ -711,88 +697,6 @@ START_TEST(background_thread_purges_for_the_program) {
   ck_assert_int_eq(unit_resident_pages(p, size), 0);
   ck_assert_int_eq(unit_purge_calls(), calls);
   numalloc_free(keep);
-  na_options.background = false;
-}
-END_TEST
-
-/* ---- what exited threads leave ----
- * BOUND_THREADS threads each write BOUND_BLOCKS large blocks of the node's arena, wait for
- * one another, free them and exit: 128 MiB of free spans resident at once, beyond the bound
- * (what the arena has handed out, at least 64 MiB). */
-enum { BOUND_THREADS = 8, BOUND_BLOCKS = 32 };
-#define BOUND_BLOCK ((size_t)512 * NA_KiB)
-#define BOUND_ALL   ((size_t)BOUND_THREADS * BOUND_BLOCKS * BOUND_BLOCK)
-#define BOUND_SPANS ((size_t)64 * NA_MiB)
-
-static pthread_barrier_t bound_barrier;
-static char *bound_blocks[BOUND_THREADS][BOUND_BLOCKS];
-
-static void *write_wait_free_exit(void *arg) {
-  char **blocks = arg;
-  for (int i = 0; i < BOUND_BLOCKS; i++) {
-    blocks[i] = numalloc_malloc(BOUND_BLOCK);
-    UNIT_REQUIRE(blocks[i] != NULL, "block %d", i);
-    memset(blocks[i], 1, BOUND_BLOCK);
-  }
-  pthread_barrier_wait(&bound_barrier);
-  for (int i = 0; i < BOUND_BLOCKS; i++) numalloc_free(blocks[i]);
-  return NULL;
-}
-
-static void threads_write_free_and_exit(void) {
-  pthread_t threads[BOUND_THREADS];
-  pthread_barrier_init(&bound_barrier, NULL, BOUND_THREADS);
-  for (int t = 0; t < BOUND_THREADS; t++)
-    ck_assert_int_eq(pthread_create(&threads[t], NULL, write_wait_free_exit, bound_blocks[t]), 0);
-  for (int t = 0; t < BOUND_THREADS; t++) pthread_join(threads[t], NULL);
-  pthread_barrier_destroy(&bound_barrier);
-}
-
-static size_t bound_resident_bytes(void) {
-  size_t pages = 0;
-  for (int t = 0; t < BOUND_THREADS; t++)
-    for (int i = 0; i < BOUND_BLOCKS; i++)
-      pages += (size_t)unit_resident_pages(bound_blocks[t][i], BOUND_BLOCK);
-  return pages * NA_PAGE_SIZE;
-}
-
-/* Threads that exit together leave their memory free at once: what the arena keeps beyond
- * its bound goes back at their exits, though the purge delay is an hour. */
-START_TEST(what_exiting_threads_leave_beyond_the_bound_goes_back) {
-  threads_write_free_and_exit();
-  size_t resident = bound_resident_bytes();
-  ck_assert_msg(resident <= BOUND_SPANS, "%zu MiB of %zu freed by exited threads still resident",
-                resident / NA_MiB, BOUND_ALL / NA_MiB);
-  check_arena_counts();
-}
-END_TEST
-
-/* A running thread's free spans wait for the delay, bound or not: a program whose free spans
- * outgrow the used ones (buffers growing by realloc) reuses them soon. */
-START_TEST(a_running_threads_free_spans_wait_for_the_delay) {
-  for (int i = 0; i < BOUND_BLOCKS * BOUND_THREADS; i++) {
-    bound_blocks[i / BOUND_BLOCKS][i % BOUND_BLOCKS] = numalloc_malloc(BOUND_BLOCK);
-    memset(bound_blocks[i / BOUND_BLOCKS][i % BOUND_BLOCKS], 1, BOUND_BLOCK);
-  }
-  for (int i = 0; i < BOUND_BLOCKS * BOUND_THREADS; i++)
-    numalloc_free(bound_blocks[i / BOUND_BLOCKS][i % BOUND_BLOCKS]);
-  char *p = numalloc_malloc(2 * NA_MiB); /* an allocation slow path: a purge pass */
-  ck_assert_ptr_nonnull(p);
-  ck_assert_uint_ge(bound_resident_bytes(), BOUND_ALL - 2 * NA_MiB);
-  check_arena_counts();
-  numalloc_free(p);
-}
-END_TEST
-
-/* Under NUMALLOC_BACKGROUND=1 the exits leave it to the purge thread, which they wake. */
-START_TEST(the_purge_thread_bounds_what_exiting_threads_leave) {
-  na_options.background = true;
-  start_purge_thread();
-  threads_write_free_and_exit();
-  for (int i = 0; i < 500 && bound_resident_bytes() > BOUND_SPANS; i++) usleep(10000);
-  size_t resident = bound_resident_bytes();
-  ck_assert_msg(resident <= BOUND_SPANS, "%zu MiB of %zu freed by exited threads still resident",
-                resident / NA_MiB, BOUND_ALL / NA_MiB);
   na_options.background = false;
 }
 END_TEST
@@ -1288,9 +1192,6 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, an_idle_purge_thread_wakes_less_often);
   tcase_add_test(tc, a_signal_during_a_helper_start_is_handled_after_it);
   tcase_add_test(tc, segment_cache_bounds_empty_segments);
-  tcase_add_test(tc, what_exiting_threads_leave_beyond_the_bound_goes_back);
-  tcase_add_test(tc, a_running_threads_free_spans_wait_for_the_delay);
-  tcase_add_test(tc, the_purge_thread_bounds_what_exiting_threads_leave);
   tcase_add_test(tc, freeing_everything_returns_resident_memory);
   tcase_add_test(tc, purge_races_with_free);
   tcase_add_test(tc, segment_kept_while_a_span_is_purging);

@@ -182,7 +182,8 @@ START_TEST(a_pass_and_a_collection_empty_the_bins) {
 }
 END_TEST
 
-/* A thread that exits leaves nothing in its bins: its page goes back empty. */
+/* A thread that exits leaves nothing in its bins: its page goes to the node's pool empty,
+ * owned by no thread, and to the arena at a collect. */
 static void *free_and_exit(void *arg) {
   void **out = arg;
   void *p = numalloc_malloc(SIZE);
@@ -196,7 +197,11 @@ START_TEST(a_thread_exit_empties_its_bins) {
   void *page = NULL;
   unit_run_threads(1, free_and_exit, &page, 0);
   ck_assert_ptr_nonnull(page);
-  ck_assert_int_ne(((na_page_t *)page)->kind, NA_SPAN_SMALL); /* back in the arena */
+  ck_assert_int_eq(((na_page_t *)page)->kind, NA_SPAN_SMALL);
+  ck_assert_uint_eq(((na_page_t *)page)->used, 0);
+  ck_assert_uint_eq(((na_page_t *)page)->owner, 0);
+  numalloc_collect(); /* back in the arena, or its segment unmapped with it */
+  ck_assert(na_segment_lookup(page) == NULL || ((na_page_t *)page)->kind != NA_SPAN_SMALL);
 }
 END_TEST
 
