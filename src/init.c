@@ -99,6 +99,7 @@ static void start(void) {
     atexit(na_stats_at_exit);
   }
   if (na_live_interval_s > 0) {
+    na_live_init();
     na_helper_on_slow_path(na_live_start);
     atexit(na_live_at_exit);
   }

@@ -5,8 +5,9 @@
  * removed at exit (from main or from any thread). A process that dies without exiting
  * (SIGKILL, a crash, _exit) leaves it behind: its header names the pid, the process's start
  * time and its program, which lets the reader tell it is stale even once the pid is reused or
- * the program replaced by exec. The thread starts from a slow path and takes no lock an
- * allocation takes on its fast path. */
+ * the program replaced by exec; a forked child publishes only once it has lived an interval.
+ * The thread starts from a slow path and takes no lock an allocation takes on its fast
+ * path. */
 #include "stats_live.h"
 
 #include <errno.h>
@@ -19,6 +20,13 @@ static _Atomic bool running;
  * file behind nor a report half written under the parent's name in the child. */
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool closed; /* exiting: nothing more is published */
+/* A forked child publishes once it has lived an interval: most children live a moment (a
+ * command run by fork and exec, a worker that ends with _exit), and one that published at
+ * once left its file behind whenever it ended without exit, which runs no cleanup (a
+ * threaded program forking 30 children that allocate and then exec or _exit left 10). */
+static int process_pid; /* the pid that read the options: a child's differs */
+
+void na_live_init(void) { process_pid = na_os_getpid(); }
 static unsigned long sequence;
 static bool warned;
 
@@ -96,9 +104,12 @@ static void *publisher_main(void *arg) {
   na_helper_enter();
   /* Once the process exits or the file cannot be written (said once above), it only sleeps:
    * a thread that ended by itself would wait for a join that only a pause makes. */
-  bool publishing = true;
+  bool publishing = true, wait = na_os_getpid() != process_pid;
   do {
-    if (publishing) publishing = na_live_publish();
+    if (wait)
+      wait = false;
+    else if (publishing)
+      publishing = na_live_publish();
   } while (na_helper_sleep((uint32_t)na_live_interval_s * 1000));
   na_helper_exit();
   return NULL;

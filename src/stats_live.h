@@ -27,6 +27,8 @@ void na_live_at_exit(void);
 void na_live_before_fork(void);
 void na_live_after_fork_parent(void);
 void na_live_after_fork_child(void);
+/* At initialisation, with NUMALLOC_STATS_INTERVAL set: notes the process. */
+void na_live_init(void);
 
 /* ---- stats.c ------------------------------------------------------------------------ */
 /* One snapshot, as the exit report's text, a line "json", then the same JSON. */

@@ -205,8 +205,38 @@ static bool wait_for(const char *file, bool present, int ms) {
     if ((access(file, F_OK) == 0) == present) return true;
     usleep(10000);
   }
+
   return false;
 }
+
+/* A forked child's thread waits an interval before its first report, so a child that ends
+ * sooner by _exit (which removes nothing) leaves no file; one that lives on publishes. */
+START_TEST(a_forked_child_publishes_once_it_lived_an_interval) {
+  numalloc_free(numalloc_malloc(100));
+  na_live_interval_s = 1;
+  na_live_init(); /* as the library's start does when the option is set */
+  pid_t child = fork();
+  ck_assert_int_ge(child, 0);
+  if (child == 0) {
+    char own[96];
+    na_live_path(own, sizeof own, (int)getpid(), false);
+    na_live_start();
+    int status = 0;
+    usleep(300000);
+    if (access(own, F_OK) == 0) status |= 1; /* published at once */
+    if (!wait_for(own, true, 5000)) status |= 2;
+    na_live_at_exit();
+    _exit(status);
+  }
+  int status;
+  ck_assert_int_eq(waitpid(child, &status, 0), child);
+  ck_assert(WIFEXITED(status));
+  ck_assert_msg(WEXITSTATUS(status) == 0,
+                "child status %d (1: published before an interval, "
+                "2: never published)",
+                WEXITSTATUS(status));
+}
+END_TEST
 
 /* The helper thread publishes without being asked, again each interval, and stops at exit.
  * While it runs this thread does not allocate: its counters are read unlocked by design. */
@@ -272,6 +302,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, removed_at_exit_and_never_again);
   tcase_add_test(tc, exit_removes_a_file_this_program_did_not_write);
   tcase_add_test(tc, forked_child_keeps_to_its_own_file);
+  tcase_add_test(tc, a_forked_child_publishes_once_it_lived_an_interval);
   tcase_add_test(tc, thread_publishes_and_stops_at_exit);
   tcase_add_test(tc, temporary_name_is_never_followed);
   tcase_add_test(tc, unwritable_path_warns_once);
