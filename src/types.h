@@ -130,8 +130,12 @@ typedef struct __attribute__((aligned(128))) na_page_s {
   uint32_t reserved;   /* blocks that fit in the page */
   uint32_t slice_count;
   uint32_t sparse_pass;
-  uint32_t large_size; /* large spans: bytes the block may use; the slices after them are room
-                          for it to grow into */
+  union {
+    uint32_t large_size; /* large spans: bytes the block may use; the slices after them are
+                            room for it to grow into */
+    uint32_t list_mark;  /* small pages: `free` holds list_mark - used - (blocks on
+                            local_free) blocks (page.c) */
+  };
 
   _Alignas(64) na_block_t *free;  /* next blocks to hand out (owner only) */
   na_block_t *local_free;         /* blocks the owner freed */

@@ -167,6 +167,43 @@ START_TEST(local_frees_come_back_on_refill) {
 }
 END_TEST
 
+/* Counting what a page handed out of `free` needs no walk of it: its counts tell how many
+ * blocks it holds through allocations, local frees, remote frees taken in, refills, counts
+ * and carving, and the count is exact at each step (installed is then what `free` holds). */
+START_TEST(counting_a_page_needs_no_walk_of_its_free_list) {
+  na_page_t *page = page_make(3);
+  uint64_t rng = 7;
+  void *live[256];
+  size_t n = 0;
+  for (int step = 0; step < 4000; step++) {
+    uint64_t r = tu_rand(&rng) % 8;
+    if (r < 4 && (page->free != NULL || page->capacity < page->reserved || page->local_free)) {
+      if (page->free == NULL) na_page_refill(page);
+      if (page->free != NULL && n < 256) live[n++] = pop(page);
+    } else if (r < 6 && n > 0) {
+      size_t i = tu_rand(&rng) % n;
+      free_to_local(page, live[i]);
+      live[i] = live[--n];
+    } else if (r < 7 && n > 0) {
+      size_t i = tu_rand(&rng) % n;
+      free_from_other_thread(page, live[i]);
+      live[i] = live[--n];
+      if (tu_rand(&rng) % 2) na_page_collect_remote(page);
+    } else {
+      na_page_account_partial(page);
+      UNIT_REQUIRE(page->installed == list_length(page, page->free),
+                   "step %d: installed %u, `free` holds %zu", step, page->installed,
+                   list_length(page, page->free));
+    }
+  }
+  na_page_collect_remote(page);
+  while (n > 0) free_to_local(page, live[--n]);
+  na_page_account_partial(page);
+  ck_assert_uint_eq(page->installed, list_length(page, page->free));
+  na_arena_free_span(page);
+}
+END_TEST
+
 /* Threads push the blocks they free onto the page's atomic list at the same time; the owner
  * collects every one of them, once. */
 enum { REMOTE_THREADS = 4, REMOTE_EACH = 200 };
@@ -483,6 +520,7 @@ int main(int argc, char **argv) {
   tcase_add_loop_test(tc, refill_carves_every_block_once, 0, n);
   tcase_add_test(tc, free_lists_are_encoded);
   tcase_add_test(tc, local_frees_come_back_on_refill);
+  tcase_add_test(tc, counting_a_page_needs_no_walk_of_its_free_list);
   tcase_add_test(tc, remote_frees_are_collected);
   tcase_add_test(tc, full_page_notifies_its_heap);
   tcase_add_test(tc, interior_pointers_find_their_block);
