@@ -147,7 +147,7 @@ static uint32_t free_list_length(const na_page_t *page) {
 /* Counts what was handed out of `free` so far (a page leaving its heap, or a report). */
 void na_page_account_partial_on(na_page_t *page, int ran_on) {
   uint32_t left = free_list_length(page);
-  account_handed(page, page->installed - left, ran_on);
+  account_handed(page, page->installed > left ? page->installed - left : 0, ran_on);
   page->installed = left; /* list_mark holds: the blocks on `free` are those counted */
 }
 
