@@ -51,6 +51,4 @@ void na_arena_segment_unlink(na_arena_t *arena, na_segment_t *segment);
 size_t na_huge_take_expired(na_arena_t *arena, bool force, uint32_t now, uint32_t delay_ms,
                             na_segment_t **out);
 
-/* purge.c: pages of exited threads whose blocks all came back become free spans. */
-
 #endif /* NUMALLOC_ARENA_H */

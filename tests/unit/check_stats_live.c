@@ -205,7 +205,6 @@ static bool wait_for(const char *file, bool present, int ms) {
     if ((access(file, F_OK) == 0) == present) return true;
     usleep(10000);
   }
-
   return false;
 }
 
