@@ -23,6 +23,7 @@ void na_bins_init(na_heap_t *heap) {
     size_t room = NA_BIN_BYTES / na_class_size(c); /* at least 1: NA_BIN_MAX <= NA_BIN_BYTES */
     heap->bins[c].capacity = (uint16_t)(room > NA_BIN_SLOTS ? NA_BIN_SLOTS : room);
   }
+  for (int c = 0; c < NA_CLASS_COUNT; c++) heap->class_bin[c] = &heap->bins[c];
   for (int i = 0; i < NA_DIRECT_COUNT; i++)
     heap->direct_bin[i] = &heap->bins[na_size_class((size_t)i * 16)];
 }

@@ -11,6 +11,7 @@
 na_heap_t na_heap_empty = {
     .direct = {[0 ... NA_DIRECT_COUNT - 1] = &na_page_empty},
     .direct_bin = {[0 ... NA_DIRECT_COUNT - 1] = &na_heap_empty.bins[0]},
+    .class_bin = {[0 ... NA_CLASS_COUNT - 1] = &na_heap_empty.bins[0]},
     .current = {[0 ... NA_CLASS_COUNT - 1] = &na_page_empty},
     .arena_index = -1,
 };

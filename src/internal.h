@@ -621,7 +621,7 @@ static inline void *na_bin_pop(na_bin_t *bin, na_block_t *block) {
 
 /* A block of the class from the heap's bin or current page, or NULL. */
 static inline void *na_class_quick(na_heap_t *heap, int size_class) {
-  na_bin_t *bin = &heap->bins[size_class];
+  na_bin_t *bin = heap->class_bin[size_class];
   na_block_t *top = bin->top;
   if (top != NULL) return na_bin_pop(bin, top);
   na_page_t *page = heap->current[size_class];
@@ -689,8 +689,8 @@ _Static_assert(NA_SEGMENT_SIZE <= ((size_t)1 << 32), "block_index needs offsets 
  * does not go there. */
 static inline bool na_bin_keep(const na_page_t *page, na_block_t *block, uint8_t tag) {
   na_heap_t *heap = na_tls_heap;
-  na_bin_t *bin = &heap->bins[page->size_class];
-  uint32_t count = bin->count;
+  na_bin_t *bin = heap->class_bin[page->size_class];
+  size_t count = bin->count;
   if (na_unlikely(tag != heap->bin_tag || count >= bin->capacity)) return false;
   na_block_mark_freed(page, block);
   bin->slots[count] = block;

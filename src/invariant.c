@@ -107,11 +107,13 @@ const char *na_check_heap(const na_heap_t *heap) {
   return na_check_bins(heap);
 }
 
-/* A bin holds freed blocks of its class in its heap's arena, each once, no more than its
- * capacity, the newest on top; classes above NA_BIN_MAX have no room. */
+/* A bin, found from its class, holds freed blocks of the class in its heap's arena, each once, no
+ * more than its capacity, the newest on top; classes above NA_BIN_MAX have no room. */
 const char *na_check_bins(const na_heap_t *heap) {
   for (int c = 0; c < NA_CLASS_COUNT; c++) {
     const na_bin_t *bin = &heap->bins[c];
+    if (heap->class_bin[c] != bin && heap != &na_heap_empty)
+      return VIOLATED("heap %p: class %d's bin is looked up elsewhere", (const void *)heap, c);
     if (c >= NA_BIN_CLASSES && (bin->capacity != 0 || bin->count != 0))
       return VIOLATED("heap %p: class %d has a bin", (const void *)heap, c);
     if (bin->count > bin->capacity || bin->capacity > NA_BIN_SLOTS)

@@ -219,7 +219,7 @@ START_TEST(allocations_from_a_bin_are_counted) {
 END_TEST
 
 /* The invariant check sees a bin's contents: a block held twice, one handed out, or a top
- * that is not the newest block. */
+ * that is not the newest block; and a class whose lookup leads to another bin. */
 START_TEST(the_invariant_check_reads_the_bins) {
   void *a = numalloc_malloc(SIZE), *b = numalloc_malloc(SIZE);
   numalloc_free(a);
@@ -236,6 +236,10 @@ START_TEST(the_invariant_check_reads_the_bins) {
   bin->top = b;
   ck_assert_ptr_nonnull(strstr(na_check_bins(heap), "in use"));
   bin->top = bin->slots[--bin->count - 1];
+  ck_assert_ptr_null(na_check_heap(heap));
+  heap->class_bin[na_size_class(SIZE)] = bin + 1;
+  ck_assert_ptr_nonnull(strstr(na_check_bins(heap), "looked up elsewhere"));
+  heap->class_bin[na_size_class(SIZE)] = bin;
   ck_assert_ptr_null(na_check_heap(heap));
   numalloc_free(b);
 }
