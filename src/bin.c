@@ -66,7 +66,7 @@ uint64_t na_bins_own_bytes(const na_heap_t *heap) {
       na_page_t *page = na_page_of(na_segment_of_aligned(block), block);
       /* A thread has one heap per arena, and a bin holds blocks of its heap's arena only;
        * another thread's page may change hands meanwhile, but never to this thread. */
-      if (na_relaxed_load(&page->owner) == na_thread_id()) bytes += na_class_size(c);
+      if (na_page_owner(page) == na_thread_id()) bytes += na_class_size(c);
     }
   return bytes;
 }

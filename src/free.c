@@ -210,7 +210,7 @@ static void free_small(na_segment_t *segment, na_page_t *page, void *p) {
   if (na_unlikely(na_block_index(page, offset) >= na_relaxed_load(&page->capacity)))
     na_fatal("free of %p, which is inside a block of size class %u, not its start", p,
              page->block_size);
-  if (na_relaxed_load(&page->owner) == na_thread_id()) {
+  if (na_page_owner(page) == na_thread_id()) {
     free_local(page, p);
     return;
   }

@@ -56,6 +56,7 @@ static bool page_to_full(na_heap_t *heap, na_page_t *page) {
   if (!na_page_set_delay(page, NA_DELAY_NOTIFY, true)) return false;
   na_queue_remove(&heap->queues[page->size_class], page);
   page->flags.bits.in_full = 1;
+  na_page_flags_changed(page);
   na_queue_push_back(&heap->full, page);
   set_current(heap, page->size_class);
   return true;
@@ -65,6 +66,7 @@ void na_heap_page_unfull(na_heap_t *heap, na_page_t *page) {
   na_page_set_delay(page, NA_DELAY_NONE, false);
   na_queue_remove(&heap->full, page);
   page->flags.bits.in_full = 0;
+  na_page_flags_changed(page);
   na_queue_push_back(&heap->queues[page->size_class], page);
   set_current(heap, page->size_class);
 }
@@ -318,8 +320,8 @@ static na_page_t *page_adopt(na_heap_t *heap, int arena_index, int size_class) {
   if (heap->tld != NULL) heap->tld->stats[arena_index].pool_in_pages++;
   hold(heap, page, true);
   page->heap = heap;
-  na_relaxed_store(&page->owner, na_thread_id());
   na_page_reset_flags(page);
+  na_page_set_owner(page, na_thread_id());
   na_page_set_delay(page, NA_DELAY_NONE, false);
   na_page_collect_remote(page);
   return page;

@@ -60,14 +60,19 @@ const char *na_check_segment(const na_segment_t *segment) {
   return NULL;
 }
 
-/* Blocks on the owner's lists lie inside the carved part of the page, on block boundaries,
- * once each, and with the blocks in use never exceed what was carved. The owner calls it. */
+/* The owner word tells whether a flag is set; blocks on the owner's lists lie inside the
+ * carved part of the page, on block boundaries, once each, and with the blocks in use never
+ * exceed what was carved. The owner calls it. */
 const char *na_check_page(const na_page_t *page) {
   if (page->kind != NA_SPAN_SMALL)
     return VIOLATED("page %p: not a page of small blocks", na_page_start(page));
   if (page->used > page->capacity || page->capacity > page->reserved)
     return VIOLATED("page %p: %u used, %u carved, %u fit", na_page_start(page), page->used,
                     page->capacity, page->reserved);
+  uintptr_t owner = na_relaxed_load(&page->owner);
+  if (owner != 0 && (owner & NA_OWNER_FLAGGED) != (page->flags.value != 0))
+    return VIOLATED("page %p: its owner's flagged bit disagrees with its flags",
+                    na_page_start(page));
   const char *start = na_page_start(page);
   const na_block_t *lists[2] = {page->free, page->local_free};
   uint32_t listed = 0;

@@ -30,7 +30,7 @@ void na_page_init(na_page_t *page, na_heap_t *heap, int size_class, bool is_zero
   page->sparse_below = 1; /* retire when empty */
   na_relaxed_store(&page->purged, 0);
   page->idle = 0;
-  na_relaxed_store(&page->owner, heap->tld ? na_thread_id() : 0);
+  na_page_set_owner(page, heap->tld ? na_thread_id() : 0);
   page->heap = heap;
   page->next = page->prev = NULL;
   atomic_store_explicit(&page->thread_free, NA_DELAY_NONE, memory_order_relaxed);
@@ -237,6 +237,7 @@ static bool reclaim_unlinked(na_page_t *page) {
   }
   na_relaxed_store(&page->purged, 0);
   page->flags.bits.has_purged = 0;
+  na_page_flags_changed(page);
   page->free = list;
   mark_installed(page, count);
   return regret;
@@ -336,6 +337,7 @@ static size_t purge_free_bits(na_page_t *page, const block_bits_t *bits, unsigne
   na_relaxed_store(&page->purged, (uint16_t)(page->purged | mask));
   relink_free(page, bits);
   page->flags.bits.has_purged = 1;
+  na_page_flags_changed(page);
   return na_page_purged_bytes(page) - before;
 }
 

@@ -109,7 +109,7 @@ struct na_segment_s;
 typedef struct __attribute__((aligned(128))) na_page_s {
   uintptr_t key;        /* free-list pointer encoding */
   uint64_t block_magic; /* 2^64 / block_size, rounded up: block starts in one multiply */
-  uintptr_t owner;      /* owning thread's identity, 0 when no thread owns it */
+  uintptr_t owner;      /* owning thread's identity | NA_OWNER_FLAGGED, 0 when no thread owns it */
   uint32_t capacity;    /* blocks carved from the page so far */
   uint32_t block_size;
   uint32_t slice_offset; /* bytes back to the span's descriptor */

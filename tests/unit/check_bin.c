@@ -152,7 +152,8 @@ START_TEST(a_bin_takes_only_blocks_of_its_heaps_arena) {
   ck_assert_int_eq(arena_of(local), node);
   void *spread = na_alloc_generic(SIZE, NA_MIN_ALIGN, false, NA_INTERLEAVE_ARENA);
   ck_assert_int_eq(arena_of(spread), NA_INTERLEAVE_ARENA);
-  ck_assert_uint_eq(page_of(spread)->owner, page_of(local)->owner); /* the same thread's */
+  ck_assert_uint_eq(na_page_owner(page_of(spread)),
+                    na_page_owner(page_of(local))); /* the same thread's */
   numalloc_free(local);
   numalloc_free(spread);
   void *again = numalloc_malloc(SIZE), *next = numalloc_malloc(SIZE);

@@ -278,7 +278,7 @@ static void *adopt_one(void *arg) {
   job->thread_id = na_thread_id();
   job->blocks[0] = numalloc_malloc(job->size);
   na_page_t *page = na_page_of(na_segment_of_aligned(job->blocks[0]), job->blocks[0]);
-  job->blocks[1] = (void *)page->owner; /* seen while this thread still owns it */
+  job->blocks[1] = (void *)na_page_owner(page); /* seen while this thread still owns it */
   job->blocks[2] = page->heap;
   job->blocks[3] = na_tls_heap;
   return NULL;

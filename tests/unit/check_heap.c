@@ -67,7 +67,7 @@ START_TEST(first_allocation_builds_the_heap) {
   ck_assert_int_eq(heap->arena_index, unit_home_node());
   na_page_t *page = page_of(p);
   ck_assert_ptr_eq(page->heap, heap);
-  ck_assert_uint_eq(page->owner, na_thread_id());
+  ck_assert_uint_eq(na_page_owner(page), na_thread_id());
   ck_assert_ptr_eq(heap->current[na_size_class(SIZE)], page);
   ck_assert_ptr_eq(heap->direct[(SIZE + 15) >> 4], page);
   ck_assert(queue_has(&heap->queues[na_size_class(SIZE)], page));

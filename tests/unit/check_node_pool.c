@@ -77,7 +77,7 @@ START_TEST(a_heap_adopts_before_taking_a_fresh_span) {
   void *p = numalloc_malloc(SMALL);
   ck_assert_ptr_eq(page_of(p), small);
   ck_assert_ptr_eq(small->heap, na_tls_heap);
-  ck_assert_uint_eq(small->owner, na_thread_id());
+  ck_assert_uint_eq(na_page_owner(small), na_thread_id());
   ck_assert_uint_eq(census().pages, 1);
   ck_assert_int_eq(na_tld_peek()->stats[node].pool_in_pages, 1);
   for (int i = 0; i < COUNT; i++) ck_assert_ptr_ne(p, smalls[i]); /* live blocks stay live */

@@ -453,12 +453,35 @@ START_TEST(big_block_page_purges_free_blocks) {
 END_TEST
 
 /* Freeing a block that sits unlinked in a purged OS page is a double free. */
+/* The owner word carries whether a flag is set: the owner's free compares only the word, so a
+ * flag set without it would let frees into a full or purged page skip the slow path. */
+START_TEST(the_owner_word_says_when_a_flag_is_set) {
+  na_page_t *page = page_make(3);
+  na_page_set_owner(page, na_thread_id());
+  ck_assert_uint_eq(page->owner, na_thread_id());
+  ck_assert_ptr_null(na_check_page(page));
+  page->flags.bits.in_full = 1;
+  ck_assert_ptr_nonnull(strstr(na_check_page(page), "flagged bit disagrees"));
+  na_page_flags_changed(page);
+  ck_assert_ptr_null(na_check_page(page));
+  ck_assert_uint_eq(page->owner, na_thread_id() | NA_OWNER_FLAGGED);
+  ck_assert_uint_eq(na_page_owner(page), na_thread_id());
+  page->flags.value = 0;
+  na_page_flags_changed(page);
+  ck_assert_uint_eq(page->owner, na_thread_id());
+  page->flags.bits.has_purged = 1;
+  na_page_set_owner(page, 0); /* no thread's: nothing to compare, whatever the flags */
+  ck_assert_uint_eq(page->owner, 0);
+  ck_assert_uint_eq(na_page_owner(page), 0);
+}
+END_TEST
+
 START_TEST(double_free_of_a_purged_block_aborts) {
   na_page_t *page = page_make(3);
   void *blocks[NA_SLICE_SIZE / 64];
   size_t total = take_all(page, blocks);
   page->heap = NULL; /* not on a heap: the free below must not retire it */
-  na_relaxed_store(&page->owner, na_thread_id());
+  na_page_set_owner(page, na_thread_id());
   for (size_t i = 1; i < total; i++) {
     free_to_local(page, blocks[i]);
   }
@@ -532,6 +555,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, big_block_page_purges_free_blocks);
   tcase_add_test(tc, strict_placement_never_purges_blocks);
   tcase_add_test(tc, huge_page_segments_keep_their_free_os_pages);
+  tcase_add_test(tc, the_owner_word_says_when_a_flag_is_set);
   tcase_add_test_raise_signal(tc, double_free_of_a_purged_block_aborts, SIGABRT);
   return unit_run(s, argv);
 }
