@@ -452,7 +452,6 @@ START_TEST(big_block_page_purges_free_blocks) {
 }
 END_TEST
 
-/* Freeing a block that sits unlinked in a purged OS page is a double free. */
 /* The owner word carries whether a flag is set: the owner's free compares only the word, so a
  * flag set without it would let frees into a full or purged page skip the slow path. */
 START_TEST(the_owner_word_says_when_a_flag_is_set) {
@@ -476,6 +475,7 @@ START_TEST(the_owner_word_says_when_a_flag_is_set) {
 }
 END_TEST
 
+/* Freeing a block that sits unlinked in a purged OS page is a double free. */
 START_TEST(double_free_of_a_purged_block_aborts) {
   na_page_t *page = page_make(3);
   void *blocks[NA_SLICE_SIZE / 64];
