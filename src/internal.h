@@ -316,6 +316,8 @@ na_refill_t na_page_refill(na_page_t *page);
  * which are resident; false when it has none, and a refill would take back purged blocks or
  * carve new ones. */
 bool na_page_refill_freed(na_page_t *page);
+/* Sets the page's sparse check as a refill does (see page.c). */
+void na_page_arm_sparse(na_page_t *page);
 /* Counts what was handed out of `free` so far for the heap's thread, as local when the
  * page's node is `ran_on` (the node the thread ran on; -1: the node it runs on now). */
 void na_page_account_partial_on(na_page_t *page, int ran_on);
@@ -338,22 +340,33 @@ size_t na_page_purge_free(na_page_t *page);
 size_t na_page_purge_idle(na_page_t *page);
 size_t na_page_purged_bytes(const na_page_t *page);
 /* page.owner is the owning thread's identity, a thread pointer whose bit 0 is clear, with
- * bit 0 set while any of the page's flags is: the owner's free then finds its fast path by one
- * comparison instead of two. Only the owner writes an owned page's owner and flags (or a thread
- * holding a page no thread owns), so the two agree for every free that compares them. */
+ * bit 0 set while a flag that bars the owner's fast free is (purged blocks, a grown large
+ * block): that free then finds its way by one comparison instead of two. Only the owner
+ * writes an owned page's owner and flags (or a thread holding a page no thread owns), so the
+ * two agree for every free that compares them. A full page is not flagged: the owner's free
+ * keeps the block in its bin, counted in use, and the page stays full; when the bin has no
+ * room, the free onto the page's list meets NA_SPARSE_FULL and calls the heap, which brings
+ * the page back. */
 #define NA_OWNER_FLAGGED ((uintptr_t)1)
+/* sparse_below of a full page: the owner's every free onto its list calls the heap. */
+#define NA_SPARSE_FULL UINT16_MAX
 static inline uintptr_t na_page_owner(const na_page_t *page) {
   return na_relaxed_load(&page->owner) & ~NA_OWNER_FLAGGED;
 }
+static inline bool na_page_flags_bar_fast_free(const na_page_t *page) {
+  return page->flags.bits.has_purged != 0 || page->flags.bits.grown != 0;
+}
 static inline void na_page_set_owner(na_page_t *page, uintptr_t owner) {
-  na_relaxed_store(&page->owner, owner == 0 ? 0 : owner | (page->flags.value != 0));
+  na_relaxed_store(&page->owner, owner == 0 ? 0 : owner | na_page_flags_bar_fast_free(page));
 }
 /* After every change of the flags of a page that may have an owner. */
 static inline void na_page_flags_changed(na_page_t *page) {
   na_page_set_owner(page, na_page_owner(page));
 }
-/* Flags of a page that changes hands (adopted or abandoned): only the purge's survives. */
+/* Flags of a page that changes hands (adopted or abandoned): only the purge's survives, and a
+ * page that was full gets its sparse check back. */
 static inline void na_page_reset_flags(na_page_t *page) {
+  if (page->flags.bits.in_full) na_page_arm_sparse(page);
   page->flags.value = 0;
   page->flags.bits.has_purged = page->purged != 0;
   na_page_flags_changed(page);
@@ -745,7 +758,8 @@ static inline void na_free_fast(void *p) {
   uint64_t in_page;
   na_page_t *page = na_span_and_offset(segment, p, &in_page);
   na_block_t *block = p;
-  /* The owner's identity without NA_OWNER_FLAGGED: none of the page's flags is set. */
+  /* The owner's identity without NA_OWNER_FLAGGED: no flag bars this path (a full page's
+   * block goes to the bin, or onto the list, where NA_SPARSE_FULL calls the heap). */
   if (na_likely(na_relaxed_load(&page->owner) == na_thread_id() &&
                 in_page * page->block_magic < page->block_magic &&
                 !na_block_looks_free(page, block))) {

@@ -60,8 +60,9 @@ const char *na_check_segment(const na_segment_t *segment) {
   return NULL;
 }
 
-/* The owner word tells whether a flag is set; blocks on the owner's lists lie inside the
- * carved part of the page, on block boundaries, once each, and with the blocks in use never
+/* The owner word tells whether a flag that bars the fast free is set, and a full page's
+ * sparse check calls the heap at every free onto its list; blocks on the owner's lists lie inside
+ * the carved part of the page, on block boundaries, once each, and with the blocks in use never
  * exceed what was carved. The owner calls it. */
 const char *na_check_page(const na_page_t *page) {
   if (page->kind != NA_SPAN_SMALL)
@@ -70,8 +71,11 @@ const char *na_check_page(const na_page_t *page) {
     return VIOLATED("page %p: %u used, %u carved, %u fit", na_page_start(page), page->used,
                     page->capacity, page->reserved);
   uintptr_t owner = na_relaxed_load(&page->owner);
-  if (owner != 0 && (owner & NA_OWNER_FLAGGED) != (page->flags.value != 0))
+  if (owner != 0 && (owner & NA_OWNER_FLAGGED) != na_page_flags_bar_fast_free(page))
     return VIOLATED("page %p: its owner's flagged bit disagrees with its flags",
+                    na_page_start(page));
+  if (page->flags.bits.in_full && page->sparse_below != NA_SPARSE_FULL)
+    return VIOLATED("page %p: full, but the owner's free would not bring it back",
                     na_page_start(page));
   const char *start = na_page_start(page);
   const na_block_t *lists[2] = {page->free, page->local_free};

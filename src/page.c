@@ -371,10 +371,10 @@ size_t na_page_purge_idle(na_page_t *page) {
   return mask == 0 ? 0 : purge_free_bits(page, &bits, mask);
 }
 
-/* Arms the sparse check: every page calls its heap when it empties, and also when it drops
- * to a quarter full, or half full for the few big blocks of a page of several slices (and
- * again at each halving after that, see heap.c). */
-static void arm_sparse(na_page_t *page) {
+/* Arms the sparse check (at a refill, and when a full page comes back): every page calls its heap
+ * when it empties, and also when it drops to a quarter full, or half full for the few big blocks of
+ * a page of several slices (and again at each halving after that, see heap.c). */
+void na_page_arm_sparse(na_page_t *page) {
   uint32_t below = purges_by_block(page) ? page->reserved / 2 + 1 : page->reserved / 4 + 1;
   page->sparse_below = (uint16_t)(na_options.purge_sparse && gives_back_os_pages(page) ? below : 1);
 }
@@ -388,7 +388,7 @@ bool na_page_refill_freed(na_page_t *page) {
                     (size_t)page->capacity * page->block_size);
   account_handed(page, page->installed, -1);
   if (page->local_free == NULL) na_page_collect_remote(page);
-  arm_sparse(page);
+  na_page_arm_sparse(page);
   page->sparse_marked = 0; /* in use again: not a purge candidate */
   if (page->local_free == NULL) {
     mark_installed(page, 0);

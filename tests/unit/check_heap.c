@@ -1,9 +1,9 @@
 /* check_heap.c: a thread's heap (heap.c) seen through malloc and free. The first allocation
  * gives the thread a heap on its node; the direct table always agrees with the current
- * pages; an exhausted page moves to the full list and comes back when a block of it is
- * freed, by its owner or (through the heap's delayed list) by another thread; blocks other
- * threads free are handed out again; an empty page goes back to the arena unless it is the
- * class's current page. */
+ * pages; an exhausted page moves to the full list and comes back when a block of it reaches
+ * it, from its owner's bin or (through the heap's delayed list) from another thread; blocks
+ * other threads free are handed out again; an empty page goes back to the arena unless it is
+ * the class's current page. */
 #include "unit.h"
 
 #include <pthread.h>
@@ -99,11 +99,24 @@ START_TEST(exhausted_page_goes_to_full_and_comes_back) {
   ck_assert_uint_eq(count, full->reserved);
   ck_assert_uint_eq(full->used, full->reserved);
   ck_assert(full->flags.bits.in_full);
+  ck_assert_uint_eq(full->sparse_below, NA_SPARSE_FULL); /* the owner's free calls the heap */
+  ck_assert_uint_eq(full->owner, na_thread_id());        /* and takes the fast path there */
   ck_assert(queue_has(&heap->full, full));
   ck_assert(!queue_has(&heap->queues[c], full));
   ck_assert_ptr_eq(heap->current[c], page_of(next));
-  numalloc_free(first[count / 2]); /* the owner frees: the page is back in its queue */
+  /* The owner frees: the block waits in the bin, counted in use, and the page stays full,
+   * so the malloc after it takes the block back without the page moving. */
+  numalloc_free(first[count / 2]);
+  ck_assert(na_bins_hold(heap, first[count / 2]));
+  ck_assert(full->flags.bits.in_full);
+  ck_assert(queue_has(&heap->full, full));
+  ck_assert_uint_eq(full->used, full->reserved);
+  ck_assert_ptr_eq(numalloc_malloc(SIZE), first[count / 2]);
+  ck_assert(full->flags.bits.in_full);
+  numalloc_free(first[count / 2]);
+  bins_to_pages(); /* the bin gives it back: the page is back in its queue */
   ck_assert(!full->flags.bits.in_full);
+  ck_assert_uint_lt(full->sparse_below, full->used);
   ck_assert(!queue_has(&heap->full, full));
   ck_assert(queue_has(&heap->queues[c], full));
   ck_assert_uint_eq(full->used, full->reserved - 1);
@@ -117,6 +130,31 @@ static void *free_one(void *p) {
   numalloc_free(*(void **)p);
   return NULL;
 }
+
+/* With the class's bin full, the owner's free into a full page goes to the page itself,
+ * which comes back at once. */
+START_TEST(a_full_bin_sends_the_owners_free_to_its_full_page) {
+  static void *first[8192];
+  size_t count;
+  void *next = fill_first_page(first, 8192, &count);
+  na_heap_t *heap = na_tls_heap;
+  int c = na_size_class(SIZE);
+  na_page_t *full = page_of(first[0]);
+  na_bin_t *bin = heap->class_bin[c];
+  ck_assert(full->flags.bits.in_full);
+  ck_assert_uint_gt(count, bin->capacity);
+  for (size_t i = 0; i < bin->capacity; i++) numalloc_free(first[i]);
+  ck_assert_uint_eq(bin->count, bin->capacity);
+  ck_assert(full->flags.bits.in_full);
+  numalloc_free(first[bin->capacity]);
+  ck_assert(!na_bins_hold(heap, first[bin->capacity]));
+  ck_assert(!full->flags.bits.in_full);
+  ck_assert(queue_has(&heap->queues[c], full));
+  ck_assert_uint_eq(full->used, full->reserved - 1);
+  for (size_t i = bin->capacity + 1; i < count; i++) numalloc_free(first[i]);
+  numalloc_free(next);
+}
+END_TEST
 
 /* Another thread frees a block of a full page: the block waits on the heap's delayed list
  * until the owner's next slow path, which brings the page back; the block is reused. */
@@ -662,6 +700,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, first_allocation_builds_the_heap);
   tcase_add_test(tc, direct_table_follows_current_pages);
   tcase_add_test(tc, exhausted_page_goes_to_full_and_comes_back);
+  tcase_add_test(tc, a_full_bin_sends_the_owners_free_to_its_full_page);
   tcase_add_test(tc, remote_free_of_full_page_is_delayed);
   tcase_add_test(tc, fork_during_a_notification_leaves_no_page_busy);
   tcase_add_test(tc, remote_frees_of_live_page_are_reused);

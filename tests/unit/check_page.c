@@ -452,14 +452,16 @@ START_TEST(big_block_page_purges_free_blocks) {
 }
 END_TEST
 
-/* The owner word carries whether a flag is set: the owner's free compares only the word, so a
- * flag set without it would let frees into a full or purged page skip the slow path. */
+/* The owner word carries whether a flag that bars the fast free is set: the owner's free
+ * compares only the word, so such a flag set without it would let frees into a purged page
+ * skip the slow path. A full page is not flagged: its sparse check sends the owner's free onto
+ * its list to the heap instead, and a full page without it is named. */
 START_TEST(the_owner_word_says_when_a_flag_is_set) {
   na_page_t *page = page_make(3);
   na_page_set_owner(page, na_thread_id());
   ck_assert_uint_eq(page->owner, na_thread_id());
   ck_assert_ptr_null(na_check_page(page));
-  page->flags.bits.in_full = 1;
+  page->flags.bits.has_purged = 1;
   ck_assert_ptr_nonnull(strstr(na_check_page(page), "flagged bit disagrees"));
   na_page_flags_changed(page);
   ck_assert_ptr_null(na_check_page(page));
@@ -468,6 +470,17 @@ START_TEST(the_owner_word_says_when_a_flag_is_set) {
   page->flags.value = 0;
   na_page_flags_changed(page);
   ck_assert_uint_eq(page->owner, na_thread_id());
+  na_page_arm_sparse(page); /* as at the refill before the page filled */
+  uint16_t armed = page->sparse_below;
+  page->flags.bits.in_full = 1;
+  ck_assert_ptr_nonnull(strstr(na_check_page(page), "would not bring it back"));
+  page->sparse_below = NA_SPARSE_FULL;
+  ck_assert_ptr_null(na_check_page(page));
+  na_page_flags_changed(page);
+  ck_assert_uint_eq(page->owner, na_thread_id()); /* full is not a flag the word carries */
+  na_page_reset_flags(page);                      /* changing hands: the sparse check comes back */
+  ck_assert(!page->flags.bits.in_full);
+  ck_assert_uint_eq(page->sparse_below, armed);
   page->flags.bits.has_purged = 1;
   na_page_set_owner(page, 0); /* no thread's: nothing to compare, whatever the flags */
   ck_assert_uint_eq(page->owner, 0);
