@@ -398,8 +398,14 @@ static na_page_t *make_current(na_heap_t *heap, int size_class, na_page_t *page)
 
 static na_page_t *page_with_freed_block(na_heap_t *heap, int size_class) {
   na_page_queue_t *q = &heap->queues[size_class];
-  for (na_page_t *page = q->first; page != NULL; page = page->next) {
+  for (na_page_t *page = q->first, *next; page != NULL; page = next) {
+    next = page->next;
     if (na_page_refill_freed(page)) return make_current(heap, size_class, page);
+    /* Carved whole and with nothing unlinked, it has no block to give until one is freed
+     * into it: to the full list, as find_page's walk does, or every malloc of the class
+     * walked it again (a pool of 64 blocks of 100 KiB replaced at random: 85 ns a step,
+     * seven times tcmalloc's, nearly half of it here). */
+    if (page->capacity == page->reserved && page->purged == 0) page_to_full(heap, page);
   }
   int last = size_class + BORROW_CLASSES < NA_CLASS_COUNT ? size_class + BORROW_CLASSES
                                                           : NA_CLASS_COUNT - 1;
