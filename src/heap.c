@@ -51,7 +51,7 @@ void na_heap_page_queue_remove(na_heap_t *heap, na_page_t *page) {
 }
 
 /* An exhausted page leaves its queue; remote frees will notify the heap to bring it back,
- * and so will the owner's first free onto its list (NA_SPARSE_FULL). The owner's frees into
+ * and so will the owner's frees onto its list (na_sparse_full). The owner's frees into
  * it go to the bin first and leave it full: a pool of one size kept at a constant count (a
  * cache replacing entries) frees into full pages only, and when the first such free brought
  * the page back, the malloc after it took the page out again, both on the slow path with an
@@ -61,7 +61,7 @@ static bool page_to_full(na_heap_t *heap, na_page_t *page) {
   if (!na_page_set_delay(page, NA_DELAY_NOTIFY, true)) return false;
   na_queue_remove(&heap->queues[page->size_class], page);
   page->flags.bits.in_full = 1;
-  page->sparse_below = NA_SPARSE_FULL;
+  page->sparse_below = na_sparse_full(page);
   na_queue_push_back(&heap->full, page);
   set_current(heap, page->size_class);
   return true;
@@ -289,7 +289,7 @@ static na_noinline void page_low_elsewhere(na_heap_t *heap, na_page_t *page) {
 }
 
 void na_heap_page_low(na_heap_t *heap, na_page_t *page) {
-  if (page->flags.bits.in_full) { /* NA_SPARSE_FULL: the owner freed onto the list */
+  if (page->flags.bits.in_full) { /* na_sparse_full: the owner freed onto the list */
     na_heap_page_unfull(heap, page);
     if (page->used >= page->sparse_below) return;
   }

@@ -345,13 +345,23 @@ size_t na_page_purged_bytes(const na_page_t *page);
  * writes an owned page's owner and flags (or a thread holding a page no thread owns), so the
  * two agree for every free that compares them. A full page is not flagged: the owner's free
  * keeps the block in its bin, counted in use, and the page stays full; when the bin has no
- * room, the free onto the page's list meets NA_SPARSE_FULL and calls the heap, which brings
- * the page back. */
+ * room, the block goes onto the page's list, and the sparse threshold of a full page
+ * (na_sparse_full) calls the heap to bring the page back after a few such frees. */
 #define NA_OWNER_FLAGGED ((uintptr_t)1)
-/* sparse_below of a full page: the owner's every free onto its list calls the heap. */
-#define NA_SPARSE_FULL UINT16_MAX
 static inline uintptr_t na_page_owner(const na_page_t *page) {
   return na_relaxed_load(&page->owner) & ~NA_OWNER_FLAGGED;
+}
+/* A full page goes back to its queue once its owner has freed a 32nd of its blocks (at least
+ * one) onto its list: a pool replaced in batches larger than a bin sends its frees to full
+ * pages, and taking each page back at its first free had the mallocs after them empty it
+ * again, a slow path and two atomic operations a block. The blocks freed meanwhile (at most
+ * a 32nd of the page) wait on its list. A page fills with every block in use, so the
+ * threshold counts down from `reserved`. */
+static inline uint32_t na_page_unfull_after(const na_page_t *page) {
+  return page->reserved >= 64 ? page->reserved / 32 : 1;
+}
+static inline uint16_t na_sparse_full(const na_page_t *page) {
+  return (uint16_t)(page->reserved - na_page_unfull_after(page) + 1);
 }
 static inline bool na_page_flags_bar_fast_free(const na_page_t *page) {
   return page->flags.bits.has_purged != 0 || page->flags.bits.grown != 0;
@@ -759,7 +769,7 @@ static inline void na_free_fast(void *p) {
   na_page_t *page = na_span_and_offset(segment, p, &in_page);
   na_block_t *block = p;
   /* The owner's identity without NA_OWNER_FLAGGED: no flag bars this path (a full page's
-   * block goes to the bin, or onto the list, where NA_SPARSE_FULL calls the heap). */
+   * block goes to the bin, or onto the list, whose sparse threshold brings the page back). */
   if (na_likely(na_relaxed_load(&page->owner) == na_thread_id() &&
                 in_page * page->block_magic < page->block_magic &&
                 !na_block_looks_free(page, block))) {

@@ -61,9 +61,9 @@ const char *na_check_segment(const na_segment_t *segment) {
 }
 
 /* The owner word tells whether a flag that bars the fast free is set, and a full page's
- * sparse check calls the heap at every free onto its list; blocks on the owner's lists lie inside
- * the carved part of the page, on block boundaries, once each, and with the blocks in use never
- * exceed what was carved. The owner calls it. */
+ * sparse check brings it back after na_page_unfull_after frees onto its list; blocks on the
+ * owner's lists lie inside the carved part of the page, on block boundaries, once each, and
+ * with the blocks in use never exceed what was carved. The owner calls it. */
 const char *na_check_page(const na_page_t *page) {
   if (page->kind != NA_SPAN_SMALL)
     return VIOLATED("page %p: not a page of small blocks", na_page_start(page));
@@ -74,7 +74,7 @@ const char *na_check_page(const na_page_t *page) {
   if (owner != 0 && (owner & NA_OWNER_FLAGGED) != na_page_flags_bar_fast_free(page))
     return VIOLATED("page %p: its owner's flagged bit disagrees with its flags",
                     na_page_start(page));
-  if (page->flags.bits.in_full && page->sparse_below != NA_SPARSE_FULL)
+  if (page->flags.bits.in_full && page->sparse_below != na_sparse_full(page))
     return VIOLATED("page %p: full, but the owner's free would not bring it back",
                     na_page_start(page));
   const char *start = na_page_start(page);

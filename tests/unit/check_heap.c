@@ -99,8 +99,8 @@ START_TEST(exhausted_page_goes_to_full_and_comes_back) {
   ck_assert_uint_eq(count, full->reserved);
   ck_assert_uint_eq(full->used, full->reserved);
   ck_assert(full->flags.bits.in_full);
-  ck_assert_uint_eq(full->sparse_below, NA_SPARSE_FULL); /* the owner's free calls the heap */
-  ck_assert_uint_eq(full->owner, na_thread_id());        /* and takes the fast path there */
+  ck_assert_uint_eq(full->sparse_below, na_sparse_full(full)); /* frees onto the list count */
+  ck_assert_uint_eq(full->owner, na_thread_id());              /* and take the fast path there */
   ck_assert(queue_has(&heap->full, full));
   ck_assert(!queue_has(&heap->queues[c], full));
   ck_assert_ptr_eq(heap->current[c], page_of(next));
@@ -131,8 +131,8 @@ static void *free_one(void *p) {
   return NULL;
 }
 
-/* With the class's bin full, the owner's free into a full page goes to the page itself,
- * which comes back at once. */
+/* With the class's bin full, the owner's frees into a full page go onto its list, and the
+ * page comes back to its queue at the na_page_unfull_after-th of them. */
 START_TEST(a_full_bin_sends_the_owners_free_to_its_full_page) {
   static void *first[8192];
   size_t count;
@@ -146,12 +146,21 @@ START_TEST(a_full_bin_sends_the_owners_free_to_its_full_page) {
   for (size_t i = 0; i < bin->capacity; i++) numalloc_free(first[i]);
   ck_assert_uint_eq(bin->count, bin->capacity);
   ck_assert(full->flags.bits.in_full);
-  numalloc_free(first[bin->capacity]);
+  size_t after = na_page_unfull_after(full);
+  ck_assert_uint_gt(after, 1); /* SIZE's page has room for that many blocks */
+  ck_assert_uint_gt(count, bin->capacity + after);
+  for (size_t i = bin->capacity; i < bin->capacity + after - 1; i++) numalloc_free(first[i]);
   ck_assert(!na_bins_hold(heap, first[bin->capacity]));
+  ck_assert(full->flags.bits.in_full); /* the blocks wait on its list */
+  ck_assert(queue_has(&heap->full, full));
+  ck_assert_uint_eq(full->used, full->reserved - (after - 1));
+  ck_assert_ptr_null(na_check_page(full));
+  numalloc_free(first[bin->capacity + after - 1]);
   ck_assert(!full->flags.bits.in_full);
   ck_assert(queue_has(&heap->queues[c], full));
-  ck_assert_uint_eq(full->used, full->reserved - 1);
-  for (size_t i = bin->capacity + 1; i < count; i++) numalloc_free(first[i]);
+  ck_assert_uint_eq(full->used, full->reserved - after);
+  ck_assert_ptr_null(na_check_page(full));
+  for (size_t i = bin->capacity + after; i < count; i++) numalloc_free(first[i]);
   numalloc_free(next);
 }
 END_TEST

@@ -474,7 +474,7 @@ START_TEST(the_owner_word_says_when_a_flag_is_set) {
   uint16_t armed = page->sparse_below;
   page->flags.bits.in_full = 1;
   ck_assert_ptr_nonnull(strstr(na_check_page(page), "would not bring it back"));
-  page->sparse_below = NA_SPARSE_FULL;
+  page->sparse_below = na_sparse_full(page);
   ck_assert_ptr_null(na_check_page(page));
   na_page_flags_changed(page);
   ck_assert_uint_eq(page->owner, na_thread_id()); /* full is not a flag the word carries */
