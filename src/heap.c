@@ -51,12 +51,9 @@ void na_heap_page_queue_remove(na_heap_t *heap, na_page_t *page) {
 }
 
 /* An exhausted page leaves its queue; remote frees will notify the heap to bring it back,
- * and so will the owner's frees onto its list (na_sparse_full). The owner's frees into
- * it go to the bin first and leave it full: a pool of one size kept at a constant count (a
- * cache replacing entries) frees into full pages only, and when the first such free brought
- * the page back, the malloc after it took the page out again, both on the slow path with an
- * atomic operation each (five to ten times the time of tcmalloc and jemalloc, which keep the
- * block in the thread). False when a remote free raced in, so the page still has blocks. */
+ * and so will the owner's frees onto its list once na_sparse_full counts enough of them (its
+ * frees go to the bin first and leave it full: internal.h says why). False when a remote free
+ * raced in, so the page still has blocks. */
 static bool page_to_full(na_heap_t *heap, na_page_t *page) {
   if (!na_page_set_delay(page, NA_DELAY_NOTIFY, true)) return false;
   na_queue_remove(&heap->queues[page->size_class], page);

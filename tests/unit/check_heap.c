@@ -126,11 +126,6 @@ START_TEST(exhausted_page_goes_to_full_and_comes_back) {
 }
 END_TEST
 
-static void *free_one(void *p) {
-  numalloc_free(*(void **)p);
-  return NULL;
-}
-
 /* With the class's bin full, the owner's frees into a full page go onto its list, and the
  * page comes back to its queue at the na_page_unfull_after-th of them. */
 START_TEST(a_full_bin_sends_the_owners_free_to_its_full_page) {
@@ -164,6 +159,11 @@ START_TEST(a_full_bin_sends_the_owners_free_to_its_full_page) {
   numalloc_free(next);
 }
 END_TEST
+
+static void *free_one(void *p) {
+  numalloc_free(*(void **)p);
+  return NULL;
+}
 
 /* Another thread frees a block of a full page: the block waits on the heap's delayed list
  * until the owner's next slow path, which brings the page back; the block is reused. */
