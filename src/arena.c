@@ -413,14 +413,16 @@ void na_span_free_locked(na_arena_t *arena, na_page_t *span, uint32_t now) {
     na_relaxed_store(&arena->empty_segments, arena->empty_segments + 1);
 }
 
-void na_arena_free_span(na_page_t *span) {
+void na_arena_free_span_since(na_page_t *span, uint32_t unused_since_ms) {
   int arena_index = na_segment_of_aligned(span)->arena_index;
   na_arena_t *arena = na_arena_at(arena_index);
   na_arena_lock(arena);
-  na_span_free_locked(arena, span, na_os_clock_ms());
+  na_span_free_locked(arena, span, unused_since_ms);
   if (na_checks_enabled) na_validate(na_check_segment(na_segment_of_aligned(span)));
   na_arena_unlock(arena);
 }
+
+void na_arena_free_span(na_page_t *span) { na_arena_free_span_since(span, na_os_clock_ms()); }
 
 /* ---- large blocks resized in place ----------------------------------------------------- */
 

@@ -218,6 +218,9 @@ void na_segment_set_span(na_segment_t *segment, size_t first, size_t count, na_s
  * setting, every other) is out of memory. */
 na_page_t *na_arena_alloc_span(int arena_index, size_t slices, int *actual_arena);
 void na_arena_free_span(na_page_t *span);
+/* The same for a span unused since `unused_since_ms` (na_os_clock_ms): its purge delay counts
+ * from then. */
+void na_arena_free_span_since(na_page_t *span, uint32_t unused_since_ms);
 /* A span of the first-touch arena about to be used by a thread of `node`: resident pages
  * another node's thread used go back first, so that this thread's touch places them. */
 void na_arena_place_by_use(na_page_t *span, int node);

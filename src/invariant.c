@@ -113,6 +113,16 @@ const char *na_check_heap(const na_heap_t *heap) {
       return VIOLATED("heap %p: class %d allocates from a page that is not its first",
                       (const void *)heap, c);
   }
+  uint32_t spare_slices = 0;
+  for (const na_page_t *page = heap->spare.first; page != NULL; page = page->next) {
+    if (page->heap != heap || page->kind != NA_SPAN_SMALL || page->used != 0 ||
+        page->flags.value != 0)
+      return VIOLATED("page %p: spare, but in use, flagged or another heap's", na_page_start(page));
+    spare_slices += page->slice_count;
+  }
+  if (spare_slices != heap->spare_slices)
+    return VIOLATED("heap %p: spare pages of %u slices counted as %u", (const void *)heap,
+                    spare_slices, heap->spare_slices);
   return na_check_bins(heap);
 }
 

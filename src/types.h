@@ -236,6 +236,10 @@ typedef struct na_heap_s {
   uint32_t bin_counted[NA_BIN_CLASSES]; /* each bin's `handed` when the statistics last counted */
   na_page_queue_t queues[NA_CLASS_COUNT];
   na_page_queue_t full;
+  /* Pages the thread emptied, kept off the arena for its next new page of any class (heap.c),
+   * the most recent first, and their slices. */
+  na_page_queue_t spare;
+  uint32_t spare_slices;
   _Atomic(na_block_t *) delayed_free; /* blocks of full pages freed by other threads */
   struct na_tld_s *tld;
   int arena_index; /* node, or NA_INTERLEAVE_ARENA for spans spread over nodes */

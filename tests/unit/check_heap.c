@@ -2,8 +2,9 @@
  * gives the thread a heap on its node; the direct table always agrees with the current
  * pages; an exhausted page moves to the full list and comes back when a block of it reaches
  * it, from its owner's bin or (through the heap's delayed list) from another thread; blocks
- * other threads free are handed out again; an empty page goes back to the arena unless it is
- * the class's current page. */
+ * other threads free are handed out again; an empty page becomes a spare of the heap unless
+ * it is the class's current page, and spares go to the arena past 1 MiB, at a pass or when
+ * the thread exits. */
 #include "unit.h"
 
 #include <pthread.h>
@@ -267,8 +268,9 @@ START_TEST(remote_frees_of_live_page_are_reused) {
 }
 END_TEST
 
-/* Freeing every block of a page returns it to the arena, except the current page. */
-START_TEST(empty_pages_retire_but_current_stays) {
+/* Freeing every block of a page makes it a spare of the heap, except the current page; the
+ * next new page of any class with as many slices is that spare. */
+START_TEST(empty_pages_become_spares_but_current_stays) {
   static void *first[8192];
   size_t count;
   void *next = fill_first_page(first, 8192, &count);
@@ -279,15 +281,105 @@ START_TEST(empty_pages_retire_but_current_stays) {
   bins_to_pages();
   ck_assert(!queue_has(&heap->queues[c], old));
   ck_assert(!queue_has(&heap->full, old));
-  ck_assert_int_ne(na_page_of(na_segment_of_aligned(first[0]), first[0])->kind, NA_SPAN_SMALL);
+  ck_assert(queue_has(&heap->spare, old));
+  ck_assert_uint_eq(heap->spare_slices, old->slice_count);
+  ck_assert_int_eq(old->kind, NA_SPAN_SMALL);
+  ck_assert_uint_eq(old->used, 0);
+  ck_assert_ptr_null(na_check_heap(heap));
   numalloc_free(next);
   bins_to_pages();
   ck_assert_int_eq(current->kind, NA_SPAN_SMALL);
   ck_assert_uint_eq(current->used, 0);
   ck_assert_ptr_eq(heap->current[c], current);
+  ck_assert(!queue_has(&heap->spare, current));
   void *again = numalloc_malloc(SIZE); /* straight from the kept page */
   ck_assert_ptr_eq(page_of(again), current);
   numalloc_free(again);
+  enum { OTHER = 400 }; /* a class this thread never used, its pages of one slice too */
+  ck_assert_ptr_eq(heap->current[na_size_class(OTHER)], &na_page_empty);
+  ck_assert_uint_eq(na_class_page_slices(na_size_class(OTHER)), old->slice_count);
+  void *other = numalloc_malloc(OTHER);
+  ck_assert_ptr_eq(page_of(other), old);
+  ck_assert_int_eq(old->size_class, na_size_class(OTHER));
+  ck_assert_ptr_null(heap->spare.first);
+  ck_assert_uint_eq(heap->spare_slices, 0);
+  ck_assert_ptr_null(na_check_heap(heap));
+  numalloc_free(other);
+}
+END_TEST
+
+/* The spare list keeps the pages emptied last, up to 1 MiB: older ones go to the arena, and
+ * all of them at the heap's next pass. */
+START_TEST(spares_past_a_mebibyte_and_at_a_pass_go_to_the_arena) {
+  enum { PAGES = 20, MAX_BLOCKS = 32768 };
+  static void *blocks[MAX_BLOCKS];
+  na_page_t *pages[PAGES + 1];
+  void *first_block[PAGES + 1];
+  size_t n = 0;
+  int seen = 0;
+  while (seen <= PAGES) { /* PAGES pages carved whole, and one block of the next */
+    UNIT_REQUIRE(n < MAX_BLOCKS, "%d pages in %zu blocks", seen, n);
+    blocks[n] = numalloc_malloc(SIZE);
+    if (seen == 0 || page_of(blocks[n]) != pages[seen - 1]) {
+      first_block[seen] = blocks[n];
+      pages[seen++] = page_of(blocks[n]);
+    }
+    n++;
+  }
+  na_heap_t *heap = na_tls_heap;
+  ck_assert_uint_eq(pages[0]->slice_count, 1);
+  int emptied = 0;
+  for (size_t i = 0; i < n; i++) { /* page by page, the bin flushed at each page's end */
+    numalloc_free(blocks[i]);
+    if (i + 1 == n || blocks[i + 1] == first_block[emptied + 1]) {
+      bins_to_pages();
+      emptied++;
+    }
+  }
+  enum { KEPT = NA_MiB / NA_SLICE_SIZE };
+  ck_assert_uint_eq(heap->spare_slices, KEPT);
+  ck_assert_ptr_null(na_check_heap(heap));
+  for (int i = 0; i < PAGES; i++) {
+    na_segment_t *segment = na_segment_of_aligned(first_block[i]);
+    bool spare = i >= PAGES - KEPT;
+    ck_assert_msg(queue_has(&heap->spare, pages[i]) == spare, "page %d of %d", i, PAGES);
+    ck_assert_msg((na_page_of(segment, first_block[i])->kind == NA_SPAN_SMALL) == spare,
+                  "page %d of %d", i, PAGES);
+  }
+  ck_assert_ptr_eq(heap->spare.first, pages[PAGES - 1]); /* the most recent first */
+  pass_now(heap);
+  ck_assert_ptr_null(heap->spare.first);
+  ck_assert_uint_eq(heap->spare_slices, 0);
+  na_segment_t *segment = na_segment_of_aligned(first_block[PAGES - 1]);
+  ck_assert_int_ne(na_page_of(segment, first_block[PAGES - 1])->kind, NA_SPAN_SMALL);
+  ck_assert_int_eq(pages[PAGES]->kind, NA_SPAN_SMALL); /* the current page stays */
+}
+END_TEST
+
+static void *empty_three_pages_and_exit(void *arg) {
+  void **first_block = arg;
+  static void *blocks[8192];
+  size_t n = 0;
+  na_page_t *page = NULL;
+  for (int seen = 0; seen < 4; n++) {
+    UNIT_REQUIRE(n < 8192, "%d pages in %zu blocks", seen, n);
+    blocks[n] = numalloc_malloc(SIZE);
+    if (page_of(blocks[n]) != page) first_block[seen++] = blocks[n], page = page_of(blocks[n]);
+  }
+  for (size_t i = 0; i < n; i++) numalloc_free(blocks[i]);
+  bins_to_pages();
+  UNIT_REQUIRE(na_tls_heap->spare_slices == 3, "%u spare slices", na_tls_heap->spare_slices);
+  return NULL;
+}
+
+/* A thread that exits leaves its spare pages to the arena. */
+START_TEST(spares_of_an_exiting_thread_go_to_the_arena) {
+  void *first_block[4];
+  unit_run_threads(1, empty_three_pages_and_exit, first_block, 0);
+  for (int i = 0; i < 3; i++) {
+    na_segment_t *segment = na_segment_of_aligned(first_block[i]);
+    ck_assert_int_ne(na_page_of(segment, first_block[i])->kind, NA_SPAN_SMALL);
+  }
 }
 END_TEST
 
@@ -713,7 +805,9 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, remote_free_of_full_page_is_delayed);
   tcase_add_test(tc, fork_during_a_notification_leaves_no_page_busy);
   tcase_add_test(tc, remote_frees_of_live_page_are_reused);
-  tcase_add_test(tc, empty_pages_retire_but_current_stays);
+  tcase_add_test(tc, empty_pages_become_spares_but_current_stays);
+  tcase_add_test(tc, spares_past_a_mebibyte_and_at_a_pass_go_to_the_arena);
+  tcase_add_test(tc, spares_of_an_exiting_thread_go_to_the_arena);
   tcase_add_test(tc, random_frees_leave_one_page);
   tcase_add_test(tc, idle_multi_slice_pages_go_back_past_2_mib);
   tcase_add_test(tc, sparse_page_gives_pages_back);
