@@ -95,11 +95,12 @@ static void page_release(na_heap_t *heap, na_page_t *page) {
  * A program that allocates a batch of blocks and frees them all, again and again, empties
  * the same pages at every round. Sent back to the arena, each one came back from it at the
  * next round: the node's arena lock twice per page and round, taken by every thread of the
- * node (two threads doing this took 2.6 times mimalloc's time, half of it in the lock). So
- * the pages a thread empties wait on its spare list, up to SPARE_SLICES_MAX, for its next
- * new page of any class with as many slices; the oldest goes to the arena when the list is
- * over that, and all of them at the next pass, dated when they were emptied so that their
- * purge delay counts from then. They stay counted among the heap's pages. */
+ * node (two threads of 300 1 KiB blocks took 4 times mimalloc's time, a fifth of it in the
+ * lock), and its blocks were carved again. So the one-slice pages a thread empties wait on
+ * its spare list, up to SPARE_SLICES_MAX, for its next new page: one of the same class is
+ * taken as it was left, else any is made a page of the class. The oldest goes to the arena
+ * when the list is over that, and all of them at the next pass, dated when they were emptied
+ * so that their purge delay counts from then. They stay counted among the heap's pages. */
 #define SPARE_SLICES_MAX ((1 * NA_MiB) >> NA_SLICE_SHIFT)
 
 static void spare_release(na_heap_t *heap, na_page_t *page) {
@@ -116,32 +117,51 @@ static void spare_release_all(na_heap_t *heap) {
 static void spare_keep(na_heap_t *heap, na_page_t *page) {
   na_heap_page_queue_remove(heap, page);
   na_page_account_partial(page);
-  page->flags.value = 0;
+  na_page_reset_flags(page);
   page->free_stamp = na_os_clock_ms();
   na_queue_push_front(&heap->spare, page);
   heap->spare_slices += page->slice_count;
   while (heap->spare_slices > SPARE_SLICES_MAX) spare_release(heap, heap->spare.last);
 }
 
-/* A spare page of `slices` slices on the arena, off the list, or NULL. */
-static na_page_t *spare_take(na_heap_t *heap, size_t slices, int arena_index) {
+/* A spare page on the arena for a new page of the class, off the list: one of the class as
+ * it was left, its blocks still on its lists for the next refill to take (carved anew, a
+ * page of 1 KiB blocks took sixteen trips through the slow path), else one of as many slices
+ * made a page of the class; NULL when there is none. */
+static na_page_t *spare_take(na_heap_t *heap, int size_class, int arena_index) {
+  size_t slices = na_class_page_slices(size_class);
+  na_page_t *fit = NULL;
   for (na_page_t *page = heap->spare.first; page != NULL; page = page->next) {
     if (page->slice_count != slices || na_segment_of_aligned(page)->arena_index != arena_index)
       continue;
-    na_queue_remove(&heap->spare, page);
-    heap->spare_slices -= page->slice_count;
-    return page;
+    if (fit == NULL || page->size_class == size_class) fit = page;
+    if (page->size_class == size_class) break;
   }
-  return NULL;
+  if (fit == NULL) return NULL;
+  na_queue_remove(&heap->spare, fit);
+  heap->spare_slices -= fit->slice_count;
+  if (fit->size_class == size_class) {
+    na_page_set_delay(fit, NA_DELAY_NONE, false);
+    na_page_arm_sparse(fit); /* a refill that finds `free` left as it was does not */
+    fit->sparse_marked = 0;
+  } else {
+    na_page_init(fit, heap, size_class, false);
+  }
+  return fit; /* still counted among the heap's pages */
 }
 
-/* A page with no block in use becomes a spare, unless it is the only page its class has:
- * keeping that one where it is saves even the spare list's trip in alloc/free loops. */
+/* A page with no block in use becomes a spare, unless it is the only page its class has
+ * (keeping that one where it is saves even the spare list's trip in alloc/free loops) or a
+ * page of several slices: blocks that big take longer to write than the arena's lock, and a
+ * spare only its heap can reuse held the latency workload's peak 1 MiB higher. */
 void na_heap_page_retire(na_heap_t *heap, na_page_t *page) {
   if (page == heap->current[page->size_class]) return;
   na_page_queue_t *q = queue_of(heap, page);
   if (!page->flags.bits.in_full && q->first == page && page->next == NULL) return;
-  spare_keep(heap, page);
+  if (page->slice_count == 1)
+    spare_keep(heap, page);
+  else
+    page_release(heap, page);
 }
 
 /* Empty pages of several slices kept as their class's current page, up to 2 MiB of them, and
@@ -403,11 +423,8 @@ static void release_pages_freed_elsewhere(na_heap_t *heap) {
 }
 
 static na_page_t *page_fresh(na_heap_t *heap, int size_class, int arena_index) {
-  na_page_t *spare = spare_take(heap, na_class_page_slices(size_class), arena_index);
-  if (spare != NULL) {
-    na_page_init(spare, heap, size_class, false); /* still counted among the heap's pages */
-    return spare;
-  }
+  na_page_t *spare = spare_take(heap, size_class, arena_index);
+  if (spare != NULL) return spare;
   release_idle_pages(heap, size_class);
   release_pages_freed_elsewhere(heap);
   int actual = arena_index;

@@ -116,8 +116,8 @@ const char *na_check_heap(const na_heap_t *heap) {
   uint32_t spare_slices = 0;
   for (const na_page_t *page = heap->spare.first; page != NULL; page = page->next) {
     if (page->heap != heap || page->kind != NA_SPAN_SMALL || page->used != 0 ||
-        page->flags.value != 0)
-      return VIOLATED("page %p: spare, but in use, flagged or another heap's", na_page_start(page));
+        page->flags.bits.in_full)
+      return VIOLATED("page %p: spare, but in use, full or another heap's", na_page_start(page));
     spare_slices += page->slice_count;
   }
   if (spare_slices != heap->spare_slices)

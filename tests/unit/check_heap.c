@@ -308,6 +308,33 @@ START_TEST(empty_pages_become_spares_but_current_stays) {
 }
 END_TEST
 
+/* A new page of the class is the class's spare as it was left: its blocks are on its lists
+ * already, so none is carved again. */
+START_TEST(a_new_page_of_the_class_is_its_spare_as_it_was_left) {
+  static void *first[8192], *again[8192];
+  size_t count;
+  void *next = fill_first_page(first, 8192, &count);
+  na_heap_t *heap = na_tls_heap;
+  na_page_t *old = page_of(first[0]), *current = page_of(next);
+  ck_assert_uint_eq(old->capacity, old->reserved);
+  for (size_t i = 0; i < count; i++) numalloc_free(first[i]);
+  bins_to_pages();
+  ck_assert(queue_has(&heap->spare, old));
+  size_t n = 0;
+  do { /* the current page's blocks, then one more */
+    UNIT_REQUIRE(n < 8192, "%zu blocks from the current page", n);
+    again[n] = numalloc_malloc(SIZE);
+  } while (page_of(again[n++]) == current);
+  ck_assert_ptr_eq(page_of(again[n - 1]), old);
+  ck_assert_uint_eq(old->capacity, old->reserved); /* not carved anew */
+  ck_assert_int_eq(old->size_class, na_size_class(SIZE));
+  ck_assert_ptr_null(heap->spare.first);
+  ck_assert_ptr_null(na_check_heap(heap));
+  for (size_t i = 0; i < n; i++) numalloc_free(again[i]);
+  numalloc_free(next);
+}
+END_TEST
+
 /* The spare list keeps the pages emptied last, up to 1 MiB: older ones go to the arena, and
  * all of them at the heap's next pass. */
 START_TEST(spares_past_a_mebibyte_and_at_a_pass_go_to_the_arena) {
@@ -806,6 +833,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, fork_during_a_notification_leaves_no_page_busy);
   tcase_add_test(tc, remote_frees_of_live_page_are_reused);
   tcase_add_test(tc, empty_pages_become_spares_but_current_stays);
+  tcase_add_test(tc, a_new_page_of_the_class_is_its_spare_as_it_was_left);
   tcase_add_test(tc, spares_past_a_mebibyte_and_at_a_pass_go_to_the_arena);
   tcase_add_test(tc, spares_of_an_exiting_thread_go_to_the_arena);
   tcase_add_test(tc, random_frees_leave_one_page);
