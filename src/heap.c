@@ -97,11 +97,10 @@ static void page_release(na_heap_t *heap, na_page_t *page) {
  * next round: the node's arena lock twice per page and round, taken by every thread of the
  * node (two threads of 300 1 KiB blocks took 4 times mimalloc's time, a fifth of it in the
  * lock), and its blocks were carved again. So the one-slice pages a thread empties wait on
- * its spare list, up to SPARE_SLICES_MAX, for its next new page: one of the same class is
+ * its spare list, up to NA_SPARE_SLICES, for its next new page: one of the same class is
  * taken as it was left, else any is made a page of the class. The oldest goes to the arena
  * when the list is over that, and all of them at the next pass, dated when they were emptied
  * so that their purge delay counts from then. They stay counted among the heap's pages. */
-#define SPARE_SLICES_MAX ((1 * NA_MiB) >> NA_SLICE_SHIFT)
 
 static void spare_release(na_heap_t *heap, na_page_t *page) {
   na_queue_remove(&heap->spare, page);
@@ -121,7 +120,7 @@ static void spare_keep(na_heap_t *heap, na_page_t *page) {
   page->free_stamp = na_os_clock_ms();
   na_queue_push_front(&heap->spare, page);
   heap->spare_slices += page->slice_count;
-  while (heap->spare_slices > SPARE_SLICES_MAX) spare_release(heap, heap->spare.last);
+  while (heap->spare_slices > NA_SPARE_SLICES) spare_release(heap, heap->spare.last);
 }
 
 /* A spare page on the arena for a new page of the class, off the list: one of the class as

@@ -218,6 +218,11 @@ typedef struct na_bin_s {
   };
 } na_bin_t;
 
+/* The spare pages a heap keeps: room for the batches of a few hundred to a few thousand
+ * blocks that programs allocate and free whole, and no more, as a thread that goes idle keeps
+ * them until its next allocation's pass. */
+#define NA_SPARE_SLICES ((512 * NA_KiB) >> NA_SLICE_SHIFT)
+
 /* A thread's allocation state for one node (or for interleaved spans). */
 typedef struct na_heap_s {
   na_page_t *direct[NA_DIRECT_COUNT]; /* (size+15)/16 -> page for that size's class */
@@ -237,7 +242,7 @@ typedef struct na_heap_s {
   na_page_queue_t queues[NA_CLASS_COUNT];
   na_page_queue_t full;
   /* Pages the thread emptied, kept off the arena for its next new page of any class (heap.c),
-   * the most recent first, and their slices. */
+   * the most recent first, and their slices (NA_SPARE_SLICES at most). */
   na_page_queue_t spare;
   uint32_t spare_slices;
   _Atomic(na_block_t *) delayed_free; /* blocks of full pages freed by other threads */

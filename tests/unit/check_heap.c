@@ -3,7 +3,7 @@
  * pages; an exhausted page moves to the full list and comes back when a block of it reaches
  * it, from its owner's bin or (through the heap's delayed list) from another thread; blocks
  * other threads free are handed out again; an empty page becomes a spare of the heap unless
- * it is the class's current page, and spares go to the arena past 1 MiB, at a pass or when
+ * it is the class's current page, and spares go to the arena past 512 KiB, at a pass or when
  * the thread exits. */
 #include "unit.h"
 
@@ -335,9 +335,9 @@ START_TEST(a_new_page_of_the_class_is_its_spare_as_it_was_left) {
 }
 END_TEST
 
-/* The spare list keeps the pages emptied last, up to 1 MiB: older ones go to the arena, and
- * all of them at the heap's next pass. */
-START_TEST(spares_past_a_mebibyte_and_at_a_pass_go_to_the_arena) {
+/* The spare list keeps the pages emptied last, up to NA_SPARE_SLICES: older ones go to the
+ * arena, and all of them at the heap's next pass. */
+START_TEST(spares_past_their_room_and_at_a_pass_go_to_the_arena) {
   enum { PAGES = 20, MAX_BLOCKS = 32768 };
   static void *blocks[MAX_BLOCKS];
   na_page_t *pages[PAGES + 1];
@@ -363,7 +363,7 @@ START_TEST(spares_past_a_mebibyte_and_at_a_pass_go_to_the_arena) {
       emptied++;
     }
   }
-  enum { KEPT = NA_MiB / NA_SLICE_SIZE };
+  enum { KEPT = NA_SPARE_SLICES };
   ck_assert_uint_eq(heap->spare_slices, KEPT);
   ck_assert_ptr_null(na_check_heap(heap));
   for (int i = 0; i < PAGES; i++) {
@@ -834,7 +834,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, remote_frees_of_live_page_are_reused);
   tcase_add_test(tc, empty_pages_become_spares_but_current_stays);
   tcase_add_test(tc, a_new_page_of_the_class_is_its_spare_as_it_was_left);
-  tcase_add_test(tc, spares_past_a_mebibyte_and_at_a_pass_go_to_the_arena);
+  tcase_add_test(tc, spares_past_their_room_and_at_a_pass_go_to_the_arena);
   tcase_add_test(tc, spares_of_an_exiting_thread_go_to_the_arena);
   tcase_add_test(tc, random_frees_leave_one_page);
   tcase_add_test(tc, idle_multi_slice_pages_go_back_past_2_mib);
