@@ -576,6 +576,7 @@ void na_heap_abandon(na_heap_t *heap, int ran_on) {
   na_page_t *kept = NULL;
   for (int i = 0; i <= NA_CLASS_COUNT; i++) give_up(heap, lists[i], ran_on, true, &kept);
   na_pool_abandon(kept);
+  na_arena_release_segments(heap->arena_index);
   for (int c = 0; c < NA_CLASS_COUNT; c++) set_current(heap, c);
   na_relaxed_store(&heap->held.pages, 0);
   na_relaxed_store(&heap->held.bytes, 0);

@@ -221,6 +221,9 @@ void na_arena_free_span(na_page_t *span);
 /* The same for a span unused since `unused_since_ms` (na_os_clock_ms): its purge delay counts
  * from then. */
 void na_arena_free_span_since(na_page_t *span, uint32_t unused_since_ms);
+/* The calling thread, leaving the arena, gives up its segments: another thread takes their
+ * room as its own. */
+void na_arena_release_segments(int arena_index);
 /* A span of the first-touch arena about to be used by a thread of `node`: resident pages
  * another node's thread used go back first, so that this thread's touch places them. */
 void na_arena_place_by_use(na_page_t *span, int node);

@@ -267,6 +267,75 @@ START_TEST(spans_of_the_threads_own_segment_come_first) {
 }
 END_TEST
 
+/* Fresh memory comes from the calling thread's own segments: with room only in another
+ * thread's segment, a thread maps one of its own (small pages, being its first beside
+ * others'), cuts its next spans there, and its second takes huge pages as the arena's second
+ * does. Where no segment can be mapped, the other thread's room serves. */
+START_TEST(fresh_spans_come_from_the_threads_own_segment) {
+  na_os_free_memory_reported_set(0);
+  bool thp = na_os_thp_usable();
+  na_page_t *first = span_alloc(4);
+  na_segment_t *theirs = na_segment_of_aligned(first);
+  theirs->affinity = na_thread_id() ^ 0x1000; /* as another thread's */
+  na_page_t *mine = span_alloc(4);
+  na_segment_t *own = na_segment_of_aligned(mine);
+  ck_assert_ptr_ne(own, theirs);
+  ck_assert_uint_eq(own->affinity, na_thread_id());
+  ck_assert(!own->huge_pages);
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 2 * NA_SEGMENT_SIZE);
+  na_page_t *next = span_alloc(4);
+  ck_assert_ptr_eq(na_segment_of_aligned(next), own);
+  ck_assert_uint_eq(slice_index(next), slice_index(mine) + 4);
+  /* its own segment full: a second of its own, with huge pages where they are usable */
+  na_page_t *rest = span_alloc(own->free_slices);
+  na_page_t *again = span_alloc(4);
+  na_segment_t *second = na_segment_of_aligned(again);
+  ck_assert_ptr_ne(second, own);
+  ck_assert_ptr_ne(second, theirs);
+  ck_assert_int_eq(second->huge_pages, thp);
+  /* nothing can be mapped: the other thread's room, rather than no memory */
+  na_page_t *fill = span_alloc(second->free_slices);
+  na_os_inject_map_failures(4);
+  na_page_t *shared = span_alloc(4);
+  na_os_inject_map_failures(0);
+  ck_assert_ptr_eq(na_segment_of_aligned(shared), theirs);
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), 3 * NA_SEGMENT_SIZE);
+  na_page_t *spans[] = {first, mine, next, rest, again, fill, shared};
+  for (size_t i = 0; i < sizeof spans / sizeof *spans; i++) na_arena_free_span(spans[i]);
+  check_segment(theirs);
+  check_segment(own);
+  check_segment(second);
+  na_os_free_memory_reported_set(-1);
+}
+END_TEST
+
+static void *take_span_and_leave(void *arg) {
+  na_page_t **span = arg;
+  int actual;
+  *span = na_arena_alloc_span(node, 4, &actual);
+  na_arena_release_segments(node); /* as a thread's exit does */
+  return NULL;
+}
+
+/* A thread that leaves gives its segments up: their room is the next taker's own. */
+START_TEST(segments_of_a_thread_that_left_are_the_next_takers) {
+  na_page_t *theirs = NULL;
+  pthread_t thread;
+  ck_assert_int_eq(pthread_create(&thread, NULL, take_span_and_leave, &theirs), 0);
+  pthread_join(thread, NULL);
+  ck_assert_ptr_nonnull(theirs);
+  na_segment_t *segment = na_segment_of_aligned(theirs);
+  ck_assert_uint_eq(segment->affinity, 0);
+  na_page_t *mine = span_alloc(4);
+  ck_assert_ptr_eq(na_segment_of_aligned(mine), segment);
+  ck_assert_uint_eq(segment->affinity, na_thread_id());
+  ck_assert_uint_eq(na_arena_mapped_bytes(node), NA_SEGMENT_SIZE);
+  na_arena_free_span(theirs);
+  na_arena_free_span(mine);
+  check_segment(segment);
+}
+END_TEST
+
 /* A span that fills a segment; the next one needs a second segment. */
 START_TEST(full_segment_grows_the_arena) {
   na_page_t *all = span_alloc(NA_SLICES_PER_SEGMENT - NA_META_SLICES);
@@ -1172,6 +1241,8 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, holes_are_filled_first);
   tcase_add_test(tc, dirty_spans_are_reused_before_clean_ones);
   tcase_add_test(tc, spans_of_the_threads_own_segment_come_first);
+  tcase_add_test(tc, fresh_spans_come_from_the_threads_own_segment);
+  tcase_add_test(tc, segments_of_a_thread_that_left_are_the_next_takers);
   tcase_add_test(tc, full_segment_grows_the_arena);
   tcase_add_test(tc, huge_pages_once_an_arena_holds_a_segment);
   tcase_add_test(tc, the_second_segment_takes_huge_pages);
