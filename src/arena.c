@@ -217,10 +217,27 @@ void na_span_insert(na_arena_t *arena, na_segment_t *segment, size_t first, size
  * cache, and the blocks and growing buffers of two threads side by side make their cores
  * pass the lines between them. Two threads growing buffers with realloc took 1.3 times the
  * CPU of one thread per buffer when they shared the arena's spans freely, as mimalloc's
- * per-thread segments do not. Only resident (dirty) spans are looked for here, so that no
- * fresh memory is touched while another thread's resident span waits; and the look is
- * bounded: a thread with no such span takes what the arena has. */
+ * per-thread segments do not. Only resident spans are looked for here, whose slices to be
+ * taken were all handed out since they were last given back: a freed span merged with the
+ * untouched rest of its segment is dirty as a whole, and a thread taking its own such span
+ * before another thread's freed span touched fresh memory while resident memory waited
+ * (mstress's peak, 28 to 38 MiB, once threads had segments of their own). The look is
+ * bounded: a thread with no such span takes the best fit. */
 #define AFFINITY_LOOK 32
+
+static bool all_resident(const na_segment_t *segment, size_t first, size_t count) {
+  for (size_t i = first; i < first + count; i++)
+    if (!((segment->resident[i / 64] >> (i % 64)) & 1)) return false;
+  return true;
+}
+
+void na_segment_note_resident(na_segment_t *segment, size_t first, size_t count, bool resident) {
+  for (size_t i = first; i < first + count; i++) {
+    uint64_t bit = (uint64_t)1 << (i % 64);
+    segment->resident[i / 64] =
+        resident ? segment->resident[i / 64] | bit : segment->resident[i / 64] & ~bit;
+  }
+}
 
 static na_page_t *span_find_own(na_arena_t *arena, size_t slices) {
   uintptr_t me = na_thread_id();
@@ -229,7 +246,10 @@ static na_page_t *span_find_own(na_arena_t *arena, size_t slices) {
     for (na_page_t *span = arena->bins[bin].first; span != NULL && looked < AFFINITY_LOOK;
          span = span->next, looked++) {
       if (!span->is_dirty) break; /* the rest of the bin is clean */
-      if (span->slice_count >= slices && na_segment_of_aligned(span)->affinity == me) return span;
+      na_segment_t *segment = na_segment_of_aligned(span);
+      if (span->slice_count >= slices && segment->affinity == me &&
+          all_resident(segment, (size_t)(span - segment->slices), slices))
+        return span;
     }
   return NULL;
 }
@@ -241,11 +261,12 @@ static na_page_t *span_find_own(na_arena_t *arena, size_t slices) {
  * 1 KiB took 2.8 times the time of one thread alone (0.43 s against 0.15) where their pages
  * were interleaved, and as long as one where each thread's pages were together. So a thread
  * with no room in a segment of its own (or nobody's) maps one rather than cut another
- * thread's, and a thread leaving the arena gives its segments up. The segments are looked at
- * up to a bound: an arena with more of them shares their room as before, so the address
- * space of a process with many threads does not grow a segment per thread. Resident memory
- * is still reused first wherever it is, so a thread's own segment costs no fresh memory. */
-#define OWN_SEGMENT_LOOK 64
+ * thread's, and a thread leaving the arena gives its segments up. Resident memory is still
+ * reused first wherever it is. An arena of more than 16 segments shares their room as
+ * before: bursts of 64 threads, each with blocks of many classes, held 1.2 times the resident
+ * memory of shared segments after six bursts when up to 64 could be their own (the same with
+ * 16), and the address space of a process with many threads does not grow a segment each. */
+#define OWN_SEGMENT_LOOK 16
 
 /* Nobody's: empty, or left by the thread that had it (na_arena_release_segments). */
 static bool segment_is_unclaimed(const na_segment_t *segment) {
@@ -308,14 +329,15 @@ typedef enum na_grow_e {
 static na_page_t *span_find(na_arena_t *arena, int arena_index, size_t slices, bool share,
                             na_grow_t *grow) {
   *grow = GROW_FOR_ROOM;
-  na_page_t *own = span_find_own(arena, slices);
-  if (own != NULL) return own;
   bool dirty_first = arena_index != NA_TOUCH_ARENA;
   na_page_t *clean = NULL;
   for (int bin = bin_of(slices); bin < NA_BIN_COUNT; bin++) {
     for (na_page_t *span = arena->bins[bin].first; span != NULL; span = span->next) {
       if (span->slice_count < slices) continue;
-      if (span->is_dirty || !dirty_first) return span;
+      if (span->is_dirty || !dirty_first) {
+        na_page_t *own = span_find_own(arena, slices);
+        return own != NULL ? own : span;
+      }
       clean = clean ? clean : span;
       break; /* the rest of the bin is clean */
     }
@@ -323,6 +345,7 @@ static na_page_t *span_find(na_arena_t *arena, int arena_index, size_t slices, b
   if (clean == NULL || share) return clean;
   na_segment_t *segment = na_segment_of_aligned(clean);
   if (segment->affinity == na_thread_id() || segment_is_unclaimed(segment)) return clean;
+  na_page_t *own;
   switch (room_in_own_segment(arena, slices, &own)) {
   case ROOM_FOUND: return own;
   case ROOM_NONE: *grow = GROW_OWN_FIRST; return NULL;
@@ -346,6 +369,7 @@ static na_page_t *span_take(na_arena_t *arena, na_page_t *span, size_t slices) {
   span->is_dirty = state.dirty; /* for na_arena_place_by_use */
   span->used_on = state.used_on;
   segment->free_slices -= (uint32_t)slices;
+  na_segment_note_resident(segment, first, slices, true);
   return span;
 }
 
@@ -524,6 +548,7 @@ bool na_arena_grow_span(na_page_t *span, size_t slices) {
     if (right_count > need)
       na_span_insert(arena, segment, first + slices, right_count - need, state);
     segment->free_slices -= (uint32_t)need;
+    na_segment_note_resident(segment, end, need, true);
     if (na_checks_enabled) na_validate(na_check_segment(segment));
     grown = true;
   }

@@ -44,6 +44,8 @@ void na_span_insert(na_arena_t *arena, na_segment_t *segment, size_t first, size
 /* Turns a span handed out (or a page) back into a free span. */
 void na_span_free_locked(na_arena_t *arena, na_page_t *span, uint32_t now);
 bool na_arena_segment_is_empty(const na_segment_t *segment);
+/* With the arena locked: slices handed out (may be resident) or given back. */
+void na_segment_note_resident(na_segment_t *segment, size_t first, size_t count, bool resident);
 void na_arena_segment_unlink(na_arena_t *arena, na_segment_t *segment);
 
 /* huge.c: with the arena locked, moves the kept huge segments that waited `delay_ms` (all of

@@ -90,6 +90,7 @@ static bool purge_arena(int arena_index, bool force) {
       na_page_t *span = batch.spans[i];
       na_segment_t *segment = na_segment_of_aligned(span);
       span->kind = NA_SPAN_FREE;
+      na_segment_note_resident(segment, (size_t)(span - segment->slices), span->slice_count, false);
       na_span_insert(arena, segment, (size_t)(span - segment->slices), span->slice_count,
                      (na_span_state_t){.zero = true, .stamp = now, .used_on = -1});
     }

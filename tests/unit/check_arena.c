@@ -309,6 +309,33 @@ START_TEST(fresh_spans_come_from_the_threads_own_segment) {
 }
 END_TEST
 
+/* A thread's own free span comes first only where the slices it would take were handed out
+ * since they were last given back: a span freed into the untouched rest of its segment is
+ * dirty as a whole, and taking its untouched slices first would leave another thread's
+ * resident span waiting. */
+START_TEST(own_spans_first_only_where_resident) {
+  const size_t whole = NA_SLICES_PER_SEGMENT - NA_META_SLICES;
+  na_page_t *eight = span_alloc(8);
+  na_page_t *rest = span_alloc(whole - 8);
+  na_segment_t *theirs = na_segment_of_aligned(eight);
+  na_page_t *four = span_alloc(4);
+  na_segment_t *mine = na_segment_of_aligned(four);
+  ck_assert_ptr_ne(mine, theirs);
+  theirs->affinity = na_thread_id() ^ 0x1000; /* as another thread's */
+  na_arena_free_span(four);                   /* merges with the untouched rest of its segment */
+  na_arena_free_span(eight);
+  ck_assert(four->is_dirty && four->slice_count == whole);
+  na_page_t *again = span_alloc(8); /* four of my slices are resident, not eight */
+  ck_assert_ptr_eq(again, eight);
+  na_page_t *mine_again = span_alloc(4); /* those four are */
+  ck_assert_ptr_eq(mine_again, four);
+  na_page_t *spans[] = {again, rest, mine_again};
+  for (size_t i = 0; i < sizeof spans / sizeof *spans; i++) na_arena_free_span(spans[i]);
+  check_segment(mine);
+  check_segment(theirs);
+}
+END_TEST
+
 static void *take_span_and_leave(void *arg) {
   na_page_t **span = arg;
   int actual;
@@ -1241,6 +1268,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, holes_are_filled_first);
   tcase_add_test(tc, dirty_spans_are_reused_before_clean_ones);
   tcase_add_test(tc, spans_of_the_threads_own_segment_come_first);
+  tcase_add_test(tc, own_spans_first_only_where_resident);
   tcase_add_test(tc, fresh_spans_come_from_the_threads_own_segment);
   tcase_add_test(tc, segments_of_a_thread_that_left_are_the_next_takers);
   tcase_add_test(tc, full_segment_grows_the_arena);
