@@ -50,6 +50,15 @@ const char *na_check_segment(const na_segment_t *segment) {
     }
     if (is_free && previous_free)
       return VIOLATED("segment %p: free spans touch at slice %zu", (const void *)segment, i);
+    /* handed out: may be resident; free and clean: given back or never touched */
+    bool must_be_set = !free_layout, must_be_clear = is_free && !head->is_dirty;
+    for (size_t j = i; j < i + count && (must_be_set || must_be_clear); j++) {
+      bool resident = (segment->resident[j / 64] >> (j % 64)) & 1;
+      if (resident != must_be_set)
+        return VIOLATED("segment %p: slice %zu of the %s span at %zu is %s resident",
+                        (const void *)segment, j, is_free ? "clean free" : "handed-out", i,
+                        resident ? "marked" : "not marked");
+    }
     if (free_layout) free_total += count; /* a span being purged is still free */
     previous_free = is_free;
     i += count;

@@ -126,8 +126,9 @@ START_TEST(each_arena_has_its_own_descriptor_and_lock) {
 }
 END_TEST
 
-/* The validators name what is broken: a damaged count, a slice pointing elsewhere, a free
- * list holding a pointer that is no block of its page. */
+/* The validators name what is broken: a damaged count, a slice pointing elsewhere, a slice
+ * handed out but not marked resident or a clean free one marked, a free list holding a
+ * pointer that is no block of its page. */
 START_TEST(validators_name_what_is_broken) {
   na_page_t *a = span_alloc(3);
   na_segment_t *seg = na_segment_of_aligned(a);
@@ -138,6 +139,15 @@ START_TEST(validators_name_what_is_broken) {
   seg->slices[slice_index(a) + 1].slice_offset = 0;
   ck_assert_ptr_nonnull(strstr(na_check_segment(seg), "points elsewhere"));
   seg->slices[slice_index(a) + 1].slice_offset = sizeof(na_page_t);
+  ck_assert_ptr_null(na_check_segment(seg));
+  size_t second = slice_index(a) + 1;
+  seg->resident[second / 64] &= ~((uint64_t)1 << (second % 64)); /* as if never handed out */
+  ck_assert_ptr_nonnull(strstr(na_check_segment(seg), "not marked resident"));
+  na_segment_note_resident(seg, second, 1, true);
+  size_t after = slice_index(a) + 3; /* the untouched rest of the segment, clean */
+  na_segment_note_resident(seg, after, 1, true);
+  ck_assert_ptr_nonnull(strstr(na_check_segment(seg), "is marked resident"));
+  na_segment_note_resident(seg, after, 1, false);
   ck_assert_ptr_null(na_check_segment(seg));
   na_arena_free_span(a);
 
