@@ -227,7 +227,7 @@ void na_span_insert(na_arena_t *arena, na_segment_t *segment, size_t first, size
 
 static bool all_resident(const na_segment_t *segment, size_t first, size_t count) {
   for (size_t i = first; i < first + count; i++)
-    if (!((segment->resident[i / 64] >> (i % 64)) & 1)) return false;
+    if (!na_segment_slice_resident(segment, i)) return false;
   return true;
 }
 

@@ -53,7 +53,7 @@ const char *na_check_segment(const na_segment_t *segment) {
     /* handed out: may be resident; free and clean: given back or never touched */
     bool must_be_set = !free_layout, must_be_clear = is_free && !head->is_dirty;
     for (size_t j = i; j < i + count && (must_be_set || must_be_clear); j++) {
-      bool resident = (segment->resident[j / 64] >> (j % 64)) & 1;
+      bool resident = na_segment_slice_resident(segment, j);
       if (resident != must_be_set)
         return VIOLATED("segment %p: slice %zu of the %s span at %zu is %s resident",
                         (const void *)segment, j, is_free ? "clean free" : "handed-out", i,

@@ -174,6 +174,10 @@ typedef struct na_segment_s {
   na_page_t slices[NA_SLICES_PER_SEGMENT];
 } na_segment_t;
 
+static inline bool na_segment_slice_resident(const na_segment_t *segment, size_t slice) {
+  return (segment->resident[slice / 64] >> (slice % 64)) & 1;
+}
+
 typedef struct na_page_queue_s {
   na_page_t *first;
   na_page_t *last;
