@@ -529,6 +529,21 @@ void na_arena_free_span_since(na_page_t *span, uint32_t unused_since_ms) {
 
 void na_arena_free_span(na_page_t *span) { na_arena_free_span_since(span, na_os_clock_ms()); }
 
+void na_arena_free_spans(na_page_t *first) {
+  while (first != NULL) {
+    int arena_index = na_segment_of_aligned(first)->arena_index;
+    na_arena_t *arena = na_arena_at(arena_index);
+    na_arena_lock(arena);
+    do {
+      na_page_t *span = first;
+      first = span->next; /* the free span reuses the link */
+      na_span_free_locked(arena, span, span->free_stamp);
+      if (na_checks_enabled) na_validate(na_check_segment(na_segment_of_aligned(span)));
+    } while (first != NULL && na_segment_of_aligned(first)->arena_index == arena_index);
+    na_arena_unlock(arena);
+  }
+}
+
 /* ---- large blocks resized in place ----------------------------------------------------- */
 
 /* Grows a large span into the free slices right after it; false when they are not free. */

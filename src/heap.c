@@ -96,22 +96,31 @@ static void page_release(na_heap_t *heap, na_page_t *page) {
  * the same pages at every round. Sent back to the arena, each one came back from it at the
  * next round: the node's arena lock twice per page and round, taken by every thread of the
  * node (two threads of 300 1 KiB blocks took 4 times mimalloc's time, a fifth of it in the
- * lock), and its blocks were carved again. So the one-slice pages a thread empties wait on
- * its spare list, up to NA_SPARE_SLICES, for its next new page: one of the same class is
- * taken as it was left, else any is made a page of the class. The oldest goes to the arena
- * when the list is over that, and all of them at the next pass, dated when they were emptied
- * so that their purge delay counts from then. They stay counted among the heap's pages. */
+ * lock; of 100 16 KiB blocks, pages of two slices, 4 times one thread's, half of it in the
+ * lock), and its blocks were carved again. So the pages a thread empties wait on its spare
+ * list, up to NA_SPARE_SLICES, for its next new page: one of the same class is taken as it
+ * was left, else any of as many slices is made a page of the class. Past that bound the
+ * oldest go to the arena, under one lock, until three quarters of it are left, and all of
+ * them at the next pass, dated when they were emptied so that their purge delay counts from
+ * then. They stay counted among the heap's pages. */
 
-static void spare_release(na_heap_t *heap, na_page_t *page) {
-  na_queue_remove(&heap->spare, page);
-  heap->spare_slices -= page->slice_count;
-  hold(heap, page, false);
-  na_arena_free_span_since(page, page->free_stamp);
+/* Sends the spare pages from `from` to the end of the list (the oldest), or only those of
+ * several slices among them, to the arena. */
+static void spare_release(na_heap_t *heap, na_page_t *from, bool several_slices_only) {
+  na_page_t *chain = NULL, *next;
+  for (na_page_t *page = from; page != NULL; page = next) {
+    next = page->next;
+    if (several_slices_only && page->slice_count == 1) continue;
+    na_queue_remove(&heap->spare, page);
+    heap->spare_slices -= page->slice_count;
+    hold(heap, page, false);
+    page->next = chain;
+    chain = page;
+  }
+  na_arena_free_spans(chain);
 }
 
-static void spare_release_all(na_heap_t *heap) {
-  while (heap->spare.first != NULL) spare_release(heap, heap->spare.first);
-}
+static void spare_release_all(na_heap_t *heap) { spare_release(heap, heap->spare.first, false); }
 
 static void spare_keep(na_heap_t *heap, na_page_t *page) {
   na_heap_page_queue_remove(heap, page);
@@ -120,7 +129,14 @@ static void spare_keep(na_heap_t *heap, na_page_t *page) {
   page->free_stamp = na_os_clock_ms();
   na_queue_push_front(&heap->spare, page);
   heap->spare_slices += page->slice_count;
-  while (heap->spare_slices > NA_SPARE_SLICES) spare_release(heap, heap->spare.last);
+  if (heap->spare_slices <= NA_SPARE_SLICES) return;
+  na_page_t *from = heap->spare.last;
+  uint32_t kept = heap->spare_slices - from->slice_count;
+  while (kept > NA_SPARE_SLICES - NA_SPARE_SLICES / 4) {
+    from = from->prev;
+    kept -= from->slice_count;
+  }
+  spare_release(heap, from, false);
 }
 
 /* A spare page on the arena for a new page of the class, off the list: one of the class as
@@ -149,18 +165,13 @@ static na_page_t *spare_take(na_heap_t *heap, int size_class, int arena_index) {
   return fit; /* still counted among the heap's pages */
 }
 
-/* A page with no block in use becomes a spare, unless it is the only page its class has
- * (keeping that one where it is saves even the spare list's trip in alloc/free loops) or a
- * page of several slices: blocks that big take longer to write than the arena's lock, and a
- * spare only its heap can reuse held the latency workload's peak 1 MiB higher. */
+/* A page with no block in use becomes a spare, unless it is the only page its class has:
+ * keeping that one where it is saves even the spare list's trip in alloc/free loops. */
 void na_heap_page_retire(na_heap_t *heap, na_page_t *page) {
   if (page == heap->current[page->size_class]) return;
   na_page_queue_t *q = queue_of(heap, page);
   if (!page->flags.bits.in_full && q->first == page && page->next == NULL) return;
-  if (page->slice_count == 1)
-    spare_keep(heap, page);
-  else
-    page_release(heap, page);
+  spare_keep(heap, page);
 }
 
 /* Empty pages of several slices kept as their class's current page, up to 2 MiB of them, and
@@ -424,6 +435,10 @@ static void release_pages_freed_elsewhere(na_heap_t *heap) {
 static na_page_t *page_fresh(na_heap_t *heap, int size_class, int arena_index) {
   na_page_t *spare = spare_take(heap, size_class, arena_index);
   if (spare != NULL) return spare;
+  /* Spares of several slices, none of them of the length wanted, are no use as they are;
+   * merged in the arena, one may be the span taken now (blocks of random big sizes held
+   * 14% more at their peak while their pages waited here). */
+  spare_release(heap, heap->spare.first, true);
   release_idle_pages(heap, size_class);
   release_pages_freed_elsewhere(heap);
   int actual = arena_index;

@@ -221,6 +221,9 @@ void na_arena_free_span(na_page_t *span);
 /* The same for a span unused since `unused_since_ms` (na_os_clock_ms): its purge delay counts
  * from then. */
 void na_arena_free_span_since(na_page_t *span, uint32_t unused_since_ms);
+/* Frees the spans of a list linked by `next` (NULL-terminated), each unused since its
+ * free_stamp, taking an arena's lock once for a run of spans of that arena. */
+void na_arena_free_spans(na_page_t *first);
 /* The calling thread, leaving the arena, gives up its segments: another thread takes their
  * room as its own. */
 void na_arena_release_segments(int arena_index);

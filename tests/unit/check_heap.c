@@ -3,8 +3,8 @@
  * pages; an exhausted page moves to the full list and comes back when a block of it reaches
  * it, from its owner's bin or (through the heap's delayed list) from another thread; blocks
  * other threads free are handed out again; an empty page becomes a spare of the heap unless
- * it is the class's current page, and spares go to the arena past 512 KiB, at a pass or when
- * the thread exits. */
+ * it is the class's current page, and spares go to the arena past 1 MiB, at a pass, when the
+ * thread exits, or (those of several slices) when a new page finds none of its length. */
 #include "unit.h"
 
 #include <pthread.h>
@@ -335,10 +335,10 @@ START_TEST(a_new_page_of_the_class_is_its_spare_as_it_was_left) {
 }
 END_TEST
 
-/* The spare list keeps the pages emptied last, up to NA_SPARE_SLICES: older ones go to the
- * arena, and all of them at the heap's next pass. */
+/* The spare list keeps the pages emptied last, up to NA_SPARE_SLICES: past that, the oldest
+ * go to the arena until three quarters of it are left, and all of them at the next pass. */
 START_TEST(spares_past_their_room_and_at_a_pass_go_to_the_arena) {
-  enum { PAGES = 20, MAX_BLOCKS = 32768 };
+  enum { PAGES = NA_SPARE_SLICES + NA_SPARE_SLICES / 2, MAX_BLOCKS = 65536 };
   static void *blocks[MAX_BLOCKS];
   na_page_t *pages[PAGES + 1];
   void *first_block[PAGES + 1];
@@ -363,12 +363,15 @@ START_TEST(spares_past_their_room_and_at_a_pass_go_to_the_arena) {
       emptied++;
     }
   }
-  enum { KEPT = NA_SPARE_SLICES };
-  ck_assert_uint_eq(heap->spare_slices, KEPT);
+  uint32_t kept = 0;
+  for (int i = 0; i < PAGES; i++)
+    if (++kept > NA_SPARE_SLICES) kept = NA_SPARE_SLICES - NA_SPARE_SLICES / 4;
+  ck_assert_uint_lt(kept, PAGES); /* some went */
+  ck_assert_uint_eq(heap->spare_slices, kept);
   ck_assert_ptr_null(na_check_heap(heap));
   for (int i = 0; i < PAGES; i++) {
     na_segment_t *segment = na_segment_of_aligned(first_block[i]);
-    bool spare = i >= PAGES - KEPT;
+    bool spare = i >= PAGES - (int)kept;
     ck_assert_msg(queue_has(&heap->spare, pages[i]) == spare, "page %d of %d", i, PAGES);
     ck_assert_msg((na_page_of(segment, first_block[i])->kind == NA_SPAN_SMALL) == spare,
                   "page %d of %d", i, PAGES);
@@ -380,6 +383,57 @@ START_TEST(spares_past_their_room_and_at_a_pass_go_to_the_arena) {
   na_segment_t *segment = na_segment_of_aligned(first_block[PAGES - 1]);
   ck_assert_int_ne(na_page_of(segment, first_block[PAGES - 1])->kind, NA_SPAN_SMALL);
   ck_assert_int_eq(pages[PAGES]->kind, NA_SPAN_SMALL); /* the current page stays */
+}
+END_TEST
+
+/* Pages of several slices are spares too, for a new page of as many slices; a new page of
+ * another length sends them to the arena, where they merge, and leaves the one-slice ones. */
+START_TEST(spares_of_several_slices_serve_their_length_only) {
+  enum { BIG = 16 * 1024, OTHER = 32 * 1024, MAX = 64 };
+  ck_assert_uint_eq(na_class_page_slices(na_size_class(BIG)), 2);
+  ck_assert_uint_eq(na_class_page_slices(na_size_class(OTHER)), 4);
+  static void *small[8192];
+  size_t small_count;
+  void *small_next = fill_first_page(small, 8192, &small_count);
+  na_heap_t *heap = na_tls_heap;
+  na_page_t *small_page = page_of(small[0]);
+  void *big[MAX];
+  int n = 0;
+  do { /* the blocks of one page of BIG, and one of the next */
+    UNIT_REQUIRE(n < MAX, "%d blocks of %d", n, BIG);
+    big[n] = numalloc_malloc(BIG);
+  } while (page_of(big[n++]) == page_of(big[0]));
+  na_page_t *big_page = page_of(big[0]);
+  for (int i = 0; i < n - 1; i++) numalloc_free(big[i]);
+  bins_to_pages();
+  ck_assert(queue_has(&heap->spare, big_page));
+  ck_assert_uint_eq(heap->spare_slices, 2);
+  for (size_t i = 0; i < small_count; i++) numalloc_free(small[i]);
+  bins_to_pages();
+  ck_assert(queue_has(&heap->spare, small_page));
+  ck_assert_uint_eq(heap->spare_slices, 3);
+  ck_assert_ptr_null(na_check_heap(heap));
+  int m = 0;
+  do { /* the rest of the current page, then the spare of its length */
+    UNIT_REQUIRE(m < n - 1, "%d more blocks of %d", m, BIG);
+    big[m] = numalloc_malloc(BIG);
+  } while (page_of(big[m++]) != big_page);
+  ck_assert(!queue_has(&heap->spare, big_page));
+  ck_assert_uint_eq(heap->spare_slices, 1);
+  na_page_t *second = page_of(big[n - 1]); /* full now; big_page is the current page */
+  for (int i = 0; i < m - 1; i++) numalloc_free(big[i]);
+  numalloc_free(big[n - 1]);
+  bins_to_pages();
+  ck_assert(queue_has(&heap->spare, second));
+  ck_assert_uint_eq(heap->spare_slices, 3);
+  void *other = numalloc_malloc(OTHER); /* no spare of four slices */
+  ck_assert(!queue_has(&heap->spare, second));
+  ck_assert(queue_has(&heap->spare, small_page));
+  ck_assert_uint_eq(heap->spare_slices, 1);
+  ck_assert_ptr_null(na_check_heap(heap));
+  numalloc_free(other);
+  numalloc_free(big[m - 1]);
+  numalloc_free(small_next);
 }
 END_TEST
 
@@ -835,6 +889,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, empty_pages_become_spares_but_current_stays);
   tcase_add_test(tc, a_new_page_of_the_class_is_its_spare_as_it_was_left);
   tcase_add_test(tc, spares_past_their_room_and_at_a_pass_go_to_the_arena);
+  tcase_add_test(tc, spares_of_several_slices_serve_their_length_only);
   tcase_add_test(tc, spares_of_an_exiting_thread_go_to_the_arena);
   tcase_add_test(tc, random_frees_leave_one_page);
   tcase_add_test(tc, idle_multi_slice_pages_go_back_past_2_mib);
