@@ -467,6 +467,8 @@ void na_heap_free_delayed(na_heap_t *heap);
  * pool for the node's other heaps. `ran_on` is the node the thread ran on while it
  * allocated from the heap (statistics: local or remote). The heap stays usable. */
 void na_heap_abandon(na_heap_t *heap, int ran_on);
+/* In a forked child: the spare room the surviving thread's heaps grew is all there is. */
+void na_heap_after_fork_child(const struct na_tld_s *self);
 void na_heap_account(na_heap_t *heap);
 /* Counts the bytes of blocks in use in the heap's pages now (owner only). */
 void na_heap_census(na_heap_t *heap);

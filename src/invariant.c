@@ -132,6 +132,11 @@ const char *na_check_heap(const na_heap_t *heap) {
   if (spare_slices != heap->spare_slices)
     return VIOLATED("heap %p: spare pages of %u slices counted as %u", (const void *)heap,
                     spare_slices, heap->spare_slices);
+  if (heap->spare_room != 0 &&
+      (spare_slices > heap->spare_room || heap->spare_room < NA_SPARE_SLICES ||
+       heap->spare_room > NA_SPARE_SLICES_MAX))
+    return VIOLATED("heap %p: spare pages of %u slices in a room of %u", (const void *)heap,
+                    spare_slices, heap->spare_room);
   return na_check_bins(heap);
 }
 

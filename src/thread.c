@@ -209,6 +209,7 @@ void na_thread_after_fork_child(void) {
     if (tld != self) na_free_remote_flush(tld); /* their frees still reach the pages */
   live_tlds = NULL;
   if (self != NULL) live_link(self);
+  na_heap_after_fork_child(self);
 }
 
 /* ---- the per-thread policy API ------------------------------------------------------- */

@@ -228,8 +228,12 @@ typedef struct na_bin_s {
 /* The spare pages a heap keeps: room for the batches of a few hundred to a few thousand
  * blocks that programs allocate and free whole (100 blocks of 12 KiB), and no more, as a
  * thread that goes idle keeps them until its next allocation's pass (2 MiB held random big
- * blocks' peak 6% higher). */
-#define NA_SPARE_SLICES ((1024 * NA_KiB) >> NA_SLICE_SHIFT)
+ * blocks' peak 6% higher). A thread cycling more pages of a length than that doubles its
+ * room, up to NA_SPARE_SLICES_MAX, halved again at each pass; the growth of all heaps
+ * together stays within NA_SPARE_GROWN_MAX (heap.c). */
+#define NA_SPARE_SLICES     ((1 * NA_MiB) >> NA_SLICE_SHIFT)
+#define NA_SPARE_SLICES_MAX ((16 * NA_MiB) >> NA_SLICE_SHIFT)
+#define NA_SPARE_GROWN_MAX  ((32 * NA_MiB) >> NA_SLICE_SHIFT)
 
 /* A thread's allocation state for one node (or for interleaved spans). */
 typedef struct na_heap_s {
@@ -250,9 +254,11 @@ typedef struct na_heap_s {
   na_page_queue_t queues[NA_CLASS_COUNT];
   na_page_queue_t full;
   /* Pages the thread emptied, kept off the arena for its next new page of any class (heap.c),
-   * the most recent first, and their slices (NA_SPARE_SLICES at most). */
+   * the most recent first, and their slices. */
   na_page_queue_t spare;
   uint32_t spare_slices;
+  uint32_t spare_room;       /* slices the list may hold: NA_SPARE_SLICES, more for big batches */
+  uint16_t spare_overflowed; /* bit n: pages of n slices went past the room since it last grew */
   _Atomic(na_block_t *) delayed_free; /* blocks of full pages freed by other threads */
   struct na_tld_s *tld;
   int arena_index; /* node, or NA_INTERLEAVE_ARENA for spans spread over nodes */

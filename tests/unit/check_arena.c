@@ -128,7 +128,7 @@ END_TEST
 
 /* The validators name what is broken: a damaged count, a slice pointing elsewhere, a slice
  * handed out but not marked resident or a clean free one marked, a free list holding a
- * pointer that is no block of its page. */
+ * pointer that is no block of its page, a spare room out of its bounds. */
 START_TEST(validators_name_what_is_broken) {
   na_page_t *a = span_alloc(3);
   na_segment_t *seg = na_segment_of_aligned(a);
@@ -161,6 +161,12 @@ START_TEST(validators_name_what_is_broken) {
   ck_assert_ptr_nonnull(strstr(na_check_page(page), "not a carved block"));
   ck_assert_ptr_nonnull(na_check_heap(page->heap));
   page->free = saved;
+  na_heap_t *heap = page->heap;
+  uint32_t room = heap->spare_room;
+  heap->spare_room = NA_SPARE_SLICES_MAX + 1;
+  ck_assert_ptr_nonnull(strstr(na_check_heap(heap), "in a room of"));
+  heap->spare_room = room;
+  ck_assert_ptr_null(na_check_heap(heap));
   numalloc_free(block);
 }
 END_TEST

@@ -335,8 +335,8 @@ START_TEST(a_new_page_of_the_class_is_its_spare_as_it_was_left) {
 }
 END_TEST
 
-/* The spare list keeps the pages emptied last, up to NA_SPARE_SLICES: past that, the oldest
- * go to the arena until three quarters of it are left, and all of them at the next pass. */
+/* The spare list keeps the pages emptied last, up to its room: past that, the oldest go to
+ * the arena until three quarters of it are left, and all of them at the next pass. */
 START_TEST(spares_past_their_room_and_at_a_pass_go_to_the_arena) {
   enum { PAGES = NA_SPARE_SLICES + NA_SPARE_SLICES / 2, MAX_BLOCKS = 65536 };
   static void *blocks[MAX_BLOCKS];
@@ -434,6 +434,105 @@ START_TEST(spares_of_several_slices_serve_their_length_only) {
   numalloc_free(other);
   numalloc_free(big[m - 1]);
   numalloc_free(small_next);
+}
+END_TEST
+
+/* Batches of blocks of two-slice pages, more pages than the largest spare room holds. */
+enum { BATCH_SIZE = 16 * 1024, BATCH_COUNT = 8 * (NA_SPARE_SLICES_MAX / 2 + 8) };
+
+/* Allocates a batch and frees it whole, `rounds` times; returns the heap's room after. */
+static uint32_t batch_rounds(int rounds) {
+  static _Thread_local void *blocks[BATCH_COUNT];
+  for (int r = 0; r < rounds; r++) {
+    for (size_t i = 0; i < BATCH_COUNT; i++) blocks[i] = numalloc_malloc(BATCH_SIZE);
+    for (size_t i = 0; i < BATCH_COUNT; i++) numalloc_free(blocks[i]);
+    bins_to_pages();
+  }
+  ck_assert_ptr_null(na_check_heap(na_tls_heap));
+  return na_tls_heap->spare_room;
+}
+
+/* A thread that takes back pages of a length that went past its spare room, the list out of
+ * spares, doubles the room, up to NA_SPARE_SLICES_MAX; a pass halves it and releases the
+ * spares as before. */
+START_TEST(the_spare_room_grows_for_batches_past_it) {
+  ck_assert_uint_eq(na_class_page_slices(na_size_class(BATCH_SIZE)), 2);
+  ck_assert_uint_eq(batch_rounds(1), NA_SPARE_SLICES); /* the first round only went past it */
+  na_heap_t *heap = na_tls_heap;
+  ck_assert_uint_eq(heap->spare_overflowed, 1u << 2);
+  uint32_t room = NA_SPARE_SLICES;
+  for (int round = 0; round < 6; round++) {
+    room = room * 2 < NA_SPARE_SLICES_MAX ? room * 2 : NA_SPARE_SLICES_MAX;
+    ck_assert_uint_eq(batch_rounds(1), room);
+    ck_assert_uint_le(heap->spare_slices, room);
+    ck_assert_uint_ge(heap->spare_slices, room - room / 4);
+  }
+  ck_assert_uint_eq(room, NA_SPARE_SLICES_MAX);
+  pass_now(heap);
+  ck_assert_uint_eq(heap->spare_room, NA_SPARE_SLICES_MAX / 2);
+  ck_assert_uint_eq(heap->spare_slices, 0);
+  ck_assert_uint_eq(heap->spare_overflowed, 0);
+}
+END_TEST
+
+/* A length missing while spares of other lengths wait shows a heap going through lengths,
+ * not one cycling more pages than its room: the others go to the arena, the room stays. */
+START_TEST(a_length_missing_beside_spares_of_others_keeps_the_room) {
+  enum { OTHER = 32 * 1024 };
+  ck_assert_uint_eq(na_class_page_slices(na_size_class(OTHER)), 4);
+  void *other[17]; /* two pages of four slices, and one block of a third */
+  for (int i = 0; i < 17; i++) other[i] = numalloc_malloc(OTHER);
+  ck_assert_uint_eq(batch_rounds(1), NA_SPARE_SLICES);
+  na_heap_t *heap = na_tls_heap;
+  ck_assert_uint_eq(heap->spare_overflowed, 1u << 2);
+  for (int i = 0; i < 16; i++) numalloc_free(other[i]); /* two spares of four slices */
+  bins_to_pages();
+  ck_assert(queue_has(&heap->spare, page_of(other[0])));
+  ck_assert_uint_eq(batch_rounds(1), NA_SPARE_SLICES);     /* its miss found them */
+  ck_assert_uint_eq(batch_rounds(1), 2 * NA_SPARE_SLICES); /* the next found none */
+  numalloc_free(other[16]);
+}
+END_TEST
+
+static pthread_barrier_t grown_barrier;
+
+static void *grow_and_wait(void *arg) {
+  *(uint32_t *)arg = batch_rounds(8);
+  pthread_barrier_wait(&grown_barrier); /* grown */
+  pthread_barrier_wait(&grown_barrier); /* the others have looked */
+  return NULL;
+}
+
+static void *grow_and_exit(void *arg) {
+  *(uint32_t *)arg = batch_rounds(8);
+  return NULL;
+}
+
+/* The rooms grown are bounded for the process, as idle threads keep their spares: two rooms
+ * at their largest leave a third thread little growth; exiting threads give theirs back. */
+START_TEST(the_rooms_grown_are_bounded_for_the_process) {
+  enum { LARGEST_GROWTH = NA_SPARE_SLICES_MAX - NA_SPARE_SLICES };
+  _Static_assert(2 * LARGEST_GROWTH < NA_SPARE_GROWN_MAX, "two rooms grow whole");
+  _Static_assert(3 * LARGEST_GROWTH > NA_SPARE_GROWN_MAX, "a third does not");
+  ck_assert_uint_eq(batch_rounds(8), NA_SPARE_SLICES_MAX);
+  uint32_t waiting_room = 0, third_room = 0, later_room = 0;
+  pthread_t waiting, third;
+  pthread_barrier_init(&grown_barrier, NULL, 2);
+  ck_assert_int_eq(pthread_create(&waiting, NULL, grow_and_wait, &waiting_room), 0);
+  pthread_barrier_wait(&grown_barrier);
+  ck_assert_uint_eq(waiting_room, NA_SPARE_SLICES_MAX);
+  ck_assert_int_eq(pthread_create(&third, NULL, grow_and_exit, &third_room), 0);
+  ck_assert_int_eq(pthread_join(third, NULL), 0);
+  uint32_t left = NA_SPARE_GROWN_MAX - 2 * LARGEST_GROWTH;
+  ck_assert_uint_ge(third_room, NA_SPARE_SLICES);
+  ck_assert_uint_le(third_room - NA_SPARE_SLICES, left);
+  ck_assert_uint_gt(2 * third_room - NA_SPARE_SLICES, left); /* its next doubling did not fit */
+  pthread_barrier_wait(&grown_barrier);
+  ck_assert_int_eq(pthread_join(waiting, NULL), 0);
+  pthread_barrier_destroy(&grown_barrier);
+  ck_assert_int_eq(pthread_create(&third, NULL, grow_and_exit, &later_room), 0);
+  ck_assert_int_eq(pthread_join(third, NULL), 0);
+  ck_assert_uint_eq(later_room, NA_SPARE_SLICES_MAX); /* the exited threads' growth came back */
 }
 END_TEST
 
@@ -890,6 +989,9 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, a_new_page_of_the_class_is_its_spare_as_it_was_left);
   tcase_add_test(tc, spares_past_their_room_and_at_a_pass_go_to_the_arena);
   tcase_add_test(tc, spares_of_several_slices_serve_their_length_only);
+  tcase_add_test(tc, the_spare_room_grows_for_batches_past_it);
+  tcase_add_test(tc, a_length_missing_beside_spares_of_others_keeps_the_room);
+  tcase_add_test(tc, the_rooms_grown_are_bounded_for_the_process);
   tcase_add_test(tc, spares_of_an_exiting_thread_go_to_the_arena);
   tcase_add_test(tc, random_frees_leave_one_page);
   tcase_add_test(tc, idle_multi_slice_pages_go_back_past_2_mib);
