@@ -70,6 +70,7 @@ static void *alloc_large(int arena_index, size_t size, size_t alignment, bool ze
   if (arena_index == NA_INTERLEAVE_ARENA && na_policy_is_weighted())
     arena_index = na_policy_spread_next_shared(); /* weighted: whole spans by the schedule */
   int actual = arena_index;
+  na_heap_release_spares_for_large(na_tls_heap);
   na_page_t *span = na_arena_alloc_span(arena_index, slices, &actual);
   if (span == NULL) {
     errno = ENOMEM;

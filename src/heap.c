@@ -117,6 +117,7 @@ static bool spare_release(na_heap_t *heap, na_page_t *from, bool several_slices_
     if (several_slices_only && page->slice_count == 1) continue;
     na_queue_remove(&heap->spare, page);
     heap->spare_slices -= page->slice_count;
+    if (page->slice_count > 1) heap->spare_several -= page->slice_count;
     hold(heap, page, false);
     page->next = chain;
     chain = page;
@@ -147,6 +148,7 @@ static void spare_keep(na_heap_t *heap, na_page_t *page) {
   page->free_stamp = na_os_clock_ms();
   na_queue_push_front(&heap->spare, page);
   heap->spare_slices += page->slice_count;
+  if (page->slice_count > 1) heap->spare_several += page->slice_count;
   uint32_t room = heap->spare_room;
   if (heap->spare_slices > room) spare_trim(heap, room - room / 4, true);
 }
@@ -203,6 +205,7 @@ static na_page_t *spare_take(na_heap_t *heap, int size_class, int arena_index) {
   if (fit == NULL) return NULL;
   na_queue_remove(&heap->spare, fit);
   heap->spare_slices -= fit->slice_count;
+  if (fit->slice_count > 1) heap->spare_several -= fit->slice_count;
   if (fit->size_class == size_class) {
     na_page_set_delay(fit, NA_DELAY_NONE, false);
     na_page_arm_sparse(fit); /* a refill that finds `free` left as it was does not */
@@ -211,6 +214,10 @@ static na_page_t *spare_take(na_heap_t *heap, int size_class, int arena_index) {
     na_page_init(fit, heap, size_class, false);
   }
   return fit; /* still counted among the heap's pages */
+}
+
+void na_heap_release_spares_for_large(na_heap_t *heap) {
+  if (heap->spare_several != 0) spare_release(heap, heap->spare.first, true);
 }
 
 /* A page with no block in use becomes a spare, unless it is the only page its class has:

@@ -467,6 +467,10 @@ void na_heap_free_delayed(na_heap_t *heap);
  * pool for the node's other heaps. `ran_on` is the node the thread ran on while it
  * allocated from the heap (statistics: local or remote). The heap stays usable. */
 void na_heap_abandon(na_heap_t *heap, int ran_on);
+/* Before a large block takes a span: the heap's spare pages of several slices go to the
+ * arena, where they merge with their neighbours and may be that span (buffers doubling to
+ * 2 MiB held 9% more at their peak while the pages they left waited on the list). */
+void na_heap_release_spares_for_large(na_heap_t *heap);
 /* In a forked child: the spare room the surviving thread's heaps grew is all there is. */
 void na_heap_after_fork_child(const struct na_tld_s *self);
 void na_heap_account(na_heap_t *heap);

@@ -122,16 +122,18 @@ const char *na_check_heap(const na_heap_t *heap) {
       return VIOLATED("heap %p: class %d allocates from a page that is not its first",
                       (const void *)heap, c);
   }
-  uint32_t spare_slices = 0;
+  uint32_t spare_slices = 0, several = 0;
   for (const na_page_t *page = heap->spare.first; page != NULL; page = page->next) {
     if (page->heap != heap || page->kind != NA_SPAN_SMALL || page->used != 0 ||
         page->flags.bits.in_full)
       return VIOLATED("page %p: spare, but in use, full or another heap's", na_page_start(page));
     spare_slices += page->slice_count;
+    if (page->slice_count > 1) several += page->slice_count;
   }
-  if (spare_slices != heap->spare_slices)
-    return VIOLATED("heap %p: spare pages of %u slices counted as %u", (const void *)heap,
-                    spare_slices, heap->spare_slices);
+  if (spare_slices != heap->spare_slices || several != heap->spare_several)
+    return VIOLATED("heap %p: spare pages of %u slices (%u in pages of several) counted as %u (%u)",
+                    (const void *)heap, spare_slices, several, heap->spare_slices,
+                    heap->spare_several);
   if (heap->spare_room != 0 &&
       (spare_slices > heap->spare_room || heap->spare_room < NA_SPARE_SLICES ||
        heap->spare_room > NA_SPARE_SLICES_MAX))

@@ -257,6 +257,7 @@ typedef struct na_heap_s {
    * the most recent first, and their slices. */
   na_page_queue_t spare;
   uint32_t spare_slices;
+  uint32_t spare_several;    /* of them, those in pages of several slices */
   uint32_t spare_room;       /* slices the list may hold: NA_SPARE_SLICES, more for big batches */
   uint16_t spare_overflowed; /* bit n: pages of n slices went past the room since it last grew */
   _Atomic(na_block_t *) delayed_free; /* blocks of full pages freed by other threads */

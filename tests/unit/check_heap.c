@@ -437,6 +437,37 @@ START_TEST(spares_of_several_slices_serve_their_length_only) {
 }
 END_TEST
 
+/* A large block taken sends the spares of several slices to the arena first, where they
+ * merge and may be its span; one-slice spares stay. */
+START_TEST(a_large_block_sends_spares_of_several_slices_back) {
+  enum { BIG = 16 * 1024, LARGE = 512 * 1024, MAX = 64 };
+  ck_assert_uint_gt(LARGE, NA_SMALL_MAX);
+  static void *small[8192];
+  size_t small_count;
+  void *small_next = fill_first_page(small, 8192, &small_count);
+  na_heap_t *heap = na_tls_heap;
+  for (size_t i = 0; i < small_count; i++) numalloc_free(small[i]);
+  void *big[MAX];
+  int n = 0;
+  do { /* the blocks of one page of BIG, and one of the next */
+    UNIT_REQUIRE(n < MAX, "%d blocks of %d", n, BIG);
+    big[n] = numalloc_malloc(BIG);
+  } while (page_of(big[n++]) == page_of(big[0]));
+  for (int i = 0; i < n - 1; i++) numalloc_free(big[i]); /* a spare of two slices */
+  bins_to_pages();
+  ck_assert_uint_eq(heap->spare_slices, 3);
+  ck_assert_uint_eq(heap->spare_several, 2);
+  void *large = numalloc_malloc(LARGE);
+  ck_assert_ptr_nonnull(large);
+  ck_assert_uint_eq(heap->spare_several, 0);
+  ck_assert_uint_eq(heap->spare_slices, 1);
+  ck_assert_ptr_null(na_check_heap(heap));
+  numalloc_free(large);
+  numalloc_free(big[n - 1]);
+  numalloc_free(small_next);
+}
+END_TEST
+
 /* Batches of blocks of two-slice pages, more pages than the largest spare room holds. */
 enum { BATCH_SIZE = 16 * 1024, BATCH_COUNT = 8 * (NA_SPARE_SLICES_MAX / 2 + 8) };
 
@@ -992,6 +1023,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, a_new_page_of_the_class_is_its_spare_as_it_was_left);
   tcase_add_test(tc, spares_past_their_room_and_at_a_pass_go_to_the_arena);
   tcase_add_test(tc, spares_of_several_slices_serve_their_length_only);
+  tcase_add_test(tc, a_large_block_sends_spares_of_several_slices_back);
   tcase_add_test(tc, the_spare_room_grows_for_batches_past_it);
   tcase_add_test(tc, a_length_missing_beside_spares_of_others_keeps_the_room);
   tcase_add_test(tc, the_rooms_grown_are_bounded_for_the_process);
