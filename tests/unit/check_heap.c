@@ -386,6 +386,17 @@ START_TEST(spares_past_their_room_and_at_a_pass_go_to_the_arena) {
 }
 END_TEST
 
+/* Allocates `size`-byte blocks into `blocks` until one comes from a second page; returns
+ * how many (the last is the second page's). */
+static int fill_page_and_one(void **blocks, int max, size_t size) {
+  int n = 0;
+  do {
+    UNIT_REQUIRE(n < max, "%d blocks of %zu", n, size);
+    blocks[n] = numalloc_malloc(size);
+  } while (page_of(blocks[n++]) == page_of(blocks[0]));
+  return n;
+}
+
 /* Pages of several slices are spares too, for a new page of as many slices; a new page of
  * another length sends them to the arena, where they merge, and leaves the one-slice ones. */
 START_TEST(spares_of_several_slices_serve_their_length_only) {
@@ -398,11 +409,7 @@ START_TEST(spares_of_several_slices_serve_their_length_only) {
   na_heap_t *heap = na_tls_heap;
   na_page_t *small_page = page_of(small[0]);
   void *big[MAX];
-  int n = 0;
-  do { /* the blocks of one page of BIG, and one of the next */
-    UNIT_REQUIRE(n < MAX, "%d blocks of %d", n, BIG);
-    big[n] = numalloc_malloc(BIG);
-  } while (page_of(big[n++]) == page_of(big[0]));
+  int n = fill_page_and_one(big, MAX, BIG);
   na_page_t *big_page = page_of(big[0]);
   for (int i = 0; i < n - 1; i++) numalloc_free(big[i]);
   bins_to_pages();
@@ -448,11 +455,7 @@ START_TEST(a_large_block_sends_spares_of_several_slices_back) {
   na_heap_t *heap = na_tls_heap;
   for (size_t i = 0; i < small_count; i++) numalloc_free(small[i]);
   void *big[MAX];
-  int n = 0;
-  do { /* the blocks of one page of BIG, and one of the next */
-    UNIT_REQUIRE(n < MAX, "%d blocks of %d", n, BIG);
-    big[n] = numalloc_malloc(BIG);
-  } while (page_of(big[n++]) == page_of(big[0]));
+  int n = fill_page_and_one(big, MAX, BIG);
   for (int i = 0; i < n - 1; i++) numalloc_free(big[i]); /* a spare of two slices */
   bins_to_pages();
   ck_assert_uint_eq(heap->spare_slices, 3);
