@@ -499,7 +499,7 @@ static na_page_t *page_fresh(na_heap_t *heap, int size_class, int arena_index) {
    * going through lengths, as growing buffers do, which a grown room would only make hold
    * more (vecgrow's peak 8% higher). */
   size_t slices = na_class_page_slices(size_class);
-  if (spare_release(heap, heap->spare.first, true))
+  if (heap->spare_several != 0 && spare_release(heap, heap->spare.first, true))
     heap->spare_overflowed = 0;
   else if (heap->spare_overflowed >> slices & 1)
     spare_room_grow(heap);
