@@ -189,6 +189,22 @@ void na_heap_after_fork_child(const struct na_tld_s *self) {
  * back from it, under the node's lock that every thread of the node takes. */
 static void spare_room_grow(na_heap_t *heap) { spare_room_set(heap, heap->spare_room * 2); }
 
+/* A new page of `slices` slices found no spare of its length. Spares of several slices,
+ * none of them of the length wanted, are no use as they are;
+ * merged in the arena, one may be the span taken now (blocks of random big sizes held
+ * 14% more at their peak while their pages waited here). Where there were none, the
+ * length went past the room before, and the list is out of it, the thread cycles more
+ * pages of it than the room holds: the room grows. Spares of other lengths show a heap
+ * going through lengths, as growing buffers do, which a grown room would only make hold
+ * more (vecgrow's peak 8% higher). */
+static void spare_missed(na_heap_t *heap, size_t slices) {
+  if (heap->spare_several != 0 && spare_release(heap, heap->spare.first, true))
+    heap->spare_overflowed = 0;
+  else if (heap->spare_overflowed >> slices & 1)
+    spare_room_grow(heap);
+  spare_trim(heap, NA_SPARE_SLICES, false); /* one-slice ones beyond the usual room */
+}
+
 /* A spare page on the arena for a new page of the class, off the list: one of the class as
  * it was left, its blocks still on its lists for the next refill to take (carved anew, a
  * page of 1 KiB blocks took sixteen trips through the slow path), else one of as many slices
@@ -491,19 +507,8 @@ static void release_pages_freed_elsewhere(na_heap_t *heap) {
 static na_page_t *page_fresh(na_heap_t *heap, int size_class, int arena_index) {
   na_page_t *spare = spare_take(heap, size_class, arena_index);
   if (spare != NULL) return spare;
-  /* Spares of several slices, none of them of the length wanted, are no use as they are;
-   * merged in the arena, one may be the span taken now (blocks of random big sizes held
-   * 14% more at their peak while their pages waited here). Where there were none, the
-   * length went past the room before, and the list is out of it, the thread cycles more
-   * pages of it than the room holds: the room grows. Spares of other lengths show a heap
-   * going through lengths, as growing buffers do, which a grown room would only make hold
-   * more (vecgrow's peak 8% higher). */
   size_t slices = na_class_page_slices(size_class);
-  if (heap->spare_several != 0 && spare_release(heap, heap->spare.first, true))
-    heap->spare_overflowed = 0;
-  else if (heap->spare_overflowed >> slices & 1)
-    spare_room_grow(heap);
-  spare_trim(heap, NA_SPARE_SLICES, false); /* one-slice ones beyond the usual room */
+  spare_missed(heap, slices);
   release_idle_pages(heap, size_class);
   release_pages_freed_elsewhere(heap);
   int actual = arena_index;
