@@ -288,13 +288,13 @@ static void purge_back_off(na_heap_t *heap, int size_class) {
 /* A purge that finds nothing, or whose page takes its purged blocks back soon after (see
  * find_page), makes the class wait longer before the next; one that gives memory back
  * shortens the wait. True when the page was tried. */
-static bool try_purge(na_heap_t *heap, na_page_t *page) {
+static bool try_purge(na_heap_t *heap, na_page_t *page, na_os_purge_batch_t *batch) {
   int c = page->size_class;
   if (heap->purge_skip[c] > 0) {
     heap->purge_skip[c]--;
     return false;
   }
-  size_t bytes = na_page_purge_free(page);
+  size_t bytes = na_page_purge_free(page, batch);
   if (bytes > 0)
     heap->purge_backoff[c] /= 2;
   else
@@ -304,29 +304,69 @@ static bool try_purge(na_heap_t *heap, na_page_t *page) {
 
 /* The free blocks of big-block pages that stayed free since the last pass (see
  * na_page_purge_idle), unless the class is waiting after a purge it regretted. */
-static void purge_idle(na_heap_t *heap, na_page_t *page) {
+static void purge_idle(na_heap_t *heap, na_page_t *page, na_os_purge_batch_t *batch) {
   int c = page->size_class;
   if (heap->purge_skip[c] > 0) {
     heap->purge_skip[c]--;
     return;
   }
-  if (na_page_purge_idle(page) > 0) heap->purge_backoff[c] /= 2;
+  if (na_page_purge_idle(page, batch) > 0) heap->purge_backoff[c] /= 2;
 }
 
-/* Pages marked sparse at least a whole pass ago (all of them when forced) give back the OS
- * pages their free blocks leave empty. */
-static void purge_sparse_pages(na_heap_t *heap, bool force) {
-  int budget = force ? INT_MAX : na_sparse_purge_budget(heap->held.pages);
+/* How soon a sparse page gives back the OS pages its free blocks leave empty: a whole pass
+ * after it was marked, a budget of pages per pass (aged); at once, pages of one slice only,
+ * where their class did not regret a purge lately (pressed); every one, now (forced). */
+typedef enum { PURGE_AGED, PURGE_PRESSED, PURGE_FORCED } purge_urgency_t;
+
+static bool purge_candidate(const na_heap_t *heap, const na_page_t *page, purge_urgency_t urgency) {
+  if (page->sparse_marked != MARK_SPARSE || page == heap->current[page->size_class]) return false;
+  if (urgency == PURGE_AGED) return heap->pass - page->sparse_pass >= 2; /* a delay ago at least */
+  return urgency == PURGE_FORCED || page->slice_count == 1;
+}
+
+static void purge_sparse_pages(na_heap_t *heap, purge_urgency_t urgency) {
+  int budget = urgency == PURGE_AGED ? na_sparse_purge_budget(heap->held.pages) : INT_MAX;
+  na_os_purge_batch_t batch;
+  batch.count = 0;
   for (int c = 0; c < NA_CLASS_COUNT && budget > 0; c++)
     for (na_page_t *page = heap->queues[c].first; page != NULL && budget > 0; page = page->next) {
-      if (page->sparse_marked != MARK_SPARSE || page == heap->current[c]) continue;
-      if (!force && heap->pass - page->sparse_pass < 2) continue; /* marked within a delay */
+      if (!purge_candidate(heap, page, urgency)) continue;
       page->sparse_marked = 0;
-      if (force)
-        na_page_purge_free(page);
+      if (urgency == PURGE_FORCED)
+        na_page_purge_free(page, &batch);
       else
-        budget -= try_purge(heap, page);
+        budget -= try_purge(heap, page, &batch);
     }
+  na_os_purge_flush(&batch);
+}
+
+/* A heap that must take a new span while half its bytes lie free in its sparse pages holds
+ * its memory in pages it does not fill: a program that freed most of its small objects and
+ * now allocates other sizes. Waiting for the purge delay there made the peak the sum of both
+ * phases (1 GiB of blocks of 16 B-1 KiB, 90% freed at random, then half as much again in
+ * blocks of 1-8 KiB: 1.48x glibc's resident size, which reuses the holes for the new sizes).
+ * Such pages give back their empty OS pages before the heap grows. Pages of big blocks are
+ * left to their idle purge: a program that replaces them at random (buffers of 16-256 KiB)
+ * leaves many half empty at any time and takes their blocks back at once. The bytes are
+ * counted again only after an eighth of the heap's pages went sparse since the last count,
+ * so that the walk costs a few page descriptors per page that went sparse. */
+#define PRESSURE_MIN_PAGES 64
+
+static size_t sparse_free_bytes(const na_heap_t *heap) {
+  size_t bytes = 0;
+  for (int c = 0; c < NA_CLASS_COUNT; c++)
+    for (const na_page_t *page = heap->queues[c].first; page != NULL; page = page->next)
+      if (purge_candidate(heap, page, PURGE_PRESSED))
+        bytes += (size_t)(page->reserved - page->used) * page->block_size;
+  return bytes;
+}
+
+static void purge_if_pressed(na_heap_t *heap) {
+  uint64_t marked = heap->sparse_unseen;
+  if (marked < PRESSURE_MIN_PAGES || marked < heap->held.pages / 8 || na_options.background)
+    return; /* no system call from an application thread when a purge thread exists */
+  heap->sparse_unseen = 0;
+  if (sparse_free_bytes(heap) >= heap->held.bytes / 2) purge_sparse_pages(heap, PURGE_PRESSED);
 }
 
 static void page_low_elsewhere(na_heap_t *heap, na_page_t *page);
@@ -346,6 +386,8 @@ static uint32_t class_signature(const na_heap_t *heap, int size_class) {
  * block in use at two passes in a row (one when forced) and was not refilled in between,
  * its class's current page included; a page they left sparse becomes a purge candidate. */
 static void tidy_class(na_heap_t *heap, int size_class, bool force) {
+  na_os_purge_batch_t batch;
+  batch.count = 0;
   na_page_t *next;
   for (na_page_t *page = heap->queues[size_class].first; page != NULL; page = next) {
     next = page->next;
@@ -362,8 +404,9 @@ static void tidy_class(na_heap_t *heap, int size_class, bool force) {
     }
     if (page->used != 0 && page->slice_count > 1 && !force && !na_options.background &&
         na_options.purge_sparse)
-      purge_idle(heap, page); /* no system call from a pass when a purge thread exists */
+      purge_idle(heap, page, &batch); /* no system call from a pass when a purge thread exists */
   }
+  na_os_purge_flush(&batch);
 }
 
 /* Frees by other threads reach a page's owner only when it refills the page, and a heap
@@ -405,7 +448,7 @@ void na_heap_pass(na_heap_t *heap) {
   if (heap->tld != NULL) na_free_remote_flush(heap->tld); /* other threads' blocks go home too */
   tidy_pages(heap, false);
   spare_release_all(heap);
-  if (!na_options.background) purge_sparse_pages(heap, false); /* no system call here then */
+  if (!na_options.background) purge_sparse_pages(heap, PURGE_AGED); /* no system call here then */
   spare_room_set(heap, heap->spare_room / 2);
   na_heap_census(heap);
   na_pool_collect(heap->arena_index, false);
@@ -419,7 +462,7 @@ void na_heap_collect(na_heap_t *heap, bool purge) {
   na_bins_flush(heap);
   tidy_pages(heap, true);
   spare_release_all(heap);
-  if (purge) purge_sparse_pages(heap, true);
+  if (purge) purge_sparse_pages(heap, PURGE_FORCED);
 }
 
 static na_noinline void page_low_elsewhere(na_heap_t *heap, na_page_t *page) {
@@ -429,6 +472,7 @@ static na_noinline void page_low_elsewhere(na_heap_t *heap, na_page_t *page) {
   }
   page->sparse_below = (uint16_t)(page->used / 2 + 1); /* again when half the rest is free */
   if (page->flags.bits.in_full) return;
+  if (page->sparse_marked != MARK_SPARSE) heap->sparse_unseen++;
   page->sparse_marked = MARK_SPARSE;
   page->sparse_pass = heap->pass;
 }
@@ -511,6 +555,7 @@ static na_page_t *page_fresh(na_heap_t *heap, int size_class, int arena_index) {
   spare_missed(heap, slices);
   release_idle_pages(heap, size_class);
   release_pages_freed_elsewhere(heap);
+  purge_if_pressed(heap);
   int actual = arena_index;
   na_page_t *page = na_arena_alloc_span(arena_index, slices, &actual);
   if (page == NULL) return NULL;
@@ -659,6 +704,7 @@ void na_heap_abandon(na_heap_t *heap, int ran_on) {
   na_heap_free_delayed(heap);
   spare_release_all(heap);
   spare_room_set(heap, NA_SPARE_SLICES);
+  heap->sparse_unseen = 0;
   na_page_t *kept = NULL;
   for (int i = 0; i <= NA_CLASS_COUNT; i++) give_up(heap, lists[i], ran_on, true, &kept);
   na_pool_abandon(kept);

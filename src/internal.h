@@ -342,11 +342,12 @@ size_t na_page_collect_remote(na_page_t *page);
 bool na_page_set_delay(na_page_t *page, na_delay_t delay, bool only_if_empty);
 void *na_page_block_start(const na_page_t *page, const void *p);
 bool na_page_block_is_free(const na_page_t *page, const na_block_t *block);
-/* Gives back the OS pages of a mostly free page that hold only free blocks; returns the
- * bytes purged. */
-size_t na_page_purge_free(na_page_t *page);
+/* Gives back the OS pages of a mostly free page that hold only free blocks, through `batch`,
+ * which must be flushed before the page is refilled or leaves its heap; returns the bytes
+ * purged. */
+size_t na_page_purge_free(na_page_t *page, na_os_purge_batch_t *batch);
 /* A page of several slices gives back its blocks that were free at its last check too. */
-size_t na_page_purge_idle(na_page_t *page);
+size_t na_page_purge_idle(na_page_t *page, na_os_purge_batch_t *batch);
 size_t na_page_purged_bytes(const na_page_t *page);
 /* page.owner is the owning thread's identity, a thread pointer whose bit 0 is clear, with
  * bit 0 set while a flag that bars the owner's fast free is (purged blocks, a grown large

@@ -155,7 +155,10 @@ static bool purge_sparse(na_pool_t *pool, bool force) {
   na_page_t *sparse = take_locked(pool, is_sparse, force, budget);
   pool_unlock(pool);
   if (sparse == NULL) return false;
-  for (na_page_t *page = sparse; page != NULL; page = page->next) na_page_purge_free(page);
+  na_os_purge_batch_t batch;
+  batch.count = 0;
+  for (na_page_t *page = sparse; page != NULL; page = page->next) na_page_purge_free(page, &batch);
+  na_os_purge_flush(&batch);
   pool_lock(pool);
   while (sparse != NULL) {
     na_page_t *page = sparse;

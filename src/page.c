@@ -289,7 +289,7 @@ static unsigned purgeable(const na_page_t *page, const block_bits_t *bits) {
 }
 
 /* One madvise per run of adjacent bits: OS pages, or the OS pages inside a run of blocks. */
-static void purge_bits(na_page_t *page, unsigned mask) {
+static void purge_bits(na_page_t *page, unsigned mask, na_os_purge_batch_t *batch) {
   char *start = na_page_start(page);
   int arena_index = na_segment_of_aligned(page)->arena_index;
   while (mask != 0) {
@@ -297,7 +297,7 @@ static void purge_bits(na_page_t *page, unsigned mask) {
     unsigned run = (unsigned)__builtin_ctz(~(mask >> first)); /* adjacent bits from first */
     size_t lo = (size_t)first * NA_PAGE_SIZE, hi = (size_t)(first + run) * NA_PAGE_SIZE;
     if (purges_by_block(page)) inner_os_pages(page, first, first + run, &lo, &hi);
-    na_os_purge(start + lo, hi - lo);
+    na_os_purge_add(batch, start + lo, hi - lo);
     na_stats_count_purge(arena_index, hi - lo);
     mask &= ~(((1u << run) - 1) << first);
   }
@@ -330,9 +330,10 @@ static void mark_free(na_page_t *page, block_bits_t *bits) {
 }
 
 /* Purges the bits of `mask` (see purgeable), the free blocks marked in `bits`. */
-static size_t purge_free_bits(na_page_t *page, const block_bits_t *bits, unsigned mask) {
+static size_t purge_free_bits(na_page_t *page, const block_bits_t *bits, unsigned mask,
+                              na_os_purge_batch_t *batch) {
   size_t before = na_page_purged_bytes(page);
-  purge_bits(page, mask);
+  purge_bits(page, mask, batch);
   page->free_stamp = na_os_clock_ms(); /* when, to tell a purge that came too early */
   na_relaxed_store(&page->purged, (uint16_t)(page->purged | mask));
   relink_free(page, bits);
@@ -350,25 +351,25 @@ static bool gives_back_os_pages(const na_page_t *page) {
   return !segment->huge_pages && !na_placement_is_strict(segment->arena_index);
 }
 
-size_t na_page_purge_free(na_page_t *page) {
+size_t na_page_purge_free(na_page_t *page, na_os_purge_batch_t *batch) {
   if (!gives_back_os_pages(page)) return 0;
   block_bits_t bits;
   mark_free(page, &bits);
   unsigned mask = purgeable(page, &bits);
-  return mask == 0 ? 0 : purge_free_bits(page, &bits, mask);
+  return mask == 0 ? 0 : purge_free_bits(page, &bits, mask, batch);
 }
 
 /* A page of a few big blocks hands out the block freed last first, so blocks that stay free
  * from one check to the next (a heap pass, a purge delay apart) are the ones it does not
  * need: they go back, wherever the page is, its class's current page included. */
-size_t na_page_purge_idle(na_page_t *page) {
+size_t na_page_purge_idle(na_page_t *page, na_os_purge_batch_t *batch) {
   if (!purges_by_block(page) || !gives_back_os_pages(page)) return 0;
   block_bits_t bits;
   mark_free(page, &bits);
   unsigned free_now = purgeable(page, &bits);
   unsigned mask = free_now & page->idle;
   page->idle = (uint16_t)(free_now & ~mask);
-  return mask == 0 ? 0 : purge_free_bits(page, &bits, mask);
+  return mask == 0 ? 0 : purge_free_bits(page, &bits, mask, batch);
 }
 
 /* Arms the sparse check (at a refill, and when a full page comes back): every page calls its heap

@@ -150,6 +150,61 @@ bool na_os_purge(void *addr, size_t size) {
   return ok;
 }
 
+/* process_madvise on the calling thread's process without a pidfd (Linux 6.15 and later);
+ * older kernels refuse the fake descriptor or the advice, a seccomp filter may refuse the
+ * call: then each range goes alone, from the first refusal on. */
+#define NA_PIDFD_SELF_THREAD (-10000)
+/* The kernel reads a vector of at most INT_MAX bytes in all and does the rest never. */
+#define PURGE_VECTOR_MAX_BYTES ((size_t)1 << 30)
+static _Atomic bool vector_purge_refused;
+
+void na_os_purge_vector_forbid(bool forbid) {
+  atomic_store_explicit(&vector_purge_refused, forbid, memory_order_relaxed);
+}
+
+static void purge_each(const struct iovec *ranges, size_t count) {
+  for (size_t i = 0; i < count; i++) madvise(ranges[i].iov_base, ranges[i].iov_len, MADV_DONTNEED);
+}
+
+static bool purge_vector(const struct iovec *ranges, size_t count) {
+#ifdef SYS_process_madvise
+  if (count < 2 || atomic_load_explicit(&vector_purge_refused, memory_order_relaxed)) return false;
+  size_t total = 0;
+  for (size_t i = 0; i < count; i++) total += ranges[i].iov_len;
+  if (total > PURGE_VECTOR_MAX_BYTES) return false;
+  long done = syscall(SYS_process_madvise, NA_PIDFD_SELF_THREAD, ranges, count, MADV_DONTNEED, 0U);
+  if (done == (long)total) return true;
+  if (done < 0 && errno != EINTR && errno != EAGAIN && errno != ENOMEM)
+    atomic_store_explicit(&vector_purge_refused, true, memory_order_relaxed);
+  return false; /* a part may be done: giving back again is harmless */
+#else
+  (void)ranges;
+  (void)count;
+  return false;
+#endif
+}
+
+void na_os_purge_flush(na_os_purge_batch_t *batch) {
+  size_t count = batch->count;
+  if (count == 0) return;
+  batch->count = 0;
+  int saved = errno;
+  if (!purge_vector(batch->ranges, count)) purge_each(batch->ranges, count);
+  errno = saved;
+}
+
+void na_os_purge_add(na_os_purge_batch_t *batch, void *addr, size_t size) {
+  if (batch->count > 0) {
+    struct iovec *last = &batch->ranges[batch->count - 1];
+    if ((char *)last->iov_base + last->iov_len == (char *)addr) {
+      last->iov_len += size;
+      return;
+    }
+  }
+  if (batch->count == NA_OS_PURGE_BATCH) na_os_purge_flush(batch);
+  batch->ranges[batch->count++] = (struct iovec){.iov_base = addr, .iov_len = size};
+}
+
 bool na_os_bind(void *addr, size_t size, na_bind_mode_t mode, const uint64_t *nodes, int max_node) {
   int saved = errno;
   long rc = syscall(SYS_mbind, addr, size, (int)mode, nodes, (unsigned long)max_node + 2, 0UL);

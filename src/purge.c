@@ -66,6 +66,7 @@ static void purge_select(na_arena_t *arena, bool force, uint32_t now, purge_batc
 static bool purge_arena(int arena_index, bool force) {
   na_arena_t *arena = na_arena_at(arena_index);
   purge_batch_t batch;
+  na_os_purge_batch_t ranges;
   bool gave = false;
   do {
     batch.count = batch.unmap_count = 0;
@@ -74,11 +75,13 @@ static bool purge_arena(int arena_index, bool force) {
     na_relaxed_store(&arena->last_purge_ms, now);
     purge_select(arena, force, now, &batch);
     na_arena_unlock(arena);
+    ranges.count = 0;
     for (size_t i = 0; i < batch.count; i++) {
       size_t bytes = batch.spans[i]->slice_count * NA_SLICE_SIZE;
-      na_os_purge(na_page_start(batch.spans[i]), bytes);
+      na_os_purge_add(&ranges, na_page_start(batch.spans[i]), bytes);
       na_stats_count_purge(arena_index, bytes);
     }
+    na_os_purge_flush(&ranges);
     for (size_t i = 0; i < batch.unmap_count; i++) {
       size_t bytes = batch.unmap[i]->size;
       atomic_fetch_sub_explicit(&arena->mapped_bytes, bytes, memory_order_relaxed);

@@ -271,6 +271,7 @@ typedef struct na_heap_s {
   uint32_t pass;          /* passes so far */
   uint32_t last_pass_ms;  /* when the last one ran */
   uint32_t last_sweep_ms; /* when fresh spans last looked for pages other threads emptied */
+  uint32_t sparse_unseen; /* pages marked sparse since a growing heap last purged them all */
   /* What the heap holds, for the statistics: pages and their bytes counted as pages join
    * and leave, the bytes of blocks in use as of its last pass. Written by the owner only,
    * read by reports from any thread. */
@@ -291,7 +292,7 @@ typedef struct na_heap_s {
   X(cross_node_free_count, "frees by a thread of another node")                                    \
   X(fallback_count, "allocations that fell back to another node")                                  \
   X(verified_pages, "pages whose node was checked (NUMALLOC_VERIFY)")                              \
-  X(purge_calls, "madvise and munmap calls that gave memory back to the OS")                       \
+  X(purge_calls, "ranges given back to the OS: a madvise or munmap each, or part of a vector")     \
   X(purged_bytes, "bytes given back to the OS")                                                    \
   X(misplaced_pages, "checked pages found on another node than promised")                          \
   X(heaps_left, "heaps given up because their thread moved to another node")                       \

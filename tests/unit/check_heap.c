@@ -977,6 +977,99 @@ START_TEST(a_pass_purges_a_share_of_a_large_heaps_sparse_pages) {
 }
 END_TEST
 
+/* Allocates `pages` pages of `block`-byte blocks (blocks[] gets them in order), then frees,
+ * in the first `sparse` pages' worth of them, every block past its page's first OS page:
+ * those pages are sparse, with all OS pages but their first free. */
+static void **pages_left_sparse(size_t block, size_t pages, size_t sparse, size_t *count) {
+  void *first = numalloc_malloc(block);
+  size_t per_page = page_of(first)->reserved;
+  *count = pages * per_page;
+  void **blocks = numalloc_malloc(*count * sizeof *blocks);
+  ck_assert_ptr_nonnull(blocks);
+  blocks[0] = first;
+  for (size_t i = 1; i < *count; i++) blocks[i] = numalloc_malloc(block);
+  ck_assert_uint_ge(na_tls_heap->held.pages, pages);
+  for (size_t i = 0; i < sparse * per_page; i++)
+    if ((uintptr_t)blocks[i] % NA_SLICE_SIZE >= NA_PAGE_SIZE) {
+      numalloc_free(blocks[i]);
+      blocks[i] = NULL;
+    }
+  bins_to_pages();
+  return blocks;
+}
+
+static int purged_pages_of(const na_heap_t *heap, size_t block) {
+  int purged = 0;
+  for (na_page_t *page = heap->queues[na_size_class(block)].first; page != NULL; page = page->next)
+    purged += page->purged != 0;
+  return purged;
+}
+
+static void free_all_of(void **blocks, size_t count) {
+  for (size_t i = 0; i < count; i++) numalloc_free(blocks[i]);
+  numalloc_free(blocks);
+}
+
+/* A heap that takes a new span while half its bytes lie free in its sparse pages purges them
+ * first, whatever the delay: a program that freed most of its small objects and allocates
+ * other sizes now does not hold both phases at once. */
+START_TEST(a_heap_growing_over_its_sparse_pages_purges_them_first) {
+  enum { BLOCK = 1024, PAGES = 256 };
+  size_t count;
+  void **blocks = pages_left_sparse(BLOCK, PAGES, PAGES, &count);
+  na_heap_t *heap = na_tls_heap;
+  ck_assert_uint_ge(heap->sparse_unseen, PAGES - 2);
+  void *victim = NULL; /* a freed block of a page not current: its OS page goes back */
+  for (size_t i = 0; i < count && victim == NULL; i++)
+    if (blocks[i] == NULL && page_of(blocks[i - 1]) != heap->current[na_size_class(BLOCK)])
+      victim = (char *)blocks[i - 1] + BLOCK;
+  ck_assert_int_eq(unit_resident_pages(victim, NA_PAGE_SIZE), 1);
+  uint32_t pass = heap->pass;
+  ck_assert_int_eq(purged_pages_of(heap, BLOCK), 0);
+  void *other = numalloc_malloc(3000); /* a class with no page yet: a new span */
+  ck_assert_uint_eq(heap->pass, pass); /* not a pass: the delay is an hour */
+  ck_assert_int_ge(purged_pages_of(heap, BLOCK), PAGES - 2);
+  ck_assert_int_eq(unit_resident_pages(victim, NA_PAGE_SIZE), 0);
+  ck_assert_uint_eq(heap->sparse_unseen, 0);
+  numalloc_free(other);
+  free_all_of(blocks, count);
+}
+END_TEST
+
+/* Pages that went sparse while most of the heap's bytes are in use stay as they are when
+ * the heap grows: a program replacing its blocks at random leaves some pages sparse at any
+ * time and takes their blocks back soon. */
+START_TEST(a_heap_growing_while_mostly_used_keeps_its_pages) {
+  enum { BLOCK = 1024, PAGES = 256 };
+  size_t count;
+  void **blocks = pages_left_sparse(BLOCK, PAGES, PAGES * 3 / 8, &count);
+  na_heap_t *heap = na_tls_heap;
+  ck_assert_uint_ge(heap->sparse_unseen, 64);
+  void *other = numalloc_malloc(3000);
+  ck_assert_int_eq(purged_pages_of(heap, BLOCK), 0);
+  ck_assert_uint_eq(heap->sparse_unseen, 0); /* counted, found wanting */
+  numalloc_free(other);
+  free_all_of(blocks, count);
+}
+END_TEST
+
+/* Pages of big blocks, however empty, are left to their idle purge when the heap grows:
+ * buffers of 16-256 KiB replaced at random left many half empty at every moment, and a purge
+ * at each new span had every reuse fault them in again (20 times the time). */
+START_TEST(a_heap_growing_over_sparse_pages_of_big_blocks_keeps_them) {
+  enum { BIG = 20000, PAGES = 80 };
+  size_t count;
+  void **blocks = pages_left_sparse(BIG, PAGES, PAGES, &count);
+  na_heap_t *heap = na_tls_heap;
+  ck_assert_ptr_null(heap->spare.first); /* every page keeps its first block */
+  ck_assert_uint_ge(heap->sparse_unseen, 64);
+  void *other = numalloc_malloc(3000);
+  ck_assert_int_eq(purged_pages_of(heap, BIG), 0);
+  numalloc_free(other);
+  free_all_of(blocks, count);
+}
+END_TEST
+
 /* Blocks of 10 KiB and more live in pages of several slices; a free block of the class's
  * current page that stayed free for a whole pass gives back its OS pages but the first (its
  * link), and is handed out again whole. */
@@ -1042,5 +1135,8 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, census_counts_pages_and_blocks_in_use);
   tcase_add_test(tc, passes_of_a_large_heap_are_spaced_even_with_no_delay);
   tcase_add_test(tc, a_pass_purges_a_share_of_a_large_heaps_sparse_pages);
+  tcase_add_test(tc, a_heap_growing_over_its_sparse_pages_purges_them_first);
+  tcase_add_test(tc, a_heap_growing_while_mostly_used_keeps_its_pages);
+  tcase_add_test(tc, a_heap_growing_over_sparse_pages_of_big_blocks_keeps_them);
   return unit_run(s, argv);
 }

@@ -37,6 +37,23 @@ static size_t list_length(const na_page_t *page, const na_block_t *list) {
   return n;
 }
 
+/* Purges as a heap does: through a batch, flushed before the page is used again. */
+static size_t purge_free_now(na_page_t *page) {
+  na_os_purge_batch_t batch;
+  batch.count = 0;
+  size_t bytes = na_page_purge_free(page, &batch);
+  na_os_purge_flush(&batch);
+  return bytes;
+}
+
+static size_t purge_idle_now(na_page_t *page) {
+  na_os_purge_batch_t batch;
+  batch.count = 0;
+  size_t bytes = na_page_purge_idle(page, &batch);
+  na_os_purge_flush(&batch);
+  return bytes;
+}
+
 static void *pop(na_page_t *page) {
   na_block_t *block = page->free;
   UNIT_REQUIRE(block != NULL, "page %p has no free block", (void *)page);
@@ -365,7 +382,7 @@ START_TEST(sparse_page_purges_free_os_pages) {
   ck_assert_uint_eq(live, NA_SLICE_SIZE / NA_PAGE_SIZE - 4);
   char *start = na_page_start(page);
   ck_assert_int_eq(unit_resident_pages(start + 2 * NA_PAGE_SIZE, 4 * NA_PAGE_SIZE), 4);
-  ck_assert_uint_eq(na_page_purge_free(page), 4 * NA_PAGE_SIZE);
+  ck_assert_uint_eq(purge_free_now(page), 4 * NA_PAGE_SIZE);
   ck_assert_int_eq(unit_resident_pages(start + 2 * NA_PAGE_SIZE, 4 * NA_PAGE_SIZE), 0);
   ck_assert_uint_eq(page->purged, 0x3c);
   ck_assert(page->flags.bits.has_purged); /* frees into the page leave the fast path */
@@ -375,7 +392,7 @@ START_TEST(sparse_page_purges_free_os_pages) {
   ck_assert(na_page_block_is_free(page, blocks[5 * per_os_page + 7]));
   ck_assert(!na_page_block_is_unlinked(page, blocks[1]));
   ck_assert(!na_page_block_is_free(page, blocks[0]));
-  ck_assert_uint_eq(na_page_purge_free(page), 0); /* nothing more to give back */
+  ck_assert_uint_eq(purge_free_now(page), 0); /* nothing more to give back */
   /* hand out every free block: the listed ones first, then the purged ones, each once */
   size_t handed = 0;
   for (;;) {
@@ -417,11 +434,11 @@ START_TEST(big_block_page_purges_free_blocks) {
   size_t lo5 = na_align_up(5 * size, NA_PAGE_SIZE), hi5 = 6 * size / NA_PAGE_SIZE * NA_PAGE_SIZE;
   char *start = na_page_start(page);
   ck_assert_int_eq(unit_resident_pages(start + lo5, hi5 - lo5), (int)((hi5 - lo5) / NA_PAGE_SIZE));
-  ck_assert_uint_eq(na_page_purge_idle(page), 0); /* first check: only noted */
+  ck_assert_uint_eq(purge_idle_now(page), 0); /* first check: only noted */
   ck_assert_uint_eq(page->purged, 0);
   char *again = pop_after_refill(page); /* one of them is used again before the next check */
   ck_assert_ptr_eq(again, blocks[5]);   /* the block freed last comes first */
-  size_t purged = na_page_purge_idle(page);
+  size_t purged = purge_idle_now(page);
   ck_assert_uint_eq(page->purged, (1u << 1) | (1u << 2));
   ck_assert_uint_eq(purged, na_page_purged_bytes(page));
   ck_assert_uint_ge(purged, hi12 - lo12 - NA_PAGE_SIZE);
@@ -433,7 +450,7 @@ START_TEST(big_block_page_purges_free_blocks) {
   ck_assert_uint_lt(na_page_touched_bytes(page), (uint64_t)total * size);
   /* the rest, purged at once, then everything handed out again, each block once */
   free_to_local(page, again);
-  ck_assert_uint_gt(na_page_purge_free(page), 0);
+  ck_assert_uint_gt(purge_free_now(page), 0);
   ck_assert_uint_eq(page->purged, (1u << 1) | (1u << 2) | (1u << 5));
   size_t handed = 0;
   for (;;) {
@@ -498,7 +515,7 @@ START_TEST(double_free_of_a_purged_block_aborts) {
   for (size_t i = 1; i < total; i++) {
     free_to_local(page, blocks[i]);
   }
-  ck_assert_uint_gt(na_page_purge_free(page), 0);
+  ck_assert_uint_gt(purge_free_now(page), 0);
   unit_silence_stderr();
   na_free_generic(na_segment_of_aligned(page), page, blocks[total - 1]);
 }
@@ -515,11 +532,11 @@ START_TEST(strict_placement_never_purges_blocks) {
   }
   int fallback = na_options.fallback;
   na_options.fallback = NA_FALLBACK_NONE;
-  size_t purged = na_page_purge_free(page);
+  size_t purged = purge_free_now(page);
   na_options.fallback = fallback;
   ck_assert_uint_eq(purged, 0);
   ck_assert_uint_eq(page->purged, 0);
-  ck_assert_uint_gt(na_page_purge_free(page), 0); /* the same page, not strict */
+  ck_assert_uint_gt(purge_free_now(page), 0); /* the same page, not strict */
   na_arena_free_span(page);
 }
 END_TEST
@@ -535,12 +552,12 @@ START_TEST(huge_page_segments_keep_their_free_os_pages) {
   na_segment_t *segment = na_segment_of_aligned(page);
   bool huge = segment->huge_pages;
   segment->huge_pages = true;
-  ck_assert_uint_eq(na_page_purge_free(page), 0);
+  ck_assert_uint_eq(purge_free_now(page), 0);
   ck_assert_uint_eq(page->purged, 0);
   na_page_refill(page);
   ck_assert_uint_eq(page->sparse_below, 1); /* only an empty page calls its heap */
   segment->huge_pages = false;
-  ck_assert_uint_gt(na_page_purge_free(page), 0); /* the same page, small OS pages */
+  ck_assert_uint_gt(purge_free_now(page), 0); /* the same page, small OS pages */
   segment->huge_pages = huge;
   na_arena_free_span(page);
 }

@@ -158,6 +158,44 @@ START_TEST(purge_gives_pages_back) {
 }
 END_TEST
 
+/* Every other OS page of 2 MiB, more ranges than a batch holds, and two adjacent ones that
+ * make one range: after the flush exactly those read as zero and are not resident, with
+ * the kernel's vector and without it. */
+static void purge_every_other_page(bool forbid_vector) {
+  size_t size = 2 * NA_MiB, pages = size / NA_PAGE_SIZE;
+  char *p = na_os_map_aligned(size, NA_PAGE_SIZE);
+  memset(p, 0x5a, size);
+  na_os_purge_vector_forbid(forbid_vector);
+  na_os_purge_batch_t batch;
+  batch.count = 0;
+  na_os_purge_add(&batch, p, NA_PAGE_SIZE);
+  na_os_purge_add(&batch, p + NA_PAGE_SIZE, NA_PAGE_SIZE);
+  ck_assert_uint_eq(batch.count, 1);
+  ck_assert_uint_eq(batch.ranges[0].iov_len, 2 * NA_PAGE_SIZE);
+  for (size_t i = 3; i < pages; i += 2) na_os_purge_add(&batch, p + i * NA_PAGE_SIZE, NA_PAGE_SIZE);
+  ck_assert_uint_lt(batch.count, (pages - 3) / 2 + 1); /* a full batch went on the way */
+  errno = EDOM;
+  na_os_purge_flush(&batch);
+  ck_assert_int_eq(errno, EDOM);
+  ck_assert_uint_eq(batch.count, 0);
+  na_os_purge_flush(&batch); /* an empty batch: nothing to do */
+  na_os_purge_vector_forbid(false);
+  ck_assert_int_eq(unit_resident_pages(p, 2 * NA_PAGE_SIZE), 0);
+  ck_assert_int_eq(unit_resident_pages(p + 2 * NA_PAGE_SIZE, NA_PAGE_SIZE), 1);
+  for (size_t i = 3; i < pages; i++) {
+    bool purged = i % 2 == 1;
+    ck_assert_int_eq(unit_resident_pages(p + i * NA_PAGE_SIZE, NA_PAGE_SIZE), purged ? 0 : 1);
+    ck_assert_int_eq(p[i * NA_PAGE_SIZE + 9], purged ? 0 : 0x5a);
+  }
+  na_os_unmap(p, size);
+}
+
+START_TEST(purge_batch_gives_its_ranges_back_together) {
+  purge_every_other_page(false);
+  purge_every_other_page(true);
+}
+END_TEST
+
 START_TEST(populate_faults_in) {
   size_t size = NA_MiB;
   char *p = na_os_map_aligned(size, NA_PAGE_SIZE);
@@ -473,6 +511,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, huge_pages_usable_by_mode_and_process);
   tcase_add_test(tc, free_memory_reporting_read_from_the_balloon_driver);
   tcase_add_test(tc, purge_gives_pages_back);
+  tcase_add_test(tc, purge_batch_gives_its_ranges_back_together);
   tcase_add_test(tc, populate_faults_in);
   tcase_add_test(tc, remap_grows_in_place_or_moves);
   tcase_add_test_raise_signal(tc, reserve_is_address_space_only, SIGSEGV);

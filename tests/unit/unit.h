@@ -72,7 +72,7 @@ bool unit_is_mapped(const void *p, size_t size);
 bool unit_vma_has_flag(const void *p, const char *flag);
 /* Resident set size of the process from /proc/self/statm. */
 size_t unit_rss_bytes(void);
-/* madvise and munmap calls the calling thread made to give memory back (its statistics). */
+/* Ranges the calling thread gave back to the OS (its statistics' purge_calls). */
 int64_t unit_purge_calls(void);
 
 /* Captures what is written to file descriptor 2 between start and stop; stop returns it
