@@ -7,6 +7,7 @@
  * thread exits, or (those of several slices) when a new page finds none of its length. */
 #include "unit.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -1070,6 +1071,44 @@ START_TEST(a_heap_growing_over_sparse_pages_of_big_blocks_keeps_them) {
 }
 END_TEST
 
+/* A purge keeps its batch of ranges (2 KiB) and a page's bitmap of free blocks (1 KiB) on
+ * the stack of the thread that allocates: allocations that purge, on the way through a
+ * growth, a pass and a collect, must fit half the smallest stack a thread may have. The
+ * stack below this frame is painted first; what the calls left unpainted is what they used. */
+enum { STACK_PAINTED = 64 << 10, STACK_PAINT = 0xa5 };
+
+static int purges_through_every_path(void) {
+  size_t count;
+  void **blocks = pages_left_sparse(1024, 128, 128, &count); /* a purge when the heap grows */
+  void *other = numalloc_malloc(3000);
+  int purged = purged_pages_of(na_tls_heap, 1024);
+  na_options.purge_delay_ms = 0;
+  pass_now(na_tls_heap);
+  numalloc_collect();
+  numalloc_free(other);
+  free_all_of(blocks, count);
+  return purged;
+}
+
+static na_noinline void paint_below(char *top) {
+  volatile char *p = top - STACK_PAINTED;
+  while (p < (volatile char *)top) *p++ = (char)STACK_PAINT;
+}
+
+START_TEST(purges_fit_half_the_smallest_thread_stack) {
+  char frame[1024]; /* the painted region starts below this, past paint_below's frame */
+  char *top = (char *)((uintptr_t)frame - 512);
+  paint_below(top);
+  int purged = purges_through_every_path();
+  volatile char *p = top - STACK_PAINTED;
+  while (p < (volatile char *)top && *p == (char)STACK_PAINT) p++;
+  size_t used = (size_t)((char *)top - (char *)p) + 512 + sizeof frame;
+  ck_assert_int_ge(purged, 120);
+  ck_assert_msg(used < (size_t)PTHREAD_STACK_MIN / 2, "a purge used %zu bytes of stack", used);
+  ck_assert_uint_gt(used, 2048); /* the batch itself: the measure sees it */
+}
+END_TEST
+
 /* Blocks of 10 KiB and more live in pages of several slices; a free block of the class's
  * current page that stayed free for a whole pass gives back its OS pages but the first (its
  * link), and is handed out again whole. */
@@ -1138,5 +1177,6 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, a_heap_growing_over_its_sparse_pages_purges_them_first);
   tcase_add_test(tc, a_heap_growing_while_mostly_used_keeps_its_pages);
   tcase_add_test(tc, a_heap_growing_over_sparse_pages_of_big_blocks_keeps_them);
+  tcase_add_test(tc, purges_fit_half_the_smallest_thread_stack);
   return unit_run(s, argv);
 }
