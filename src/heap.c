@@ -357,7 +357,7 @@ static size_t sparse_free_bytes(const na_heap_t *heap) {
   for (int c = 0; c < NA_CLASS_COUNT; c++)
     for (const na_page_t *page = heap->queues[c].first; page != NULL; page = page->next)
       if (purge_candidate(heap, page, PURGE_PRESSED))
-        bytes += (size_t)(page->reserved - page->used) * page->block_size;
+        bytes += (size_t)(page->capacity - page->used) * page->block_size; /* carved, so touched */
   return bytes;
 }
 
