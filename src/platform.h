@@ -60,6 +60,9 @@ bool na_os_bind(void *addr, size_t size, na_bind_mode_t mode, const uint64_t *no
 /* Faults a range in now, so a strict binding fails here with false instead of killing the
  * process at first touch when the node is full. */
 bool na_os_populate(void *addr, size_t size);
+/* Faults a range in now, as a hint: pages about to be written cost one system call for the
+ * range instead of a trap each. Nothing once the kernel refused it (before Linux 5.14). */
+void na_os_prefault(void *addr, size_t size);
 /* Grows or moves a mapping without copying: to `new_addr` (a reserved range) when not NULL. */
 void *na_os_remap(void *addr, size_t old_size, size_t new_size, void *new_addr);
 /* Asks for transparent huge pages (on) or for none (off; only where the system's default

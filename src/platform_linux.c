@@ -219,6 +219,16 @@ bool na_os_populate(void *addr, size_t size) {
   return ok;
 }
 
+static _Atomic bool prefault_refused;
+
+void na_os_prefault(void *addr, size_t size) {
+  if (atomic_load_explicit(&prefault_refused, memory_order_relaxed)) return;
+  int saved = errno;
+  if (madvise(addr, size, MADV_POPULATE_WRITE) != 0 && errno == EINVAL)
+    atomic_store_explicit(&prefault_refused, true, memory_order_relaxed);
+  errno = saved;
+}
+
 void *na_os_remap(void *addr, size_t old_size, size_t new_size, void *new_addr) {
   int saved = errno;
   void *p = new_addr == NULL

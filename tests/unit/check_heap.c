@@ -1109,6 +1109,52 @@ START_TEST(purges_fit_half_the_smallest_thread_stack) {
 }
 END_TEST
 
+/* A class that takes its third span since the last pass is being filled: its new page of
+ * one slice is faulted in whole at once, where the first two are touched as they are carved.
+ * A pass starts the count again. Pages that did not come fresh from the arena (a span another
+ * test left resident) are not counted. */
+static void fill_pages_checking_residence(void **blocks, size_t max, size_t *count) {
+  enum { SIZE_FILLED = 1200 };
+  int c = na_size_class(SIZE_FILLED), touched = 0, faulted = 0;
+  numalloc_free(numalloc_malloc(SIZE_FILLED)); /* the thread's heap exists from here */
+  na_heap_t *heap = na_tls_heap;
+  na_page_t *last = NULL;
+  size_t n = 0;
+  while (faulted < 2) {
+    UNIT_REQUIRE(n < max, "%zu blocks", n);
+    uint8_t taken = heap->fresh_spans[c];
+    blocks[n] = numalloc_malloc(SIZE_FILLED);
+    na_page_t *page = page_of(blocks[n++]);
+    if (page == last) continue;
+    last = page;
+    if (heap->fresh_spans[c] == taken) continue; /* not a span taken now */
+    long resident = unit_resident_pages(na_page_start(page), NA_SLICE_SIZE);
+    if (heap->fresh_spans[c] <= 2) {
+      ck_assert_int_lt(resident, NA_SLICE_SIZE / NA_PAGE_SIZE); /* touched as carved */
+      touched++;
+    } else {
+      ck_assert_int_eq(resident, NA_SLICE_SIZE / NA_PAGE_SIZE); /* faulted in whole */
+      faulted++;
+    }
+  }
+  ck_assert_int_ge(touched, 1); /* the first of them may come with the first block */
+  *count = n;
+}
+
+START_TEST(a_class_being_filled_has_its_new_pages_faulted_in_at_once) {
+  enum { MAX = 1024 };
+  static void *first[MAX], *second[MAX];
+  size_t count1, count2;
+  fill_pages_checking_residence(first, MAX, &count1);
+  na_options.purge_delay_ms = 0;
+  pass_now(na_tls_heap);
+  na_options.purge_delay_ms = 3600000;
+  fill_pages_checking_residence(second, MAX, &count2);
+  for (size_t i = 0; i < count1; i++) numalloc_free(first[i]);
+  for (size_t i = 0; i < count2; i++) numalloc_free(second[i]);
+}
+END_TEST
+
 /* Blocks of 10 KiB and more live in pages of several slices; a free block of the class's
  * current page that stayed free for a whole pass gives back its OS pages but the first (its
  * link), and is handed out again whole. */
@@ -1178,5 +1224,6 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, a_heap_growing_while_mostly_used_keeps_its_pages);
   tcase_add_test(tc, a_heap_growing_over_sparse_pages_of_big_blocks_keeps_them);
   tcase_add_test(tc, purges_fit_half_the_smallest_thread_stack);
+  tcase_add_test(tc, a_class_being_filled_has_its_new_pages_faulted_in_at_once);
   return unit_run(s, argv);
 }
