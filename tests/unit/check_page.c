@@ -38,21 +38,18 @@ static size_t list_length(const na_page_t *page, const na_block_t *list) {
 }
 
 /* Purges as a heap does: through a batch, flushed before the page is used again. */
-static size_t purge_free_now(na_page_t *page) {
+static size_t purge_now(na_page_t *page,
+                        size_t (*purge)(na_page_t *page, na_os_purge_batch_t *batch)) {
   na_os_purge_batch_t batch;
   batch.count = 0;
-  size_t bytes = na_page_purge_free(page, &batch);
+  size_t bytes = purge(page, &batch);
   na_os_purge_flush(&batch);
   return bytes;
 }
 
-static size_t purge_idle_now(na_page_t *page) {
-  na_os_purge_batch_t batch;
-  batch.count = 0;
-  size_t bytes = na_page_purge_idle(page, &batch);
-  na_os_purge_flush(&batch);
-  return bytes;
-}
+static size_t purge_free_now(na_page_t *page) { return purge_now(page, na_page_purge_free); }
+
+static size_t purge_idle_now(na_page_t *page) { return purge_now(page, na_page_purge_idle); }
 
 static void *pop(na_page_t *page) {
   na_block_t *block = page->free;
