@@ -11,7 +11,11 @@
  * without one, a class churned at random (thousands of buffers of 32-64 KiB freed and made
  * again) took the slow path at nearly every allocation, 30% of such a program's time; above,
  * the blocks bins keep would hold too much of their pages (bins up to 256 KiB raised the peaks
- * of mstress and of growing buffers by 8-20%). */
+ * of mstress and of growing buffers by 8-20%). A block goes into its owner's bin unread, its
+ * second word set to the bin's mark; the pop and the emptying check the mark, and that the
+ * first word is no list's link, and so name a block freed twice before it is handed out twice.
+ * A page that loses its lists while its heap's bin still holds one of its blocks is another
+ * sign of a double free (the page counted the block free), named as well. */
 #include "internal.h"
 
 _Static_assert(NA_BIN_MAX <= NA_SMALL_MAX, "bins hold small blocks");
@@ -38,10 +42,37 @@ void na_bins_account(na_heap_t *heap, int ran_on) {
   }
 }
 
+/* A block freed twice may sit in a bin twice, be handed out while a bin still holds it, or sit
+ * in a bin and on a list: the bin's entry then lacks the mark, or holds a link. */
+__attribute__((noreturn)) static void bin_entry_stale(const na_block_t *block) {
+  na_segment_t *segment = na_segment_of_aligned(block);
+  na_fatal("double free of %p (size class %u, found in a bin: freed again while it waited "
+           "there, or while on its page's lists)",
+           (const void *)block, na_page_of(segment, block)->block_size);
+}
+
+static bool bin_entry_sound(const na_block_t *block) {
+  return block->bin_mark == na_bin_mark(block) && !na_block_linked_quick(block);
+}
+
+void na_bins_check_top(const na_bin_t *bin) {
+  if (bin->top != NULL && !bin_entry_sound(bin->top)) bin_entry_stale(bin->top);
+}
+
+void na_bins_check_page(const na_heap_t *heap, const na_page_t *page) {
+  if (page->size_class >= NA_BIN_CLASSES) return;
+  const na_bin_t *bin = &heap->bins[page->size_class];
+  uintptr_t start = (uintptr_t)na_page_start(page);
+  uintptr_t bytes = (uintptr_t)page->slice_count << NA_SLICE_SHIFT;
+  for (uint32_t i = 0; i < bin->count; i++)
+    if ((uintptr_t)bin->slots[i] - start < bytes) bin_entry_stale(bin->slots[i]);
+}
+
 /* The thread may no longer own the block's page (a heap of the thread on the same node gave
  * its pages up), so the block takes the whole free path. */
 static void bin_release(na_block_t *block) {
-  block->next_encoded = 0;
+  if (!bin_entry_sound(block)) bin_entry_stale(block);
+  block->bin_mark = 0;
   na_segment_t *segment = na_segment_of_aligned(block);
   na_free_generic(segment, na_page_of(segment, block), block);
 }

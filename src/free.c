@@ -244,6 +244,18 @@ void na_free_generic(na_segment_t *segment, na_page_t *page, void *p) {
   na_fatal("free of %p, which is not an allocated block (double free or invalid pointer)", p);
 }
 
+/* Out of the inline fast path, whose registers then suffice for the bin's case: a block that
+ * looks freed already is named by the whole path. */
+na_noinline void na_free_owned(na_segment_t *segment, na_page_t *page, na_block_t *block) {
+  if (na_unlikely(na_block_looks_free(page, block))) {
+    na_free_generic(segment, page, block);
+    return;
+  }
+  na_block_set_next(page, block, page->local_free);
+  page->local_free = block;
+  if (na_unlikely(--page->used < page->sparse_below)) na_heap_page_low(page->heap, page);
+}
+
 /* Under NUMALLOC_POLICY=system every block is the next allocator's; otherwise a pointer
  * numalloc cannot account for was never allocated (or was a huge block, freed already). */
 na_noinline void na_free_unowned(void *p) {

@@ -85,6 +85,7 @@ static void hold(na_heap_t *heap, const na_page_t *page, bool join) {
 }
 
 static void page_release(na_heap_t *heap, na_page_t *page) {
+  na_bins_check_page(heap, page);
   hold(heap, page, false);
   na_heap_page_queue_remove(heap, page);
   na_page_account_partial(page);
@@ -115,6 +116,7 @@ static bool spare_release(na_heap_t *heap, na_page_t *from, bool several_slices_
   for (na_page_t *page = from; page != NULL; page = next) {
     next = page->next;
     if (several_slices_only && page->slice_count == 1) continue;
+    na_bins_check_page(heap, page);
     na_queue_remove(&heap->spare, page);
     heap->spare_slices -= page->slice_count;
     if (page->slice_count > 1) heap->spare_several -= page->slice_count;
@@ -227,6 +229,7 @@ static na_page_t *spare_take(na_heap_t *heap, int size_class, int arena_index) {
     na_page_arm_sparse(fit); /* a refill that finds `free` left as it was does not */
     fit->sparse_marked = 0;
   } else {
+    na_bins_check_page(heap, fit);
     na_page_init(fit, heap, size_class, false);
   }
   return fit; /* still counted among the heap's pages */
@@ -491,7 +494,9 @@ void na_heap_page_low(na_heap_t *heap, na_page_t *page) {
   page_low_elsewhere(heap, page);
 }
 
+/* The block's word linked it into the list, and would make it look freed already. */
 static void free_delayed_block(na_block_t *block) {
+  block->next_encoded = 0;
   na_segment_t *segment = na_segment_of_aligned(block);
   na_free_generic(segment, na_page_of(segment, block), block);
 }
@@ -660,6 +665,7 @@ static na_page_t *find_page(na_heap_t *heap, int size_class, bool may_borrow) {
 }
 
 void *na_heap_alloc_small(na_heap_t *heap, int size_class, bool may_borrow) {
+  na_bins_check_top(heap->class_bin[size_class]);
   if (na_unlikely(atomic_load_explicit(&heap->delayed_free, memory_order_relaxed) != NULL))
     na_heap_free_delayed(heap);
   na_page_t *page = heap->current[size_class];

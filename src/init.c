@@ -82,7 +82,9 @@ static void print_topology(void) {
 
 static void start(void) {
   tls_initializing = true;
-  na_secret = na_os_random();
+  /* The top bit set: a word of user data (a user-space pointer, a small number) decodes to
+   * no link of a free list. */
+  na_secret = na_os_random() | ((uintptr_t)1 << 63);
   na_options_init();
   na_topology_init();
   na_access_init();

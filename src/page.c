@@ -24,7 +24,9 @@ void na_page_init(na_page_t *page, na_heap_t *heap, int size_class, bool is_zero
   page->installed = 0;
   page->list_mark = 0;
   page->free = page->local_free = NULL;
-  page->key = (na_secret ^ ((uintptr_t)page * NA_GOLDEN_GAMMA)) | 1;
+  /* Keys differ per page below a segment's bits only, so a bin tells a link from the secret
+   * alone (na_block_linked_quick). */
+  page->key = (na_secret ^ (((uintptr_t)page * NA_GOLDEN_GAMMA) >> (64 - NA_SEGMENT_SHIFT))) | 1;
   page->is_zero = is_zero;
   page->flags.value = 0;
   page->sparse_below = 1; /* retire when empty */

@@ -77,6 +77,7 @@ _Static_assert(NA_ARENA_COUNT < 128 && NA_SEGMAP_CONT >= 128, "segment map tags"
 
 typedef struct na_block_s {
   uintptr_t next_encoded;
+  uintptr_t bin_mark; /* only while the block waits in a bin (every block has two words) */
 } na_block_t;
 
 typedef enum na_span_kind_e {

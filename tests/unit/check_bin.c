@@ -4,12 +4,14 @@
  * collection and the thread's exit send the blocks back to their pages; every allocation
  * from a bin is counted; a bin empties newest first and then leaves malloc to the pages; the
  * invariant check reads the bins; a second free of a block waiting in a bin is named,
- * whoever makes it. */
+ * whoever makes it: at once when it is the bin's newest block or the free reads the block,
+ * otherwise when the bin reaches the block again or is emptied, before any second hand-out. */
 #include "unit.h"
 
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -328,30 +330,96 @@ START_TEST(a_second_free_of_another_threads_block_in_a_bin_aborts) {
 }
 END_TEST
 
+static _Atomic int foreign_kept, owner_took_it;
+
 static void *keep_foreign(void *arg) {
   numalloc_free(numalloc_malloc(BIG));
   numalloc_free(arg);
-  pause(); /* the main thread frees the block again meanwhile, and aborts */
+  atomic_store(&foreign_kept, 1);
+  while (!atomic_load(&owner_took_it)) sched_yield();
+  unit_silence_stderr();
+  void *again = numalloc_malloc(BIG); /* this thread's bin's top: the block the owner holds */
+  ck_assert_ptr_null(again);          /* not reached */
   return NULL;
 }
 
-/* The owner's free of its block that waits in another thread's bin is named. */
-START_TEST(the_owners_free_of_its_block_in_another_bin_aborts) {
+/* The owner frees its block again while it waits in another thread's bin, and allocates it
+ * back: that thread's bin names it before it would hand it out a second time. */
+START_TEST(a_block_freed_by_its_owner_while_in_another_bin_is_named) {
   void *p = numalloc_malloc(BIG);
   pthread_t thread;
   ck_assert_int_eq(pthread_create(&thread, NULL, keep_foreign, p), 0);
-  while (!na_block_looks_free(page_of(p), p)) sched_yield();
-  unit_silence_stderr();
-  numalloc_free(p);
+  while (!atomic_load(&foreign_kept)) sched_yield();
+  ck_assert(na_block_looks_free(page_of(p), p));
+  numalloc_free(p); /* the double free: into the owner's bin, unread */
+  ck_assert_ptr_eq(numalloc_malloc(BIG), p);
+  atomic_store(&owner_took_it, 1);
+  pthread_join(thread, NULL);
 }
 END_TEST
 
-START_TEST(a_second_free_of_a_block_in_a_bin_aborts) {
+/* A bin takes a block without reading it, so a block freed again after other frees waits
+ * twice; the bin names it when it reaches the second copy, before handing it out again. */
+START_TEST(a_block_in_a_bin_twice_is_named_when_reached_again) {
   void *a = numalloc_malloc(SIZE), *b = numalloc_malloc(SIZE);
   numalloc_free(a);
-  numalloc_free(b); /* a is no longer the newest */
+  numalloc_free(b);
+  numalloc_free(a); /* a is no longer the newest */
+  ck_assert_ptr_eq(numalloc_malloc(SIZE), a);
+  ck_assert_ptr_eq(numalloc_malloc(SIZE), b);
+  unit_silence_stderr();
+  ck_assert_ptr_null(numalloc_malloc(SIZE)); /* not reached: it aborts */
+}
+END_TEST
+
+START_TEST(a_bin_emptied_with_a_block_in_it_twice_names_it) {
+  void *a = numalloc_malloc(SIZE), *b = numalloc_malloc(SIZE);
+  numalloc_free(a);
+  numalloc_free(b);
+  numalloc_free(a);
+  unit_silence_stderr();
+  numalloc_collect();
+}
+END_TEST
+
+/* The newest block of a bin, freed again at once, is named at that free. */
+START_TEST(the_newest_block_of_a_bin_freed_again_is_named_at_once) {
+  void *a = numalloc_malloc(SIZE);
+  numalloc_free(a);
   unit_silence_stderr();
   numalloc_free(a);
+}
+END_TEST
+
+/* A block freed onto its page's list (its bin full), then freed again into the bin once the
+ * bin has room: the bin finds the page's link in it and names it instead of handing it out. */
+START_TEST(a_block_on_its_pages_list_freed_into_a_bin_is_named) {
+  static void *blocks[NA_BIN_SLOTS + 2];
+  blocks[0] = numalloc_malloc(SIZE); /* the thread's heap, its bins */
+  na_bin_t *bin = na_tls_heap->class_bin[na_size_class(SIZE)];
+  ck_assert_uint_gt(bin->capacity, 0);
+  ck_assert_uint_eq(bin->count, 0);
+  size_t n = bin->capacity + 1u;
+  for (size_t i = 1; i < n; i++) blocks[i] = numalloc_malloc(SIZE);
+  for (size_t i = 0; i < n; i++) numalloc_free(blocks[i]);
+  void *listed = blocks[n - 1];
+  ck_assert(!na_bins_hold(na_tls_heap, listed)); /* the bin was full: onto the page's list */
+  ck_assert_ptr_eq(numalloc_malloc(SIZE), blocks[n - 2]);
+  numalloc_free(listed);
+  ck_assert(na_bins_hold(na_tls_heap, listed));
+  unit_silence_stderr();
+  ck_assert_ptr_null(numalloc_malloc(SIZE)); /* not reached: it aborts */
+}
+END_TEST
+
+/* A page about to lose its lists (an empty page to the arena, or made a page of another class)
+ * must have no block in its heap's bin: one there was freed twice, once onto those lists. */
+START_TEST(a_page_leaving_its_class_with_a_block_in_the_bin_is_named) {
+  void *a = numalloc_malloc(SIZE);
+  na_bins_check_page(na_tls_heap, page_of(a)); /* none of its blocks in the bin: passes */
+  numalloc_free(a);
+  unit_silence_stderr();
+  na_bins_check_page(na_tls_heap, page_of(a));
 }
 END_TEST
 
@@ -370,11 +438,17 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, a_thread_exit_empties_its_bins);
   tcase_add_test(tc, allocations_from_a_bin_are_counted);
   tcase_add_test(tc, the_invariant_check_reads_the_bins);
-  tcase_add_test_raise_signal(tc, a_second_free_of_a_block_in_a_bin_aborts, SIGABRT);
+  tcase_add_test_raise_signal(tc, a_block_in_a_bin_twice_is_named_when_reached_again, SIGABRT);
+  tcase_add_test_raise_signal(tc, a_bin_emptied_with_a_block_in_it_twice_names_it, SIGABRT);
+  tcase_add_test_raise_signal(tc, the_newest_block_of_a_bin_freed_again_is_named_at_once, SIGABRT);
+  tcase_add_test_raise_signal(tc, a_block_on_its_pages_list_freed_into_a_bin_is_named, SIGABRT);
+  tcase_add_test_raise_signal(tc, a_page_leaving_its_class_with_a_block_in_the_bin_is_named,
+                              SIGABRT);
   tcase_add_test(tc, another_threads_big_block_serves_the_freeing_thread);
   tcase_add_test(tc, another_threads_small_block_goes_home);
   tcase_add_test(tc, a_collection_sends_another_threads_block_home);
   tcase_add_test_raise_signal(tc, a_second_free_of_another_threads_block_in_a_bin_aborts, SIGABRT);
-  tcase_add_test_raise_signal(tc, the_owners_free_of_its_block_in_another_bin_aborts, SIGABRT);
+  tcase_add_test_raise_signal(tc, a_block_freed_by_its_owner_while_in_another_bin_is_named,
+                              SIGABRT);
   return unit_run(s, argv);
 }

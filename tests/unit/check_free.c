@@ -464,14 +464,18 @@ START_TEST(double_free_small_aborts) {
 }
 END_TEST
 
-/* The block is no longer at the head of the page's list when it is freed again. */
+/* The block is no longer the newest in its bin when it is freed again: the bin takes it
+ * unread, and names it when it reaches it again, before handing it out a second time. */
 START_TEST(double_free_after_other_frees_aborts) {
   void *a = numalloc_malloc(32), *b = numalloc_malloc(32), *c = numalloc_malloc(32);
   numalloc_free(a);
   numalloc_free(b);
   numalloc_free(c);
-  unit_silence_stderr();
   numalloc_free(b);
+  ck_assert_ptr_eq(numalloc_malloc(32), b);
+  ck_assert_ptr_eq(numalloc_malloc(32), c);
+  unit_silence_stderr();
+  ck_assert_ptr_null(numalloc_malloc(32)); /* not reached: it aborts */
 }
 END_TEST
 
@@ -720,8 +724,8 @@ static void *free_and_wait(void *arg) {
   return NULL;
 }
 
-/* The owner frees a block that another thread freed and still keeps waiting: it looks freed
- * but is on none of the page's lists, and is named as a double free. */
+/* The owner frees a block that another thread freed and still keeps waiting: on none of the
+ * page's lists, it is named as a double free when the owner's bin reaches it. */
 START_TEST(double_free_of_a_block_waiting_elsewhere_aborts) {
   void *pair[2] = {numalloc_malloc(48), numalloc_malloc(48)};
   na_page_t *page = na_page_of(na_segment_of_aligned(pair[0]), pair[0]);
@@ -732,8 +736,10 @@ START_TEST(double_free_of_a_block_waiting_elsewhere_aborts) {
   while (!waiter_freed) pthread_cond_wait(&waiter_cond, &waiter_lock);
   pthread_mutex_unlock(&waiter_lock);
   ck_assert_uint_eq(pushed(page), 0); /* the blocks are on none of the page's lists */
+  numalloc_free(pair[1]);             /* into the owner's bin, unread */
   unit_silence_stderr();
-  numalloc_free(pair[1]);
+  /* the bin finds the mark of a block waiting to go home, and aborts */
+  ck_assert_ptr_null(numalloc_malloc(48));
 }
 END_TEST
 
