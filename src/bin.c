@@ -47,7 +47,7 @@ void na_bins_account(na_heap_t *heap, int ran_on) {
 __attribute__((noreturn)) static void bin_entry_stale(const na_block_t *block) {
   na_segment_t *segment = na_segment_of_aligned(block);
   na_fatal("double free of %p (size class %u, found in a bin: freed again while it waited "
-           "there, or while on its page's lists)",
+           "there or while on its page's lists, or written after its free)",
            (const void *)block, na_page_of(segment, block)->block_size);
 }
 
@@ -66,6 +66,17 @@ void na_bins_check_page(const na_heap_t *heap, const na_page_t *page) {
   uintptr_t bytes = (uintptr_t)page->slice_count << NA_SLICE_SHIFT;
   for (uint32_t i = 0; i < bin->count; i++)
     if ((uintptr_t)bin->slots[i] - start < bytes) bin_entry_stale(bin->slots[i]);
+}
+
+void na_bins_verify(const na_heap_t *heap) {
+  for (int c = 0; c < NA_BIN_CLASSES; c++) {
+    const na_bin_t *bin = &heap->bins[c];
+    for (uint32_t i = 0; i < bin->count; i++) {
+      if (!bin_entry_sound(bin->slots[i])) bin_entry_stale(bin->slots[i]);
+      for (uint32_t j = 0; j < i; j++)
+        if (bin->slots[j] == bin->slots[i]) bin_entry_stale(bin->slots[i]);
+    }
+  }
 }
 
 /* The thread may no longer own the block's page (a heap of the thread on the same node gave

@@ -659,6 +659,9 @@ void na_bins_check_top(const na_bin_t *bin);
 /* Ends the program when the heap's bin holds a block of `page`, which has no block in use
  * and is about to lose its lists: a block freed twice, once onto them. */
 void na_bins_check_page(const na_heap_t *heap, const na_page_t *page);
+/* Ends the program when a block of the heap's bins lacks the mark, holds a link, or waits
+ * there twice. */
+void na_bins_verify(const na_heap_t *heap);
 /* True when `block` waits in one of the heap's bins. */
 bool na_bins_hold(const na_heap_t *heap, const na_block_t *block);
 

@@ -19,6 +19,16 @@ static na_tld_t *live_tlds;
 static char *meta_cursor[NA_ARENA_COUNT], *meta_end[NA_ARENA_COUNT];
 static pthread_key_t exit_key;
 
+/* A block freed twice into a bin is named when the bin reaches it again or empties (bin.c),
+ * and a thread's exit empties its bins; the process's exit checks those of the thread that
+ * ends it, so that a program that exits soon after such a free still hears of it. */
+__attribute__((destructor)) static void check_bins_at_exit(void) {
+  na_tld_t *tld = na_tld_peek();
+  if (tld == NULL) return;
+  for (int i = 0; i < NA_ARENA_COUNT; i++)
+    if (tld->heaps[i] != NULL) na_bins_verify(tld->heaps[i]);
+}
+
 /* Internal metadata, bump-allocated from page-aligned chunks bound to the node whose memory
  * it describes (a heap for node 1 lives on node 1); never returned, so it comes zeroed. */
 static void *meta_alloc(size_t size, int arena_index) {

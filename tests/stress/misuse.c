@@ -73,6 +73,15 @@ static void double_free_small_interleaved(void) {
   check_heap("double-free-small-interleaved", 32, 4096, NULL, 0);
 }
 
+/* The same, and the program ends at once: its exit names the block still in a bin twice. */
+static void double_free_small_at_exit(void) {
+  char *a = launder(malloc(32)), *b = launder(malloc(32));
+  free(a);
+  free(b);
+  free(a);
+  exit(0);
+}
+
 static void *free_twice(void *p) {
   free(p);
   free(p);
@@ -227,6 +236,7 @@ typedef struct scenario_s {
 static const scenario_t scenarios[] = {
     {"double-free-small", double_free_small},
     {"double-free-small-interleaved", double_free_small_interleaved},
+    {"double-free-small-at-exit", double_free_small_at_exit},
     {"double-free-remote", double_free_remote},
     {"double-free-remote-delayed", double_free_remote_delayed},
     {"double-free-large", double_free_large},
