@@ -51,12 +51,8 @@ __attribute__((noreturn)) static void bin_entry_stale(const na_block_t *block) {
            (const void *)block, na_page_of(segment, block)->block_size);
 }
 
-static bool bin_entry_sound(const na_block_t *block) {
-  return block->bin_mark == na_bin_mark(block) && !na_block_linked_quick(block);
-}
-
 void na_bins_check_top(const na_bin_t *bin) {
-  if (bin->top != NULL && !bin_entry_sound(bin->top)) bin_entry_stale(bin->top);
+  if (bin->top != NULL && !na_bin_entry_sound(bin->top)) bin_entry_stale(bin->top);
 }
 
 void na_bins_check_page(const na_heap_t *heap, const na_page_t *page) {
@@ -72,7 +68,7 @@ void na_bins_verify(const na_heap_t *heap) {
   for (int c = 0; c < NA_BIN_CLASSES; c++) {
     const na_bin_t *bin = &heap->bins[c];
     for (uint32_t i = 0; i < bin->count; i++) {
-      if (!bin_entry_sound(bin->slots[i])) bin_entry_stale(bin->slots[i]);
+      if (!na_bin_entry_sound(bin->slots[i])) bin_entry_stale(bin->slots[i]);
       for (uint32_t j = 0; j < i; j++)
         if (bin->slots[j] == bin->slots[i]) bin_entry_stale(bin->slots[i]);
     }
@@ -82,7 +78,7 @@ void na_bins_verify(const na_heap_t *heap) {
 /* The thread may no longer own the block's page (a heap of the thread on the same node gave
  * its pages up), so the block takes the whole free path. */
 static void bin_release(na_block_t *block) {
-  if (!bin_entry_sound(block)) bin_entry_stale(block);
+  if (!na_bin_entry_sound(block)) bin_entry_stale(block);
   block->bin_mark = 0;
   na_segment_t *segment = na_segment_of_aligned(block);
   na_free_generic(segment, na_page_of(segment, block), block);

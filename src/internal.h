@@ -690,11 +690,16 @@ static inline void *na_page_pop(na_page_t *page) {
   return block;
 }
 
-/* Hands out `block`, the bin's top; NULL when it no longer carries the bin's mark (freed twice
- * into bins, or handed out since), which the slow path names (na_bins_check_top). */
+/* A bin's entry as its free left it: the mark in the second word, and a first word that is
+ * no list's link. A block freed twice fails this where the bin meets it again. */
+static inline bool na_bin_entry_sound(const na_block_t *block) {
+  return block->bin_mark == na_bin_mark(block) && !na_block_linked_quick(block);
+}
+
+/* Hands out `block`, the bin's top; NULL when its entry is not sound (freed twice into bins,
+ * handed out since, or on a list too), which the slow path names (na_bins_check_top). */
 static inline void *na_bin_pop(na_bin_t *bin, na_block_t *block) {
-  if (na_unlikely(block->bin_mark != na_bin_mark(block) || na_block_linked_quick(block)))
-    return NULL;
+  if (na_unlikely(!na_bin_entry_sound(block))) return NULL;
   uint32_t count = bin->count - 1u;
   bin->count = (uint16_t)count;
   bin->top = bin->stack[count];

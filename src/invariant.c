@@ -167,9 +167,9 @@ const char *na_check_bins(const na_heap_t *heap) {
       if (page->kind != NA_SPAN_SMALL || page->size_class != c)
         return VIOLATED("heap %p: bin of class %d holds %p, a block of another class",
                         (const void *)heap, c, (const void *)block);
-      if (!na_block_looks_free(page, block))
-        return VIOLATED("heap %p: bin of class %d holds %p, which is in use", (const void *)heap, c,
-                        (const void *)block);
+      if (!na_bin_entry_sound(block))
+        return VIOLATED("heap %p: bin of class %d holds %p, which is in use or on a list",
+                        (const void *)heap, c, (const void *)block);
       for (uint32_t j = 0; j < i; j++)
         if (bin->slots[j] == block)
           return VIOLATED("heap %p: bin of class %d holds %p twice", (const void *)heap, c,
