@@ -12,10 +12,14 @@
  * again) took the slow path at nearly every allocation, 30% of such a program's time; above,
  * the blocks bins keep would hold too much of their pages (bins up to 256 KiB raised the peaks
  * of mstress and of growing buffers by 8-20%). A block goes into its owner's bin unread, its
- * second word set to the bin's mark; the pop and the emptying check the mark, and that the
- * first word is no list's link, and so name a block freed twice before it is handed out twice.
- * A page that loses its lists while its heap's bin still holds one of its blocks is another
- * sign of a double free (the page counted the block free), named as well. */
+ * second word set to the bin's mark. The pop checks the mark, and that the first word is no
+ * list's link, and so names a block freed twice before it is handed out twice, but for the
+ * block a bin of the direct table's sizes took last, which it hands out unread: a second
+ * free of a block already deeper in the bin leaves that older copy behind, read in its turn,
+ * and a block freed onto its page's list too has its first word cleared, which the list names
+ * when it reaches it. Every bin's emptying checks its blocks the same way. A page that loses
+ * its lists while its heap's bin still holds one of its blocks, or while a block it counts
+ * free is in use, is another sign of a double free, named as well. */
 #include "internal.h"
 
 _Static_assert(NA_BIN_MAX <= NA_SMALL_MAX, "bins hold small blocks");
@@ -91,6 +95,7 @@ void na_bins_flush(na_heap_t *heap) {
     uint32_t count = bin->count;
     bin->count = 0;
     bin->top = NULL;
+    bin->last_kept = NULL;
     for (uint32_t i = 0; i < count; i++) bin_release(bin->slots[i]);
   }
 }

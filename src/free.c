@@ -159,6 +159,16 @@ typedef struct remote_group_s {
   uint32_t count;
 } remote_group_t;
 
+/* A block waiting here links to itself (na_block_mark_freed) until it goes: one that no
+ * longer does was written since its free, most likely handed out by its owner's bin after the
+ * owner freed it too. Sent on, it would sit on its page's list while in use. */
+__attribute__((noreturn)) static void remote_block_rewritten(const na_page_t *page,
+                                                             const na_block_t *block) {
+  na_fatal("double free of %p (size class %u, freed by this thread, then freed and allocated "
+           "again by its owner, or written after its free)",
+           (const void *)block, page->block_size);
+}
+
 void na_free_remote_flush(na_tld_t *tld) {
   remote_group_t groups[GROUP_SLOTS];
   memset(groups, 0, sizeof groups);
@@ -168,6 +178,7 @@ void na_free_remote_flush(na_tld_t *tld) {
   for (uint32_t i = 0; i < count; i++) {
     na_page_t *page = tld->remote[i].page;
     na_block_t *block = tld->remote[i].block;
+    if (na_unlikely(na_block_next(page, block) != block)) remote_block_rewritten(page, block);
     unsigned slot = (unsigned)((uintptr_t)page >> NA_DESCRIPTOR_SHIFT) % GROUP_SLOTS;
     remote_group_t *group = &groups[slot];
     if (group->page == NULL) {

@@ -84,8 +84,15 @@ static void hold(na_heap_t *heap, const na_page_t *page, bool join) {
   if (join && heap->held.pages > heap->census_pages + heap->census_pages / 4) na_heap_census(heap);
 }
 
-static void page_release(na_heap_t *heap, na_page_t *page) {
+/* A page with no block in use that is about to lose its lists: a block of it in the heap's
+ * bin, or one not on its lists, was freed twice (or overwritten). */
+static void check_losing_lists(const na_heap_t *heap, const na_page_t *page) {
   na_bins_check_page(heap, page);
+  na_page_check_empty(page);
+}
+
+static void page_release(na_heap_t *heap, na_page_t *page) {
+  check_losing_lists(heap, page);
   hold(heap, page, false);
   na_heap_page_queue_remove(heap, page);
   na_page_account_partial(page);
@@ -116,7 +123,7 @@ static bool spare_release(na_heap_t *heap, na_page_t *from, bool several_slices_
   for (na_page_t *page = from; page != NULL; page = next) {
     next = page->next;
     if (several_slices_only && page->slice_count == 1) continue;
-    na_bins_check_page(heap, page);
+    check_losing_lists(heap, page);
     na_queue_remove(&heap->spare, page);
     heap->spare_slices -= page->slice_count;
     if (page->slice_count > 1) heap->spare_several -= page->slice_count;
@@ -229,7 +236,7 @@ static na_page_t *spare_take(na_heap_t *heap, int size_class, int arena_index) {
     na_page_arm_sparse(fit); /* a refill that finds `free` left as it was does not */
     fit->sparse_marked = 0;
   } else {
-    na_bins_check_page(heap, fit);
+    check_losing_lists(heap, fit);
     na_page_init(fit, heap, size_class, false);
   }
   return fit; /* still counted among the heap's pages */
@@ -689,6 +696,7 @@ static void give_up(na_heap_t *heap, na_page_queue_t *q, int ran_on, bool keep_e
     na_page_account_partial_on(page, ran_on);
     na_page_collect_remote(page);
     if (page->used == 0 && !keep_empty) {
+      na_page_check_empty(page);
       na_arena_free_span(page);
       continue;
     }

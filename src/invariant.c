@@ -142,8 +142,9 @@ const char *na_check_heap(const na_heap_t *heap) {
   return na_check_bins(heap);
 }
 
-/* A bin, found from its class, holds freed blocks of the class in its heap's arena, each once, no
- * more than its capacity, the newest on top; classes above NA_BIN_MAX have no room. */
+/* A bin, found from its class, holds freed blocks of the class in its heap's arena, each once,
+ * no more than its capacity, the newest on top, and up to NA_DIRECT_MAX only blocks of its
+ * heap's pages; classes above NA_BIN_MAX have no room. */
 const char *na_check_bins(const na_heap_t *heap) {
   for (int c = 0; c < NA_CLASS_COUNT; c++) {
     const na_bin_t *bin = &heap->bins[c];
@@ -174,6 +175,9 @@ const char *na_check_bins(const na_heap_t *heap) {
         if (bin->slots[j] == block)
           return VIOLATED("heap %p: bin of class %d holds %p twice", (const void *)heap, c,
                           (const void *)block);
+      if (page->block_size <= NA_DIRECT_MAX && page->heap != heap)
+        return VIOLATED("heap %p: bin of class %d holds %p, another heap's block",
+                        (const void *)heap, c, (const void *)block);
     }
   }
   return NULL;

@@ -184,6 +184,7 @@ static void collect(na_pool_t *pool, uint32_t now, bool force) {
   while (empty != NULL) {
     na_page_t *page = empty;
     empty = page->next;
+    na_page_check_empty(page);
     page->flags.value = 0;
     na_arena_free_span(page);
   }

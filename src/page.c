@@ -69,8 +69,25 @@ _Static_assert(NA_SLICE_SIZE / 8 < ((size_t)1 << (64 - NA_TF_COUNT_SHIFT)), "cou
 
 void na_page_link_corrupt(const na_page_t *page, const na_block_t *block) {
   na_fatal("heap corruption: the free block %p (page of %u-byte blocks at %p) was overwritten, "
-           "by a write past the end of the block before it or a write after its free",
+           "by a write past the end of the block before it, a write after its free, or a "
+           "double free that handed it out from a bin while it was on this list",
            (const void *)block, page->block_size, na_page_start(page));
+}
+
+void na_page_check_empty(const na_page_t *page) {
+  if (page->kind != NA_SPAN_SMALL || page->used != 0) return;
+  const char *start = na_page_start(page);
+  for (uint32_t i = 0; i < page->capacity; i++) {
+    const na_block_t *block = (const na_block_t *)(start + (size_t)i * page->block_size);
+    if (na_page_block_is_unlinked(page, block)) continue;
+    if (!na_block_link_is_sound(block, na_block_next(page, block))) {
+      if (block->next_encoded == 0)
+        na_fatal("double free of %p (size class %u, freed onto its page's list and into a bin, "
+                 "then handed out by the bin)",
+                 (const void *)block, page->block_size);
+      na_page_link_corrupt(page, block);
+    }
+  }
 }
 
 na_block_t *na_block_next_checked(const na_page_t *page, const na_block_t *block) {

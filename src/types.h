@@ -202,11 +202,15 @@ typedef struct na_census_s {
  * not to a bin (alloc.c). */
 #define NA_BIG_BLOCK ((size_t)32 * NA_KiB)
 #define NA_BIN_SLOTS 15
-#define NA_BIN_BYTES ((size_t)256 * NA_KiB) /* a bin of big blocks holds about this much */
+/* Pops in a row of the block a bin took last after which the next such pop skips its checks. */
+#define NA_BIN_UNREAD_RUN 8
+#define NA_BIN_BYTES      ((size_t)256 * NA_KiB) /* a bin of big blocks holds about this much */
 /* A thread keeps another thread's freed block in its bin only from this size: a smaller
  * block shares its cache lines with neighbours that their page's owner keeps writing, and
- * reusing it here would make both threads write the same lines. */
-#define NA_BIN_FOREIGN_MIN ((size_t)1 * NA_KiB)
+ * reusing it here would make both threads write the same lines. It is past the direct
+ * table's last size, so the bins malloc reaches through that table hold the thread's own
+ * blocks only, which lets their pop hand one out unread (na_bin_pop_own). */
+#define NA_BIN_FOREIGN_MIN (NA_DIRECT_MAX + 1)
 /* `top` repeats the newest block (slots[count - 1], NULL when the bin is empty): malloc finds
  * the block it returns in one load, where reading the count and then the slot put two loads,
  * each waiting on the last free's stores, between the call and its block (cfrac, a free and
@@ -217,6 +221,10 @@ typedef struct na_bin_s {
   uint16_t capacity; /* 0 for the classes without a bin: a free never stops here */
   uint32_t handed;   /* blocks handed out, ever (wraps) */
   na_block_t *top;
+  /* The block the bin took last, until it hands out one, and how many pops in a row handed
+   * out such a block: a run of them lets the pop skip its checks (na_bin_pop_own). */
+  na_block_t *last_kept;
+  uint32_t last_kept_run;
   union {
     na_block_t *stack[NA_BIN_SLOTS + 1];
     struct {

@@ -361,14 +361,31 @@ END_TEST
 /* A bin takes a block without reading it, so a block freed again after other frees waits
  * twice; the bin names it when it reaches the second copy, before handing it out again. */
 START_TEST(a_block_in_a_bin_twice_is_named_when_reached_again) {
+  unit_bin_unread_run(SIZE);
   void *a = numalloc_malloc(SIZE), *b = numalloc_malloc(SIZE);
   numalloc_free(a);
   numalloc_free(b);
-  numalloc_free(a); /* a is no longer the newest */
-  ck_assert_ptr_eq(numalloc_malloc(SIZE), a);
+  numalloc_free(a);                           /* a is no longer the newest */
+  ck_assert_ptr_eq(numalloc_malloc(SIZE), a); /* the copy the bin took last, unread */
+  ck_assert_uint_gt(na_tls_heap->class_bin[na_size_class(SIZE)]->last_kept_run, NA_BIN_UNREAD_RUN);
   ck_assert_ptr_eq(numalloc_malloc(SIZE), b);
   unit_silence_stderr();
   ck_assert_ptr_null(numalloc_malloc(SIZE)); /* not reached: it aborts */
+}
+END_TEST
+
+/* The blocks above the copy a second free left behind taken by aligned allocations (the
+ * class's checked pop), that copy is still read, and named, when malloc reaches it. */
+START_TEST(a_block_in_a_bin_twice_is_named_after_aligned_allocations_took_the_newest) {
+  unit_bin_unread_run(64);
+  void *a = numalloc_malloc(64), *b = numalloc_malloc(64);
+  numalloc_free(a);
+  numalloc_free(b);
+  numalloc_free(a);
+  ck_assert_ptr_eq(numalloc_aligned_alloc(32, 64), a);
+  ck_assert_ptr_eq(numalloc_aligned_alloc(32, 64), b);
+  unit_silence_stderr();
+  ck_assert_ptr_null(numalloc_malloc(64)); /* not reached: it aborts */
 }
 END_TEST
 
@@ -391,12 +408,26 @@ START_TEST(the_newest_block_of_a_bin_freed_again_is_named_at_once) {
 }
 END_TEST
 
-/* A block freed onto its page's list (its bin full), then freed again into the bin once the
- * bin has room: the bin finds the page's link in it and names it instead of handing it out. */
-START_TEST(a_block_on_its_pages_list_freed_into_a_bin_is_named) {
+/* An entry whose mark was overwritten (a write after its free) is named when the bin empties,
+ * before its block goes back to its page. */
+START_TEST(a_bin_emptied_with_an_entry_written_after_its_free_names_it) {
+  na_block_t *a = numalloc_malloc(SIZE);
+  numalloc_free(a);
+  ck_assert(na_bins_hold(na_tls_heap, a));
+  a->bin_mark = 12345;
+  unit_silence_stderr();
+  numalloc_collect();
+  ck_abort_msg("a bin's entry without its mark went unnamed");
+}
+END_TEST
+
+/* Frees a block onto its page's list (its bin full), then again into the bin once the bin has
+ * room; the bin hands it out unread, clearing the link it held, and returns it. */
+static void *block_on_the_list_and_handed_out_by_the_bin(void **other) {
   static void *blocks[NA_BIN_SLOTS + 2];
-  blocks[0] = numalloc_malloc(SIZE); /* the thread's heap, its bins */
+  void *warm = unit_bin_unread_run(SIZE);
   na_bin_t *bin = na_tls_heap->class_bin[na_size_class(SIZE)];
+  blocks[0] = numalloc_malloc(SIZE);
   ck_assert_uint_gt(bin->capacity, 0);
   ck_assert_uint_eq(bin->count, 0);
   size_t n = bin->capacity + 1u;
@@ -407,8 +438,40 @@ START_TEST(a_block_on_its_pages_list_freed_into_a_bin_is_named) {
   ck_assert_ptr_eq(numalloc_malloc(SIZE), blocks[n - 2]);
   numalloc_free(listed);
   ck_assert(na_bins_hold(na_tls_heap, listed));
+  ck_assert_ptr_eq(numalloc_malloc(SIZE), listed);
+  ck_assert_uint_gt(bin->last_kept_run, NA_BIN_UNREAD_RUN); /* handed out unread */
+  numalloc_free(warm);
+  *other = blocks[n - 2];
+  return listed;
+}
+
+/* The page's pop reaches the block the bin handed out and names it, before handing it out a
+ * second time. */
+START_TEST(a_block_on_its_pages_list_freed_into_a_bin_is_named_when_the_list_reaches_it) {
+  void *other;
+  void *listed = block_on_the_list_and_handed_out_by_the_bin(&other);
   unit_silence_stderr();
-  ck_assert_ptr_null(numalloc_malloc(SIZE)); /* not reached: it aborts */
+  for (size_t i = 0; i < 2 * NA_SLICE_SIZE / SIZE; i++) {
+    void *p = numalloc_malloc(SIZE);
+    ck_assert_ptr_ne(p, listed);
+  }
+  ck_abort_msg("the page's list never reached the block the bin handed out");
+}
+END_TEST
+
+/* The page empties while the block the bin handed out is still in use (the page counted it
+ * free): the page names it before its lists go. */
+START_TEST(a_page_emptied_while_a_block_of_its_list_is_in_use_is_named) {
+  void *other;
+  void *listed = block_on_the_list_and_handed_out_by_the_bin(&other);
+  na_page_t *page = page_of(listed);
+  na_page_check_empty(page); /* blocks in use: nothing to check yet */
+  numalloc_free(other);
+  na_bins_flush(na_tls_heap); /* the bin's blocks back on the page */
+  ck_assert_uint_eq(page->used, 0);
+  unit_silence_stderr();
+  na_page_check_empty(page); /* as the page leaves its class or its heap */
+  ck_abort_msg("a block in use on an empty page's list went unnamed");
 }
 END_TEST
 
@@ -439,9 +502,16 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, allocations_from_a_bin_are_counted);
   tcase_add_test(tc, the_invariant_check_reads_the_bins);
   tcase_add_test_raise_signal(tc, a_block_in_a_bin_twice_is_named_when_reached_again, SIGABRT);
+  tcase_add_test_raise_signal(
+      tc, a_block_in_a_bin_twice_is_named_after_aligned_allocations_took_the_newest, SIGABRT);
   tcase_add_test_raise_signal(tc, a_bin_emptied_with_a_block_in_it_twice_names_it, SIGABRT);
+  tcase_add_test_raise_signal(tc, a_bin_emptied_with_an_entry_written_after_its_free_names_it,
+                              SIGABRT);
   tcase_add_test_raise_signal(tc, the_newest_block_of_a_bin_freed_again_is_named_at_once, SIGABRT);
-  tcase_add_test_raise_signal(tc, a_block_on_its_pages_list_freed_into_a_bin_is_named, SIGABRT);
+  tcase_add_test_raise_signal(
+      tc, a_block_on_its_pages_list_freed_into_a_bin_is_named_when_the_list_reaches_it, SIGABRT);
+  tcase_add_test_raise_signal(tc, a_page_emptied_while_a_block_of_its_list_is_in_use_is_named,
+                              SIGABRT);
   tcase_add_test_raise_signal(tc, a_page_leaving_its_class_with_a_block_in_the_bin_is_named,
                               SIGABRT);
   tcase_add_test(tc, another_threads_big_block_serves_the_freeing_thread);
