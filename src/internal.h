@@ -866,6 +866,10 @@ static inline void na_free_fast(void *p) {
    * block goes to the bin, or onto the list, whose sparse threshold brings the page back). */
   if (na_likely(na_relaxed_load(&page->owner) == na_thread_id() &&
                 in_page * page->block_magic < page->block_magic)) {
+    /* The mark's store needs the block's line, often in no cache: asking for it here, ahead of
+     * the bin's stores, overlaps the wait with the rest of the free (tables of strings freed
+     * unread at random: 10-15% less time in two rounds). */
+    __builtin_prefetch(block, 1);
     if (na_likely(na_bin_keep(page, block, tag))) return;
     na_free_owned(segment, page, block);
     return;
