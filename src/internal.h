@@ -723,12 +723,11 @@ static inline void *na_bin_pop(na_bin_t *bin, na_block_t *block) {
  * own blocks only; NULL as na_bin_pop. The block the bin took last goes unread once such
  * pops come in a run: a read there waited for the line its free had just written (a table of
  * 64-byte objects replaced at random took 1.4 times tcmalloc's time with it, about
- * tcmalloc's without), and such a block is
- * never the copy a second free leaves deeper in the bin (that copy was taken earlier), so
- * the copy left behind, read when its turn comes, names the double free. The block's two
- * words are cleared: were it on its page's list too (freed twice, once onto the list), the
- * list names it where it meets it (a page's pop, the walk of a page leaving its class, the
- * burst that sends other threads' frees home). */
+ * tcmalloc's without), and such a block is never the copy a second free leaves deeper in the
+ * bin (that copy was taken earlier), so the copy left behind, read when its turn comes, names
+ * the double free. The block's two words are cleared: were it on its page's list too (freed twice,
+ * once onto the list), the list names it where it meets it (a page's pop, the walk of a page
+ * leaving its class, the burst that sends other threads' frees home). */
 static inline void *na_bin_pop_own(na_bin_t *bin, na_block_t *block) {
   /* Only in a run: whether a program's next malloc finds the block the bin took last is as
    * random as the classes of its frees and mallocs, and a branch on that alone missed half
