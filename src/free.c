@@ -21,6 +21,7 @@ static void free_local(na_page_t *page, na_block_t *block) {
     na_fatal("double free of %p (size class %u, freed by another thread too)", (void *)block,
              page->block_size);
   na_block_set_next(page, block, page->local_free);
+  block->ahead = NULL;
   page->local_free = block;
   page->used--;
   if (page->flags.bits.in_full) na_heap_page_unfull(page->heap, page);
@@ -157,6 +158,7 @@ typedef struct remote_group_s {
   na_page_t *page;
   na_block_t *head, *tail;
   uint32_t count;
+  na_block_t *pushed[NA_FETCH_AHEAD]; /* the last blocks pushed, by count modulo NA_FETCH_AHEAD */
 } remote_group_t;
 
 /* A block waiting here links to itself (na_block_mark_freed) until it goes: one that no
@@ -169,9 +171,20 @@ __attribute__((noreturn)) static void remote_block_rewritten(const na_page_t *pa
            (const void *)block, page->block_size);
 }
 
+/* A block pushed onto its group's chain lies NA_FETCH_AHEAD places above the block pushed
+ * NA_FETCH_AHEAD pushes before it. */
+static void group_push(remote_group_t *group, na_block_t *block) {
+  na_block_t **slot = &group->pushed[group->count % NA_FETCH_AHEAD];
+  block->ahead = group->count >= NA_FETCH_AHEAD ? *slot : NULL;
+  *slot = block;
+  na_block_set_next(group->page, block, group->head);
+  group->head = block;
+  group->count++;
+}
+
 void na_free_remote_flush(na_tld_t *tld) {
   remote_group_t groups[GROUP_SLOTS];
-  memset(groups, 0, sizeof groups);
+  for (unsigned slot = 0; slot < GROUP_SLOTS; slot++) groups[slot].page = NULL;
   uint32_t count = tld->remote_count;
   tld->remote_count = 0;
   tld->remote_bytes = 0;
@@ -182,12 +195,15 @@ void na_free_remote_flush(na_tld_t *tld) {
     unsigned slot = (unsigned)((uintptr_t)page >> NA_DESCRIPTOR_SHIFT) % GROUP_SLOTS;
     remote_group_t *group = &groups[slot];
     if (group->page == NULL) {
-      *group = (remote_group_t){page, block, block, 1}; /* push_chain links the tail */
+      group->page = page;
+      group->head = group->tail = block; /* push_chain links the tail */
+      group->count = 1;
+      group->pushed[0] = block;
+      block->ahead = NULL;
     } else if (group->page == page) {
-      na_block_set_next(page, block, group->head);
-      group->head = block;
-      group->count++;
+      group_push(group, block);
     } else {
+      block->ahead = NULL;
       push_chain(page, block, block, 1);
     }
   }
@@ -206,6 +222,7 @@ void na_free_remote(na_page_t *page, na_block_t *block, int arena_index) {
   if (na_unlikely(tld == NULL)) tld = na_tld_get_unless_exited();
   if (tld != NULL) account_remote_free(tld, arena_index);
   if (tld == NULL || tld->exiting || na_relaxed_load(&page->owner) == 0) {
+    block->ahead = NULL;
     push_chain(page, block, block, 1);
     return;
   }
@@ -263,6 +280,7 @@ na_noinline void na_free_owned(na_segment_t *segment, na_page_t *page, na_block_
     return;
   }
   na_block_set_next(page, block, page->local_free);
+  block->ahead = NULL;
   page->local_free = block;
   if (na_unlikely(--page->used < page->sparse_below)) na_heap_page_low(page->heap, page);
 }

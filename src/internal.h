@@ -679,9 +679,14 @@ static inline void *na_page_pop_quick(na_page_t *page) {
   na_block_t *next = na_block_next(page, block);
   if (na_unlikely(!na_block_link_is_sound(block, next))) return NULL;
   page->free = next;
-  /* A block freed long ago or by another thread is not in this CPU's cache: fetching the
-   * next one while the program uses this one hides that miss from the next allocation. */
-  __builtin_prefetch(page->free, 1);
+  /* A block freed long ago or by another thread is in no cache of this CPU. Fetching the next
+   * one while the program uses this one hides that miss from the next allocation; a list
+   * another thread sent home also names blocks further down (na_free_remote_flush), so that
+   * several fetches overlap where one after another each took a transfer from that thread's
+   * cache. */
+  na_block_t *ahead = block->ahead;
+  __builtin_prefetch(next, 1);
+  __builtin_prefetch(ahead != NULL ? ahead : next, 1);
   block->next_encoded = 0; /* a live block must not look like a free one (see na_free_fast) */
   block->bin_mark = 0;     /* nor like one in a bin, should a bin hold it too (freed twice) */
   page->used++;

@@ -95,6 +95,10 @@ const char *na_check_page(const na_page_t *page) {
       if (offset % page->block_size != 0 || offset / page->block_size >= page->capacity)
         return VIOLATED("page %p: free list holds %p, not a carved block", (const void *)start,
                         (const void *)b);
+      if (b->ahead != NULL &&
+          (size_t)((const char *)b->ahead - start) >= (size_t)page->capacity * page->block_size)
+        return VIOLATED("page %p: free block %p names %p ahead, outside its page",
+                        (const void *)start, (const void *)b, (const void *)b->ahead);
       if (++listed > page->capacity - page->used)
         return VIOLATED("page %p: more free blocks listed than carved and not in use",
                         (const void *)start);

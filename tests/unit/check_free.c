@@ -624,6 +624,57 @@ START_TEST(remote_frees_over_many_pages_wait_and_reach_each_page) {
 }
 END_TEST
 
+/* What a program left in a block's second word is no block to fetch ahead once the block is
+ * on its page's list: the owner's frees past its bin clear it. */
+START_TEST(a_program_s_data_in_a_freed_block_names_nothing_ahead) {
+  enum { COUNT = NA_BIN_SLOTS * 4 };
+  void *blocks[COUNT];
+  int outside;
+  for (int i = 0; i < COUNT; i++) {
+    blocks[i] = numalloc_malloc(64);
+    ((void **)blocks[i])[1] = &outside; /* a pointer, as programs keep in their objects */
+  }
+  na_page_t *page = na_page_of(na_segment_of_aligned(blocks[0]), blocks[0]);
+  for (int i = 1; i < COUNT; i++)
+    ck_assert_ptr_eq(na_page_of(na_segment_of_aligned(blocks[i]), blocks[i]), page);
+  for (int i = 0; i < COUNT; i++) numalloc_free(blocks[i]);
+  size_t listed = 0;
+  for (na_block_t *b = page->local_free; b != NULL; b = na_block_next(page, b)) listed++;
+  ck_assert_uint_ge(listed, COUNT - NA_BIN_SLOTS);
+  ck_assert_ptr_null(na_check_page(page));
+}
+END_TEST
+
+enum { CHAIN = NA_FETCH_AHEAD * 3 + 1 };
+
+static void *free_chain_then_collect(void *arg) {
+  void **blocks = arg;
+  numalloc_free(numalloc_malloc(16)); /* the thread's record */
+  for (int i = 0; i < CHAIN; i++) numalloc_free(blocks[i]);
+  numalloc_collect();
+  return NULL;
+}
+
+/* A chain of one page's blocks sent home names, in each block, the block NA_FETCH_AHEAD places
+ * further down, and nothing in the last ones: the owner's pop fetches what it names. */
+START_TEST(blocks_sent_home_name_the_blocks_further_down_their_chain) {
+  void *blocks[CHAIN];
+  for (int i = 0; i < CHAIN; i++) blocks[i] = numalloc_malloc(64);
+  na_page_t *page = na_page_of(na_segment_of_aligned(blocks[0]), blocks[0]);
+  for (int i = 1; i < CHAIN; i++)
+    ck_assert_ptr_eq(na_page_of(na_segment_of_aligned(blocks[i]), blocks[i]), page);
+  unit_run_threads(1, free_chain_then_collect, blocks, 0);
+  ck_assert_uint_eq(pushed(page), CHAIN);
+  na_block_t *chain[CHAIN];
+  na_block_t *b = na_tf_blocks(atomic_load(&page->thread_free));
+  for (int i = 0; i < CHAIN; i++, b = na_block_next(page, b)) chain[i] = b;
+  for (int i = 0; i < CHAIN; i++)
+    ck_assert_ptr_eq(chain[i]->ahead,
+                     i + NA_FETCH_AHEAD < CHAIN ? chain[i + NA_FETCH_AHEAD] : NULL);
+  ck_assert_uint_eq(na_page_collect_remote(page), CHAIN);
+}
+END_TEST
+
 typedef struct full_job_s {
   void **blocks;
   size_t count;
@@ -964,6 +1015,8 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, a_thread_that_only_frees_lets_its_remote_frees_wait);
   tcase_add_test(tc, remote_frees_over_many_pages_wait_and_reach_each_page);
   tcase_add_test(tc, remote_frees_go_when_the_list_is_full);
+  tcase_add_test(tc, blocks_sent_home_name_the_blocks_further_down_their_chain);
+  tcase_add_test(tc, a_program_s_data_in_a_freed_block_names_nothing_ahead);
   tcase_add_test(tc, remote_frees_go_at_exit);
   tcase_add_test(tc, remote_frees_count_cross_node_by_the_thread_node);
   tcase_add_test(tc, big_remote_frees_go_when_their_bytes_add_up);
