@@ -161,14 +161,26 @@ typedef struct remote_group_s {
   na_block_t *pushed[NA_FETCH_AHEAD]; /* the last blocks pushed, by count modulo NA_FETCH_AHEAD */
 } remote_group_t;
 
-/* A block waiting here links to itself (na_block_mark_freed) until it goes: one that no
- * longer does was written since its free, most likely handed out by its owner's bin after the
- * owner freed it too. Sent on, it would sit on its page's list while in use. */
-__attribute__((noreturn)) static void remote_block_rewritten(const na_page_t *page,
-                                                             const na_block_t *block) {
-  na_fatal("double free of %p (size class %u, freed by this thread, then freed and allocated "
-           "again by its owner, or written after its free)",
-           (const void *)block, page->block_size);
+/* A block waiting here carries the remote mark (na_block_mark_waiting) until it goes, and was
+ * live when this thread freed it. One whose mark is gone was freed again since (by its owner,
+ * into a bin or onto a list, or by this thread: its first copy went ahead of it in this
+ * burst), or written after its free; one whose first word is a link was on its page's list
+ * when this thread freed it. Sent on, it would sit on a list twice, or while in use. Only a
+ * block freed twice can have its segment given back meanwhile (a block waiting here is in
+ * use for its page), and its memory is then not read. */
+static void check_waiting(const na_page_t *page, const na_block_t *block) {
+  if (na_unlikely(na_segmap_tag(block) == 0))
+    na_fatal("double free of %p (freed by this thread, and by its owner, whose memory went "
+             "back to the system since)",
+             (const void *)block);
+  if (na_unlikely(block->bin_mark != na_remote_mark(block)))
+    na_fatal("double free of %p (size class %u, freed by this thread and then freed again, by "
+             "this thread or its owner, or written after its free)",
+             (const void *)block, page->block_size);
+  if (na_unlikely(na_block_link_is_sound(block, na_block_next(page, block))))
+    na_fatal("double free of %p (size class %u, freed by this thread while on its page's free "
+             "list)",
+             (const void *)block, page->block_size);
 }
 
 /* A block pushed onto its group's chain lies NA_FETCH_AHEAD places above the block pushed
@@ -191,7 +203,7 @@ void na_free_remote_flush(na_tld_t *tld) {
   for (uint32_t i = 0; i < count; i++) {
     na_page_t *page = tld->remote[i].page;
     na_block_t *block = tld->remote[i].block;
-    if (na_unlikely(na_block_next(page, block) != block)) remote_block_rewritten(page, block);
+    check_waiting(page, block);
     unsigned slot = (unsigned)((uintptr_t)page >> NA_DESCRIPTOR_SHIFT) % GROUP_SLOTS;
     remote_group_t *group = &groups[slot];
     if (group->page == NULL) {
@@ -222,11 +234,14 @@ void na_free_remote(na_page_t *page, na_block_t *block, int arena_index) {
   if (na_unlikely(tld == NULL)) tld = na_tld_get_unless_exited();
   if (tld != NULL) account_remote_free(tld, arena_index);
   if (tld == NULL || tld->exiting || na_relaxed_load(&page->owner) == 0) {
+    if (na_block_looks_free(page, block))
+      na_fatal("double free of %p (size class %u, freed by a thread that does not own it)",
+               (const void *)block, page->block_size);
     block->ahead = NULL;
     push_chain(page, block, block, 1);
     return;
   }
-  na_block_mark_freed(page, block);
+  na_block_mark_waiting(block);
   tld->remote[tld->remote_count] = (na_remote_wait_t){block, page};
   tld->remote_bytes += page->block_size;
   if (++tld->remote_count == NA_REMOTE_WAITING || tld->remote_bytes >= NA_REMOTE_BYTES)

@@ -784,18 +784,26 @@ static inline void *na_malloc_fast(size_t size) {
   return na_alloc_generic(size, NA_MIN_ALIGN, false, NA_ARENA_BY_POLICY);
 }
 
+/* The second word of a block another thread freed, while the block waits in that thread to
+ * go home: the bin's mark with its lowest bit flipped, which is no block's bin mark (blocks
+ * start at multiples of 16) and no pointer (the secret's top bit is set). */
+static inline uintptr_t na_remote_mark(const na_block_t *block) { return na_bin_mark(block) ^ 1; }
+
 /* A freed block's first word decodes to a block of the same segment, or to NULL at the end
- * of a list, or is the mark of a bin; a live block's does not (its pop clears it). Only then
- * is a free a possible double free, worth searching the page's lists for. */
+ * of a list, or its second word is the mark of a bin or of a block waiting to go home; a live
+ * block's are not (its pop clears both). Only then is a free a possible double free, worth
+ * searching the page's lists for. */
 static inline bool na_block_looks_free(const na_page_t *page, const na_block_t *block) {
-  return block->bin_mark == na_bin_mark(block) ||
+  return (block->bin_mark ^ na_bin_mark(block)) <= 1 ||
          na_block_link_is_sound(block, na_block_next(page, block));
 }
 
-/* A block waiting to go home links to itself, so it looks freed: a second free of it that
- * reads it is named at once, and a bin that took it unread names it at its pop. */
-static inline void na_block_mark_freed(const na_page_t *page, na_block_t *block) {
-  na_block_set_next(page, block, block);
+/* A block waiting to go home carries the remote mark and keeps its first word: the free that
+ * marks it only stores into the block, and the burst that sends it home, reading it then,
+ * names a block that was freed twice or written since (na_free_remote_flush). A second free
+ * that reads it, or a bin's checked pop, names it at once. */
+static inline void na_block_mark_waiting(na_block_t *block) {
+  block->bin_mark = na_remote_mark(block);
 }
 
 /* offset * block_magic, block_magic being 2^64 / block_size rounded up: for offsets below
@@ -880,14 +888,22 @@ static inline void na_free_fast(void *p) {
   }
   /* A stale magic stays in a span that was small once, hence the kind; the index against the
    * capacity rejects a pointer that is no block start, or a block never carved. A live block
-   * keeps its page from changing under this thread. */
+   * keeps its page from changing under this thread. A block another thread wrote last is in
+   * that thread's cache: the free going home stores into it and reads nothing, and the burst
+   * that sends it home checks it (a pipeline of messages built on one thread and freed on the
+   * other: 20% less time). One kept in this thread's bin is read now. */
   if (na_page_owner(page) != na_thread_id() && na_relaxed_load(&page->kind) == NA_SPAN_SMALL &&
       na_relaxed_load(&page->purged) == 0 &&
-      na_block_index(page, in_page) < na_relaxed_load(&page->capacity) &&
-      !na_block_looks_free(page, block)) {
-    if (page->block_size >= NA_BIN_FOREIGN_MIN && na_bin_keep(page, block, tag)) return;
-    na_free_remote(page, block, tag - 1); /* not the segment header, which spans rewrite */
-    return;
+      na_block_index(page, in_page) < na_relaxed_load(&page->capacity)) {
+    if (page->block_size < NA_BIN_FOREIGN_MIN) {
+      na_free_remote(page, block, tag - 1); /* not the segment header, which spans rewrite */
+      return;
+    }
+    if (!na_block_looks_free(page, block)) {
+      if (na_bin_keep(page, block, tag)) return;
+      na_free_remote(page, block, tag - 1);
+      return;
+    }
   }
   na_free_generic(segment, page, p);
 }

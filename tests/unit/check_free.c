@@ -776,6 +776,27 @@ static void *free_and_wait(void *arg) {
   return NULL;
 }
 
+static void *free_and_collect(void *p) {
+  numalloc_free(numalloc_malloc(16)); /* the thread's record, so that the free waits */
+  numalloc_free(p);
+  numalloc_collect();
+  return NULL;
+}
+
+/* Another thread frees a block its owner freed onto the page's list: the free only marks the
+ * block, and the burst that sends it home names it, before the block sits on a list twice. */
+START_TEST(remote_free_of_a_block_on_its_pages_list_aborts_when_sent_home) {
+  void *blocks[NA_BIN_SLOTS + 1];
+  for (int i = 0; i <= NA_BIN_SLOTS; i++) blocks[i] = numalloc_malloc(48);
+  na_page_t *page = na_page_of(na_segment_of_aligned(blocks[0]), blocks[0]);
+  for (int i = 0; i <= NA_BIN_SLOTS; i++) numalloc_free(blocks[i]); /* the bin fills first */
+  void *listed = blocks[NA_BIN_SLOTS];
+  ck_assert_ptr_eq(page->local_free, listed);
+  unit_silence_stderr();
+  unit_run_threads(1, free_and_collect, listed, 0);
+}
+END_TEST
+
 /* The owner frees a block that another thread freed and still keeps waiting: on none of the
  * page's lists, it goes into the owner's bin unread, and out again; the freeing thread names
  * it when it sends it home, where it would sit on its page's list while in use. */
@@ -1035,6 +1056,8 @@ int main(int argc, char **argv) {
   tcase_add_test_raise_signal(tc, double_free_after_other_frees_aborts, SIGABRT);
   tcase_add_test_raise_signal(tc, double_free_of_a_block_waiting_elsewhere_aborts, SIGABRT);
   tcase_add_test_raise_signal(tc, second_remote_free_of_a_waiting_block_aborts, SIGABRT);
+  tcase_add_test_raise_signal(tc, remote_free_of_a_block_on_its_pages_list_aborts_when_sent_home,
+                              SIGABRT);
   tcase_add_test_raise_signal(tc, double_free_large_aborts, SIGABRT);
   tcase_add_test_raise_signal(tc, double_free_huge_aborts, SIGABRT);
   tcase_add_test_raise_signal(tc, free_into_split_free_span_aborts, SIGABRT);

@@ -56,6 +56,7 @@ static void *pop(na_page_t *page) {
   UNIT_REQUIRE(block != NULL, "page %p has no free block", (void *)page);
   page->free = na_block_next(page, block);
   page->used++;
+  block->next_encoded = block->bin_mark = 0; /* live, as the allocator's pop leaves it */
   return block;
 }
 
