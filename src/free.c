@@ -170,7 +170,7 @@ typedef struct remote_group_s {
  * use for its page), and its memory is then not read. */
 static void check_waiting(const na_page_t *page, const na_block_t *block) {
   if (na_unlikely(na_segmap_tag(block) == 0))
-    na_fatal("double free of %p (freed by this thread, and by its owner, whose memory went "
+    na_fatal("double free of %p (freed by this thread and again elsewhere; its memory went "
              "back to the system since)",
              (const void *)block);
   if (na_unlikely(block->bin_mark != na_remote_mark(block)))

@@ -75,9 +75,10 @@
 /* the free path tells a segment's first byte by its sign: arena tags are 1..127, CONT is not */
 _Static_assert(NA_ARENA_COUNT < 128 && NA_SEGMAP_CONT >= 128, "segment map tags");
 
-/* Every block has two words. The second is the bin's mark while the block waits in a bin; on
- * a page's list it is NULL or a block of the same page further down the list, which the pop
- * fetches ahead: a hint, only ever prefetched, never followed. */
+/* Every block has two words. The second is the bin's mark while the block waits in a bin, and
+ * the remote mark while it waits in another thread to go home; on a page's list it is NULL or
+ * a block of the same page further down the list, which the pop fetches ahead: a hint, only
+ * ever prefetched, never followed. */
 typedef struct na_block_s {
   uintptr_t next_encoded;
   union {
@@ -324,12 +325,12 @@ typedef struct na_node_stats_s {
 /* Blocks this thread freed into other threads' pages, not yet pushed onto the pages'
  * thread_free lists: at most NA_REMOTE_WAITING blocks and about NA_REMOTE_BYTES. */
 #define NA_REMOTE_WAITING 256
+#define NA_REMOTE_BYTES   ((size_t)256 << 10)
 /* How far down its page's chain a block sent home names another, for the owner's pop to
  * fetch ahead (na_page_pop_quick): the owner reads each block's line only when it hands the
  * block out, and a transfer from the freeing thread's cache takes the time of several
  * allocations (sh8bench's pattern: 4 and 16 gained less than 8). */
-#define NA_FETCH_AHEAD  8
-#define NA_REMOTE_BYTES ((size_t)256 << 10)
+#define NA_FETCH_AHEAD 8
 typedef struct na_remote_wait_s {
   na_block_t *block;
   struct na_page_s *page;
