@@ -20,8 +20,7 @@ static void free_local(na_page_t *page, na_block_t *block) {
   if (na_block_looks_free(page, block))
     na_fatal("double free of %p (size class %u, freed by another thread too)", (void *)block,
              page->block_size);
-  na_block_set_next(page, block, page->local_free);
-  block->ahead = NULL;
+  na_block_link(page, block, page->local_free);
   page->local_free = block;
   page->used--;
   if (page->flags.bits.in_full) na_heap_page_unfull(page->heap, page);
@@ -208,11 +207,11 @@ void na_free_remote_flush(na_tld_t *tld) {
     remote_group_t *group = &groups[slot];
     if (group->page == NULL) {
       group->page = page;
-      group->head = group->tail = block; /* push_chain links the tail */
-      group->count = 1;
-      group->pushed[0] = block;
-      block->ahead = NULL;
-    } else if (group->page == page) {
+      group->head = NULL;
+      group->tail = block; /* its link is push_chain's to write */
+      group->count = 0;
+    }
+    if (group->page == page) {
       group_push(group, block);
     } else {
       block->ahead = NULL;
@@ -294,8 +293,7 @@ na_noinline void na_free_owned(na_segment_t *segment, na_page_t *page, na_block_
     na_free_generic(segment, page, block);
     return;
   }
-  na_block_set_next(page, block, page->local_free);
-  block->ahead = NULL;
+  na_block_link(page, block, page->local_free);
   page->local_free = block;
   if (na_unlikely(--page->used < page->sparse_below)) na_heap_page_low(page->heap, page);
 }

@@ -291,6 +291,13 @@ static inline na_block_t *na_block_next(const na_page_t *page, const na_block_t 
 static inline void na_block_set_next(const na_page_t *page, na_block_t *block, na_block_t *next) {
   block->next_encoded = (uintptr_t)next ^ page->key;
 }
+/* Links `block` into a page's list, naming no block ahead: only a chain another thread sends
+ * home names blocks further down (na_free_remote_flush), and the word may hold the program's
+ * data, which the pop must not fetch as an address. */
+static inline void na_block_link(const na_page_t *page, na_block_t *block, na_block_t *next) {
+  na_block_set_next(page, block, next);
+  block->ahead = NULL;
+}
 /* A free block links to a block of its own segment, or ends its list with NULL. Anything
  * else decoded from its first word means that word was overwritten while the block was free
  * (a write past the end of the block before it, or into the block after its free): handing

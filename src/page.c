@@ -56,12 +56,10 @@ static void page_extend(na_page_t *page) {
   na_block_t *block = first;
   for (size_t i = 1; i < count; i++) {
     na_block_t *next = (na_block_t *)(start + i * page->block_size);
-    na_block_set_next(page, block, next);
-    block->ahead = NULL; /* the hardware's prefetcher follows addresses in order */
+    na_block_link(page, block, next); /* the hardware's prefetcher follows addresses in order */
     block = next;
   }
-  na_block_set_next(page, block, page->free);
-  block->ahead = NULL;
+  na_block_link(page, block, page->free);
   page->free = first;
   na_relaxed_store(&page->capacity, page->capacity + (uint32_t)count); /* read by remote frees */
 }
@@ -252,8 +250,7 @@ static bool reclaim_unlinked(na_page_t *page) {
     blocks_of_bit(page, (size_t)__builtin_ctz(mask), &first, &end);
     for (uint32_t i = end; i-- > first; count++) {
       na_block_t *block = (na_block_t *)(start + (size_t)i * page->block_size);
-      na_block_set_next(page, block, list);
-      block->ahead = NULL;
+      na_block_link(page, block, list);
       list = block;
     }
   }
@@ -333,8 +330,7 @@ static void relink_free(na_page_t *page, const block_bits_t *bits) {
   for (size_t i = page->capacity; i-- > 0;) {
     na_block_t *block = (na_block_t *)(start + i * page->block_size);
     if (!block_bit(bits, i) || na_page_block_is_unlinked(page, block)) continue;
-    na_block_set_next(page, block, list);
-    block->ahead = NULL; /* the list's order changed */
+    na_block_link(page, block, list); /* the list's order changed */
     list = block;
     count++;
   }
