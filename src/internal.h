@@ -7,6 +7,11 @@
 #include "platform.h"
 #include "types.h"
 
+/* Nothing declared below leaves the library: the compiler then reads the process-wide state
+ * (the secret, the options) at its address, where an extern of default visibility took a
+ * load of that address first, on every malloc and free that reads them. */
+#pragma GCC visibility push(hidden)
+
 #define na_likely(x)   __builtin_expect(!!(x), 1)
 #define na_unlikely(x) __builtin_expect(!!(x), 0)
 
@@ -937,5 +942,7 @@ static inline size_t na_usable_size_fast(const void *p) {
   if (na_likely(na_small_page_of(p, &usable) != NULL)) return usable;
   return p == NULL ? 0 : na_usable_size_of(p);
 }
+
+#pragma GCC visibility pop
 
 #endif /* NUMALLOC_INTERNAL_H */
