@@ -29,7 +29,7 @@ void na_bins_init(na_heap_t *heap) {
   heap->bin_tag = (uint32_t)heap->arena_index + 1;
   for (int c = 0; c < NA_BIN_CLASSES; c++) {
     size_t room = NA_BIN_BYTES / na_class_size(c); /* at least 1: NA_BIN_MAX <= NA_BIN_BYTES */
-    heap->bins[c].capacity = (uint16_t)(room > NA_BIN_SLOTS ? NA_BIN_SLOTS : room);
+    heap->bins[c].capacity = (uint32_t)(room > NA_BIN_SLOTS ? NA_BIN_SLOTS : room);
   }
   for (int c = 0; c < NA_CLASS_COUNT; c++) heap->class_bin[c] = &heap->bins[c];
   for (int i = 0; i < NA_DIRECT_COUNT; i++)

@@ -720,7 +720,7 @@ static inline bool na_bin_entry_sound(const na_block_t *block) {
 /* Takes `block`, the bin's top, off the bin. */
 static inline void na_bin_take_top(na_bin_t *bin, na_block_t *block) {
   uint32_t count = bin->count - 1u;
-  bin->count = (uint16_t)count;
+  bin->count = count;
   bin->top = bin->stack[count];
   bin->last_kept = NULL;
   bin->handed++;
@@ -840,12 +840,12 @@ _Static_assert(NA_SEGMENT_SIZE <= ((size_t)1 << 32), "block_index needs offsets 
 static inline bool na_bin_keep(const na_page_t *page, na_block_t *block, uint8_t tag) {
   na_heap_t *heap = na_tls_heap;
   na_bin_t *bin = heap->class_bin[page->size_class];
-  size_t count = bin->count;
+  uint32_t count = bin->count;
   if (na_unlikely(tag != heap->bin_tag || count >= bin->capacity || block == bin->top))
     return false;
   block->bin_mark = na_bin_mark(block);
   bin->slots[count] = block;
-  bin->count = (uint16_t)(count + 1);
+  bin->count = count + 1;
   bin->top = block;
   bin->last_kept = block;
   return true;

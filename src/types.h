@@ -224,14 +224,16 @@ typedef struct na_census_s {
  * a malloc of one class in turn, took 9% longer). stack[0] is always NULL, so that taking the
  * last block leaves `top` NULL without a branch: stack[i] is slots[i - 1]. */
 typedef struct na_bin_s {
-  uint16_t count;
-  uint16_t capacity; /* 0 for the classes without a bin: a free never stops here */
-  uint32_t handed;   /* blocks handed out, ever (wraps) */
+  /* 32 bits, where 16 would do: the free and the pop index the stack with the count as they
+   * load it, where a narrower one was widened again first. */
+  uint32_t count;
+  uint32_t capacity; /* 0 for the classes without a bin: a free never stops here */
   na_block_t *top;
   /* The block the bin took last, until it hands out one, and how many pops in a row handed
    * out such a block: a run of them lets the pop skip its checks (na_bin_pop_own). */
   na_block_t *last_kept;
   uint32_t last_kept_run;
+  uint32_t handed; /* blocks handed out, ever (wraps) */
   union {
     na_block_t *stack[NA_BIN_SLOTS + 1];
     struct {
