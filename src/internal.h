@@ -749,12 +749,11 @@ static inline void *na_bin_pop_own(na_bin_t *bin, na_block_t *block) {
   /* Only in a run: whether a program's next malloc finds the block the bin took last is as
    * random as the classes of its frees and mallocs, and a branch on that alone missed half
    * the time (sizes of 8-512 bytes at random took 13-16% longer); the run is a branch that
-   * holds its course. */
-  uint32_t last_kept = block == bin->last_kept;
-  uint32_t run = bin->last_kept_run;
-  bin->last_kept_run = (run + 1) & -last_kept;
-  uint32_t unread = (run >= NA_BIN_UNREAD_RUN) & last_kept;
-  if (!unread && na_unlikely(!na_bin_entry_sound(block))) return NULL;
+   * holds its course. The run counts this pop, so it is past NA_BIN_UNREAD_RUN exactly when
+   * NA_BIN_UNREAD_RUN such pops came before this one, which is one too. */
+  uint32_t run = (bin->last_kept_run + 1) & -(uint32_t)(block == bin->last_kept);
+  bin->last_kept_run = run;
+  if (run <= NA_BIN_UNREAD_RUN && na_unlikely(!na_bin_entry_sound(block))) return NULL;
   na_bin_take_top(bin, block);
   block->next_encoded = 0; /* no longer a link of any list */
   return block;
