@@ -196,7 +196,7 @@ static void group_push(remote_group_t *group, na_block_t *block) {
 /* The groups' table, 6 KiB, is touched only where a burst uses it (`used`, a bit per slot):
  * this runs at every thread's exit, mostly with nothing waiting, on a stack the thread often
  * got new from the kernel, and clearing the whole table there faulted in one or two stack
- * pages per thread (threads made and ended by the hundred: a fifth more page faults). */
+ * pages per thread (threads made and ended by the hundred: a third of their page faults). */
 _Static_assert(GROUP_SLOTS <= 64, "a bit per group in `used`");
 void na_free_remote_flush(na_tld_t *tld) {
   uint32_t count = tld->remote_count;

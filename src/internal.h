@@ -749,8 +749,8 @@ static inline void *na_bin_pop_own(na_bin_t *bin, na_block_t *block) {
   /* Only in a run: whether a program's next malloc finds the block the bin took last is as
    * random as the classes of its frees and mallocs, and a branch on that alone missed half
    * the time (sizes of 8-512 bytes at random took 13-16% longer); the run is a branch that
-   * holds its course. The run counts this pop, so it is past NA_BIN_UNREAD_RUN exactly when
-   * NA_BIN_UNREAD_RUN such pops came before this one, which is one too. */
+   * holds its course. The run counts this pop too: past NA_BIN_UNREAD_RUN, at least that
+   * many such pops came right before it. */
   uint32_t run = (bin->last_kept_run + 1) & -(uint32_t)(block == bin->last_kept);
   bin->last_kept_run = run;
   if (run <= NA_BIN_UNREAD_RUN && na_unlikely(!na_bin_entry_sound(block))) return NULL;
