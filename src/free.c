@@ -231,21 +231,24 @@ void na_free_remote_flush(na_tld_t *tld) {
   }
 }
 
-void na_free_remote(na_page_t *page, na_block_t *block, int arena_index) {
-  /* A thread that only frees (a consumer) gets its record here, so that its exit pushes
-   * what waits; one past its exit, or without memory for a record, pushes at once. Waiting
-   * saves an atomic operation on a line the page's owner keeps using; a page no thread owns
-   * (in its node's pool) has no such owner, and its blocks go at once, so that a thread
-   * that frees a dead thread's blocks and then allocates finds them in the pool's pages. */
-  na_tld_t *tld = na_tld_peek();
-  if (na_unlikely(tld == NULL)) tld = na_tld_get_unless_exited();
-  if (tld != NULL) account_remote_free(tld, arena_index);
-  if (tld == NULL || tld->exiting || na_relaxed_load(&page->owner) == 0) {
-    if (na_block_looks_free(page, block))
-      na_fatal("double free of %p (size class %u, freed by a thread that does not own it)",
-               (const void *)block, page->block_size);
-    block->ahead = NULL;
-    push_chain(page, block, block, 1);
+/* A block that cannot wait goes onto its page at once. */
+static na_noinline void free_remote_at_once(na_page_t *page, na_block_t *block) {
+  if (na_block_looks_free(page, block))
+    na_fatal("double free of %p (size class %u, freed by a thread that does not own it)",
+             (const void *)block, page->block_size);
+  block->ahead = NULL;
+  push_chain(page, block, block, 1);
+}
+
+/* Waiting saves an atomic operation on a line the page's owner keeps using; a page no thread
+ * owns (in its node's pool) has no such owner, and its blocks go at once, so that a thread
+ * that frees a dead thread's blocks and then allocates finds them in the pool's pages. Every
+ * call here is a tail call, so that the common way (the block waits) needs no stack frame. */
+static inline void free_remote_by(na_tld_t *tld, na_page_t *page, na_block_t *block,
+                                  int arena_index) {
+  account_remote_free(tld, arena_index);
+  if (tld->exiting || na_relaxed_load(&page->owner) == 0) {
+    free_remote_at_once(page, block);
     return;
   }
   na_block_mark_waiting(block);
@@ -253,6 +256,26 @@ void na_free_remote(na_page_t *page, na_block_t *block, int arena_index) {
   tld->remote_bytes += page->block_size;
   if (++tld->remote_count == NA_REMOTE_WAITING || tld->remote_bytes >= NA_REMOTE_BYTES)
     na_free_remote_flush(tld);
+}
+
+/* A thread that only frees (a consumer) gets its record here, so that its exit pushes what
+ * waits; one past its exit, or without memory for a record, pushes at once. */
+static na_noinline void free_remote_first(na_page_t *page, na_block_t *block, int arena_index) {
+  na_tld_t *tld = na_tld_get_unless_exited();
+  if (tld == NULL) {
+    free_remote_at_once(page, block);
+    return;
+  }
+  free_remote_by(tld, page, block, arena_index);
+}
+
+void na_free_remote(na_page_t *page, na_block_t *block, int arena_index) {
+  na_tld_t *tld = na_tld_peek();
+  if (na_unlikely(tld == NULL)) {
+    free_remote_first(page, block, arena_index);
+    return;
+  }
+  free_remote_by(tld, page, block, arena_index);
 }
 
 static void free_small(na_segment_t *segment, na_page_t *page, void *p) {
