@@ -460,6 +460,7 @@ static na_page_t *alloc_span_on(int arena_index, size_t slices) {
         na_relaxed_store(&arena->empty_segments, arena->empty_segments - 1);
       if (segment_is_unclaimed(segment)) segment->affinity = na_thread_id(); /* the taker's now */
       span = span_take(arena, span, slices);
+      if (!span->is_dirty) na_arena_note_cold_span(arena);
       if (na_checks_enabled) na_validate(na_check_segment(segment));
       na_arena_unlock(arena);
       return span_writable(span);

@@ -1,7 +1,8 @@
 /* check_arena.c: node arenas (arena.c). Spans are carved from segments, split, reused and
  * coalesced with their free neighbours, with the slice descriptors consistent throughout;
  * large blocks are reused; idle memory goes back to the OS on numalloc_collect or after the
- * purge delay, and empty segments beyond the cache are unmapped; huge blocks grow and shrink
+ * purge delay (longer in an arena that soon needed memory given back), and empty segments
+ * beyond the cache are unmapped; huge blocks grow and shrink
  * in place when they can, move when they must, and keep their contents; a freed one serves the
  * next that fits it until the purge delay has passed (first-touch ones only while their pages
  * are on the asking thread's node and no block was used away from its allocator's); an arena
@@ -603,6 +604,45 @@ START_TEST(spans_go_back_after_a_quarter_of_the_delay) {
   q = numalloc_malloc(4 * NA_MiB); /* too big for p's span: it stays free */
   ck_assert_int_eq(unit_resident_pages(p, size), 0);
   numalloc_free(q);
+  numalloc_free(keep);
+}
+END_TEST
+
+/* Memory that is not resident, handed out within a purge delay of a pass that gave spans
+ * back, says the give-back came too soon: the arena's spans then wait longer (16 quarters),
+ * and each later give-back that no such need follows halves the wait again. Give-backs on
+ * request (numalloc_collect) teach nothing. */
+START_TEST(span_wait_grows_when_memory_given_back_is_needed_again) {
+  na_options.purge_delay_ms = 400; /* spans: 100 ms at first */
+  na_arena_t *arena = na_arena_at(node);
+  ck_assert_uint_eq(arena->span_delay_shift, 0);
+  size_t size = 2 * NA_MiB;
+  char *keep;
+  char *p = freed_resident_span(size, &keep);
+  usleep(150 * 1000);
+  char *q = numalloc_malloc(4 * NA_MiB); /* p's span goes back first; q's is fresh */
+  ck_assert_ptr_nonnull(q);
+  ck_assert_int_eq(unit_resident_pages(p, size), 0);
+  unsigned grown = arena->span_delay_shift;
+  ck_assert_uint_gt(grown, 0);
+
+  memset(q, 1, 4 * NA_MiB);
+  numalloc_free(q);
+  usleep(150 * 1000); /* past the first wait, within the grown one */
+  numalloc_free(numalloc_malloc(size));
+  ck_assert_int_eq(unit_resident_pages(q, 4 * NA_MiB), (int)(4 * NA_MiB / NA_PAGE_SIZE));
+
+  /* A give-back long past, with no need since: the next pass halves the wait. */
+  arena->gave_ms = (na_os_clock_ms() - 100000) | 1;
+  usleep(150 * 1000);
+  na_arena_purge_expired(node);
+  ck_assert_uint_eq(arena->span_delay_shift, grown - 1);
+
+  numalloc_collect(); /* gives q's span back on request */
+  ck_assert_int_eq(unit_resident_pages(q, 4 * NA_MiB), 0);
+  ck_assert_uint_eq(arena->gave_ms, 0);
+  numalloc_free(numalloc_malloc(4 * NA_MiB));
+  ck_assert_uint_eq(arena->span_delay_shift, grown - 1);
   numalloc_free(keep);
 }
 END_TEST
@@ -1298,6 +1338,7 @@ int main(int argc, char **argv) {
   tcase_add_checked_fixture(tc, setup, NULL);
   tcase_add_test(tc, collect_returns_freed_spans);
   tcase_add_test(tc, frees_never_purge_the_next_span_allocation_does);
+  tcase_add_test(tc, span_wait_grows_when_memory_given_back_is_needed_again);
   tcase_add_test(tc, spans_younger_than_the_delay_stay);
   tcase_add_test(tc, spans_go_back_after_a_quarter_of_the_delay);
   tcase_add_test(tc, background_thread_purges_for_the_program);
