@@ -18,8 +18,8 @@ typedef struct na_arena_s { /* guarded by the arena's lock, but for the atomics 
   _Atomic int64_t huge_bytes;
   uint32_t last_purge_ms;
   /* The wait of its free spans, in doublings of a quarter of the purge delay (purge.c), and
-   * when a pass last gave spans back (0: none since the arena last took memory that was not
-   * resident, or since that give-back was found right). */
+   * when a pass last gave spans or segments back (0: none since the arena last took memory
+   * that was not resident, or since that give-back was found right). */
   uint8_t span_delay_shift;
   uint32_t gave_ms;
   na_segment_t *huge_kept[NA_HUGE_KEPT]; /* freed huge blocks' segments, mapped (huge.c) */
@@ -40,8 +40,8 @@ typedef struct na_span_state_s {
   int8_t used_on; /* first-touch spans: the node whose thread allocated it, -1 unknown */
 } na_span_state_t;
 
-/* The arena, locked, hands out a span none of whose pages is resident: memory given back
- * within the spans' wait before was needed again, so the wait grows (purge.c). */
+/* The arena, locked, hands out a span none of whose pages is resident: if a pass gave memory
+ * back shortly before, it was needed again, and the wait grows (purge.c). */
 void na_arena_note_cold_span(na_arena_t *arena);
 
 /* Free spans, with the arena locked. */
