@@ -647,6 +647,29 @@ START_TEST(span_wait_grows_when_memory_given_back_is_needed_again) {
 }
 END_TEST
 
+/* On a machine of several nodes the wait stays a quarter of the delay: each node's spans serve
+ * that node alone, and waits that grow on every node a thread passes through add up. */
+START_TEST(span_wait_stays_on_several_nodes) {
+  na_options.purge_delay_ms = 400;
+  int usable = na_topology.usable_count;
+  na_topology.usable_count = 2; /* large blocks then go to the first-touch arena */
+  size_t size = 2 * NA_MiB;
+  char *keep;
+  char *p = freed_resident_span(size, &keep);
+  usleep(150 * 1000);
+  char *q = numalloc_malloc(4 * NA_MiB);
+  ck_assert_int_eq(unit_resident_pages(p, size), 0);
+  for (int i = 0; i < NA_ARENA_COUNT; i++) ck_assert_uint_eq(na_arena_at(i)->span_delay_shift, 0);
+  memset(q, 1, 4 * NA_MiB);
+  numalloc_free(q);
+  usleep(150 * 1000);
+  numalloc_free(numalloc_malloc(size)); /* past the quarter: q's span goes back */
+  ck_assert_int_eq(unit_resident_pages(q, 4 * NA_MiB), 0);
+  na_topology.usable_count = usable;
+  numalloc_free(keep);
+}
+END_TEST
+
 /* With a delay, spans freed less than the delay ago stay resident through an allocation. */
 START_TEST(spans_younger_than_the_delay_stay) {
   na_options.purge_delay_ms = 3600000;
@@ -1339,6 +1362,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, collect_returns_freed_spans);
   tcase_add_test(tc, frees_never_purge_the_next_span_allocation_does);
   tcase_add_test(tc, span_wait_grows_when_memory_given_back_is_needed_again);
+  tcase_add_test(tc, span_wait_stays_on_several_nodes);
   tcase_add_test(tc, spans_younger_than_the_delay_stay);
   tcase_add_test(tc, spans_go_back_after_a_quarter_of_the_delay);
   tcase_add_test(tc, background_thread_purges_for_the_program);
