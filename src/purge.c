@@ -1,8 +1,9 @@
 /* purge.c: giving memory back to the OS, off every free path. A pass, at most once per
  * quarter of NUMALLOC_PURGE_DELAY per arena and started from an allocation slow path (or
  * forced by numalloc_collect), picks under the lock the free spans and the freed huge blocks'
- * segments that stayed unused that long, and the empty segments beyond the cache that stayed
- * empty for the whole delay, then purges and unmaps them unlocked, in one batch: memory reused
+ * segments that stayed unused for the arena's wait (that quarter, longer where memory given
+ * back was soon needed again), and the empty segments beyond the cache that stayed empty for
+ * the whole delay (as much longer), then purges and unmaps them unlocked, in one batch: memory reused
  * in the meantime is never given back, and no free waits on the kernel. Pages of exited
  * threads whose blocks have all come back become free spans here. */
 #include "arena.h"
