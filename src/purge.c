@@ -3,9 +3,9 @@
  * forced by numalloc_collect), picks under the lock the free spans and the freed huge blocks'
  * segments that stayed unused for the arena's wait (that quarter, longer where memory given
  * back was soon needed again), and the empty segments beyond the cache that stayed empty for
- * the whole delay (as much longer), then purges and unmaps them unlocked, in one batch: memory reused
- * in the meantime is never given back, and no free waits on the kernel. Pages of exited
- * threads whose blocks have all come back become free spans here. */
+ * the whole delay (as much longer), then purges and unmaps them unlocked, in one batch:
+ * memory reused in the meantime is never given back, and no free waits on the kernel. Pages of
+ * exited threads whose blocks have all come back become free spans here. */
 #include "arena.h"
 #include "stats_live.h"
 
