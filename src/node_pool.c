@@ -29,7 +29,7 @@ typedef struct na_pool_s { /* guarded by the pool's lock, but for what is read w
   uint32_t collects; /* a page's sparse_pass is this count when it arrived */
 } na_pool_t;
 
-#define POOL_PURGED 3 /* sparse_marked of a page purged in this stay (heap.c's are 1, 2) */
+#define POOL_PURGED 3 /* sparse_marked of a page purged in this stay (heap.c's are 1, 2 and 4) */
 
 static na_pool_t pools[NA_ARENA_COUNT];
 

@@ -336,24 +336,35 @@ START_TEST(a_new_page_of_the_class_is_its_spare_as_it_was_left) {
 }
 END_TEST
 
+/* Allocates SIZE-byte blocks into `blocks` until `count` pages are carved whole and one block
+ * of the next is out; the pages in `pages`, the index of each one's first block in
+ * `first_of`. Returns how many blocks. */
+static size_t carve_pages(void **blocks, size_t max, int count, na_page_t **pages,
+                          size_t *first_of) {
+  size_t n = 0;
+  int seen = 0;
+  while (seen <= count) {
+    UNIT_REQUIRE(n < max, "%d pages in %zu blocks", seen, n);
+    blocks[n] = numalloc_malloc(SIZE);
+    if (seen == 0 || page_of(blocks[n]) != pages[seen - 1]) {
+      first_of[seen] = n;
+      pages[seen++] = page_of(blocks[n]);
+    }
+    n++;
+  }
+  return n;
+}
+
 /* The spare list keeps the pages emptied last, up to its room: past that, the oldest go to
  * the arena until three quarters of it are left, and all of them at the next pass. */
 START_TEST(spares_past_their_room_and_at_a_pass_go_to_the_arena) {
   enum { PAGES = NA_SPARE_SLICES + NA_SPARE_SLICES / 2, MAX_BLOCKS = 65536 };
   static void *blocks[MAX_BLOCKS];
   na_page_t *pages[PAGES + 1];
+  size_t first_of[PAGES + 1];
+  size_t n = carve_pages(blocks, MAX_BLOCKS, PAGES, pages, first_of);
   void *first_block[PAGES + 1];
-  size_t n = 0;
-  int seen = 0;
-  while (seen <= PAGES) { /* PAGES pages carved whole, and one block of the next */
-    UNIT_REQUIRE(n < MAX_BLOCKS, "%d pages in %zu blocks", seen, n);
-    blocks[n] = numalloc_malloc(SIZE);
-    if (seen == 0 || page_of(blocks[n]) != pages[seen - 1]) {
-      first_block[seen] = blocks[n];
-      pages[seen++] = page_of(blocks[n]);
-    }
-    n++;
-  }
+  for (int i = 0; i <= PAGES; i++) first_block[i] = blocks[first_of[i]];
   na_heap_t *heap = na_tls_heap;
   ck_assert_uint_eq(pages[0]->slice_count, 1);
   int emptied = 0;
@@ -384,6 +395,35 @@ START_TEST(spares_past_their_room_and_at_a_pass_go_to_the_arena) {
   na_segment_t *segment = na_segment_of_aligned(first_block[PAGES - 1]);
   ck_assert_int_ne(na_page_of(segment, first_block[PAGES - 1])->kind, NA_SPAN_SMALL);
   ck_assert_int_eq(pages[PAGES]->kind, NA_SPAN_SMALL); /* the current page stays */
+}
+END_TEST
+
+/* A page that becomes a spare while the list is past its room, to go to the arena soon, has
+ * its blocks checked at once, while they are still in the caches: a block of its list that
+ * was overwritten after its free is named by the free that empties the page, not when the
+ * page leaves. */
+START_TEST(a_page_emptied_past_the_spare_room_is_checked_as_it_becomes_a_spare) {
+  enum { PAGES = NA_SPARE_SLICES + 2, MAX_BLOCKS = 65536 };
+  static void *blocks[MAX_BLOCKS];
+  size_t first_of[PAGES + 1];
+  na_page_t *pages[PAGES + 1];
+  carve_pages(blocks, MAX_BLOCKS, PAGES, pages, first_of);
+  na_heap_t *heap = na_tls_heap;
+  ck_assert_uint_eq(pages[0]->slice_count, 1);
+  for (int page = 0; page < PAGES - 1; page++) { /* past the room: the oldest went */
+    for (size_t i = first_of[page]; i < first_of[page + 1]; i++) numalloc_free(blocks[i]);
+    bins_to_pages();
+  }
+  ck_assert(!queue_has(&heap->spare, pages[0]));
+  ck_assert_ptr_null(na_check_heap(heap));
+  size_t first = first_of[PAGES - 1], last = first_of[PAGES] - 1;
+  for (size_t i = first; i < last; i++) numalloc_free(blocks[i]);
+  bins_to_pages(); /* all on the page's lists but the last block */
+  ((na_block_t *)blocks[first + 1])->next_encoded ^= 0x5a5a5a5a; /* a write after its free */
+  unit_silence_stderr();
+  numalloc_free(blocks[last]);
+  bins_to_pages(); /* the page empties */
+  ck_abort_msg("a block overwritten on a page that became a spare past the room went unnamed");
 }
 END_TEST
 
@@ -1214,6 +1254,8 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, empty_pages_become_spares_but_current_stays);
   tcase_add_test(tc, a_new_page_of_the_class_is_its_spare_as_it_was_left);
   tcase_add_test(tc, spares_past_their_room_and_at_a_pass_go_to_the_arena);
+  tcase_add_test_raise_signal(
+      tc, a_page_emptied_past_the_spare_room_is_checked_as_it_becomes_a_spare, SIGABRT);
   tcase_add_test(tc, spares_of_several_slices_serve_their_length_only);
   tcase_add_test(tc, a_large_block_sends_spares_of_several_slices_back);
   tcase_add_test(tc, the_spare_room_grows_for_batches_past_it);
