@@ -247,11 +247,13 @@ typedef struct na_bin_s {
  * blocks that programs allocate and free whole (100 blocks of 12 KiB), and no more, as a
  * thread that goes idle keeps them until its next allocation's pass (2 MiB held random big
  * blocks' peak 6% higher). A thread cycling more pages of a length than that doubles its
- * room, up to NA_SPARE_SLICES_MAX, halved again at each pass; the growth of all heaps
- * together stays within NA_SPARE_GROWN_MAX (heap.c). */
-#define NA_SPARE_SLICES     ((1 * NA_MiB) >> NA_SLICE_SHIFT)
-#define NA_SPARE_SLICES_MAX ((16 * NA_MiB) >> NA_SLICE_SHIFT)
-#define NA_SPARE_GROWN_MAX  ((32 * NA_MiB) >> NA_SLICE_SHIFT)
+ * room, up to NA_SPARE_ONE_SLICE_MAX for pages of one slice and NA_SPARE_SLICES_MAX for
+ * pages of several, halved again at each pass; the growth of all heaps together to the
+ * first and beyond it each stays within NA_SPARE_GROWN_MAX (heap.c). */
+#define NA_SPARE_SLICES        ((1 * NA_MiB) >> NA_SLICE_SHIFT)
+#define NA_SPARE_ONE_SLICE_MAX ((16 * NA_MiB) >> NA_SLICE_SHIFT)
+#define NA_SPARE_SLICES_MAX    ((32 * NA_MiB) >> NA_SLICE_SHIFT)
+#define NA_SPARE_GROWN_MAX     ((32 * NA_MiB) >> NA_SLICE_SHIFT)
 
 /* A thread's allocation state for one node (or for interleaved spans). */
 typedef struct na_heap_s {

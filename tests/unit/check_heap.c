@@ -512,19 +512,30 @@ START_TEST(a_large_block_sends_spares_of_several_slices_back) {
 }
 END_TEST
 
-/* Batches of blocks of two-slice pages, more pages than the largest spare room holds. */
-enum { BATCH_SIZE = 16 * 1024, BATCH_COUNT = 8 * (NA_SPARE_SLICES_MAX / 2 + 8) };
+/* Batches of blocks of two-slice pages, more pages than the largest spare room holds; and
+ * of blocks of one-slice pages, more than their largest room holds. */
+enum {
+  BATCH_SIZE = 16 * 1024,
+  BATCH_COUNT = 8 * (NA_SPARE_SLICES_MAX / 2 + 8),
+  ONE_SLICE_SIZE = 1024,
+  ONE_SLICE_COUNT = 64 * (NA_SPARE_ONE_SLICE_MAX + 8),
+};
 
-/* Allocates a batch and frees it whole, `rounds` times; returns the heap's room after. */
-static uint32_t batch_rounds(int rounds) {
-  static _Thread_local void *blocks[BATCH_COUNT];
+/* Allocates a batch of `count` blocks of `size` and frees it whole, `rounds` times; returns
+ * the heap's room after. */
+static uint32_t batch_rounds_of(size_t size, size_t count, int rounds) {
+  static _Thread_local void *blocks[BATCH_COUNT > ONE_SLICE_COUNT ? BATCH_COUNT : ONE_SLICE_COUNT];
   for (int r = 0; r < rounds; r++) {
-    for (size_t i = 0; i < BATCH_COUNT; i++) blocks[i] = numalloc_malloc(BATCH_SIZE);
-    for (size_t i = 0; i < BATCH_COUNT; i++) numalloc_free(blocks[i]);
+    for (size_t i = 0; i < count; i++) blocks[i] = numalloc_malloc(size);
+    for (size_t i = 0; i < count; i++) numalloc_free(blocks[i]);
     bins_to_pages();
   }
   ck_assert_ptr_null(na_check_heap(na_tls_heap));
   return na_tls_heap->spare_room;
+}
+
+static uint32_t batch_rounds(int rounds) {
+  return batch_rounds_of(BATCH_SIZE, BATCH_COUNT, rounds);
 }
 
 /* A thread that takes back pages of a length that went past its spare room, the list out of
@@ -547,6 +558,19 @@ START_TEST(the_spare_room_grows_for_batches_past_it) {
   ck_assert_uint_eq(heap->spare_room, NA_SPARE_SLICES_MAX / 2);
   ck_assert_uint_eq(heap->spare_slices, 0);
   ck_assert_uint_eq(heap->spare_overflowed, 0);
+}
+END_TEST
+
+/* Pages of one slice grow the room to NA_SPARE_ONE_SLICE_MAX only; pages of several slices
+ * grow it on from there. */
+START_TEST(the_spare_room_of_one_slice_pages_grows_less) {
+  _Static_assert(NA_SPARE_ONE_SLICE_MAX < NA_SPARE_SLICES_MAX, "a smaller room");
+  ck_assert_uint_eq(na_class_page_slices(na_size_class(ONE_SLICE_SIZE)), 1);
+  ck_assert_uint_eq(NA_SLICE_SIZE / ONE_SLICE_SIZE, 64);
+  ck_assert_uint_eq(batch_rounds_of(ONE_SLICE_SIZE, ONE_SLICE_COUNT, 10), NA_SPARE_ONE_SLICE_MAX);
+  na_heap_t *heap = na_tls_heap;
+  ck_assert_uint_le(heap->spare_slices, NA_SPARE_ONE_SLICE_MAX);
+  ck_assert_uint_eq(batch_rounds(10), NA_SPARE_SLICES_MAX);
 }
 END_TEST
 
@@ -589,9 +613,11 @@ static void *grow_and_exit(void *arg) {
 /* The rooms grown are bounded for the process, as idle threads keep their spares: two rooms
  * at their largest leave a third thread little growth; exiting threads give theirs back. */
 START_TEST(the_rooms_grown_are_bounded_for_the_process) {
-  enum { LARGEST_GROWTH = NA_SPARE_SLICES_MAX - NA_SPARE_SLICES };
-  _Static_assert(2 * LARGEST_GROWTH < NA_SPARE_GROWN_MAX, "two rooms grow whole");
-  _Static_assert(3 * LARGEST_GROWTH > NA_SPARE_GROWN_MAX, "a third does not");
+  enum { FIRST_GROWTH = NA_SPARE_ONE_SLICE_MAX - NA_SPARE_SLICES };
+  enum { LATER_GROWTH = NA_SPARE_SLICES_MAX - NA_SPARE_ONE_SLICE_MAX };
+  _Static_assert(2 * FIRST_GROWTH < NA_SPARE_GROWN_MAX, "two rooms grow whole");
+  _Static_assert(2 * LATER_GROWTH <= NA_SPARE_GROWN_MAX, "two rooms grow whole");
+  _Static_assert(3 * FIRST_GROWTH > NA_SPARE_GROWN_MAX, "a third does not");
   ck_assert_uint_eq(batch_rounds(8), NA_SPARE_SLICES_MAX);
   uint32_t waiting_room = 0, third_room = 0, later_room = 0;
   pthread_t waiting, third;
@@ -601,7 +627,7 @@ START_TEST(the_rooms_grown_are_bounded_for_the_process) {
   ck_assert_uint_eq(waiting_room, NA_SPARE_SLICES_MAX);
   ck_assert_int_eq(pthread_create(&third, NULL, grow_and_exit, &third_room), 0);
   ck_assert_int_eq(pthread_join(third, NULL), 0);
-  uint32_t left = NA_SPARE_GROWN_MAX - 2 * LARGEST_GROWTH;
+  uint32_t left = NA_SPARE_GROWN_MAX - 2 * FIRST_GROWTH;
   ck_assert_uint_ge(third_room, NA_SPARE_SLICES);
   ck_assert_uint_le(third_room - NA_SPARE_SLICES, left);
   ck_assert_uint_gt(2 * third_room - NA_SPARE_SLICES, left); /* its next doubling did not fit */
@@ -1259,6 +1285,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, spares_of_several_slices_serve_their_length_only);
   tcase_add_test(tc, a_large_block_sends_spares_of_several_slices_back);
   tcase_add_test(tc, the_spare_room_grows_for_batches_past_it);
+  tcase_add_test(tc, the_spare_room_of_one_slice_pages_grows_less);
   tcase_add_test(tc, a_length_missing_beside_spares_of_others_keeps_the_room);
   tcase_add_test(tc, the_rooms_grown_are_bounded_for_the_process);
   tcase_add_test(tc, spares_of_an_exiting_thread_go_to_the_arena);
