@@ -239,7 +239,7 @@ void na_heap_after_fork_child(const struct na_tld_s *self) {
  * time taking and returning pages under the lock with 16 MiB, and ran 25% faster with 32.
  * Their spares go to the arena at the first miss of another length (spare_missed), where
  * the one-slice pages of small blocks stay up to the usual room; a 32 MiB room for those
- * too raised sh8bench's peak in both of two runs (16.0 and 16.3 MiB to 18.5 and 22.5). */
+ * too raised sh8bench's peak in both of two runs (15.6 and 15.9 MiB to 18.1 and 22.0). */
 static void spare_room_grow(na_heap_t *heap, size_t slices) {
   uint32_t largest = slices > 1 ? NA_SPARE_SLICES_MAX : NA_SPARE_ONE_SLICE_MAX;
   uint32_t room = heap->spare_room * 2 < largest ? heap->spare_room * 2 : largest;
