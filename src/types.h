@@ -47,10 +47,11 @@
  * alignments than 1 TiB would reserve most of the address space for one block. */
 #define NA_ALIGNMENT_MAX ((size_t)1 << 40)
 
-/* Small blocks: 16-byte steps to 128, then four classes per doubling (waste < 25%). */
+/* Small blocks: 16-byte steps to 128, then four classes per doubling (waste < 25%), five
+ * from 1 KiB to 8 KiB (internal.h). */
 #define NA_SMALL_STEP_MAX 128
 #define NA_SMALL_MAX      ((size_t)256 * NA_KiB)
-#define NA_CLASS_COUNT    52
+#define NA_CLASS_COUNT    55
 #define NA_DIRECT_MAX     1024 /* sizes served by the direct table in the heap */
 #define NA_DIRECT_COUNT   (NA_DIRECT_MAX / 16 + 1)
 /* Large blocks are slice spans inside a segment, up to a whole segment's slices; above that
@@ -203,7 +204,7 @@ typedef struct na_census_s {
 /* The blocks of one class the heap's thread freed last, handed out again first (bin.c):
  * up to 15, fewer for classes above 2 KiB. Blocks here still count as used in their pages. */
 #define NA_BIN_MAX     ((size_t)64 * NA_KiB) /* the biggest class with a bin */
-#define NA_BIN_CLASSES 44                    /* the classes up to NA_BIN_MAX */
+#define NA_BIN_CLASSES 47                    /* the classes up to NA_BIN_MAX */
 /* Blocks above this size are big: a class of them whose pages have no freed block borrows
  * one of a bigger class (heap.c), and realloc sends the block it moves out of to its page,
  * not to a bin (alloc.c). */

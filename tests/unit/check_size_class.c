@@ -1,8 +1,9 @@
 /* check_size_class.c: the size classes (size_class.c and the inline arithmetic in
  * internal.h). Every request fits the smallest class that can hold it, classes grow strictly
- * and stay multiples of 16, no class wastes a quarter of a request above 64 bytes, the
- * heap's direct table never mixes two classes in one 16-byte bucket, a page of every class
- * holds enough blocks, and malloc really hands out blocks of the class size. */
+ * and stay multiples of 16, no class wastes a quarter of a request above 64 bytes (nor an
+ * eighth of a power of two and a small header from 1 to 8 KiB), the heap's direct table
+ * never mixes two classes in one 16-byte bucket, a page of every class holds enough blocks,
+ * and malloc really hands out blocks of the class size. */
 #include "unit.h"
 
 #include <stdlib.h>
@@ -33,6 +34,7 @@ START_TEST(classes_grow_strictly_in_steps_of_16) {
   ck_assert_int_eq(na_size_class(0), 0);
   ck_assert_int_eq(na_size_class(1), 0);
   ck_assert_int_eq(na_size_class(17), 1);
+  ck_assert_uint_eq(na_class_size(NA_BIN_CLASSES - 1), NA_BIN_MAX);
 }
 END_TEST
 
@@ -44,6 +46,21 @@ START_TEST(waste_is_below_a_quarter_above_64_bytes) {
     else
       UNIT_REQUIRE(waste < 16, "size %zu wastes %zu bytes", size, waste);
   }
+}
+END_TEST
+
+/* A power of two from 1 KiB to 4 KiB plus a header of up to an eighth of it (a page and its
+ * cache entry's header) wastes less than an eighth of its block; above 8 KiB the classes are
+ * four a doubling again. */
+START_TEST(a_power_of_two_and_a_header_wastes_little_from_1_to_8_KiB) {
+  for (size_t power = 1024; power <= 4096; power *= 2)
+    for (size_t header = 1; header <= power / 8; header++) {
+      size_t size = power + header, block = na_class_size(na_size_class(size));
+      UNIT_REQUIRE((block - size) * 8 < block, "%zu bytes take a block of %zu", size, block);
+    }
+  ck_assert_uint_eq(na_class_size(na_size_class(1032)), 1152);
+  ck_assert_uint_eq(na_class_size(na_size_class(4104)), 4608);
+  ck_assert_uint_eq(na_class_size(na_size_class(8200)), 10240);
 }
 END_TEST
 
@@ -111,6 +128,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, every_size_gets_the_smallest_class_that_fits);
   tcase_add_test(tc, classes_grow_strictly_in_steps_of_16);
   tcase_add_test(tc, waste_is_below_a_quarter_above_64_bytes);
+  tcase_add_test(tc, a_power_of_two_and_a_header_wastes_little_from_1_to_8_KiB);
   tcase_add_test(tc, direct_buckets_hold_one_class);
   tcase_add_test(tc, pages_hold_enough_blocks);
   tcase_add_test(tc, malloc_blocks_have_their_class_size);
