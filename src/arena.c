@@ -36,6 +36,10 @@ static int index_of(const na_arena_t *arena) {
   return order >= 2 ? order - 2 : order + NA_MAX_NODES;
 }
 
+bool na_arena_serves_every_node(const na_arena_t *arena) {
+  return na_topology.usable_count == 1 || index_of(arena) >= NA_MAX_NODES;
+}
+
 static na_noinline void note_first_use(int index) {
   pthread_mutex_lock(&arena_locks[FIRST_USE_SLOT].mutex);
   atomic_store_explicit(&arena_used[index], true, memory_order_release);

@@ -29,6 +29,9 @@ na_arena_t *na_arena_at(int index);
 void na_arena_lock(na_arena_t *arena);
 void na_arena_unlock(na_arena_t *arena);
 void na_arena_add_mapped(na_arena_t *arena, int64_t bytes);
+/* True for an arena whose spans go to threads of every node: the only node's, or the
+ * interleaved and first-touch arenas of a machine of several. */
+bool na_arena_serves_every_node(const na_arena_t *arena);
 /* Whether a new segment of the arena (a huge block's own: huge_block) takes huge pages. */
 bool na_arena_huge_pages(int arena_index, bool huge_block);
 

@@ -53,13 +53,15 @@ static uint32_t segment_delay_ms(const na_arena_t *arena) {
   return (uint32_t)na_options.purge_delay_ms << na_relaxed_load(&arena->span_delay_shift);
 }
 
-/* On a machine of several nodes the wait stays a quarter of the delay: each node's free spans
- * serve that node alone, and a wait that grows kept them on every node a thread had passed
- * through (the stress program's 16 threads moving between 4 nodes in the VM peaked at 1.09x
- * glibc under local and 1.76x under rr with it, 0.80x and 1.16x without; on one node, 234-257
- * MiB with it against 234-245). */
+/* A node's arena on a machine of several keeps the wait at a quarter of the delay: its free
+ * spans serve that node's threads alone, and a wait that grows kept them on every node a
+ * thread had passed through (the stress program's 16 threads moving between 4 nodes in the VM
+ * peaked at 1.09x glibc under local and 1.76x under rr with it, 0.80x and 1.16x without; on
+ * one node, 234-257 MiB with it against 234-245). The arenas every node's threads share (the
+ * first-touch arena of large blocks, the interleaved one) are one each, as a machine of one
+ * node has one: theirs grows. */
 void na_arena_note_cold_span(na_arena_t *arena) {
-  if (arena->gave_ms == 0 || na_topology.usable_count > 1) return;
+  if (arena->gave_ms == 0 || !na_arena_serves_every_node(arena)) return;
   if ((uint32_t)(na_os_clock_ms() - arena->gave_ms) < segment_delay_ms(arena))
     na_relaxed_store(&arena->span_delay_shift, SPAN_DELAY_DOUBLINGS);
   arena->gave_ms = 0;
