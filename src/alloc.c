@@ -101,8 +101,10 @@ static int aligned_class(size_t size, size_t alignment) {
   return -1;
 }
 
-/* A small block from the thread's heap for `arena_index`. Fresh memory is zero already, so
- * calloc clears only the link word the free list wrote into it. */
+/* A small block from the thread's heap for `arena_index`. calloc clears only a block handed
+ * out before: a fresh one reads as zero, and clearing it would make all of it resident (a
+ * program that callocs buffers and writes a part of each, as node's zero-filled Buffers, held
+ * its whole size). */
 static void *alloc_small(na_tld_t *tld, int arena_index, int size_class, size_t size, bool zero,
                          bool may_borrow) {
   na_heap_t *heap = na_tld_heap_for_arena(tld, arena_index);
@@ -110,15 +112,9 @@ static void *alloc_small(na_tld_t *tld, int arena_index, int size_class, size_t 
     errno = ENOMEM;
     return NULL;
   }
-  na_page_t *page = heap->current[size_class];
-  bool fresh = page->free != NULL && page->is_zero;
-  void *p = na_heap_alloc_small(heap, size_class, may_borrow);
-  if (p != NULL && zero) {
-    if (fresh)
-      ((na_block_t *)p)->next_encoded = 0; /* the rest was never touched */
-    else
-      memset(p, 0, size);
-  }
+  bool fresh = false;
+  void *p = na_heap_alloc_small(heap, size_class, may_borrow, &fresh);
+  if (p != NULL && zero && !fresh) memset(p, 0, size);
   return p;
 }
 

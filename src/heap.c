@@ -716,7 +716,7 @@ static na_page_t *find_page(na_heap_t *heap, int size_class, bool may_borrow) {
   }
 }
 
-void *na_heap_alloc_small(na_heap_t *heap, int size_class, bool may_borrow) {
+void *na_heap_alloc_small(na_heap_t *heap, int size_class, bool may_borrow, bool *zero) {
   na_bins_check_top(heap->class_bin[size_class]);
   if (na_unlikely(atomic_load_explicit(&heap->delayed_free, memory_order_relaxed) != NULL))
     na_heap_free_delayed(heap);
@@ -726,6 +726,9 @@ void *na_heap_alloc_small(na_heap_t *heap, int size_class, bool may_borrow) {
     errno = ENOMEM;
     return NULL;
   }
+  /* While a page is zero its `free` list holds only carved blocks: every path that puts a
+   * block handed out before on it clears the flag. The pop clears the link words. */
+  *zero = page->is_zero;
   return na_page_pop(page);
 }
 

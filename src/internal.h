@@ -526,8 +526,9 @@ void na_heap_account(na_heap_t *heap);
 void na_heap_census(na_heap_t *heap);
 /* A block of `size_class` from the heap's pages, or with `may_borrow` perhaps one of a
  * slightly bigger class (never for aligned requests: a bigger class's blocks need not fall
- * on the alignment); NULL (ENOMEM) when no memory is left. */
-void *na_heap_alloc_small(na_heap_t *heap, int size_class, bool may_borrow);
+ * on the alignment); NULL (ENOMEM) when no memory is left. *zero tells whether the block
+ * reads as zero: carved from memory the kernel zeroed and never handed out before. */
+void *na_heap_alloc_small(na_heap_t *heap, int size_class, bool may_borrow, bool *zero);
 
 /* ---- node_pool.c -------------------------------------------------------------------- */
 /* Pages no thread owns (their thread exited or left their node), per node, for the node's

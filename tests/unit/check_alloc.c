@@ -309,6 +309,36 @@ START_TEST(calloc_clears_the_block_freed_last) {
 }
 END_TEST
 
+/* calloc writes nothing of a small class's fresh blocks (memory the kernel zeroed): of a
+ * 100,000-byte block only the OS page its free list's link went to is resident. Those blocks
+ * freed dirty and taken again come back cleared. */
+START_TEST(calloc_leaves_fresh_small_blocks_untouched) {
+  enum { N = 24, SIZE = 100000 };
+  na_options.hugepages = NA_HUGEPAGES_HUGE_BLOCKS; /* small OS pages, so residency is exact */
+  char *blocks[N];
+  for (int i = 0; i < N; i++) {
+    blocks[i] = numalloc_calloc(1, SIZE);
+    ck_assert_ptr_nonnull(blocks[i]);
+  }
+  for (int i = 0; i < N; i++) {
+    ck_assert(!na_segment_of_aligned(blocks[i])->huge_pages);
+    UNIT_REQUIRE(unit_resident_pages(blocks[i], SIZE) <= 1, "block %d: %ld pages resident", i,
+                 unit_resident_pages(blocks[i], SIZE));
+  }
+  for (int i = 0; i < N; i++) {
+    UNIT_REQUIRE(tu_nonzero(blocks[i], SIZE) == SIZE_MAX, "fresh block %d", i);
+    memset(blocks[i], 0xa5, SIZE);
+  }
+  for (int i = 0; i < N; i++) numalloc_free(blocks[i]);
+  for (int i = 0; i < N; i++) {
+    blocks[i] = numalloc_calloc(1, SIZE);
+    UNIT_REQUIRE(tu_nonzero(blocks[i], SIZE) == SIZE_MAX, "reused block %d: byte %zu set", i,
+                 tu_nonzero(blocks[i], SIZE));
+  }
+  for (int i = 0; i < N; i++) numalloc_free(blocks[i]);
+}
+END_TEST
+
 /* An aligned small request takes the fast path's block of a class whose blocks are all
  * aligned: the block freed last, aligned. */
 START_TEST(aligned_requests_take_the_block_freed_last) {
@@ -679,6 +709,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, calloc_zeroes_fresh_and_reused_memory);
   tcase_add_test(tc, calloc_in_a_page_with_reused_blocks);
   tcase_add_test(tc, calloc_clears_the_block_freed_last);
+  tcase_add_test(tc, calloc_leaves_fresh_small_blocks_untouched);
   tcase_add_test(tc, aligned_requests_take_the_block_freed_last);
   tcase_add_test(tc, calloc_does_not_touch_fresh_memory);
   tc = unit_tcase(s, "realloc", 20);
