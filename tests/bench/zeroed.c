@@ -2,24 +2,24 @@
  * runtime's zero-filled buffers (node's Buffer.alloc, a Python bytearray, numpy.zeros), I/O
  * buffers sized for the largest message, tables sized ahead. Each thread keeps 256 buffers of
  * 1-96 KiB (log-uniform) and replaces a random one at every step: the old one is checked and
- * freed, the new one is checked to read as zero at its start, at one word per OS page of a
- * sparse sample and at its end, then filled to a random length (1/16 to all of it) with the
+ * freed, the new one is checked to read as zero at its start, at one word in every eight OS
+ * pages and at its end, then filled to a random length (1/16 to all of it) with the
  * usual tag words; a small object from malloc holds each buffer. Every step also makes four
- * short-lived zeroed records of 16-256 bytes, checked whole. An allocator that clears memory the kernel has just zeroed makes every buffer
- * resident whole and pays for the writes; one that knows fresh memory is zero touches only
- * what the program fills. */
+ * short-lived zeroed records of 16-256 bytes, checked whole. An allocator that clears memory the
+ * kernel has just zeroed makes every buffer resident whole and pays for the writes; one that knows
+ * fresh memory is zero touches only what the program fills. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "bench.h"
 
-#define LIVE        256
-#define MIN_SIZE    1024
-#define MAX_SIZE    (96u << 10)
-#define RECORDS     4
-#define RECORD_MAX  256
-#define SAMPLE      (8 * BENCH_PAGE) /* zero check: one word per this many bytes past the fill */
-#define FULL_STEPS  6e5            /* per thread */
+#define LIVE       256
+#define MIN_SIZE   1024
+#define MAX_SIZE   (96u << 10)
+#define RECORDS    4
+#define RECORD_MAX 256
+#define SAMPLE     (8 * BENCH_PAGE) /* a fresh buffer's zero check: a word per this many bytes */
+#define FULL_STEPS 6e5              /* per thread */
 
 typedef struct buffer {
   bench_block b;
