@@ -73,12 +73,6 @@ const char *na_check_segment(const na_segment_t *segment) {
  * sparse check brings it back after na_page_unfull_after frees onto its list; blocks on the
  * owner's lists lie inside the carved part of the page, on block boundaries, once each, and
  * with the blocks in use never exceed what was carved. The owner calls it. */
-static size_t listed_free(const na_page_t *page) {
-  size_t count = 0;
-  for (const na_block_t *b = page->free; b != NULL; b = na_block_next(page, b)) count++;
-  return count;
-}
-
 const char *na_check_page(const na_page_t *page) {
   if (page->kind != NA_SPAN_SMALL)
     return VIOLATED("page %p: not a page of small blocks", na_page_start(page));
@@ -112,7 +106,7 @@ const char *na_check_page(const na_page_t *page) {
   /* calloc hands out a zero page's blocks uncleared: its `free` list must be the blocks
    * carved last, in address order up to the last one, with nothing written but the link. */
   if (page->is_zero && page->free != NULL) {
-    const char *expected = start + ((size_t)page->capacity - listed_free(page)) * page->block_size;
+    const char *expected = (const char *)page->free;
     for (const na_block_t *b = page->free; b != NULL; b = na_block_next(page, b)) {
       const uint64_t *last = (const uint64_t *)((const char *)b + page->block_size) - 1;
       if ((const char *)b != expected || b->bin_mark != 0 || (page->block_size > 16 && *last != 0))
@@ -120,6 +114,10 @@ const char *na_check_page(const na_page_t *page) {
                         (const void *)start, (const void *)b);
       expected += page->block_size;
     }
+    if (expected != start + (size_t)page->capacity * page->block_size)
+      return VIOLATED(
+          "page %p: marked zero, but its free list stops short of the last carved block",
+          (const void *)start);
   }
   return NULL;
 }
