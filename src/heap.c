@@ -382,7 +382,7 @@ static bool purge_candidate(const na_heap_t *heap, const na_page_t *page, purge_
 static void purge_sparse_pages(na_heap_t *heap, purge_urgency_t urgency) {
   int budget = urgency == PURGE_AGED ? na_sparse_purge_budget(heap->held.pages) : INT_MAX;
   na_os_purge_batch_t batch;
-  batch.count = 0;
+  na_os_purge_start(&batch);
   for (int c = 0; c < NA_CLASS_COUNT && budget > 0; c++)
     for (na_page_t *page = heap->queues[c].first; page != NULL && budget > 0; page = page->next) {
       if (!purge_candidate(heap, page, urgency)) continue;
@@ -442,7 +442,7 @@ static uint32_t class_signature(const na_heap_t *heap, int size_class) {
  * its class's current page included; a page they left sparse becomes a purge candidate. */
 static void tidy_class(na_heap_t *heap, int size_class, bool force) {
   na_os_purge_batch_t batch;
-  batch.count = 0;
+  na_os_purge_start(&batch);
   na_page_t *next;
   for (na_page_t *page = heap->queues[size_class].first; page != NULL; page = next) {
     next = page->next;

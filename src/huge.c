@@ -100,11 +100,8 @@ void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool z
       page->block_size = (uint32_t)(offset >> NA_SLICE_SHIFT);
       page->used_on = (int8_t)node;
       na_relaxed_store(&page->kind, NA_SPAN_HUGE);
-      *is_zero = give_back;
-      if (give_back) {
-        na_os_purge((char *)kept + offset, kept->size - offset);
-        na_stats_count_purge(arena_index, kept->size - offset);
-      }
+      *is_zero = give_back && na_os_purge((char *)kept + offset, kept->size - offset);
+      if (*is_zero) na_stats_count_purge(arena_index, kept->size - offset);
       na_arena_account_huge(arena_index, (int64_t)(kept->size - offset));
       return (char *)kept + offset;
     }

@@ -156,7 +156,7 @@ static bool purge_sparse(na_pool_t *pool, bool force) {
   pool_unlock(pool);
   if (sparse == NULL) return false;
   na_os_purge_batch_t batch;
-  batch.count = 0;
+  na_os_purge_start(&batch);
   for (na_page_t *page = sparse; page != NULL; page = page->next) na_page_purge_free(page, &batch);
   na_os_purge_flush(&batch);
   pool_lock(pool);

@@ -35,7 +35,8 @@ bool na_os_make_writable(void *addr, size_t size);
 /* Whether the kernel charges every writable mapping in full (vm.overcommit_memory=2). */
 bool na_os_overcommit_strict(void);
 void na_os_unmap(void *addr, size_t size);
-/* Gives the pages back; they read as zero on next touch and keep their binding. */
+/* Gives the pages back; they read as zero on next touch and keep their binding. False when
+ * the kernel refused (pages locked by mlock or mlockall): they keep what they held. */
 bool na_os_purge(void *addr, size_t size);
 /* Ranges given back together: one system call for the batch where the kernel takes a
  * vector of them for the calling process (process_madvise, Linux 6.13; one TLB flush for all
@@ -46,8 +47,13 @@ bool na_os_purge(void *addr, size_t size);
 #define NA_OS_PURGE_BATCH 128
 typedef struct na_os_purge_batch_s {
   size_t count;
+  bool refused; /* a range flushed so far was not given back (locked pages): set, never cleared */
   struct iovec ranges[NA_OS_PURGE_BATCH];
 } na_os_purge_batch_t;
+static inline void na_os_purge_start(na_os_purge_batch_t *batch) {
+  batch->count = 0;
+  batch->refused = false;
+}
 /* Flushes the batch first when it is full. */
 void na_os_purge_add(na_os_purge_batch_t *batch, void *addr, size_t size);
 /* Gives back every range of the batch, which is empty after it. */

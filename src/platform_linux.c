@@ -162,34 +162,52 @@ void na_os_purge_vector_forbid(bool forbid) {
   atomic_store_explicit(&vector_purge_refused, forbid, memory_order_relaxed);
 }
 
-static void purge_each(const struct iovec *ranges, size_t count) {
-  for (size_t i = 0; i < count; i++) madvise(ranges[i].iov_base, ranges[i].iov_len, MADV_DONTNEED);
+/* True when every range went back. */
+static bool purge_each(const struct iovec *ranges, size_t count) {
+  bool all = true;
+  for (size_t i = 0; i < count; i++)
+    all &= madvise(ranges[i].iov_base, ranges[i].iov_len, MADV_DONTNEED) == 0;
+  return all;
 }
 
-static bool purge_vector(const struct iovec *ranges, size_t count) {
+typedef enum vector_purge_e {
+  VECTOR_DONE,    /* every range given back */
+  VECTOR_UNDONE,  /* not tried, or a part may be done: giving back again is harmless */
+  VECTOR_REFUSED, /* refused, for the vector or for a range of it */
+} vector_purge_t;
+
+static vector_purge_t purge_vector(const struct iovec *ranges, size_t count) {
 #ifdef SYS_process_madvise
-  if (count < 2 || atomic_load_explicit(&vector_purge_refused, memory_order_relaxed)) return false;
+  if (count < 2 || atomic_load_explicit(&vector_purge_refused, memory_order_relaxed))
+    return VECTOR_UNDONE;
   size_t total = 0;
   for (size_t i = 0; i < count; i++) total += ranges[i].iov_len;
-  if (total > PURGE_VECTOR_MAX_BYTES) return false;
+  if (total > PURGE_VECTOR_MAX_BYTES) return VECTOR_UNDONE;
   long done = syscall(SYS_process_madvise, NA_PIDFD_SELF_THREAD, ranges, count, MADV_DONTNEED, 0U);
-  if (done == (long)total) return true;
-  if (done < 0 && errno != EINTR && errno != EAGAIN && errno != ENOMEM)
-    atomic_store_explicit(&vector_purge_refused, true, memory_order_relaxed);
-  return false; /* a part may be done: giving back again is harmless */
+  if (done == (long)total) return VECTOR_DONE;
+  if (done < 0 && errno != EINTR && errno != EAGAIN && errno != ENOMEM) return VECTOR_REFUSED;
+  return VECTOR_UNDONE;
 #else
   (void)ranges;
   (void)count;
-  return false;
+  return VECTOR_UNDONE;
 #endif
 }
 
+/* A vector refused where each of its ranges goes back alone is refused for what it is: never
+ * tried again. Where a range is refused too (locked pages), the vector may well work. */
 void na_os_purge_flush(na_os_purge_batch_t *batch) {
   size_t count = batch->count;
   if (count == 0) return;
   batch->count = 0;
   int saved = errno;
-  if (!purge_vector(batch->ranges, count)) purge_each(batch->ranges, count);
+  vector_purge_t vector = purge_vector(batch->ranges, count);
+  if (vector != VECTOR_DONE) {
+    if (!purge_each(batch->ranges, count))
+      batch->refused = true;
+    else if (vector == VECTOR_REFUSED)
+      atomic_store_explicit(&vector_purge_refused, true, memory_order_relaxed);
+  }
   errno = saved;
 }
 

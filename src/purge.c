@@ -114,7 +114,7 @@ static bool purge_arena(int arena_index, bool force) {
   na_arena_t *arena = na_arena_at(arena_index);
   purge_batch_t batch;
   na_os_purge_batch_t ranges;
-  bool gave = false;
+  bool gave = false, purged;
   do {
     batch.count = batch.unmap_count = 0;
     uint32_t now = na_os_clock_ms();
@@ -123,13 +123,14 @@ static bool purge_arena(int arena_index, bool force) {
     if (!force) span_delay_relax(arena, now);
     purge_select(arena, force, now, &batch);
     na_arena_unlock(arena);
-    ranges.count = 0;
-    for (size_t i = 0; i < batch.count; i++) {
-      size_t bytes = batch.spans[i]->slice_count * NA_SLICE_SIZE;
-      na_os_purge_add(&ranges, na_page_start(batch.spans[i]), bytes);
-      na_stats_count_purge(arena_index, bytes);
-    }
+    na_os_purge_start(&ranges);
+    for (size_t i = 0; i < batch.count; i++)
+      na_os_purge_add(&ranges, na_page_start(batch.spans[i]),
+                      batch.spans[i]->slice_count * NA_SLICE_SIZE);
     na_os_purge_flush(&ranges);
+    purged = !ranges.refused;
+    for (size_t i = 0; purged && i < batch.count; i++)
+      na_stats_count_purge(arena_index, batch.spans[i]->slice_count * NA_SLICE_SIZE);
     for (size_t i = 0; i < batch.unmap_count; i++) {
       size_t bytes = batch.unmap[i]->size;
       atomic_fetch_sub_explicit(&arena->mapped_bytes, bytes, memory_order_relaxed);
@@ -141,15 +142,22 @@ static bool purge_arena(int arena_index, bool force) {
       na_page_t *span = batch.spans[i];
       na_segment_t *segment = na_segment_of_aligned(span);
       span->kind = NA_SPAN_FREE;
-      na_segment_note_resident(segment, (size_t)(span - segment->slices), span->slice_count, false);
-      na_span_insert(arena, segment, (size_t)(span - segment->slices), span->slice_count,
-                     (na_span_state_t){.zero = true, .stamp = now, .used_on = -1});
+      size_t first = (size_t)(span - segment->slices);
+      if (purged) {
+        na_segment_note_resident(segment, first, span->slice_count, false);
+        na_span_insert(arena, segment, first, span->slice_count,
+                       (na_span_state_t){.zero = true, .stamp = now, .used_on = -1});
+      } else { /* locked pages keep what they held: dirty still, tried again a wait later */
+        na_span_insert(arena, segment, first, span->slice_count,
+                       (na_span_state_t){.dirty = true, .stamp = now, .used_on = span->used_on});
+      }
     }
-    if (!force && (batch.count != 0 || batch.unmap_count != 0))
-      arena->gave_ms = now | 1; /* 0 means none */
+    bool gave_now = (purged && batch.count != 0) || batch.unmap_count != 0;
+    if (!force && gave_now) arena->gave_ms = now | 1; /* 0 means none */
     na_arena_unlock(arena);
-    gave |= batch.count != 0 || batch.unmap_count != 0;
-  } while (batch.count == PURGE_BATCH || batch.unmap_count == PURGE_BATCH);
+    gave |= gave_now;
+    /* a refused batch is not taken again at once: a forced pass would take it forever */
+  } while (purged && (batch.count == PURGE_BATCH || batch.unmap_count == PURGE_BATCH));
   return gave;
 }
 
@@ -205,8 +213,8 @@ void na_arena_collect(bool force) {
 void na_arena_place_by_use(na_page_t *span, int node) {
   size_t bytes = (size_t)span->slice_count << NA_SLICE_SHIFT;
   if (span->is_dirty &&
-      !na_placement_touch_reusable(na_page_start(span), bytes, span->used_on, node)) {
-    na_os_purge(na_page_start(span), bytes);
+      !na_placement_touch_reusable(na_page_start(span), bytes, span->used_on, node) &&
+      na_os_purge(na_page_start(span), bytes)) {
     na_stats_count_purge(NA_TOUCH_ARENA, bytes);
     span->is_zero = true;
   }

@@ -2,7 +2,8 @@
  * coalesced with their free neighbours, with the slice descriptors consistent throughout;
  * large blocks are reused; idle memory goes back to the OS on numalloc_collect or after the
  * purge delay (longer in an arena that soon needed memory given back), and empty segments
- * beyond the cache are unmapped; huge blocks grow and shrink
+ * beyond the cache are unmapped, but memory the kernel refused to take back (locked pages) is
+ * never taken for zero; huge blocks grow and shrink
  * in place when they can, move when they must, and keep their contents; a freed one serves the
  * next that fits it until the purge delay has passed (first-touch ones only while their pages
  * are on the asking thread's node and no block was used away from its allocator's); an arena
@@ -552,6 +553,42 @@ START_TEST(collect_returns_freed_spans) {
   ck_assert_uint_eq(tu_nonzero(z, size), SIZE_MAX);
   numalloc_free(z);
   numalloc_free(keep);
+}
+END_TEST
+
+/* Pages a program locked (mlock, mlockall: low-latency programs lock everything) cannot be
+ * given back: the kernel refuses, and they keep what they held. Such a span stays dirty, so
+ * calloc clears it, and the purge is not counted; a kept huge block is cleared alike. */
+static void lock_one_page(char *p) {
+  ck_assert_msg(mlock(p, NA_PAGE_SIZE) == 0, "mlock of one page refused: %s", strerror(errno));
+}
+
+START_TEST(locked_pages_are_never_taken_for_zero) {
+  size_t size = 512 * NA_KiB, huge = 40 * NA_MiB;
+  char *keep = numalloc_malloc(300 * NA_KiB); /* keeps the segment mapped */
+  char *p = numalloc_malloc(size);
+  memset(p, 0xab, size);
+  lock_one_page(p + size / 2);
+  int64_t purged = unit_purged_bytes();
+  numalloc_free(p);
+  numalloc_collect();
+  ck_assert_int_eq(unit_purged_bytes(), purged); /* refused: nothing went back */
+  ck_assert_int_eq(unit_resident_pages(p + size / 2, NA_PAGE_SIZE), 1);
+  char *z = numalloc_calloc(1, size);
+  ck_assert_ptr_eq(z, p); /* the dirty span comes first */
+  ck_assert_uint_eq(tu_nonzero(z, size), SIZE_MAX);
+  munlock(p + size / 2, NA_PAGE_SIZE);
+  numalloc_free(z);
+  numalloc_free(keep);
+  char *h = numalloc_malloc(huge);
+  memset(h, 0xcd, huge);
+  lock_one_page(h + huge - NA_PAGE_SIZE);
+  numalloc_free(h); /* kept, resident */
+  char *hz = numalloc_calloc(1, huge);
+  ck_assert_ptr_eq(hz, h);
+  ck_assert_uint_eq(tu_nonzero(hz, huge), SIZE_MAX);
+  munlock(h + huge - NA_PAGE_SIZE, NA_PAGE_SIZE);
+  numalloc_free(hz);
 }
 END_TEST
 
@@ -1376,6 +1413,7 @@ int main(int argc, char **argv) {
   tc = unit_tcase(s, "purge", 20);
   tcase_add_checked_fixture(tc, setup, NULL);
   tcase_add_test(tc, collect_returns_freed_spans);
+  tcase_add_test(tc, locked_pages_are_never_taken_for_zero);
   tcase_add_test(tc, frees_never_purge_the_next_span_allocation_does);
   tcase_add_test(tc, span_wait_grows_when_memory_given_back_is_needed_again);
   tcase_add_test(tc, span_wait_grows_on_several_nodes_only_where_every_node_takes_spans);

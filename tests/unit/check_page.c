@@ -41,7 +41,7 @@ static size_t list_length(const na_page_t *page, const na_block_t *list) {
 static size_t purge_now(na_page_t *page,
                         size_t (*purge)(na_page_t *page, na_os_purge_batch_t *batch)) {
   na_os_purge_batch_t batch;
-  batch.count = 0;
+  na_os_purge_start(&batch);
   size_t bytes = purge(page, &batch);
   na_os_purge_flush(&batch);
   return bytes;

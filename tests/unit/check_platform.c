@@ -167,7 +167,7 @@ static void purge_every_other_page(bool forbid_vector) {
   memset(p, 0x5a, size);
   na_os_purge_vector_forbid(forbid_vector);
   na_os_purge_batch_t batch;
-  batch.count = 0;
+  na_os_purge_start(&batch);
   na_os_purge_add(&batch, p, NA_PAGE_SIZE);
   na_os_purge_add(&batch, p + NA_PAGE_SIZE, NA_PAGE_SIZE);
   ck_assert_uint_eq(batch.count, 1);
@@ -193,6 +193,38 @@ static void purge_every_other_page(bool forbid_vector) {
 START_TEST(purge_batch_gives_its_ranges_back_together) {
   purge_every_other_page(false);
   purge_every_other_page(true);
+}
+END_TEST
+
+/* Locked pages cannot be given back: the purge says so, and they keep what they held; a
+ * batch holding them says so too, with the kernel's vector and without it. */
+START_TEST(purge_of_locked_pages_is_refused) {
+  size_t size = 4 * NA_PAGE_SIZE;
+  char *p = na_os_map_aligned(size, NA_PAGE_SIZE);
+  memset(p, 0x5a, size);
+  ck_assert_msg(mlock(p + NA_PAGE_SIZE, NA_PAGE_SIZE) == 0, "mlock refused: %s", strerror(errno));
+  errno = EDOM;
+  ck_assert(!na_os_purge(p, size));
+  ck_assert_int_eq(errno, EDOM);
+  ck_assert_int_eq(p[NA_PAGE_SIZE + 9], 0x5a);
+  for (int forbid = 0; forbid < 2; forbid++) {
+    na_os_purge_vector_forbid(forbid);
+    na_os_purge_batch_t batch;
+    na_os_purge_start(&batch);
+    na_os_purge_add(&batch, p, NA_PAGE_SIZE);
+    na_os_purge_add(&batch, p + 3 * NA_PAGE_SIZE, NA_PAGE_SIZE);
+    na_os_purge_flush(&batch);
+    ck_assert(!batch.refused);
+    na_os_purge_add(&batch, p + NA_PAGE_SIZE, NA_PAGE_SIZE);
+    na_os_purge_add(&batch, p + 3 * NA_PAGE_SIZE, NA_PAGE_SIZE);
+    na_os_purge_flush(&batch);
+    ck_assert(batch.refused);
+    ck_assert_int_eq(p[NA_PAGE_SIZE + 9], 0x5a);
+    ck_assert_int_eq(unit_resident_pages(p + 3 * NA_PAGE_SIZE, NA_PAGE_SIZE), 0);
+  }
+  na_os_purge_vector_forbid(false);
+  munlock(p + NA_PAGE_SIZE, NA_PAGE_SIZE);
+  na_os_unmap(p, size);
 }
 END_TEST
 
@@ -512,6 +544,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, free_memory_reporting_read_from_the_balloon_driver);
   tcase_add_test(tc, purge_gives_pages_back);
   tcase_add_test(tc, purge_batch_gives_its_ranges_back_together);
+  tcase_add_test(tc, purge_of_locked_pages_is_refused);
   tcase_add_test(tc, populate_faults_in);
   tcase_add_test(tc, remap_grows_in_place_or_moves);
   tcase_add_test_raise_signal(tc, reserve_is_address_space_only, SIGSEGV);

@@ -76,6 +76,13 @@ int64_t unit_purge_calls(void) {
   return calls;
 }
 
+int64_t unit_purged_bytes(void) {
+  na_tld_t *tld = na_tld_get();
+  int64_t bytes = 0;
+  for (int i = 0; tld != NULL && i < NA_ARENA_COUNT; i++) bytes += tld->stats[i].purged_bytes;
+  return bytes;
+}
+
 void unit_quiet_purge(void) {
   na_options.purge_delay_ms = 3600000;
   na_options.segment_cache = 2;

@@ -78,6 +78,8 @@ bool unit_vma_has_flag(const void *p, const char *flag);
 size_t unit_rss_bytes(void);
 /* Ranges the calling thread gave back to the OS (its statistics' purge_calls). */
 int64_t unit_purge_calls(void);
+/* Bytes the calling thread has given back to the OS, over every arena. */
+int64_t unit_purged_bytes(void);
 
 /* Captures what is written to file descriptor 2 between start and stop; stop returns it
  * (a static buffer, NUL-terminated). unit_silence_stderr sends it to /dev/null for good (a
