@@ -235,6 +235,14 @@ static bool all_resident(const na_segment_t *segment, size_t first, size_t count
   return true;
 }
 
+/* A slice is marked resident from the moment it is handed out until it is given back: one
+ * never marked since is zero. */
+static bool none_resident(const na_segment_t *segment, size_t first, size_t count) {
+  for (size_t i = first; i < first + count; i++)
+    if (na_segment_slice_resident(segment, i)) return false;
+  return true;
+}
+
 void na_segment_note_resident(na_segment_t *segment, size_t first, size_t count, bool resident) {
   for (size_t i = first; i < first + count; i++) {
     uint64_t bit = (uint64_t)1 << (i % 64);
@@ -369,7 +377,9 @@ static na_page_t *span_take(na_arena_t *arena, na_page_t *span, size_t slices) {
   na_segment_set_span(segment, first, slices, NA_SPAN_LARGE); /* before the rest merges */
   if (total > slices) /* the rest's slices are free ones already; its head is new */
     na_span_insert(arena, segment, first + slices, total - slices, state);
-  span->is_zero = state.zero;
+  /* A merge of free spans keeps one zero mark for the whole; a part given back (or never
+   * touched) reads as zero all the same. */
+  span->is_zero = state.zero || none_resident(segment, first, slices);
   span->is_dirty = state.dirty; /* for na_arena_place_by_use */
   span->used_on = state.used_on;
   segment->free_slices -= (uint32_t)slices;

@@ -50,7 +50,10 @@ const char *na_check_segment(const na_segment_t *segment) {
     }
     if (is_free && previous_free)
       return VIOLATED("segment %p: free spans touch at slice %zu", (const void *)segment, i);
-    /* handed out: may be resident; free and clean: given back or never touched */
+    if (is_free && head->is_zero && head->is_dirty)
+      return VIOLATED("segment %p: the free span at %zu is marked zero, and dirty",
+                      (const void *)segment, i);
+    /* handed out: may be resident; free and clean: given back or never touched (zero) */
     bool must_be_set = !free_layout, must_be_clear = is_free && !head->is_dirty;
     for (size_t j = i; j < i + count && (must_be_set || must_be_clear); j++) {
       bool resident = na_segment_slice_resident(segment, j);

@@ -176,7 +176,8 @@ typedef struct na_segment_s {
   _Atomic uint32_t writable;
   uintptr_t affinity; /* the thread whose spans it serves first (arena.c) */
   /* Slices that may be resident: handed out since they were last given back (bit i, slice i;
-   * arena.c). A free span is dirty if any of its slices is, not all of them. */
+   * arena.c). A free span is dirty if any of its slices is, not all of them; one not marked
+   * reads as zero. */
   uint64_t resident[NA_SLICES_PER_SEGMENT / 64];
   struct na_segment_s *next;
   struct na_segment_s *prev;

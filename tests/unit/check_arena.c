@@ -556,6 +556,33 @@ START_TEST(collect_returns_freed_spans) {
 }
 END_TEST
 
+/* A span given back, then merged with a neighbour freed later (dirty), is one dirty span; a
+ * part of it that was given back still reads as zero, and calloc does not write it (which
+ * would make it all resident again), while a part the neighbour left dirty is cleared. */
+START_TEST(given_back_part_of_a_merged_span_stays_zero) {
+  size_t size = 512 * NA_KiB;
+  char *keep = numalloc_malloc(300 * NA_KiB); /* keeps the segment mapped */
+  char *a = numalloc_malloc(size), *b = numalloc_malloc(size);
+  ck_assert_ptr_eq(b, a + size); /* neighbours */
+  memset(a, 0x11, size);
+  memset(b, 0x22, size);
+  numalloc_free(a);
+  numalloc_collect(); /* a's slices go back */
+  numalloc_free(b);   /* dirty, merged with a's */
+  ck_assert_int_eq(unit_resident_pages(a, size), 0);
+  char *z = numalloc_calloc(1, size);
+  ck_assert_ptr_eq(z, a);
+  ck_assert_int_eq(unit_resident_pages(z, size), 0);
+  ck_assert_uint_eq(tu_nonzero(z, size), SIZE_MAX);
+  numalloc_free(z);
+  char *both = numalloc_calloc(1, 2 * size);
+  ck_assert_ptr_eq(both, a);
+  ck_assert_uint_eq(tu_nonzero(both, 2 * size), SIZE_MAX);
+  numalloc_free(both);
+  numalloc_free(keep);
+}
+END_TEST
+
 /* Pages a program locked (mlock, mlockall: low-latency programs lock everything) cannot be
  * given back: the kernel refuses, and they keep what they held. Such a span stays dirty, so
  * calloc clears it, and the purge is not counted; a kept huge block is cleared alike. */
@@ -1413,6 +1440,7 @@ int main(int argc, char **argv) {
   tc = unit_tcase(s, "purge", 20);
   tcase_add_checked_fixture(tc, setup, NULL);
   tcase_add_test(tc, collect_returns_freed_spans);
+  tcase_add_test(tc, given_back_part_of_a_merged_span_stays_zero);
   tcase_add_test(tc, locked_pages_are_never_taken_for_zero);
   tcase_add_test(tc, frees_never_purge_the_next_span_allocation_does);
   tcase_add_test(tc, span_wait_grows_when_memory_given_back_is_needed_again);
