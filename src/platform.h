@@ -38,6 +38,11 @@ void na_os_unmap(void *addr, size_t size);
 /* Gives the pages back; they read as zero on next touch and keep their binding. False when
  * the kernel refused (pages locked by mlock or mlockall): they keep what they held. */
 bool na_os_purge(void *addr, size_t size);
+/* For `pages` OS pages of private anonymous memory from the page-aligned `addr`: 1 in
+ * untouched[i] where page i has no frame, in memory or in swap, and reads as zero (never
+ * touched since it was mapped or given back), else 0. False when the kernel does not say (no
+ * /proc). */
+bool na_os_pages_untouched(const void *addr, size_t pages, unsigned char *untouched);
 /* Ranges given back together: one system call for the batch where the kernel takes a
  * vector of them for the calling process (process_madvise, Linux 6.13; one TLB flush for all
  * since 6.16: a hundred thousand single pages took 0.6 s one madvise each and 0.1 s this

@@ -150,6 +150,33 @@ bool na_os_purge(void *addr, size_t size) {
   return ok;
 }
 
+/* The page map has a word per page; a page with a frame has bit 63 set, one in swap (or
+ * being moved between nodes) bit 62. */
+#define PAGEMAP_PRESENT   ((uint64_t)1 << 63)
+#define PAGEMAP_SWAPPED   ((uint64_t)1 << 62)
+#define PAGEMAP_READ_MANY 256
+#define PAGEMAP_PAGE      4096 /* bytes a word describes */
+
+bool na_os_pages_untouched(const void *addr, size_t pages, unsigned char *untouched) {
+  int saved = errno;
+  int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  bool ok = fd >= 0;
+  uint64_t words[PAGEMAP_READ_MANY];
+  for (size_t done = 0; ok && done < pages;) {
+    size_t count = pages - done < PAGEMAP_READ_MANY ? pages - done : PAGEMAP_READ_MANY;
+    off_t at = (off_t)(((uintptr_t)addr / PAGEMAP_PAGE + done) * sizeof(uint64_t));
+    ssize_t got = pread(fd, words, count * sizeof(uint64_t), at);
+    if (got < 0 && errno == EINTR) continue;
+    ok = got == (ssize_t)(count * sizeof(uint64_t));
+    for (size_t i = 0; ok && i < count; i++)
+      untouched[done + i] = (words[i] & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED)) == 0;
+    done += count;
+  }
+  if (fd >= 0) close(fd);
+  errno = saved;
+  return ok;
+}
+
 /* process_madvise on the calling thread's process without a pidfd (Linux 6.15 and later);
  * older kernels refuse the fake descriptor or the advice, a seccomp filter may refuse the
  * call: then each range goes alone, from the first refusal on. */

@@ -354,6 +354,8 @@ typedef struct na_tld_s {
   uint32_t remote_count;      /* blocks in `remote` */
   size_t remote_bytes;        /* their sizes */
   bool exiting; /* made after the thread's exit ran: no later exit would push `remote` */
+  uint8_t clear_untouched_share; /* of the pages calloc's clears found untouched (alloc.c) */
+  uint32_t clear_pages_unasked;  /* pages cleared since one last asked */
   na_remote_wait_t remote[NA_REMOTE_WAITING];
   na_node_stats_t stats[NA_ARENA_COUNT];
   struct na_tld_s *next_live, *prev_live; /* all live threads, for statistics on read */

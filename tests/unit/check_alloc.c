@@ -339,6 +339,41 @@ START_TEST(calloc_leaves_fresh_small_blocks_untouched) {
 }
 END_TEST
 
+/* A block calloc takes again, freed dirty by a user that touched only its first and last
+ * OS pages: the pages never touched read as zero as they are and stay out of memory, the
+ * touched ones are cleared. A block of 4 MiB asks the kernel at once; blocks of 1 MiB once a
+ * thread's clears have found such pages (within a few MiB of clears), and from then on. */
+static long calloc_again_after_a_sparse_user(size_t size) {
+  char *p = numalloc_malloc(size);
+  ck_assert(!na_segment_of_aligned(p)->huge_pages);
+  memset(p, 0x5a, NA_PAGE_SIZE);
+  memset(p + size - NA_PAGE_SIZE, 0x5a, NA_PAGE_SIZE);
+  numalloc_free(p);
+  char *q = numalloc_calloc(1, size);
+  ck_assert_ptr_eq(q, p);                       /* the dirty span, first */
+  long resident = unit_resident_pages(q, size); /* before reading maps the zero page */
+  UNIT_REQUIRE(tu_nonzero(q, size) == SIZE_MAX, "byte %zu set", tu_nonzero(q, size));
+  numalloc_free(q);
+  numalloc_collect(); /* given back: the next user starts from untouched pages */
+  return resident;
+}
+
+START_TEST(calloc_leaves_pages_the_last_user_never_touched) {
+  na_options.hugepages = NA_HUGEPAGES_HUGE_BLOCKS; /* small OS pages, so residency is exact */
+  char *keep = numalloc_malloc(300 * NA_KiB);      /* keeps the segment mapped */
+  ck_assert_int_eq(calloc_again_after_a_sparse_user(4 * NA_MiB), 2);
+  int first_lazy = -1;
+  for (int i = 0; i < 24; i++) {
+    long resident = calloc_again_after_a_sparse_user(NA_MiB);
+    if (first_lazy < 0 && resident == 2) first_lazy = i;
+    if (first_lazy >= 0) UNIT_REQUIRE(resident == 2, "round %d: %ld pages resident", i, resident);
+  }
+  UNIT_REQUIRE(first_lazy >= 0 && first_lazy < 12, "first round with 2 pages resident: %d",
+               first_lazy);
+  numalloc_free(keep);
+}
+END_TEST
+
 /* An aligned small request takes the fast path's block of a class whose blocks are all
  * aligned: the block freed last, aligned. */
 START_TEST(aligned_requests_take_the_block_freed_last) {
@@ -710,6 +745,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, calloc_in_a_page_with_reused_blocks);
   tcase_add_test(tc, calloc_clears_the_block_freed_last);
   tcase_add_test(tc, calloc_leaves_fresh_small_blocks_untouched);
+  tcase_add_test(tc, calloc_leaves_pages_the_last_user_never_touched);
   tcase_add_test(tc, aligned_requests_take_the_block_freed_last);
   tcase_add_test(tc, calloc_does_not_touch_fresh_memory);
   tc = unit_tcase(s, "realloc", 20);

@@ -228,6 +228,27 @@ START_TEST(purge_of_locked_pages_is_refused) {
 }
 END_TEST
 
+/* The page map tells pages never touched (or given back) from pages written, read (the
+ * kernel's zero page is mapped) or given back and written again. */
+START_TEST(untouched_pages_from_the_page_map) {
+  enum { PAGES = 8 };
+  char *p = na_os_map_aligned(PAGES * NA_PAGE_SIZE, NA_PAGE_SIZE);
+  p[1 * NA_PAGE_SIZE] = 1;
+  p[5 * NA_PAGE_SIZE + 100] = 2;
+  ck_assert_int_eq(*(volatile char *)(p + 6 * NA_PAGE_SIZE), 0);
+  unsigned char untouched[PAGES];
+  errno = EDOM;
+  ck_assert(na_os_pages_untouched(p, PAGES, untouched));
+  ck_assert_int_eq(errno, EDOM);
+  const unsigned char want[PAGES] = {1, 0, 1, 1, 1, 0, 0, 1};
+  for (int i = 0; i < PAGES; i++) UNIT_REQUIRE(untouched[i] == want[i], "page %d", i);
+  ck_assert(na_os_purge(p + NA_PAGE_SIZE, NA_PAGE_SIZE));
+  ck_assert(na_os_pages_untouched(p + NA_PAGE_SIZE, 1, untouched));
+  ck_assert_int_eq(untouched[0], 1);
+  na_os_unmap(p, PAGES * NA_PAGE_SIZE);
+}
+END_TEST
+
 START_TEST(populate_faults_in) {
   size_t size = NA_MiB;
   char *p = na_os_map_aligned(size, NA_PAGE_SIZE);
@@ -545,6 +566,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, purge_gives_pages_back);
   tcase_add_test(tc, purge_batch_gives_its_ranges_back_together);
   tcase_add_test(tc, purge_of_locked_pages_is_refused);
+  tcase_add_test(tc, untouched_pages_from_the_page_map);
   tcase_add_test(tc, populate_faults_in);
   tcase_add_test(tc, remap_grows_in_place_or_moves);
   tcase_add_test_raise_signal(tc, reserve_is_address_space_only, SIGSEGV);
