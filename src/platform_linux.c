@@ -154,7 +154,7 @@ bool na_os_purge(void *addr, size_t size) {
  * being moved between nodes) bit 62. */
 #define PAGEMAP_PRESENT   ((uint64_t)1 << 63)
 #define PAGEMAP_SWAPPED   ((uint64_t)1 << 62)
-#define PAGEMAP_READ_MANY 256
+#define PAGEMAP_READ_MANY 128  /* a kilobyte of stack */
 #define PAGEMAP_PAGE      4096 /* bytes a word describes */
 
 bool na_os_pages_untouched(const void *addr, size_t pages, unsigned char *untouched) {
