@@ -49,12 +49,12 @@ static void *account_large(void *p, int arena_index, int actual, size_t size) {
  * buffers) have no frame and read as zero, and clearing them would fault them all in: a
  * program making such buffers in phases, writing an eighth of each, held 113 MiB where 12
  * were ever written (glibc 39, jemalloc 17, which gives every such block back to the kernel
- * and faults in again what is written). So a block of CLEAR_ASK_MIN or more may ask the kernel which of its pages are
- * untouched (the page map: 6 us on this machine, as much as clearing six pages in memory),
- * and clears only the others. An ask is wasted where every page was touched (blocks reused
- * whole, the usual case), so a thread keeps the share of pages its asks found untouched (a
- * moving average, in 256ths) and asks where that share of the block is CLEAR_ASK_PAYS pages
- * or more, where the block is so big that an ask costs nothing beside its memset, and after
+ * and faults in again what is written). So a block of CLEAR_ASK_MIN or more may ask the kernel
+ * which of its pages are untouched (the page map: 6 us on this machine, as much as clearing six
+ * pages in memory), and clears only the others. An ask is wasted where every page was touched
+ * (blocks reused whole, the usual case), so a thread keeps the share of pages its asks found
+ * untouched (a moving average, in 256ths) and asks where that share of the block is CLEAR_ASK_PAYS
+ * pages or more, where the block is so big that an ask costs nothing beside its memset, and after
  * CLEAR_ASK_EVERY_PAGES pages cleared without asking, to follow a program whose pattern
  * changes. */
 #define CLEAR_ASK_MIN         (64 * NA_KiB)
