@@ -450,8 +450,8 @@ static na_segment_t *segment_grow(int arena_index, na_grow_t why) {
   return segment;
 }
 
-/* A span's slices opened for writing where its segment is only reserved (strict
- * overcommit); when the kernel has no commit left, the span goes back and NULL it is. */
+/* A span's slices opened for writing where its segment is only reserved; when the kernel
+ * has no commit left (strict overcommit), the span goes back and NULL it is. */
 static na_page_t *span_writable(na_page_t *span) {
   if (span == NULL) return NULL;
   na_segment_t *segment = na_segment_of_aligned(span);

@@ -209,11 +209,11 @@ na_segment_t *na_segment_create(int arena_index, size_t size, bool huge_pages, b
 na_segment_t *na_segment_create_aligned(int arena_index, size_t size, size_t alignment,
                                         bool huge_pages, bool *is_zero);
 void na_segment_destroy(na_segment_t *segment);
-/* Opens the slices [first_slice, first_slice + count) of a segment for writing, where strict
- * overcommit had it reserved only; false when the kernel has no commit left. */
+/* Opens the slices [first_slice, first_slice + count) of a segment for writing (segments are
+ * reserved without access); false when the kernel has no commit left. */
 bool na_segment_make_writable(na_segment_t *segment, size_t first_slice, size_t count);
-/* Forces reserving segments (or mapping them writable) whatever the kernel's mode: tests. */
-void na_segment_commit_on_demand(bool on);
+/* Opens segments as under strict overcommit (true) or not, whatever the kernel's mode: tests. */
+void na_segment_overcommit_strict(bool strict);
 /* Records that a huge segment was grown or moved by the kernel (mremap). */
 void na_segment_remapped(na_segment_t *old_segment, size_t old_size, na_segment_t *segment);
 void na_segment_set_span(na_segment_t *segment, size_t first, size_t count, na_span_kind_t kind);

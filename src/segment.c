@@ -61,25 +61,37 @@ void na_segment_set_span(na_segment_t *segment, size_t first, size_t count, na_s
   }
 }
 
-/* Under strict overcommit (vm.overcommit_memory=2) the kernel charges a writable mapping in
- * full when it is made: every process would be charged a whole segment per node, a small
- * python3 40 MiB where glibc's malloc is charged 4, and a machine set that way would start a
- * fifth as many processes. So there a segment is reserved without access and opened a
- * granule at a time as its spans are handed out (na_segment_make_writable); elsewhere it is
- * mapped writable whole. Read once, at the first segment. */
-static int commit_on_demand = -1;
+/* A segment is reserved without access and opened a few granules at a time as its spans are
+ * handed out (na_segment_make_writable), for two kinds of kernel that make a writable mapping
+ * cost its whole size when it is made. Under strict overcommit (vm.overcommit_memory=2) it is
+ * charged in full: every process would be charged a whole segment per node, a small python3
+ * 40 MiB where glibc's malloc is charged 4, and a machine set that way would start a fifth as
+ * many processes; there a segment opens one granule at a time (two, a huge page, where it is
+ * advised for huge pages, so that its mapping is never split inside one). In a process that
+ * locks its memory (mlockall with MCL_FUTURE, as low-latency programs do at their start) it is
+ * faulted in and locked in full, and MCL_CURRENT does the same to every writable page already
+ * mapped: a thread's first small blocks made a whole segment resident, 82 MB for one thread
+ * where glibc's malloc held 11, 238 MB at the peak of 16 threads that each made a segment of
+ * their own (glibc 136; opened 4 MiB at a time: 25 and 148). Each opening is a system call
+ * that holds the process's mappings still, and 500 threads starting at once spent 5% more
+ * time one granule at a time: elsewhere a segment opens OPENING_GRANULES at a time (the
+ * mode is read once, at the first segment). */
+#define OPENING_GRANULES       4 /* 4 MiB */
+#define GRANULES_PER_HUGE_PAGE (NA_THP_SIZE / NA_WRITABLE_GRANULE)
 
-static bool commits_on_demand(void) {
-  int known = __atomic_load_n(&commit_on_demand, __ATOMIC_RELAXED);
-  if (known < 0) {
-    known = na_os_overcommit_strict();
-    __atomic_store_n(&commit_on_demand, known, __ATOMIC_RELAXED);
+static int strict_overcommit = -1;
+
+static size_t granules_per_opening(bool huge_pages) {
+  int strict = __atomic_load_n(&strict_overcommit, __ATOMIC_RELAXED);
+  if (strict < 0) {
+    strict = na_os_overcommit_strict();
+    __atomic_store_n(&strict_overcommit, strict, __ATOMIC_RELAXED);
   }
-  return known;
+  return !strict ? OPENING_GRANULES : huge_pages ? GRANULES_PER_HUGE_PAGE : 1;
 }
 
-void na_segment_commit_on_demand(bool on) {
-  __atomic_store_n(&commit_on_demand, on, __ATOMIC_RELAXED);
+void na_segment_overcommit_strict(bool strict) {
+  __atomic_store_n(&strict_overcommit, strict, __ATOMIC_RELAXED);
 }
 
 /* Bits from..to of a granule mask, both included. */
@@ -88,10 +100,13 @@ static uint32_t granules(size_t from, size_t to) {
   return upto & ~(((uint32_t)1 << from) - 1);
 }
 
-bool na_segment_make_writable(na_segment_t *segment, size_t first_slice, size_t count) {
-  size_t per_granule = NA_WRITABLE_GRANULE / NA_SLICE_SIZE;
-  uint32_t missing = granules(first_slice / per_granule, (first_slice + count - 1) / per_granule) &
-                     ~atomic_load_explicit(&segment->writable, memory_order_acquire);
+/* Opens granules first..last, widened to whole openings. */
+static bool open_granules(na_segment_t *segment, size_t first, size_t last) {
+  size_t opening = granules_per_opening(segment->huge_pages);
+  first &= ~(opening - 1);
+  last |= opening - 1;
+  uint32_t missing =
+      granules(first, last) & ~atomic_load_explicit(&segment->writable, memory_order_acquire);
   while (missing != 0) { /* each run of closed granules in one call */
     size_t from = (size_t)__builtin_ctz(missing), to = from;
     while (to < 31 && (missing >> (to + 1) & 1)) to++;
@@ -104,8 +119,12 @@ bool na_segment_make_writable(na_segment_t *segment, size_t first_slice, size_t 
   return true;
 }
 
-/* Maps (with `map`: writable address space whose pages spans use a few at a time; address
- * space opened a granule at a time under strict overcommit; or, for a huge block, whose
+bool na_segment_make_writable(na_segment_t *segment, size_t first_slice, size_t count) {
+  size_t per_granule = NA_WRITABLE_GRANULE / NA_SLICE_SIZE;
+  return open_granules(segment, first_slice / per_granule, (first_slice + count - 1) / per_granule);
+}
+
+/* Maps (with `map`: address space opened a granule at a time; or, for a huge block, whose
  * segment is the block, writable and charged in full), binds and formats a segment. The
  * binding happens before anything touches the memory, the header included, so even the
  * header lands on the segment's node. */
@@ -115,11 +134,15 @@ static na_segment_t *segment_create(int arena_index, size_t size, size_t alignme
   bool reserve = map == na_os_reserve_aligned;
   na_segment_t *segment = map(size, alignment);
   if (segment == NULL) return NULL;
-  /* the header's granule, which the descriptors below are written into */
-  if (reserve && !na_os_make_writable(segment, NA_WRITABLE_GRANULE)) {
+  /* the header's opening, which the descriptors below are written into */
+  size_t header = granules_per_opening(huge_pages);
+  if (reserve && !na_os_make_writable(segment, header * NA_WRITABLE_GRANULE)) {
     na_os_unmap(segment, size);
     return NULL;
   }
+  segment->huge_pages = huge_pages;
+  atomic_store_explicit(&segment->writable, reserve ? granules(0, header - 1) : UINT32_MAX,
+                        memory_order_relaxed);
   na_placement_bind(arena_index, segment, size);
   /* Advised before the header is written, so that its huge page is one too. Refused, with
    * THP "always", for the rest: one touched block would make a whole 2 MiB page resident. */
@@ -132,8 +155,6 @@ static na_segment_t *segment_create(int arena_index, size_t size, size_t alignme
      * allocating thread writes now: that whole page would fault on the allocating thread's
      * node, not the user's. */
     na_os_advise_huge(segment, NA_THP_SIZE, false);
-  segment->huge_pages = huge_pages;
-  atomic_store_explicit(&segment->writable, reserve ? 1 : UINT32_MAX, memory_order_relaxed);
   segment->cookie = (uintptr_t)segment ^ na_secret;
   segment->size = size;
   segment->arena_index = arena_index;
@@ -144,9 +165,8 @@ static na_segment_t *segment_create(int arena_index, size_t size, size_t alignme
 }
 
 na_segment_t *na_segment_create(int arena_index, size_t size, bool huge_pages, bool *is_zero) {
-  bool reserve = size == NA_SEGMENT_SIZE && commits_on_demand();
   return segment_create(arena_index, size, NA_SEGMENT_SIZE, huge_pages, is_zero,
-                        reserve ? na_os_reserve_aligned : na_os_map_aligned);
+                        size == NA_SEGMENT_SIZE ? na_os_reserve_aligned : na_os_map_aligned);
 }
 
 /* A huge block's segment is written whole: mapped writable, and charged, so that the kernel

@@ -171,8 +171,8 @@ typedef struct na_segment_s {
   int arena_index;
   bool huge_pages; /* advised for transparent huge pages: small OS pages are not given back */
   uint32_t free_slices;
-  /* Under strict overcommit: which NA_WRITABLE_GRANULE-sized parts are open for writing
-   * (bit i, the i-th part); all of them otherwise. */
+  /* Which NA_WRITABLE_GRANULE-sized parts are open for writing (bit i, the i-th part): all
+   * of a huge block's segment, those handed out of another (segment.c). */
   _Atomic uint32_t writable;
   uintptr_t affinity; /* the thread whose spans it serves first (arena.c) */
   /* Slices that may be resident: handed out since they were last given back (bit i, slice i;

@@ -74,13 +74,14 @@ static void perms_of(const void *p, char out[5]) {
   fclose(maps);
 }
 
-/* Under strict overcommit a segment is reserved without access but for its header's granule,
- * and opened a granule at a time as spans are handed out or grown, so the kernel charges what
- * is used; elsewhere it is writable whole. */
+/* A segment is reserved without access but for its header's opening, and opened as spans are
+ * handed out or grown, so the kernel charges (and a program that locked its memory holds)
+ * what is used: under strict overcommit a granule at a time (a huge page's two in a segment
+ * advised for huge pages), elsewhere four. */
 START_TEST(segments_open_granules_as_spans_are_handed_out) {
   char perms[5];
   bool zero;
-  na_segment_commit_on_demand(true);
+  na_segment_overcommit_strict(true);
   na_segment_t *segment = na_segment_create(node, NA_SEGMENT_SIZE, false, &zero);
   ck_assert_ptr_nonnull(segment);
   ck_assert_uint_eq(atomic_load(&segment->writable), 1);
@@ -96,22 +97,36 @@ START_TEST(segments_open_granules_as_spans_are_handed_out) {
   ck_assert_uint_eq(atomic_load(&segment->writable) >> 31, 1);
   na_segment_destroy(segment);
 
+  segment = na_segment_create(node, NA_SEGMENT_SIZE, true, &zero);
+  ck_assert_ptr_nonnull(segment);
+  ck_assert_uint_eq(atomic_load(&segment->writable), 3);  /* the header's huge page */
+  ck_assert(na_segment_make_writable(segment, first, 1)); /* the fourth granule's huge page */
+  ck_assert_uint_eq(atomic_load(&segment->writable), 3u | 1u << 2 | 1u << 3);
+  perms_of((char *)segment + 2 * NA_WRITABLE_GRANULE, perms);
+  ck_assert_str_eq(perms, "rw-p");
+  na_segment_destroy(segment);
+
+  na_segment_overcommit_strict(false);
+  segment = na_segment_create(node, NA_SEGMENT_SIZE, false, &zero);
+  ck_assert_ptr_nonnull(segment);
+  ck_assert_uint_eq(atomic_load(&segment->writable), 0xf);
+  ck_assert(na_segment_make_writable(segment, first + NA_WRITABLE_GRANULE / NA_SLICE_SIZE, 1));
+  ck_assert_uint_eq(atomic_load(&segment->writable), 0xff); /* the fifth's four */
+  perms_of((char *)segment + 8 * NA_WRITABLE_GRANULE, perms);
+  ck_assert_str_eq(perms, "---p");
+  na_segment_destroy(segment);
+
   /* through the arena: a span, then the same span grown in place, written end to end */
-  na_page_t *span = NULL;
   int actual = -1;
-  size_t slices = 20;                        /* past the header's granule */
-  for (int tries = 0; tries < 64; tries++) { /* past the segments made before the switch */
-    span = na_arena_alloc_span(node, slices, &actual);
-    ck_assert_ptr_nonnull(span);
-    if (atomic_load(&na_segment_of_aligned(span)->writable) != UINT32_MAX) break;
-  }
+  size_t slices = 80; /* past the header's opening */
+  na_page_t *span = na_arena_alloc_span(node, slices, &actual);
+  ck_assert_ptr_nonnull(span);
   na_segment_t *reserved = na_segment_of_aligned(span);
-  UNIT_REQUIRE(atomic_load(&reserved->writable) != UINT32_MAX, "no reserved segment came");
+  ck_assert_uint_ne(atomic_load(&reserved->writable), UINT32_MAX);
   memset(na_page_start(span), 2, slices * NA_SLICE_SIZE);
-  size_t grown = 2 * NA_WRITABLE_GRANULE / NA_SLICE_SIZE;
+  size_t grown = 2 * slices;
   if (na_arena_grow_span(span, grown)) memset(na_page_start(span), 3, grown * NA_SLICE_SIZE);
   ck_assert_uint_ne(atomic_load(&reserved->writable), UINT32_MAX);
-  na_segment_commit_on_demand(false);
 }
 END_TEST
 
@@ -586,16 +601,13 @@ END_TEST
 /* Pages a program locked (mlock, mlockall: low-latency programs lock everything) cannot be
  * given back: the kernel refuses, and they keep what they held. Such a span stays dirty, so
  * calloc clears it, and the purge is not counted; a kept huge block is cleared alike. */
-static void lock_one_page(char *p) {
-  ck_assert_msg(mlock(p, NA_PAGE_SIZE) == 0, "mlock of one page refused: %s", strerror(errno));
-}
 
 START_TEST(locked_pages_are_never_taken_for_zero) {
   size_t size = 512 * NA_KiB, huge = 40 * NA_MiB;
   char *keep = numalloc_malloc(300 * NA_KiB); /* keeps the segment mapped */
   char *p = numalloc_malloc(size);
   memset(p, 0xab, size);
-  lock_one_page(p + size / 2);
+  unit_lock_pages(p + size / 2, NA_PAGE_SIZE);
   int64_t purged = unit_purged_bytes();
   numalloc_free(p);
   numalloc_collect();
@@ -604,17 +616,17 @@ START_TEST(locked_pages_are_never_taken_for_zero) {
   char *z = numalloc_calloc(1, size);
   ck_assert_ptr_eq(z, p); /* the dirty span comes first */
   ck_assert_uint_eq(tu_nonzero(z, size), SIZE_MAX);
-  munlock(p + size / 2, NA_PAGE_SIZE);
+  unit_unlock_pages(p + size / 2, NA_PAGE_SIZE);
   numalloc_free(z);
   numalloc_free(keep);
   char *h = numalloc_malloc(huge);
   memset(h, 0xcd, huge);
-  lock_one_page(h + huge - NA_PAGE_SIZE);
+  unit_lock_pages(h + huge - NA_PAGE_SIZE, NA_PAGE_SIZE);
   numalloc_free(h); /* kept, resident */
   char *hz = numalloc_calloc(1, huge);
   ck_assert_ptr_eq(hz, h);
   ck_assert_uint_eq(tu_nonzero(hz, huge), SIZE_MAX);
-  munlock(h + huge - NA_PAGE_SIZE, NA_PAGE_SIZE);
+  unit_unlock_pages(h + huge - NA_PAGE_SIZE, NA_PAGE_SIZE);
   numalloc_free(hz);
 }
 END_TEST

@@ -202,7 +202,7 @@ START_TEST(purge_of_locked_pages_is_refused) {
   size_t size = 4 * NA_PAGE_SIZE;
   char *p = na_os_map_aligned(size, NA_PAGE_SIZE);
   memset(p, 0x5a, size);
-  ck_assert_msg(mlock(p + NA_PAGE_SIZE, NA_PAGE_SIZE) == 0, "mlock refused: %s", strerror(errno));
+  unit_lock_pages(p + NA_PAGE_SIZE, NA_PAGE_SIZE);
   errno = EDOM;
   ck_assert(!na_os_purge(p, size));
   ck_assert_int_eq(errno, EDOM);
@@ -223,7 +223,7 @@ START_TEST(purge_of_locked_pages_is_refused) {
     ck_assert_int_eq(unit_resident_pages(p + 3 * NA_PAGE_SIZE, NA_PAGE_SIZE), 0);
   }
   na_os_purge_vector_forbid(false);
-  munlock(p + NA_PAGE_SIZE, NA_PAGE_SIZE);
+  unit_unlock_pages(p + NA_PAGE_SIZE, NA_PAGE_SIZE);
   na_os_unmap(p, size);
 }
 END_TEST

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -75,6 +76,13 @@ int64_t unit_purge_calls(void) {
   for (int i = 0; tld != NULL && i < NA_ARENA_COUNT; i++) calls += tld->stats[i].purge_calls;
   return calls;
 }
+
+void unit_lock_pages(void *p, size_t size) {
+  ck_assert_msg(syscall(SYS_mlock, p, size) == 0, "mlock of %zu bytes refused: %s", size,
+                strerror(errno));
+}
+
+void unit_unlock_pages(void *p, size_t size) { syscall(SYS_munlock, p, size); }
 
 int64_t unit_purged_bytes(void) {
   na_tld_t *tld = na_tld_get();

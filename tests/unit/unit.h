@@ -78,6 +78,10 @@ bool unit_vma_has_flag(const void *p, const char *flag);
 size_t unit_rss_bytes(void);
 /* Ranges the calling thread gave back to the OS (its statistics' purge_calls). */
 int64_t unit_purge_calls(void);
+/* Locks (or unlocks) pages in memory with the system calls themselves: the sanitizers' mlock
+ * does nothing. Locking aborts the test when refused. */
+void unit_lock_pages(void *p, size_t size);
+void unit_unlock_pages(void *p, size_t size);
 /* Bytes the calling thread has given back to the OS, over every arena. */
 int64_t unit_purged_bytes(void);
 
