@@ -140,9 +140,6 @@ static na_segment_t *segment_create(int arena_index, size_t size, size_t alignme
     na_os_unmap(segment, size);
     return NULL;
   }
-  segment->huge_pages = huge_pages;
-  atomic_store_explicit(&segment->writable, reserve ? granules(0, header - 1) : UINT32_MAX,
-                        memory_order_relaxed);
   na_placement_bind(arena_index, segment, size);
   /* Advised before the header is written, so that its huge page is one too. Refused, with
    * THP "always", for the rest: one touched block would make a whole 2 MiB page resident. */
@@ -155,6 +152,9 @@ static na_segment_t *segment_create(int arena_index, size_t size, size_t alignme
      * allocating thread writes now: that whole page would fault on the allocating thread's
      * node, not the user's. */
     na_os_advise_huge(segment, NA_THP_SIZE, false);
+  segment->huge_pages = huge_pages;
+  atomic_store_explicit(&segment->writable, reserve ? granules(0, header - 1) : UINT32_MAX,
+                        memory_order_relaxed);
   segment->cookie = (uintptr_t)segment ^ na_secret;
   segment->size = size;
   segment->arena_index = arena_index;
