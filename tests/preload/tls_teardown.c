@@ -82,7 +82,13 @@ static void *thread_main(void *arg) {
   return NULL;
 }
 
+/* Resident memory once the allocator has given back what it holds free, so that what is left
+ * is what the waves kept, however many threads a loaded machine let overlap. A trim soon after
+ * the last one does nothing (numalloc gives back at most once per purge delay): hence the
+ * pause, longer than the 100 ms delay the test runs with. */
 static long resident_kib(void) {
+  usleep(200 * 1000);
+  malloc_trim(0);
   long pages = 0, resident = 0;
   FILE *f = fopen("/proc/self/statm", "r");
   if (f) {
@@ -114,7 +120,11 @@ int main(void) {
   printf("tls_teardown: %d threads with allocating key destructors; resident %ld KiB after "
          "wave 3, %ld KiB at the end\n",
          WAVES * THREADS, rss_early, rss_late);
-  CHECK(rss_late - rss_early < 64 * 1024, "resident memory grew by %ld KiB over %d waves",
-        rss_late - rss_early, WAVES - 3);
+  /* numalloc gives back everything free at a trim: 832 threads that each kept one OS page
+   * would add 3.3 MiB. Other allocators keep freed memory for reuse. */
+  long allowed_kib = pt_is_numalloc() && !pt_is_system_policy() ? 2 * 1024 : 64 * 1024;
+  CHECK(rss_late - rss_early < allowed_kib,
+        "resident memory grew by %ld KiB over %d waves (at most %ld allowed)", rss_late - rss_early,
+        WAVES - 3, allowed_kib);
   return pt_finish();
 }
