@@ -624,10 +624,32 @@ static void prefault_if_growing(na_heap_t *heap, na_page_t *page) {
   na_os_prefault(na_page_start(page), NA_SLICE_SIZE);
 }
 
+/* A class's current page stays when it empties (na_heap_page_retire), which saves a loop of
+ * allocations and frees the spare list's trip. A program that moves on to other classes
+ * leaves each one's last page behind, resident and empty: pools of one size in turn, from 48
+ * bytes to 4 KiB, held 1.7 times glibc's memory, a page of each class left. So before the heap
+ * takes a span, the empty current page of another class, as long as the one wanted and of
+ * the same node, becomes a spare, and so this class's page. A class that allocates again gets
+ * a page the usual way: one slow path, where the span cost one as well. A block in a bin
+ * counts as in use, so a class in a loop of frees and allocations keeps its page. */
+static bool idle_current_to_spare(na_heap_t *heap, int size_class, int arena_index, size_t slices) {
+  for (int c = 0; c < NA_CLASS_COUNT; c++) {
+    na_page_t *page = heap->current[c];
+    if (c == size_class || page == &na_page_empty || page->used != 0 ||
+        page->slice_count != slices || na_segment_of_aligned(page)->arena_index != arena_index)
+      continue;
+    spare_keep(heap, page);
+    return true;
+  }
+  return false;
+}
+
 static na_page_t *page_fresh(na_heap_t *heap, int size_class, int arena_index) {
   na_page_t *spare = spare_take(heap, size_class, arena_index);
   if (spare != NULL) return spare;
   size_t slices = na_class_page_slices(size_class);
+  if (idle_current_to_spare(heap, size_class, arena_index, slices))
+    return spare_take(heap, size_class, arena_index);
   spare_missed(heap, slices);
   release_idle_pages(heap, size_class);
   release_pages_freed_elsewhere(heap);

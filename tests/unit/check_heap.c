@@ -309,6 +309,45 @@ START_TEST(empty_pages_become_spares_but_current_stays) {
 }
 END_TEST
 
+/* A class whose current page is empty, its blocks all back on the page's lists, gives the page
+ * to the next class of the same page length that needs one, rather than a span being taken;
+ * one whose block waits in its bin keeps it. */
+START_TEST(an_empty_current_page_serves_another_class_before_a_span_is_taken) {
+  enum { OTHER = 400, THIRD = 300 }; /* classes this thread never used, pages of one slice */
+  int c = na_size_class(SIZE), other = na_size_class(OTHER), third = na_size_class(THIRD);
+  ck_assert_uint_eq(na_class_page_slices(other), na_class_page_slices(c));
+  ck_assert_uint_eq(na_class_page_slices(third), na_class_page_slices(c));
+  void *p = numalloc_malloc(SIZE);
+  na_heap_t *heap = na_tls_heap;
+  na_page_t *page = page_of(p);
+  UNIT_REQUIRE(page->used == 1 && heap->spare.first == NULL, "a page of its own, no spares");
+  numalloc_free(p);
+  void *q = numalloc_malloc(OTHER); /* the block waits in SIZE's bin: its page is in use */
+  na_page_t *fresh = page_of(q);
+  ck_assert_ptr_ne(fresh, page);
+  ck_assert_ptr_eq(heap->current[c], page);
+  bins_to_pages(); /* SIZE's block back on its page: the page is empty */
+  ck_assert_uint_eq(page->used, 0);
+  ck_assert_ptr_eq(heap->current[c], page);
+  uint64_t pages = heap->held.pages;
+  void *r = numalloc_malloc(THIRD);
+  ck_assert_ptr_eq(page_of(r), page);
+  ck_assert_int_eq(page->size_class, third);
+  ck_assert_ptr_eq(heap->current[c], &na_page_empty);
+  ck_assert_ptr_eq(heap->direct[(SIZE + 15) >> 4], &na_page_empty);
+  ck_assert_ptr_eq(heap->current[other], fresh); /* in use: kept */
+  ck_assert_uint_eq(heap->held.pages, pages);
+  ck_assert_ptr_null(heap->spare.first);
+  ck_assert_ptr_null(na_check_heap(heap));
+  void *s = numalloc_malloc(SIZE); /* the class comes back: a page of its own again */
+  ck_assert_ptr_ne(page_of(s), page);
+  ck_assert_ptr_null(na_check_heap(heap));
+  numalloc_free(s);
+  numalloc_free(r);
+  numalloc_free(q);
+}
+END_TEST
+
 /* A new page of the class is the class's spare as it was left: its blocks are on its lists
  * already, so none is carved again. */
 START_TEST(a_new_page_of_the_class_is_its_spare_as_it_was_left) {
@@ -670,15 +709,6 @@ END_TEST
 /* Empty current pages of several slices stay while they add up to at most 2 MiB (an
  * alloc/free loop on one or two classes keeps its pages); past that, all go back to the arena
  * when the heap needs a span for another class, as buffers growing through the classes do. */
-static na_page_t *idle_page_of(size_t size) {
-  void *p = numalloc_malloc(size);
-  na_page_t *page = page_of(p);
-  ck_assert_uint_gt(page->slice_count, 1);
-  numalloc_free(p);
-  ck_assert_ptr_eq(na_tls_heap->current[page->size_class], page);
-  return page;
-}
-
 static bool still_current(const na_page_t *page, int size_class) {
   return na_tls_heap->current[size_class] == page && page->kind == NA_SPAN_SMALL &&
          page->size_class == size_class;
@@ -689,18 +719,24 @@ START_TEST(idle_multi_slice_pages_go_back_past_2_mib) {
                                  250 * NA_KiB};
   enum { COUNT = sizeof sizes / sizeof sizes[0] };
   const size_t allowance = (2 * NA_MiB) >> NA_SLICE_SHIFT;
+  void *blocks[COUNT];
   na_page_t *pages[COUNT];
   int classes[COUNT];
   size_t idle = 0;
   int n = 0;
-  while (idle <= allowance) { /* each new page leaves the idle ones alone */
+  /* Made while the others are in use (an empty one would serve a class of its length), then
+   * emptied together. */
+  while (idle <= allowance) {
     ck_assert_int_lt(n, COUNT);
-    pages[n] = idle_page_of(sizes[n]);
+    blocks[n] = numalloc_malloc(sizes[n]);
+    pages[n] = page_of(blocks[n]);
+    ck_assert_uint_gt(pages[n]->slice_count, 1);
     classes[n] = pages[n]->size_class;
     idle += pages[n]->slice_count;
     n++;
-    for (int i = 0; i < n; i++) ck_assert(still_current(pages[i], classes[i]));
   }
+  for (int i = 0; i < n; i++) numalloc_free(blocks[i]);
+  for (int i = 0; i < n; i++) ck_assert(still_current(pages[i], classes[i]));
   for (int i = 0; i < 100; i++) { /* an alloc/free loop reuses its kept page */
     void *again = numalloc_malloc(sizes[0]);
     ck_assert_ptr_eq(page_of(again), pages[0]);
@@ -1278,6 +1314,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, fork_during_a_notification_leaves_no_page_busy);
   tcase_add_test(tc, remote_frees_of_live_page_are_reused);
   tcase_add_test(tc, empty_pages_become_spares_but_current_stays);
+  tcase_add_test(tc, an_empty_current_page_serves_another_class_before_a_span_is_taken);
   tcase_add_test(tc, a_new_page_of_the_class_is_its_spare_as_it_was_left);
   tcase_add_test(tc, spares_past_their_room_and_at_a_pass_go_to_the_arena);
   tcase_add_test_raise_signal(
