@@ -709,6 +709,15 @@ END_TEST
 /* Empty current pages of several slices stay while they add up to at most 2 MiB (an
  * alloc/free loop on one or two classes keeps its pages); past that, all go back to the arena
  * when the heap needs a span for another class, as buffers growing through the classes do. */
+static na_page_t *idle_page_of(size_t size) {
+  void *p = numalloc_malloc(size);
+  na_page_t *page = page_of(p);
+  ck_assert_uint_gt(page->slice_count, 1);
+  numalloc_free(p);
+  ck_assert_ptr_eq(na_tls_heap->current[page->size_class], page);
+  return page;
+}
+
 static bool still_current(const na_page_t *page, int size_class) {
   return na_tls_heap->current[size_class] == page && page->kind == NA_SPAN_SMALL &&
          page->size_class == size_class;
@@ -719,24 +728,18 @@ START_TEST(idle_multi_slice_pages_go_back_past_2_mib) {
                                  250 * NA_KiB};
   enum { COUNT = sizeof sizes / sizeof sizes[0] };
   const size_t allowance = (2 * NA_MiB) >> NA_SLICE_SHIFT;
-  void *blocks[COUNT];
   na_page_t *pages[COUNT];
   int classes[COUNT];
   size_t idle = 0;
   int n = 0;
-  /* Made while the others are in use (an empty one would serve a class of its length), then
-   * emptied together. */
-  while (idle <= allowance) {
+  while (idle <= allowance) { /* each new page leaves the idle ones alone */
     ck_assert_int_lt(n, COUNT);
-    blocks[n] = numalloc_malloc(sizes[n]);
-    pages[n] = page_of(blocks[n]);
-    ck_assert_uint_gt(pages[n]->slice_count, 1);
+    pages[n] = idle_page_of(sizes[n]);
     classes[n] = pages[n]->size_class;
     idle += pages[n]->slice_count;
     n++;
+    for (int i = 0; i < n; i++) ck_assert(still_current(pages[i], classes[i]));
   }
-  for (int i = 0; i < n; i++) numalloc_free(blocks[i]);
-  for (int i = 0; i < n; i++) ck_assert(still_current(pages[i], classes[i]));
   for (int i = 0; i < 100; i++) { /* an alloc/free loop reuses its kept page */
     void *again = numalloc_malloc(sizes[0]);
     ck_assert_ptr_eq(page_of(again), pages[0]);
