@@ -62,7 +62,7 @@ static uint32_t segment_delay_ms(const na_arena_t *arena) {
  * node has one: theirs grows. */
 void na_arena_note_cold_span(na_arena_t *arena) {
   if (arena->gave_ms == 0 || !na_arena_serves_every_node(arena)) return;
-  if ((uint32_t)(na_os_clock_ms() - arena->gave_ms) < segment_delay_ms(arena))
+  if ((int32_t)(na_os_clock_ms() - arena->gave_ms) < (int32_t)segment_delay_ms(arena))
     na_relaxed_store(&arena->span_delay_shift, SPAN_DELAY_DOUBLINGS);
   arena->gave_ms = 0;
 }
@@ -70,7 +70,8 @@ void na_arena_note_cold_span(na_arena_t *arena) {
 /* With the arena locked, at a pass: the last give-back, not followed by such a need, was
  * right. */
 static void span_delay_relax(na_arena_t *arena, uint32_t now) {
-  if (arena->gave_ms == 0 || (uint32_t)(now - arena->gave_ms) < segment_delay_ms(arena)) return;
+  if (arena->gave_ms == 0 || (int32_t)(now - arena->gave_ms) < (int32_t)segment_delay_ms(arena))
+    return;
   if (arena->span_delay_shift > 0)
     na_relaxed_store(&arena->span_delay_shift, arena->span_delay_shift - 1);
   arena->gave_ms = 0;
@@ -153,7 +154,9 @@ static bool purge_arena(int arena_index, bool force) {
       }
     }
     bool gave_now = (purged && batch.count != 0) || batch.unmap_count != 0;
-    if (!force && gave_now) arena->gave_ms = now | 1; /* 0 means none */
+    /* 0 means none. Not `now | 1`: on a clock that ticks in even steps that stamp lies a
+     * millisecond ahead, and a need within the same tick read as a give-back long past. */
+    if (!force && gave_now) arena->gave_ms = now != 0 ? now : 1;
     na_arena_unlock(arena);
     gave |= gave_now;
     /* a refused batch is not taken again at once: a forced pass would take it forever */
