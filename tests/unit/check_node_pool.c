@@ -114,21 +114,24 @@ static void *allocate_free_and_exit(void *arg) {
   return NULL;
 }
 
-/* An exiting thread's empty pages wait in the pool too, and the next thread that needs their
- * class takes them as they are, carved and resident. */
+/* An exiting thread's empty pages wait in the pool too, cut anew: the next thread that needs
+ * their class carves them again from their start, over memory still resident, rather than
+ * following lists its predecessor's frees left in their own order. */
 START_TEST(an_exited_threads_empty_pages_serve_the_next_thread) {
   unit_run_threads(1, allocate_free_and_exit, NULL, 0);
   na_page_t *small = page_of(smalls[0]), *big = page_of(bigs[0]);
   ck_assert_uint_eq(census().pages, 2);
   ck_assert_uint_eq(census().used_bytes, 0);
   ck_assert_uint_eq(small->used, 0);
-  uint32_t carved = small->capacity;
-  ck_assert_uint_gt(carved, 0);
+  ck_assert_uint_eq(small->capacity, 0);
+  ck_assert_ptr_null(small->free);
+  ck_assert_ptr_null(small->local_free);
+  ck_assert_int_eq(unit_resident_pages(na_page_start(small), NA_PAGE_SIZE), 1);
   void *p = numalloc_malloc(SMALL);
-  ck_assert_ptr_eq(page_of(p), small);
-  ck_assert_uint_eq(small->capacity, carved);
+  ck_assert_ptr_eq(p, na_page_start(small));
+  ck_assert_uint_gt(small->capacity, 0);
   void *q = numalloc_malloc(BIG);
-  ck_assert_ptr_eq(page_of(q), big);
+  ck_assert_ptr_eq(q, na_page_start(big));
   ck_assert_uint_eq(census().pages, 0);
   numalloc_free(p);
   numalloc_free(q);
