@@ -151,12 +151,13 @@ static void *alloc_large(na_tld_t *tld, int arena_index, size_t size, size_t ali
 }
 
 /* The smallest class that fits `size` and whose blocks all fall on `alignment` (pages
- * start on a slice boundary, so a class that is a multiple of the alignment is aligned). */
+ * start on a slice boundary, so a class that is a multiple of the alignment is aligned). The
+ * alignment is a power of two: a mask, not a division per class tried. */
 static int aligned_class(size_t size, size_t alignment) {
   size_t need = size > alignment ? size : alignment;
   if (need > NA_SMALL_MAX || alignment > NA_SLICE_SIZE) return -1;
   for (int c = na_size_class(need); c < NA_CLASS_COUNT; c++)
-    if (na_class_size(c) % alignment == 0) return c;
+    if ((na_class_size(c) & (alignment - 1)) == 0) return c;
   return -1;
 }
 
