@@ -11,16 +11,15 @@
  * without one, a class churned at random (thousands of buffers of 32-64 KiB freed and made
  * again) took the slow path at nearly every allocation, 30% of such a program's time; above,
  * the blocks bins keep would hold too much of their pages (bins up to 256 KiB raised the peaks
- * of mstress and of growing buffers by 8-20%). An own bin (sizes up to 1 KiB, its thread's
- * blocks only) neither reads nor writes a block it takes or hands out, but for clearing its
- * two words at the hand-out: the free compares the block with the bin's entries and names a
- * second free there. A bin of a bigger class takes a block unread, its second word set to
- * the bin's mark; its pop checks the mark, and that the first word is no list's link, and so
- * names a block freed twice before it is handed out twice. A block freed onto its page's
- * list too has its first word cleared at the bin's pop, which the list names when it reaches
- * it. Every bin's emptying checks its blocks the same way. A page that loses its lists while
- * its heap's bin still holds one of its blocks, or while a block it counts free is in use, is
- * another sign of a double free, named as well. */
+ * of mstress and of growing buffers by 8-20%). A block goes into its owner's bin unread, its
+ * second word set to the bin's mark. The pop checks the mark, and that the first word is no
+ * list's link, and so names a block freed twice before it is handed out twice, but for the
+ * block a bin of the direct table's sizes took last, which it hands out unread: a second
+ * free of a block already deeper in the bin leaves that older copy behind, read in its turn,
+ * and a block freed onto its page's list too has its first word cleared, which the list names
+ * when it reaches it. Every bin's emptying checks its blocks the same way. A page that loses
+ * its lists while its heap's bin still holds one of its blocks, or while a block it counts
+ * free is in use, is another sign of a double free, named as well. */
 #include "internal.h"
 
 _Static_assert(NA_BIN_MAX <= NA_SMALL_MAX, "bins hold small blocks");
@@ -56,16 +55,8 @@ __attribute__((noreturn)) static void bin_entry_stale(const na_block_t *block) {
            (const void *)block, na_page_of(segment, block)->block_size);
 }
 
-void na_bins_check_top(const na_heap_t *heap, int size_class) {
-  const na_bin_t *bin = heap->class_bin[size_class];
-  if (na_bin_is_own(size_class) || bin->top == NULL) return; /* their pops check nothing */
-  if (!na_bin_entry_sound(bin->top)) bin_entry_stale(bin->top);
-}
-
-/* An entry of an own bin carries no mark; its first word is no list's link unless it is on a
- * list too. */
-static bool bin_entry_fits(int size_class, const na_block_t *block) {
-  return na_bin_is_own(size_class) ? !na_block_linked_quick(block) : na_bin_entry_sound(block);
+void na_bins_check_top(const na_bin_t *bin) {
+  if (bin->top != NULL && !na_bin_entry_sound(bin->top)) bin_entry_stale(bin->top);
 }
 
 void na_bins_check_page(const na_heap_t *heap, const na_page_t *page) {
@@ -81,7 +72,7 @@ void na_bins_verify(const na_heap_t *heap) {
   for (int c = 0; c < NA_BIN_CLASSES; c++) {
     const na_bin_t *bin = &heap->bins[c];
     for (uint32_t i = 0; i < bin->count; i++) {
-      if (!bin_entry_fits(c, bin->slots[i])) bin_entry_stale(bin->slots[i]);
+      if (!na_bin_entry_sound(bin->slots[i])) bin_entry_stale(bin->slots[i]);
       for (uint32_t j = 0; j < i; j++)
         if (bin->slots[j] == bin->slots[i]) bin_entry_stale(bin->slots[i]);
     }
@@ -90,9 +81,9 @@ void na_bins_verify(const na_heap_t *heap) {
 
 /* The thread may no longer own the block's page (a heap of the thread on the same node gave
  * its pages up), so the block takes the whole free path. */
-static void bin_release(int size_class, na_block_t *block) {
-  if (!bin_entry_fits(size_class, block)) bin_entry_stale(block);
-  if (!na_bin_is_own(size_class)) block->bin_mark = 0;
+static void bin_release(na_block_t *block) {
+  if (!na_bin_entry_sound(block)) bin_entry_stale(block);
+  block->bin_mark = 0;
   na_segment_t *segment = na_segment_of_aligned(block);
   na_free_generic(segment, na_page_of(segment, block), block);
 }
@@ -104,11 +95,8 @@ void na_bins_flush(na_heap_t *heap) {
     uint32_t count = bin->count;
     bin->count = 0;
     bin->top = NULL;
-    for (uint32_t i = 0; i < count; i++) {
-      na_block_t *block = bin->slots[i];
-      bin->slots[i] = NULL;
-      bin_release(c, block);
-    }
+    bin->last_kept = NULL;
+    for (uint32_t i = 0; i < count; i++) bin_release(bin->slots[i]);
   }
 }
 
@@ -124,12 +112,6 @@ uint64_t na_bins_own_bytes(const na_heap_t *heap) {
       if (na_page_owner(page) == na_thread_id()) bytes += na_class_size(c);
     }
   return bytes;
-}
-
-bool na_bin_holds(const na_bin_t *bin, const na_block_t *block) {
-  for (uint32_t i = 0; i < bin->count; i++)
-    if (bin->slots[i] == block) return true;
-  return false;
 }
 
 bool na_bins_hold(const na_heap_t *heap, const na_block_t *block) {

@@ -13,7 +13,7 @@
  * among another thread's remote frees (or, once in 2^39, holds data that looks like a
  * link). */
 static void free_local(na_page_t *page, na_block_t *block) {
-  if (na_page_block_is_unlinked(page, block) || na_own_bin_holds(page, block) ||
+  if (na_page_block_is_unlinked(page, block) ||
       (na_block_looks_free(page, block) &&
        (na_bins_hold(na_tls_heap, block) || na_page_block_is_free(page, block))))
     na_fatal("double free of %p (size class %u)", (void *)block, page->block_size);
@@ -318,9 +318,7 @@ void na_free_generic(na_segment_t *segment, na_page_t *page, void *p) {
 }
 
 /* Out of the inline fast path, whose registers then suffice for the bin's case: a block that
- * looks freed already is named by the whole path. One a full own bin holds is not looked for,
- * which would cost every free past a full bin a comparison: it is named where the bin hands
- * it out or empties, the list holding it too. */
+ * looks freed already is named by the whole path. */
 na_noinline void na_free_owned(na_segment_t *segment, na_page_t *page, na_block_t *block) {
   if (na_unlikely(na_block_looks_free(page, block))) {
     na_free_generic(segment, page, block);
@@ -329,13 +327,6 @@ na_noinline void na_free_owned(na_segment_t *segment, na_page_t *page, na_block_
   na_block_link(page, block, page->local_free);
   page->local_free = block;
   if (na_unlikely(--page->used < page->sparse_below)) na_heap_page_low(page->heap, page);
-}
-
-na_noinline void na_free_maybe_twice(na_page_t *page, na_block_t *block) {
-  if (na_own_bin_holds(page, block))
-    na_fatal("double free of %p (size class %u, freed again while it waited in its bin)",
-             (void *)block, page->block_size);
-  na_free_owned(na_segment_of_aligned(block), page, block);
 }
 
 /* Under NUMALLOC_POLICY=system every block is the next allocator's; otherwise a pointer

@@ -742,7 +742,7 @@ static na_page_t *find_page(na_heap_t *heap, int size_class, bool may_borrow) {
 }
 
 void *na_heap_alloc_small(na_heap_t *heap, int size_class, bool may_borrow, bool *zero) {
-  na_bins_check_top(heap, size_class);
+  na_bins_check_top(heap->class_bin[size_class]);
   if (na_unlikely(atomic_load_explicit(&heap->delayed_free, memory_order_relaxed) != NULL))
     na_heap_free_delayed(heap);
   na_page_t *page = heap->current[size_class];

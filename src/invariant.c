@@ -191,7 +191,7 @@ const char *na_check_bins(const na_heap_t *heap) {
       if (page->kind != NA_SPAN_SMALL || page->size_class != c)
         return VIOLATED("heap %p: bin of class %d holds %p, a block of another class",
                         (const void *)heap, c, (const void *)block);
-      if (na_bin_is_own(c) ? na_block_linked_quick(block) : !na_bin_entry_sound(block))
+      if (!na_bin_entry_sound(block))
         return VIOLATED("heap %p: bin of class %d holds %p, which is in use or on a list",
                         (const void *)heap, c, (const void *)block);
       for (uint32_t j = 0; j < i; j++)
@@ -202,11 +202,6 @@ const char *na_check_bins(const na_heap_t *heap) {
         return VIOLATED("heap %p: bin of class %d holds %p, another heap's block",
                         (const void *)heap, c, (const void *)block);
     }
-    if (na_bin_is_own(c))
-      for (uint32_t i = bin->count; i < NA_BIN_SLOTS; i++)
-        if (bin->slots[i] != NULL)
-          return VIOLATED("heap %p: own bin of class %d keeps %p above its %u blocks",
-                          (const void *)heap, c, (const void *)bin->slots[i], bin->count);
   }
   return NULL;
 }

@@ -211,23 +211,15 @@ typedef struct na_census_s {
  * not to a bin (alloc.c). */
 #define NA_BIG_BLOCK ((size_t)32 * NA_KiB)
 #define NA_BIN_SLOTS 15
-#define NA_BIN_BYTES ((size_t)256 * NA_KiB) /* a bin of big blocks holds about this much */
+/* Pops in a row of the block a bin took last after which the next such pop skips its checks. */
+#define NA_BIN_UNREAD_RUN 8
+#define NA_BIN_BYTES      ((size_t)256 * NA_KiB) /* a bin of big blocks holds about this much */
 /* A thread keeps another thread's freed block in its bin only from this size: a smaller
  * block shares its cache lines with neighbours that their page's owner keeps writing, and
  * reusing it here would make both threads write the same lines. It is past the direct
- * table's last size, so the bins of the classes below it, the own bins, hold their thread's
- * blocks only. */
+ * table's last size, so the bins malloc reaches through that table hold the thread's own
+ * blocks only, which lets their pop hand one out unread (na_bin_pop_own). */
 #define NA_BIN_FOREIGN_MIN (NA_DIRECT_MAX + 1)
-/* The classes whose bins are own bins: their blocks are below NA_BIN_FOREIGN_MIN (check_bin
- * holds the two together). An own bin writes nothing into the
- * blocks it holds and reads nothing of them: a block a program frees is often in no cache,
- * and a mark stored into it at the free and cleared at the malloc made both wait for its
- * line (a table of 131,072 objects replaced unread took 1.2-1.4x jemalloc's time with the
- * mark; strings 14% longer). A block freed while its bin holds it is found in the bin
- * instead, by comparing it with every entry at the free (na_bin_may_hold). A bin of a bigger
- * class may hold other threads' blocks, which no such comparison sees: its blocks carry the
- * mark (na_bin_mark). */
-#define NA_OWN_BIN_CLASSES 20
 /* `top` repeats the newest block (slots[count - 1], NULL when the bin is empty): malloc finds
  * the block it returns in one load, where reading the count and then the slot put two loads,
  * each waiting on the last free's stores, between the call and its block (cfrac, a free and
@@ -239,11 +231,12 @@ typedef struct na_bin_s {
   uint32_t count;
   uint32_t capacity; /* 0 for the classes without a bin: a free never stops here */
   na_block_t *top;
+  /* The block the bin took last, until it hands out one, and how many pops in a row handed
+   * out such a block: a run of them lets the pop skip its checks (na_bin_pop_own). */
+  na_block_t *last_kept;
+  uint32_t last_kept_run;
   uint32_t handed; /* blocks handed out, ever (wraps) */
-  /* Aligned for the comparison of a freed block with every entry at once. In an own bin the
-   * entries above `count` are NULL: an entry handed out is a live block, which that
-   * comparison must not meet when it is freed again. */
-  _Alignas(16) union {
+  union {
     na_block_t *stack[NA_BIN_SLOTS + 1];
     struct {
       na_block_t *none;

@@ -4,10 +4,8 @@
  * collection and the thread's exit send the blocks back to their pages; every allocation
  * from a bin is counted; a bin empties newest first and then leaves malloc to the pages; the
  * invariant check reads the bins; a second free of a block waiting in a bin is named,
- * whoever makes it: in an own bin (classes below NA_BIN_FOREIGN_MIN) at that free, which
- * compares the block with every entry; in a bin of a bigger class at once when it is the
- * bin's newest block or the free reads the block, otherwise when the bin reaches the block
- * again or is emptied, before any second hand-out. */
+ * whoever makes it: at once when it is the bin's newest block or the free reads the block,
+ * otherwise when the bin reaches the block again or is emptied, before any second hand-out. */
 #include "unit.h"
 
 #include <pthread.h>
@@ -18,8 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { SIZE = 48, BIG = 4096 }; /* an own bin's class, and one at least NA_BIN_FOREIGN_MIN */
-_Static_assert(BIG >= NA_BIN_FOREIGN_MIN && SIZE < NA_BIN_FOREIGN_MIN, "one size each side");
+enum { SIZE = 48 };
 
 static void setup(void) { unit_quiet_purge(); }
 
@@ -99,12 +96,12 @@ END_TEST
 /* Bins of bigger classes hold about NA_BIN_BYTES; classes above NA_BIN_MAX have none. */
 START_TEST(bins_of_big_classes_hold_a_few_blocks) {
   ck_assert_int_eq(na_size_class(NA_BIN_MAX), NA_BIN_CLASSES - 1);
-  enum { LARGEST = NA_BIN_MAX, MADE = 2 * (NA_BIN_BYTES / LARGEST) + 2 };
-  _Static_assert(NA_BIN_BYTES / LARGEST < NA_BIN_SLOTS, "the bin is bounded by its bytes");
+  enum { BIG = NA_BIN_MAX, MADE = 2 * (NA_BIN_BYTES / BIG) + 2 };
+  _Static_assert(NA_BIN_BYTES / BIG < NA_BIN_SLOTS, "the bin is bounded by its bytes");
   void *blocks[MADE];
-  for (int i = 0; i < MADE; i++) blocks[i] = numalloc_malloc(LARGEST);
-  na_bin_t *bin = &na_tls_heap->bins[na_size_class(LARGEST)];
-  ck_assert_uint_eq(bin->capacity, NA_BIN_BYTES / LARGEST);
+  for (int i = 0; i < MADE; i++) blocks[i] = numalloc_malloc(BIG);
+  na_bin_t *bin = &na_tls_heap->bins[na_size_class(BIG)];
+  ck_assert_uint_eq(bin->capacity, NA_BIN_BYTES / BIG);
   for (int i = 0; i < MADE; i++) numalloc_free(blocks[i]);
   ck_assert_uint_eq(bin->count, bin->capacity);
   /* the last freed that found room (a free that takes a page off the full list goes to
@@ -113,7 +110,7 @@ START_TEST(bins_of_big_classes_hold_a_few_blocks) {
   bool freed_here = false;
   for (int i = 0; i < MADE; i++) freed_here |= blocks[i] == newest;
   ck_assert(freed_here);
-  ck_assert_ptr_eq(numalloc_malloc(LARGEST), newest);
+  ck_assert_ptr_eq(numalloc_malloc(BIG), newest);
   void *huge_class = numalloc_malloc(2 * NA_BIN_MAX);
   na_page_t *page = page_of(huge_class);
   numalloc_free(huge_class);
@@ -125,8 +122,8 @@ END_TEST
 /* The block a buffer grew out of is freed: a small one into the bin, a big one to its page,
  * where it does not keep the page from going back while the buffer lives elsewhere. */
 START_TEST(a_big_block_realloc_moved_out_of_goes_to_its_page) {
-  enum { SMALL = 16 * 1024, MOVED = 40 * 1024 };
-  _Static_assert(SMALL <= NA_BIG_BLOCK && MOVED > NA_BIG_BLOCK && MOVED <= NA_BIN_MAX, "classes");
+  enum { SMALL = 16 * 1024, BIG = 40 * 1024 };
+  _Static_assert(SMALL <= NA_BIG_BLOCK && BIG > NA_BIG_BLOCK && BIG <= NA_BIN_MAX, "classes");
   void *small = numalloc_malloc(SMALL);
   na_bin_t *small_bin = &na_tls_heap->bins[na_size_class(SMALL)];
   uint32_t small_count = small_bin->count;
@@ -135,12 +132,12 @@ START_TEST(a_big_block_realloc_moved_out_of_goes_to_its_page) {
   ck_assert_uint_eq(small_bin->count, small_count + 1);
   ck_assert_ptr_eq(small_bin->slots[small_bin->count - 1], small);
 
-  void *big = numalloc_malloc(MOVED);
+  void *big = numalloc_malloc(BIG);
   na_page_t *page = page_of(big);
   na_bin_t *big_bin = &na_tls_heap->bins[page->size_class];
   ck_assert_uint_gt(big_bin->capacity, 0);
   uint32_t big_count = big_bin->count;
-  void *moved = numalloc_realloc(big, MOVED + MOVED / 2);
+  void *moved = numalloc_realloc(big, BIG + BIG / 2);
   ck_assert_ptr_ne(moved, big);
   ck_assert_uint_eq(big_bin->count, big_count);
   ck_assert_ptr_eq(page->local_free, big);
@@ -238,31 +235,23 @@ START_TEST(the_invariant_check_reads_the_bins) {
   bin->slots[bin->count++] = a;
   bin->top = a;
   ck_assert_ptr_nonnull(strstr(na_check_bins(heap), "twice"));
+  bin->slots[bin->count - 1] = b;
+  bin->top = b;
+  ck_assert_ptr_nonnull(strstr(na_check_bins(heap), "in use"));
   bin->top = bin->slots[--bin->count - 1];
-  ck_assert_ptr_nonnull(strstr(na_check_bins(heap), "above its"));
-  bin->slots[bin->count] = NULL;
   ck_assert_ptr_null(na_check_heap(heap));
   heap->class_bin[na_size_class(SIZE)] = bin + 1;
   ck_assert_ptr_nonnull(strstr(na_check_bins(heap), "looked up elsewhere"));
   heap->class_bin[na_size_class(SIZE)] = bin;
   ck_assert_ptr_null(na_check_heap(heap));
   numalloc_free(b);
-  /* a bin of a bigger class: its entries carry the mark, which a block in use lacks */
-  void *c = numalloc_malloc(BIG), *d = numalloc_malloc(BIG);
-  numalloc_free(c);
-  na_bin_t *big = &heap->bins[na_size_class(BIG)];
-  ck_assert_ptr_null(na_check_heap(heap));
-  big->slots[big->count - 1] = d;
-  big->top = d;
-  ck_assert_ptr_nonnull(strstr(na_check_bins(heap), "in use"));
-  big->slots[big->count - 1] = c;
-  big->top = c;
-  ck_assert_ptr_null(na_check_heap(heap));
-  numalloc_free(d);
 }
 END_TEST
 
 /* ---- blocks of other threads' pages ------------------------------------------------- */
+
+enum { BIG = 4096 }; /* at least NA_BIN_FOREIGN_MIN */
+_Static_assert(BIG >= NA_BIN_FOREIGN_MIN && SIZE < NA_BIN_FOREIGN_MIN, "one size each side");
 
 typedef struct foreign_job_s {
   void *block;     /* the main thread's */
@@ -369,92 +358,44 @@ START_TEST(a_block_freed_by_its_owner_while_in_another_bin_is_named) {
 }
 END_TEST
 
-/* The own bins are the classes of the direct table, and only they. */
-START_TEST(own_bins_are_the_classes_below_the_foreign_minimum) {
-  ck_assert_uint_eq(na_class_size(NA_OWN_BIN_CLASSES - 1), NA_DIRECT_MAX);
-  ck_assert_uint_ge(na_class_size(NA_OWN_BIN_CLASSES), NA_BIN_FOREIGN_MIN);
-  for (size_t size = 1; size <= NA_DIRECT_MAX; size++)
-    ck_assert(na_bin_is_own(na_size_class(size)));
-}
-END_TEST
-
-/* An own bin takes a block without reading or writing it; a block freed again after other
- * frees is found among its entries by that free, and named there. */
-START_TEST(a_block_freed_again_while_its_own_bin_holds_it_is_named_at_that_free) {
+/* A bin takes a block without reading it, so a block freed again after other frees waits
+ * twice; the bin names it when it reaches the second copy, before handing it out again. */
+START_TEST(a_block_in_a_bin_twice_is_named_when_reached_again) {
+  unit_bin_unread_run(SIZE);
   void *a = numalloc_malloc(SIZE), *b = numalloc_malloc(SIZE);
   numalloc_free(a);
   numalloc_free(b);
+  numalloc_free(a);                           /* a is no longer the newest */
+  ck_assert_ptr_eq(numalloc_malloc(SIZE), a); /* the copy the bin took last, unread */
+  ck_assert_uint_gt(na_tls_heap->class_bin[na_size_class(SIZE)]->last_kept_run, NA_BIN_UNREAD_RUN);
+  ck_assert_ptr_eq(numalloc_malloc(SIZE), b);
   unit_silence_stderr();
-  numalloc_free(a); /* a is no longer the newest */
-  ck_abort_msg("a block freed while its own bin held it went unnamed");
+  ck_assert_ptr_null(numalloc_malloc(SIZE)); /* not reached: it aborts */
 }
 END_TEST
 
-/* Every entry, the deepest too, and one left by an aligned allocation's pop (the class's
- * path), is compared; an entry handed out leaves nothing behind, so its block, in use again,
- * is freed again without a word. */
-START_TEST(an_own_bin_compares_every_entry_and_forgets_those_handed_out) {
-  void *blocks[NA_BIN_SLOTS];
-  for (int i = 0; i < NA_BIN_SLOTS; i++) blocks[i] = numalloc_malloc(64);
-  na_bin_t *bin = na_tls_heap->class_bin[na_size_class(64)];
-  ck_assert_uint_eq(bin->capacity, NA_BIN_SLOTS);
-  for (int i = 0; i < NA_BIN_SLOTS; i++) numalloc_free(blocks[i]);
-  ck_assert_uint_eq(bin->count, NA_BIN_SLOTS);
-  for (int i = 0; i < NA_BIN_SLOTS; i++) ck_assert(na_bin_may_hold(bin, blocks[i]));
-  ck_assert_ptr_eq(numalloc_aligned_alloc(32, 64), blocks[NA_BIN_SLOTS - 1]);
-  ck_assert_ptr_eq(numalloc_malloc(64), blocks[NA_BIN_SLOTS - 2]);
-  ck_assert(!na_bin_may_hold(bin, blocks[NA_BIN_SLOTS - 1]));
-  ck_assert(!na_bin_may_hold(bin, blocks[NA_BIN_SLOTS - 2]));
-  ck_assert(na_bin_may_hold(bin, blocks[0]));
-  ck_assert_ptr_null(na_check_bins(na_tls_heap));
-  numalloc_free(blocks[NA_BIN_SLOTS - 1]);
-  numalloc_free(blocks[NA_BIN_SLOTS - 2]);
-  ck_assert_uint_eq(bin->count, NA_BIN_SLOTS);
-  numalloc_collect();
-  ck_assert_uint_eq(bin->count, 0);
-  for (int i = 0; i < NA_BIN_SLOTS; i++) ck_assert(!na_bin_may_hold(bin, blocks[i]));
-  ck_assert_ptr_null(na_check_bins(na_tls_heap));
-}
-END_TEST
-
-/* A block of another 4 GiB with the same low half as an entry passes the comparison, and the
- * slow path tells the two apart: the free goes on. */
-START_TEST(an_own_bin_tells_a_block_of_another_4_gib_from_its_entry) {
-  na_block_t *a = numalloc_malloc(SIZE);
-  numalloc_free(a);
-  na_bin_t *bin = na_tls_heap->class_bin[na_size_class(SIZE)];
-  const na_block_t *twin = (const na_block_t *)((uintptr_t)a ^ ((uintptr_t)1 << 32));
-  ck_assert(na_bin_may_hold(bin, twin));
-  ck_assert(!na_bin_holds(bin, twin));
-  ck_assert(na_bin_holds(bin, a));
-  ck_assert_ptr_eq(numalloc_malloc(SIZE), a);
-  numalloc_free(a);
-}
-END_TEST
-
-/* A bin of a bigger class takes a block without reading it and writes its mark, so a block
- * freed again after other frees waits twice; the bin names it when it reaches the second copy,
- * before handing it out again. */
-START_TEST(a_block_in_a_big_bin_twice_is_named_when_reached_again) {
-  void *a = numalloc_malloc(BIG), *b = numalloc_malloc(BIG);
+/* The blocks above the copy a second free left behind taken by aligned allocations (the
+ * class's checked pop), that copy is still read, and named, when malloc reaches it. */
+START_TEST(a_block_in_a_bin_twice_is_named_after_aligned_allocations_took_the_newest) {
+  unit_bin_unread_run(64);
+  void *a = numalloc_malloc(64), *b = numalloc_malloc(64);
   numalloc_free(a);
   numalloc_free(b);
-  numalloc_free(a); /* a is no longer the newest */
-  ck_assert_ptr_eq(numalloc_malloc(BIG), a);
-  ck_assert_ptr_eq(numalloc_malloc(BIG), b);
+  numalloc_free(a);
+  ck_assert_ptr_eq(numalloc_aligned_alloc(32, 64), a);
+  ck_assert_ptr_eq(numalloc_aligned_alloc(32, 64), b);
   unit_silence_stderr();
-  ck_assert_ptr_null(numalloc_malloc(BIG)); /* not reached: it aborts */
+  ck_assert_ptr_null(numalloc_malloc(64)); /* not reached: it aborts */
 }
 END_TEST
 
-START_TEST(a_big_bin_emptied_with_a_block_in_it_twice_names_it) {
-  void *a = numalloc_malloc(BIG), *b = numalloc_malloc(BIG);
+START_TEST(a_bin_emptied_with_a_block_in_it_twice_names_it) {
+  void *a = numalloc_malloc(SIZE), *b = numalloc_malloc(SIZE);
   numalloc_free(a);
   numalloc_free(b);
   numalloc_free(a);
   unit_silence_stderr();
   numalloc_collect();
-  ck_abort_msg("a block in a bin twice went unnamed");
 }
 END_TEST
 
@@ -467,19 +408,10 @@ START_TEST(the_newest_block_of_a_bin_freed_again_is_named_at_once) {
 }
 END_TEST
 
-START_TEST(the_newest_block_of_a_big_bin_freed_again_is_named_at_once) {
-  void *a = numalloc_malloc(BIG);
-  numalloc_free(a);
-  unit_silence_stderr();
-  numalloc_free(a);
-}
-END_TEST
-
-/* An entry of a big bin whose mark was overwritten (a write after its free) is named when the
- * bin empties, before its block goes back to its page. An own bin's entries carry no mark: a
- * write into its second word goes unseen, one that makes its first a link is named. */
-START_TEST(a_big_bin_emptied_with_an_entry_written_after_its_free_names_it) {
-  na_block_t *a = numalloc_malloc(BIG);
+/* An entry whose mark was overwritten (a write after its free) is named when the bin empties,
+ * before its block goes back to its page. */
+START_TEST(a_bin_emptied_with_an_entry_written_after_its_free_names_it) {
+  na_block_t *a = numalloc_malloc(SIZE);
   numalloc_free(a);
   ck_assert(na_bins_hold(na_tls_heap, a));
   a->bin_mark = 12345;
@@ -489,23 +421,13 @@ START_TEST(a_big_bin_emptied_with_an_entry_written_after_its_free_names_it) {
 }
 END_TEST
 
-START_TEST(an_own_bin_emptied_with_an_entry_holding_a_link_names_it) {
-  na_block_t *a = numalloc_malloc(SIZE), *b = numalloc_malloc(SIZE);
-  numalloc_free(a);
-  na_block_set_next(page_of(a), a, b);
-  unit_silence_stderr();
-  numalloc_collect();
-  ck_abort_msg("an own bin's entry holding a link went unnamed");
-}
-END_TEST
-
 /* Frees a block onto its page's list (its bin full), then again into the bin once the bin has
- * room (the bin compares it with its entries, not with the list); the bin hands it out unread,
- * clearing the link it held, and returns it. */
+ * room; the bin hands it out unread, clearing the link it held, and returns it. */
 static void *block_on_the_list_and_handed_out_by_the_bin(void **other) {
   static void *blocks[NA_BIN_SLOTS + 2];
-  blocks[0] = numalloc_malloc(SIZE);
+  void *warm = unit_bin_unread_run(SIZE);
   na_bin_t *bin = na_tls_heap->class_bin[na_size_class(SIZE)];
+  blocks[0] = numalloc_malloc(SIZE);
   ck_assert_uint_gt(bin->capacity, 0);
   ck_assert_uint_eq(bin->count, 0);
   size_t n = bin->capacity + 1u;
@@ -517,6 +439,8 @@ static void *block_on_the_list_and_handed_out_by_the_bin(void **other) {
   numalloc_free(listed);
   ck_assert(na_bins_hold(na_tls_heap, listed));
   ck_assert_ptr_eq(numalloc_malloc(SIZE), listed);
+  ck_assert_uint_gt(bin->last_kept_run, NA_BIN_UNREAD_RUN); /* handed out unread */
+  numalloc_free(warm);
   *other = blocks[n - 2];
   return listed;
 }
@@ -577,18 +501,11 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, a_thread_exit_empties_its_bins);
   tcase_add_test(tc, allocations_from_a_bin_are_counted);
   tcase_add_test(tc, the_invariant_check_reads_the_bins);
-  tcase_add_test(tc, own_bins_are_the_classes_below_the_foreign_minimum);
+  tcase_add_test_raise_signal(tc, a_block_in_a_bin_twice_is_named_when_reached_again, SIGABRT);
   tcase_add_test_raise_signal(
-      tc, a_block_freed_again_while_its_own_bin_holds_it_is_named_at_that_free, SIGABRT);
-  tcase_add_test(tc, an_own_bin_compares_every_entry_and_forgets_those_handed_out);
-  tcase_add_test(tc, an_own_bin_tells_a_block_of_another_4_gib_from_its_entry);
-  tcase_add_test_raise_signal(tc, a_block_in_a_big_bin_twice_is_named_when_reached_again, SIGABRT);
-  tcase_add_test_raise_signal(tc, a_big_bin_emptied_with_a_block_in_it_twice_names_it, SIGABRT);
-  tcase_add_test_raise_signal(tc, a_big_bin_emptied_with_an_entry_written_after_its_free_names_it,
-                              SIGABRT);
-  tcase_add_test_raise_signal(tc, an_own_bin_emptied_with_an_entry_holding_a_link_names_it,
-                              SIGABRT);
-  tcase_add_test_raise_signal(tc, the_newest_block_of_a_big_bin_freed_again_is_named_at_once,
+      tc, a_block_in_a_bin_twice_is_named_after_aligned_allocations_took_the_newest, SIGABRT);
+  tcase_add_test_raise_signal(tc, a_bin_emptied_with_a_block_in_it_twice_names_it, SIGABRT);
+  tcase_add_test_raise_signal(tc, a_bin_emptied_with_an_entry_written_after_its_free_names_it,
                               SIGABRT);
   tcase_add_test_raise_signal(tc, the_newest_block_of_a_bin_freed_again_is_named_at_once, SIGABRT);
   tcase_add_test_raise_signal(

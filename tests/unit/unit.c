@@ -96,6 +96,18 @@ void unit_quiet_purge(void) {
   na_options.segment_cache = 2;
 }
 
+void *unit_bin_unread_run(size_t size) {
+  void *p = numalloc_malloc(size);
+  na_bin_t *bin = na_tls_heap->class_bin[na_size_class(size)];
+  for (int i = 0; i <= NA_BIN_UNREAD_RUN; i++) {
+    numalloc_free(p);
+    UNIT_REQUIRE(numalloc_malloc(size) == p, "the bin of %zu-byte blocks did not hand back %p",
+                 size, p);
+  }
+  UNIT_REQUIRE(bin->last_kept_run > NA_BIN_UNREAD_RUN, "no run of %zu-byte blocks", size);
+  return p;
+}
+
 /* ---- memory probes -------------------------------------------------------------------- */
 
 long unit_resident_pages(const void *p, size_t size) {

@@ -61,6 +61,10 @@ TCase *unit_tcase(Suite *suite, const char *name, double timeout);
 
 /* Options the arena tests depend on, set so that a purge happens only when a test asks. */
 void unit_quiet_purge(void);
+/* Frees and allocates one block of `size` (up to NA_DIRECT_MAX) until its bin hands out the
+ * block it took last unread, as in a program that frees and remakes one object over and over;
+ * returns the block, in use. */
+void *unit_bin_unread_run(size_t size);
 
 /* Resident pages of [p, p+size) from mincore, or -1 when part of it is not mapped. The
  * probes leave errno as they found it. */
