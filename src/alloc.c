@@ -31,7 +31,7 @@ static void *alloc_system(size_t size, size_t alignment, bool zero) {
 static void *account_large(void *p, int arena_index, int actual, size_t size) {
   na_tld_t *tld = na_tld_peek();
   if (p == NULL || tld == NULL) return p;
-  na_node_stats_t *stats = &tld->stats[actual];
+  na_node_stats_t *stats = na_tld_stats(tld, actual);
   stats->alloc_count++;
   stats->alloc_bytes += (int64_t)size;
   if (actual >= NA_MAX_NODES) /* spread over nodes, or placed by first touch: neither */
@@ -40,7 +40,7 @@ static void *account_large(void *p, int arena_index, int actual, size_t size) {
     stats->local_count++;
   else
     stats->remote_count++;
-  if (actual != arena_index) tld->stats[arena_index].fallback_count++;
+  if (actual != arena_index) na_tld_stats(tld, arena_index)->fallback_count++;
   return p;
 }
 

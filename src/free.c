@@ -44,8 +44,9 @@ static void hand_to_heap(na_page_t *page, na_block_t *block) {
 /* The thread's node as of its last slow path, like its allocations' local and remote
  * counts: asking the CPU at every free would be a system call on some machines. */
 static void account_remote_free(na_tld_t *tld, int arena_index) {
-  tld->stats[arena_index].remote_free_count++;
-  if (arena_index != tld->node) tld->stats[arena_index].cross_node_free_count++;
+  na_node_stats_t *stats = na_tld_stats(tld, arena_index);
+  stats->remote_free_count++;
+  if (arena_index != tld->node) stats->cross_node_free_count++;
 }
 
 /* A notification (the page BUSY until its block has reached the heap) is never cut in two

@@ -573,7 +573,7 @@ static int span_node_for(na_heap_t *heap) {
 static na_page_t *page_adopt(na_heap_t *heap, int arena_index, int size_class) {
   na_page_t *page = na_pool_adopt(arena_index, size_class);
   if (page == NULL) return NULL;
-  if (heap->tld != NULL) heap->tld->stats[arena_index].pool_in_pages++;
+  if (heap->tld != NULL) na_tld_stats(heap->tld, arena_index)->pool_in_pages++;
   hold(heap, page, true);
   page->heap = heap;
   na_page_reset_flags(page);
@@ -660,7 +660,7 @@ static na_page_t *page_fresh(na_heap_t *heap, int size_class, int arena_index) {
   int actual = arena_index;
   na_page_t *page = na_arena_alloc_span(arena_index, slices, &actual);
   if (page == NULL) return NULL;
-  if (actual != arena_index && heap->tld) heap->tld->stats[arena_index].fallback_count++;
+  if (actual != arena_index && heap->tld) na_tld_stats(heap->tld, arena_index)->fallback_count++;
   na_page_init(page, heap, size_class, page->is_zero);
   hold(heap, page, true);
   prefault_if_growing(heap, page);
@@ -791,7 +791,7 @@ static void give_up(na_heap_t *heap, na_page_queue_t *q, int ran_on, bool keep_e
     page->next = *kept;
     *kept = page;
     if (heap->tld != NULL)
-      heap->tld->stats[na_segment_of_aligned(page)->arena_index].pool_out_pages++;
+      na_tld_stats(heap->tld, na_segment_of_aligned(page)->arena_index)->pool_out_pages++;
   }
 }
 

@@ -648,7 +648,16 @@ void na_set_system_allocator(const na_system_allocator_t *system);
 /* NUMALLOC_VERIFY: asks the kernel where a few pages of [addr, addr+size) are, and counts
  * those present on another node than the arena promises. */
 void na_stats_verify(int arena_index, const void *addr, size_t size);
+/* Adds the thread's counters into the merged totals and clears them: those of the arenas it
+ * wrote only, since its record holds a row for every arena (7 KiB), and a thread that
+ * reads and clears them all at its exit, and its record's next thread again at its start,
+ * touches some 350 lines, most of them on another node. */
 void na_stats_merge_thread(struct na_tld_s *tld);
+/* The thread's counters for the arena, marked written for the merge. */
+static inline na_node_stats_t *na_tld_stats(struct na_tld_s *tld, int arena_index) {
+  tld->stats_used[arena_index / 64] |= (uint64_t)1 << (arena_index % 64);
+  return &tld->stats[arena_index];
+}
 /* One system call that gave `bytes` of the arena's memory back, counted for the caller. */
 void na_stats_count_purge(int arena_index, size_t bytes);
 /* `count` blocks of `block_size` handed out from the arena's memory by the thread; ran_on is

@@ -28,14 +28,15 @@ void na_stats_verify(int arena_index, const void *addr, size_t size) {
   if (!na_access_page_nodes(pages, nodes, count)) return; /* the report says why */
   for (size_t i = 0; i < count; i++) {
     if (nodes[i] < 0) continue; /* not touched: nothing placed yet */
-    tld->stats[arena_index].verified_pages++;
-    if (nodes[i] != arena_index) tld->stats[arena_index].misplaced_pages++;
+    na_node_stats_t *stats = na_tld_stats(tld, arena_index);
+    stats->verified_pages++;
+    if (nodes[i] != arena_index) stats->misplaced_pages++;
   }
 }
 
 void na_stats_count_handed(na_tld_t *tld, int arena_index, uint64_t count, size_t block_size,
                            int ran_on) {
-  na_node_stats_t *stats = &tld->stats[arena_index];
+  na_node_stats_t *stats = na_tld_stats(tld, arena_index);
   stats->alloc_count += count;
   stats->alloc_bytes += (int64_t)(count * block_size);
   if (arena_index == NA_INTERLEAVE_ARENA) return; /* spread over nodes: neither */
@@ -51,8 +52,9 @@ void na_stats_count_handed(na_tld_t *tld, int arena_index, uint64_t count, size_
 void na_stats_count_purge(int arena_index, size_t bytes) {
   na_tld_t *tld = na_tld_peek();
   if (tld != NULL) {
-    tld->stats[arena_index].purge_calls++;
-    tld->stats[arena_index].purged_bytes += (int64_t)bytes;
+    na_node_stats_t *stats = na_tld_stats(tld, arena_index);
+    stats->purge_calls++;
+    stats->purged_bytes += (int64_t)bytes;
     return;
   }
   pthread_mutex_lock(&merged_lock);
@@ -72,9 +74,14 @@ void na_stats_unlock(void) { pthread_mutex_unlock(&merged_lock); }
 
 void na_stats_merge_thread(struct na_tld_s *tld) {
   pthread_mutex_lock(&merged_lock);
-  for (int i = 0; i < NA_ARENA_COUNT; i++) add_stats(&merged[i], &tld->stats[i]);
+  for (int w = 0; w < 2; w++)
+    for (uint64_t bits = tld->stats_used[w]; bits != 0; bits &= bits - 1) {
+      int arena_index = w * 64 + __builtin_ctzll(bits);
+      add_stats(&merged[arena_index], &tld->stats[arena_index]);
+      memset(&tld->stats[arena_index], 0, sizeof tld->stats[arena_index]);
+    }
   pthread_mutex_unlock(&merged_lock);
-  memset(tld->stats, 0, sizeof tld->stats);
+  tld->stats_used[0] = tld->stats_used[1] = 0;
 }
 
 static void add_live(struct na_tld_s *tld, void *arg) {

@@ -71,11 +71,10 @@ static na_tld_t *tld_new(void) {
   na_tld_t *tld = free_tlds;
   if (tld != NULL) free_tlds = tld->next_free;
   pthread_mutex_unlock(&registry_lock);
+  /* A used record's counters were cleared by its last thread's merge. */
   if (tld == NULL) {
     tld = meta_alloc(sizeof *tld, na_policy_current_node());
     if (tld == NULL) return NULL; /* else all zero, and its pages untouched until used */
-  } else {
-    memset(tld->stats, 0, sizeof tld->stats);
   }
   tld->exiting = tls_exited;
   tld->policy = na_options.policy;
@@ -158,7 +157,7 @@ static void release_left(na_tld_t *tld) {
       na_heap_t *heap = tld->heaps[arena_index];
       if ((uint32_t)(now - heap->left_ms) < leave_delay()) continue;
       set_left_bit(tld, arena_index, false);
-      tld->stats[arena_index].heaps_left++;
+      na_tld_stats(tld, arena_index)->heaps_left++;
       na_heap_abandon(heap, arena_index); /* its blocks were handed out on its node */
     }
 }

@@ -345,8 +345,9 @@ typedef struct na_remote_wait_s {
 typedef struct na_tld_s {
   na_heap_t *heaps[NA_ARENA_COUNT]; /* created on first use */
   na_heap_t *heap;                  /* the heap the last pick chose */
-  uint64_t left[2]; /* bit per arena index: heaps left for another, still holding pages */
-  int policy;       /* numalloc_policy_t for this thread */
+  uint64_t left[2];       /* bit per arena index: heaps left for another, still holding pages */
+  uint64_t stats_used[2]; /* bit per arena index: `stats` written since the last merge */
+  int policy;             /* numalloc_policy_t for this thread */
   int bound_node;
   uint32_t rr_turn;
   int node; /* the node of its CPU at its last slow path (statistics: local or remote) */

@@ -81,6 +81,39 @@ START_TEST(counts_live_and_exited_threads) {
 }
 END_TEST
 
+/* An exiting thread adds what it counted into the totals once, and the next thread of its
+ * record starts from zero: the merge clears the rows the thread wrote, and no other row of
+ * the record was ever written. */
+typedef struct counted_s {
+  na_tld_t *record;
+  int node;
+} counted_t;
+
+static void *allocate_a_thousand(void *arg) {
+  counted_t *counted = arg;
+  for (int i = 0; i < 1000; i++) numalloc_free(numalloc_malloc(48));
+  counted->record = na_tld_peek();
+  counted->node = unit_home_node();
+  return NULL;
+}
+
+START_TEST(an_exited_thread_counts_once_and_leaves_its_record_clear) {
+  counted_t first = {0}, second = {0};
+  unit_run_threads(1, allocate_a_thousand, &first, 0);
+  double after_first = json_field(report("json"), first.node, "alloc_count");
+  ck_assert_double_ge(after_first, 1000);
+  ck_assert(first.record->stats_used[0] == 0 && first.record->stats_used[1] == 0);
+  for (int i = 0; i < NA_ARENA_COUNT; i++) {
+    ck_assert_int_eq(first.record->stats[i].alloc_count, 0);
+    ck_assert_int_eq(first.record->stats[i].local_count, 0);
+  }
+  unit_run_threads(1, allocate_a_thousand, &second, 0);
+  ck_assert_ptr_eq(second.record, first.record);
+  ck_assert_int_eq(second.node, first.node);
+  ck_assert_double_eq(json_field(report("json"), second.node, "alloc_count"), after_first + 1000);
+}
+END_TEST
+
 /* Blocks freed and allocated again count once per allocation: the owner's frees come back
  * through local_free at each refill, and each trip is counted. */
 START_TEST(counts_every_reuse_of_a_block) {
@@ -194,6 +227,7 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, formats);
   tcase_add_test(tc, counts_live_and_exited_threads);
   tcase_add_test(tc, counts_every_reuse_of_a_block);
+  tcase_add_test(tc, an_exited_thread_counts_once_and_leaves_its_record_clear);
   tcase_add_test(tc, remote_frees_leave_live_at_once);
   tcase_add_test(tc, reports_the_pages_held);
   tcase_add_test(tc, memory_totals_and_what_a_collection_gave_back);
