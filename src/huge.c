@@ -99,7 +99,7 @@ void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool z
                                                 page->used_on, node));
       page->block_size = (uint32_t)(offset >> NA_SLICE_SHIFT);
       page->used_on = (int8_t)node;
-      na_relaxed_store(&page->kind, NA_SPAN_HUGE);
+      na_segment_set_huge_span(kept, offset >> NA_SLICE_SHIFT); /* its offset may differ */
       *is_zero = give_back && na_os_purge((char *)kept + offset, kept->size - offset);
       if (*is_zero) na_stats_count_purge(arena_index, kept->size - offset);
       na_arena_account_huge(arena_index, (int64_t)(kept->size - offset));
@@ -110,8 +110,7 @@ void *na_arena_alloc_huge(int arena_index, size_t size, size_t alignment, bool z
       arena_index, total, alignment, na_arena_huge_pages(arena_index, true), is_zero);
   if (segment == NULL) return NULL;
   page = &segment->slices[NA_META_SLICES];
-  na_segment_set_span(segment, NA_META_SLICES, NA_SLICES_PER_SEGMENT - NA_META_SLICES,
-                      NA_SPAN_HUGE);
+  na_segment_set_huge_span(segment, offset >> NA_SLICE_SHIFT);
   page->block_size = (uint32_t)(offset >> NA_SLICE_SHIFT);
   page->used_on = (int8_t)node;
   if (stripe_node != NULL) stripe_weighted(segment, offset, total, stripe_node);

@@ -217,6 +217,9 @@ void na_segment_overcommit_strict(bool strict);
 /* Records that a huge segment was grown or moved by the kernel (mremap). */
 void na_segment_remapped(na_segment_t *old_segment, size_t old_size, na_segment_t *segment);
 void na_segment_set_span(na_segment_t *segment, size_t first, size_t count, na_span_kind_t kind);
+/* Makes the slices after a huge segment's header one span, for a block that starts at
+ * `block_slice`: see segment.c. */
+void na_segment_set_huge_span(na_segment_t *segment, size_t block_slice);
 
 /* ---- arena.c ------------------------------------------------------------------------ */
 /* A span of `slices` slices on the arena's node; NULL when the node (and, by the fallback

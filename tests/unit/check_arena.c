@@ -1155,6 +1155,33 @@ START_TEST(second_free_of_a_kept_huge_block_aborts) {
 }
 END_TEST
 
+/* A kept huge block serves an aligned one whose start is further in: the lookup of the new
+ * start leads to the block (only the descriptors a lookup needs are written), and a pointer
+ * inside the block, in the first segment's slices or past them, is named at its free. */
+START_TEST(a_kept_huge_block_serves_an_aligned_one) {
+  char *p = numalloc_malloc(40 * NA_MiB);
+  na_segment_t *seg = na_segment_lookup(p);
+  numalloc_free(p);
+  char *q = numalloc_aligned_alloc(4 * NA_MiB, 36 * NA_MiB);
+  ck_assert_ptr_eq(na_segment_lookup(q), seg);
+  ck_assert_ptr_eq(q, (char *)seg + 4 * NA_MiB);
+  ck_assert_uint_eq(numalloc_usable_size(q), 60 * NA_MiB);
+  ck_assert_ptr_eq(na_page_of(seg, q), &seg->slices[NA_META_SLICES]);
+  char *r = numalloc_realloc(q, 50 * NA_MiB);
+  ck_assert_ptr_eq(r, q);
+  numalloc_free(r);
+}
+END_TEST
+
+static const size_t inside_huge[] = {NA_PAGE_SIZE, 5 * NA_MiB, 31 * NA_MiB, 33 * NA_MiB};
+
+START_TEST(free_inside_a_huge_block_aborts) {
+  char *p = numalloc_malloc(40 * NA_MiB);
+  unit_silence_stderr();
+  numalloc_free(p + inside_huge[_i]);
+}
+END_TEST
+
 /* Shrinking gives the tail back in place; growing into the range just freed stays in place;
  * the contents survive both. */
 START_TEST(huge_realloc_in_place) {
@@ -1476,6 +1503,9 @@ int main(int argc, char **argv) {
   tcase_add_test(tc, huge_first_touch_blocks_reused_where_their_pages_are);
   tcase_add_test(tc, first_touch_kept_blocks_go_back_at_any_heap_pass);
   tcase_add_test_raise_signal(tc, second_free_of_a_kept_huge_block_aborts, SIGABRT);
+  tcase_add_test(tc, a_kept_huge_block_serves_an_aligned_one);
+  tcase_add_loop_test_raise_signal(tc, free_inside_a_huge_block_aborts, SIGABRT, 0,
+                                   (int)(sizeof inside_huge / sizeof inside_huge[0]));
   tcase_add_test(tc, huge_realloc_in_place);
   tcase_add_test(tc, huge_realloc_moves_when_blocked);
   tcase_add_test(tc, realloc_between_large_and_huge_keeps_contents);

@@ -148,6 +148,11 @@ START_TEST(huge_segments_cover_their_map_entries) {
   ck_assert_int_eq(numalloc_node_of(p + 99 * NA_MiB), node);
   ck_assert_uint_eq(numalloc_usable_size(p), 128 * NA_MiB - NA_META_SLICES * NA_SLICE_SIZE);
   ck_assert_ptr_eq(na_page_of(seg, p + 99 * NA_MiB), &seg->slices[NA_META_SLICES]);
+  /* The descriptors in between are never written: of the 16 pages that hold them, the
+   * head's, the last one's and the one just read are resident (a huge page holds them all). */
+  ck_assert_ptr_eq(na_page_of(seg, p + 5 * NA_MiB), &seg->slices[NA_META_SLICES + 80]);
+  ck_assert_int_eq(seg->slices[NA_META_SLICES + 80].kind, NA_SPAN_FREE);
+  if (!seg->huge_pages) ck_assert_int_le(unit_resident_pages(seg->slices, sizeof seg->slices), 3);
 
   /* shrinking in place clears the entries it gave back */
   char *q = numalloc_realloc(p, 40 * NA_MiB);
