@@ -12,7 +12,7 @@
 /* In the order of na_lock_order, as the locks below: the arenas a process on a small machine
  * uses (its nodes', the interleaved and the first-touch one, which every heap pass looks at)
  * share the table's first pages, and a short-lived process touches one page of it, not two. */
-static na_arena_t arenas[NA_ARENA_COUNT];
+static na_arena_t arenas[NA_ARENA_COUNT] NA_TABLE;
 
 /* The locks live apart from the arenas, side by side, a cache line each, in the order of
  * na_lock_order after the first-use lock: fork takes and releases them, and each page they

@@ -9,7 +9,7 @@
 #define BOOTSTRAP_SIZE (1 * NA_MiB)
 #define HEADER         16
 
-static _Alignas(4096) char buffer[BOOTSTRAP_SIZE];
+static _Alignas(4096) char buffer[BOOTSTRAP_SIZE] NA_TABLE;
 static _Atomic size_t used;
 
 void *na_bootstrap_alloc(size_t size, size_t alignment) {

@@ -22,6 +22,12 @@
 #define na_noinline                  __attribute__((noinline))
 #define na_internal                  __attribute__((visibility("hidden")))
 #define NA_PAGE_ALIGNED              __attribute__((aligned(4096)))
+/* Zeroed tables of a few kilobytes and more go after every small variable (the library is
+ * linked with --sort-section=name, so .bss.numalloc_tables follows every file's .bss). What a
+ * process writes at its start, a few dozen small variables and the first entries of a few
+ * tables, then lies on fewer pages, each a page fault that every process pays (12 us on the
+ * paravirtualised machines the benchmarks run on; a shell script starts thousands). */
+#define NA_TABLE __attribute__((section(".bss.numalloc_tables")))
 
 /* A lock alone on its cache line, for tables of locks of different nodes. */
 typedef struct na_lock_slot_s {
@@ -120,6 +126,9 @@ __attribute__((noreturn)) void na_fatal(const char *fmt, ...) __attribute__((for
 size_t na_format(char *buf, size_t size, const char *fmt, __builtin_va_list args);
 
 /* ---- topology.c --------------------------------------------------------------------- */
+/* Laid out for 64 nodes and 8,192 CPUs, in the order of what a process's start writes: every
+ * field below the tables, every row of fallback_order, and the first rows of the rest, so
+ * that a process on a small machine writes three of its seven pages. */
 typedef struct na_topology_s {
   int node_count; /* highest node id + 1 */
   int cpu_count;
@@ -127,16 +136,16 @@ typedef struct na_topology_s {
   uint64_t has_cpus[1];
   uint64_t allowed[1]; /* nodes this process may allocate on */
   uint64_t usable[1];  /* allowed, with memory, and in NUMALLOC_NODES */
-  size_t memory_bytes[NA_MAX_NODES];
-  uint8_t distance[NA_MAX_NODES][NA_MAX_NODES];
-  int16_t cpu_node[NA_MAX_CPUS];       /* cpu below cpu_count -> node; -1 unknown */
-  int8_t nearest_usable[NA_MAX_NODES]; /* node -> the usable node to allocate for it */
-  int8_t fallback_order[NA_MAX_NODES][NA_MAX_NODES]; /* by distance, -1 terminated */
   int usable_list[NA_MAX_NODES];
   int usable_count;
   /* The kernel's weighted-interleave weight of each node (0: it has none), read only when
    * NUMALLOC_POLICY=weighted asks for them. */
   uint8_t kernel_weight[NA_MAX_NODES];
+  int8_t nearest_usable[NA_MAX_NODES]; /* node -> the usable node to allocate for it */
+  int8_t fallback_order[NA_MAX_NODES][NA_MAX_NODES]; /* by distance, -1 terminated */
+  size_t memory_bytes[NA_MAX_NODES];
+  uint8_t distance[NA_MAX_NODES][NA_MAX_NODES];
+  int16_t cpu_node[NA_MAX_CPUS]; /* cpu below cpu_count -> node; -1 unknown */
 } na_topology_t;
 
 extern na_topology_t na_topology;

@@ -31,11 +31,11 @@ typedef struct na_pool_s { /* guarded by the pool's lock, but for what is read w
 
 #define POOL_PURGED 3 /* sparse_marked of a page purged in this stay (heap.c's are 1, 2 and 4) */
 
-static na_pool_t pools[NA_ARENA_COUNT];
+static na_pool_t pools[NA_ARENA_COUNT] NA_TABLE;
 
 /* Side by side, apart from the pools, and taken by fork for the arenas in use only (see
  * arena.c's locks). */
-static na_lock_slot_t pool_locks[NA_ARENA_COUNT] NA_PAGE_ALIGNED = {
+static na_lock_slot_t pool_locks[NA_ARENA_COUNT] NA_PAGE_ALIGNED NA_TABLE = {
     [0 ... NA_ARENA_COUNT - 1] = {PTHREAD_MUTEX_INITIALIZER},
 };
 

@@ -324,7 +324,7 @@ static struct helper_s {
   void *(*fn)(void *);
   void *arg;
   _Atomic int32_t kernel_id; /* the thread's id in the kernel, set by the thread itself */
-} helpers[MAX_HELPERS];
+} helpers[MAX_HELPERS] NA_TABLE;
 static int helpers_started;
 static pthread_mutex_t helpers_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic int helpers_paused; /* > 0: helpers end, and none starts */

@@ -19,7 +19,7 @@ _Static_assert(offsetof(na_page_t, sparse_below) >= 64 && offsetof(na_page_t, id
                    offsetof(na_page_t, used) >= 64 && offsetof(na_page_t, installed) >= 64,
                "what the owner rewrites stays off the line remote frees read");
 
-uint8_t na_segmap[NA_SEGMAP_SIZE];
+uint8_t na_segmap[NA_SEGMAP_SIZE] NA_TABLE;
 uintptr_t na_secret = NA_GOLDEN_GAMMA;
 
 static size_t segmap_index(const void *p) {

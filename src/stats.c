@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 static pthread_mutex_t merged_lock = PTHREAD_MUTEX_INITIALIZER;
-static na_node_stats_t merged[NA_ARENA_COUNT];
+static na_node_stats_t merged[NA_ARENA_COUNT] NA_TABLE;
 
 #define VERIFY_SAMPLES 8
 
@@ -457,8 +457,8 @@ int numalloc_stats_print(FILE *out, const char *format) {
     return -1;
   }
   if (!na_ensure_init()) return -1;
-  static na_node_stats_t total[NA_ARENA_COUNT];
-  static report_t report;
+  static na_node_stats_t total[NA_ARENA_COUNT] NA_TABLE;
+  static report_t report NA_TABLE;
   snapshot(total);
   report_gather(&report, total);
   if (json)

@@ -23,20 +23,20 @@
 #define DISTANCE_SELF    10   /* the kernel's distance from a node to itself; 20 to another */
 #define KERNEL_MAX_NODES 1024 /* the most node ids a kernel is built for (NODES_SHIFT 10) */
 
-na_topology_t na_topology;
+na_topology_t na_topology NA_TABLE NA_PAGE_ALIGNED;
 
 /* The topology being read, and the text of the file being parsed: static, because reading
  * again happens on any thread, whose stack may be small. `reading` keeps one reader at a time. */
-static na_topology_t scratch;
-static char text[TEXT_MAX];
+static na_topology_t scratch NA_TABLE;
+static char text[TEXT_MAX] NA_TABLE;
 static _Atomic bool reading;
 static bool read_once;
 /* Where the files are read: "" (the machine), or a synthetic tree (na_topology_set_root). */
-static const char *root = "";
+static const char *root; /* NULL: the real files (no pointer for the loader to relocate) */
 
 /* Reads root + path into `text`: its length, or -1 when it cannot be read. */
 static long read_text(const char *path) {
-  if (root[0] == '\0') return na_os_read_file(path, text, sizeof text);
+  if (root == NULL) return na_os_read_file(path, text, sizeof text);
   char full[PATH_MAX_LEN];
   size_t at = 0;
   for (const char *p = root; *p && at + 1 < sizeof full; p++) full[at++] = *p;
@@ -213,7 +213,7 @@ static void read_node(na_topology_t *t, int node, uint64_t online, const na_topo
 /* The cpuset's memory nodes: get_mempolicy, or where a container refuses it, the same list
  * in /proc/self/status. */
 static bool read_allowed(uint64_t *mask) {
-  if (root[0] == '\0' && na_os_mems_allowed(mask)) return true;
+  if (root == NULL && na_os_mems_allowed(mask)) return true;
   if (read_text("/proc/self/status") < 0) return false;
   const char *p = strstr(text, "\nMems_allowed_list:");
   if (p == NULL) return false;
@@ -432,7 +432,7 @@ void na_topology_derive(na_topology_t *t) { derive(t, true); }
 
 void na_topology_set_root(const char *dir) {
   while (atomic_exchange(&reading, true)) na_os_yield();
-  root = dir != NULL ? dir : "";
+  root = dir;
   atomic_store(&reading, false);
 }
 
