@@ -17,6 +17,82 @@ na_heap_t na_heap_empty = {
 };
 __thread na_heap_t *na_tls_heap __attribute__((tls_model("initial-exec"))) = &na_heap_empty;
 
+/* ---- first pages shared by the small classes ----------------------------------------
+ * Every class a thread uses starts a page of its own, whose first OS page is a page fault
+ * and 4 KiB resident for a block or two: a short process (each command of a shell script)
+ * or a short thread using twenty classes up to 1 KiB paid twenty faults, where the C
+ * library's heap takes a few for all of them. So a class up to NA_DIRECT_MAX without a page
+ * of its own is served by the page and bin of the class of the next power of two, as long as
+ * that is the first page of that class in the heap: seven pages instead of twenty, and at
+ * most a page of each power of two holding blocks rounded up (at most to twice their size).
+ * The direct table points the class's sizes there, so the fast path is unchanged, and a
+ * block's class stays its page's (its free, usable size and realloc follow the page). Once a
+ * power of two takes its second page, the classes it served get pages of their own at their
+ * next slow path. A heap left by its thread shares again for the next. */
+#define SHARED_POWERS 7 /* 16, 32, ..., 1024 bytes */
+uint8_t na_heap_shared_powers = (1u << SHARED_POWERS) - 1;
+
+/* The class of the power of two at or above the class's size, and that power's bit. */
+static int shared_class(int size_class) {
+  size_t size = na_class_size(size_class);
+  return na_size_class((size_t)1 << (64 - __builtin_clzl(size - 1)));
+}
+static unsigned power_bit(int power_class) {
+  return 1u << (__builtin_ctzl(na_class_size(power_class)) - 4);
+}
+
+/* The class whose page and bin serve the sizes of `size_class`. */
+static int serving_class(const na_heap_t *heap, int size_class) {
+  if (na_class_size(size_class) > NA_DIRECT_MAX || heap->current[size_class] != &na_page_empty)
+    return size_class;
+  int power = shared_class(size_class);
+  return (heap->shared_open & power_bit(power)) ? power : size_class;
+}
+
+/* The direct-table slots of one class: sizes (prev class, this class]. */
+static void point_direct(na_heap_t *heap, int size_class) {
+  size_t size = na_class_size(size_class);
+  size_t lo = size_class == 0 ? 0 : na_class_size(size_class - 1) / 16 + 1;
+  int serving = serving_class(heap, size_class);
+  for (size_t i = lo; i <= size / 16; i++) {
+    heap->direct[i] = heap->current[serving];
+    heap->direct_bin[i] = &heap->bins[serving];
+  }
+}
+
+/* The slots of `size_class` and of the classes its power of two serves or served: no slot
+ * may name a page that is no longer a class's current one. */
+static void update_direct(na_heap_t *heap, int size_class) {
+  if (na_class_size(size_class) > NA_DIRECT_MAX) return;
+  point_direct(heap, size_class);
+  if (shared_class(size_class) != size_class) return;
+  for (int c = size_class - 1; c >= 0 && shared_class(c) == size_class; c--) point_direct(heap, c);
+}
+
+static void point_all_direct(na_heap_t *heap) {
+  for (int c = 0; c < NA_CLASS_COUNT && na_class_size(c) <= NA_DIRECT_MAX; c++)
+    point_direct(heap, c);
+}
+
+static void share_first_pages(na_heap_t *heap) {
+  heap->shared_open = na_heap_shared_powers;
+  heap->shared_taken = 0;
+  point_all_direct(heap);
+}
+
+/* A page joined the class's queue: a power of two's second one ends its sharing. */
+static void note_new_page(na_heap_t *heap, int size_class) {
+  if (na_class_size(size_class) > NA_DIRECT_MAX || shared_class(size_class) != size_class) return;
+  unsigned bit = power_bit(size_class);
+  if (!(heap->shared_taken & bit)) {
+    heap->shared_taken |= bit;
+    return;
+  }
+  if (!(heap->shared_open & bit)) return;
+  heap->shared_open &= ~bit;
+  update_direct(heap, size_class);
+}
+
 void na_heap_init(na_heap_t *heap, struct na_tld_s *tld, int arena_index) {
   for (int i = 0; i < NA_DIRECT_COUNT; i++) heap->direct[i] = &na_page_empty;
   for (int c = 0; c < NA_CLASS_COUNT; c++) heap->current[c] = &na_page_empty;
@@ -24,14 +100,11 @@ void na_heap_init(na_heap_t *heap, struct na_tld_s *tld, int arena_index) {
   heap->arena_index = arena_index;
   heap->spare_room = NA_SPARE_SLICES;
   na_bins_init(heap);
+  share_first_pages(heap);
 }
 
-/* The direct-table slots that map to `size_class`: sizes (prev class, this class]. */
-static void update_direct(na_heap_t *heap, int size_class) {
-  size_t size = na_class_size(size_class);
-  if (size > NA_DIRECT_MAX) return;
-  size_t lo = size_class == 0 ? 0 : na_class_size(size_class - 1) / 16 + 1;
-  for (size_t i = lo; i <= size / 16; i++) heap->direct[i] = heap->current[size_class];
+int na_heap_serving_class(const na_heap_t *heap, int size_class) {
+  return serving_class(heap, size_class);
 }
 
 static void set_current(na_heap_t *heap, int size_class) {
@@ -738,10 +811,12 @@ static na_page_t *find_page(na_heap_t *heap, int size_class, bool may_borrow) {
     if (page == NULL) page = page_fresh(heap, size_class, arena_index);
     if (page == NULL) return NULL;
     na_queue_push_front(q, page);
+    note_new_page(heap, size_class);
   }
 }
 
 void *na_heap_alloc_small(na_heap_t *heap, int size_class, bool may_borrow, bool *zero) {
+  size_class = serving_class(heap, size_class);
   na_bins_check_top(heap->class_bin[size_class]);
   if (na_unlikely(atomic_load_explicit(&heap->delayed_free, memory_order_relaxed) != NULL))
     na_heap_free_delayed(heap);
@@ -833,6 +908,7 @@ void na_heap_abandon(na_heap_t *heap, int ran_on) {
   na_pool_abandon(kept);
   na_arena_release_segments(heap->arena_index);
   for (int c = 0; c < NA_CLASS_COUNT; c++) set_current(heap, c);
+  share_first_pages(heap);
   na_relaxed_store(&heap->held.pages, 0);
   na_relaxed_store(&heap->held.bytes, 0);
   na_relaxed_store(&heap->held.used_bytes, 0);

@@ -541,6 +541,12 @@ void na_heap_census(na_heap_t *heap);
  * on the alignment); NULL (ENOMEM) when no memory is left. *zero tells whether the block
  * reads as zero: carved from memory the kernel zeroed and never handed out before. */
 void *na_heap_alloc_small(na_heap_t *heap, int size_class, bool may_borrow, bool *zero);
+/* The powers of two whose first page serves smaller classes (heap.c), for heaps made or left
+ * from now on: unit tests that look at each class's own pages set it to 0. */
+extern uint8_t na_heap_shared_powers;
+/* The class whose pages and bin serve `size_class` now: another while its power of two
+ * shares its first page. */
+int na_heap_serving_class(const na_heap_t *heap, int size_class);
 
 /* ---- node_pool.c -------------------------------------------------------------------- */
 /* Pages no thread owns (their thread exited or left their node), per node, for the node's

@@ -145,6 +145,16 @@ const char *na_check_heap(const na_heap_t *heap) {
       return VIOLATED("heap %p: class %d allocates from a page that is not its first",
                       (const void *)heap, c);
   }
+  /* The fast path's table names, for each size, the current page and the bin of the class
+   * that serves it (its own, or the power of two's sharing its first page): never a page that
+   * left its class's queue. */
+  for (size_t slot = 0; slot < NA_DIRECT_COUNT; slot++) {
+    int serving = na_heap_serving_class(heap, na_size_class(slot * 16));
+    if (heap->direct[slot] != heap->current[serving] ||
+        heap->direct_bin[slot] != &heap->bins[serving])
+      return VIOLATED("heap %p: sizes of %zu bytes served by another page or bin than class %d's",
+                      (const void *)heap, slot * 16, serving);
+  }
   uint32_t spare_slices = 0, several = 0;
   for (const na_page_t *page = heap->spare.first; page != NULL; page = page->next) {
     if (page->heap != heap || page->kind != NA_SPAN_SMALL || page->used != 0 ||

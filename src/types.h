@@ -294,6 +294,8 @@ typedef struct na_heap_s {
   uint32_t last_pass_ms;  /* when the last one ran */
   uint32_t last_sweep_ms; /* when fresh spans last looked for pages other threads emptied */
   uint32_t sparse_unseen; /* pages marked sparse since a growing heap last purged them all */
+  uint8_t shared_open;    /* bit per power of two up to 1 KiB whose page serves smaller classes */
+  uint8_t shared_taken;   /* bit per power of two that took its first page */
   uint8_t fresh_spans[NA_CLASS_COUNT]; /* spans each class took from the arena since the pass */
   /* What the heap holds, for the statistics: pages and their bytes counted as pages join
    * and leave, the bytes of blocks in use as of its last pass. Written by the owner only,

@@ -91,6 +91,85 @@ START_TEST(direct_table_follows_current_pages) {
 }
 END_TEST
 
+/* The first page of each power of two up to 1 KiB serves the smaller classes that have no
+ * page: one block of every size takes 7 pages, not 20; a size's freed block comes back at its
+ * next malloc, and a block's class is its page's. Once the power of two takes a second page,
+ * the classes it served get pages of their own. */
+static void *shared_sizes(void *arg) {
+  (void)arg;
+  void *blocks[NA_DIRECT_COUNT];
+  na_page_t *pages[NA_DIRECT_COUNT];
+  size_t distinct = 0;
+  for (size_t s = 1; s < NA_DIRECT_COUNT; s++) {
+    blocks[s] = numalloc_malloc(s * 16);
+    na_page_t *page = page_of(blocks[s]);
+    ck_assert_uint_ge(page->block_size, s * 16);
+    ck_assert_uint_eq(numalloc_usable_size(blocks[s]), page->block_size);
+    size_t i = 0;
+    while (i < distinct && pages[i] != page) i++;
+    if (i == distinct) pages[distinct++] = page;
+  }
+  ck_assert_uint_eq(distinct, 7); /* 16, 32, 64, ..., 1024 */
+  na_heap_t *heap = na_tls_heap;
+  ck_assert_ptr_null(na_check_heap(heap));
+  ck_assert_uint_eq(numalloc_usable_size(blocks[3]), 64); /* 48 bytes, in a 64-byte block */
+  numalloc_free(blocks[3]);
+  void *again = numalloc_malloc(40);
+  ck_assert_ptr_eq(again, blocks[3]); /* the bin of the page's class serves the size */
+  blocks[3] = again;
+  ck_assert_ptr_null(na_check_heap(heap));
+
+  /* 64-byte blocks until the power of two takes its second page: 48 bytes then get their own */
+  static void *fill[4096];
+  size_t n = 0;
+  na_page_t *first = page_of(blocks[4]);
+  do fill[n] = numalloc_malloc(64);
+  while (page_of(fill[n++]) == first && n < 4096);
+  ck_assert_ptr_ne(page_of(fill[n - 1]), first);
+  ck_assert_ptr_null(na_check_heap(heap));
+  void *own = numalloc_malloc(40);
+  ck_assert_uint_eq(numalloc_usable_size(own), 48);
+  ck_assert_ptr_eq(heap->direct[3], page_of(own));
+  ck_assert_ptr_eq(heap->direct_bin[3], &heap->bins[na_size_class(48)]);
+  ck_assert_uint_eq(numalloc_usable_size(numalloc_malloc(100)), 128); /* 128 still shares */
+  numalloc_free(own);
+  for (size_t i = 0; i < n; i++) numalloc_free(fill[i]);
+  for (size_t s = 1; s < NA_DIRECT_COUNT; s++) numalloc_free(blocks[s]);
+  ck_assert_ptr_null(na_check_heap(heap));
+  return NULL;
+}
+
+START_TEST(small_classes_share_the_first_page_of_their_power_of_two) {
+  na_heap_shared_powers = 0x7f;
+  unit_run_threads(1, shared_sizes, NULL, 0);
+}
+END_TEST
+
+/* Random sizes up to 1 KiB, freed and made again through the shared pages and past them: the
+ * heap's invariants (the table names only current pages) hold at every step. */
+static void *shared_churn(void *arg) {
+  (void)arg;
+  static __thread void *live[512];
+  uint64_t seed = 12345;
+  for (int i = 0; i < 40000; i++) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    int slot = (int)((seed >> 33) % 512);
+    numalloc_free(live[slot]);
+    live[slot] = numalloc_malloc((size_t)((seed >> 45) % 1025));
+    if (i % 1000 == 0) ck_assert_ptr_null(na_check_heap(na_tls_heap));
+  }
+  ck_assert_uint_ne(na_tls_heap->shared_open, 0x7f); /* some powers of two took a second page */
+  for (int i = 0; i < 512; i++) numalloc_free(live[i]);
+  ck_assert_ptr_null(na_check_heap(na_tls_heap));
+  return NULL;
+}
+
+START_TEST(shared_pages_keep_the_table_on_current_pages) {
+  na_heap_shared_powers = 0x7f;
+  unit_run_threads(1, shared_churn, NULL, 0);
+}
+END_TEST
+
 START_TEST(exhausted_page_goes_to_full_and_comes_back) {
   static void *first[8192];
   size_t count;
@@ -1311,6 +1390,8 @@ int main(int argc, char **argv) {
   tcase_add_checked_fixture(tc, setup, NULL);
   tcase_add_test(tc, first_allocation_builds_the_heap);
   tcase_add_test(tc, direct_table_follows_current_pages);
+  tcase_add_test(tc, small_classes_share_the_first_page_of_their_power_of_two);
+  tcase_add_test(tc, shared_pages_keep_the_table_on_current_pages);
   tcase_add_test(tc, exhausted_page_goes_to_full_and_comes_back);
   tcase_add_test(tc, a_full_bin_sends_the_owners_free_to_its_full_page);
   tcase_add_test(tc, remote_free_of_full_page_is_delayed);

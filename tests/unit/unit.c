@@ -56,6 +56,7 @@ int unit_run(Suite *suite, char **argv) {
     return 2;
   }
   stay_on_one_node();
+  na_heap_shared_powers = 0; /* each class its own pages from the first block */
   SRunner *runner = srunner_create(suite);
   srunner_run_all(runner, CK_NORMAL);
   int failed = srunner_ntests_failed(runner);
