@@ -92,19 +92,21 @@ START_TEST(direct_table_follows_current_pages) {
 END_TEST
 
 /* The first page of each power of two up to 1 KiB serves the smaller classes that have no
- * page: one block of every size takes 7 pages, not 20; a size's freed block comes back at its
- * next malloc, and a block's class is its page's. Once the power of two takes a second page,
- * the classes it served get pages of their own. */
+ * page: a block of each of the 20 classes takes 7 pages; a size's freed block comes back at
+ * its next malloc, and a block's class is its page's. Once the power of two's page has carved
+ * 16 KiB, the classes it served get pages of their own. */
 static void *shared_sizes(void *arg) {
   (void)arg;
-  void *blocks[NA_DIRECT_COUNT];
-  na_page_t *pages[NA_DIRECT_COUNT];
+  enum { CLASSES = 20 };
+  void *blocks[CLASSES];
+  na_page_t *pages[CLASSES];
   size_t distinct = 0;
-  for (size_t s = 1; s < NA_DIRECT_COUNT; s++) {
-    blocks[s] = numalloc_malloc(s * 16);
-    na_page_t *page = page_of(blocks[s]);
-    ck_assert_uint_ge(page->block_size, s * 16);
-    ck_assert_uint_eq(numalloc_usable_size(blocks[s]), page->block_size);
+  for (int c = 0; c < CLASSES; c++) {
+    ck_assert_uint_le(na_class_size(c), NA_DIRECT_MAX);
+    blocks[c] = numalloc_malloc(na_class_size(c));
+    na_page_t *page = page_of(blocks[c]);
+    ck_assert_uint_ge(page->block_size, na_class_size(c));
+    ck_assert_uint_eq(numalloc_usable_size(blocks[c]), page->block_size);
     size_t i = 0;
     while (i < distinct && pages[i] != page) i++;
     if (i == distinct) pages[distinct++] = page;
@@ -112,29 +114,32 @@ static void *shared_sizes(void *arg) {
   ck_assert_uint_eq(distinct, 7); /* 16, 32, 64, ..., 1024 */
   na_heap_t *heap = na_tls_heap;
   ck_assert_ptr_null(na_check_heap(heap));
-  ck_assert_uint_eq(numalloc_usable_size(blocks[3]), 64); /* 48 bytes, in a 64-byte block */
-  numalloc_free(blocks[3]);
+  int c48 = na_size_class(48);
+  ck_assert_uint_eq(numalloc_usable_size(blocks[c48]), 64); /* 48 bytes, in a 64-byte block */
+  numalloc_free(blocks[c48]);
   void *again = numalloc_malloc(40);
-  ck_assert_ptr_eq(again, blocks[3]); /* the bin of the page's class serves the size */
-  blocks[3] = again;
+  ck_assert_ptr_eq(again, blocks[c48]); /* the bin of the page's class serves the size */
+  blocks[c48] = again;
   ck_assert_ptr_null(na_check_heap(heap));
 
-  /* 64-byte blocks until the power of two takes its second page: 48 bytes then get their own */
-  static void *fill[4096];
-  size_t n = 0;
-  na_page_t *first = page_of(blocks[4]);
-  do fill[n] = numalloc_malloc(64);
-  while (page_of(fill[n++]) == first && n < 4096);
-  ck_assert_ptr_ne(page_of(fill[n - 1]), first);
+  /* 64-byte blocks past 16 KiB carved: 48 bytes get their own page, 64 keeps its page */
+  static void *fill[512];
+  na_page_t *first = page_of(blocks[na_size_class(64)]);
+  for (int i = 0; i < 512; i++) {
+    fill[i] = numalloc_malloc(64);
+    ck_assert_ptr_eq(page_of(fill[i]), first);
+  }
   ck_assert_ptr_null(na_check_heap(heap));
   void *own = numalloc_malloc(40);
   ck_assert_uint_eq(numalloc_usable_size(own), 48);
   ck_assert_ptr_eq(heap->direct[3], page_of(own));
-  ck_assert_ptr_eq(heap->direct_bin[3], &heap->bins[na_size_class(48)]);
-  ck_assert_uint_eq(numalloc_usable_size(numalloc_malloc(100)), 128); /* 128 still shares */
+  ck_assert_ptr_eq(heap->direct_bin[3], &heap->bins[c48]);
+  void *shared = numalloc_malloc(100);
+  ck_assert_uint_eq(numalloc_usable_size(shared), 128); /* 128 still shares */
+  numalloc_free(shared);
   numalloc_free(own);
-  for (size_t i = 0; i < n; i++) numalloc_free(fill[i]);
-  for (size_t s = 1; s < NA_DIRECT_COUNT; s++) numalloc_free(blocks[s]);
+  for (int i = 0; i < 512; i++) numalloc_free(fill[i]);
+  for (int c = 0; c < CLASSES; c++) numalloc_free(blocks[c]);
   ck_assert_ptr_null(na_check_heap(heap));
   return NULL;
 }
