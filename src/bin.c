@@ -32,8 +32,6 @@ void na_bins_init(na_heap_t *heap) {
     heap->bins[c].capacity = (uint32_t)(room > NA_BIN_SLOTS ? NA_BIN_SLOTS : room);
   }
   for (int c = 0; c < NA_CLASS_COUNT; c++) heap->class_bin[c] = &heap->bins[c];
-  for (int i = 0; i < NA_DIRECT_COUNT; i++)
-    heap->direct_bin[i] = &heap->bins[na_size_class((size_t)i * 16)];
 }
 
 void na_bins_account(na_heap_t *heap, int ran_on) {

@@ -114,13 +114,12 @@ static int slow_path_class(na_heap_t *heap, int size_class) {
 }
 
 void na_heap_init(na_heap_t *heap, struct na_tld_s *tld, int arena_index) {
-  for (int i = 0; i < NA_DIRECT_COUNT; i++) heap->direct[i] = &na_page_empty;
   for (int c = 0; c < NA_CLASS_COUNT; c++) heap->current[c] = &na_page_empty;
   heap->tld = tld;
   heap->arena_index = arena_index;
   heap->spare_room = NA_SPARE_SLICES;
   na_bins_init(heap);
-  share_first_pages(heap);
+  share_first_pages(heap); /* fills the direct table, pages and bins */
 }
 
 int na_heap_serving_class(const na_heap_t *heap, int size_class) {

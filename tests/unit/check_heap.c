@@ -144,9 +144,14 @@ static void *shared_sizes(void *arg) {
   return NULL;
 }
 
-START_TEST(small_classes_share_the_first_page_of_their_power_of_two) {
+/* `fn` in a thread of its own, whose heap is made with every power of two sharing. */
+static void in_a_sharing_thread(void *(*fn)(void *)) {
   na_heap_shared_powers = 0x7f;
-  unit_run_threads(1, shared_sizes, NULL, 0);
+  unit_run_threads(1, fn, NULL, 0);
+}
+
+START_TEST(small_classes_share_the_first_page_of_their_power_of_two) {
+  in_a_sharing_thread(shared_sizes);
 }
 END_TEST
 
@@ -169,10 +174,7 @@ static void *shared_churn(void *arg) {
   return NULL;
 }
 
-START_TEST(shared_pages_keep_the_table_on_current_pages) {
-  na_heap_shared_powers = 0x7f;
-  unit_run_threads(1, shared_churn, NULL, 0);
-}
+START_TEST(shared_pages_keep_the_table_on_current_pages) { in_a_sharing_thread(shared_churn); }
 END_TEST
 
 START_TEST(exhausted_page_goes_to_full_and_comes_back) {
