@@ -294,9 +294,10 @@ START_TEST(calloc_in_a_page_with_reused_blocks) {
 }
 END_TEST
 
-/* A small calloc takes the fast path's block, the one freed last, and clears it. */
+/* calloc takes the block freed last, as malloc would, and clears it: up to 1 KiB on the fast
+ * path, above it on the slow path, which takes the bin's block before its page's. */
 START_TEST(calloc_clears_the_block_freed_last) {
-  static const size_t sizes[] = {1, 48, 1000, 1024};
+  static const size_t sizes[] = {1, 48, 1000, 1024, 1025, 4000, 20000, 60000};
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
     char *dirty = numalloc_malloc(sizes[i]);
     memset(dirty, 0xa5, sizes[i]);
